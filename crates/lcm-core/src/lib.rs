@@ -1,1 +1,21 @@
+//! Shared core of the O-RAN lifecycle manager: CRD types, the inventory model,
+//! the `byoh-workload-cluster` template, the Cluster API generator and the
+//! status mapping. Everything here is pure: no I/O, no client.
 
+pub mod capi;
+pub mod conditions;
+pub mod crd;
+pub mod inventory;
+pub mod status;
+pub mod template;
+pub mod yaml;
+
+/// Label every object created on behalf of a ProvisioningRequest carries,
+/// with the request's name as value.
+pub const PROVISIONING_REQUEST_LABEL: &str = "o2ims.provisioning.oran.org/provisioning-request";
+/// Label naming the FocomProvisioningRequest (as `<namespace>.<name>`) a ProvisioningRequest was created for.
+pub const FOCOM_REQUEST_LABEL: &str = "focom.nephio.org/focom-provisioning-request";
+/// Label naming the inventory cluster a ProvisioningRequest provisions.
+pub const CLUSTER_NAME_LABEL: &str = "focom.nephio.org/cluster-name";
+/// Label on every ByoHost whose value is the inventory host id; ByoMachineTemplate selectors pin on it.
+pub const HOST_ID_LABEL: &str = "host-id";

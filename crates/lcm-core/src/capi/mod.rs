@@ -1,0 +1,72 @@
+//! Cluster API and BYOH: the objects a ProvisioningRequest becomes, and how
+//! their status is read back.
+
+mod generate;
+mod kube_vip;
+pub mod observe;
+
+pub use generate::{Generated, generate};
+
+use kube::core::{ApiResource, GroupVersionKind};
+
+pub const CLUSTER_API: &str = "cluster.x-k8s.io/v1beta1";
+pub const CONTROL_PLANE_API: &str = "controlplane.cluster.x-k8s.io/v1beta1";
+pub const BOOTSTRAP_API: &str = "bootstrap.cluster.x-k8s.io/v1beta1";
+pub const INFRASTRUCTURE_API: &str = "infrastructure.cluster.x-k8s.io/v1beta1";
+pub const ADDONS_API: &str = "addons.cluster.x-k8s.io/v1beta1";
+
+/// Label Cluster API puts on objects of a cluster.
+pub const CAPI_CLUSTER_NAME_LABEL: &str = "cluster.x-k8s.io/cluster-name";
+/// Label Cluster API puts on control-plane Machines (and their infrastructure machines).
+pub const CONTROL_PLANE_LABEL: &str = "cluster.x-k8s.io/control-plane";
+/// Annotation that makes a MachineSet delete that Machine first on scale-in.
+pub const DELETE_MACHINE_ANNOTATION: &str = "cluster.x-k8s.io/delete-machine";
+
+/// The Cluster API kinds the operators read or write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Cluster,
+    MachineDeployment,
+    Machine,
+    KubeadmControlPlane,
+    KubeadmConfigTemplate,
+    ByoCluster,
+    ByoMachineTemplate,
+    ByoMachine,
+    ByoHost,
+    ClusterResourceSet,
+}
+
+impl Kind {
+    pub fn api_version(self) -> &'static str {
+        match self {
+            Self::Cluster | Self::MachineDeployment | Self::Machine => CLUSTER_API,
+            Self::KubeadmControlPlane => CONTROL_PLANE_API,
+            Self::KubeadmConfigTemplate => BOOTSTRAP_API,
+            Self::ByoCluster | Self::ByoMachineTemplate | Self::ByoMachine | Self::ByoHost => INFRASTRUCTURE_API,
+            Self::ClusterResourceSet => ADDONS_API,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cluster => "Cluster",
+            Self::MachineDeployment => "MachineDeployment",
+            Self::Machine => "Machine",
+            Self::KubeadmControlPlane => "KubeadmControlPlane",
+            Self::KubeadmConfigTemplate => "KubeadmConfigTemplate",
+            Self::ByoCluster => "ByoCluster",
+            Self::ByoMachineTemplate => "ByoMachineTemplate",
+            Self::ByoMachine => "ByoMachine",
+            Self::ByoHost => "ByoHost",
+            Self::ClusterResourceSet => "ClusterResourceSet",
+        }
+    }
+
+    /// The dynamic API resource (plural = lower-case kind + "s", true for every kind here).
+    pub fn api_resource(self) -> ApiResource {
+        let (group, version) = self.api_version().split_once('/').unwrap_or(("", self.api_version()));
+        let gvk = GroupVersionKind::gvk(group, version, self.name());
+        ApiResource::from_gvk_with_plural(&gvk, &format!("{}s", self.name().to_lowercase()))
+    }
+}

@@ -1,0 +1,258 @@
+//! Typed views of the status Cluster API, KCP, BYOH and their controllers write,
+//! read from the objects as JSON. Only the fields the status mapping needs.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{CAPI_CLUSTER_NAME_LABEL, CONTROL_PLANE_LABEL};
+use crate::HOST_ID_LABEL;
+
+/// A Cluster API condition (v1beta1 shape: it also has a severity).
+#[derive(Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CapiCondition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+fn condition<'a>(conditions: &'a [CapiCondition], type_: &str) -> Option<&'a CapiCondition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}
+
+fn condition_true(conditions: &[CapiCondition], type_: &str) -> bool {
+    condition(conditions, type_).is_some_and(|c| c.status == "True")
+}
+
+/// Failure fields every CAPI object of v1beta1 carries.
+#[derive(Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Failure {
+    #[serde(default)]
+    pub failure_reason: Option<String>,
+    #[serde(default)]
+    pub failure_message: Option<String>,
+}
+
+impl Failure {
+    /// `reason: message` when the object reports a failure.
+    pub fn describe(&self) -> Option<String> {
+        match (&self.failure_reason, &self.failure_message) {
+            (None, None) => None,
+            (reason, message) => Some(
+                [reason.as_deref(), message.as_deref()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(": "),
+            ),
+        }
+    }
+}
+
+fn parse<T: for<'de> Deserialize<'de> + Default>(value: &Value) -> T {
+    serde_json::from_value(value.clone()).unwrap_or_default()
+}
+
+fn replicas(value: &Value) -> i64 {
+    value.as_i64().unwrap_or(0)
+}
+
+/// `Cluster` status.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClusterView {
+    pub uid: Option<String>,
+    pub phase: Option<String>,
+    pub infrastructure_ready: bool,
+    pub control_plane_ready: bool,
+    pub ready: bool,
+    pub deleting: bool,
+    pub failure: Failure,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ClusterStatusFields {
+    #[serde(default)]
+    phase: Option<String>,
+    #[serde(default)]
+    infrastructure_ready: bool,
+    #[serde(default)]
+    control_plane_ready: bool,
+    #[serde(default)]
+    conditions: Vec<CapiCondition>,
+    #[serde(flatten)]
+    failure: Failure,
+}
+
+impl ClusterView {
+    pub fn from_object(object: &Value) -> Self {
+        let status: ClusterStatusFields = parse(&object["status"]);
+        Self {
+            uid: object["metadata"]["uid"].as_str().map(String::from),
+            phase: status.phase,
+            infrastructure_ready: status.infrastructure_ready,
+            control_plane_ready: status.control_plane_ready,
+            ready: condition_true(&status.conditions, "Ready"),
+            deleting: !object["metadata"]["deletionTimestamp"].is_null(),
+            failure: status.failure,
+        }
+    }
+}
+
+/// `KubeadmControlPlane` desired and observed state.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ControlPlaneView {
+    pub desired_replicas: i64,
+    pub desired_version: String,
+    pub replicas: i64,
+    pub ready_replicas: i64,
+    pub updated_replicas: i64,
+    pub initialized: bool,
+    pub ready: bool,
+    pub version: Option<String>,
+    pub failure: Failure,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ControlPlaneStatusFields {
+    #[serde(default)]
+    initialized: bool,
+    #[serde(default)]
+    ready: bool,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(flatten)]
+    failure: Failure,
+}
+
+impl ControlPlaneView {
+    pub fn from_object(object: &Value) -> Self {
+        let status = &object["status"];
+        let fields: ControlPlaneStatusFields = parse(status);
+        Self {
+            desired_replicas: object["spec"]["replicas"].as_i64().unwrap_or(1),
+            desired_version: object["spec"]["version"].as_str().unwrap_or_default().to_string(),
+            replicas: replicas(&status["replicas"]),
+            ready_replicas: replicas(&status["readyReplicas"]),
+            updated_replicas: replicas(&status["updatedReplicas"]),
+            initialized: fields.initialized,
+            ready: fields.ready,
+            version: fields.version,
+            failure: fields.failure,
+        }
+    }
+}
+
+/// `MachineDeployment` desired and observed state.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WorkersView {
+    pub desired_replicas: i64,
+    pub replicas: i64,
+    pub ready_replicas: i64,
+    pub updated_replicas: i64,
+    pub phase: Option<String>,
+}
+
+impl WorkersView {
+    pub fn from_object(object: &Value) -> Self {
+        let status = &object["status"];
+        Self {
+            desired_replicas: object["spec"]["replicas"].as_i64().unwrap_or(1),
+            replicas: replicas(&status["replicas"]),
+            ready_replicas: replicas(&status["readyReplicas"]),
+            updated_replicas: replicas(&status["updatedReplicas"]),
+            phase: status["phase"].as_str().map(String::from),
+        }
+    }
+}
+
+/// A `Machine`: only its failure matters to the mapping.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MachineView {
+    pub name: String,
+    pub phase: Option<String>,
+    pub failure: Failure,
+}
+
+impl MachineView {
+    pub fn from_object(object: &Value) -> Self {
+        Self {
+            name: object["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+            phase: object["status"]["phase"].as_str().map(String::from),
+            failure: parse(&object["status"]),
+        }
+    }
+}
+
+/// A `ByoMachine`: whether it found a host.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ByoMachineView {
+    pub name: String,
+    /// Whether it belongs to the control plane (`cluster.x-k8s.io/control-plane` label).
+    pub control_plane: bool,
+    /// Reason of `BYOHostReady=False`, as in `BYOHostsUnavailable`.
+    pub host_not_ready_reason: Option<String>,
+}
+
+impl ByoMachineView {
+    pub fn from_object(object: &Value) -> Self {
+        let conditions: Vec<CapiCondition> = parse(&object["status"]["conditions"]);
+        Self {
+            name: object["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+            control_plane: !object["metadata"]["labels"][CONTROL_PLANE_LABEL].is_null(),
+            host_not_ready_reason: condition(&conditions, "BYOHostReady")
+                .filter(|c| c.status == "False")
+                .and_then(|c| c.reason.clone()),
+        }
+    }
+
+    pub fn waits_for_host(&self) -> bool {
+        self.host_not_ready_reason.as_deref() == Some("BYOHostsUnavailable")
+    }
+}
+
+/// A registered host (`ByoHost`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ByoHostView {
+    pub name: String,
+    pub namespace: String,
+    pub uid: Option<String>,
+    pub host_id: Option<String>,
+    /// The cluster that claimed it (`cluster.x-k8s.io/cluster-name` label).
+    pub claimed_by: Option<String>,
+    /// Namespace of the ByoMachine that claimed it.
+    pub machine_namespace: Option<String>,
+    /// `K8sNodeBootstrapSucceeded`: None while unknown.
+    pub bootstrapped: Option<bool>,
+    pub bootstrap_reason: Option<String>,
+}
+
+impl ByoHostView {
+    pub fn from_object(object: &Value) -> Self {
+        let metadata = &object["metadata"];
+        let label = |key: &str| metadata["labels"][key].as_str().map(String::from);
+        let conditions: Vec<CapiCondition> = parse(&object["status"]["conditions"]);
+        let bootstrap = condition(&conditions, "K8sNodeBootstrapSucceeded");
+        Self {
+            name: metadata["name"].as_str().unwrap_or_default().to_string(),
+            namespace: metadata["namespace"].as_str().unwrap_or_default().to_string(),
+            uid: metadata["uid"].as_str().map(String::from),
+            host_id: label(HOST_ID_LABEL),
+            claimed_by: label(CAPI_CLUSTER_NAME_LABEL),
+            machine_namespace: object["status"]["machineRef"]["namespace"].as_str().map(String::from),
+            bootstrapped: bootstrap.map(|c| c.status == "True"),
+            bootstrap_reason: bootstrap.and_then(|c| c.reason.clone()),
+        }
+    }
+
+    /// Whether the host is claimed by the cluster `cluster` in `namespace`.
+    pub fn claimed_by_cluster(&self, namespace: &str, cluster: &str) -> bool {
+        self.claimed_by.as_deref() == Some(cluster) && self.machine_namespace.as_deref().is_none_or(|ns| ns == namespace)
+    }
+}

@@ -1,0 +1,31 @@
+//! The project's four custom resources.
+
+mod focom;
+mod provisioning_request;
+mod template_info;
+
+pub use focom::*;
+pub use provisioning_request::*;
+pub use template_info::*;
+
+use kube::CustomResourceExt;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+
+/// Every CRD the project defines, as `crds/` holds them.
+pub fn all() -> Vec<CustomResourceDefinition> {
+    vec![
+        ProvisioningRequest::crd(),
+        FocomProvisioningRequest::crd(),
+        OCloud::crd(),
+        TemplateInfo::crd(),
+    ]
+}
+
+/// Schema of a free-form JSON object (`x-kubernetes-preserve-unknown-fields`).
+pub(crate) fn free_form_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
+}
+

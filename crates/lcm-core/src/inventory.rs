@@ -1,0 +1,193 @@
+//! The inventory (`input.json`): the hosts an O-Cloud has and the clusters the
+//! SMO wants on them. The FOCOM operator turns each cluster into
+//! `byoh-workload-cluster` template parameters.
+
+use std::collections::{BTreeMap, HashSet};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::template::{ClusterParameters, Cni, Endpoint, HostAccess, HostPreparation, HostRoles, Network};
+
+/// The whole inventory file.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Inventory {
+    /// Values a cluster or host takes when it does not set its own.
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// The bare-metal hosts.
+    pub hosts: Vec<Host>,
+    /// The clusters to build on them.
+    pub clusters: Vec<Cluster>,
+}
+
+/// Inventory-wide defaults.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Defaults {
+    #[serde(default = "default_kubernetes_version")]
+    pub kubernetes_version: String,
+    #[serde(default = "default_ssh_user")]
+    pub ssh_user: String,
+    #[serde(default = "default_port")]
+    pub control_plane_port: i32,
+    #[serde(default)]
+    pub network: Network,
+    #[serde(default)]
+    pub cni: Cni,
+    #[serde(default = "default_host_preparation")]
+    pub host_preparation: HostPreparation,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            kubernetes_version: default_kubernetes_version(),
+            ssh_user: default_ssh_user(),
+            control_plane_port: default_port(),
+            network: Network::default(),
+            cni: Cni::default(),
+            host_preparation: default_host_preparation(),
+        }
+    }
+}
+
+fn default_kubernetes_version() -> String {
+    "v1.26.6".into()
+}
+fn default_ssh_user() -> String {
+    "ubuntu".into()
+}
+fn default_port() -> i32 {
+    6443
+}
+fn default_host_preparation() -> HostPreparation {
+    HostPreparation::Auto
+}
+
+/// One bare-metal host.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Host {
+    /// Host id: the value of the ByoHost's `host-id` label.
+    pub id: String,
+    /// Hostname (the ByoHost's name).
+    pub hostname: String,
+    /// Address Ansible connects to.
+    pub address: String,
+    /// SSH user; defaults to `defaults.sshUser`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_user: Option<String>,
+    /// Free-form labels describing the host (rack, site, hardware).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One cluster definition.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Cluster {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes_version: Option<String>,
+    /// A free IP on the hosts' network for the control-plane VIP.
+    pub control_plane_endpoint: String,
+    pub control_plane_hosts: Vec<String>,
+    #[serde(default)]
+    pub worker_hosts: Vec<String>,
+    #[serde(rename = "podCIDRs", default, skip_serializing_if = "Option::is_none")]
+    pub pod_cidrs: Option<Vec<String>>,
+    #[serde(rename = "serviceCIDRs", default, skip_serializing_if = "Option::is_none")]
+    pub service_cidrs: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_domain: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cni: Option<Cni>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_preparation: Option<HostPreparation>,
+}
+
+/// Why an inventory cannot be used; names the source, the JSON path and the problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{source_name}: at {path}: {message}")]
+pub struct InventoryError {
+    pub source_name: String,
+    /// JSON path of the offending value, as in `clusters[1].workerHosts[0]`.
+    pub path: String,
+    pub message: String,
+}
+
+impl Inventory {
+    /// Parses `text` (the content of `source_name`) and checks that ids and names are unique.
+    pub fn parse(source_name: &str, text: &str) -> Result<Self, InventoryError> {
+        let error = |path: String, message: String| InventoryError { source_name: source_name.into(), path, message };
+        let deserializer = &mut serde_json::Deserializer::from_str(text);
+        let inventory: Inventory = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            // The root (and a position serde could not attribute) is `$`.
+            let path = match e.path().to_string() {
+                p if p == "." || p == "?" => "$".to_string(),
+                p => p,
+            };
+            let inner = e.into_inner();
+            error(path, format!("{inner}"))
+        })?;
+        let mut ids = HashSet::new();
+        for (i, host) in inventory.hosts.iter().enumerate() {
+            if !ids.insert(&host.id) {
+                return Err(error(format!("hosts[{i}].id"), format!("host id `{}` appears twice", host.id)));
+            }
+        }
+        let mut names = HashSet::new();
+        for (i, cluster) in inventory.clusters.iter().enumerate() {
+            if !names.insert(&cluster.name) {
+                return Err(error(format!("clusters[{i}].name"), format!("cluster `{}` appears twice", cluster.name)));
+            }
+        }
+        Ok(inventory)
+    }
+
+    pub fn host(&self, id: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.id == id)
+    }
+
+    pub fn cluster(&self, name: &str) -> Option<&Cluster> {
+        self.clusters.iter().find(|c| c.name == name)
+    }
+
+    /// Template parameters for `cluster`, defaults filled in. Hosts unknown to the inventory
+    /// are kept (the feasibility check reports them) but get no SSH access.
+    pub fn parameters(&self, cluster: &Cluster) -> ClusterParameters {
+        let defaults = &self.defaults;
+        let roles = HostRoles { control_plane: cluster.control_plane_hosts.clone(), workers: cluster.worker_hosts.clone() };
+        let host_access = roles
+            .control_plane
+            .iter()
+            .chain(&roles.workers)
+            .filter_map(|id| self.host(id))
+            .map(|host| HostAccess {
+                id: host.id.clone(),
+                hostname: Some(host.hostname.clone()),
+                address: host.address.clone(),
+                ssh_user: host.ssh_user.clone().unwrap_or_else(|| defaults.ssh_user.clone()),
+            })
+            .collect();
+        ClusterParameters {
+            cluster_name: cluster.name.clone(),
+            kubernetes_version: cluster.kubernetes_version.clone().unwrap_or_else(|| defaults.kubernetes_version.clone()),
+            control_plane_endpoint: Endpoint {
+                host: cluster.control_plane_endpoint.clone(),
+                port: defaults.control_plane_port,
+            },
+            hosts: roles,
+            network: Network {
+                pod_cidrs: cluster.pod_cidrs.clone().unwrap_or_else(|| defaults.network.pod_cidrs.clone()),
+                service_cidrs: cluster.service_cidrs.clone().unwrap_or_else(|| defaults.network.service_cidrs.clone()),
+                service_domain: cluster.service_domain.clone().unwrap_or_else(|| defaults.network.service_domain.clone()),
+            },
+            cni: cluster.cni.unwrap_or(defaults.cni),
+            host_preparation: cluster.host_preparation.unwrap_or(defaults.host_preparation),
+            host_access,
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Status mapping: Cluster API -> ProvisioningRequest -> FocomProvisioningRequest.
+
+pub mod focom;
+pub mod provisioning;

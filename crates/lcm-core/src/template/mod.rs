@@ -1,0 +1,25 @@
+//! The `byoh-workload-cluster` template (version `v1`): its parameters, their
+//! validation, and the JSON Schema a TemplateInfo publishes for them.
+
+mod parameters;
+mod validate;
+mod version;
+
+pub use parameters::*;
+pub use validate::{FieldError, ParameterErrors, validate};
+pub use version::KubernetesVersion;
+
+/// Name of the built-in template.
+pub const NAME: &str = "byoh-workload-cluster";
+/// Version of the built-in template.
+pub const VERSION: &str = "v1";
+
+/// Oldest Kubernetes minor the BYOH provider (v0.5) runs.
+pub const MIN_KUBERNETES: KubernetesVersion = KubernetesVersion::new(1, 24, 0);
+/// First Kubernetes minor Cluster API v1.4 no longer supports for workload clusters.
+pub const UNSUPPORTED_KUBERNETES: KubernetesVersion = KubernetesVersion::new(1, 28, 0);
+
+/// JSON Schema of the template's parameters, as published in its TemplateInfo.
+pub fn parameter_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(ClusterParameters)).unwrap_or_default()
+}

@@ -1,0 +1,141 @@
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Parameters of the `byoh-workload-cluster` template: one workload cluster on
+/// named bare-metal hosts.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterParameters {
+    /// Name of the workload cluster (a DNS label of at most 40 characters).
+    pub cluster_name: String,
+    /// Kubernetes version with the `v` prefix, for example `v1.26.6`.
+    pub kubernetes_version: String,
+    /// The free virtual IP (and port) the control plane is reached on; kube-vip serves it.
+    pub control_plane_endpoint: Endpoint,
+    /// Host ids (the ByoHosts' `host-id` label) in each role.
+    pub hosts: HostRoles,
+    /// Pod and service networks of the cluster.
+    #[serde(default)]
+    pub network: Network,
+    /// CNI installed into the cluster.
+    #[serde(default)]
+    pub cni: Cni,
+    /// Whether hosts without a registered ByoHost are prepared by the Ansible playbook first.
+    #[serde(default)]
+    pub host_preparation: HostPreparation,
+    /// How to reach each host over SSH, for host preparation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_access: Vec<HostAccess>,
+}
+
+/// Control-plane endpoint.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Endpoint {
+    /// IP address of the endpoint.
+    pub host: String,
+    /// TCP port of the endpoint.
+    #[serde(default = "default_port")]
+    pub port: i32,
+}
+
+fn default_port() -> i32 {
+    6443
+}
+
+/// Hosts per role.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HostRoles {
+    /// Control-plane host ids; an odd number (stacked etcd needs a majority).
+    pub control_plane: Vec<String>,
+    /// Worker host ids.
+    #[serde(default)]
+    pub workers: Vec<String>,
+}
+
+/// Cluster networks.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Network {
+    /// Pod network CIDRs.
+    #[serde(rename = "podCIDRs", default = "default_pod_cidrs")]
+    pub pod_cidrs: Vec<String>,
+    /// Service network CIDRs.
+    #[serde(rename = "serviceCIDRs", default = "default_service_cidrs")]
+    pub service_cidrs: Vec<String>,
+    /// DNS domain of services.
+    #[serde(default = "default_service_domain")]
+    pub service_domain: String,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Self {
+            pod_cidrs: default_pod_cidrs(),
+            service_cidrs: default_service_cidrs(),
+            service_domain: default_service_domain(),
+        }
+    }
+}
+
+fn default_pod_cidrs() -> Vec<String> {
+    vec!["192.168.0.0/16".into()]
+}
+
+fn default_service_cidrs() -> Vec<String> {
+    vec!["10.128.0.0/12".into()]
+}
+
+fn default_service_domain() -> String {
+    "cluster.local".into()
+}
+
+/// The CNI of the workload cluster.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Cni {
+    /// Calico, applied by a ClusterResourceSet.
+    #[default]
+    Calico,
+    /// No CNI: nodes stay NotReady until one is installed by other means.
+    None,
+}
+
+/// Host preparation policy.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum HostPreparation {
+    /// Prepare hosts that have no registered ByoHost with the Ansible playbook.
+    Auto,
+    /// Hosts are prepared and registered already.
+    #[default]
+    Skip,
+}
+
+/// SSH access to one host.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HostAccess {
+    /// Host id (the value of the ByoHost's `host-id` label).
+    pub id: String,
+    /// Hostname the host registers its ByoHost under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// IP address or DNS name Ansible connects to.
+    pub address: String,
+    /// SSH user Ansible connects as.
+    pub ssh_user: String,
+}
+
+impl ClusterParameters {
+    /// Every host of the cluster, control plane first.
+    pub fn all_hosts(&self) -> impl Iterator<Item = &String> {
+        self.hosts.control_plane.iter().chain(&self.hosts.workers)
+    }
+
+    /// Namespace of the management cluster holding this cluster's Cluster API objects.
+    pub fn namespace(&self) -> String {
+        format!("cluster-{}", self.cluster_name)
+    }
+}

@@ -1,0 +1,210 @@
+//! Validation of `byoh-workload-cluster` parameters, with messages that name
+//! the field and say what to do.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::{ClusterParameters, HostPreparation, KubernetesVersion, MIN_KUBERNETES, UNSUPPORTED_KUBERNETES};
+
+/// Longest cluster name: derived object names (`<name>-control-plane`, the
+/// namespace `cluster-<name>`) must stay within 63 characters.
+const MAX_CLUSTER_NAME: usize = 40;
+
+/// One problem with one field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError {
+    /// Path of the field, as in `templateParameters.hosts.controlPlane`.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Every problem found in a set of parameters.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ParameterErrors(pub Vec<FieldError>);
+
+impl fmt::Display for ParameterErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let all: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&all.join("; "))
+    }
+}
+
+const ROOT: &str = "templateParameters";
+
+/// Parses and validates template parameters; every error names its field.
+pub fn validate(value: &serde_json::Value) -> Result<ClusterParameters, ParameterErrors> {
+    let params: ClusterParameters = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { ROOT.to_string() } else { format!("{ROOT}.{path}") };
+        ParameterErrors(vec![FieldError { path, message: e.into_inner().to_string() }])
+    })?;
+    let mut errors = Errors::default();
+    check_cluster_name(&params.cluster_name, &mut errors);
+    check_version(&params.kubernetes_version, &mut errors);
+    check_endpoint(&params, &mut errors);
+    check_hosts(&params, &mut errors);
+    check_networks(&params, &mut errors);
+    check_host_access(&params, &mut errors);
+    if errors.0.is_empty() { Ok(params) } else { Err(ParameterErrors(errors.0)) }
+}
+
+#[derive(Default)]
+struct Errors(Vec<FieldError>);
+
+impl Errors {
+    fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.0.push(FieldError { path: format!("{ROOT}.{field}"), message: message.into() });
+    }
+}
+
+/// Whether `s` is an RFC 1123 DNS label (lower-case alphanumerics and `-`).
+pub(crate) fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Whether `s` is a valid Kubernetes label value (it becomes the ByoHost `host-id` label).
+pub(crate) fn is_label_value(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
+}
+
+fn check_cluster_name(name: &str, errors: &mut Errors) {
+    if !is_dns_label(name) || name.len() > MAX_CLUSTER_NAME {
+        errors.add(
+            "clusterName",
+            format!(
+                "`{name}` must be a DNS label (lower-case letters, digits and '-') of at most {MAX_CLUSTER_NAME} characters"
+            ),
+        );
+    }
+}
+
+fn check_version(version: &str, errors: &mut Errors) {
+    match version.parse::<KubernetesVersion>() {
+        Err(e) => errors.add("kubernetesVersion", e),
+        Ok(v) if v < MIN_KUBERNETES || v >= UNSUPPORTED_KUBERNETES => errors.add(
+            "kubernetesVersion",
+            format!(
+                "{v} is outside the range the BYOH provider supports: at least {MIN_KUBERNETES} and below {UNSUPPORTED_KUBERNETES}"
+            ),
+        ),
+        Ok(_) => {}
+    }
+}
+
+fn check_endpoint(params: &ClusterParameters, errors: &mut Errors) {
+    let endpoint = &params.control_plane_endpoint;
+    if endpoint.host.parse::<IpAddr>().is_err() {
+        errors.add(
+            "controlPlaneEndpoint.host",
+            format!("`{}` is not an IP address: give the free virtual IP kube-vip will serve", endpoint.host),
+        );
+    }
+    if !(1..=65535).contains(&endpoint.port) {
+        errors.add("controlPlaneEndpoint.port", format!("{} is not a TCP port (1-65535)", endpoint.port));
+    }
+}
+
+fn check_hosts(params: &ClusterParameters, errors: &mut Errors) {
+    let control_plane = &params.hosts.control_plane;
+    if control_plane.is_empty() || control_plane.len() % 2 == 0 {
+        errors.add(
+            "hosts.controlPlane",
+            format!(
+                "needs an odd number of hosts (1, 3, 5...) for etcd quorum, got {}",
+                control_plane.len()
+            ),
+        );
+    }
+    let mut seen = HashSet::new();
+    for (role, hosts) in [("controlPlane", control_plane), ("workers", &params.hosts.workers)] {
+        for (i, host) in hosts.iter().enumerate() {
+            if !is_label_value(host) {
+                errors.add(&format!("hosts.{role}[{i}]"), format!("`{host}` is not a valid host id (a label value)"));
+            }
+            if !seen.insert(host.as_str()) {
+                errors.add(&format!("hosts.{role}[{i}]"), format!("host `{host}` is listed more than once"));
+            }
+        }
+    }
+}
+
+fn check_networks(params: &ClusterParameters, errors: &mut Errors) {
+    let network = &params.network;
+    let mut parsed: Vec<(String, IpNet)> = Vec::new();
+    for (field, cidrs) in [("podCIDRs", &network.pod_cidrs), ("serviceCIDRs", &network.service_cidrs)] {
+        if cidrs.is_empty() {
+            errors.add(&format!("network.{field}"), "needs at least one CIDR");
+        }
+        for (i, cidr) in cidrs.iter().enumerate() {
+            let path = format!("network.{field}[{i}]");
+            match cidr.parse::<IpNet>() {
+                Ok(net) if net.trunc() == net => parsed.push((path, net)),
+                Ok(net) => errors.add(&path, format!("`{cidr}` has host bits set; did you mean {}?", net.trunc())),
+                Err(_) => errors.add(&path, format!("`{cidr}` is not a CIDR such as 10.128.0.0/12")),
+            }
+        }
+    }
+    for (i, (path_a, a)) in parsed.iter().enumerate() {
+        for (path_b, b) in &parsed[i + 1..] {
+            if a.contains(b) || b.contains(a) {
+                errors.add(path_b, format!("{b} overlaps {a} ({ROOT}.{path_a}); pod and service networks must be disjoint"));
+            }
+        }
+    }
+    if let Ok(vip) = params.control_plane_endpoint.host.parse::<IpAddr>()
+        && let Some((path, net)) = parsed.iter().find(|(_, net)| net.contains(&vip))
+    {
+        errors.add(
+            "controlPlaneEndpoint.host",
+            format!("{vip} lies inside {net} ({ROOT}.{path}); the endpoint must be on the hosts' network"),
+        );
+    }
+    if !network.service_domain.split('.').all(is_dns_label) {
+        errors.add("network.serviceDomain", format!("`{}` is not a DNS domain", network.service_domain));
+    }
+}
+
+fn check_host_access(params: &ClusterParameters, errors: &mut Errors) {
+    let cluster_hosts: HashSet<&String> = params.all_hosts().collect();
+    for (i, access) in params.host_access.iter().enumerate() {
+        if !cluster_hosts.contains(&access.id) {
+            errors.add(&format!("hostAccess[{i}].id"), format!("`{}` is not a host of this cluster", access.id));
+        }
+        if access.address.trim().is_empty() {
+            errors.add(&format!("hostAccess[{i}].address"), "must not be empty");
+        }
+        if access.ssh_user.trim().is_empty() {
+            errors.add(&format!("hostAccess[{i}].sshUser"), "must not be empty");
+        }
+    }
+    if params.host_preparation == HostPreparation::Auto {
+        let described: HashSet<&String> = params.host_access.iter().map(|a| &a.id).collect();
+        let missing: Vec<&str> = params.all_hosts().filter(|h| !described.contains(h)).map(String::as_str).collect();
+        if !missing.is_empty() {
+            errors.add(
+                "hostAccess",
+                format!(
+                    "hostPreparation is auto but no SSH access is given for {}; add them or set hostPreparation: skip",
+                    missing.join(", ")
+                ),
+            );
+        }
+    }
+}

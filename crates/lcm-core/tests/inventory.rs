@@ -1,0 +1,58 @@
+//! The inventory model: the shipped input.json, defaults and error paths.
+
+use lcm_core::inventory::Inventory;
+use lcm_core::template::{HostPreparation, validate};
+
+const SHIPPED: &str = include_str!("../../../input.json");
+
+#[test]
+fn shipped_inventory_describes_core_and_edge_on_four_hosts() {
+    let inventory = Inventory::parse("input.json", SHIPPED).expect("input.json is valid");
+    assert_eq!(inventory.hosts.len(), 4);
+    let names: Vec<&str> = inventory.clusters.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["core", "edge"]);
+}
+
+#[test]
+fn every_shipped_cluster_yields_valid_parameters() {
+    let inventory = Inventory::parse("input.json", SHIPPED).expect("valid");
+    for cluster in &inventory.clusters {
+        let params = inventory.parameters(cluster);
+        let value = serde_json::to_value(&params).expect("serializes");
+        let validated = validate(&value).unwrap_or_else(|e| panic!("{}: {e}", cluster.name));
+        assert_eq!(validated, params);
+    }
+}
+
+#[test]
+fn defaults_and_overrides_reach_the_parameters() {
+    let inventory = Inventory::parse("input.json", SHIPPED).expect("valid");
+    let core = inventory.parameters(inventory.cluster("core").expect("core"));
+    let edge = inventory.parameters(inventory.cluster("edge").expect("edge"));
+    assert_eq!(core.network.pod_cidrs, ["192.168.0.0/16"], "from defaults");
+    assert_eq!(edge.network.pod_cidrs, ["10.244.0.0/16"], "the cluster's own");
+    assert_eq!(core.host_preparation, HostPreparation::Auto);
+    let access = &core.host_access;
+    assert_eq!(access.len(), 2);
+    assert_eq!(access[0].id, "host-1");
+    assert_eq!(access[0].address, "172.20.10.11");
+    assert_eq!(access[0].ssh_user, "ubuntu");
+}
+
+#[test]
+fn errors_name_the_file_and_json_path() {
+    let cases = [
+        (r#"{"hosts": [], "clusters": [{"name": "a", "controlPlaneEndpoint": "10.0.0.1", "controlPlaneHosts": "h1"}]}"#, "clusters[0].controlPlaneHosts"),
+        (r#"{"hosts": [{"id": "h1", "hostname": "n", "address": "a", "colour": "red"}], "clusters": []}"#, "hosts[0].colour"),
+        (r#"{"hosts": [{"id": "h1", "hostname": "n", "address": "a"}, {"id": "h1", "hostname": "m", "address": "b"}], "clusters": []}"#, "hosts[1].id"),
+        (r#"{"hosts": [], "clusters": [{"name": "a", "controlPlaneEndpoint": "x", "controlPlaneHosts": []}, {"name": "a", "controlPlaneEndpoint": "y", "controlPlaneHosts": []}]}"#, "clusters[1].name"),
+        (r#"{"hosts": [], "clusters": []"#, "$"),
+        (r#"{"clusters": []}"#, "$"),
+    ];
+    for (text, path) in cases {
+        let error = Inventory::parse("inv.json", text).expect_err(text);
+        assert_eq!(error.source_name, "inv.json");
+        assert_eq!(error.path, path, "{error}");
+        assert!(error.to_string().starts_with(&format!("inv.json: at {path}: ")), "{error}");
+    }
+}

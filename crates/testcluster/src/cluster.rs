@@ -1,0 +1,126 @@
+//! The control plane handle: shared per test process, or started on its own.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use tokio::sync::OnceCell;
+
+use crate::clients;
+use crate::crds::{crd_dirs, install_crds};
+use crate::harness::Harness;
+use crate::namespace::TestNamespace;
+use crate::paths::{harness_binary, reuse_kubeconfig};
+
+/// A running control plane (or one reused through `TEST_KUBECONFIG`).
+pub struct TestCluster {
+    kubeconfig: PathBuf,
+    config: Config,
+    startup: Option<Duration>,
+    // Dropping it stops a control plane this value started; None for a reused cluster.
+    _harness: Option<Harness>,
+}
+
+static SHARED: OnceCell<TestCluster> = OnceCell::const_new();
+
+impl TestCluster {
+    /// The control plane of this test process, started on first use (or `TEST_KUBECONFIG`'s).
+    /// It lives until the process exits; then the harness sees its stdin close and cleans up.
+    pub async fn shared() -> anyhow::Result<&'static TestCluster> {
+        SHARED
+            .get_or_try_init(|| async {
+                match reuse_kubeconfig() {
+                    Some(path) => Self::reuse(path).await,
+                    None => Self::start_new().await,
+                }
+            })
+            .await
+    }
+
+    /// Starts a separate control plane owned by the caller, e.g. to play a remote O-Cloud.
+    /// It stops when the value is dropped.
+    pub async fn start_new() -> anyhow::Result<TestCluster> {
+        let binary = harness_binary();
+        let dirs = crd_dirs()?;
+        let harness = tokio::task::spawn_blocking(move || Harness::start(&binary, &dirs))
+            .await
+            .context("harness start task")??;
+        eprintln!(
+            "testcluster: control plane ready in {:.1}s ({})",
+            harness.startup.as_secs_f64(),
+            harness.kubeconfig.display()
+        );
+        let config = load_kubeconfig(&harness.kubeconfig).await?;
+        Ok(TestCluster {
+            kubeconfig: harness.kubeconfig.clone(),
+            config,
+            startup: Some(harness.startup),
+            _harness: Some(harness),
+        })
+    }
+
+    /// Uses an already running cluster and installs the CRDs through the API. The garbage
+    /// collector of such a cluster may need up to 30 s to notice new CRD types.
+    async fn reuse(kubeconfig: PathBuf) -> anyhow::Result<TestCluster> {
+        eprintln!("testcluster: using TEST_KUBECONFIG={}", kubeconfig.display());
+        let config = load_kubeconfig(&kubeconfig).await?;
+        let client = Client::try_from(config.clone())?;
+        for dir in crd_dirs()? {
+            install_crds(&client, &dir).await?;
+        }
+        Ok(TestCluster {
+            kubeconfig,
+            config,
+            startup: None,
+            _harness: None,
+        })
+    }
+
+    /// The admin kubeconfig (token of a `system:masters` user, CA embedded).
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// How long the harness took to start, as it reported; `None` for a reused cluster.
+    pub fn startup_time(&self) -> Option<Duration> {
+        self.startup
+    }
+
+    /// The admin client configuration, e.g. to hand to the code under test.
+    pub fn admin_config(&self) -> Config {
+        self.config.clone()
+    }
+
+    /// A new admin client. Must be called inside the tokio runtime that will use it.
+    pub fn admin_client(&self) -> anyhow::Result<Client> {
+        Ok(Client::try_from(self.config.clone())?)
+    }
+
+    /// A fresh namespace named `<prefix>-<random>`; call `cleanup()` on it at the end.
+    pub async fn namespace(&self, prefix: &str) -> anyhow::Result<TestNamespace> {
+        TestNamespace::create(self.admin_client()?, prefix).await
+    }
+
+    /// A client authenticated as ServiceAccount `namespace/name` (created when missing) with a
+    /// real token from the TokenRequest API, to test least-privilege RBAC.
+    pub async fn service_account_client(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> anyhow::Result<Client> {
+        clients::service_account_client(self.admin_client()?, &self.config, namespace, name).await
+    }
+
+    /// A client whose requests are authorized as `user` in `groups` (admin impersonation).
+    pub fn impersonating_client(&self, user: &str, groups: &[&str]) -> anyhow::Result<Client> {
+        clients::impersonating_client(&self.config, user, groups)
+    }
+}
+
+async fn load_kubeconfig(path: &Path) -> anyhow::Result<Config> {
+    let kubeconfig =
+        Kubeconfig::read_from(path).with_context(|| format!("read {}", path.display()))?;
+    Ok(Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?)
+}

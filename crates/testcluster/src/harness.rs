@@ -1,0 +1,93 @@
+//! Runs `testcluster up` as a child process and waits for its `READY` line.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+/// A running harness. Its stdin is the lifeline: when this value is dropped, or the test process
+/// exits and the kernel closes the pipe, the harness stops the control plane and cleans up.
+pub(crate) struct Harness {
+    child: Option<Child>,
+    lifeline: Option<ChildStdin>,
+    // Held so the harness never writes into a closed pipe (it writes nothing after READY anyway).
+    _stdout: BufReader<ChildStdout>,
+    pub(crate) kubeconfig: PathBuf,
+    pub(crate) startup: Duration,
+}
+
+impl Harness {
+    /// Starts the harness with the given CRD directories and blocks until it is ready.
+    /// Blocking: call it via `spawn_blocking`.
+    pub(crate) fn start(binary: &Path, crd_dirs: &[PathBuf]) -> anyhow::Result<Harness> {
+        if !binary.is_file() {
+            bail!(
+                "{} does not exist: build it with tools/testcluster/build.sh (or set TESTCLUSTER_BIN)",
+                binary.display()
+            );
+        }
+        let mut command = Command::new(binary);
+        command.arg("up");
+        for dir in crd_dirs {
+            command.arg("--crds").arg(dir);
+        }
+        // stderr is inherited so a failed start explains itself in the test output.
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("spawn {}", binary.display()))?;
+        let lifeline = child.stdin.take();
+        let mut stdout = BufReader::new(child.stdout.take().context("harness stdout")?);
+
+        let mut line = String::new();
+        stdout.read_line(&mut line).context("read harness stdout")?;
+        let Some((kubeconfig, startup)) = parse_ready_line(&line) else {
+            let status = child.wait().ok();
+            bail!("testcluster up did not become ready (exit status {status:?}, stdout {line:?})");
+        };
+        Ok(Harness {
+            child: Some(child),
+            lifeline,
+            _stdout: stdout,
+            kubeconfig,
+            startup,
+        })
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        drop(self.lifeline.take()); // EOF on the harness's stdin: it shuts down by itself
+        if let Some(mut child) = self.child.take() {
+            // Reap in the background so dropping never blocks a test on the shutdown.
+            std::thread::spawn(move || child.wait());
+        }
+    }
+}
+
+/// Parses `READY <kubeconfig-path> <seconds-to-start>`.
+fn parse_ready_line(line: &str) -> Option<(PathBuf, Duration)> {
+    let (path, seconds) = line.trim_end().strip_prefix("READY ")?.rsplit_once(' ')?;
+    let seconds: f64 = seconds.parse().ok()?;
+    Some((PathBuf::from(path), Duration::try_from_secs_f64(seconds).ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ready_line() {
+        assert_eq!(
+            parse_ready_line("READY /tmp/x/kubeconfig 4.25\n"),
+            Some((PathBuf::from("/tmp/x/kubeconfig"), Duration::from_millis(4250)))
+        );
+        assert_eq!(parse_ready_line("READY /tmp/x/kubeconfig"), None);
+        assert_eq!(parse_ready_line("error: boom"), None);
+        assert_eq!(parse_ready_line(""), None);
+    }
+}

@@ -1,0 +1,31 @@
+//! Test support: a real Kubernetes control plane for integration tests.
+//!
+//! [`TestCluster::shared`] starts one control plane per test binary (the Go harness in
+//! `tools/testcluster`: etcd, kube-apiserver v1.36 with RBAC, and kube-controller-manager with the
+//! garbage-collector and namespace controllers), with this project's CRDs and the upstream Cluster
+//! API / BYOH CRDs installed. Tests share it and isolate themselves with [`TestCluster::namespace`].
+//!
+//! Build the harness first: `tools/testcluster/build.sh`.
+//!
+//! Environment:
+//! - `TEST_KUBECONFIG`: use this running cluster instead of starting one (CRDs are applied to it).
+//! - `TESTCLUSTER_BIN`: the harness binary (default `<repo>/tools/testcluster/bin/testcluster`).
+//! - `LCM_SHARED_DIR`: the shared material (default `<repo>/../shared`).
+//!
+//! Clients are cheap to create and tied to the tokio runtime that creates them (each
+//! `#[tokio::test]` has its own), so the cluster hands out new clients instead of storing one.
+
+mod clients;
+mod cluster;
+mod crds;
+mod harness;
+mod namespace;
+mod paths;
+mod strict;
+mod wait;
+
+pub use cluster::TestCluster;
+pub use crds::{crd_dirs, install_crds};
+pub use namespace::TestNamespace;
+pub use strict::create_strict;
+pub use wait::{wait_for, wait_until};

@@ -1,0 +1,272 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+)
+
+type upOptions struct {
+	dir           string
+	crdDirs       stringList
+	controllers   string
+	timeout       time.Duration
+	stdinLifeline bool
+	apiserverArgs stringList
+}
+
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+func parseUpFlags(args []string) (*upOptions, error) {
+	o := &upOptions{}
+	fs := flag.NewFlagSet("testcluster up", flag.ContinueOnError)
+	fs.StringVar(&o.dir, "dir", "", "working directory for logs, PKI, etcd data and kubeconfig\n(default: a fresh temporary directory, removed on exit)")
+	fs.Var(&o.crdDirs, "crds", "directory of CRD YAML files (multi-document allowed) to apply and wait\nfor before kube-controller-manager starts; repeatable")
+	fs.StringVar(&o.controllers, "controllers", "garbage-collector-controller,namespace-controller",
+		"kube-controller-manager --controllers; empty: no controller manager")
+	fs.DurationVar(&o.timeout, "timeout", 2*time.Minute, "give up when the control plane is not ready within this time")
+	fs.BoolVar(&o.stdinLifeline, "stdin-lifeline", true, "shut down when stdin reaches EOF (the parent process is gone);\nuse --stdin-lifeline=false when stdin is /dev/null")
+	fs.Var(&o.apiserverArgs, "apiserver-arg", "extra kube-apiserver flag, e.g. --apiserver-arg=--v=4; repeatable")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: testcluster up [flags]
+
+Starts etcd (in this process), kube-apiserver and kube-controller-manager (child processes),
+writes <dir>/kubeconfig (admin token, CA embedded) and prints one line to stdout:
+  READY <kubeconfig-path> <seconds-to-start>
+Component logs go to <dir>/*.log. Stops everything on SIGINT/SIGTERM or when stdin closes.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return o, nil
+}
+
+func runUp(args []string) int {
+	started := time.Now()
+	opts, err := parseUpFlags(args)
+	if err == flag.ErrHelp {
+		return 0
+	} else if err != nil {
+		fmt.Fprintln(os.Stderr, "testcluster up:", err)
+		return 2
+	}
+
+	ctx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer stopSignals()
+	if opts.stdinLifeline {
+		go func() {
+			_, _ = io.Copy(io.Discard, os.Stdin)
+			stopSignals()
+		}()
+	}
+
+	dir := opts.dir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "testcluster-"); err != nil {
+			fmt.Fprintln(os.Stderr, "testcluster up:", err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "testcluster up:", err)
+		return 1
+	}
+	if dir, err = filepath.Abs(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "testcluster up:", err)
+		return 1
+	}
+
+	cp := &controlPlane{dir: dir}
+	defer cp.stop()
+	startCtx, cancelStart := context.WithTimeout(ctx, opts.timeout)
+	err = cp.start(startCtx, opts)
+	cancelStart()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "testcluster up:", err)
+		cp.dumpLogs()
+		return 1
+	}
+
+	fmt.Printf("READY %s %.2f\n", cp.kubeconfig, time.Since(started).Seconds())
+
+	select {
+	case <-ctx.Done():
+		return 0
+	case <-cp.apiserver.exited:
+		fmt.Fprintf(os.Stderr, "testcluster up: kube-apiserver exited unexpectedly (%v)\n", cp.apiserver.waitErr)
+	case <-cp.controllerManagerExited():
+		fmt.Fprintf(os.Stderr, "testcluster up: kube-controller-manager exited unexpectedly (%v)\n", cp.controllerManager.waitErr)
+	case err := <-cp.etcd.Err():
+		fmt.Fprintf(os.Stderr, "testcluster up: etcd failed: %v\n", err)
+	}
+	cp.dumpLogs()
+	return 1
+}
+
+// controlPlane is one running etcd + kube-apiserver + kube-controller-manager.
+type controlPlane struct {
+	dir               string
+	kubeconfig        string
+	etcd              *embed.Etcd
+	apiserver         *child
+	controllerManager *child
+}
+
+func (cp *controlPlane) start(ctx context.Context, opts *upOptions) error {
+	p, err := newPKI(filepath.Join(cp.dir, "pki"))
+	if err != nil {
+		return err
+	}
+	var etcdURL string
+	if cp.etcd, etcdURL, err = startEtcd(ctx, cp.dir); err != nil {
+		return err
+	}
+	server, err := cp.startAPIServer(ctx, p, etcdURL, opts.apiserverArgs)
+	if err != nil {
+		return err
+	}
+	cp.kubeconfig = filepath.Join(cp.dir, "kubeconfig")
+	if err := writeKubeconfig(cp.kubeconfig, server, p); err != nil {
+		return err
+	}
+	// CRDs first: the garbage collector re-reads discovery only every 30 s, so types that exist
+	// when it starts are the ones it handles at once.
+	if len(opts.crdDirs) > 0 {
+		if _, err := installCRDs(ctx, adminRESTConfig(server, p), opts.crdDirs); err != nil {
+			return err
+		}
+	}
+	if opts.controllers != "" {
+		cp.controllerManager, err = startChild(cp.dir, "kube-controller-manager",
+			"--kubeconfig="+cp.kubeconfig,
+			"--controllers="+opts.controllers,
+			"--leader-elect=false",
+			"--secure-port=0", // no serving, so no delegated authn/authz setup and no port to pick
+		)
+	}
+	return err
+}
+
+// startAPIServer starts kube-apiserver on a free port, retrying with another port when one was
+// taken between picking and binding it. It returns the server URL once the apiserver is ready.
+func (cp *controlPlane) startAPIServer(ctx context.Context, p *pki, etcdURL string, extraArgs []string) (string, error) {
+	for attempt := 0; ; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			return "", err
+		}
+		server := "https://127.0.0.1:" + strconv.Itoa(port)
+		args := append([]string{
+			"--etcd-servers=" + etcdURL,
+			"--bind-address=127.0.0.1",
+			"--advertise-address=127.0.0.1", // also avoids needing a default route
+			"--secure-port=" + strconv.Itoa(port),
+			"--tls-cert-file=" + p.servingCert,
+			"--tls-private-key-file=" + p.servingKey,
+			"--cert-dir=" + p.dir,
+			"--token-auth-file=" + p.tokenAuthFile,
+			"--authorization-mode=RBAC",
+			"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+			"--service-account-signing-key-file=" + p.saSigningKey,
+			"--service-account-key-file=" + p.saSigningKey,
+			"--service-cluster-ip-range=10.0.0.0/24",
+			// No serviceaccount-controller runs, so namespaces get no "default" ServiceAccount
+			// and the admission plugin would reject every Pod.
+			"--disable-admission-plugins=ServiceAccount",
+			"--allow-privileged=true",
+			// The loopback advertise address cannot be published in the kubernetes Endpoints.
+			"--endpoint-reconciler-type=none",
+			"--enable-priority-and-fairness=false",
+			"--profiling=false",
+		}, extraArgs...)
+		if cp.apiserver, err = startChild(cp.dir, "kube-apiserver", args...); err != nil {
+			return "", err
+		}
+		err = waitAPIServerReady(ctx, adminRESTConfig(server, p), cp.apiserver)
+		if err == nil {
+			return server, nil
+		}
+		if attempt >= 3 || !cp.apiserver.hasExited() || !logContains(cp.apiserver.logPath, "address already in use") {
+			return "", err
+		}
+		_ = os.Rename(cp.apiserver.logPath, cp.apiserver.logPath+"."+strconv.Itoa(attempt))
+	}
+}
+
+func (cp *controlPlane) controllerManagerExited() <-chan struct{} {
+	if cp.controllerManager == nil {
+		return nil // blocks forever in select
+	}
+	return cp.controllerManager.exited
+}
+
+// stop shuts down in reverse start order so that no component loses its backend while running.
+func (cp *controlPlane) stop() {
+	if cp.controllerManager != nil {
+		cp.controllerManager.stop(10 * time.Second)
+	}
+	if cp.apiserver != nil {
+		cp.apiserver.stop(20 * time.Second)
+	}
+	if cp.etcd != nil {
+		cp.etcd.Close()
+	}
+}
+
+// dumpLogs copies the end of each component log to stderr, since a temporary dir is removed.
+func (cp *controlPlane) dumpLogs() {
+	for _, name := range []string{"etcd", "kube-apiserver", "kube-controller-manager"} {
+		lines := tail(filepath.Join(cp.dir, name+".log"), 25)
+		if len(lines) == 0 {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "--- last lines of %s.log ---\n", name)
+		for _, l := range lines {
+			fmt.Fprintln(os.Stderr, l)
+		}
+	}
+}
+
+func tail(path string, n int) []string {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var lines []string
+	scanner := bufio.NewScanner(f)
+	scanner.Buffer(make([]byte, 64*1024), 1024*1024)
+	for scanner.Scan() {
+		lines = append(lines, scanner.Text())
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	return lines
+}
+
+func logContains(path, needle string) bool {
+	data, err := os.ReadFile(path)
+	return err == nil && strings.Contains(string(data), needle)
+}
