@@ -5,6 +5,7 @@
 pub mod capi;
 pub mod conditions;
 pub mod crd;
+pub mod focom;
 pub mod inventory;
 pub mod status;
 pub mod template;

@@ -6,7 +6,7 @@ mod validate;
 mod version;
 
 pub use parameters::*;
-pub use validate::{FieldError, ParameterErrors, validate};
+pub use validate::{FieldError, ParameterErrors, validate, validate_request};
 pub use version::KubernetesVersion;
 
 /// Name of the built-in template.

@@ -208,3 +208,39 @@ fn check_host_access(params: &ClusterParameters, errors: &mut Errors) {
         }
     }
 }
+
+/// Validates a whole request for this template: template name and version, the request's
+/// name (it becomes a label value on every generated object) and the parameters.
+pub fn validate_request(
+    request_name: &str,
+    template_name: &str,
+    template_version: &str,
+    parameters: &serde_json::Value,
+) -> Result<ClusterParameters, ParameterErrors> {
+    let mut errors = Vec::new();
+    if template_name != super::NAME {
+        errors.push(FieldError {
+            path: "templateName".into(),
+            message: format!("unknown template `{template_name}`; this O-Cloud provides `{}`", super::NAME),
+        });
+    } else if template_version != super::VERSION {
+        errors.push(FieldError {
+            path: "templateVersion".into(),
+            message: format!("unknown version `{template_version}` of {}; available: {}", super::NAME, super::VERSION),
+        });
+    }
+    if !is_label_value(request_name) {
+        errors.push(FieldError {
+            path: "metadata.name".into(),
+            message: format!("`{request_name}` must be at most 63 characters of letters, digits, '-', '_' or '.'"),
+        });
+    }
+    match validate(parameters) {
+        Ok(params) if errors.is_empty() => Ok(params),
+        Ok(_) => Err(ParameterErrors(errors)),
+        Err(ParameterErrors(more)) => {
+            errors.extend(more);
+            Err(ParameterErrors(errors))
+        }
+    }
+}

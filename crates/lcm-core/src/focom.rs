@@ -1,0 +1,186 @@
+//! What a FocomProvisioningRequest asks for: which clusters, whether that is
+//! feasible, and the ProvisioningRequest each cluster becomes.
+
+use std::collections::{BTreeMap, HashMap};
+
+use kube::api::ObjectMeta;
+
+use crate::crd::{FocomProvisioningRequest, ProvisioningRequest, ProvisioningRequestSpec};
+use crate::inventory::Inventory;
+use crate::template::{self, ClusterParameters};
+use crate::{CLUSTER_NAME_LABEL, FOCOM_REQUEST_LABEL};
+
+/// Namespace of the UUIDv5 names of generated ProvisioningRequests.
+const NAME_NAMESPACE: uuid::Uuid = uuid::uuid!("0b6f3c2a-5d1e-4e8f-9a7b-3c2d1e0f4a5b");
+
+/// One cluster a request selects, with the template parameters it is provisioned from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Selected {
+    pub name: String,
+    pub parameters: ClusterParameters,
+}
+
+/// A problem with a request, naming where it is.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl Problem {
+    fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { path: path.into(), message: message.into() }
+    }
+}
+
+/// The clusters `request` selects, with their parameters. Inventory-based selection needs the
+/// inventory, and every host it names must be in it; a template request (`templateParameters`)
+/// describes its cluster in full.
+pub fn select(request: &FocomProvisioningRequest, inventory: Option<&Inventory>) -> Result<Vec<Selected>, Vec<Problem>> {
+    let spec = &request.spec;
+    if let Some(parameters) = &spec.template_parameters {
+        let parameters = template::validate(parameters)
+            .map_err(|e| e.0.into_iter().map(|f| Problem::new(format!("spec.{}", f.path), f.message)).collect::<Vec<_>>())?;
+        return Ok(vec![Selected { name: parameters.cluster_name.clone(), parameters }]);
+    }
+    let inventory = inventory.ok_or_else(|| vec![Problem::new("spec", "selecting clusters by name needs the inventory")])?;
+    let clusters: Vec<_> = if spec.all_clusters == Some(true) {
+        inventory.clusters.iter().collect()
+    } else {
+        let names = spec.cluster_names.as_deref().unwrap_or_default();
+        let unknown: Vec<Problem> = names
+            .iter()
+            .enumerate()
+            .filter(|(_, name)| inventory.cluster(name).is_none())
+            .map(|(i, name)| Problem::new(format!("spec.clusterNames[{i}]"), format!("no cluster `{name}` in the inventory")))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(unknown);
+        }
+        names.iter().filter_map(|name| inventory.cluster(name)).collect()
+    };
+    let mut problems = Vec::new();
+    let mut selected = Vec::new();
+    for cluster in clusters {
+        let path = format!("cluster `{}`", cluster.name);
+        let unknown: Vec<Problem> = cluster
+            .control_plane_hosts
+            .iter()
+            .chain(&cluster.worker_hosts)
+            .filter(|host| inventory.host(host).is_none())
+            .map(|host| Problem::new(&path, format!("host `{host}` is not in the inventory")))
+            .collect();
+        if !unknown.is_empty() {
+            problems.extend(unknown);
+            continue;
+        }
+        let parameters = inventory.parameters(cluster);
+        // Parameters from the inventory are checked like any other request's.
+        match serde_json::to_value(&parameters).map(|v| template::validate(&v)) {
+            Ok(Ok(parameters)) => selected.push(Selected { name: cluster.name.clone(), parameters }),
+            Ok(Err(errors)) => problems.extend(errors.0.into_iter().map(|f| Problem::new(&path, f.to_string()))),
+            Err(e) => problems.push(Problem::new(&path, e.to_string())),
+        }
+    }
+    if problems.is_empty() { Ok(selected) } else { Err(problems) }
+}
+
+/// Hosts and endpoint an existing ProvisioningRequest holds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Claim {
+    /// Name of the ProvisioningRequest.
+    pub request: String,
+    pub cluster: String,
+    pub hosts: Vec<String>,
+    pub endpoint: String,
+}
+
+impl Claim {
+    /// The claim of an existing ProvisioningRequest, if its parameters are readable.
+    pub fn of(request: &ProvisioningRequest) -> Option<Self> {
+        let params: ClusterParameters = serde_json::from_value(request.spec.template_parameters.clone()).ok()?;
+        Some(Self {
+            request: request.metadata.name.clone().unwrap_or_default(),
+            cluster: params.cluster_name.clone(),
+            hosts: params.all_hosts().cloned().collect(),
+            endpoint: params.control_plane_endpoint.host.clone(),
+        })
+    }
+}
+
+/// Whether the selected clusters can be provisioned together, next to the existing requests
+/// (`existing`; those named in `own` are this request's and do not conflict). Every conflict is reported.
+pub fn feasibility(selected: &[Selected], own: &[String], existing: &[Claim]) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let others: Vec<&Claim> = existing.iter().filter(|c| !own.contains(&c.request)).collect();
+    let mut host_users: HashMap<&str, &str> = HashMap::new();
+    let mut endpoint_users: HashMap<&str, &str> = HashMap::new();
+    for cluster in selected {
+        let path = format!("cluster `{}`", cluster.name);
+        for host in cluster.parameters.all_hosts() {
+            if let Some(first) = host_users.insert(host, &cluster.name) {
+                problems.push(Problem::new(&path, format!("host `{host}` is also selected for cluster `{first}`")));
+            }
+            if let Some(claim) = others.iter().find(|c| c.hosts.contains(host)) {
+                problems.push(Problem::new(
+                    &path,
+                    format!("host `{host}` is already used by cluster `{}` (ProvisioningRequest {})", claim.cluster, claim.request),
+                ));
+            }
+        }
+        let endpoint = cluster.parameters.control_plane_endpoint.host.as_str();
+        if let Some(first) = endpoint_users.insert(endpoint, &cluster.name) {
+            problems.push(Problem::new(&path, format!("endpoint {endpoint} is also the endpoint of cluster `{first}`")));
+        }
+        if let Some(claim) = others.iter().find(|c| c.endpoint == endpoint) {
+            problems.push(Problem::new(
+                &path,
+                format!("endpoint {endpoint} is already used by cluster `{}` (ProvisioningRequest {})", claim.cluster, claim.request),
+            ));
+        }
+        if let Some(claim) = others.iter().find(|c| c.cluster == cluster.name) {
+            problems.push(Problem::new(
+                &path,
+                format!("a cluster of this name is already provisioned by ProvisioningRequest {}", claim.request),
+            ));
+        }
+    }
+    problems
+}
+
+/// Deterministic name of the ProvisioningRequest for `cluster` of the request `namespace/name`.
+pub fn request_name(namespace: &str, name: &str, cluster: &str) -> String {
+    uuid::Uuid::new_v5(&NAME_NAMESPACE, format!("{namespace}/{name}/{cluster}").as_bytes()).to_string()
+}
+
+/// Value of [`FOCOM_REQUEST_LABEL`] for a FocomProvisioningRequest.
+pub fn owner_label(namespace: &str, name: &str) -> String {
+    format!("{namespace}.{name}")
+}
+
+/// The ProvisioningRequest provisioning `cluster` for `request`.
+pub fn provisioning_request(request: &FocomProvisioningRequest, cluster: &Selected) -> ProvisioningRequest {
+    let namespace = request.metadata.namespace.clone().unwrap_or_default();
+    let name = request.metadata.name.clone().unwrap_or_default();
+    let labels = BTreeMap::from([
+        (FOCOM_REQUEST_LABEL.to_string(), owner_label(&namespace, &name)),
+        (CLUSTER_NAME_LABEL.to_string(), cluster.name.clone()),
+    ]);
+    let spec = &request.spec;
+    ProvisioningRequest {
+        metadata: ObjectMeta {
+            name: Some(request_name(&namespace, &name, &cluster.name)),
+            labels: Some(labels),
+            ..Default::default()
+        },
+        spec: ProvisioningRequestSpec {
+            name: Some(spec.name.clone().map_or_else(|| cluster.name.clone(), |n| format!("{n}: {}", cluster.name))),
+            description: spec.description.clone(),
+            template_name: spec.template_name.clone(),
+            template_version: spec.template_version.clone(),
+            template_parameters: serde_json::to_value(&cluster.parameters).unwrap_or_default(),
+        },
+        status: None,
+    }
+}

@@ -1,0 +1,241 @@
+//! Status mapping tables: Cluster API -> ProvisioningRequest -> FocomProvisioningRequest.
+
+use lcm_core::capi::observe::{ByoHostView, ByoMachineView, ClusterView, ControlPlaneView, Failure, MachineView, WorkersView};
+use lcm_core::crd::{FocomPhase, Operation, ProvisioningState, ResourceProvisioningPhase};
+use lcm_core::status::focom::{ClusterState, aggregate, ready_count};
+use lcm_core::status::provisioning::{Observed, cluster_progress, host_phase};
+use serde_json::json;
+
+/// A fully provisioned cluster: 3 control-plane nodes and 2 workers Ready at v1.26.6.
+fn provisioned() -> Observed {
+    Observed {
+        cluster: Some(ClusterView {
+            uid: Some("uid-1".into()),
+            phase: Some("Provisioned".into()),
+            infrastructure_ready: true,
+            control_plane_ready: true,
+            ready: true,
+            ..Default::default()
+        }),
+        control_plane: Some(ControlPlaneView {
+            desired_replicas: 3,
+            desired_version: "v1.26.6".into(),
+            replicas: 3,
+            ready_replicas: 3,
+            updated_replicas: 3,
+            initialized: true,
+            ready: true,
+            version: Some("v1.26.6".into()),
+            ..Default::default()
+        }),
+        workers: Some(WorkersView {
+            desired_replicas: 2,
+            replicas: 2,
+            ready_replicas: 2,
+            updated_replicas: 2,
+            phase: Some("Running".into()),
+        }),
+        machines: vec![],
+        byo_machines: vec![],
+    }
+}
+
+fn failure(reason: &str, message: &str) -> Failure {
+    Failure { failure_reason: Some(reason.into()), failure_message: Some(message.into()) }
+}
+
+fn reason_of(observed: &Observed, type_: &str) -> String {
+    let progress = cluster_progress(observed);
+    progress.conditions.iter().find(|c| c.type_ == type_).map(|c| c.reason.clone()).unwrap_or_default()
+}
+
+#[test]
+fn provisioning_state_table() {
+    type Edit = fn(&mut Observed);
+    let rows: Vec<(&str, Edit, ProvisioningState, &str)> = vec![
+        ("all ready", |_| {}, ProvisioningState::Fulfilled, "control plane and all workers are Ready"),
+        ("no Cluster yet", |o| *o = Observed::default(), ProvisioningState::Progressing, "waiting for the Cluster"),
+        (
+            "phase Provisioned but no node up",
+            |o| {
+                let cp = o.control_plane.as_mut().expect("cp");
+                cp.initialized = false;
+                cp.ready = false;
+                cp.ready_replicas = 0;
+                if let Some(c) = o.cluster.as_mut() {
+                    c.ready = false;
+                    c.control_plane_ready = false;
+                }
+            },
+            ProvisioningState::Progressing,
+            "waiting for kubeadm init",
+        ),
+        (
+            "control plane up, a worker not Ready",
+            |o| o.workers.as_mut().expect("md").ready_replicas = 1,
+            ProvisioningState::Progressing,
+            "1/2 worker nodes ready",
+        ),
+        (
+            "control plane upgrading",
+            |o| {
+                let cp = o.control_plane.as_mut().expect("cp");
+                cp.desired_version = "v1.27.3".into();
+                cp.updated_replicas = 1;
+            },
+            ProvisioningState::Progressing,
+            "rolling out v1.27.3: 1/3 machines updated",
+        ),
+        (
+            "workers scaling in",
+            |o| {
+                let md = o.workers.as_mut().expect("md");
+                md.desired_replicas = 1;
+            },
+            ProvisioningState::Progressing,
+            "removing 1 machine(s)",
+        ),
+        (
+            "machine waits for a free host",
+            |o| {
+                o.workers.as_mut().expect("md").ready_replicas = 1;
+                o.byo_machines.push(ByoMachineView {
+                    name: "demo-md-0-x".into(),
+                    control_plane: false,
+                    host_not_ready_reason: Some("BYOHostsUnavailable".into()),
+                });
+            },
+            ProvisioningState::Progressing,
+            "1 machine(s) wait for a free host",
+        ),
+        (
+            "Cluster failure",
+            |o| o.cluster.as_mut().expect("cluster").failure = failure("InvalidConfiguration", "bad endpoint"),
+            ProvisioningState::Failed,
+            "Cluster failed: InvalidConfiguration: bad endpoint",
+        ),
+        (
+            "KCP failure",
+            |o| o.control_plane.as_mut().expect("cp").failure = failure("UpdateError", "etcd unhealthy"),
+            ProvisioningState::Failed,
+            "KubeadmControlPlane failed: UpdateError: etcd unhealthy",
+        ),
+        (
+            "Machine failure",
+            |o| {
+                o.machines.push(MachineView {
+                    name: "demo-md-0-abc".into(),
+                    phase: Some("Failed".into()),
+                    failure: failure("BootstrapFailed", "kubeadm join failed"),
+                })
+            },
+            ProvisioningState::Failed,
+            "Machine demo-md-0-abc failed: BootstrapFailed: kubeadm join failed",
+        ),
+        (
+            "MachineDeployment phase Failed",
+            |o| o.workers.as_mut().expect("md").phase = Some("Failed".into()),
+            ProvisioningState::Failed,
+            "MachineDeployment is in phase Failed",
+        ),
+    ];
+    for (name, edit, state, message) in rows {
+        let mut observed = provisioned();
+        edit(&mut observed);
+        let progress = cluster_progress(&observed);
+        assert_eq!(progress.state, state, "{name}: {}", progress.message);
+        assert!(progress.message.contains(message), "{name}: {:?} should contain {message:?}", progress.message);
+    }
+}
+
+#[test]
+fn stage_conditions_name_what_is_waited_for() {
+    let mut observed = provisioned();
+    assert_eq!(reason_of(&observed, "ControlPlaneReady"), "Ready");
+    assert_eq!(reason_of(&observed, "WorkersReady"), "Ready");
+    observed.byo_machines.push(ByoMachineView {
+        name: "demo-control-plane-x".into(),
+        control_plane: true,
+        host_not_ready_reason: Some("BYOHostsUnavailable".into()),
+    });
+    observed.control_plane.as_mut().expect("cp").ready_replicas = 2;
+    assert_eq!(reason_of(&observed, "ControlPlaneReady"), "WaitingForHosts");
+    assert_eq!(reason_of(&observed, "WorkersReady"), "Ready");
+    assert_eq!(reason_of(&Observed::default(), "WorkersReady"), "NotCreated");
+}
+
+#[test]
+fn host_phase_table() {
+    let host = |labels: serde_json::Value, bootstrap: Option<(&str, &str)>| {
+        let conditions: Vec<_> = bootstrap
+            .map(|(status, reason)| json!({"type": "K8sNodeBootstrapSucceeded", "status": status, "reason": reason}))
+            .into_iter()
+            .collect();
+        ByoHostView::from_object(&json!({
+            "metadata": {"name": "n1", "namespace": "pool", "uid": "u1", "labels": labels},
+            "status": {"conditions": conditions, "machineRef": {"namespace": "cluster-demo"}},
+        }))
+    };
+    let ours = json!({"host-id": "h1", "cluster.x-k8s.io/cluster-name": "demo"});
+    let theirs = json!({"host-id": "h1", "cluster.x-k8s.io/cluster-name": "other"});
+    let free = json!({"host-id": "h1"});
+    let rows = [
+        (None, ResourceProvisioningPhase::AwaitingFreeResources),
+        (Some(host(free, Some(("False", "WaitingForMachineRefToBeAssigned")))), ResourceProvisioningPhase::AwaitingFreeResources),
+        (Some(host(theirs, None)), ResourceProvisioningPhase::AwaitingFreeResources),
+        (Some(host(ours.clone(), Some(("False", "BootstrapDataSecretUnavailable")))), ResourceProvisioningPhase::Processing),
+        (Some(host(ours.clone(), Some(("False", "CloudInitExecutionFailed")))), ResourceProvisioningPhase::Failed),
+        (Some(host(ours, Some(("True", "")))), ResourceProvisioningPhase::Provisioned),
+    ];
+    for (i, (view, phase)) in rows.into_iter().enumerate() {
+        assert_eq!(host_phase(view.as_ref(), "cluster-demo", "demo"), phase, "row {i}");
+    }
+}
+
+#[test]
+fn capi_objects_parse_into_views() {
+    let kcp = ControlPlaneView::from_object(&json!({
+        "spec": {"replicas": 3, "version": "v1.26.6"},
+        "status": {"replicas": 3, "readyReplicas": 2, "updatedReplicas": 3, "initialized": true, "ready": true,
+                   "version": "v1.26.6", "failureReason": "UpdateError"},
+    }));
+    assert_eq!((kcp.desired_replicas, kcp.ready_replicas), (3, 2));
+    assert_eq!(kcp.failure.describe().as_deref(), Some("UpdateError"));
+    let cluster = ClusterView::from_object(&json!({
+        "metadata": {"uid": "abc", "deletionTimestamp": "2026-01-01T00:00:00Z"},
+        "status": {"phase": "Provisioned", "infrastructureReady": true,
+                   "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": "2026-01-01T00:00:00Z"}]},
+    }));
+    assert!(cluster.deleting && cluster.infrastructure_ready && !cluster.ready);
+    let md = WorkersView::from_object(&json!({"spec": {"replicas": 0}}));
+    assert_eq!((md.desired_replicas, md.ready_replicas), (0, 0));
+}
+
+fn row(name: &str, state: Option<ProvisioningState>, message: &str) -> ClusterState {
+    ClusterState { name: name.into(), state, message: message.into() }
+}
+
+#[test]
+fn focom_phase_table() {
+    use ProvisioningState::*;
+    let rows: Vec<(Operation, Vec<ClusterState>, FocomPhase, &str)> = vec![
+        (Operation::Create, vec![row("core", Some(Fulfilled), ""), row("edge", Some(Fulfilled), "")], FocomPhase::Synced, "2 cluster(s)"),
+        (Operation::Create, vec![row("core", Some(Fulfilled), ""), row("edge", Some(Progressing), "")], FocomPhase::Creating, "edge is progressing"),
+        (Operation::Create, vec![row("core", Some(Pending), ""), row("edge", None, "")], FocomPhase::Creating, "edge is not requested yet"),
+        (
+            Operation::Create,
+            vec![row("core", Some(Failed), "Machine m failed"), row("edge", Some(Progressing), "")],
+            FocomPhase::Failed,
+            "failed clusters: core: Machine m failed",
+        ),
+        (Operation::Scale, vec![row("core", Some(Progressing), "")], FocomPhase::Creating, "core is progressing"),
+        (Operation::Delete, vec![row("core", Some(Deleting), ""), row("edge", None, "")], FocomPhase::Deleting, "deleting core"),
+        (Operation::Delete, vec![row("core", None, ""), row("edge", None, "")], FocomPhase::Deleted, "all selected"),
+    ];
+    for (i, (operation, clusters, phase, message)) in rows.into_iter().enumerate() {
+        let (got, text) = aggregate(operation, &clusters);
+        assert_eq!(got, phase, "row {i}: {text}");
+        assert!(text.contains(message), "row {i}: {text:?} should contain {message:?}");
+    }
+    assert_eq!(ready_count(&[row("a", Some(Fulfilled), ""), row("b", Some(Failed), "")]), "1/2");
+}
