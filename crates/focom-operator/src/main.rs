@@ -7,7 +7,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(version, about = "FOCOM operator: FocomProvisioningRequest -> ProvisioningRequests")]
+#[command(
+    version,
+    about = "FOCOM operator: FocomProvisioningRequest -> ProvisioningRequests"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

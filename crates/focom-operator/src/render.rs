@@ -19,15 +19,20 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> Result<()> {
-    let text = std::fs::read_to_string(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-    let request: FocomProvisioningRequest =
-        yaml::from_str(&text).with_context(|| format!("{} is not a FocomProvisioningRequest", args.file.display()))?;
-    let inventory_text =
-        std::fs::read_to_string(&args.inventory).with_context(|| format!("reading {}", args.inventory.display()))?;
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let request: FocomProvisioningRequest = yaml::from_str(&text)
+        .with_context(|| format!("{} is not a FocomProvisioningRequest", args.file.display()))?;
+    let inventory_text = std::fs::read_to_string(&args.inventory)
+        .with_context(|| format!("reading {}", args.inventory.display()))?;
     let inventory = Inventory::parse(&args.inventory.display().to_string(), &inventory_text)?;
     let fail = |problems: Vec<Problem>| -> anyhow::Error {
         let lines: Vec<String> = problems.iter().map(|p| format!("  {p}")).collect();
-        anyhow::anyhow!("{}: cannot be provisioned:\n{}", args.file.display(), lines.join("\n"))
+        anyhow::anyhow!(
+            "{}: cannot be provisioned:\n{}",
+            args.file.display(),
+            lines.join("\n")
+        )
     };
     let selected = focom::select(&request, Some(&inventory)).map_err(fail)?;
     let problems = focom::feasibility(&selected, &[], &[]);
@@ -37,7 +42,10 @@ pub fn run(args: &Args) -> Result<()> {
     if selected.is_empty() {
         bail!("{}: selects no cluster", args.file.display());
     }
-    let requests: Vec<_> = selected.iter().map(|cluster| focom::provisioning_request(&request, cluster)).collect();
+    let requests: Vec<_> = selected
+        .iter()
+        .map(|cluster| focom::provisioning_request(&request, cluster))
+        .collect();
     print!("{}", yaml::to_multi_string(&requests)?);
     Ok(())
 }

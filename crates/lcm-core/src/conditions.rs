@@ -17,23 +17,50 @@ pub struct Desired {
 }
 
 impl Desired {
-    pub fn new(type_: &'static str, status: &'static str, reason: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { type_, status, reason: reason.into(), message: message.into() }
+    pub fn new(
+        type_: &'static str,
+        status: &'static str,
+        reason: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            type_,
+            status,
+            reason: reason.into(),
+            message: message.into(),
+        }
     }
-    pub fn true_(type_: &'static str, reason: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn true_(
+        type_: &'static str,
+        reason: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self::new(type_, TRUE, reason, message)
     }
-    pub fn false_(type_: &'static str, reason: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn false_(
+        type_: &'static str,
+        reason: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self::new(type_, FALSE, reason, message)
     }
-    pub fn unknown(type_: &'static str, reason: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn unknown(
+        type_: &'static str,
+        reason: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self::new(type_, UNKNOWN, reason, message)
     }
 }
 
 /// Merges `desired` into `existing`: a condition whose status is unchanged keeps
 /// its `lastTransitionTime`; conditions not named in `desired` are kept as they are.
-pub fn merge(existing: &[Condition], desired: &[Desired], generation: Option<i64>, now: &Time) -> Vec<Condition> {
+pub fn merge(
+    existing: &[Condition],
+    desired: &[Desired],
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
     let mut merged: Vec<Condition> = existing.to_vec();
     for d in desired {
         let transition = match existing.iter().find(|c| c.type_ == d.type_) {
@@ -78,8 +105,18 @@ mod tests {
     fn unchanged_status_keeps_transition_time() {
         let t0 = time("2026-01-01T00:00:00Z");
         let t1 = time("2026-01-01T00:05:00Z");
-        let first = merge(&[], &[Desired::false_("Ready", "Waiting", "a")], Some(1), &t0);
-        let second = merge(&first, &[Desired::false_("Ready", "StillWaiting", "b")], Some(2), &t1);
+        let first = merge(
+            &[],
+            &[Desired::false_("Ready", "Waiting", "a")],
+            Some(1),
+            &t0,
+        );
+        let second = merge(
+            &first,
+            &[Desired::false_("Ready", "StillWaiting", "b")],
+            Some(2),
+            &t1,
+        );
         assert_eq!(second[0].last_transition_time, t0);
         assert_eq!(second[0].reason, "StillWaiting");
         assert_eq!(second[0].observed_generation, Some(2));
@@ -98,7 +135,12 @@ mod tests {
     #[test]
     fn other_conditions_are_kept_in_order() {
         let t0 = time("2026-01-01T00:00:00Z");
-        let first = merge(&[], &[Desired::true_("A", "R", ""), Desired::true_("B", "R", "")], None, &t0);
+        let first = merge(
+            &[],
+            &[Desired::true_("A", "R", ""), Desired::true_("B", "R", "")],
+            None,
+            &t0,
+        );
         let second = merge(&first, &[Desired::false_("A", "R2", "")], None, &t0);
         let types: Vec<_> = second.iter().map(|c| c.type_.as_str()).collect();
         assert_eq!(types, ["A", "B"]);

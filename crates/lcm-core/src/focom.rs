@@ -30,21 +30,38 @@ pub struct Problem {
 
 impl Problem {
     fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { path: path.into(), message: message.into() }
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 
 /// The clusters `request` selects, with their parameters. Inventory-based selection needs the
 /// inventory, and every host it names must be in it; a template request (`templateParameters`)
 /// describes its cluster in full.
-pub fn select(request: &FocomProvisioningRequest, inventory: Option<&Inventory>) -> Result<Vec<Selected>, Vec<Problem>> {
+pub fn select(
+    request: &FocomProvisioningRequest,
+    inventory: Option<&Inventory>,
+) -> Result<Vec<Selected>, Vec<Problem>> {
     let spec = &request.spec;
     if let Some(parameters) = &spec.template_parameters {
-        let parameters = template::validate(parameters)
-            .map_err(|e| e.0.into_iter().map(|f| Problem::new(format!("spec.{}", f.path), f.message)).collect::<Vec<_>>())?;
-        return Ok(vec![Selected { name: parameters.cluster_name.clone(), parameters }]);
+        let parameters = template::validate(parameters).map_err(|e| {
+            e.0.into_iter()
+                .map(|f| Problem::new(format!("spec.{}", f.path), f.message))
+                .collect::<Vec<_>>()
+        })?;
+        return Ok(vec![Selected {
+            name: parameters.cluster_name.clone(),
+            parameters,
+        }]);
     }
-    let inventory = inventory.ok_or_else(|| vec![Problem::new("spec", "selecting clusters by name needs the inventory")])?;
+    let inventory = inventory.ok_or_else(|| {
+        vec![Problem::new(
+            "spec",
+            "selecting clusters by name needs the inventory",
+        )]
+    })?;
     let clusters: Vec<_> = if spec.all_clusters == Some(true) {
         inventory.clusters.iter().collect()
     } else {
@@ -53,12 +70,20 @@ pub fn select(request: &FocomProvisioningRequest, inventory: Option<&Inventory>)
             .iter()
             .enumerate()
             .filter(|(_, name)| inventory.cluster(name).is_none())
-            .map(|(i, name)| Problem::new(format!("spec.clusterNames[{i}]"), format!("no cluster `{name}` in the inventory")))
+            .map(|(i, name)| {
+                Problem::new(
+                    format!("spec.clusterNames[{i}]"),
+                    format!("no cluster `{name}` in the inventory"),
+                )
+            })
             .collect();
         if !unknown.is_empty() {
             return Err(unknown);
         }
-        names.iter().filter_map(|name| inventory.cluster(name)).collect()
+        names
+            .iter()
+            .filter_map(|name| inventory.cluster(name))
+            .collect()
     };
     let mut problems = Vec::new();
     let mut selected = Vec::new();
@@ -78,12 +103,24 @@ pub fn select(request: &FocomProvisioningRequest, inventory: Option<&Inventory>)
         let parameters = inventory.parameters(cluster);
         // Parameters from the inventory are checked like any other request's.
         match serde_json::to_value(&parameters).map(|v| template::validate(&v)) {
-            Ok(Ok(parameters)) => selected.push(Selected { name: cluster.name.clone(), parameters }),
-            Ok(Err(errors)) => problems.extend(errors.0.into_iter().map(|f| Problem::new(&path, f.to_string()))),
+            Ok(Ok(parameters)) => selected.push(Selected {
+                name: cluster.name.clone(),
+                parameters,
+            }),
+            Ok(Err(errors)) => problems.extend(
+                errors
+                    .0
+                    .into_iter()
+                    .map(|f| Problem::new(&path, f.to_string())),
+            ),
             Err(e) => problems.push(Problem::new(&path, e.to_string())),
         }
     }
-    if problems.is_empty() { Ok(selected) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(selected)
+    } else {
+        Err(problems)
+    }
 }
 
 /// Hosts and endpoint an existing ProvisioningRequest holds.
@@ -99,7 +136,8 @@ pub struct Claim {
 impl Claim {
     /// The claim of an existing ProvisioningRequest, if its parameters are readable.
     pub fn of(request: &ProvisioningRequest) -> Option<Self> {
-        let params: ClusterParameters = serde_json::from_value(request.spec.template_parameters.clone()).ok()?;
+        let params: ClusterParameters =
+            serde_json::from_value(request.spec.template_parameters.clone()).ok()?;
         Some(Self {
             request: request.metadata.name.clone().unwrap_or_default(),
             cluster: params.cluster_name.clone(),
@@ -113,36 +151,54 @@ impl Claim {
 /// (`existing`; those named in `own` are this request's and do not conflict). Every conflict is reported.
 pub fn feasibility(selected: &[Selected], own: &[String], existing: &[Claim]) -> Vec<Problem> {
     let mut problems = Vec::new();
-    let others: Vec<&Claim> = existing.iter().filter(|c| !own.contains(&c.request)).collect();
+    let others: Vec<&Claim> = existing
+        .iter()
+        .filter(|c| !own.contains(&c.request))
+        .collect();
     let mut host_users: HashMap<&str, &str> = HashMap::new();
     let mut endpoint_users: HashMap<&str, &str> = HashMap::new();
     for cluster in selected {
         let path = format!("cluster `{}`", cluster.name);
         for host in cluster.parameters.all_hosts() {
             if let Some(first) = host_users.insert(host, &cluster.name) {
-                problems.push(Problem::new(&path, format!("host `{host}` is also selected for cluster `{first}`")));
+                problems.push(Problem::new(
+                    &path,
+                    format!("host `{host}` is also selected for cluster `{first}`"),
+                ));
             }
             if let Some(claim) = others.iter().find(|c| c.hosts.contains(host)) {
                 problems.push(Problem::new(
                     &path,
-                    format!("host `{host}` is already used by cluster `{}` (ProvisioningRequest {})", claim.cluster, claim.request),
+                    format!(
+                        "host `{host}` is already used by cluster `{}` (ProvisioningRequest {})",
+                        claim.cluster, claim.request
+                    ),
                 ));
             }
         }
         let endpoint = cluster.parameters.control_plane_endpoint.host.as_str();
         if let Some(first) = endpoint_users.insert(endpoint, &cluster.name) {
-            problems.push(Problem::new(&path, format!("endpoint {endpoint} is also the endpoint of cluster `{first}`")));
+            problems.push(Problem::new(
+                &path,
+                format!("endpoint {endpoint} is also the endpoint of cluster `{first}`"),
+            ));
         }
         if let Some(claim) = others.iter().find(|c| c.endpoint == endpoint) {
             problems.push(Problem::new(
                 &path,
-                format!("endpoint {endpoint} is already used by cluster `{}` (ProvisioningRequest {})", claim.cluster, claim.request),
+                format!(
+                    "endpoint {endpoint} is already used by cluster `{}` (ProvisioningRequest {})",
+                    claim.cluster, claim.request
+                ),
             ));
         }
         if let Some(claim) = others.iter().find(|c| c.cluster == cluster.name) {
             problems.push(Problem::new(
                 &path,
-                format!("a cluster of this name is already provisioned by ProvisioningRequest {}", claim.request),
+                format!(
+                    "a cluster of this name is already provisioned by ProvisioningRequest {}",
+                    claim.request
+                ),
             ));
         }
     }
@@ -151,7 +207,11 @@ pub fn feasibility(selected: &[Selected], own: &[String], existing: &[Claim]) ->
 
 /// Deterministic name of the ProvisioningRequest for `cluster` of the request `namespace/name`.
 pub fn request_name(namespace: &str, name: &str, cluster: &str) -> String {
-    uuid::Uuid::new_v5(&NAME_NAMESPACE, format!("{namespace}/{name}/{cluster}").as_bytes()).to_string()
+    uuid::Uuid::new_v5(
+        &NAME_NAMESPACE,
+        format!("{namespace}/{name}/{cluster}").as_bytes(),
+    )
+    .to_string()
 }
 
 /// Value of [`FOCOM_REQUEST_LABEL`] for a FocomProvisioningRequest.
@@ -160,11 +220,17 @@ pub fn owner_label(namespace: &str, name: &str) -> String {
 }
 
 /// The ProvisioningRequest provisioning `cluster` for `request`.
-pub fn provisioning_request(request: &FocomProvisioningRequest, cluster: &Selected) -> ProvisioningRequest {
+pub fn provisioning_request(
+    request: &FocomProvisioningRequest,
+    cluster: &Selected,
+) -> ProvisioningRequest {
     let namespace = request.metadata.namespace.clone().unwrap_or_default();
     let name = request.metadata.name.clone().unwrap_or_default();
     let labels = BTreeMap::from([
-        (FOCOM_REQUEST_LABEL.to_string(), owner_label(&namespace, &name)),
+        (
+            FOCOM_REQUEST_LABEL.to_string(),
+            owner_label(&namespace, &name),
+        ),
         (CLUSTER_NAME_LABEL.to_string(), cluster.name.clone()),
     ]);
     let spec = &request.spec;
@@ -175,7 +241,10 @@ pub fn provisioning_request(request: &FocomProvisioningRequest, cluster: &Select
             ..Default::default()
         },
         spec: ProvisioningRequestSpec {
-            name: Some(spec.name.clone().map_or_else(|| cluster.name.clone(), |n| format!("{n}: {}", cluster.name))),
+            name: Some(spec.name.clone().map_or_else(
+                || cluster.name.clone(),
+                |n| format!("{n}: {}", cluster.name),
+            )),
             description: spec.description.clone(),
             template_name: spec.template_name.clone(),
             template_version: spec.template_version.clone(),

@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, HashSet};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::template::{ClusterParameters, Cni, Endpoint, HostAccess, HostPreparation, HostRoles, Network};
+use crate::template::{
+    ClusterParameters, Cni, Endpoint, HostAccess, HostPreparation, HostRoles, Network,
+};
 
 /// The whole inventory file.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -98,7 +100,11 @@ pub struct Cluster {
     pub worker_hosts: Vec<String>,
     #[serde(rename = "podCIDRs", default, skip_serializing_if = "Option::is_none")]
     pub pod_cidrs: Option<Vec<String>>,
-    #[serde(rename = "serviceCIDRs", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "serviceCIDRs",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub service_cidrs: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_domain: Option<String>,
@@ -121,7 +127,11 @@ pub struct InventoryError {
 impl Inventory {
     /// Parses `text` (the content of `source_name`) and checks that ids and names are unique.
     pub fn parse(source_name: &str, text: &str) -> Result<Self, InventoryError> {
-        let error = |path: String, message: String| InventoryError { source_name: source_name.into(), path, message };
+        let error = |path: String, message: String| InventoryError {
+            source_name: source_name.into(),
+            path,
+            message,
+        };
         let deserializer = &mut serde_json::Deserializer::from_str(text);
         let inventory: Inventory = serde_path_to_error::deserialize(deserializer).map_err(|e| {
             // The root (and a position serde could not attribute) is `$`.
@@ -135,13 +145,19 @@ impl Inventory {
         let mut ids = HashSet::new();
         for (i, host) in inventory.hosts.iter().enumerate() {
             if !ids.insert(&host.id) {
-                return Err(error(format!("hosts[{i}].id"), format!("host id `{}` appears twice", host.id)));
+                return Err(error(
+                    format!("hosts[{i}].id"),
+                    format!("host id `{}` appears twice", host.id),
+                ));
             }
         }
         let mut names = HashSet::new();
         for (i, cluster) in inventory.clusters.iter().enumerate() {
             if !names.insert(&cluster.name) {
-                return Err(error(format!("clusters[{i}].name"), format!("cluster `{}` appears twice", cluster.name)));
+                return Err(error(
+                    format!("clusters[{i}].name"),
+                    format!("cluster `{}` appears twice", cluster.name),
+                ));
             }
         }
         Ok(inventory)
@@ -159,7 +175,10 @@ impl Inventory {
     /// are kept (the feasibility check reports them) but get no SSH access.
     pub fn parameters(&self, cluster: &Cluster) -> ClusterParameters {
         let defaults = &self.defaults;
-        let roles = HostRoles { control_plane: cluster.control_plane_hosts.clone(), workers: cluster.worker_hosts.clone() };
+        let roles = HostRoles {
+            control_plane: cluster.control_plane_hosts.clone(),
+            workers: cluster.worker_hosts.clone(),
+        };
         let host_access = roles
             .control_plane
             .iter()
@@ -169,24 +188,41 @@ impl Inventory {
                 id: host.id.clone(),
                 hostname: Some(host.hostname.clone()),
                 address: host.address.clone(),
-                ssh_user: host.ssh_user.clone().unwrap_or_else(|| defaults.ssh_user.clone()),
+                ssh_user: host
+                    .ssh_user
+                    .clone()
+                    .unwrap_or_else(|| defaults.ssh_user.clone()),
             })
             .collect();
         ClusterParameters {
             cluster_name: cluster.name.clone(),
-            kubernetes_version: cluster.kubernetes_version.clone().unwrap_or_else(|| defaults.kubernetes_version.clone()),
+            kubernetes_version: cluster
+                .kubernetes_version
+                .clone()
+                .unwrap_or_else(|| defaults.kubernetes_version.clone()),
             control_plane_endpoint: Endpoint {
                 host: cluster.control_plane_endpoint.clone(),
                 port: defaults.control_plane_port,
             },
             hosts: roles,
             network: Network {
-                pod_cidrs: cluster.pod_cidrs.clone().unwrap_or_else(|| defaults.network.pod_cidrs.clone()),
-                service_cidrs: cluster.service_cidrs.clone().unwrap_or_else(|| defaults.network.service_cidrs.clone()),
-                service_domain: cluster.service_domain.clone().unwrap_or_else(|| defaults.network.service_domain.clone()),
+                pod_cidrs: cluster
+                    .pod_cidrs
+                    .clone()
+                    .unwrap_or_else(|| defaults.network.pod_cidrs.clone()),
+                service_cidrs: cluster
+                    .service_cidrs
+                    .clone()
+                    .unwrap_or_else(|| defaults.network.service_cidrs.clone()),
+                service_domain: cluster
+                    .service_domain
+                    .clone()
+                    .unwrap_or_else(|| defaults.network.service_domain.clone()),
             },
             cni: cluster.cni.unwrap_or(defaults.cni),
-            host_preparation: cluster.host_preparation.unwrap_or(defaults.host_preparation),
+            host_preparation: cluster
+                .host_preparation
+                .unwrap_or(defaults.host_preparation),
             host_access,
         }
     }

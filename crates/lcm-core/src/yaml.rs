@@ -22,5 +22,8 @@ pub fn from_multi_str<T: DeserializeOwned>(s: &str) -> Result<Vec<T>, Error> {
 
 /// Serializes values as a multi-document YAML stream, each document opened by `---`.
 pub fn to_multi_string<T: Serialize>(values: &[T]) -> Result<String, SerializeError> {
-    values.iter().map(|v| Ok(format!("---\n{}", to_string(v)?))).collect()
+    values
+        .iter()
+        .map(|v| Ok(format!("---\n{}", to_string(v)?)))
+        .collect()
 }

@@ -27,7 +27,10 @@ fn by_names(names: &[&str]) -> FocomProvisioningRequest {
 
 #[test]
 fn all_clusters_selects_the_whole_inventory() {
-    let all = request(FocomProvisioningRequestSpec { all_clusters: Some(true), ..Default::default() });
+    let all = request(FocomProvisioningRequestSpec {
+        all_clusters: Some(true),
+        ..Default::default()
+    });
     let selected = select(&all, Some(&inventory())).expect("valid");
     let names: Vec<&str> = selected.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["core", "edge"]);
@@ -36,7 +39,8 @@ fn all_clusters_selects_the_whole_inventory() {
 
 #[test]
 fn unknown_cluster_names_are_named() {
-    let problems = select(&by_names(&["core", "metro"]), Some(&inventory())).expect_err("metro is unknown");
+    let problems =
+        select(&by_names(&["core", "metro"]), Some(&inventory())).expect_err("metro is unknown");
     assert_eq!(problems.len(), 1);
     assert_eq!(problems[0].path, "spec.clusterNames[1]");
     assert!(problems[0].message.contains("`metro`"));
@@ -45,9 +49,15 @@ fn unknown_cluster_names_are_named() {
 #[test]
 fn template_requests_are_validated_with_their_paths() {
     let params = common::with("/hosts/controlPlane", json!(["h1", "h2"]));
-    let bad = request(FocomProvisioningRequestSpec { template_parameters: Some(params), ..Default::default() });
+    let bad = request(FocomProvisioningRequestSpec {
+        template_parameters: Some(params),
+        ..Default::default()
+    });
     let problems = select(&bad, None).expect_err("even control plane");
-    assert_eq!(problems[0].path, "spec.templateParameters.hosts.controlPlane");
+    assert_eq!(
+        problems[0].path,
+        "spec.templateParameters.hosts.controlPlane"
+    );
 }
 
 #[test]
@@ -55,32 +65,53 @@ fn conflicts_name_cluster_and_host() {
     let mut inventory = inventory();
     inventory.clusters[1].worker_hosts.push("host-2".into());
     inventory.clusters[1].control_plane_endpoint = "172.20.10.100".into();
-    inventory.clusters[0].control_plane_hosts.push("host-9".into());
-    inventory.clusters[0].control_plane_hosts.push("host-8".into());
-    let unknown = select(&by_names(&["core", "edge"]), Some(&inventory)).expect_err("host-9 and host-8 are unknown");
+    inventory.clusters[0]
+        .control_plane_hosts
+        .push("host-9".into());
+    inventory.clusters[0]
+        .control_plane_hosts
+        .push("host-8".into());
+    let unknown = select(&by_names(&["core", "edge"]), Some(&inventory))
+        .expect_err("host-9 and host-8 are unknown");
     let unknown: Vec<String> = unknown.iter().map(ToString::to_string).collect();
     assert_eq!(
         unknown,
-        ["cluster `core`: host `host-9` is not in the inventory", "cluster `core`: host `host-8` is not in the inventory"]
+        [
+            "cluster `core`: host `host-9` is not in the inventory",
+            "cluster `core`: host `host-8` is not in the inventory"
+        ]
     );
     inventory.clusters[0].control_plane_hosts.truncate(1);
     let selected = select(&by_names(&["core", "edge"]), Some(&inventory)).expect("selectable");
-    let problems: Vec<String> = feasibility(&selected, &[], &[]).iter().map(ToString::to_string).collect();
+    let problems: Vec<String> = feasibility(&selected, &[], &[])
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     for expected in [
         "cluster `edge`: host `host-2` is also selected for cluster `core`",
         "cluster `edge`: endpoint 172.20.10.100 is also the endpoint of cluster `core`",
     ] {
-        assert!(problems.iter().any(|p| p == expected), "missing {expected:?} in {problems:?}");
+        assert!(
+            problems.iter().any(|p| p == expected),
+            "missing {expected:?} in {problems:?}"
+        );
     }
 }
 
 #[test]
 fn hosts_held_by_other_requests_conflict_but_own_requests_do_not() {
     let selected = select(&by_names(&["core"]), Some(&inventory())).expect("valid");
-    let claim = Claim { request: "other-pr".into(), cluster: "legacy".into(), hosts: vec!["host-2".into()], endpoint: "10.9.9.9".into() };
+    let claim = Claim {
+        request: "other-pr".into(),
+        cluster: "legacy".into(),
+        hosts: vec!["host-2".into()],
+        endpoint: "10.9.9.9".into(),
+    };
     let problems = feasibility(&selected, &[], std::slice::from_ref(&claim));
     assert_eq!(problems.len(), 1);
-    assert!(problems[0].message.contains("host `host-2` is already used by cluster `legacy` (ProvisioningRequest other-pr)"));
+    assert!(problems[0].message.contains(
+        "host `host-2` is already used by cluster `legacy` (ProvisioningRequest other-pr)"
+    ));
     assert!(feasibility(&selected, &["other-pr".into()], &[claim]).is_empty());
 }
 
@@ -100,6 +131,7 @@ fn provisioning_requests_are_named_deterministically_and_labelled() {
     let claim = Claim::of(&pr).expect("readable");
     assert_eq!(claim.hosts, ["host-1", "host-2"]);
     // The generated request is itself a valid request for the O2IMS side.
-    let round_trip: ProvisioningRequest = serde_json::from_value(serde_json::to_value(&pr).expect("json")).expect("parses");
+    let round_trip: ProvisioningRequest =
+        serde_json::from_value(serde_json::to_value(&pr).expect("json")).expect("parses");
     lcm_core::template::validate(&round_trip.spec.template_parameters).expect("valid parameters");
 }

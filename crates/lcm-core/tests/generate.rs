@@ -20,7 +20,11 @@ fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
 
 fn selector_hosts(template: &Value) -> Vec<String> {
     let expressions = &template["spec"]["template"]["spec"]["selector"]["matchExpressions"];
-    assert_eq!(expressions.as_array().map(Vec::len), Some(1), "exactly one selector expression");
+    assert_eq!(
+        expressions.as_array().map(Vec::len),
+        Some(1),
+        "exactly one selector expression"
+    );
     assert_eq!(expressions[0]["key"], HOST_ID_LABEL);
     assert_eq!(expressions[0]["operator"], "In");
     serde_json::from_value(expressions[0]["values"].clone()).expect("values are strings")
@@ -29,7 +33,11 @@ fn selector_hosts(template: &Value) -> Vec<String> {
 #[test]
 fn templates_pin_each_role_to_exactly_its_hosts() {
     let generated = generate("req-1", &params(common::parameters()), None);
-    let cp = find(&generated.objects, "ByoMachineTemplate", "demo-control-plane");
+    let cp = find(
+        &generated.objects,
+        "ByoMachineTemplate",
+        "demo-control-plane",
+    );
     let workers = find(&generated.objects, "ByoMachineTemplate", "demo-md-0");
     assert_eq!(selector_hosts(cp), ["h1", "h2", "h3"]);
     assert_eq!(selector_hosts(workers), ["h4", "h5"]);
@@ -38,7 +46,11 @@ fn templates_pin_each_role_to_exactly_its_hosts() {
 #[test]
 fn replicas_follow_the_host_counts() {
     let generated = generate("req-1", &params(common::parameters()), None);
-    let kcp = find(&generated.objects, "KubeadmControlPlane", "demo-control-plane");
+    let kcp = find(
+        &generated.objects,
+        "KubeadmControlPlane",
+        "demo-control-plane",
+    );
     let md = find(&generated.objects, "MachineDeployment", "demo-md-0");
     assert_eq!(kcp["spec"]["replicas"], 3);
     assert_eq!(md["spec"]["replicas"], 2);
@@ -50,14 +62,27 @@ fn replicas_follow_the_host_counts() {
 fn rollouts_need_no_spare_host() {
     let three = generate("r", &params(common::parameters()), None);
     let kcp = find(&three.objects, "KubeadmControlPlane", "demo-control-plane");
-    assert_eq!(kcp["spec"]["rolloutStrategy"]["rollingUpdate"]["maxSurge"], 0);
+    assert_eq!(
+        kcp["spec"]["rolloutStrategy"]["rollingUpdate"]["maxSurge"],
+        0
+    );
     let md = find(&three.objects, "MachineDeployment", "demo-md-0");
-    assert_eq!(md["spec"]["strategy"]["rollingUpdate"], json!({"maxSurge": 0, "maxUnavailable": 1}));
+    assert_eq!(
+        md["spec"]["strategy"]["rollingUpdate"],
+        json!({"maxSurge": 0, "maxUnavailable": 1})
+    );
 
     // KCP refuses maxSurge 0 below three replicas.
-    let one = generate("r", &params(common::with("/hosts/controlPlane", json!(["h1"]))), None);
+    let one = generate(
+        "r",
+        &params(common::with("/hosts/controlPlane", json!(["h1"]))),
+        None,
+    );
     let kcp = find(&one.objects, "KubeadmControlPlane", "demo-control-plane");
-    assert_eq!(kcp["spec"]["rolloutStrategy"]["rollingUpdate"]["maxSurge"], 1);
+    assert_eq!(
+        kcp["spec"]["rolloutStrategy"]["rollingUpdate"]["maxSurge"],
+        1
+    );
 }
 
 #[test]
@@ -66,7 +91,10 @@ fn every_object_is_labelled_and_namespaced() {
     assert_eq!(generated.namespace, "cluster-demo");
     assert_eq!(generated.objects[0]["kind"], "Namespace");
     for object in &generated.objects {
-        assert_eq!(object["metadata"]["labels"][PROVISIONING_REQUEST_LABEL], "req-1", "{object}");
+        assert_eq!(
+            object["metadata"]["labels"][PROVISIONING_REQUEST_LABEL], "req-1",
+            "{object}"
+        );
         if object["kind"] != "Namespace" {
             assert_eq!(object["metadata"]["namespace"], "cluster-demo", "{object}");
         }
@@ -78,22 +106,49 @@ fn references_point_at_generated_objects() {
     let generated = generate("req-1", &params(common::parameters()), None);
     let objects = &generated.objects;
     let cluster = find(objects, "Cluster", "demo");
-    for reference in [&cluster["spec"]["controlPlaneRef"], &cluster["spec"]["infrastructureRef"]] {
-        let target = find(objects, reference["kind"].as_str().unwrap_or_default(), reference["name"].as_str().unwrap_or_default());
+    for reference in [
+        &cluster["spec"]["controlPlaneRef"],
+        &cluster["spec"]["infrastructureRef"],
+    ] {
+        let target = find(
+            objects,
+            reference["kind"].as_str().unwrap_or_default(),
+            reference["name"].as_str().unwrap_or_default(),
+        );
         assert_eq!(target["apiVersion"], reference["apiVersion"]);
     }
     let kcp = find(objects, "KubeadmControlPlane", "demo-control-plane");
     let infra = &kcp["spec"]["machineTemplate"]["infrastructureRef"];
-    assert_eq!(infra["namespace"], "cluster-demo", "KCP requires the namespace on its template reference");
-    find(objects, infra["kind"].as_str().unwrap_or_default(), infra["name"].as_str().unwrap_or_default());
+    assert_eq!(
+        infra["namespace"], "cluster-demo",
+        "KCP requires the namespace on its template reference"
+    );
+    find(
+        objects,
+        infra["kind"].as_str().unwrap_or_default(),
+        infra["name"].as_str().unwrap_or_default(),
+    );
 
     let md = find(objects, "MachineDeployment", "demo-md-0");
     let template = &md["spec"]["template"];
-    for (key, value) in md["spec"]["selector"]["matchLabels"].as_object().expect("matchLabels") {
-        assert_eq!(&template["metadata"]["labels"][key], value, "selector must match the template labels");
+    for (key, value) in md["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .expect("matchLabels")
+    {
+        assert_eq!(
+            &template["metadata"]["labels"][key], value,
+            "selector must match the template labels"
+        );
     }
-    for reference in [&template["spec"]["bootstrap"]["configRef"], &template["spec"]["infrastructureRef"]] {
-        find(objects, reference["kind"].as_str().unwrap_or_default(), reference["name"].as_str().unwrap_or_default());
+    for reference in [
+        &template["spec"]["bootstrap"]["configRef"],
+        &template["spec"]["infrastructureRef"],
+    ] {
+        find(
+            objects,
+            reference["kind"].as_str().unwrap_or_default(),
+            reference["name"].as_str().unwrap_or_default(),
+        );
     }
 }
 
@@ -102,34 +157,73 @@ fn endpoint_is_served_by_kube_vip_and_tolerated_by_kubeadm() {
     let generated = generate("r", &params(common::parameters()), None);
     let objects = &generated.objects;
     let endpoint = json!({"host": "10.0.0.100", "port": 6443});
-    assert_eq!(find(objects, "Cluster", "demo")["spec"]["controlPlaneEndpoint"], endpoint);
-    assert_eq!(find(objects, "ByoCluster", "demo")["spec"]["controlPlaneEndpoint"], endpoint);
-    let spec = &find(objects, "KubeadmControlPlane", "demo-control-plane")["spec"]["kubeadmConfigSpec"];
+    assert_eq!(
+        find(objects, "Cluster", "demo")["spec"]["controlPlaneEndpoint"],
+        endpoint
+    );
+    assert_eq!(
+        find(objects, "ByoCluster", "demo")["spec"]["controlPlaneEndpoint"],
+        endpoint
+    );
+    let spec =
+        &find(objects, "KubeadmControlPlane", "demo-control-plane")["spec"]["kubeadmConfigSpec"];
     let file = &spec["files"][0];
     assert_eq!(file["path"], "/etc/kubernetes/manifests/kube-vip.yaml");
-    assert!(file["content"].as_str().unwrap_or_default().contains("10.0.0.100"));
+    assert!(
+        file["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("10.0.0.100")
+    );
     for phase in ["initConfiguration", "joinConfiguration"] {
         let ignored = &spec[phase]["nodeRegistration"]["ignorePreflightErrors"];
-        assert!(ignored.as_array().expect("list").contains(&json!("DirAvailable--etc-kubernetes-manifests")));
+        assert!(
+            ignored
+                .as_array()
+                .expect("list")
+                .contains(&json!("DirAvailable--etc-kubernetes-manifests"))
+        );
     }
 }
 
 #[test]
 fn calico_is_wired_through_a_cluster_resource_set() {
-    let generated = generate("r", &params(common::parameters()), Some("apiVersion: v1\nkind: List\n"));
+    let generated = generate(
+        "r",
+        &params(common::parameters()),
+        Some("apiVersion: v1\nkind: List\n"),
+    );
     let objects = &generated.objects;
     let crs = find(objects, "ClusterResourceSet", "demo-calico");
     let cluster_labels = &find(objects, "Cluster", "demo")["metadata"]["labels"];
-    for (key, value) in crs["spec"]["clusterSelector"]["matchLabels"].as_object().expect("matchLabels") {
-        assert_eq!(&cluster_labels[key], value, "the CRS must select the Cluster");
+    for (key, value) in crs["spec"]["clusterSelector"]["matchLabels"]
+        .as_object()
+        .expect("matchLabels")
+    {
+        assert_eq!(
+            &cluster_labels[key], value,
+            "the CRS must select the Cluster"
+        );
     }
     let resource = &crs["spec"]["resources"][0];
-    let config_map = find(objects, resource["kind"].as_str().unwrap_or_default(), resource["name"].as_str().unwrap_or_default());
+    let config_map = find(
+        objects,
+        resource["kind"].as_str().unwrap_or_default(),
+        resource["name"].as_str().unwrap_or_default(),
+    );
     assert!(config_map["data"]["calico.yaml"].is_string());
 
     let none = generate("r", &params(common::with("/cni", json!("none"))), None);
-    assert!(none.objects.iter().all(|o| o["kind"] != "ClusterResourceSet" && o["kind"] != "ConfigMap"));
-    assert!(find(&none.objects, "Cluster", "demo")["metadata"]["labels"].get("cni").is_none());
+    assert!(
+        none.objects
+            .iter()
+            .all(|o| o["kind"] != "ClusterResourceSet" && o["kind"] != "ConfigMap")
+    );
+    assert!(
+        find(&none.objects, "Cluster", "demo")["metadata"]["labels"]
+            .get("cni")
+            .is_none()
+    );
 }
 
 #[test]

@@ -30,7 +30,11 @@ fn defaults_and_overrides_reach_the_parameters() {
     let core = inventory.parameters(inventory.cluster("core").expect("core"));
     let edge = inventory.parameters(inventory.cluster("edge").expect("edge"));
     assert_eq!(core.network.pod_cidrs, ["192.168.0.0/16"], "from defaults");
-    assert_eq!(edge.network.pod_cidrs, ["10.244.0.0/16"], "the cluster's own");
+    assert_eq!(
+        edge.network.pod_cidrs,
+        ["10.244.0.0/16"],
+        "the cluster's own"
+    );
     assert_eq!(core.host_preparation, HostPreparation::Auto);
     let access = &core.host_access;
     assert_eq!(access.len(), 2);
@@ -42,10 +46,22 @@ fn defaults_and_overrides_reach_the_parameters() {
 #[test]
 fn errors_name_the_file_and_json_path() {
     let cases = [
-        (r#"{"hosts": [], "clusters": [{"name": "a", "controlPlaneEndpoint": "10.0.0.1", "controlPlaneHosts": "h1"}]}"#, "clusters[0].controlPlaneHosts"),
-        (r#"{"hosts": [{"id": "h1", "hostname": "n", "address": "a", "colour": "red"}], "clusters": []}"#, "hosts[0].colour"),
-        (r#"{"hosts": [{"id": "h1", "hostname": "n", "address": "a"}, {"id": "h1", "hostname": "m", "address": "b"}], "clusters": []}"#, "hosts[1].id"),
-        (r#"{"hosts": [], "clusters": [{"name": "a", "controlPlaneEndpoint": "x", "controlPlaneHosts": []}, {"name": "a", "controlPlaneEndpoint": "y", "controlPlaneHosts": []}]}"#, "clusters[1].name"),
+        (
+            r#"{"hosts": [], "clusters": [{"name": "a", "controlPlaneEndpoint": "10.0.0.1", "controlPlaneHosts": "h1"}]}"#,
+            "clusters[0].controlPlaneHosts",
+        ),
+        (
+            r#"{"hosts": [{"id": "h1", "hostname": "n", "address": "a", "colour": "red"}], "clusters": []}"#,
+            "hosts[0].colour",
+        ),
+        (
+            r#"{"hosts": [{"id": "h1", "hostname": "n", "address": "a"}, {"id": "h1", "hostname": "m", "address": "b"}], "clusters": []}"#,
+            "hosts[1].id",
+        ),
+        (
+            r#"{"hosts": [], "clusters": [{"name": "a", "controlPlaneEndpoint": "x", "controlPlaneHosts": []}, {"name": "a", "controlPlaneEndpoint": "y", "controlPlaneHosts": []}]}"#,
+            "clusters[1].name",
+        ),
         (r#"{"hosts": [], "clusters": []"#, "$"),
         (r#"{"clusters": []}"#, "$"),
     ];
@@ -53,6 +69,11 @@ fn errors_name_the_file_and_json_path() {
         let error = Inventory::parse("inv.json", text).expect_err(text);
         assert_eq!(error.source_name, "inv.json");
         assert_eq!(error.path, path, "{error}");
-        assert!(error.to_string().starts_with(&format!("inv.json: at {path}: ")), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with(&format!("inv.json: at {path}: ")),
+            "{error}"
+        );
     }
 }

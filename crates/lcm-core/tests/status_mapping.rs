@@ -1,6 +1,8 @@
 //! Status mapping tables: Cluster API -> ProvisioningRequest -> FocomProvisioningRequest.
 
-use lcm_core::capi::observe::{ByoHostView, ByoMachineView, ClusterView, ControlPlaneView, Failure, MachineView, WorkersView};
+use lcm_core::capi::observe::{
+    ByoHostView, ByoMachineView, ClusterView, ControlPlaneView, Failure, MachineView, WorkersView,
+};
 use lcm_core::crd::{FocomPhase, Operation, ProvisioningState, ResourceProvisioningPhase};
 use lcm_core::status::focom::{ClusterState, aggregate, ready_count};
 use lcm_core::status::provisioning::{Observed, cluster_progress, host_phase};
@@ -41,20 +43,38 @@ fn provisioned() -> Observed {
 }
 
 fn failure(reason: &str, message: &str) -> Failure {
-    Failure { failure_reason: Some(reason.into()), failure_message: Some(message.into()) }
+    Failure {
+        failure_reason: Some(reason.into()),
+        failure_message: Some(message.into()),
+    }
 }
 
 fn reason_of(observed: &Observed, type_: &str) -> String {
     let progress = cluster_progress(observed);
-    progress.conditions.iter().find(|c| c.type_ == type_).map(|c| c.reason.clone()).unwrap_or_default()
+    progress
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| c.reason.clone())
+        .unwrap_or_default()
 }
 
 #[test]
 fn provisioning_state_table() {
     type Edit = fn(&mut Observed);
     let rows: Vec<(&str, Edit, ProvisioningState, &str)> = vec![
-        ("all ready", |_| {}, ProvisioningState::Fulfilled, "control plane and all workers are Ready"),
-        ("no Cluster yet", |o| *o = Observed::default(), ProvisioningState::Progressing, "waiting for the Cluster"),
+        (
+            "all ready",
+            |_| {},
+            ProvisioningState::Fulfilled,
+            "control plane and all workers are Ready",
+        ),
+        (
+            "no Cluster yet",
+            |o| *o = Observed::default(),
+            ProvisioningState::Progressing,
+            "waiting for the Cluster",
+        ),
         (
             "phase Provisioned but no node up",
             |o| {
@@ -110,13 +130,19 @@ fn provisioning_state_table() {
         ),
         (
             "Cluster failure",
-            |o| o.cluster.as_mut().expect("cluster").failure = failure("InvalidConfiguration", "bad endpoint"),
+            |o| {
+                o.cluster.as_mut().expect("cluster").failure =
+                    failure("InvalidConfiguration", "bad endpoint")
+            },
             ProvisioningState::Failed,
             "Cluster failed: InvalidConfiguration: bad endpoint",
         ),
         (
             "KCP failure",
-            |o| o.control_plane.as_mut().expect("cp").failure = failure("UpdateError", "etcd unhealthy"),
+            |o| {
+                o.control_plane.as_mut().expect("cp").failure =
+                    failure("UpdateError", "etcd unhealthy")
+            },
             ProvisioningState::Failed,
             "KubeadmControlPlane failed: UpdateError: etcd unhealthy",
         ),
@@ -144,7 +170,11 @@ fn provisioning_state_table() {
         edit(&mut observed);
         let progress = cluster_progress(&observed);
         assert_eq!(progress.state, state, "{name}: {}", progress.message);
-        assert!(progress.message.contains(message), "{name}: {:?} should contain {message:?}", progress.message);
+        assert!(
+            progress.message.contains(message),
+            "{name}: {:?} should contain {message:?}",
+            progress.message
+        );
     }
 }
 
@@ -161,7 +191,10 @@ fn stage_conditions_name_what_is_waited_for() {
     observed.control_plane.as_mut().expect("cp").ready_replicas = 2;
     assert_eq!(reason_of(&observed, "ControlPlaneReady"), "WaitingForHosts");
     assert_eq!(reason_of(&observed, "WorkersReady"), "Ready");
-    assert_eq!(reason_of(&Observed::default(), "WorkersReady"), "NotCreated");
+    assert_eq!(
+        reason_of(&Observed::default(), "WorkersReady"),
+        "NotCreated"
+    );
 }
 
 #[test]
@@ -181,14 +214,42 @@ fn host_phase_table() {
     let free = json!({"host-id": "h1"});
     let rows = [
         (None, ResourceProvisioningPhase::AwaitingFreeResources),
-        (Some(host(free, Some(("False", "WaitingForMachineRefToBeAssigned")))), ResourceProvisioningPhase::AwaitingFreeResources),
-        (Some(host(theirs, None)), ResourceProvisioningPhase::AwaitingFreeResources),
-        (Some(host(ours.clone(), Some(("False", "BootstrapDataSecretUnavailable")))), ResourceProvisioningPhase::Processing),
-        (Some(host(ours.clone(), Some(("False", "CloudInitExecutionFailed")))), ResourceProvisioningPhase::Failed),
-        (Some(host(ours, Some(("True", "")))), ResourceProvisioningPhase::Provisioned),
+        (
+            Some(host(
+                free,
+                Some(("False", "WaitingForMachineRefToBeAssigned")),
+            )),
+            ResourceProvisioningPhase::AwaitingFreeResources,
+        ),
+        (
+            Some(host(theirs, None)),
+            ResourceProvisioningPhase::AwaitingFreeResources,
+        ),
+        (
+            Some(host(
+                ours.clone(),
+                Some(("False", "BootstrapDataSecretUnavailable")),
+            )),
+            ResourceProvisioningPhase::Processing,
+        ),
+        (
+            Some(host(
+                ours.clone(),
+                Some(("False", "CloudInitExecutionFailed")),
+            )),
+            ResourceProvisioningPhase::Failed,
+        ),
+        (
+            Some(host(ours, Some(("True", "")))),
+            ResourceProvisioningPhase::Provisioned,
+        ),
     ];
     for (i, (view, phase)) in rows.into_iter().enumerate() {
-        assert_eq!(host_phase(view.as_ref(), "cluster-demo", "demo"), phase, "row {i}");
+        assert_eq!(
+            host_phase(view.as_ref(), "cluster-demo", "demo"),
+            phase,
+            "row {i}"
+        );
     }
 }
 
@@ -212,30 +273,79 @@ fn capi_objects_parse_into_views() {
 }
 
 fn row(name: &str, state: Option<ProvisioningState>, message: &str) -> ClusterState {
-    ClusterState { name: name.into(), state, message: message.into() }
+    ClusterState {
+        name: name.into(),
+        state,
+        message: message.into(),
+    }
 }
 
 #[test]
 fn focom_phase_table() {
     use ProvisioningState::*;
     let rows: Vec<(Operation, Vec<ClusterState>, FocomPhase, &str)> = vec![
-        (Operation::Create, vec![row("core", Some(Fulfilled), ""), row("edge", Some(Fulfilled), "")], FocomPhase::Synced, "2 cluster(s)"),
-        (Operation::Create, vec![row("core", Some(Fulfilled), ""), row("edge", Some(Progressing), "")], FocomPhase::Creating, "edge is progressing"),
-        (Operation::Create, vec![row("core", Some(Pending), ""), row("edge", None, "")], FocomPhase::Creating, "edge is not requested yet"),
         (
             Operation::Create,
-            vec![row("core", Some(Failed), "Machine m failed"), row("edge", Some(Progressing), "")],
+            vec![
+                row("core", Some(Fulfilled), ""),
+                row("edge", Some(Fulfilled), ""),
+            ],
+            FocomPhase::Synced,
+            "2 cluster(s)",
+        ),
+        (
+            Operation::Create,
+            vec![
+                row("core", Some(Fulfilled), ""),
+                row("edge", Some(Progressing), ""),
+            ],
+            FocomPhase::Creating,
+            "edge is progressing",
+        ),
+        (
+            Operation::Create,
+            vec![row("core", Some(Pending), ""), row("edge", None, "")],
+            FocomPhase::Creating,
+            "edge is not requested yet",
+        ),
+        (
+            Operation::Create,
+            vec![
+                row("core", Some(Failed), "Machine m failed"),
+                row("edge", Some(Progressing), ""),
+            ],
             FocomPhase::Failed,
             "failed clusters: core: Machine m failed",
         ),
-        (Operation::Scale, vec![row("core", Some(Progressing), "")], FocomPhase::Creating, "core is progressing"),
-        (Operation::Delete, vec![row("core", Some(Deleting), ""), row("edge", None, "")], FocomPhase::Deleting, "deleting core"),
-        (Operation::Delete, vec![row("core", None, ""), row("edge", None, "")], FocomPhase::Deleted, "all selected"),
+        (
+            Operation::Scale,
+            vec![row("core", Some(Progressing), "")],
+            FocomPhase::Creating,
+            "core is progressing",
+        ),
+        (
+            Operation::Delete,
+            vec![row("core", Some(Deleting), ""), row("edge", None, "")],
+            FocomPhase::Deleting,
+            "deleting core",
+        ),
+        (
+            Operation::Delete,
+            vec![row("core", None, ""), row("edge", None, "")],
+            FocomPhase::Deleted,
+            "all selected",
+        ),
     ];
     for (i, (operation, clusters, phase, message)) in rows.into_iter().enumerate() {
         let (got, text) = aggregate(operation, &clusters);
         assert_eq!(got, phase, "row {i}: {text}");
-        assert!(text.contains(message), "row {i}: {text:?} should contain {message:?}");
+        assert!(
+            text.contains(message),
+            "row {i}: {text:?} should contain {message:?}"
+        );
     }
-    assert_eq!(ready_count(&[row("a", Some(Fulfilled), ""), row("b", Some(Failed), "")]), "1/2");
+    assert_eq!(
+        ready_count(&[row("a", Some(Fulfilled), ""), row("b", Some(Failed), "")]),
+        "1/2"
+    );
 }

@@ -15,7 +15,9 @@ fn errors(value: Value) -> Vec<String> {
 fn assert_error(value: Value, path: &str, fragment: &str) {
     let errors = errors(value);
     assert!(
-        errors.iter().any(|e| e.starts_with(path) && e.contains(fragment)),
+        errors
+            .iter()
+            .any(|e| e.starts_with(path) && e.contains(fragment)),
         "expected an error at {path} containing {fragment:?}, got {errors:?}"
     );
 }
@@ -41,22 +43,86 @@ fn defaults_fill_optional_fields() {
 #[test]
 fn each_invalid_field_is_named() {
     let cases = [
-        (common::with("/hosts/controlPlane", json!(["h1", "h2"])), "templateParameters.hosts.controlPlane", "odd number"),
-        (common::with("/hosts/controlPlane", json!([])), "templateParameters.hosts.controlPlane", "odd number"),
-        (common::with("/hosts/workers", json!(["h1"])), "templateParameters.hosts.workers[0]", "more than once"),
-        (common::with("/kubernetesVersion", json!("1.26.6")), "templateParameters.kubernetesVersion", "must start with `v`"),
-        (common::with("/kubernetesVersion", json!("v1.29.0")), "templateParameters.kubernetesVersion", "outside the range"),
-        (common::with("/kubernetesVersion", json!("v1.23.17")), "templateParameters.kubernetesVersion", "outside the range"),
-        (common::with("/controlPlaneEndpoint/host", json!("vip.example.org")), "templateParameters.controlPlaneEndpoint.host", "not an IP"),
-        (common::with("/controlPlaneEndpoint/port", json!(0)), "templateParameters.controlPlaneEndpoint.port", "not a TCP port"),
-        (common::with("/network/podCIDRs", json!(["10.0.0.0/33"])), "templateParameters.network.podCIDRs[0]", "not a CIDR"),
-        (common::with("/network/podCIDRs", json!(["10.1.2.3/16"])), "templateParameters.network.podCIDRs[0]", "host bits"),
-        (common::with("/network/serviceCIDRs", json!(["192.168.128.0/20"])), "templateParameters.network.serviceCIDRs[0]", "overlaps"),
-        (common::with("/network/podCIDRs", json!(["10.0.0.0/8"])), "templateParameters.controlPlaneEndpoint.host", "inside"),
-        (common::with("/clusterName", json!("Demo_1")), "templateParameters.clusterName", "DNS label"),
-        (common::with("/hosts/workers", json!(["bad host"])), "templateParameters.hosts.workers[0]", "not a valid host id"),
-        (common::with("/cni", json!("flannel")), "templateParameters.cni", "unknown variant"),
-        (common::with("/hostPreparation", json!("auto")), "templateParameters.hostAccess", "no SSH access is given for h1, h2, h3, h4, h5"),
+        (
+            common::with("/hosts/controlPlane", json!(["h1", "h2"])),
+            "templateParameters.hosts.controlPlane",
+            "odd number",
+        ),
+        (
+            common::with("/hosts/controlPlane", json!([])),
+            "templateParameters.hosts.controlPlane",
+            "odd number",
+        ),
+        (
+            common::with("/hosts/workers", json!(["h1"])),
+            "templateParameters.hosts.workers[0]",
+            "more than once",
+        ),
+        (
+            common::with("/kubernetesVersion", json!("1.26.6")),
+            "templateParameters.kubernetesVersion",
+            "must start with `v`",
+        ),
+        (
+            common::with("/kubernetesVersion", json!("v1.29.0")),
+            "templateParameters.kubernetesVersion",
+            "outside the range",
+        ),
+        (
+            common::with("/kubernetesVersion", json!("v1.23.17")),
+            "templateParameters.kubernetesVersion",
+            "outside the range",
+        ),
+        (
+            common::with("/controlPlaneEndpoint/host", json!("vip.example.org")),
+            "templateParameters.controlPlaneEndpoint.host",
+            "not an IP",
+        ),
+        (
+            common::with("/controlPlaneEndpoint/port", json!(0)),
+            "templateParameters.controlPlaneEndpoint.port",
+            "not a TCP port",
+        ),
+        (
+            common::with("/network/podCIDRs", json!(["10.0.0.0/33"])),
+            "templateParameters.network.podCIDRs[0]",
+            "not a CIDR",
+        ),
+        (
+            common::with("/network/podCIDRs", json!(["10.1.2.3/16"])),
+            "templateParameters.network.podCIDRs[0]",
+            "host bits",
+        ),
+        (
+            common::with("/network/serviceCIDRs", json!(["192.168.128.0/20"])),
+            "templateParameters.network.serviceCIDRs[0]",
+            "overlaps",
+        ),
+        (
+            common::with("/network/podCIDRs", json!(["10.0.0.0/8"])),
+            "templateParameters.controlPlaneEndpoint.host",
+            "inside",
+        ),
+        (
+            common::with("/clusterName", json!("Demo_1")),
+            "templateParameters.clusterName",
+            "DNS label",
+        ),
+        (
+            common::with("/hosts/workers", json!(["bad host"])),
+            "templateParameters.hosts.workers[0]",
+            "not a valid host id",
+        ),
+        (
+            common::with("/cni", json!("flannel")),
+            "templateParameters.cni",
+            "unknown variant",
+        ),
+        (
+            common::with("/hostPreparation", json!("auto")),
+            "templateParameters.hostAccess",
+            "no SSH access is given for h1, h2, h3, h4, h5",
+        ),
     ];
     for (value, path, fragment) in cases {
         assert_error(value, path, fragment);
@@ -69,8 +135,15 @@ fn unknown_and_missing_fields_are_named() {
     value["hosts"]["spare"] = json!(["h9"]);
     assert_error(value, "templateParameters.hosts", "unknown field `spare`");
     let mut value = common::parameters();
-    value.as_object_mut().expect("object").remove("kubernetesVersion");
-    assert_error(value, "templateParameters", "missing field `kubernetesVersion`");
+    value
+        .as_object_mut()
+        .expect("object")
+        .remove("kubernetesVersion");
+    assert_error(
+        value,
+        "templateParameters",
+        "missing field `kubernetesVersion`",
+    );
 }
 
 #[test]

@@ -7,7 +7,10 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(version, about = "O2IMS operator: ProvisioningRequest -> BYOH Cluster API")]
+#[command(
+    version,
+    about = "O2IMS operator: ProvisioningRequest -> BYOH Cluster API"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -18,17 +18,29 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> Result<()> {
-    let text = std::fs::read_to_string(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-    let request: ProvisioningRequest =
-        yaml::from_str(&text).with_context(|| format!("{} is not a ProvisioningRequest", args.file.display()))?;
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let request: ProvisioningRequest = yaml::from_str(&text)
+        .with_context(|| format!("{} is not a ProvisioningRequest", args.file.display()))?;
     let spec = &request.spec;
-    let params = template::validate_request(&request.name_any(), &spec.template_name, &spec.template_version, &spec.template_parameters)
-        .map_err(|errors| {
-            let lines: Vec<String> = errors.0.iter().map(|e| format!("  {e}")).collect();
-            anyhow::anyhow!("{}: invalid ProvisioningRequest:\n{}", args.file.display(), lines.join("\n"))
-        })?;
+    let params = template::validate_request(
+        &request.name_any(),
+        &spec.template_name,
+        &spec.template_version,
+        &spec.template_parameters,
+    )
+    .map_err(|errors| {
+        let lines: Vec<String> = errors.0.iter().map(|e| format!("  {e}")).collect();
+        anyhow::anyhow!(
+            "{}: invalid ProvisioningRequest:\n{}",
+            args.file.display(),
+            lines.join("\n")
+        )
+    })?;
     let manifest = match &args.calico_manifest {
-        Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?),
+        Some(path) => Some(
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        ),
         None => None,
     };
     let generated = capi::generate(&request.name_any(), &params, manifest.as_deref());

@@ -32,7 +32,10 @@ fn main() -> Result<ExitCode> {
         let path = args.crds.join(format!("{}.yaml", crd.name_any()));
         files.push((path, yaml::to_string(&crd)?));
     }
-    files.push((args.template_info.clone(), yaml::to_string(&builtin_template_info()?)?));
+    files.push((
+        args.template_info.clone(),
+        yaml::to_string(&builtin_template_info()?)?,
+    ));
 
     let mut stale = Vec::new();
     for (path, content) in &files {
@@ -47,7 +50,10 @@ fn main() -> Result<ExitCode> {
     if stale.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    eprintln!("generated files differ from the Rust types: {}\nrun `make crds` and commit the result", stale.join(", "));
+    eprintln!(
+        "generated files differ from the Rust types: {}\nrun `make crds` and commit the result",
+        stale.join(", ")
+    );
     Ok(ExitCode::FAILURE)
 }
 

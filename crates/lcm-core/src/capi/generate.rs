@@ -12,7 +12,10 @@
 
 use serde_json::{Value, json};
 
-use super::{BOOTSTRAP_API, CAPI_CLUSTER_NAME_LABEL, CLUSTER_API, CONTROL_PLANE_API, INFRASTRUCTURE_API, kube_vip};
+use super::{
+    BOOTSTRAP_API, CAPI_CLUSTER_NAME_LABEL, CLUSTER_API, CONTROL_PLANE_API, INFRASTRUCTURE_API,
+    kube_vip,
+};
 use crate::template::{ClusterParameters, Cni};
 use crate::{HOST_ID_LABEL, PROVISIONING_REQUEST_LABEL};
 
@@ -22,8 +25,11 @@ pub const MANAGED_BY: &str = "o2ims-operator";
 const CRI_SOCKET: &str = "/var/run/containerd/containerd.sock";
 /// kubeadm preflight checks that fail on BYOH hosts: kube-vip's static pod is written into the
 /// manifests directory before kubeadm runs, and swap is the host owner's choice.
-const IGNORED_PREFLIGHT_ERRORS: [&str; 3] =
-    ["Swap", "DirAvailable--etc-kubernetes-manifests", "FileAvailable--etc-kubernetes-kubelet.conf"];
+const IGNORED_PREFLIGHT_ERRORS: [&str; 3] = [
+    "Swap",
+    "DirAvailable--etc-kubernetes-manifests",
+    "FileAvailable--etc-kubernetes-kubelet.conf",
+];
 
 /// Everything the operator applies for one cluster, in creation order.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,7 +60,11 @@ impl Names {
 
 /// The objects for validated `params`, requested by the ProvisioningRequest `request_name`.
 /// `calico_manifest` is the CNI manifest the ClusterResourceSet applies (with `cni: calico`).
-pub fn generate(request_name: &str, params: &ClusterParameters, calico_manifest: Option<&str>) -> Generated {
+pub fn generate(
+    request_name: &str,
+    params: &ClusterParameters,
+    calico_manifest: Option<&str>,
+) -> Generated {
     let namespace = params.namespace();
     let names = Names::of(params);
     let meta = |name: &str| metadata(name, &namespace, request_name, &names.cluster);
@@ -129,7 +139,12 @@ fn node_registration() -> Value {
     json!({"criSocket": CRI_SOCKET, "ignorePreflightErrors": IGNORED_PREFLIGHT_ERRORS})
 }
 
-fn kubeadm_control_plane(metadata: Value, params: &ClusterParameters, names: &Names, namespace: &str) -> Value {
+fn kubeadm_control_plane(
+    metadata: Value,
+    params: &ClusterParameters,
+    names: &Names,
+    namespace: &str,
+) -> Value {
     let replicas = params.hosts.control_plane.len();
     // KCP allows scale-down-first rollouts only from three replicas; a single control plane
     // surges, which needs a free host in its selector.
@@ -192,8 +207,10 @@ fn machine_deployment(metadata: Value, params: &ClusterParameters, names: &Names
 fn calico(meta: impl Fn(&str) -> Value, names: &Names, manifest: Option<&str>) -> Vec<Value> {
     let mut objects = Vec::new();
     if let Some(manifest) = manifest {
-        objects.push(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(&names.cni),
-            "data": {"calico.yaml": manifest}}));
+        objects.push(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(&names.cni),
+            "data": {"calico.yaml": manifest}}),
+        );
     }
     objects.push(json!({"apiVersion": super::ADDONS_API, "kind": "ClusterResourceSet", "metadata": meta(&names.cni),
         "spec": {

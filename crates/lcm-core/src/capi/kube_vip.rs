@@ -52,10 +52,17 @@ mod tests {
 
     #[test]
     fn announces_the_vip_on_the_agent_rendered_interface() {
-        let manifest = static_pod(&Endpoint { host: "10.0.0.100".into(), port: 6443 });
+        let manifest = static_pod(&Endpoint {
+            host: "10.0.0.100".into(),
+            port: 6443,
+        });
         let pod: serde_json::Value = crate::yaml::from_str(&manifest).expect("valid YAML");
         let env = pod["spec"]["containers"][0]["env"].as_array().expect("env");
-        let value = |name: &str| env.iter().find(|e| e["name"] == name).map(|e| e["value"].clone());
+        let value = |name: &str| {
+            env.iter()
+                .find(|e| e["name"] == name)
+                .map(|e| e["value"].clone())
+        };
         assert_eq!(value("vip_address"), Some(json!("10.0.0.100")));
         assert_eq!(value("vip_interface"), Some(json!(INTERFACE_PLACEHOLDER)));
         // The agent renders every written file as a Go template: only the one placeholder may appear.

@@ -43,7 +43,9 @@ impl Kind {
             Self::Cluster | Self::MachineDeployment | Self::Machine => CLUSTER_API,
             Self::KubeadmControlPlane => CONTROL_PLANE_API,
             Self::KubeadmConfigTemplate => BOOTSTRAP_API,
-            Self::ByoCluster | Self::ByoMachineTemplate | Self::ByoMachine | Self::ByoHost => INFRASTRUCTURE_API,
+            Self::ByoCluster | Self::ByoMachineTemplate | Self::ByoMachine | Self::ByoHost => {
+                INFRASTRUCTURE_API
+            }
             Self::ClusterResourceSet => ADDONS_API,
         }
     }
@@ -65,7 +67,10 @@ impl Kind {
 
     /// The dynamic API resource (plural = lower-case kind + "s", true for every kind here).
     pub fn api_resource(self) -> ApiResource {
-        let (group, version) = self.api_version().split_once('/').unwrap_or(("", self.api_version()));
+        let (group, version) = self
+            .api_version()
+            .split_once('/')
+            .unwrap_or(("", self.api_version()));
         let gvk = GroupVersionKind::gvk(group, version, self.name());
         ApiResource::from_gvk_with_plural(&gvk, &format!("{}s", self.name().to_lowercase()))
     }

@@ -137,7 +137,10 @@ impl ControlPlaneView {
         let fields: ControlPlaneStatusFields = parse(status);
         Self {
             desired_replicas: object["spec"]["replicas"].as_i64().unwrap_or(1),
-            desired_version: object["spec"]["version"].as_str().unwrap_or_default().to_string(),
+            desired_version: object["spec"]["version"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
             replicas: replicas(&status["replicas"]),
             ready_replicas: replicas(&status["readyReplicas"]),
             updated_replicas: replicas(&status["updatedReplicas"]),
@@ -183,7 +186,10 @@ pub struct MachineView {
 impl MachineView {
     pub fn from_object(object: &Value) -> Self {
         Self {
-            name: object["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+            name: object["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
             phase: object["status"]["phase"].as_str().map(String::from),
             failure: parse(&object["status"]),
         }
@@ -204,7 +210,10 @@ impl ByoMachineView {
     pub fn from_object(object: &Value) -> Self {
         let conditions: Vec<CapiCondition> = parse(&object["status"]["conditions"]);
         Self {
-            name: object["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+            name: object["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
             control_plane: !object["metadata"]["labels"][CONTROL_PLANE_LABEL].is_null(),
             host_not_ready_reason: condition(&conditions, "BYOHostReady")
                 .filter(|c| c.status == "False")
@@ -241,11 +250,16 @@ impl ByoHostView {
         let bootstrap = condition(&conditions, "K8sNodeBootstrapSucceeded");
         Self {
             name: metadata["name"].as_str().unwrap_or_default().to_string(),
-            namespace: metadata["namespace"].as_str().unwrap_or_default().to_string(),
+            namespace: metadata["namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
             uid: metadata["uid"].as_str().map(String::from),
             host_id: label(HOST_ID_LABEL),
             claimed_by: label(CAPI_CLUSTER_NAME_LABEL),
-            machine_namespace: object["status"]["machineRef"]["namespace"].as_str().map(String::from),
+            machine_namespace: object["status"]["machineRef"]["namespace"]
+                .as_str()
+                .map(String::from),
             bootstrapped: bootstrap.map(|c| c.status == "True"),
             bootstrap_reason: bootstrap.and_then(|c| c.reason.clone()),
         }
@@ -253,6 +267,10 @@ impl ByoHostView {
 
     /// Whether the host is claimed by the cluster `cluster` in `namespace`.
     pub fn claimed_by_cluster(&self, namespace: &str, cluster: &str) -> bool {
-        self.claimed_by.as_deref() == Some(cluster) && self.machine_namespace.as_deref().is_none_or(|ns| ns == namespace)
+        self.claimed_by.as_deref() == Some(cluster)
+            && self
+                .machine_namespace
+                .as_deref()
+                .is_none_or(|ns| ns == namespace)
     }
 }

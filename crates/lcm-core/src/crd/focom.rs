@@ -21,7 +21,11 @@ use crate::template;
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.clustersReady"),
     printcolumn(name = "Message", type_ = "string", json_path = ".status.message"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[x_kube(validation = Rule::new(
     "[has(self.allClusters) && self.allClusters, has(self.clusterNames), has(self.templateParameters)].filter(x, x).size() == 1"

@@ -1,5 +1,8 @@
 //! The project's four custom resources.
 
+// kube-derive takes one `printcolumn(...)` per column; clippy reads the repeated keys as duplicates.
+#![allow(clippy::duplicated_attributes)]
+
 mod focom;
 mod provisioning_request;
 mod template_info;
@@ -8,8 +11,8 @@ pub use focom::*;
 pub use provisioning_request::*;
 pub use template_info::*;
 
-use kube::CustomResourceExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
 
 /// Every CRD the project defines, as `crds/` holds them.
 pub fn all() -> Vec<CustomResourceDefinition> {
@@ -28,4 +31,3 @@ pub(crate) fn free_form_object(_: &mut schemars::SchemaGenerator) -> schemars::S
         "x-kubernetes-preserve-unknown-fields": true
     })
 }
-

@@ -14,10 +14,26 @@ use serde::{Deserialize, Serialize};
     category = "oran",
     status = "ProvisioningRequestStatus",
     doc = "A request for one Kubernetes cluster on bare-metal hosts of the O-Cloud (O2ims infrastructure provisioning).",
-    printcolumn(name = "State", type_ = "string", json_path = ".status.provisioningStatus.provisioningState"),
-    printcolumn(name = "Cluster", type_ = "string", json_path = ".spec.templateParameters.clusterName"),
-    printcolumn(name = "Message", type_ = "string", json_path = ".status.provisioningStatus.provisioningMessage"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "State",
+        type_ = "string",
+        json_path = ".status.provisioningStatus.provisioningState"
+    ),
+    printcolumn(
+        name = "Cluster",
+        type_ = "string",
+        json_path = ".spec.templateParameters.clusterName"
+    ),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = ".status.provisioningStatus.provisioningMessage"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ProvisioningRequestSpec {

@@ -13,8 +13,16 @@ use serde::{Deserialize, Serialize};
     category = "oran",
     doc = "A cluster template and the JSON Schema its templateParameters must satisfy.",
     printcolumn(name = "Template", type_ = "string", json_path = ".spec.templateName"),
-    printcolumn(name = "Version", type_ = "string", json_path = ".spec.templateVersion"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Version",
+        type_ = "string",
+        json_path = ".spec.templateVersion"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct TemplateInfoSpec {

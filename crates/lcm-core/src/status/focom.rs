@@ -13,11 +13,21 @@ pub struct ClusterState {
 /// Aggregate phase and message of a request over its clusters.
 pub fn aggregate(operation: Operation, clusters: &[ClusterState]) -> (FocomPhase, String) {
     if operation == Operation::Delete {
-        let remaining: Vec<&str> = clusters.iter().filter(|c| c.state.is_some()).map(|c| c.name.as_str()).collect();
+        let remaining: Vec<&str> = clusters
+            .iter()
+            .filter(|c| c.state.is_some())
+            .map(|c| c.name.as_str())
+            .collect();
         return if remaining.is_empty() {
-            (FocomPhase::Deleted, "all selected clusters are deleted".into())
+            (
+                FocomPhase::Deleted,
+                "all selected clusters are deleted".into(),
+            )
         } else {
-            (FocomPhase::Deleting, format!("deleting {}", remaining.join(", ")))
+            (
+                FocomPhase::Deleting,
+                format!("deleting {}", remaining.join(", ")),
+            )
         };
     }
     let failed: Vec<String> = clusters
@@ -26,7 +36,10 @@ pub fn aggregate(operation: Operation, clusters: &[ClusterState]) -> (FocomPhase
         .map(|c| format!("{}: {}", c.name, c.message))
         .collect();
     if !failed.is_empty() {
-        return (FocomPhase::Failed, format!("failed clusters: {}", failed.join("; ")));
+        return (
+            FocomPhase::Failed,
+            format!("failed clusters: {}", failed.join("; ")),
+        );
     }
     let waiting: Vec<String> = clusters
         .iter()
@@ -37,7 +50,10 @@ pub fn aggregate(operation: Operation, clusters: &[ClusterState]) -> (FocomPhase
         })
         .collect();
     if waiting.is_empty() {
-        (FocomPhase::Synced, format!("{} cluster(s) provisioned", clusters.len()))
+        (
+            FocomPhase::Synced,
+            format!("{} cluster(s) provisioned", clusters.len()),
+        )
     } else {
         (FocomPhase::Creating, waiting.join(", "))
     }
@@ -45,6 +61,9 @@ pub fn aggregate(operation: Operation, clusters: &[ClusterState]) -> (FocomPhase
 
 /// `ready/total` for the printer column.
 pub fn ready_count(clusters: &[ClusterState]) -> String {
-    let ready = clusters.iter().filter(|c| c.state == Some(ProvisioningState::Fulfilled)).count();
+    let ready = clusters
+        .iter()
+        .filter(|c| c.state == Some(ProvisioningState::Fulfilled))
+        .count();
     format!("{ready}/{}", clusters.len())
 }

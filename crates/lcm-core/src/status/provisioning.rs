@@ -4,7 +4,9 @@
 //! ready, which BYOH reports at once; the cluster is fulfilled only when the control plane and
 //! every worker node are Ready at the requested version.
 
-use crate::capi::observe::{ByoHostView, ByoMachineView, ClusterView, ControlPlaneView, MachineView, WorkersView};
+use crate::capi::observe::{
+    ByoHostView, ByoMachineView, ClusterView, ControlPlaneView, MachineView, WorkersView,
+};
 use crate::conditions::Desired;
 use crate::crd::{ProvisioningState, ResourceProvisioningPhase};
 
@@ -43,12 +45,20 @@ pub fn cluster_progress(observed: &Observed) -> Progress {
             conditions: vec![control_plane, workers, provisioned],
         };
     }
-    let cluster_ready = observed.cluster.as_ref().is_some_and(|c| c.ready && c.infrastructure_ready && c.control_plane_ready);
-    let parts_ready = control_plane.status == crate::conditions::TRUE && workers.status == crate::conditions::TRUE;
+    let cluster_ready = observed
+        .cluster
+        .as_ref()
+        .is_some_and(|c| c.ready && c.infrastructure_ready && c.control_plane_ready);
+    let parts_ready = control_plane.status == crate::conditions::TRUE
+        && workers.status == crate::conditions::TRUE;
     let (state, provisioned) = if parts_ready && cluster_ready {
         (
             ProvisioningState::Fulfilled,
-            Desired::true_(CLUSTER_PROVISIONED, "Provisioned", "control plane and all workers are Ready"),
+            Desired::true_(
+                CLUSTER_PROVISIONED,
+                "Provisioned",
+                "control plane and all workers are Ready",
+            ),
         )
     } else {
         let waiting = if observed.cluster.is_none() {
@@ -63,9 +73,16 @@ pub fn cluster_progress(observed: &Observed) -> Progress {
         } else {
             "waiting for the Cluster to report Ready".to_string()
         };
-        (ProvisioningState::Progressing, Desired::false_(CLUSTER_PROVISIONED, "InProgress", waiting))
+        (
+            ProvisioningState::Progressing,
+            Desired::false_(CLUSTER_PROVISIONED, "InProgress", waiting),
+        )
     };
-    Progress { state, message: provisioned.message.clone(), conditions: vec![control_plane, workers, provisioned] }
+    Progress {
+        state,
+        message: provisioned.message.clone(),
+        conditions: vec![control_plane, workers, provisioned],
+    }
 }
 
 /// The first failure any object reports, naming the object.
@@ -78,7 +95,11 @@ fn failure(observed: &Observed) -> Option<String> {
             return Some("Cluster is in phase Failed".into());
         }
     }
-    if let Some(f) = observed.control_plane.as_ref().and_then(|cp| cp.failure.describe()) {
+    if let Some(f) = observed
+        .control_plane
+        .as_ref()
+        .and_then(|cp| cp.failure.describe())
+    {
         return Some(format!("KubeadmControlPlane failed: {f}"));
     }
     for machine in &observed.machines {
@@ -97,14 +118,25 @@ fn failure(observed: &Observed) -> Option<String> {
 
 /// How many machines of the control plane (or of the workers) wait for a free host.
 fn hosts_wanted(observed: &Observed, control_plane: bool) -> usize {
-    observed.byo_machines.iter().filter(|m| m.control_plane == control_plane && m.waits_for_host()).count()
+    observed
+        .byo_machines
+        .iter()
+        .filter(|m| m.control_plane == control_plane && m.waits_for_host())
+        .count()
 }
 
 fn control_plane_condition(observed: &Observed) -> Desired {
     let Some(cp) = &observed.control_plane else {
-        return Desired::false_(CONTROL_PLANE_READY, "NotCreated", "waiting for the KubeadmControlPlane to be created");
+        return Desired::false_(
+            CONTROL_PLANE_READY,
+            "NotCreated",
+            "waiting for the KubeadmControlPlane to be created",
+        );
     };
-    let counts = format!("{}/{} control-plane nodes ready", cp.ready_replicas, cp.desired_replicas);
+    let counts = format!(
+        "{}/{} control-plane nodes ready",
+        cp.ready_replicas, cp.desired_replicas
+    );
     let waiting_hosts = hosts_wanted(observed, true);
     let at_version = cp.version.as_deref() == Some(cp.desired_version.as_str());
     if cp.initialized
@@ -114,7 +146,11 @@ fn control_plane_condition(observed: &Observed) -> Desired {
         && cp.updated_replicas == cp.desired_replicas
         && cp.replicas == cp.desired_replicas
     {
-        Desired::true_(CONTROL_PLANE_READY, "Ready", format!("{counts} at {}", cp.desired_version))
+        Desired::true_(
+            CONTROL_PLANE_READY,
+            "Ready",
+            format!("{counts} at {}", cp.desired_version),
+        )
     } else if waiting_hosts > 0 {
         Desired::false_(
             CONTROL_PLANE_READY,
@@ -122,7 +158,11 @@ fn control_plane_condition(observed: &Observed) -> Desired {
             format!("control plane: {counts}; {waiting_hosts} machine(s) wait for a free host"),
         )
     } else if !cp.initialized {
-        Desired::false_(CONTROL_PLANE_READY, "Initializing", format!("control plane: {counts}; waiting for kubeadm init"))
+        Desired::false_(
+            CONTROL_PLANE_READY,
+            "Initializing",
+            format!("control plane: {counts}; waiting for kubeadm init"),
+        )
     } else if cp.updated_replicas < cp.desired_replicas || !at_version {
         Desired::false_(
             CONTROL_PLANE_READY,
@@ -133,15 +173,26 @@ fn control_plane_condition(observed: &Observed) -> Desired {
             ),
         )
     } else {
-        Desired::false_(CONTROL_PLANE_READY, "WaitingForNodes", format!("control plane: {counts}"))
+        Desired::false_(
+            CONTROL_PLANE_READY,
+            "WaitingForNodes",
+            format!("control plane: {counts}"),
+        )
     }
 }
 
 fn workers_condition(observed: &Observed) -> Desired {
     let Some(md) = &observed.workers else {
-        return Desired::false_(WORKERS_READY, "NotCreated", "waiting for the MachineDeployment to be created");
+        return Desired::false_(
+            WORKERS_READY,
+            "NotCreated",
+            "waiting for the MachineDeployment to be created",
+        );
     };
-    let counts = format!("{}/{} worker nodes ready", md.ready_replicas, md.desired_replicas);
+    let counts = format!(
+        "{}/{} worker nodes ready",
+        md.ready_replicas, md.desired_replicas
+    );
     let waiting_hosts = hosts_wanted(observed, false);
     if md.ready_replicas == md.desired_replicas
         && md.updated_replicas == md.desired_replicas
@@ -149,28 +200,54 @@ fn workers_condition(observed: &Observed) -> Desired {
     {
         Desired::true_(WORKERS_READY, "Ready", counts)
     } else if waiting_hosts > 0 {
-        Desired::false_(WORKERS_READY, "WaitingForHosts", format!("workers: {counts}; {waiting_hosts} machine(s) wait for a free host"))
+        Desired::false_(
+            WORKERS_READY,
+            "WaitingForHosts",
+            format!("workers: {counts}; {waiting_hosts} machine(s) wait for a free host"),
+        )
     } else if md.replicas > md.desired_replicas {
-        Desired::false_(WORKERS_READY, "ScalingDown", format!("workers: {counts}; removing {} machine(s)", md.replicas - md.desired_replicas))
+        Desired::false_(
+            WORKERS_READY,
+            "ScalingDown",
+            format!(
+                "workers: {counts}; removing {} machine(s)",
+                md.replicas - md.desired_replicas
+            ),
+        )
     } else if md.updated_replicas < md.desired_replicas && md.replicas == md.desired_replicas {
         Desired::false_(
             WORKERS_READY,
             "RollingOut",
-            format!("workers: {}/{} machines updated", md.updated_replicas, md.desired_replicas),
+            format!(
+                "workers: {}/{} machines updated",
+                md.updated_replicas, md.desired_replicas
+            ),
         )
     } else {
-        Desired::false_(WORKERS_READY, "WaitingForNodes", format!("workers: {counts}"))
+        Desired::false_(
+            WORKERS_READY,
+            "WaitingForNodes",
+            format!("workers: {counts}"),
+        )
     }
 }
 
 /// Phase of one target host of a cluster (O2ims resource provisioning phase).
-pub fn host_phase(host: Option<&ByoHostView>, namespace: &str, cluster: &str) -> ResourceProvisioningPhase {
+pub fn host_phase(
+    host: Option<&ByoHostView>,
+    namespace: &str,
+    cluster: &str,
+) -> ResourceProvisioningPhase {
     match host {
-        Some(h) if h.claimed_by_cluster(namespace, cluster) => match (h.bootstrapped, h.bootstrap_reason.as_deref()) {
-            (Some(true), _) => ResourceProvisioningPhase::Provisioned,
-            (Some(false), Some("CloudInitExecutionFailed")) => ResourceProvisioningPhase::Failed,
-            _ => ResourceProvisioningPhase::Processing,
-        },
+        Some(h) if h.claimed_by_cluster(namespace, cluster) => {
+            match (h.bootstrapped, h.bootstrap_reason.as_deref()) {
+                (Some(true), _) => ResourceProvisioningPhase::Provisioned,
+                (Some(false), Some("CloudInitExecutionFailed")) => {
+                    ResourceProvisioningPhase::Failed
+                }
+                _ => ResourceProvisioningPhase::Processing,
+            }
+        }
         // Not registered yet, or still held by another cluster.
         _ => ResourceProvisioningPhase::AwaitingFreeResources,
     }

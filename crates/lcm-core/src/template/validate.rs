@@ -7,7 +7,9 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::{ClusterParameters, HostPreparation, KubernetesVersion, MIN_KUBERNETES, UNSUPPORTED_KUBERNETES};
+use super::{
+    ClusterParameters, HostPreparation, KubernetesVersion, MIN_KUBERNETES, UNSUPPORTED_KUBERNETES,
+};
 
 /// Longest cluster name: derived object names (`<name>-control-plane`, the
 /// namespace `cluster-<name>`) must stay within 63 characters.
@@ -44,8 +46,15 @@ const ROOT: &str = "templateParameters";
 pub fn validate(value: &serde_json::Value) -> Result<ClusterParameters, ParameterErrors> {
     let params: ClusterParameters = serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let path = if path == "." { ROOT.to_string() } else { format!("{ROOT}.{path}") };
-        ParameterErrors(vec![FieldError { path, message: e.into_inner().to_string() }])
+        let path = if path == "." {
+            ROOT.to_string()
+        } else {
+            format!("{ROOT}.{path}")
+        };
+        ParameterErrors(vec![FieldError {
+            path,
+            message: e.into_inner().to_string(),
+        }])
     })?;
     let mut errors = Errors::default();
     check_cluster_name(&params.cluster_name, &mut errors);
@@ -54,7 +63,11 @@ pub fn validate(value: &serde_json::Value) -> Result<ClusterParameters, Paramete
     check_hosts(&params, &mut errors);
     check_networks(&params, &mut errors);
     check_host_access(&params, &mut errors);
-    if errors.0.is_empty() { Ok(params) } else { Err(ParameterErrors(errors.0)) }
+    if errors.0.is_empty() {
+        Ok(params)
+    } else {
+        Err(ParameterErrors(errors.0))
+    }
 }
 
 #[derive(Default)]
@@ -62,7 +75,10 @@ struct Errors(Vec<FieldError>);
 
 impl Errors {
     fn add(&mut self, field: &str, message: impl Into<String>) {
-        self.0.push(FieldError { path: format!("{ROOT}.{field}"), message: message.into() });
+        self.0.push(FieldError {
+            path: format!("{ROOT}.{field}"),
+            message: message.into(),
+        });
     }
 }
 
@@ -70,7 +86,8 @@ impl Errors {
 pub(crate) fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -79,7 +96,8 @@ pub(crate) fn is_dns_label(s: &str) -> bool {
 pub(crate) fn is_label_value(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         && s.as_bytes()[0].is_ascii_alphanumeric()
         && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
 }
@@ -113,11 +131,17 @@ fn check_endpoint(params: &ClusterParameters, errors: &mut Errors) {
     if endpoint.host.parse::<IpAddr>().is_err() {
         errors.add(
             "controlPlaneEndpoint.host",
-            format!("`{}` is not an IP address: give the free virtual IP kube-vip will serve", endpoint.host),
+            format!(
+                "`{}` is not an IP address: give the free virtual IP kube-vip will serve",
+                endpoint.host
+            ),
         );
     }
     if !(1..=65535).contains(&endpoint.port) {
-        errors.add("controlPlaneEndpoint.port", format!("{} is not a TCP port (1-65535)", endpoint.port));
+        errors.add(
+            "controlPlaneEndpoint.port",
+            format!("{} is not a TCP port (1-65535)", endpoint.port),
+        );
     }
 }
 
@@ -133,13 +157,22 @@ fn check_hosts(params: &ClusterParameters, errors: &mut Errors) {
         );
     }
     let mut seen = HashSet::new();
-    for (role, hosts) in [("controlPlane", control_plane), ("workers", &params.hosts.workers)] {
+    for (role, hosts) in [
+        ("controlPlane", control_plane),
+        ("workers", &params.hosts.workers),
+    ] {
         for (i, host) in hosts.iter().enumerate() {
             if !is_label_value(host) {
-                errors.add(&format!("hosts.{role}[{i}]"), format!("`{host}` is not a valid host id (a label value)"));
+                errors.add(
+                    &format!("hosts.{role}[{i}]"),
+                    format!("`{host}` is not a valid host id (a label value)"),
+                );
             }
             if !seen.insert(host.as_str()) {
-                errors.add(&format!("hosts.{role}[{i}]"), format!("host `{host}` is listed more than once"));
+                errors.add(
+                    &format!("hosts.{role}[{i}]"),
+                    format!("host `{host}` is listed more than once"),
+                );
             }
         }
     }
@@ -148,7 +181,10 @@ fn check_hosts(params: &ClusterParameters, errors: &mut Errors) {
 fn check_networks(params: &ClusterParameters, errors: &mut Errors) {
     let network = &params.network;
     let mut parsed: Vec<(String, IpNet)> = Vec::new();
-    for (field, cidrs) in [("podCIDRs", &network.pod_cidrs), ("serviceCIDRs", &network.service_cidrs)] {
+    for (field, cidrs) in [
+        ("podCIDRs", &network.pod_cidrs),
+        ("serviceCIDRs", &network.service_cidrs),
+    ] {
         if cidrs.is_empty() {
             errors.add(&format!("network.{field}"), "needs at least one CIDR");
         }
@@ -156,8 +192,14 @@ fn check_networks(params: &ClusterParameters, errors: &mut Errors) {
             let path = format!("network.{field}[{i}]");
             match cidr.parse::<IpNet>() {
                 Ok(net) if net.trunc() == net => parsed.push((path, net)),
-                Ok(net) => errors.add(&path, format!("`{cidr}` has host bits set; did you mean {}?", net.trunc())),
-                Err(_) => errors.add(&path, format!("`{cidr}` is not a CIDR such as 10.128.0.0/12")),
+                Ok(net) => errors.add(
+                    &path,
+                    format!("`{cidr}` has host bits set; did you mean {}?", net.trunc()),
+                ),
+                Err(_) => errors.add(
+                    &path,
+                    format!("`{cidr}` is not a CIDR such as 10.128.0.0/12"),
+                ),
             }
         }
     }
@@ -177,7 +219,10 @@ fn check_networks(params: &ClusterParameters, errors: &mut Errors) {
         );
     }
     if !network.service_domain.split('.').all(is_dns_label) {
-        errors.add("network.serviceDomain", format!("`{}` is not a DNS domain", network.service_domain));
+        errors.add(
+            "network.serviceDomain",
+            format!("`{}` is not a DNS domain", network.service_domain),
+        );
     }
 }
 
@@ -185,7 +230,10 @@ fn check_host_access(params: &ClusterParameters, errors: &mut Errors) {
     let cluster_hosts: HashSet<&String> = params.all_hosts().collect();
     for (i, access) in params.host_access.iter().enumerate() {
         if !cluster_hosts.contains(&access.id) {
-            errors.add(&format!("hostAccess[{i}].id"), format!("`{}` is not a host of this cluster", access.id));
+            errors.add(
+                &format!("hostAccess[{i}].id"),
+                format!("`{}` is not a host of this cluster", access.id),
+            );
         }
         if access.address.trim().is_empty() {
             errors.add(&format!("hostAccess[{i}].address"), "must not be empty");
@@ -196,7 +244,11 @@ fn check_host_access(params: &ClusterParameters, errors: &mut Errors) {
     }
     if params.host_preparation == HostPreparation::Auto {
         let described: HashSet<&String> = params.host_access.iter().map(|a| &a.id).collect();
-        let missing: Vec<&str> = params.all_hosts().filter(|h| !described.contains(h)).map(String::as_str).collect();
+        let missing: Vec<&str> = params
+            .all_hosts()
+            .filter(|h| !described.contains(h))
+            .map(String::as_str)
+            .collect();
         if !missing.is_empty() {
             errors.add(
                 "hostAccess",
@@ -221,18 +273,27 @@ pub fn validate_request(
     if template_name != super::NAME {
         errors.push(FieldError {
             path: "templateName".into(),
-            message: format!("unknown template `{template_name}`; this O-Cloud provides `{}`", super::NAME),
+            message: format!(
+                "unknown template `{template_name}`; this O-Cloud provides `{}`",
+                super::NAME
+            ),
         });
     } else if template_version != super::VERSION {
         errors.push(FieldError {
             path: "templateVersion".into(),
-            message: format!("unknown version `{template_version}` of {}; available: {}", super::NAME, super::VERSION),
+            message: format!(
+                "unknown version `{template_version}` of {}; available: {}",
+                super::NAME,
+                super::VERSION
+            ),
         });
     }
     if !is_label_value(request_name) {
         errors.push(FieldError {
             path: "metadata.name".into(),
-            message: format!("`{request_name}` must be at most 63 characters of letters, digits, '-', '_' or '.'"),
+            message: format!(
+                "`{request_name}` must be at most 63 characters of letters, digits, '-', '_' or '.'"
+            ),
         });
     }
     match validate(parameters) {

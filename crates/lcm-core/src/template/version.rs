@@ -11,7 +11,11 @@ pub struct KubernetesVersion {
 
 impl KubernetesVersion {
     pub const fn new(major: u32, minor: u32, patch: u32) -> Self {
-        Self { major, minor, patch }
+        Self {
+            major,
+            minor,
+            patch,
+        }
     }
 }
 
@@ -26,7 +30,9 @@ impl FromStr for KubernetesVersion {
         let numbers: Option<Vec<u32>> = parts.iter().map(|p| p.parse().ok()).collect();
         match numbers.as_deref() {
             Some(&[major, minor, patch]) => Ok(Self::new(major, minor, patch)),
-            _ => Err(format!("`{s}` is not of the form vMAJOR.MINOR.PATCH, as in v1.26.6")),
+            _ => Err(format!(
+                "`{s}` is not of the form vMAJOR.MINOR.PATCH, as in v1.26.6"
+            )),
         }
     }
 }

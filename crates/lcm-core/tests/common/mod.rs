@@ -18,6 +18,8 @@ pub fn parameters() -> Value {
 /// `parameters()` with `pointer` (a JSON pointer) set to `value`.
 pub fn with(pointer: &str, value: Value) -> Value {
     let mut params = parameters();
-    *params.pointer_mut(pointer).unwrap_or_else(|| panic!("{pointer} exists in the fixture")) = value;
+    *params
+        .pointer_mut(pointer)
+        .unwrap_or_else(|| panic!("{pointer} exists in the fixture")) = value;
     params
 }

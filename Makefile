@@ -1,0 +1,41 @@
+# The two commands of the README: `make demo` and `make test`.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+export GOTOOLCHAIN := local
+export CARGO_TERM_COLOR ?= never
+
+TESTCLUSTER := tools/testcluster/bin/testcluster
+
+.PHONY: test lint crds check-crds testcluster cluster
+
+## test: everything that proves the product (formatting, lints, generated files, unit and integration tests)
+test: check-crds lint testcluster
+	cargo test --workspace --no-fail-fast
+
+## lint: rustfmt and clippy, warnings are errors
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+## crds: regenerate crds/ and examples/template-info.yaml from the Rust types
+crds:
+	cargo run -q -p lcm-core --bin lcm-gen
+
+## check-crds: fail when crds/ differs from what the Rust types generate
+check-crds:
+	cargo run -q -p lcm-core --bin lcm-gen -- --check
+
+## testcluster: build the real control plane (etcd, kube-apiserver, kube-controller-manager) once
+testcluster:
+	tools/testcluster/build.sh
+
+## cluster: start a control plane in the foreground for kubectl (Ctrl-C stops it)
+CLUSTER_DIR := $(CURDIR)/.cache/cluster
+UPSTREAM_CRDS := ../shared/upstream-crds
+cluster: testcluster
+	rm -rf $(CLUSTER_DIR)
+	$(TESTCLUSTER) up --stdin-lifeline=false --dir $(CLUSTER_DIR) --crds crds --crds $(UPSTREAM_CRDS)/cluster-api-v1.4.4 \
+	  --crds $(UPSTREAM_CRDS)/cluster-api-provider-bringyourownhost-v0.5.0 \
+	  | while read -r _ kubeconfig seconds; do \
+	      echo "control plane ready in $${seconds}s; Ctrl-C stops it"; \
+	      echo "kubeconfig: $$kubeconfig"; echo "export KUBECONFIG=$$kubeconfig"; done

@@ -1,0 +1,94 @@
+//! `o2ims-operator render` on the shipped examples and on bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn render(file: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_o2ims-operator"))
+        .arg("render")
+        .arg("-f")
+        .arg(file)
+        .output()
+        .expect("o2ims-operator runs")
+}
+
+#[test]
+fn renders_the_example_request() {
+    let output = render(&repo().join("examples/o2ims-provisioning-request.yaml"));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let documents: Vec<serde_json::Value> =
+        lcm_core::yaml::from_multi_str(&String::from_utf8_lossy(&output.stdout))
+            .expect("YAML documents");
+    let kinds: Vec<&str> = documents
+        .iter()
+        .filter_map(|d| d["kind"].as_str())
+        .collect();
+    for kind in [
+        "Namespace",
+        "Cluster",
+        "ByoCluster",
+        "KubeadmControlPlane",
+        "ByoMachineTemplate",
+        "KubeadmConfigTemplate",
+        "MachineDeployment",
+        "ClusterResourceSet",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+}
+
+#[test]
+fn bad_input_fails_naming_the_field() {
+    let dir = std::env::temp_dir().join(format!("o2ims-render-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let example = std::fs::read_to_string(repo().join("examples/o2ims-provisioning-request.yaml"))
+        .expect("example");
+    let cases = [
+        (
+            "even.yaml",
+            example.replace("controlPlane: [host-5]", "controlPlane: [host-5, host-8]"),
+            "templateParameters.hosts.controlPlane",
+        ),
+        (
+            "template.yaml",
+            example.replace(
+                "templateName: byoh-workload-cluster",
+                "templateName: metal3",
+            ),
+            "templateName",
+        ),
+        (
+            "version.yaml",
+            example.replace("kubernetesVersion: v1.26.6", "kubernetesVersion: 1.26.6"),
+            "templateParameters.kubernetesVersion",
+        ),
+        (
+            "notyaml.yaml",
+            "spec: [".to_string(),
+            "is not a ProvisioningRequest",
+        ),
+    ];
+    for (name, content, expected) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, content).expect("write");
+        let output = render(&path);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{name} must fail");
+        assert!(stderr.contains(expected), "{name}: {stderr}");
+        assert!(
+            output.stdout.is_empty(),
+            "{name}: nothing is printed on failure"
+        );
+    }
+    let missing = render(&dir.join("absent.yaml"));
+    assert!(!missing.status.success());
+    std::fs::remove_dir_all(&dir).ok();
+}
