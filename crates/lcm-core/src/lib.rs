@@ -2,6 +2,7 @@
 //! the `byoh-workload-cluster` template, the Cluster API generator and the
 //! status mapping. Everything here is pure: no I/O, no client.
 
+pub mod ansible;
 pub mod capi;
 pub mod conditions;
 pub mod crd;

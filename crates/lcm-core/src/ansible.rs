@@ -1,0 +1,128 @@
+//! The Ansible inventory the host-preparation playbook (`ansible/site.yaml`) runs against.
+//!
+//! Every host is in the group `byoh_hosts`, named by its host id (the ByoHost's `host-id`
+//! label), with the host variables
+//!
+//! | variable | value |
+//! | --- | --- |
+//! | `ansible_host` | the address Ansible connects to |
+//! | `ansible_user` | the SSH user |
+//! | `byoh_host_id` | the host id, given to the agent as `--label host-id=...` |
+//! | `byoh_hostname` | the hostname the host registers under (only when known) |
+//!
+//! and the playbook needs two more, `kubernetes_version` (without the `v`, e.g. `1.26.6`) and
+//! `byoh_namespace` (where the agent creates the ByoHost):
+//!
+//! * [`inventory`] prepares the hosts of one cluster: both are group variables of `byoh_hosts`.
+//! * [`inventory_from_file`] prepares the hosts of several clusters from `input.json`, which may
+//!   differ in version, so both are host variables there and `byoh_hosts` has no `vars`. The
+//!   namespace is the cluster's namespace (`cluster-<name>`), as for the operator.
+//!
+//! The result is rendered with [`crate::yaml::to_string`].
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+
+use crate::inventory::Inventory;
+use crate::template::{HostAccess, KubernetesVersion};
+
+/// The group every prepared host is in.
+pub const GROUP: &str = "byoh_hosts";
+
+/// The inventory for the hosts of one cluster running `kubernetes_version` (`v1.26.6` or
+/// `1.26.6`), whose agents register their ByoHosts in `byoh_namespace`.
+pub fn inventory(hosts: &[HostAccess], kubernetes_version: &str, byoh_namespace: &str) -> Value {
+    let hosts: Map<String, Value> = hosts
+        .iter()
+        .map(|h| (h.id.clone(), Value::Object(host_vars(h))))
+        .collect();
+    let vars = json!({
+        "kubernetes_version": without_v(kubernetes_version),
+        "byoh_namespace": byoh_namespace,
+    });
+    wrap(hosts, Some(vars))
+}
+
+/// The inventory for every host of the named `clusters` of `inventory` (all clusters when
+/// `None`), each host with its own cluster's `kubernetes_version` and `byoh_namespace`.
+///
+/// Fails on an unknown cluster name, on a host id the inventory lacks, on an invalid
+/// Kubernetes version and on a host that two selected clusters share (a host can only be
+/// prepared for one version and namespace).
+pub fn inventory_from_file(
+    inventory: &Inventory,
+    clusters: Option<&[String]>,
+) -> Result<Value, String> {
+    let selected = match clusters {
+        None => inventory.clusters.iter().collect::<Vec<_>>(),
+        Some(names) => names
+            .iter()
+            .map(|name| {
+                inventory
+                    .cluster(name)
+                    .ok_or_else(|| format!("no cluster `{name}` in the inventory"))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let mut hosts = Map::new();
+    let mut owner: BTreeMap<String, &str> = BTreeMap::new();
+    for cluster in selected {
+        let params = inventory.parameters(cluster);
+        let version: KubernetesVersion = params
+            .kubernetes_version
+            .parse()
+            .map_err(|e| format!("cluster `{}`: kubernetesVersion {e}", cluster.name))?;
+        for id in params.all_hosts() {
+            if inventory.host(id).is_none() {
+                return Err(format!(
+                    "cluster `{}`: host `{id}` is not in the inventory",
+                    cluster.name
+                ));
+            }
+            // The same cluster may name a host twice (validation reports that elsewhere).
+            if let Some(first) = owner.insert(id.clone(), &cluster.name)
+                && first != cluster.name
+            {
+                return Err(format!(
+                    "host `{id}` is in both cluster `{first}` and cluster `{}`; select one of them",
+                    cluster.name
+                ));
+            }
+        }
+        for access in &params.host_access {
+            let mut vars = host_vars(access);
+            vars.insert(
+                "kubernetes_version".into(),
+                without_v(&version.to_string()).into(),
+            );
+            vars.insert("byoh_namespace".into(), params.namespace().into());
+            hosts.insert(access.id.clone(), Value::Object(vars));
+        }
+    }
+    Ok(wrap(hosts, None))
+}
+
+fn host_vars(host: &HostAccess) -> Map<String, Value> {
+    let mut vars = Map::new();
+    vars.insert("ansible_host".into(), host.address.clone().into());
+    vars.insert("ansible_user".into(), host.ssh_user.clone().into());
+    vars.insert("byoh_host_id".into(), host.id.clone().into());
+    if let Some(hostname) = &host.hostname {
+        vars.insert("byoh_hostname".into(), hostname.clone().into());
+    }
+    vars
+}
+
+fn without_v(version: &str) -> &str {
+    version.strip_prefix('v').unwrap_or(version)
+}
+
+fn wrap(hosts: Map<String, Value>, vars: Option<Value>) -> Value {
+    let mut group = Map::new();
+    group.insert("hosts".into(), Value::Object(hosts));
+    if let Some(vars) = vars {
+        group.insert("vars".into(), vars);
+    }
+    json!({ "all": { "children": { GROUP: group } } })
+}
