@@ -1,0 +1,343 @@
+#!/usr/bin/env bash
+# Sets up (or brings up to date) the management cluster of the O-RAN lifecycle manager:
+# cert-manager, Cluster API v1.4.4 with the BYOH v0.5.0 provider, and the product's Helm chart.
+# Safe to run again. `./mgmt.sh --help` for the options; `--dry-run` prints every command instead.
+set -Eeuo pipefail
+
+# Versions the product is built and tested against.
+CAPI_VERSION=v1.4.4
+BYOH_VERSION=v0.5.0
+CERT_MANAGER_VERSION=v1.12.2
+KIND_NODE_IMAGE=kindest/node:v1.26.6
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+KUBECONFIG_FILE=""
+CREATE_LOCAL=false
+KIND_NAME=oran-lcm-mgmt
+API_SERVER_ADDRESS=""
+VALUES_FILES=()
+IMAGE_TAG=""
+INVENTORY="$ROOT/input.json"
+CHART="$ROOT/deploy/helm/oran-lcm"
+RELEASE=oran-lcm
+RELEASE_NAMESPACE=oran-lcm-system
+OPERATOR_NAMESPACE=o2ims-system
+BYOH_NAMESPACE=byoh-hosts
+PLAYBOOK_CONFIGMAP=o2ims-host-preparation-playbook
+CALICO_VERSION=""
+CALICO_CONFIGMAP=calico-manifest
+SSH_KEY=""
+SSH_KEY_SECRET=o2ims-host-ssh-key
+TIMEOUT=600s
+DRY_RUN=false
+
+usage() {
+  cat <<EOF
+Usage: mgmt.sh [OPTIONS]
+
+Sets up the management cluster, idempotently, in this order:
+  1. (--create-local) a local kind cluster '$KIND_NAME' from $KIND_NODE_IMAGE (needs Docker)
+  2. cert-manager $CERT_MANAGER_VERSION, unless it is installed; waits until it is available
+  3. EXP_CLUSTER_RESOURCE_SET=true clusterctl init with Cluster API $CAPI_VERSION (core, kubeadm
+     bootstrap and control plane) and BYOH $BYOH_VERSION, for the providers not installed yet
+  4. the Helm chart deploy/helm/oran-lcm as release '$RELEASE' in '$RELEASE_NAMESPACE', with the
+     inventory (--set-file inventory.json=INVENTORY)
+  5. the namespaces '$OPERATOR_NAMESPACE' and '$BYOH_NAMESPACE' (ByoHosts), and in '$OPERATOR_NAMESPACE'
+     the ConfigMap '$PLAYBOOK_CONFIGMAP' with ansible/ (keys: paths with / written as __),
+     the ConfigMap '$CALICO_CONFIGMAP' (with --calico-version) and the Secret '$SSH_KEY_SECRET' (with --ssh-key)
+  6. waits until every Deployment of the cluster is available
+
+Options:
+  --kubeconfig FILE        use FILE (default: \$KUBECONFIG or ~/.kube/config, current context)
+  --create-local           create the local kind cluster first (kept when it exists)
+  --kind-name NAME         name of that kind cluster (default: $KIND_NAME)
+  --api-server-address IP  address the kind API server listens on; hosts must reach the management
+                           cluster to register, and 127.0.0.1 (kind's default) is reachable from nowhere else
+  --values FILE            extra Helm values file (repeatable)
+  --image-tag TAG          operator image tag (--set image.tag=TAG)
+  --inventory FILE         inventory given to the chart (default: input.json)
+  --chart DIR              the chart (default: deploy/helm/oran-lcm)
+  --operator-namespace NS  namespace of the O2IMS operator's ConfigMaps and Secrets (default: $OPERATOR_NAMESPACE)
+  --byoh-namespace NS      namespace the host agents register ByoHosts in (default: $BYOH_NAMESPACE)
+  --calico-version VER     download Calico VER's calico.yaml (e.g. v3.26.1) into ConfigMap '$CALICO_CONFIGMAP'
+  --ssh-key FILE           SSH private key for host preparation, stored in Secret '$SSH_KEY_SECRET'
+  --cert-manager-version V cert-manager to install when absent (default: $CERT_MANAGER_VERSION)
+  --timeout DURATION       how long each wait may take (default: $TIMEOUT)
+  --dry-run                print every command instead of running it; needs no cluster and no tools
+  -h, --help               this help
+
+Needs kubectl, clusterctl ($CAPI_VERSION) and helm (3); curl with --calico-version; kind and a running
+Docker engine with --create-local.
+EOF
+}
+
+# --- steps, errors and commands -------------------------------------------------------------
+
+STEP="reading options"
+
+# Names the step that the following commands belong to.
+step() {
+  STEP=$1
+  printf '==> %s\n' "$STEP"
+}
+
+# Fails the current step with a reason.
+die() {
+  printf 'mgmt.sh: step "%s" failed: %s\n' "$STEP" "$*" >&2
+  exit 1
+}
+
+on_error() {
+  local status=$1 line=$2 command=$3
+  # A failing command substitution reports through the command that ran it.
+  if [[ $BASHPID != "$$" ]]; then
+    exit "$status"
+  fi
+  printf "mgmt.sh: step \"%s\" failed: '%s' exited with %s (mgmt.sh line %s)\n" \
+    "$STEP" "$command" "$status" "$line" >&2
+  exit "$status"
+}
+trap 'on_error $? $LINENO "$BASH_COMMAND"' ERR
+
+# Runs a command, or prints it with --dry-run.
+run() {
+  if $DRY_RUN; then
+    printf '+'
+    printf ' %q' "$@"
+    printf '\n'
+  else
+    "$@"
+  fi
+}
+
+# Whether a command that only reads succeeds; with --dry-run nothing is read and the answer is no.
+probe() {
+  if $DRY_RUN; then
+    return 1
+  fi
+  "$@" >/dev/null 2>&1
+}
+
+need_tools() {
+  local missing=() tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+  done
+  if ((${#missing[@]} > 0)); then
+    die "missing tools: ${missing[*]} (install them and put them on PATH, or see --help)"
+  fi
+}
+
+# --- options ---------------------------------------------------------------------------------
+
+need_value() {
+  (($2 >= 2)) || die "$1 needs a value (see --help)"
+}
+
+while (($# > 0)); do
+  case $1 in
+    --kubeconfig) need_value "$1" $#; KUBECONFIG_FILE=$2; shift 2 ;;
+    --create-local) CREATE_LOCAL=true; shift ;;
+    --kind-name) need_value "$1" $#; KIND_NAME=$2; shift 2 ;;
+    --api-server-address) need_value "$1" $#; API_SERVER_ADDRESS=$2; shift 2 ;;
+    --values) need_value "$1" $#; VALUES_FILES+=("$2"); shift 2 ;;
+    --image-tag) need_value "$1" $#; IMAGE_TAG=$2; shift 2 ;;
+    --inventory) need_value "$1" $#; INVENTORY=$2; shift 2 ;;
+    --chart) need_value "$1" $#; CHART=$2; shift 2 ;;
+    --operator-namespace) need_value "$1" $#; OPERATOR_NAMESPACE=$2; shift 2 ;;
+    --byoh-namespace) need_value "$1" $#; BYOH_NAMESPACE=$2; shift 2 ;;
+    --calico-version) need_value "$1" $#; CALICO_VERSION=$2; shift 2 ;;
+    --ssh-key) need_value "$1" $#; SSH_KEY=$2; shift 2 ;;
+    --cert-manager-version) need_value "$1" $#; CERT_MANAGER_VERSION=$2; shift 2 ;;
+    --timeout) need_value "$1" $#; TIMEOUT=$2; shift 2 ;;
+    --dry-run) DRY_RUN=true; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) die "unknown option '$1' (see --help)" ;;
+  esac
+done
+
+step "checking options and tools"
+[[ -f $INVENTORY ]] || die "inventory $INVENTORY does not exist"
+for file in "${VALUES_FILES[@]}"; do
+  [[ -f $file ]] || die "values file $file does not exist"
+done
+[[ -z $SSH_KEY || -f $SSH_KEY ]] || die "SSH key $SSH_KEY does not exist"
+[[ -z $CALICO_VERSION || $CALICO_VERSION =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] ||
+  die "--calico-version must look like v3.26.1, got '$CALICO_VERSION'"
+if [[ -n $KUBECONFIG_FILE ]]; then
+  # kind writes it; every other tool reads it.
+  [[ -f $KUBECONFIG_FILE ]] || $CREATE_LOCAL || $DRY_RUN || die "kubeconfig $KUBECONFIG_FILE does not exist"
+  export KUBECONFIG=$KUBECONFIG_FILE
+fi
+if $DRY_RUN; then
+  echo "dry run: printing the commands; nothing is changed"
+  WORK=${TMPDIR:-/tmp}/mgmt.sh.XXXXXX # printed only
+else
+  tools=(kubectl clusterctl helm)
+  [[ -z $CALICO_VERSION ]] || tools+=(curl)
+  ! $CREATE_LOCAL || tools+=(kind docker)
+  need_tools "${tools[@]}"
+  WORK=$(mktemp -d)
+  trap 'rm -rf "$WORK"' EXIT
+fi
+
+# --- 1. local cluster ------------------------------------------------------------------------
+
+if $CREATE_LOCAL; then
+  step "creating the local kind cluster '$KIND_NAME'"
+  if ! $DRY_RUN && ! docker info >/dev/null 2>&1; then
+    die "--create-local needs a running Docker engine, and \`docker info\` failed (is the daemon running and may this user use it?)"
+  fi
+  kubeconfig_args=()
+  [[ -z $KUBECONFIG_FILE ]] || kubeconfig_args=(--kubeconfig "$KUBECONFIG_FILE")
+  if probe kind get kubeconfig --name "$KIND_NAME"; then
+    echo "kind cluster '$KIND_NAME' exists; using it"
+    run kind export kubeconfig --name "$KIND_NAME" "${kubeconfig_args[@]}"
+  else
+    kind_config=$WORK/kind.yaml
+    kind_yaml="apiVersion: kind.x-k8s.io/v1alpha4"$'\n'"kind: Cluster"$'\n'
+    if [[ -n $API_SERVER_ADDRESS ]]; then
+      kind_yaml+="networking:"$'\n'"  apiServerAddress: \"$API_SERVER_ADDRESS\""$'\n'
+    fi
+    if $DRY_RUN; then
+      printf '+ cat > %s <<EOF\n%sEOF\n' "$kind_config" "$kind_yaml"
+    else
+      printf '%s' "$kind_yaml" >"$kind_config"
+    fi
+    run kind create cluster --name "$KIND_NAME" --image "$KIND_NODE_IMAGE" --config "$kind_config" \
+      --wait "$TIMEOUT" "${kubeconfig_args[@]}"
+  fi
+fi
+
+step "checking the cluster is reachable"
+if $DRY_RUN; then
+  run kubectl version
+else
+  context=$(kubectl config current-context 2>/dev/null) ||
+    die "no current kube context (use --kubeconfig FILE, or --create-local)"
+  kubectl version >/dev/null 2>&1 ||
+    die "the API server of context '$context' does not answer (\`kubectl version\` failed)"
+  echo "using context '$context'"
+fi
+
+# --- 2. cert-manager -------------------------------------------------------------------------
+
+step "installing cert-manager $CERT_MANAGER_VERSION"
+if probe kubectl get deployment cert-manager --namespace cert-manager; then
+  echo "cert-manager is installed; keeping its version"
+else
+  run kubectl apply -f "https://github.com/cert-manager/cert-manager/releases/download/$CERT_MANAGER_VERSION/cert-manager.yaml"
+fi
+step "waiting for cert-manager"
+run kubectl wait --for=condition=Available deployment --all --namespace cert-manager --timeout "$TIMEOUT"
+
+# --- 3. Cluster API and BYOH -----------------------------------------------------------------
+
+step "installing Cluster API $CAPI_VERSION and BYOH $BYOH_VERSION"
+# Providers clusterctl records as installed, as NAME=VERSION lines (none with --dry-run).
+installed=""
+if probe kubectl get crd providers.clusterctl.cluster.x-k8s.io; then
+  installed=$(kubectl get providers.clusterctl.cluster.x-k8s.io --all-namespaces \
+    -o jsonpath='{range .items[*]}{.metadata.name}={.version}{"\n"}{end}')
+fi
+init_args=()
+for provider in "cluster-api --core cluster-api:$CAPI_VERSION" \
+  "bootstrap-kubeadm --bootstrap kubeadm:$CAPI_VERSION" \
+  "control-plane-kubeadm --control-plane kubeadm:$CAPI_VERSION" \
+  "infrastructure-byoh --infrastructure byoh:$BYOH_VERSION"; do
+  read -r name flag spec <<<"$provider"
+  version=$(sed -n "s/^$name=//p" <<<"$installed")
+  if [[ -z $version ]]; then
+    init_args+=("$flag" "$spec")
+  elif [[ $version != "${spec#*:}" ]]; then
+    echo "warning: provider $name is at $version, not ${spec#*:}; leaving it (clusterctl upgrade is not automated)" >&2
+  else
+    echo "provider $name $version is installed"
+  fi
+done
+if ((${#init_args[@]} > 0)); then
+  # CAPI v1.4 disables ClusterResourceSets unless this is set; the Calico CNI is applied by one.
+  run env EXP_CLUSTER_RESOURCE_SET=true clusterctl init "${init_args[@]}" --wait-providers
+else
+  echo "Cluster API and BYOH are installed"
+fi
+
+# --- 4. the product --------------------------------------------------------------------------
+
+step "installing the Helm chart $RELEASE"
+if ! $DRY_RUN && [[ ! -f $CHART/Chart.yaml ]]; then
+  die "no Helm chart at $CHART (Chart.yaml missing)"
+fi
+helm_args=(upgrade --install "$RELEASE" "$CHART" --namespace "$RELEASE_NAMESPACE" --create-namespace
+  --set-file "inventory.json=$INVENTORY")
+for file in "${VALUES_FILES[@]}"; do
+  helm_args+=(-f "$file")
+done
+[[ -z $IMAGE_TAG ]] || helm_args+=(--set "image.tag=$IMAGE_TAG")
+run helm "${helm_args[@]}" --wait --timeout "$TIMEOUT"
+
+# --- 5. namespaces, ConfigMaps and Secrets the operator reads ----------------------------------
+
+ensure_namespace() {
+  if probe kubectl get namespace "$1"; then
+    echo "namespace $1 exists"
+  else
+    run kubectl create namespace "$1"
+  fi
+}
+
+# Applies a manifest that kubectl renders into $WORK/$1 from the remaining arguments. Server-side
+# apply: a client-side apply would copy the data (Calico is ~300 KB) into an annotation, limited to 256 KB.
+apply_rendered() {
+  local file=$WORK/$1
+  shift
+  if $DRY_RUN; then
+    printf '+'
+    printf ' %q' "$@" --dry-run=client -o yaml
+    printf ' > %s\n' "$file"
+  else
+    "$@" --dry-run=client -o yaml >"$file"
+  fi
+  run kubectl apply --server-side --force-conflicts --field-manager mgmt.sh -f "$file"
+}
+
+step "creating the namespaces $OPERATOR_NAMESPACE and $BYOH_NAMESPACE"
+ensure_namespace "$OPERATOR_NAMESPACE"
+ensure_namespace "$BYOH_NAMESPACE"
+
+step "storing the host-preparation playbook in ConfigMap $PLAYBOOK_CONFIGMAP"
+playbook_args=()
+while IFS= read -r -d '' file; do
+  relative=${file#"$ROOT/ansible/"}
+  playbook_args+=("--from-file=${relative//\//__}=$file")
+done < <(find "$ROOT/ansible" -type f -print0 | sort -z)
+((${#playbook_args[@]} > 0)) || die "no files under $ROOT/ansible"
+apply_rendered playbook.yaml kubectl create configmap "$PLAYBOOK_CONFIGMAP" \
+  --namespace "$OPERATOR_NAMESPACE" "${playbook_args[@]}"
+
+if [[ -n $CALICO_VERSION ]]; then
+  step "storing Calico $CALICO_VERSION in ConfigMap $CALICO_CONFIGMAP"
+  run curl -fsSL --retry 3 -o "$WORK/calico.yaml" \
+    "https://raw.githubusercontent.com/projectcalico/calico/$CALICO_VERSION/manifests/calico.yaml"
+  apply_rendered calico-configmap.yaml kubectl create configmap "$CALICO_CONFIGMAP" \
+    --namespace "$OPERATOR_NAMESPACE" "--from-file=calico.yaml=$WORK/calico.yaml"
+fi
+
+if [[ -n $SSH_KEY ]]; then
+  step "storing the SSH key in Secret $SSH_KEY_SECRET"
+  apply_rendered ssh-key.yaml kubectl create secret generic "$SSH_KEY_SECRET" \
+    --namespace "$OPERATOR_NAMESPACE" "--from-file=ssh-privatekey=$SSH_KEY"
+fi
+
+# --- 6. everything up ------------------------------------------------------------------------
+
+step "waiting for every Deployment to be available"
+run kubectl wait --for=condition=Available deployment --all --all-namespaces --timeout "$TIMEOUT"
+
+step "done"
+if $DRY_RUN; then
+  echo "dry run complete: nothing was changed"
+else
+  echo "management cluster ready (context '$(kubectl config current-context)')"
+fi
