@@ -15,8 +15,8 @@
 //!
 //! * [`inventory`] prepares the hosts of one cluster: both are group variables of `byoh_hosts`.
 //! * [`inventory_from_file`] prepares the hosts of several clusters from `input.json`, which may
-//!   differ in version, so both are host variables there and `byoh_hosts` has no `vars`. The
-//!   namespace is the cluster's namespace (`cluster-<name>`), as for the operator.
+//!   run different versions: `kubernetes_version` is a host variable there, and only
+//!   `byoh_namespace` ([`DEFAULT_BYOH_NAMESPACE`], the operator's default) a group variable.
 //!
 //! The result is rendered with [`crate::yaml::to_string`].
 
@@ -29,6 +29,10 @@ use crate::template::{HostAccess, KubernetesVersion};
 
 /// The group every prepared host is in.
 pub const GROUP: &str = "byoh_hosts";
+
+/// Namespace the host agents register their ByoHosts in, unless told otherwise: the default
+/// of the O2IMS operator's `BYOH_NAMESPACE`. BYOH finds hosts in any namespace.
+pub const DEFAULT_BYOH_NAMESPACE: &str = "byoh-hosts";
 
 /// The inventory for the hosts of one cluster running `kubernetes_version` (`v1.26.6` or
 /// `1.26.6`), whose agents register their ByoHosts in `byoh_namespace`.
@@ -45,7 +49,8 @@ pub fn inventory(hosts: &[HostAccess], kubernetes_version: &str, byoh_namespace:
 }
 
 /// The inventory for every host of the named `clusters` of `inventory` (all clusters when
-/// `None`), each host with its own cluster's `kubernetes_version` and `byoh_namespace`.
+/// `None`), each host with its own cluster's `kubernetes_version`, all registering in
+/// [`DEFAULT_BYOH_NAMESPACE`].
 ///
 /// Fails on an unknown cluster name, on a host id the inventory lacks, on an invalid
 /// Kubernetes version and on a host that two selected clusters share (a host can only be
@@ -96,11 +101,13 @@ pub fn inventory_from_file(
                 "kubernetes_version".into(),
                 without_v(&version.to_string()).into(),
             );
-            vars.insert("byoh_namespace".into(), params.namespace().into());
             hosts.insert(access.id.clone(), Value::Object(vars));
         }
     }
-    Ok(wrap(hosts, None))
+    Ok(wrap(
+        hosts,
+        Some(json!({ "byoh_namespace": DEFAULT_BYOH_NAMESPACE })),
+    ))
 }
 
 fn host_vars(host: &HostAccess) -> Map<String, Value> {

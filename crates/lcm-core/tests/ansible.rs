@@ -1,6 +1,6 @@
 //! The Ansible inventory for host preparation: rendered as YAML, parsed back, values checked.
 
-use lcm_core::ansible::{GROUP, inventory, inventory_from_file};
+use lcm_core::ansible::{DEFAULT_BYOH_NAMESPACE, GROUP, inventory, inventory_from_file};
 use lcm_core::inventory::Inventory;
 use lcm_core::template::HostAccess;
 use serde_json::Value;
@@ -90,17 +90,21 @@ fn the_operator_inventory_from_cluster_parameters() {
 }
 
 #[test]
-fn whole_file_lists_every_host_with_its_clusters_version_and_namespace() {
+fn whole_file_lists_every_host_with_its_clusters_version() {
     let parsed = round_trip(&inventory_from_file(&shipped(), None).expect("valid"));
     let group = group(&parsed);
-    assert!(group.get("vars").is_none(), "per-host vars only: {group}");
+    // The version is per host (clusters may differ); the namespace is shared.
+    let vars = group["vars"].as_object().expect("group vars");
+    assert_eq!(vars.len(), 1, "{vars:?}");
+    assert_eq!(vars["byoh_namespace"], DEFAULT_BYOH_NAMESPACE);
+    assert_eq!(DEFAULT_BYOH_NAMESPACE, "byoh-hosts");
     let hosts = group["hosts"].as_object().expect("hosts");
     assert_eq!(hosts.len(), 4);
-    for (id, cluster, address, hostname) in [
-        ("host-1", "core", "172.20.10.11", "edge-node-1"),
-        ("host-2", "core", "172.20.10.12", "edge-node-2"),
-        ("host-3", "edge", "172.20.10.13", "edge-node-3"),
-        ("host-4", "edge", "172.20.10.14", "edge-node-4"),
+    for (id, address, hostname) in [
+        ("host-1", "172.20.10.11", "edge-node-1"),
+        ("host-2", "172.20.10.12", "edge-node-2"),
+        ("host-3", "172.20.10.13", "edge-node-3"),
+        ("host-4", "172.20.10.14", "edge-node-4"),
     ] {
         let host = &hosts[id];
         assert_eq!(host["ansible_host"], address, "{id}");
@@ -108,7 +112,7 @@ fn whole_file_lists_every_host_with_its_clusters_version_and_namespace() {
         assert_eq!(host["byoh_host_id"], id);
         assert_eq!(host["byoh_hostname"], hostname, "{id}");
         assert_eq!(host["kubernetes_version"], "1.26.6", "{id}");
-        assert_eq!(host["byoh_namespace"], format!("cluster-{cluster}"), "{id}");
+        assert!(host.get("byoh_namespace").is_none(), "{id}: {host}");
     }
 }
 
