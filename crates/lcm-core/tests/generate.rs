@@ -231,3 +231,20 @@ fn generation_is_deterministic() {
     let p = params(common::parameters());
     assert_eq!(generate("r", &p, None), generate("r", &p, None));
 }
+
+#[test]
+fn the_cluster_records_its_parameters_and_workers_can_be_held_back() {
+    let p = params(common::parameters());
+    let mut generated = generate("r", &p, None);
+    let cluster = find(&generated.objects, "Cluster", "demo").clone();
+    assert_eq!(lcm_core::capi::applied_parameters(&cluster), Some(p));
+    lcm_core::capi::hold_worker_version(&mut generated, "v1.25.11");
+    let md = find(&generated.objects, "MachineDeployment", "demo-md-0");
+    assert_eq!(md["spec"]["template"]["spec"]["version"], "v1.25.11");
+    let kcp = find(
+        &generated.objects,
+        "KubeadmControlPlane",
+        "demo-control-plane",
+    );
+    assert_eq!(kcp["spec"]["version"], "v1.26.6");
+}

@@ -32,6 +32,7 @@ fn provisioned() -> Observed {
         }),
         workers: Some(WorkersView {
             desired_replicas: 2,
+            desired_version: Some("v1.26.6".into()),
             replicas: 2,
             ready_replicas: 2,
             updated_replicas: 2,

@@ -1,6 +1,17 @@
 //! The O2IMS operator: turns ProvisioningRequests into BYOH Cluster API clusters.
 
+mod children;
+mod cleanup;
+mod config;
+mod conflicts;
+mod context;
+mod controller;
+mod error;
+mod hostprep;
+mod observe;
+mod reconcile;
 mod render;
+mod status;
 
 use std::process::ExitCode;
 
@@ -18,13 +29,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the controller against the cluster of the current kubeconfig (or in-cluster).
+    Run(Box<config::Config>),
     /// Print the Cluster API objects a ProvisioningRequest becomes, as YAML.
     Render(render::Args),
 }
 
-fn main() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(config) => controller::run(*config).await,
         Command::Render(args) => render::run(&args),
     };
     match result {

@@ -19,6 +19,8 @@ use super::{
 use crate::template::{ClusterParameters, Cni};
 use crate::{HOST_ID_LABEL, PROVISIONING_REQUEST_LABEL};
 
+/// Annotation on the Cluster holding the parameters it was last applied from (JSON).
+pub const APPLIED_PARAMETERS_ANNOTATION: &str = "o2ims.provisioning.oran.org/applied-parameters";
 /// Field manager and `app.kubernetes.io/managed-by` value of everything generated.
 pub const MANAGED_BY: &str = "o2ims-operator";
 /// containerd's socket on hosts prepared by the project's playbook.
@@ -109,6 +111,9 @@ fn reference(api_version: &str, kind: &str, name: &str) -> Value {
 }
 
 fn cluster(mut metadata: Value, params: &ClusterParameters, names: &Names) -> Value {
+    // What the cluster was built from, so a later spec change can be classified against it.
+    metadata["annotations"] =
+        json!({APPLIED_PARAMETERS_ANNOTATION: serde_json::to_string(params).unwrap_or_default()});
     if params.cni == Cni::Calico {
         // Selected by the ClusterResourceSet that installs the CNI.
         metadata["labels"]["cni"] = json!("calico");
@@ -219,4 +224,22 @@ fn calico(meta: impl Fn(&str) -> Value, names: &Names, manifest: Option<&str>) -
             "resources": [{"kind": "ConfigMap", "name": names.cni}],
         }}));
     objects
+}
+
+/// Keeps the workers at `version` while the control plane upgrades: Cluster API would
+/// otherwise roll both at once, and workers must not run ahead of the control plane.
+pub fn hold_worker_version(generated: &mut Generated, version: &str) {
+    for object in generated
+        .objects
+        .iter_mut()
+        .filter(|o| o["kind"] == "MachineDeployment")
+    {
+        object["spec"]["template"]["spec"]["version"] = json!(version);
+    }
+}
+
+/// The parameters a live Cluster was applied from.
+pub fn applied_parameters(cluster: &Value) -> Option<ClusterParameters> {
+    let text = cluster["metadata"]["annotations"][APPLIED_PARAMETERS_ANNOTATION].as_str()?;
+    serde_json::from_str(text).ok()
 }

@@ -5,7 +5,10 @@ mod generate;
 mod kube_vip;
 pub mod observe;
 
-pub use generate::{Generated, generate};
+pub use generate::{
+    APPLIED_PARAMETERS_ANNOTATION, Generated, MANAGED_BY, Names, applied_parameters, generate,
+    hold_worker_version,
+};
 
 use kube::core::{ApiResource, GroupVersionKind};
 

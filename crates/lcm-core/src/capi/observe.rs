@@ -156,6 +156,8 @@ impl ControlPlaneView {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct WorkersView {
     pub desired_replicas: i64,
+    /// The version machines are (being) rolled to.
+    pub desired_version: Option<String>,
     pub replicas: i64,
     pub ready_replicas: i64,
     pub updated_replicas: i64,
@@ -167,6 +169,9 @@ impl WorkersView {
         let status = &object["status"];
         Self {
             desired_replicas: object["spec"]["replicas"].as_i64().unwrap_or(1),
+            desired_version: object["spec"]["template"]["spec"]["version"]
+                .as_str()
+                .map(String::from),
             replicas: replicas(&status["replicas"]),
             ready_replicas: replicas(&status["readyReplicas"]),
             updated_replicas: replicas(&status["updatedReplicas"]),

@@ -1,10 +1,12 @@
 //! The `byoh-workload-cluster` template (version `v1`): its parameters, their
 //! validation, and the JSON Schema a TemplateInfo publishes for them.
 
+mod changes;
 mod parameters;
 mod validate;
 mod version;
 
+pub use changes::{Change, classify};
 pub use parameters::*;
 pub use validate::{FieldError, ParameterErrors, validate, validate_request};
 pub use version::KubernetesVersion;

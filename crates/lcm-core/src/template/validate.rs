@@ -147,7 +147,7 @@ fn check_endpoint(params: &ClusterParameters, errors: &mut Errors) {
 
 fn check_hosts(params: &ClusterParameters, errors: &mut Errors) {
     let control_plane = &params.hosts.control_plane;
-    if control_plane.is_empty() || control_plane.len() % 2 == 0 {
+    if control_plane.is_empty() || control_plane.len().is_multiple_of(2) {
         errors.add(
             "hosts.controlPlane",
             format!(

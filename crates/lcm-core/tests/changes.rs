@@ -1,0 +1,71 @@
+//! Which changes a provisioned cluster accepts.
+
+mod common;
+
+use lcm_core::template::{classify, validate};
+use serde_json::json;
+
+fn params(pointer: &str, value: serde_json::Value) -> lcm_core::template::ClusterParameters {
+    validate(&common::with(pointer, value)).expect("valid")
+}
+
+#[test]
+fn worker_changes_are_scales() {
+    let applied = validate(&common::parameters()).expect("valid");
+    let change = classify(
+        &applied,
+        &params("/hosts/workers", json!(["h5", "h6", "h7"])),
+    )
+    .expect("accepted");
+    assert_eq!(change.added_workers, ["h6", "h7"]);
+    assert_eq!(change.removed_workers, ["h4"]);
+    assert_eq!(change.upgrade_to, None);
+    assert!(classify(&applied, &applied).expect("no change").is_empty());
+}
+
+#[test]
+fn upgrades_go_one_minor_up_at_a_time() {
+    let applied = validate(&common::parameters()).expect("valid");
+    let up = classify(&applied, &params("/kubernetesVersion", json!("v1.27.3"))).expect("upgrade");
+    assert_eq!(up.upgrade_to.as_deref(), Some("v1.27.3"));
+    let patch =
+        classify(&applied, &params("/kubernetesVersion", json!("v1.26.9"))).expect("patch upgrade");
+    assert_eq!(patch.upgrade_to.as_deref(), Some("v1.26.9"));
+    let down = classify(&applied, &params("/kubernetesVersion", json!("v1.25.11")))
+        .expect_err("downgrade");
+    assert!(
+        down.contains("downgrade from v1.26.6 to v1.25.11"),
+        "{down}"
+    );
+    let older = validate(&common::with("/kubernetesVersion", json!("v1.25.11"))).expect("valid");
+    let skip =
+        classify(&older, &params("/kubernetesVersion", json!("v1.27.3"))).expect_err("skips 1.26");
+    assert!(skip.contains("skips a minor version"), "{skip}");
+}
+
+#[test]
+fn control_plane_and_identity_changes_are_refused_by_name() {
+    let applied = validate(&common::parameters()).expect("valid");
+    let cases = [
+        (
+            "/hosts/controlPlane",
+            json!(["h1", "h2", "h9"]),
+            "hosts.controlPlane cannot change",
+        ),
+        (
+            "/controlPlaneEndpoint/host",
+            json!("10.0.0.101"),
+            "controlPlaneEndpoint cannot change",
+        ),
+        (
+            "/network/podCIDRs",
+            json!(["172.16.0.0/16"]),
+            "network cannot change",
+        ),
+        ("/cni", json!("none"), "cni cannot change"),
+    ];
+    for (pointer, value, expected) in cases {
+        let error = classify(&applied, &params(pointer, value)).expect_err(pointer);
+        assert!(error.contains(expected), "{pointer}: {error}");
+    }
+}

@@ -1,0 +1,146 @@
+//! Applies a request's Cluster API objects (and host-preparation Jobs) with server-side
+//! apply under one field manager, writing only what changed.
+//!
+//! Ownership: Cluster API makes the Cluster the *controller* of its ByoCluster and
+//! KubeadmControlPlane (and adds itself to the templates), so the request is the controller
+//! owner of the Namespace and the Cluster only, and a plain owner of the rest. Either way
+//! the garbage collector removes everything once the request is gone, and every object
+//! carries the request's label, which is how the controller maps their events back.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
+use kube::{Resource, ResourceExt};
+use serde_json::{Value, json};
+
+use lcm_core::capi::observe::{ByoHostView, WorkersView};
+use lcm_core::capi::{self, DELETE_MACHINE_ANNOTATION};
+use lcm_core::crd::ProvisioningRequest;
+use lcm_core::status::provisioning::Observed;
+use lcm_core::template::{ClusterParameters, Cni};
+use operator_kit::apply::apply;
+
+use crate::context::Context;
+use crate::error::Result;
+use crate::observe;
+
+/// The owner reference of `request`; `controller` marks it as the managing controller.
+pub fn owner_reference(request: &ProvisioningRequest, controller: bool) -> Value {
+    json!({
+        "apiVersion": ProvisioningRequest::api_version(&()),
+        "kind": ProvisioningRequest::kind(&()),
+        "name": request.name_any(),
+        "uid": request.uid().unwrap_or_default(),
+        "controller": controller,
+        "blockOwnerDeletion": true,
+    })
+}
+
+/// Applies `objects` owned by `request`; returns how many were written.
+pub async fn apply_owned(
+    ctx: &Context,
+    request: &ProvisioningRequest,
+    objects: Vec<Value>,
+) -> Result<usize> {
+    let mut written = 0;
+    for mut object in objects {
+        let controller = matches!(
+            object["kind"].as_str(),
+            Some("Namespace" | "Cluster" | "Job" | "ConfigMap")
+        );
+        object["metadata"]["ownerReferences"] = json!([owner_reference(request, controller)]);
+        if apply(&ctx.client, &object, capi::MANAGED_BY).await? {
+            written += 1;
+        }
+    }
+    Ok(written)
+}
+
+/// Brings the cluster's objects to `params`. `applied` are the parameters the objects were
+/// last applied from; `observed` is their current state. Returns what the user should know
+/// (a missing CNI manifest).
+pub async fn ensure(
+    ctx: &Context,
+    request: &ProvisioningRequest,
+    params: &ClusterParameters,
+    applied: Option<&ClusterParameters>,
+    observed: &Observed,
+    hosts: &BTreeMap<String, (ByoHostView, Value)>,
+) -> Result<Option<String>> {
+    let calico = match params.cni {
+        Cni::Calico => calico_manifest(ctx).await?,
+        Cni::None => None,
+    };
+    let warning = (params.cni == Cni::Calico && calico.is_none()).then(|| {
+        format!(
+            "ConfigMap {}/{} with the Calico manifest (key calico.yaml) is missing: no CNI will be installed and nodes stay NotReady",
+            ctx.config.namespace(),
+            ctx.config.calico_manifest_configmap
+        )
+    });
+    let mut generated = capi::generate(&request.name_any(), params, calico.as_deref());
+    if let Some(held) = held_worker_version(params, observed) {
+        capi::hold_worker_version(&mut generated, &held);
+    }
+    if let Some(applied) = applied {
+        let removed: Vec<&String> = applied
+            .hosts
+            .workers
+            .iter()
+            .filter(|h| !params.hosts.workers.contains(h))
+            .collect();
+        mark_machines_for_deletion(ctx, &removed, hosts).await?;
+    }
+    apply_owned(ctx, request, generated.objects).await?;
+    Ok(warning)
+}
+
+/// The version workers stay at while the control plane is not yet fully at the target.
+fn held_worker_version(params: &ClusterParameters, observed: &Observed) -> Option<String> {
+    let (
+        Some(cp),
+        Some(WorkersView {
+            desired_version: Some(current),
+            ..
+        }),
+    ) = (&observed.control_plane, &observed.workers)
+    else {
+        return None;
+    };
+    let target = &params.kubernetes_version;
+    let control_plane_done = cp.desired_version == *target
+        && cp.version.as_deref() == Some(target.as_str())
+        && cp.updated_replicas == cp.desired_replicas
+        && cp.ready_replicas == cp.desired_replicas;
+    (current != target && !control_plane_done).then(|| current.clone())
+}
+
+/// Scale-in removes exactly the hosts taken away: their Machines are marked so the
+/// MachineSet deletes them first when the replicas drop.
+async fn mark_machines_for_deletion(
+    ctx: &Context,
+    removed: &[&String],
+    hosts: &BTreeMap<String, (ByoHostView, Value)>,
+) -> Result<()> {
+    for host in removed {
+        let Some((_, object)) = hosts.get(*host) else {
+            continue;
+        };
+        if let Some((namespace, machine)) = observe::machine_on_host(&ctx.client, object).await? {
+            let mark = json!({
+                "apiVersion": capi::CLUSTER_API, "kind": "Machine",
+                "metadata": {"name": machine, "namespace": namespace, "annotations": {DELETE_MACHINE_ANNOTATION: "true"}},
+            });
+            apply(&ctx.client, &mark, capi::MANAGED_BY).await?;
+            tracing::info!(host = %host, machine = %machine, "marked the machine of a removed worker for deletion");
+        }
+    }
+    Ok(())
+}
+
+async fn calico_manifest(ctx: &Context) -> Result<Option<String>> {
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ctx.config.namespace());
+    let config_map = api.get_opt(&ctx.config.calico_manifest_configmap).await?;
+    Ok(config_map.and_then(|cm| cm.data?.remove("calico.yaml")))
+}

@@ -1,0 +1,93 @@
+//! Ordered deletion: the Cluster first (Cluster API tears the machines down and releases the
+//! hosts), then everything else of the request, then the finalizer goes.
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
+use kube::{Resource, ResourceExt};
+
+use lcm_core::PROVISIONING_REQUEST_LABEL;
+use lcm_core::capi::Kind;
+use lcm_core::crd::{ProvisioningRequest, ProvisioningState};
+
+use crate::context::Context;
+use crate::error::Result;
+use crate::observe;
+use crate::status::{self, Report};
+
+/// One step of the deletion; true once nothing of the request is left.
+pub async fn run(request: &ProvisioningRequest, ctx: &Context) -> Result<bool> {
+    let name = request.name_any();
+    let selector = ListParams::default().labels(&format!("{PROVISIONING_REQUEST_LABEL}={name}"));
+    if let Some(cluster) = observe::request_cluster(&ctx.client, &name).await? {
+        let namespace = cluster["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let cluster_name = cluster["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if cluster["metadata"]["deletionTimestamp"].is_null() {
+            let api: Api<DynamicObject> = Api::namespaced_with(
+                ctx.client.clone(),
+                &namespace,
+                &Kind::Cluster.api_resource(),
+            );
+            api.delete(&cluster_name, &DeleteParams::background())
+                .await?;
+        }
+        let message = format!(
+            "waiting for Cluster API to tear down Cluster {namespace}/{cluster_name} and release its hosts"
+        );
+        status::write(
+            ctx,
+            request,
+            &Report::new(ProvisioningState::Deleting, message, vec![]),
+        )
+        .await?;
+        return Ok(false);
+    }
+    let operator_namespace = ctx.config.namespace();
+    delete_all(
+        Api::<Job>::namespaced(ctx.client.clone(), operator_namespace),
+        &selector,
+    )
+    .await?;
+    delete_all(
+        Api::<ConfigMap>::namespaced(ctx.client.clone(), operator_namespace),
+        &selector,
+    )
+    .await?;
+    let namespaces = delete_all(Api::<Namespace>::all(ctx.client.clone()), &selector).await?;
+    if namespaces.is_empty() {
+        return Ok(true);
+    }
+    let message = format!(
+        "Cluster deleted; waiting for namespace {} to be removed",
+        namespaces.join(", ")
+    );
+    status::write(
+        ctx,
+        request,
+        &Report::new(ProvisioningState::Deleting, message, vec![]),
+    )
+    .await?;
+    Ok(false)
+}
+
+/// Deletes every object `selector` matches (those not already going); returns the names still present.
+async fn delete_all<K>(api: Api<K>, selector: &ListParams) -> Result<Vec<String>>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let mut present = Vec::new();
+    for object in api.list(selector).await? {
+        if object.meta().deletion_timestamp.is_none() {
+            api.delete(&object.name_any(), &DeleteParams::background())
+                .await?;
+        }
+        present.push(object.name_any());
+    }
+    Ok(present)
+}

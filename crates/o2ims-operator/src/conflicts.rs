@@ -1,0 +1,171 @@
+//! Whether a request may take its hosts: no older request uses them (or its cluster name or
+//! endpoint), and no other cluster has claimed them. The older request wins, so two requests
+//! racing for a host settle the same way whichever is reconciled first.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kube::ResourceExt;
+
+use lcm_core::capi::observe::ByoHostView;
+use lcm_core::conditions;
+use lcm_core::crd::ProvisioningRequest;
+use lcm_core::template::ClusterParameters;
+
+use crate::status::VALIDATED;
+
+/// Whether `other` was created before `request` (name breaks ties).
+fn older(other: &ProvisioningRequest, request: &ProvisioningRequest) -> bool {
+    let key = |r: &ProvisioningRequest| (r.creation_timestamp().map(|t| t.0), r.name_any());
+    key(other) < key(request)
+}
+
+/// A request that failed validation holds nothing.
+fn holds_resources(request: &ProvisioningRequest) -> bool {
+    let conditions = request
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    conditions::find(conditions, VALIDATED)
+        .is_none_or(|c| c.status != conditions::FALSE || c.reason == "ChangeRefused")
+}
+
+/// The first conflict of `params` (for the hosts in `hosts_to_check`), as a message naming it.
+pub fn find(
+    request: &ProvisioningRequest,
+    params: &ClusterParameters,
+    hosts_to_check: &[String],
+    requests: &[Arc<ProvisioningRequest>],
+    byo_hosts: &BTreeMap<String, ByoHostView>,
+) -> Option<String> {
+    for other in requests
+        .iter()
+        .filter(|o| o.name_any() != request.name_any() && older(o, request) && holds_resources(o))
+    {
+        let Ok(theirs) =
+            serde_json::from_value::<ClusterParameters>(other.spec.template_parameters.clone())
+        else {
+            continue;
+        };
+        let who = format!(
+            "ProvisioningRequest {} (cluster `{}`)",
+            other.name_any(),
+            theirs.cluster_name
+        );
+        if let Some(host) = hosts_to_check
+            .iter()
+            .find(|h| theirs.all_hosts().any(|t| t == *h))
+        {
+            return Some(format!("host `{host}` is already used by {who}"));
+        }
+        if theirs.cluster_name == params.cluster_name {
+            return Some(format!(
+                "cluster name `{}` is already used by {who}",
+                params.cluster_name
+            ));
+        }
+        if theirs.control_plane_endpoint.host == params.control_plane_endpoint.host {
+            return Some(format!(
+                "endpoint {} is already used by {who}",
+                params.control_plane_endpoint.host
+            ));
+        }
+    }
+    hosts_to_check.iter().find_map(|host| {
+        let claimed_by = byo_hosts.get(host)?.claimed_by.as_deref()?;
+        (claimed_by != params.cluster_name)
+            .then(|| format!("host `{host}` is already claimed by cluster `{claimed_by}`"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use lcm_core::crd::ProvisioningRequestSpec;
+    use serde_json::json;
+
+    fn request(
+        name: &str,
+        created: &str,
+        cluster: &str,
+        hosts: &[&str],
+        vip: &str,
+    ) -> ProvisioningRequest {
+        let mut pr = ProvisioningRequest::new(
+            name,
+            ProvisioningRequestSpec {
+                template_name: "byoh-workload-cluster".into(),
+                template_version: "v1".into(),
+                template_parameters: json!({
+                    "clusterName": cluster, "kubernetesVersion": "v1.26.6",
+                    "controlPlaneEndpoint": {"host": vip}, "hosts": {"controlPlane": hosts},
+                }),
+                ..Default::default()
+            },
+        );
+        pr.metadata.creation_timestamp = Some(Time(created.parse().expect("timestamp")));
+        pr
+    }
+
+    fn params(pr: &ProvisioningRequest) -> ClusterParameters {
+        lcm_core::template::validate(&pr.spec.template_parameters).expect("valid")
+    }
+
+    fn check(pr: &ProvisioningRequest, all: &[ProvisioningRequest]) -> Option<String> {
+        let all: Vec<_> = all.iter().cloned().map(Arc::new).collect();
+        let p = params(pr);
+        let hosts: Vec<String> = p.all_hosts().cloned().collect();
+        find(pr, &p, &hosts, &all, &BTreeMap::new())
+    }
+
+    #[test]
+    fn the_older_request_wins_a_host() {
+        let a = request("a", "2026-01-01T00:00:00Z", "one", &["h1"], "10.0.0.1");
+        let b = request("b", "2026-01-01T00:00:01Z", "two", &["h1"], "10.0.0.2");
+        let all = [a.clone(), b.clone()];
+        assert_eq!(check(&a, &all), None);
+        let conflict = check(&b, &all).expect("b loses");
+        assert_eq!(
+            conflict,
+            "host `h1` is already used by ProvisioningRequest a (cluster `one`)"
+        );
+    }
+
+    #[test]
+    fn names_and_endpoints_conflict_too() {
+        let a = request("a", "2026-01-01T00:00:00Z", "one", &["h1"], "10.0.0.1");
+        let same_name = request("b", "2026-01-01T00:00:01Z", "one", &["h2"], "10.0.0.2");
+        let same_vip = request("c", "2026-01-01T00:00:01Z", "three", &["h3"], "10.0.0.1");
+        assert!(
+            check(&same_name, &[a.clone(), same_name.clone()])
+                .expect("conflict")
+                .contains("cluster name `one`")
+        );
+        assert!(
+            check(&same_vip, &[a, same_vip.clone()])
+                .expect("conflict")
+                .contains("endpoint 10.0.0.1")
+        );
+    }
+
+    #[test]
+    fn hosts_claimed_by_another_cluster_conflict() {
+        let a = request("a", "2026-01-01T00:00:00Z", "one", &["h1"], "10.0.0.1");
+        let p = params(&a);
+        let claimed = ByoHostView {
+            claimed_by: Some("legacy".into()),
+            ..Default::default()
+        };
+        let ours = ByoHostView {
+            claimed_by: Some("one".into()),
+            ..Default::default()
+        };
+        let hosts = BTreeMap::from([("h1".to_string(), claimed)]);
+        let message = find(&a, &p, &["h1".into()], &[], &hosts).expect("conflict");
+        assert_eq!(message, "host `h1` is already claimed by cluster `legacy`");
+        let hosts = BTreeMap::from([("h1".to_string(), ours)]);
+        assert_eq!(find(&a, &p, &["h1".into()], &[], &hosts), None);
+    }
+}

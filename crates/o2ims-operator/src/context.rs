@@ -1,0 +1,40 @@
+use std::sync::Arc;
+
+use kube::Client;
+use kube::runtime::events::Recorder;
+use kube::runtime::reflector::Store;
+
+use lcm_core::crd::ProvisioningRequest;
+use operator_kit::metrics::Metrics;
+
+use crate::config::Config;
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub config: Config,
+    /// Every ProvisioningRequest, as the controller's watch sees them (for host conflicts).
+    pub requests: Store<ProvisioningRequest>,
+}
+
+impl Context {
+    /// Recounts the requests per state for the `o2ims_objects` gauge.
+    pub fn refresh_state_metrics(&self) {
+        let requests = self.requests.state();
+        let state_of = |r: &ProvisioningRequest| {
+            r.status
+                .as_ref()
+                .and_then(|s| s.provisioning_status.as_ref())
+                .map(|s| s.provisioning_state.as_str())
+        };
+        let states = ["pending", "progressing", "fulfilled", "failed", "deleting"];
+        self.metrics.set_objects(states, |state| {
+            requests
+                .iter()
+                .filter(|r| state_of(r).unwrap_or("pending") == state)
+                .count()
+        });
+    }
+}

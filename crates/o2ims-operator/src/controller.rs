@@ -1,0 +1,233 @@
+//! Wiring: the watches that make status event-driven, leader election, health and shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DynamicObject};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+
+use lcm_core::capi::{CAPI_CLUSTER_NAME_LABEL, Kind};
+use lcm_core::crd::ProvisioningRequest;
+use lcm_core::template::ClusterParameters;
+use lcm_core::{HOST_ID_LABEL, PROVISIONING_REQUEST_LABEL};
+use operator_kit::metrics::Metrics;
+use operator_kit::server::{self, Readiness};
+use operator_kit::{leader, telemetry};
+
+use crate::config::Config;
+use crate::context::Context;
+use crate::error::Error;
+use crate::reconcile::reconcile;
+
+const NAME: &str = "o2ims-operator";
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    telemetry::init(config.runtime.log_format);
+    let client = Client::try_default().await?;
+    let metrics = Metrics::new("o2ims");
+    let readiness = Readiness::default();
+    let address = server::serve(
+        config.runtime.metrics_addr,
+        metrics.clone(),
+        readiness.clone(),
+    )
+    .await?;
+    tracing::info!(%address, "serving /metrics, /healthz and /readyz");
+
+    let identity = config
+        .runtime
+        .pod_name
+        .clone()
+        .unwrap_or_else(|| format!("{NAME}-{}", std::process::id()));
+    let leadership = if config.runtime.leader_elect {
+        readiness.set(true); // a standby is healthy and Ready
+        let lease = config
+            .runtime
+            .lease_name
+            .clone()
+            .unwrap_or_else(|| NAME.to_string());
+        tracing::info!(%identity, %lease, "waiting to become leader");
+        let held = leader::acquire(
+            client.clone(),
+            &config.runtime.pod_namespace,
+            &lease,
+            &identity,
+        )
+        .await?;
+        tracing::info!(%identity, "became leader");
+        Some(held)
+    } else {
+        None
+    };
+    metrics.leader.set(1);
+
+    let requests: Api<ProvisioningRequest> = Api::all(client.clone());
+    let controller = Controller::new(requests, watcher::Config::default());
+    let store = controller.store();
+    let controller = watch_children(controller, &client, &config, store.clone());
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: NAME.into(),
+                instance: Some(identity),
+            },
+        ),
+        client,
+        metrics: metrics.clone(),
+        config,
+        requests: store.clone(),
+    });
+    let cache_ready = store.clone();
+    let ready = readiness.clone();
+    tokio::spawn(async move {
+        if cache_ready.wait_until_ready().await.is_ok() {
+            ready.set(true);
+        }
+    });
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<&'static str>();
+    let supervisor = tokio::spawn(async move {
+        let mut leadership = leadership;
+        let why = tokio::select! {
+            _ = shutdown_signal() => "shutdown signal",
+            _ = lost(&mut leadership) => "lost the Lease",
+        };
+        let _ = stop.send(why);
+        leadership
+    });
+    let (reason_tx, reason_rx) = tokio::sync::oneshot::channel();
+    controller
+        .graceful_shutdown_on(async move {
+            let why = stopped.await.unwrap_or("supervisor gone");
+            let _ = reason_tx.send(why);
+        })
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "reconcile failed");
+            }
+        })
+        .await;
+    metrics.leader.set(0);
+    let why = reason_rx.await.unwrap_or("controller ended");
+    tracing::info!(reason = why, "stopped");
+    if let Ok(Some(leadership)) = supervisor.await {
+        leadership.release().await;
+    }
+    if why == "lost the Lease" {
+        anyhow::bail!("lost the Lease: another replica acts now");
+    }
+    Ok(())
+}
+
+async fn lost(leadership: &mut Option<leader::Leadership>) {
+    match leadership {
+        Some(held) => held.lost().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn shutdown_signal() {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return std::future::pending().await,
+        };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = terminate.recv() => {},
+    }
+}
+
+fn error_policy(request: Arc<ProvisioningRequest>, error: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(request = %request.name_any(), error = %error, "reconcile failed; retrying");
+    ctx.metrics.reconcile_failed(error.metric_label());
+    Action::requeue(Duration::from_secs(15))
+}
+
+/// The request an object belongs to, by its label.
+fn by_label<K: Resource>(object: &K) -> Option<ObjectRef<ProvisioningRequest>> {
+    object
+        .labels()
+        .get(PROVISIONING_REQUEST_LABEL)
+        .map(|name| ObjectRef::new(name))
+}
+
+fn parameters(request: &ProvisioningRequest) -> Option<ClusterParameters> {
+    serde_json::from_value(request.spec.template_parameters.clone()).ok()
+}
+
+/// Status is event-driven: every object whose change can change a request's status is watched.
+fn watch_children(
+    controller: Controller<ProvisioningRequest>,
+    client: &Client,
+    config: &Config,
+    store: Store<ProvisioningRequest>,
+) -> Controller<ProvisioningRequest> {
+    let labelled = watcher::Config::default().labels(PROVISIONING_REQUEST_LABEL);
+    let mut controller = controller
+        .watches(
+            Api::<Namespace>::all(client.clone()),
+            labelled.clone(),
+            |o| by_label(&o),
+        )
+        .watches(
+            Api::<Job>::namespaced(client.clone(), config.namespace()),
+            labelled.clone(),
+            |o| by_label(&o),
+        );
+    for kind in [
+        Kind::Cluster,
+        Kind::KubeadmControlPlane,
+        Kind::MachineDeployment,
+    ] {
+        let resource = kind.api_resource();
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        controller = controller.watches_with(api, resource, labelled.clone(), |o| by_label(&o));
+    }
+    // Machines are Cluster API's own: found through the cluster namespace they live in.
+    for kind in [Kind::Machine, Kind::ByoMachine] {
+        let resource = kind.api_resource();
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        let requests = store.clone();
+        let config = watcher::Config::default().labels(CAPI_CLUSTER_NAME_LABEL);
+        controller = controller.watches_with(api, resource, config, move |machine| {
+            let namespace = machine.namespace();
+            requests
+                .state()
+                .into_iter()
+                .filter(|r| parameters(r).is_some_and(|p| Some(p.namespace()) == namespace))
+                .map(|r| ObjectRef::from_obj(r.as_ref()))
+                .collect::<Vec<_>>()
+        });
+    }
+    // Hosts registering, being claimed or released: the requests that name them.
+    let resource = Kind::ByoHost.api_resource();
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    controller.watches_with(
+        api,
+        resource,
+        watcher::Config::default().labels(HOST_ID_LABEL),
+        move |host| {
+            let host_id = host
+                .labels()
+                .get(HOST_ID_LABEL)
+                .cloned()
+                .unwrap_or_default();
+            store
+                .state()
+                .into_iter()
+                .filter(|r| parameters(r).is_some_and(|p| p.all_hosts().any(|h| *h == host_id)))
+                .map(|r| ObjectRef::from_obj(r.as_ref()))
+                .collect::<Vec<_>>()
+        },
+    )
+}

@@ -1,0 +1,172 @@
+//! Host preparation: a Kubernetes Job running the project's Ansible playbook against exactly
+//! the hosts that have no registered ByoHost yet. Pure builders and Job status reading.
+
+use serde_json::{Value, json};
+
+use lcm_core::PROVISIONING_REQUEST_LABEL;
+use lcm_core::capi::MANAGED_BY;
+use lcm_core::template::ClusterParameters;
+
+use crate::config::Config;
+
+/// The Job (and its inventory ConfigMap) preparing `hosts` of a cluster; named by the host set,
+/// so a later scale-out prepares its new hosts with a new Job.
+pub struct HostPreparation {
+    pub job_name: String,
+    pub objects: Vec<Value>,
+}
+
+/// How a host-preparation Job ended, if it did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobOutcome {
+    Running,
+    Succeeded,
+    Failed(String),
+}
+
+/// Where the Job mounts what it needs.
+const INVENTORY_DIR: &str = "/etc/lcm/inventory";
+const PLAYBOOK_DIR: &str = "/etc/lcm/playbook";
+const SSH_DIR: &str = "/etc/lcm/ssh";
+const BOOTSTRAP_DIR: &str = "/etc/lcm/bootstrap";
+
+/// Rebuilds the playbook tree from the ConfigMap (whose keys cannot hold `/`) and runs it.
+const SCRIPT: &str = r#"set -eu
+mkdir -p /tmp/ansible && cd /tmp/ansible
+for f in /etc/lcm/playbook/*; do
+  path=$(basename "$f" | sed 's|__|/|g'); mkdir -p "$(dirname "$path")"; cp "$f" "$path"
+done
+exec ansible-playbook -i /etc/lcm/inventory/inventory.yaml site.yaml \
+  -e byoh_bootstrap_kubeconfig_file=/etc/lcm/bootstrap/bootstrap-kubeconfig"#;
+
+pub fn build(
+    config: &Config,
+    request_name: &str,
+    owner: &Value,
+    params: &ClusterParameters,
+    hosts: &[String],
+) -> HostPreparation {
+    let job_name = format!(
+        "hostprep-{}-{:08x}",
+        params.cluster_name,
+        fnv1a(&hosts.join(","))
+    );
+    let access: Vec<_> = params
+        .host_access
+        .iter()
+        .filter(|a| hosts.contains(&a.id))
+        .cloned()
+        .collect();
+    let inventory =
+        lcm_core::ansible::inventory(&access, &params.kubernetes_version, &config.byoh_namespace);
+    let metadata = json!({
+        "name": job_name,
+        "namespace": config.namespace(),
+        "labels": {PROVISIONING_REQUEST_LABEL: request_name, "app.kubernetes.io/managed-by": MANAGED_BY},
+        "ownerReferences": [owner],
+    });
+    let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata,
+        "data": {"inventory.yaml": lcm_core::yaml::to_string(&inventory).unwrap_or_default()}});
+    let secret_volume = |name: &str, secret: &str| json!({"name": name, "secret": {"secretName": secret, "defaultMode": 0o400}});
+    let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": {
+        "backoffLimit": 1,
+        "activeDeadlineSeconds": config.host_preparation_timeout_seconds,
+        "template": {
+            "metadata": {"labels": {PROVISIONING_REQUEST_LABEL: request_name}},
+            "spec": {
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": false,
+                "containers": [{
+                    "name": "ansible",
+                    "image": config.host_preparation_image,
+                    "command": ["sh", "-c", SCRIPT],
+                    "env": [
+                        {"name": "ANSIBLE_HOST_KEY_CHECKING", "value": "False"},
+                        {"name": "ANSIBLE_PRIVATE_KEY_FILE", "value": format!("{SSH_DIR}/ssh-privatekey")},
+                    ],
+                    "volumeMounts": [
+                        {"name": "inventory", "mountPath": INVENTORY_DIR, "readOnly": true},
+                        {"name": "playbook", "mountPath": PLAYBOOK_DIR, "readOnly": true},
+                        {"name": "ssh", "mountPath": SSH_DIR, "readOnly": true},
+                        {"name": "bootstrap", "mountPath": BOOTSTRAP_DIR, "readOnly": true},
+                    ],
+                }],
+                "volumes": [
+                    {"name": "inventory", "configMap": {"name": job_name}},
+                    {"name": "playbook", "configMap": {"name": config.playbook_configmap}},
+                    secret_volume("ssh", &config.ssh_key_secret),
+                    secret_volume("bootstrap", &config.bootstrap_kubeconfig_secret),
+                ],
+            },
+        },
+    }});
+    HostPreparation {
+        job_name,
+        objects: vec![config_map, job],
+    }
+}
+
+/// Reads a Job's conditions.
+pub fn outcome(job: &Value) -> JobOutcome {
+    let conditions = job["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let holds = |type_: &str| {
+        conditions
+            .iter()
+            .find(|c| c["type"] == type_ && c["status"] == "True")
+    };
+    if holds("Complete").is_some() {
+        return JobOutcome::Succeeded;
+    }
+    match holds("Failed") {
+        Some(c) => JobOutcome::Failed(format!(
+            "{}: {}",
+            c["reason"].as_str().unwrap_or("Failed"),
+            c["message"]
+                .as_str()
+                .unwrap_or("the host-preparation Job failed")
+        )),
+        None => JobOutcome::Running,
+    }
+}
+
+/// FNV-1a: a stable short hash for names (std's hasher may change between Rust releases).
+fn fnv1a(text: &str) -> u32 {
+    text.bytes().fold(0x811c_9dc5, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_outcome_follows_its_conditions() {
+        assert_eq!(
+            outcome(&json!({"status": {"active": 1}})),
+            JobOutcome::Running
+        );
+        assert_eq!(
+            outcome(&json!({"status": {"conditions": [{"type": "Complete", "status": "True"}]}})),
+            JobOutcome::Succeeded
+        );
+        let failed = json!({"status": {"conditions": [
+            {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}
+        ]}});
+        assert_eq!(
+            outcome(&failed),
+            JobOutcome::Failed(
+                "BackoffLimitExceeded: Job has reached the specified backoff limit".into()
+            )
+        );
+    }
+
+    #[test]
+    fn names_are_stable_and_depend_on_the_hosts() {
+        assert_eq!(fnv1a("host-1,host-2"), fnv1a("host-1,host-2"));
+        assert_ne!(fnv1a("host-1,host-2"), fnv1a("host-1"));
+    }
+}

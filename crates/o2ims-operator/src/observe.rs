@@ -1,0 +1,136 @@
+//! Reads what exists: the cluster's Cluster API objects, the ByoHosts, and Jobs.
+
+use std::collections::BTreeMap;
+
+use kube::api::{Api, DynamicObject, ListParams};
+use kube::{Client, ResourceExt};
+use serde_json::Value;
+
+use lcm_core::PROVISIONING_REQUEST_LABEL;
+use lcm_core::capi::Kind;
+use lcm_core::capi::observe::{
+    ByoHostView, ByoMachineView, ClusterView, ControlPlaneView, MachineView, WorkersView,
+};
+use lcm_core::status::provisioning::Observed;
+
+use crate::error::Result;
+
+fn namespaced(client: &Client, namespace: &str, kind: Kind) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), namespace, &kind.api_resource())
+}
+
+fn json(object: DynamicObject) -> Value {
+    serde_json::to_value(object).unwrap_or_default()
+}
+
+async fn get(client: &Client, namespace: &str, kind: Kind, name: &str) -> Result<Option<Value>> {
+    Ok(namespaced(client, namespace, kind)
+        .get_opt(name)
+        .await?
+        .map(json))
+}
+
+async fn list(client: &Client, namespace: &str, kind: Kind, selector: &str) -> Result<Vec<Value>> {
+    let objects = namespaced(client, namespace, kind)
+        .list(&ListParams::default().labels(selector))
+        .await?;
+    Ok(objects.items.into_iter().map(json).collect())
+}
+
+/// The Cluster created for the request `request_name`, wherever it is.
+pub async fn request_cluster(client: &Client, request_name: &str) -> Result<Option<Value>> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &Kind::Cluster.api_resource());
+    let clusters = api
+        .list(
+            &ListParams::default().labels(&format!("{PROVISIONING_REQUEST_LABEL}={request_name}")),
+        )
+        .await?;
+    Ok(clusters.items.into_iter().next().map(json))
+}
+
+/// Everything the status mapping reads of the cluster `name` in `namespace`.
+pub async fn cluster_objects(client: &Client, namespace: &str, name: &str) -> Result<Observed> {
+    let machines_of_cluster = format!("{}={name}", lcm_core::capi::CAPI_CLUSTER_NAME_LABEL);
+    Ok(Observed {
+        cluster: get(client, namespace, Kind::Cluster, name)
+            .await?
+            .as_ref()
+            .map(ClusterView::from_object),
+        control_plane: get(
+            client,
+            namespace,
+            Kind::KubeadmControlPlane,
+            &format!("{name}-control-plane"),
+        )
+        .await?
+        .as_ref()
+        .map(ControlPlaneView::from_object),
+        workers: get(
+            client,
+            namespace,
+            Kind::MachineDeployment,
+            &format!("{name}-md-0"),
+        )
+        .await?
+        .as_ref()
+        .map(WorkersView::from_object),
+        machines: list(client, namespace, Kind::Machine, &machines_of_cluster)
+            .await?
+            .iter()
+            .map(MachineView::from_object)
+            .collect(),
+        byo_machines: list(client, namespace, Kind::ByoMachine, &machines_of_cluster)
+            .await?
+            .iter()
+            .map(ByoMachineView::from_object)
+            .collect(),
+    })
+}
+
+/// Every registered host, by host id.
+pub async fn byo_hosts(client: &Client) -> Result<BTreeMap<String, (ByoHostView, Value)>> {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &Kind::ByoHost.api_resource());
+    let hosts = api
+        .list(&ListParams::default().labels(lcm_core::HOST_ID_LABEL))
+        .await?;
+    Ok(hosts
+        .items
+        .into_iter()
+        .map(json)
+        .filter_map(|object| {
+            let view = ByoHostView::from_object(&object);
+            Some((view.host_id.clone()?, (view, object)))
+        })
+        .collect())
+}
+
+/// The Machine that holds the ByoHost `host` (ByoHost -> ByoMachine -> owning Machine).
+pub async fn machine_on_host(client: &Client, host: &Value) -> Result<Option<(String, String)>> {
+    let reference = &host["status"]["machineRef"];
+    let (Some(namespace), Some(name)) =
+        (reference["namespace"].as_str(), reference["name"].as_str())
+    else {
+        return Ok(None);
+    };
+    let Some(byo_machine) = namespaced(client, namespace, Kind::ByoMachine)
+        .get_opt(name)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let machine = byo_machine
+        .owner_references()
+        .iter()
+        .find(|o| o.kind == "Machine")
+        .map(|o| o.name.clone());
+    Ok(machine.map(|m| (namespace.to_string(), m)))
+}
+
+/// A Job in the operator's namespace.
+pub async fn job(client: &Client, namespace: &str, name: &str) -> Result<Option<Value>> {
+    let api: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), namespace);
+    Ok(api
+        .get_opt(name)
+        .await?
+        .map(|job| serde_json::to_value(job).unwrap_or_default()))
+}

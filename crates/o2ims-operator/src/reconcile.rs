@@ -1,0 +1,426 @@
+//! The life of a ProvisioningRequest: validate -> prepare hosts -> apply the Cluster API
+//! objects -> report their status; scale and upgrade by spec change; ordered deletion.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use serde_json::{Value, json};
+
+use lcm_core::capi;
+use lcm_core::capi::observe::ByoHostView;
+use lcm_core::conditions::Desired;
+use lcm_core::crd::{
+    ProvisionedResourceSet, ProvisioningRequest, ProvisioningState, ResourceProvisioningStatus,
+    SecretReference,
+};
+use lcm_core::status::provisioning::{Observed, cluster_progress, host_phase};
+use lcm_core::template::{self, ClusterParameters, HostPreparation, ParameterErrors};
+
+use crate::config::Config;
+use crate::context::Context;
+use crate::error::Result;
+use crate::hostprep::{self, JobOutcome};
+use crate::status::{self, HOSTS_PREPARED, RESOURCES_CREATED, Report, VALIDATED};
+use crate::{children, cleanup, conflicts, observe};
+
+pub const FINALIZER: &str = "o2ims.provisioning.oran.org/finalizer";
+
+type Hosts = BTreeMap<String, (ByoHostView, Value)>;
+
+pub async fn reconcile(request: Arc<ProvisioningRequest>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.reconcile_started();
+    let has_finalizer = request.finalizers().iter().any(|f| f == FINALIZER);
+    if request.metadata.deletion_timestamp.is_some() {
+        if has_finalizer && cleanup::run(&request, &ctx).await? {
+            set_finalizer(&ctx, &request, false).await?;
+        }
+        return Ok(Action::await_change());
+    }
+    if !has_finalizer {
+        // The finalizer goes on before anything exists that would need cleaning up.
+        set_finalizer(&ctx, &request, true).await?;
+        return Ok(Action::await_change());
+    }
+    provision(&request, &ctx).await
+}
+
+/// Adds or removes the finalizer, guarded by the resourceVersion it was read at.
+async fn set_finalizer(ctx: &Context, request: &ProvisioningRequest, present: bool) -> Result<()> {
+    let mut finalizers: Vec<String> = request
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    if present {
+        finalizers.push(FINALIZER.to_string());
+    }
+    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": request.resource_version()}});
+    let api: Api<ProvisioningRequest> = Api::all(ctx.client.clone());
+    api.patch(
+        &request.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Which parameters to build from, and how the request's spec was judged.
+struct Build {
+    params: ClusterParameters,
+    applied: Option<ClusterParameters>,
+    validated: Desired,
+}
+
+/// A build, or the condition that fails the request before anything is created.
+type Plan = std::result::Result<Build, Desired>;
+
+async fn provision(request: &ProvisioningRequest, ctx: &Context) -> Result<Action> {
+    let name = request.name_any();
+    let live_cluster = observe::request_cluster(&ctx.client, &name).await?;
+    let applied = live_cluster.as_ref().and_then(capi::applied_parameters);
+    let hosts = observe::byo_hosts(&ctx.client).await?;
+    let current = match &applied {
+        Some(a) => observe::cluster_objects(&ctx.client, &a.namespace(), &a.cluster_name).await?,
+        None => Observed::default(),
+    };
+    let spec = &request.spec;
+    let validation = template::validate_request(
+        &name,
+        &spec.template_name,
+        &spec.template_version,
+        &spec.template_parameters,
+    );
+    let (params, applied, validated) =
+        match plan(ctx, request, applied, validation, &current, &hosts) {
+            Err(condition) => {
+                return finish(ctx, request, Report::failed(condition), None).await;
+            }
+            Ok(Build {
+                params,
+                applied,
+                validated,
+            }) => (params, applied, validated),
+        };
+
+    let mut conditions = vec![validated];
+    let prepared = prepare_hosts(ctx, request, &params, &hosts).await?;
+    let hosts_ready = prepared.status == lcm_core::conditions::TRUE;
+    let must_wait = params.host_preparation == HostPreparation::Auto && !hosts_ready;
+    conditions.push(prepared.clone());
+    if prepared.reason == "HostPreparationFailed" {
+        return finish(
+            ctx,
+            request,
+            Report::new(ProvisioningState::Failed, prepared.message, conditions),
+            None,
+        )
+        .await;
+    }
+    if must_wait {
+        let report = Report::new(ProvisioningState::Progressing, prepared.message, conditions);
+        return finish(ctx, request, report, Some(&params)).await;
+    }
+
+    let warning =
+        children::ensure(ctx, request, &params, applied.as_ref(), &current, &hosts).await?;
+    let created = format!(
+        "Cluster API objects of cluster `{}` are in namespace {}",
+        params.cluster_name,
+        params.namespace()
+    );
+    conditions.push(match &warning {
+        Some(w) => Desired::true_(
+            RESOURCES_CREATED,
+            "CreatedWithoutCni",
+            format!("{created}; {w}"),
+        ),
+        None => Desired::true_(RESOURCES_CREATED, "Created", created),
+    });
+    let observed =
+        observe::cluster_objects(&ctx.client, &params.namespace(), &params.cluster_name).await?;
+    let report = cluster_report(&params, &observed, &hosts, conditions);
+    finish(ctx, request, report, Some(&params)).await
+}
+
+/// Judges the spec against what exists: a new request must be valid and conflict-free; a
+/// provisioned cluster accepts only worker and upgrade changes, and only once fulfilled.
+fn plan(
+    ctx: &Context,
+    request: &ProvisioningRequest,
+    applied: Option<ClusterParameters>,
+    validation: Result<ClusterParameters, ParameterErrors>,
+    current: &Observed,
+    hosts: &Hosts,
+) -> Plan {
+    let views: BTreeMap<String, ByoHostView> = hosts
+        .iter()
+        .map(|(id, (view, _))| (id.clone(), view.clone()))
+        .collect();
+    let requests = ctx.requests.state();
+    let conflict = |params: &ClusterParameters, checked: &[String]| {
+        conflicts::find(request, params, checked, &requests, &views)
+    };
+    let Some(applied) = applied else {
+        return match validation {
+            Err(errors) => Err(Desired::false_(
+                VALIDATED,
+                "InvalidParameters",
+                errors.to_string(),
+            )),
+            Ok(params) => {
+                let all: Vec<String> = params.all_hosts().cloned().collect();
+                match conflict(&params, &all) {
+                    Some(message) => Err(Desired::false_(VALIDATED, "HostConflict", message)),
+                    None => Ok(Build {
+                        params,
+                        applied: None,
+                        validated: valid(),
+                    }),
+                }
+            }
+        };
+    };
+    let refuse = |why: String| {
+        Ok(Build {
+            params: applied.clone(),
+            applied: Some(applied.clone()),
+            validated: Desired::false_(
+                VALIDATED,
+                "ChangeRefused",
+                format!("the spec change was not applied: {why}"),
+            ),
+        })
+    };
+    let desired = match validation {
+        Err(errors) => return refuse(errors.to_string()),
+        Ok(desired) => desired,
+    };
+    match template::classify(&applied, &desired) {
+        Err(why) => refuse(why),
+        Ok(change) if change.is_empty() => Ok(Build {
+            params: desired,
+            applied: Some(applied),
+            validated: valid(),
+        }),
+        Ok(change) => {
+            let progress = cluster_progress(current);
+            if progress.state != ProvisioningState::Fulfilled {
+                return refuse(format!(
+                    "the cluster is {} ({}); change it once it is fulfilled",
+                    progress.state, progress.message
+                ));
+            }
+            if let Some(message) = conflict(&desired, &change.added_workers) {
+                return refuse(message);
+            }
+            let mut what = Vec::new();
+            if let Some(version) = &change.upgrade_to {
+                what.push(format!("upgrade to {version}"));
+            }
+            if !change.added_workers.is_empty() || !change.removed_workers.is_empty() {
+                what.push(format!(
+                    "workers +{:?} -{:?}",
+                    change.added_workers, change.removed_workers
+                ));
+            }
+            let validated = Desired::true_(VALIDATED, "ChangeAccepted", what.join(", "));
+            Ok(Build {
+                params: desired,
+                applied: Some(applied),
+                validated,
+            })
+        }
+    }
+}
+
+fn valid() -> Desired {
+    Desired::true_(VALIDATED, "Valid", "template and parameters are valid")
+}
+
+/// HostsPrepared: every host registered, or the state of the Job preparing the others.
+async fn prepare_hosts(
+    ctx: &Context,
+    request: &ProvisioningRequest,
+    params: &ClusterParameters,
+    hosts: &Hosts,
+) -> Result<Desired> {
+    let missing: Vec<String> = params
+        .all_hosts()
+        .filter(|h| !hosts.contains_key(*h))
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        let count = params.all_hosts().count();
+        return Ok(Desired::true_(
+            HOSTS_PREPARED,
+            "HostsRegistered",
+            format!("all {count} hosts have registered ByoHosts"),
+        ));
+    }
+    let list = missing.join(", ");
+    if params.host_preparation == HostPreparation::Skip {
+        let message = format!(
+            "no ByoHost is registered for {list} (hostPreparation: skip); their machines wait for them"
+        );
+        return Ok(Desired::false_(HOSTS_PREPARED, "WaitingForHosts", message));
+    }
+    let owner = children::owner_reference(request, true);
+    let preparation = hostprep::build(&ctx.config, &request.name_any(), &owner, params, &missing);
+    children::apply_owned(ctx, request, preparation.objects).await?;
+    let job = format!("{}/{}", ctx.config.namespace(), preparation.job_name);
+    let outcome = observe::job(&ctx.client, ctx.config.namespace(), &preparation.job_name)
+        .await?
+        .map(|j| hostprep::outcome(&j));
+    Ok(match outcome {
+        Some(JobOutcome::Failed(reason)) => Desired::false_(
+            HOSTS_PREPARED,
+            "HostPreparationFailed",
+            format!("Job {job} preparing {list} failed: {reason}; delete the Job to retry"),
+        ),
+        Some(JobOutcome::Succeeded) => Desired::false_(
+            HOSTS_PREPARED,
+            "WaitingForRegistration",
+            format!("Job {job} prepared {list}; waiting for their ByoHosts to register"),
+        ),
+        _ => Desired::false_(
+            HOSTS_PREPARED,
+            "Preparing",
+            format!("Job {job} is preparing {list}"),
+        ),
+    })
+}
+
+/// The report of a cluster whose objects exist.
+fn cluster_report(
+    params: &ClusterParameters,
+    observed: &Observed,
+    hosts: &Hosts,
+    mut conditions: Vec<Desired>,
+) -> Report {
+    let progress = cluster_progress(observed);
+    conditions.extend(progress.conditions);
+    let namespace = params.namespace();
+    let host_status: Vec<ResourceProvisioningStatus> = params
+        .all_hosts()
+        .map(|id| {
+            let view = hosts.get(id).map(|(v, _)| v);
+            ResourceProvisioningStatus {
+                resource_name: id.clone(),
+                resource_id: view.and_then(|v| v.uid.clone()),
+                resource_provisioning_phase: host_phase(view, &namespace, &params.cluster_name),
+            }
+        })
+        .collect();
+    let cluster_uid = observed.cluster.as_ref().and_then(|c| c.uid.clone());
+    let fulfilled = progress.state == ProvisioningState::Fulfilled;
+    let mut report = Report::new(progress.state, progress.message, conditions);
+    report.node_cluster = Some(ResourceProvisioningStatus {
+        resource_name: params.cluster_name.clone(),
+        resource_id: cluster_uid.clone(),
+        resource_provisioning_phase: status::node_cluster_phase(progress.state),
+    });
+    if fulfilled {
+        report.resource_set = Some(ProvisionedResourceSet {
+            o_cloud_node_cluster_id: cluster_uid,
+            o_cloud_infrastructure_resource_ids: host_status
+                .iter()
+                .filter_map(|h| h.resource_id.clone())
+                .collect(),
+        });
+        let secret = SecretReference {
+            name: format!("{}-kubeconfig", params.cluster_name),
+            namespace,
+        };
+        report.message = format!(
+            "{}; kubeconfig in Secret {}/{} (key value)",
+            report.message, secret.namespace, secret.name
+        );
+        report.kubeconfig = Some(secret);
+    }
+    report.hosts = host_status;
+    report
+}
+
+/// Applies stage timeouts to a progressing report, writes the status, and says when to look again.
+async fn finish(
+    ctx: &Context,
+    request: &ProvisioningRequest,
+    mut report: Report,
+    params: Option<&ClusterParameters>,
+) -> Result<Action> {
+    let mut requeue = None;
+    if report.state == ProvisioningState::Progressing
+        && let Some(params) = params
+    {
+        match timeouts(&ctx.config, request, &report, params) {
+            Ok(next) => requeue = next,
+            Err(message) => {
+                report.state = ProvisioningState::Failed;
+                report.conditions.push(Desired::false_(
+                    status::CLUSTER_PROVISIONED,
+                    "TimedOut",
+                    message.clone(),
+                ));
+                report.message = message;
+            }
+        }
+    }
+    if let Some(node) = report.node_cluster.as_mut() {
+        node.resource_provisioning_phase = status::node_cluster_phase(report.state);
+    }
+    status::write(ctx, request, &report).await?;
+    ctx.refresh_state_metrics();
+    Ok(requeue.map_or_else(Action::await_change, Action::requeue))
+}
+
+/// The earliest stage deadline, or the message of a stage that exceeded it.
+fn timeouts(
+    config: &Config,
+    request: &ProvisioningRequest,
+    report: &Report,
+    params: &ClusterParameters,
+) -> Result<Option<Duration>, String> {
+    let now = jiff::Timestamp::now();
+    let status = status::next_status(
+        request,
+        report,
+        &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
+    );
+    let control_plane = lcm_core::conditions::find(&status.conditions, status::CONTROL_PLANE_READY)
+        .filter(|c| c.status == lcm_core::conditions::TRUE);
+    let mut stages = vec![(
+        status::CONTROL_PLANE_READY,
+        config.control_plane_timeout_seconds,
+        None,
+    )];
+    if let Some(up) = control_plane {
+        // Workers cannot join before the control plane is up; their clock starts then.
+        stages.push((
+            status::WORKERS_READY,
+            config.workers_timeout_seconds,
+            Some(up.last_transition_time.0),
+        ));
+    }
+    if params.host_preparation == HostPreparation::Auto {
+        stages.push((
+            HOSTS_PREPARED,
+            config.host_preparation_timeout_seconds,
+            None,
+        ));
+    }
+    let mut earliest: Option<Duration> = None;
+    for (stage, seconds, not_before) in stages {
+        match status::stage_deadline(&status, stage, Config::timeout(seconds), not_before, now) {
+            Some(Err(message)) => return Err(message),
+            Some(Ok(left)) => earliest = Some(earliest.map_or(left, |e| e.min(left))),
+            None => {}
+        }
+    }
+    Ok(earliest)
+}

@@ -1,0 +1,308 @@
+//! A reconcile's conclusion (`Report`) -> the ProvisioningRequest's status, written only
+//! when it changed, with an Event for every state change.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use lcm_core::conditions::{self, Desired};
+use lcm_core::crd::{
+    ProvisionedResourceSet, ProvisioningRequest, ProvisioningRequestStatus, ProvisioningState,
+    ProvisioningStatus, ResourceProvisioningPhase, ResourceProvisioningStatus, SecretReference,
+};
+
+use crate::context::Context;
+use crate::error::Result;
+
+pub const VALIDATED: &str = "ProvisioningRequestValidated";
+pub const HOSTS_PREPARED: &str = "HostsPrepared";
+pub const RESOURCES_CREATED: &str = "ClusterResourcesCreated";
+pub use lcm_core::status::provisioning::{CLUSTER_PROVISIONED, CONTROL_PLANE_READY, WORKERS_READY};
+
+/// Every condition the operator owns, in display order.
+const ALL_CONDITIONS: [&str; 6] = [
+    VALIDATED,
+    HOSTS_PREPARED,
+    RESOURCES_CREATED,
+    CONTROL_PLANE_READY,
+    WORKERS_READY,
+    CLUSTER_PROVISIONED,
+];
+
+/// What one reconcile concluded.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    pub state: ProvisioningState,
+    pub message: String,
+    pub conditions: Vec<Desired>,
+    pub node_cluster: Option<ResourceProvisioningStatus>,
+    pub hosts: Vec<ResourceProvisioningStatus>,
+    pub resource_set: Option<ProvisionedResourceSet>,
+    pub kubeconfig: Option<SecretReference>,
+}
+
+impl Report {
+    pub fn new(
+        state: ProvisioningState,
+        message: impl Into<String>,
+        conditions: Vec<Desired>,
+    ) -> Self {
+        Self {
+            state,
+            message: message.into(),
+            conditions,
+            ..Default::default()
+        }
+    }
+
+    /// A request that failed before anything was created.
+    pub fn failed(condition: Desired) -> Self {
+        Self::new(
+            ProvisioningState::Failed,
+            condition.message.clone(),
+            vec![condition],
+        )
+    }
+}
+
+/// The status `report` gives `request`, keeping timestamps of what did not change.
+pub fn next_status(
+    request: &ProvisioningRequest,
+    report: &Report,
+    now: &Time,
+) -> ProvisioningRequestStatus {
+    let old = request.status.clone().unwrap_or_default();
+    let generation = request.metadata.generation;
+    // Conditions are set on first visit, Unknown until a stage says otherwise.
+    let mut desired: Vec<Desired> = ALL_CONDITIONS
+        .iter()
+        .filter(|t| {
+            conditions::find(&old.conditions, t).is_none()
+                && !report.conditions.iter().any(|d| d.type_ == **t)
+        })
+        .map(|t| Desired::unknown(t, "NotReached", "this stage has not been reached"))
+        .collect();
+    desired.extend(report.conditions.iter().cloned());
+    let unchanged = old.provisioning_status.as_ref().is_some_and(|s| {
+        s.provisioning_state == report.state && s.provisioning_message == report.message
+    });
+    let update_time = match (&old.provisioning_status, unchanged) {
+        (Some(s), true) => s.provisioning_update_time.clone(),
+        _ => Some(now.clone()),
+    };
+    ProvisioningRequestStatus {
+        provisioning_status: Some(ProvisioningStatus {
+            provisioning_state: report.state,
+            provisioning_message: report.message.clone(),
+            provisioning_update_time: update_time,
+        }),
+        provisioned_resource_set: report.resource_set.clone(),
+        node_cluster_provisioning_status: report.node_cluster.clone(),
+        infrastructure_resource_provisioning_status: report.hosts.clone(),
+        kubeconfig_secret: report.kubeconfig.clone(),
+        conditions: conditions::merge(&old.conditions, &desired, generation, now),
+        observed_generation: generation,
+    }
+}
+
+/// Writes the status `report` gives, unless it is already there; publishes an Event when
+/// the state changes. Returns the written (or current) status.
+pub async fn write(
+    ctx: &Context,
+    request: &ProvisioningRequest,
+    report: &Report,
+) -> Result<ProvisioningRequestStatus> {
+    let now = Time(jiff::Timestamp::now());
+    let status = next_status(request, report, &now);
+    if request.status.as_ref() == Some(&status) {
+        return Ok(status);
+    }
+    let api: Api<ProvisioningRequest> = Api::all(ctx.client.clone());
+    let patch = json!({
+        "apiVersion": ProvisioningRequest::api_version(&()),
+        "kind": ProvisioningRequest::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &request.name_any(),
+        &PatchParams::apply(lcm_core::capi::MANAGED_BY).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    let old_state = request
+        .status
+        .as_ref()
+        .and_then(|s| s.provisioning_status.as_ref())
+        .map(|s| s.provisioning_state);
+    if old_state != Some(report.state) {
+        publish(ctx, request, report).await;
+    }
+    Ok(status)
+}
+
+async fn publish(ctx: &Context, request: &ProvisioningRequest, report: &Report) {
+    let warning = report.state == ProvisioningState::Failed;
+    let event = Event {
+        type_: if warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        reason: capitalize(report.state.as_str()),
+        note: Some(truncate(&report.message, 1000)),
+        action: "Provision".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &request.object_ref(&())).await {
+        tracing::warn!(error = %e, "publishing an Event failed");
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// A stage condition that has been False longer than `timeout` (counted from `not_before`
+/// if that is later) fails the request; otherwise, how long until it would.
+pub fn stage_deadline(
+    status: &ProvisioningRequestStatus,
+    stage: &str,
+    timeout: Duration,
+    not_before: Option<jiff::Timestamp>,
+    now: jiff::Timestamp,
+) -> Option<Result<Duration, String>> {
+    let condition =
+        conditions::find(&status.conditions, stage).filter(|c| c.status == conditions::FALSE)?;
+    let since = not_before.map_or(condition.last_transition_time.0, |t| {
+        t.max(condition.last_transition_time.0)
+    });
+    let elapsed = now.duration_since(since).unsigned_abs();
+    Some(match timeout.checked_sub(elapsed) {
+        Some(left) => Ok(left),
+        None => Err(format!(
+            "{stage} is still False after {}s (timeout {}s): {}",
+            elapsed.as_secs(),
+            timeout.as_secs(),
+            condition.message
+        )),
+    })
+}
+
+/// The node cluster's O2ims phase for a state.
+pub fn node_cluster_phase(state: ProvisioningState) -> ResourceProvisioningPhase {
+    match state {
+        ProvisioningState::Fulfilled => ResourceProvisioningPhase::Provisioned,
+        ProvisioningState::Failed => ResourceProvisioningPhase::Failed,
+        _ => ResourceProvisioningPhase::Processing,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lcm_core::crd::ProvisioningRequestSpec;
+
+    fn time(s: &str) -> Time {
+        Time(s.parse().expect("timestamp"))
+    }
+
+    fn request() -> ProvisioningRequest {
+        let mut pr = ProvisioningRequest::new("r", ProvisioningRequestSpec::default());
+        pr.metadata.generation = Some(3);
+        pr
+    }
+
+    #[test]
+    fn first_status_sets_every_condition() {
+        let report = Report::new(ProvisioningState::Pending, "validating", vec![]);
+        let status = next_status(&request(), &report, &time("2026-01-01T00:00:00Z"));
+        let types: Vec<&str> = status.conditions.iter().map(|c| c.type_.as_str()).collect();
+        assert_eq!(types, ALL_CONDITIONS);
+        assert!(
+            status
+                .conditions
+                .iter()
+                .all(|c| c.status == conditions::UNKNOWN)
+        );
+        assert_eq!(status.observed_generation, Some(3));
+    }
+
+    #[test]
+    fn an_unchanged_report_gives_the_same_status() {
+        let report = Report::new(
+            ProvisioningState::Progressing,
+            "waiting",
+            vec![Desired::false_(
+                CONTROL_PLANE_READY,
+                "Initializing",
+                "waiting",
+            )],
+        );
+        let mut pr = request();
+        pr.status = Some(next_status(&pr, &report, &time("2026-01-01T00:00:00Z")));
+        let again = next_status(&pr, &report, &time("2026-01-01T00:09:00Z"));
+        assert_eq!(
+            pr.status,
+            Some(again),
+            "a later identical reconcile must not write"
+        );
+    }
+
+    #[test]
+    fn stages_time_out_from_their_last_transition() {
+        let report = Report::new(
+            ProvisioningState::Progressing,
+            "",
+            vec![Desired::false_(
+                CONTROL_PLANE_READY,
+                "Initializing",
+                "waiting for kubeadm init",
+            )],
+        );
+        let status = next_status(&request(), &report, &time("2026-01-01T00:00:00Z"));
+        let early: jiff::Timestamp = "2026-01-01T00:10:00Z".parse().expect("ts");
+        let late: jiff::Timestamp = "2026-01-01T00:31:00Z".parse().expect("ts");
+        let timeout = Duration::from_secs(1800);
+        assert_eq!(
+            stage_deadline(&status, CONTROL_PLANE_READY, timeout, None, early),
+            Some(Ok(Duration::from_secs(1200)))
+        );
+        let failure = stage_deadline(&status, CONTROL_PLANE_READY, timeout, None, late)
+            .expect("stage")
+            .expect_err("timed out");
+        assert!(
+            failure.contains("after 1860s (timeout 1800s): waiting for kubeadm init"),
+            "{failure}"
+        );
+        assert_eq!(
+            stage_deadline(&status, WORKERS_READY, timeout, None, late),
+            None,
+            "Unknown stages do not time out"
+        );
+        let started: jiff::Timestamp = "2026-01-01T00:20:00Z".parse().expect("ts");
+        assert_eq!(
+            stage_deadline(&status, CONTROL_PLANE_READY, timeout, Some(started), late),
+            Some(Ok(Duration::from_secs(1140))),
+            "the clock starts at the later of the transition and not_before"
+        );
+    }
+}

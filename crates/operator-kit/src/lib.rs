@@ -1,0 +1,13 @@
+//! The I/O edges both operators share: structured logs, Prometheus metrics,
+//! `/healthz` + `/readyz` + `/metrics`, leader election on a Lease, and
+//! server-side apply that writes only what changed.
+
+pub mod apply;
+pub mod leader;
+pub mod metrics;
+pub mod server;
+pub mod telemetry;
+
+mod options;
+
+pub use options::RuntimeOptions;
