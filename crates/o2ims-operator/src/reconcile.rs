@@ -144,6 +144,8 @@ async fn provision(request: &ProvisioningRequest, ctx: &Context) -> Result<Actio
     });
     let observed =
         observe::cluster_objects(&ctx.client, &params.namespace(), &params.cluster_name).await?;
+    // Read the hosts again: their claims move with the machines just observed.
+    let hosts = observe::byo_hosts(&ctx.client).await?;
     let report = cluster_report(&params, &observed, &hosts, conditions);
     finish(ctx, request, report, Some(&params)).await
 }

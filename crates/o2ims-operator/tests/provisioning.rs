@@ -1,0 +1,728 @@
+//! The O2IMS operator against the real control plane: one operator process for all tests
+//! here, each test with its own cluster, hosts and endpoint.
+
+mod support;
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use lcm_core::capi::Kind;
+use lcm_core::crd::{ProvisioningRequest, ProvisioningState, ResourceProvisioningPhase};
+use serde_json::json;
+use support::capi::{self as drive, HOSTS_NAMESPACE};
+use support::operator::OperatorProcess;
+use support::*;
+use tokio::sync::OnceCell;
+
+struct Fixture {
+    // Kept alive for every test of this binary.
+    _operator: OperatorProcess,
+    namespace: String,
+}
+
+static FIXTURE: OnceCell<Fixture> = OnceCell::const_new();
+
+async fn setup() -> anyhow::Result<(Client, &'static Fixture)> {
+    let cluster = testcluster::TestCluster::shared().await?;
+    let client = cluster.admin_client()?;
+    let fixture = FIXTURE
+        .get_or_try_init(|| async {
+            let namespace = cluster.namespace("o2ims-system").await?.name().to_string();
+            drive::ensure_hosts_namespace(&client).await?;
+            let operator = OperatorProcess::start(
+                env!("CARGO_BIN_EXE_o2ims-operator"),
+                cluster.kubeconfig_path(),
+                &namespace,
+                &[],
+            )
+            .await?;
+            anyhow::Ok(Fixture {
+                _operator: operator,
+                namespace,
+            })
+        })
+        .await?;
+    Ok((client, fixture))
+}
+
+/// A test's own cluster: unique name, hosts and VIP.
+struct Scenario {
+    name: String,
+    request: String,
+    vip: String,
+}
+
+impl Scenario {
+    fn new(prefix: &str) -> Self {
+        static NEXT: AtomicU8 = AtomicU8::new(1);
+        let name = unique(prefix);
+        Self {
+            request: format!("{name}-req"),
+            vip: Ipv4Addr::new(172, 31, 0, NEXT.fetch_add(1, Ordering::SeqCst)).to_string(),
+            name,
+        }
+    }
+    fn host(&self, i: usize) -> String {
+        format!("{}-h{i}", self.name)
+    }
+    fn hostname(&self, i: usize) -> String {
+        format!("{}-node{i}", self.name)
+    }
+    fn namespace(&self) -> String {
+        format!("cluster-{}", self.name)
+    }
+    fn parameters(&self, control_plane: &[usize], workers: &[usize]) -> serde_json::Value {
+        let ids = |hosts: &[usize]| hosts.iter().map(|i| self.host(*i)).collect::<Vec<_>>();
+        let (cp, w) = (ids(control_plane), ids(workers));
+        json!({
+            "clusterName": self.name, "kubernetesVersion": "v1.26.6",
+            "controlPlaneEndpoint": {"host": self.vip},
+            "hosts": {"controlPlane": cp, "workers": w},
+            "cni": "none", "hostPreparation": "skip",
+        })
+    }
+    async fn register(&self, client: &Client, hosts: &[usize]) -> anyhow::Result<Vec<String>> {
+        let mut uids = Vec::new();
+        for i in hosts {
+            uids.push(drive::register_host(client, &self.hostname(*i), &self.host(*i)).await?);
+        }
+        Ok(uids)
+    }
+    /// Machines on every host and all status Ready, as CAPI and BYOH report a finished cluster.
+    async fn provision(
+        &self,
+        client: &Client,
+        control_plane: &[usize],
+        workers: &[usize],
+    ) -> anyhow::Result<()> {
+        for (role, hosts) in [(true, control_plane), (false, workers)] {
+            for i in hosts {
+                let machine = format!("{}-m{i}", self.name);
+                drive::machine_on_host(
+                    client,
+                    &self.namespace(),
+                    &self.name,
+                    &machine,
+                    &self.hostname(*i),
+                    role,
+                )
+                .await?;
+            }
+        }
+        drive::all_ready(
+            client,
+            &self.namespace(),
+            &self.name,
+            control_plane.len() as i64,
+            workers.len() as i64,
+            "v1.26.6",
+        )
+        .await
+    }
+}
+
+async fn update_parameters(
+    client: &Client,
+    request: &str,
+    parameters: serde_json::Value,
+) -> anyhow::Result<()> {
+    let api = Api::<ProvisioningRequest>::all(client.clone());
+    api.patch(
+        request,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"templateParameters": parameters}})),
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn creates_pinned_capi_objects_and_reports_progress() -> anyhow::Result<()> {
+    let (client, _) = setup().await?;
+    let s = Scenario::new("shape");
+    s.register(&client, &[1, 2, 3]).await?;
+    create(&client, &request(&s.request, s.parameters(&[1], &[2, 3]))).await?;
+    let pr = wait_state(&client, &s.request, ProvisioningState::Progressing).await?;
+    assert_eq!(
+        condition(&pr, "ClusterResourcesCreated").map(|c| c.0),
+        Some("True".into())
+    );
+    assert_eq!(
+        condition(&pr, "HostsPrepared").map(|c| c.1),
+        Some("HostsRegistered".into())
+    );
+    assert_eq!(
+        pr.status.as_ref().and_then(|s| s.observed_generation),
+        pr.metadata.generation
+    );
+
+    let ns = s.namespace();
+    let template = drive::get(
+        &client,
+        Kind::ByoMachineTemplate,
+        &ns,
+        &format!("{}-md-0", s.name),
+    )
+    .await?
+    .expect("template");
+    let values = &template["spec"]["template"]["spec"]["selector"]["matchExpressions"][0]["values"];
+    assert_eq!(
+        values,
+        &json!([s.host(2), s.host(3)]),
+        "workers are pinned to their hosts"
+    );
+    let md = drive::get(
+        &client,
+        Kind::MachineDeployment,
+        &ns,
+        &format!("{}-md-0", s.name),
+    )
+    .await?
+    .expect("md");
+    assert_eq!(md["spec"]["replicas"], 2);
+    for kind in [
+        Kind::Cluster,
+        Kind::ByoCluster,
+        Kind::KubeadmControlPlane,
+        Kind::MachineDeployment,
+        Kind::KubeadmConfigTemplate,
+    ] {
+        let list = drive::api(&client, kind, &ns)
+            .list(&ListParams::default())
+            .await?;
+        assert_eq!(list.items.len(), 1, "{kind:?}");
+        let object = &list.items[0];
+        assert_eq!(
+            object.labels().get(lcm_core::PROVISIONING_REQUEST_LABEL),
+            Some(&s.request),
+            "{kind:?} is labelled"
+        );
+        let owner = object
+            .owner_references()
+            .iter()
+            .find(|o| o.kind == "ProvisioningRequest")
+            .expect("owned");
+        assert_eq!(Some(&owner.uid), pr.metadata.uid.as_ref());
+    }
+
+    // Phase Provisioned is only the infrastructure: still progressing, waiting for kubeadm init.
+    drive::infrastructure_ready(&client, &ns, &s.name).await?;
+    let pr = wait_request(&client, &s.request, "the Cluster's phase to be seen", |r| {
+        condition(r, "ControlPlaneReady").is_some_and(|c| c.1 == "Initializing")
+    })
+    .await?;
+    assert_eq!(state(&pr), Some(ProvisioningState::Progressing));
+    assert!(
+        message(&pr).contains("waiting for kubeadm init"),
+        "{}",
+        message(&pr)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn fulfilled_only_when_every_node_is_ready_with_real_ids() -> anyhow::Result<()> {
+    let (client, _) = setup().await?;
+    let s = Scenario::new("ready");
+    let uids = s.register(&client, &[1, 2]).await?;
+    create(&client, &request(&s.request, s.parameters(&[1], &[2]))).await?;
+    wait_state(&client, &s.request, ProvisioningState::Progressing).await?;
+    s.provision(&client, &[1], &[2]).await?;
+    wait_state(&client, &s.request, ProvisioningState::Fulfilled).await?;
+    let pr = wait_request(
+        &client,
+        &s.request,
+        "every host to be reported provisioned",
+        |r| {
+            let hosts = r
+                .status
+                .as_ref()
+                .map(|s| s.infrastructure_resource_provisioning_status.clone())
+                .unwrap_or_default();
+            hosts
+                .iter()
+                .all(|h| h.resource_provisioning_phase == ResourceProvisioningPhase::Provisioned)
+        },
+    )
+    .await?;
+    let status = pr.status.clone().expect("status");
+    let cluster = drive::get(&client, Kind::Cluster, &s.namespace(), &s.name)
+        .await?
+        .expect("cluster");
+    let set = status.provisioned_resource_set.expect("resource set");
+    assert_eq!(
+        set.o_cloud_node_cluster_id.as_deref(),
+        cluster["metadata"]["uid"].as_str()
+    );
+    assert_eq!(
+        set.o_cloud_infrastructure_resource_ids, uids,
+        "the ByoHosts' UIDs"
+    );
+    let phases: Vec<_> = status
+        .infrastructure_resource_provisioning_status
+        .iter()
+        .map(|h| h.resource_provisioning_phase)
+        .collect();
+    assert_eq!(phases, [ResourceProvisioningPhase::Provisioned; 2]);
+    let secret = status.kubeconfig_secret.expect("kubeconfig secret");
+    assert_eq!(
+        (secret.name.as_str(), secret.namespace.as_str()),
+        (
+            format!("{}-kubeconfig", s.name).as_str(),
+            s.namespace().as_str()
+        )
+    );
+    assert!(message(&pr).contains(&format!(
+        "kubeconfig in Secret {}/{}-kubeconfig",
+        s.namespace(),
+        s.name
+    )));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_capi_failure_fails_the_request_naming_the_object() -> anyhow::Result<()> {
+    let (client, _) = setup().await?;
+    let s = Scenario::new("fails");
+    s.register(&client, &[1]).await?;
+    create(&client, &request(&s.request, s.parameters(&[1], &[]))).await?;
+    wait_state(&client, &s.request, ProvisioningState::Progressing).await?;
+    let machine = format!("{}-m1", s.name);
+    drive::machine_on_host(
+        &client,
+        &s.namespace(),
+        &s.name,
+        &machine,
+        &s.hostname(1),
+        true,
+    )
+    .await?;
+    drive::patch_status(&client, Kind::Machine, &s.namespace(), &machine, json!({
+        "phase": "Failed", "failureReason": "BootstrapFailed", "failureMessage": "kubeadm init failed on node1",
+    }))
+    .await?;
+    let pr = wait_state(&client, &s.request, ProvisioningState::Failed).await?;
+    assert!(
+        message(&pr).contains(&format!(
+            "Machine {machine} failed: BootstrapFailed: kubeadm init failed"
+        )),
+        "{}",
+        message(&pr)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn invalid_requests_fail_and_create_nothing() -> anyhow::Result<()> {
+    let (client, _) = setup().await?;
+    let s = Scenario::new("invalid");
+    create(&client, &request(&s.request, s.parameters(&[1, 2], &[3]))).await?;
+    let pr = wait_state(&client, &s.request, ProvisioningState::Failed).await?;
+    let (status, reason, text) = condition(&pr, "ProvisioningRequestValidated").expect("condition");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "InvalidParameters")
+    );
+    assert!(
+        text.contains("templateParameters.hosts.controlPlane"),
+        "{text}"
+    );
+    let namespaces = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone());
+    assert!(
+        namespaces.get_opt(&s.namespace()).await?.is_none(),
+        "nothing is created"
+    );
+
+    // Deleting a request that created nothing finishes at once.
+    Api::<ProvisioningRequest>::all(client.clone())
+        .delete(&s.request, &DeleteParams::default())
+        .await?;
+    testcluster::wait_for("the request to be gone", TIMEOUT, || async {
+        Ok(Api::<ProvisioningRequest>::all(client.clone())
+            .get_opt(&s.request)
+            .await?
+            .is_none()
+            .then_some(()))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_older_request_keeps_a_contested_host() -> anyhow::Result<()> {
+    let (client, _) = setup().await?;
+    let first = Scenario::new("first");
+    let second = Scenario::new("second");
+    first.register(&client, &[1]).await?;
+    create(
+        &client,
+        &request(&first.request, first.parameters(&[1], &[])),
+    )
+    .await?;
+    let mut contested = second.parameters(&[1], &[]);
+    contested["hosts"]["controlPlane"] = json!([first.host(1)]);
+    create(&client, &request(&second.request, contested)).await?;
+    let loser = wait_state(&client, &second.request, ProvisioningState::Failed).await?;
+    let (_, reason, text) = condition(&loser, "ProvisioningRequestValidated").expect("condition");
+    assert_eq!(reason, "HostConflict");
+    assert!(
+        text.contains(&format!(
+            "host `{}` is already used by ProvisioningRequest {}",
+            first.host(1),
+            first.request
+        )),
+        "{text}"
+    );
+    let winner = wait_state(&client, &first.request, ProvisioningState::Progressing).await?;
+    assert_eq!(
+        condition(&winner, "ProvisioningRequestValidated").map(|c| c.0),
+        Some("True".into())
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn host_preparation_runs_a_job_for_exactly_the_missing_hosts() -> anyhow::Result<()> {
+    let (client, fixture) = setup().await?;
+    let s = Scenario::new("prep");
+    s.register(&client, &[1]).await?;
+    let mut parameters = s.parameters(&[1], &[2, 3]);
+    parameters["hostPreparation"] = json!("auto");
+    parameters["hostAccess"] = json!([1, 2, 3].iter().map(|i| json!({
+        "id": s.host(*i), "hostname": s.hostname(*i), "address": format!("192.0.2.{i}"), "sshUser": "ubuntu",
+    })).collect::<Vec<_>>());
+    create(&client, &request(&s.request, parameters)).await?;
+    let pr = wait_request(&client, &s.request, "host preparation to start", |r| {
+        condition(r, "HostsPrepared").is_some_and(|c| c.1 == "Preparing")
+    })
+    .await?;
+    assert_eq!(state(&pr), Some(ProvisioningState::Progressing));
+    let jobs =
+        Api::<k8s_openapi::api::batch::v1::Job>::namespaced(client.clone(), &fixture.namespace);
+    let selector = format!("{}={}", lcm_core::PROVISIONING_REQUEST_LABEL, s.request);
+    let job = jobs
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items
+        .remove(0);
+    let config_maps = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
+        client.clone(),
+        &fixture.namespace,
+    );
+    let inventory = config_maps
+        .get(&job.name_any())
+        .await?
+        .data
+        .expect("data")
+        .remove("inventory.yaml")
+        .expect("inventory");
+    let inventory: serde_json::Value = lcm_core::yaml::from_str(&inventory)?;
+    let hosts = inventory["all"]["children"][lcm_core::ansible::GROUP]["hosts"]
+        .as_object()
+        .expect("hosts");
+    let mut prepared: Vec<&String> = hosts.keys().collect();
+    prepared.sort();
+    assert_eq!(
+        prepared,
+        [&s.host(2), &s.host(3)],
+        "only hosts without a ByoHost are prepared"
+    );
+    assert!(
+        drive::get(&client, Kind::Cluster, &s.namespace(), &s.name)
+            .await?
+            .is_none(),
+        "CAPI objects wait for the hosts"
+    );
+
+    // The Job fails the way the Job controller reports it.
+    let failed = json!({"status": {
+        "startTime": "2026-01-01T00:00:00Z", "failed": 1,
+        "conditions": [
+            {"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit", "lastTransitionTime": "2026-01-01T00:01:00Z"},
+            {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit", "lastTransitionTime": "2026-01-01T00:01:00Z"},
+        ],
+    }});
+    jobs.patch_status(
+        &job.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(failed),
+    )
+    .await?;
+    let pr = wait_state(&client, &s.request, ProvisioningState::Failed).await?;
+    let (_, reason, text) = condition(&pr, "HostsPrepared").expect("condition");
+    assert_eq!(reason, "HostPreparationFailed");
+    assert!(text.contains("BackoffLimitExceeded"), "{text}");
+
+    // Recovery: the hosts are registered by hand and the failed Job deleted.
+    s.register(&client, &[2, 3]).await?;
+    jobs.delete(&job.name_any(), &DeleteParams::background())
+        .await?;
+    let pr = wait_state(&client, &s.request, ProvisioningState::Progressing).await?;
+    assert_eq!(
+        condition(&pr, "HostsPrepared").map(|c| c.1),
+        Some("HostsRegistered".into())
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn workers_scale_out_and_in_and_control_plane_changes_are_refused() -> anyhow::Result<()> {
+    let (client, _) = setup().await?;
+    let s = Scenario::new("scale");
+    s.register(&client, &[1, 2, 3, 4]).await?;
+    create(&client, &request(&s.request, s.parameters(&[1], &[2, 3]))).await?;
+    wait_state(&client, &s.request, ProvisioningState::Progressing).await?;
+
+    // While provisioning, a change is refused, not half-applied.
+    update_parameters(&client, &s.request, s.parameters(&[1], &[2, 3, 4])).await?;
+    let pr = wait_request(&client, &s.request, "the change to be refused", |r| {
+        condition(r, "ProvisioningRequestValidated").is_some_and(|c| c.1 == "ChangeRefused")
+    })
+    .await?;
+    assert!(
+        condition(&pr, "ProvisioningRequestValidated")
+            .expect("c")
+            .2
+            .contains("change it once it is fulfilled")
+    );
+    let md_name = format!("{}-md-0", s.name);
+    let md = drive::get(&client, Kind::MachineDeployment, &s.namespace(), &md_name)
+        .await?
+        .expect("md");
+    assert_eq!(md["spec"]["replicas"], 2);
+
+    // Once fulfilled, the same change applies: scale out to three workers.
+    s.provision(&client, &[1], &[2, 3]).await?;
+    let md = testcluster::wait_for("the MachineDeployment to scale out", TIMEOUT, || async {
+        let md = drive::get(&client, Kind::MachineDeployment, &s.namespace(), &md_name).await?;
+        Ok(md.filter(|m| m["spec"]["replicas"] == 3))
+    })
+    .await?;
+    assert_eq!(md["spec"]["replicas"], 3);
+    let template = drive::get(&client, Kind::ByoMachineTemplate, &s.namespace(), &md_name)
+        .await?
+        .expect("template");
+    assert_eq!(
+        template["spec"]["template"]["spec"]["selector"]["matchExpressions"][0]["values"],
+        json!([s.host(2), s.host(3), s.host(4)])
+    );
+    wait_state(&client, &s.request, ProvisioningState::Progressing).await?;
+    let machine4 = format!("{}-m4", s.name);
+    drive::machine_on_host(
+        &client,
+        &s.namespace(),
+        &s.name,
+        &machine4,
+        &s.hostname(4),
+        false,
+    )
+    .await?;
+    drive::all_ready(&client, &s.namespace(), &s.name, 1, 3, "v1.26.6").await?;
+    wait_state(&client, &s.request, ProvisioningState::Fulfilled).await?;
+
+    // Scale in: exactly the removed host's machine is marked for deletion first.
+    update_parameters(&client, &s.request, s.parameters(&[1], &[2, 4])).await?;
+    let md = testcluster::wait_for("the MachineDeployment to scale in", TIMEOUT, || async {
+        let md = drive::get(&client, Kind::MachineDeployment, &s.namespace(), &md_name).await?;
+        Ok(md.filter(|m| m["spec"]["replicas"] == 2))
+    })
+    .await?;
+    assert_eq!(md["spec"]["replicas"], 2);
+    let annotation = |m: &serde_json::Value| {
+        m["metadata"]["annotations"][lcm_core::capi::DELETE_MACHINE_ANNOTATION].clone()
+    };
+    let removed = drive::get(
+        &client,
+        Kind::Machine,
+        &s.namespace(),
+        &format!("{}-m3", s.name),
+    )
+    .await?
+    .expect("m3");
+    assert_eq!(annotation(&removed), json!("true"));
+    for kept in [2, 4] {
+        let machine = drive::get(
+            &client,
+            Kind::Machine,
+            &s.namespace(),
+            &format!("{}-m{kept}", s.name),
+        )
+        .await?
+        .expect("kept");
+        assert!(annotation(&machine).is_null(), "machine {kept} is kept");
+    }
+
+    // Control-plane changes are refused and change nothing.
+    update_parameters(&client, &s.request, s.parameters(&[3], &[2, 4])).await?;
+    let pr = wait_request(
+        &client,
+        &s.request,
+        "the control-plane change to be refused",
+        |r| {
+            condition(r, "ProvisioningRequestValidated")
+                .is_some_and(|c| c.2.contains("hosts.controlPlane cannot change"))
+        },
+    )
+    .await?;
+    assert_eq!(
+        condition(&pr, "ProvisioningRequestValidated").map(|c| c.1),
+        Some("ChangeRefused".into())
+    );
+    let kcp = drive::get(
+        &client,
+        Kind::ByoMachineTemplate,
+        &s.namespace(),
+        &format!("{}-control-plane", s.name),
+    )
+    .await?
+    .expect("t");
+    assert_eq!(
+        kcp["spec"]["template"]["spec"]["selector"]["matchExpressions"][0]["values"],
+        json!([s.host(1)])
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn upgrades_roll_the_control_plane_then_the_workers() -> anyhow::Result<()> {
+    let (client, _) = setup().await?;
+    let s = Scenario::new("upgrade");
+    s.register(&client, &[1, 2]).await?;
+    create(&client, &request(&s.request, s.parameters(&[1], &[2]))).await?;
+    wait_state(&client, &s.request, ProvisioningState::Progressing).await?;
+    s.provision(&client, &[1], &[2]).await?;
+    wait_state(&client, &s.request, ProvisioningState::Fulfilled).await?;
+
+    let mut upgraded = s.parameters(&[1], &[2]);
+    upgraded["kubernetesVersion"] = json!("v1.27.3");
+    update_parameters(&client, &s.request, upgraded.clone()).await?;
+    let (ns, kcp, md) = (
+        s.namespace(),
+        format!("{}-control-plane", s.name),
+        format!("{}-md-0", s.name),
+    );
+    testcluster::wait_for(
+        "the control plane to be asked for v1.27.3",
+        TIMEOUT,
+        || async {
+            Ok(drive::get(&client, Kind::KubeadmControlPlane, &ns, &kcp)
+                .await?
+                .filter(|o| o["spec"]["version"] == "v1.27.3"))
+        },
+    )
+    .await?;
+    let workers = drive::get(&client, Kind::MachineDeployment, &ns, &md)
+        .await?
+        .expect("md");
+    assert_eq!(
+        workers["spec"]["template"]["spec"]["version"], "v1.26.6",
+        "workers wait for the control plane"
+    );
+    let pr = wait_state(&client, &s.request, ProvisioningState::Progressing).await?;
+    assert!(
+        message(&pr).contains("rolling out v1.27.3"),
+        "{}",
+        message(&pr)
+    );
+
+    // The control plane reports the new version: now the workers roll.
+    drive::patch_status(
+        &client,
+        Kind::KubeadmControlPlane,
+        &ns,
+        &kcp,
+        json!({"version": "v1.27.3"}),
+    )
+    .await?;
+    testcluster::wait_for("the workers to be asked for v1.27.3", TIMEOUT, || async {
+        let md = drive::get(&client, Kind::MachineDeployment, &ns, &md).await?;
+        Ok(md.filter(|o| o["spec"]["template"]["spec"]["version"] == "v1.27.3"))
+    })
+    .await?;
+    drive::all_ready(&client, &ns, &s.name, 1, 1, "v1.27.3").await?;
+    wait_state(&client, &s.request, ProvisioningState::Fulfilled).await?;
+
+    // Downgrades are refused.
+    update_parameters(&client, &s.request, s.parameters(&[1], &[2])).await?;
+    let pr = wait_request(&client, &s.request, "the downgrade to be refused", |r| {
+        condition(r, "ProvisioningRequestValidated")
+            .is_some_and(|c| c.2.contains("downgrade from v1.27.3 to v1.26.6"))
+    })
+    .await?;
+    assert_eq!(state(&pr), Some(ProvisioningState::Fulfilled));
+    Ok(())
+}
+
+#[tokio::test]
+async fn deletion_removes_the_cluster_first_then_the_rest() -> anyhow::Result<()> {
+    let (client, _) = setup().await?;
+    let s = Scenario::new("delete");
+    s.register(&client, &[1]).await?;
+    create(&client, &request(&s.request, s.parameters(&[1], &[]))).await?;
+    wait_state(&client, &s.request, ProvisioningState::Progressing).await?;
+    // Cluster API holds a finalizer on the Cluster until it has torn the machines down.
+    let ns = s.namespace();
+    drive::patch(
+        &client,
+        Kind::Cluster,
+        &ns,
+        &s.name,
+        json!({"metadata": {"finalizers": ["cluster.cluster.x-k8s.io"]}}),
+    )
+    .await?;
+
+    Api::<ProvisioningRequest>::all(client.clone())
+        .delete(&s.request, &DeleteParams::default())
+        .await?;
+    let pr = wait_state(&client, &s.request, ProvisioningState::Deleting).await?;
+    assert!(
+        message(&pr).contains("waiting for Cluster API to tear down"),
+        "{}",
+        message(&pr)
+    );
+    let cluster = drive::get(&client, Kind::Cluster, &ns, &s.name)
+        .await?
+        .expect("still there");
+    assert!(
+        !cluster["metadata"]["deletionTimestamp"].is_null(),
+        "the Cluster is deleted first"
+    );
+    let kcp = drive::get(
+        &client,
+        Kind::KubeadmControlPlane,
+        &ns,
+        &format!("{}-control-plane", s.name),
+    )
+    .await?;
+    assert!(
+        kcp.is_some_and(|k| k["metadata"]["deletionTimestamp"].is_null()),
+        "the rest waits for the Cluster"
+    );
+
+    drive::patch(
+        &client,
+        Kind::Cluster,
+        &ns,
+        &s.name,
+        json!({"metadata": {"finalizers": null}}),
+    )
+    .await?;
+    testcluster::wait_for(
+        "the request and its namespace to be gone",
+        TIMEOUT,
+        || async {
+            let request = Api::<ProvisioningRequest>::all(client.clone())
+                .get_opt(&s.request)
+                .await?;
+            let namespace = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+                .get_opt(&ns)
+                .await?;
+            Ok((request.is_none() && namespace.is_none()).then_some(()))
+        },
+    )
+    .await?;
+    let host = drive::get(&client, Kind::ByoHost, HOSTS_NAMESPACE, &s.hostname(1)).await?;
+    assert!(host.is_some(), "hosts are not the operator's to delete");
+    Ok(())
+}

@@ -1,0 +1,213 @@
+//! Writes Cluster API and BYOH objects and status the way their controllers and the host
+//! agents would, so tests can drive the operator through every stage.
+
+use kube::Client;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use lcm_core::capi::Kind;
+use serde_json::{Value, json};
+
+pub const HOSTS_NAMESPACE: &str = "byoh-hosts";
+
+pub fn api(client: &Client, kind: Kind, namespace: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), namespace, &kind.api_resource())
+}
+
+pub async fn get(
+    client: &Client,
+    kind: Kind,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<Option<Value>> {
+    Ok(api(client, kind, namespace)
+        .get_opt(name)
+        .await?
+        .map(|o| serde_json::to_value(o).unwrap_or_default()))
+}
+
+fn now() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .unwrap_or_else(|_| jiff::Timestamp::now())
+        .to_string()
+}
+
+pub fn condition(type_: &str, status: &str, reason: &str) -> Value {
+    let mut c = json!({"type": type_, "status": status, "lastTransitionTime": now()});
+    if !reason.is_empty() {
+        c["reason"] = json!(reason);
+        c["severity"] = json!("Info");
+    }
+    c
+}
+
+/// Merges `status` into the object's status subresource.
+pub async fn patch_status(
+    client: &Client,
+    kind: Kind,
+    namespace: &str,
+    name: &str,
+    status: Value,
+) -> anyhow::Result<()> {
+    api(client, kind, namespace)
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": status})),
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn patch(
+    client: &Client,
+    kind: Kind,
+    namespace: &str,
+    name: &str,
+    patch: Value,
+) -> anyhow::Result<()> {
+    api(client, kind, namespace)
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await?;
+    Ok(())
+}
+
+/// What a BYOH host agent does at registration; returns the ByoHost's UID.
+pub async fn register_host(
+    client: &Client,
+    hostname: &str,
+    host_id: &str,
+) -> anyhow::Result<String> {
+    let host = json!({
+        "apiVersion": lcm_core::capi::INFRASTRUCTURE_API, "kind": "ByoHost",
+        "metadata": {"name": hostname, "namespace": HOSTS_NAMESPACE, "labels": {lcm_core::HOST_ID_LABEL: host_id}},
+        "spec": {},
+    });
+    let created = api(client, Kind::ByoHost, HOSTS_NAMESPACE)
+        .create(&PostParams::default(), &serde_json::from_value(host)?)
+        .await;
+    let created = match created {
+        Ok(c) => c,
+        Err(kube::Error::Api(s)) if s.is_already_exists() => {
+            api(client, Kind::ByoHost, HOSTS_NAMESPACE)
+                .get(hostname)
+                .await?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    patch_status(client, Kind::ByoHost, HOSTS_NAMESPACE, hostname, json!({
+        "hostinfo": {"osname": "linux", "osimage": "Ubuntu 22.04.4 LTS", "architecture": "amd64"},
+        "conditions": [condition("K8sNodeBootstrapSucceeded", "False", "WaitingForMachineRefToBeAssigned")],
+    }))
+    .await?;
+    Ok(created.metadata.uid.unwrap_or_default())
+}
+
+pub async fn ensure_hosts_namespace(client: &Client) -> anyhow::Result<()> {
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let ns = serde_json::from_value(json!({"metadata": {"name": HOSTS_NAMESPACE}}))?;
+    match namespaces.create(&PostParams::default(), &ns).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.is_already_exists() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A control-plane (or worker) Machine with its ByoMachine, claiming and bootstrapping
+/// `hostname` as BYOH does.
+pub async fn machine_on_host(
+    client: &Client,
+    namespace: &str,
+    cluster: &str,
+    machine: &str,
+    hostname: &str,
+    control_plane: bool,
+) -> anyhow::Result<()> {
+    let mut labels = json!({lcm_core::capi::CAPI_CLUSTER_NAME_LABEL: cluster});
+    if control_plane {
+        labels[lcm_core::capi::CONTROL_PLANE_LABEL] = json!("");
+    }
+    let machine_object = json!({
+        "apiVersion": lcm_core::capi::CLUSTER_API, "kind": "Machine",
+        "metadata": {"name": machine, "namespace": namespace, "labels": labels},
+        "spec": {"clusterName": cluster, "bootstrap": {"dataSecretName": machine},
+                 "infrastructureRef": {"apiVersion": lcm_core::capi::INFRASTRUCTURE_API, "kind": "ByoMachine", "name": machine}},
+    });
+    let created = api(client, Kind::Machine, namespace)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(machine_object)?,
+        )
+        .await?;
+    let byo_machine = json!({
+        "apiVersion": lcm_core::capi::INFRASTRUCTURE_API, "kind": "ByoMachine",
+        "metadata": {"name": machine, "namespace": namespace, "labels": labels, "ownerReferences": [{
+            "apiVersion": lcm_core::capi::CLUSTER_API, "kind": "Machine", "name": machine,
+            "uid": created.metadata.uid, "controller": true,
+        }]},
+        "spec": {},
+    });
+    api(client, Kind::ByoMachine, namespace)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(byo_machine)?,
+        )
+        .await?;
+    patch(client, Kind::ByoHost, HOSTS_NAMESPACE, hostname, json!({"metadata": {"labels": {
+        lcm_core::capi::CAPI_CLUSTER_NAME_LABEL: cluster,
+        "byoh.infrastructure.cluster.x-k8s.io/byomachine-name": format!("{namespace}.{machine}"),
+    }}}))
+    .await?;
+    patch_status(client, Kind::ByoHost, HOSTS_NAMESPACE, hostname, json!({
+        "machineRef": {"apiVersion": lcm_core::capi::INFRASTRUCTURE_API, "kind": "ByoMachine", "namespace": namespace, "name": machine},
+        "conditions": [condition("K8sNodeBootstrapSucceeded", "True", "")],
+    }))
+    .await?;
+    patch_status(
+        client,
+        Kind::Machine,
+        namespace,
+        machine,
+        json!({"phase": "Running", "bootstrapReady": true, "infrastructureReady": true}),
+    )
+    .await
+}
+
+/// The Cluster as Cluster API reports it once BYOH's infrastructure is ready: phase
+/// Provisioned, but no node up yet.
+pub async fn infrastructure_ready(
+    client: &Client,
+    namespace: &str,
+    cluster: &str,
+) -> anyhow::Result<()> {
+    patch_status(client, Kind::Cluster, namespace, cluster, json!({
+        "phase": "Provisioned", "infrastructureReady": true, "controlPlaneReady": false,
+        "conditions": [condition("Ready", "False", "WaitingForControlPlane"), condition("InfrastructureReady", "True", "")],
+    }))
+    .await
+}
+
+/// Every node Ready at `version`: Cluster, KubeadmControlPlane and MachineDeployment status.
+pub async fn all_ready(
+    client: &Client,
+    namespace: &str,
+    cluster: &str,
+    control_plane: i64,
+    workers: i64,
+    version: &str,
+) -> anyhow::Result<()> {
+    patch_status(client, Kind::KubeadmControlPlane, namespace, &format!("{cluster}-control-plane"), json!({
+        "replicas": control_plane, "readyReplicas": control_plane, "updatedReplicas": control_plane,
+        "unavailableReplicas": 0, "initialized": true, "ready": true, "version": version,
+    }))
+    .await?;
+    patch_status(client, Kind::MachineDeployment, namespace, &format!("{cluster}-md-0"), json!({
+        "replicas": workers, "readyReplicas": workers, "updatedReplicas": workers, "availableReplicas": workers,
+        "unavailableReplicas": 0, "phase": "Running",
+    }))
+    .await?;
+    patch_status(client, Kind::Cluster, namespace, cluster, json!({
+        "phase": "Provisioned", "infrastructureReady": true, "controlPlaneReady": true,
+        "conditions": [condition("Ready", "True", ""), condition("ControlPlaneReady", "True", ""), condition("InfrastructureReady", "True", "")],
+    }))
+    .await
+}

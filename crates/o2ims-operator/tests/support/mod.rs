@@ -1,0 +1,124 @@
+//! Support for the O2IMS operator's integration tests: the operator as a real process
+//! against the real control plane, and drivers that write Cluster API / BYOH status the way
+//! their controllers would.
+
+#![allow(dead_code)] // each test binary uses a different part of the support module
+
+pub mod capi;
+pub mod operator;
+
+use std::time::Duration;
+
+use kube::Client;
+use kube::api::{Api, PostParams};
+use lcm_core::crd::{ProvisioningRequest, ProvisioningRequestSpec, ProvisioningState};
+use serde_json::{Value, json};
+
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Parameters of a cluster `name` with one control-plane host and the given workers.
+pub fn parameters(name: &str, control_plane: &[&str], workers: &[&str], vip: &str) -> Value {
+    json!({
+        "clusterName": name,
+        "kubernetesVersion": "v1.26.6",
+        "controlPlaneEndpoint": {"host": vip},
+        "hosts": {"controlPlane": control_plane, "workers": workers},
+        "cni": "none",
+        "hostPreparation": "skip",
+    })
+}
+
+pub fn request(name: &str, parameters: Value) -> ProvisioningRequest {
+    ProvisioningRequest::new(
+        name,
+        ProvisioningRequestSpec {
+            name: Some(format!("test {name}")),
+            description: None,
+            template_name: "byoh-workload-cluster".into(),
+            template_version: "v1".into(),
+            template_parameters: parameters,
+        },
+    )
+}
+
+pub async fn create(
+    client: &Client,
+    request: &ProvisioningRequest,
+) -> anyhow::Result<ProvisioningRequest> {
+    Ok(Api::<ProvisioningRequest>::all(client.clone())
+        .create(&PostParams::default(), request)
+        .await?)
+}
+
+pub fn state(request: &ProvisioningRequest) -> Option<ProvisioningState> {
+    request
+        .status
+        .as_ref()?
+        .provisioning_status
+        .as_ref()
+        .map(|s| s.provisioning_state)
+}
+
+pub fn message(request: &ProvisioningRequest) -> String {
+    request
+        .status
+        .as_ref()
+        .and_then(|s| s.provisioning_status.as_ref())
+        .map(|s| s.provisioning_message.clone())
+        .unwrap_or_default()
+}
+
+pub fn condition(request: &ProvisioningRequest, type_: &str) -> Option<(String, String, String)> {
+    let c = lcm_core::conditions::find(&request.status.as_ref()?.conditions, type_)?;
+    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// Waits until the request satisfies `check` (it is watched through polling with a deadline).
+pub async fn wait_request(
+    client: &Client,
+    name: &str,
+    what: &str,
+    check: impl Fn(&ProvisioningRequest) -> bool,
+) -> anyhow::Result<ProvisioningRequest> {
+    let api = Api::<ProvisioningRequest>::all(client.clone());
+    testcluster::wait_for(what, TIMEOUT, || {
+        let api = api.clone();
+        let check = &check;
+        async move { Ok(api.get_opt(name).await?.filter(|r| check(r))) }
+    })
+    .await
+}
+
+/// Waits for a state; on timeout the error shows the last message.
+pub async fn wait_state(
+    client: &Client,
+    name: &str,
+    state: ProvisioningState,
+) -> anyhow::Result<ProvisioningRequest> {
+    let api = Api::<ProvisioningRequest>::all(client.clone());
+    match wait_request(client, name, &format!("{name} to be {state}"), |r| {
+        self::state(r) == Some(state)
+    })
+    .await
+    {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            let last = api
+                .get_opt(name)
+                .await?
+                .map(|r| format!("{:?}: {}", self::state(&r), self::message(&r)));
+            Err(e.context(format!("last seen: {last:?}")))
+        }
+    }
+}
+
+/// A unique suffix for names in a shared cluster.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id() % 10000,
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    )
+}
