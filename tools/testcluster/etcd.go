@@ -47,7 +47,11 @@ func startEtcdOnce(ctx context.Context, dir string) (*embed.Etcd, string, error)
 		return nil, "", err
 	}
 	cfg := embed.NewConfig()
+	cfg.Name = "testcluster"
 	cfg.Dir = dataDir
+	// NewConfig leaves this 0 (only etcd's flag parsing sets the default), which would log
+	// every request as slow.
+	cfg.WarningUnaryRequestDuration = embed.DefaultWarningUnaryRequestDuration
 	cfg.LogLevel = "warn"
 	cfg.LogOutputs = []string{filepath.Join(dir, "etcd.log")}
 	cfg.UnsafeNoFsync = true                          // throw-away data: durability is not needed

@@ -72,12 +72,15 @@ func runUp(args []string) int {
 		return 2
 	}
 
-	ctx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	// Signals stay caught until we return, so a second signal cannot cut the cleanup short.
+	signalCtx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stopSignals()
+	ctx, shutdown := context.WithCancel(signalCtx)
+	defer shutdown()
 	if opts.stdinLifeline {
 		go func() {
 			_, _ = io.Copy(io.Discard, os.Stdin)
-			stopSignals()
+			shutdown()
 		}()
 	}
 
@@ -184,7 +187,6 @@ func (cp *controlPlane) startAPIServer(ctx context.Context, p *pki, etcdURL stri
 			"--secure-port=" + strconv.Itoa(port),
 			"--tls-cert-file=" + p.servingCert,
 			"--tls-private-key-file=" + p.servingKey,
-			"--cert-dir=" + p.dir,
 			"--token-auth-file=" + p.tokenAuthFile,
 			"--authorization-mode=RBAC",
 			"--service-account-issuer=https://kubernetes.default.svc.cluster.local",

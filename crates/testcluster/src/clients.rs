@@ -32,10 +32,10 @@ pub(crate) async fn service_account_client(
         Err(err) => return Err(err).context(format!("create ServiceAccount {namespace}/{name}")),
     }
     let request = TokenRequest {
-        spec: TokenRequestSpec {
+        spec: Some(TokenRequestSpec {
             expiration_seconds: Some(TOKEN_SECONDS),
             ..TokenRequestSpec::default()
-        },
+        }),
         ..TokenRequest::default()
     };
     let token = accounts
@@ -43,8 +43,8 @@ pub(crate) async fn service_account_client(
         .await
         .with_context(|| format!("TokenRequest for ServiceAccount {namespace}/{name}"))?
         .status
-        .context("TokenRequest without status")?
-        .token;
+        .and_then(|status| status.token)
+        .context("TokenRequest without a token")?;
 
     let mut config = admin_config.clone();
     config.auth_info = AuthInfo {

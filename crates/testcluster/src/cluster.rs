@@ -47,11 +47,11 @@ impl TestCluster {
         let harness = tokio::task::spawn_blocking(move || Harness::start(&binary, &dirs))
             .await
             .context("harness start task")??;
-        eprintln!(
-            "testcluster: control plane ready in {:.1}s ({})",
+        crate::notice(format_args!(
+            "control plane ready in {:.1}s ({})",
             harness.startup.as_secs_f64(),
             harness.kubeconfig.display()
-        );
+        ));
         let config = load_kubeconfig(&harness.kubeconfig).await?;
         Ok(TestCluster {
             kubeconfig: harness.kubeconfig.clone(),
@@ -64,7 +64,10 @@ impl TestCluster {
     /// Uses an already running cluster and installs the CRDs through the API. The garbage
     /// collector of such a cluster may need up to 30 s to notice new CRD types.
     async fn reuse(kubeconfig: PathBuf) -> anyhow::Result<TestCluster> {
-        eprintln!("testcluster: using TEST_KUBECONFIG={}", kubeconfig.display());
+        crate::notice(format_args!(
+            "using TEST_KUBECONFIG={}",
+            kubeconfig.display()
+        ));
         let config = load_kubeconfig(&kubeconfig).await?;
         let client = Client::try_from(config.clone())?;
         for dir in crd_dirs()? {

@@ -52,14 +52,9 @@ pub async fn install_crds(client: &kube::Client, dir: &Path) -> anyhow::Result<V
         names.push(crd.name);
     }
     for name in &names {
-        wait_until(
-            api.clone(),
-            name,
-            is_crd_established(),
-            ESTABLISHED_TIMEOUT,
-        )
-        .await
-        .with_context(|| format!("CRD {name} not Established"))?;
+        wait_until(api.clone(), name, is_crd_established(), ESTABLISHED_TIMEOUT)
+            .await
+            .with_context(|| format!("CRD {name} not Established"))?;
     }
     Ok(names)
 }
@@ -142,7 +137,10 @@ mod tests {
         for dir in crd_dirs()? {
             count += read_crds(&dir)?.len();
         }
-        assert!(count >= 21, "expected the 13 CAPI + 8 BYOH CRDs, found {count}");
+        assert!(
+            count >= 21,
+            "expected the 13 CAPI + 8 BYOH CRDs, found {count}"
+        );
         Ok(())
     }
 }

@@ -73,7 +73,10 @@ impl Drop for Harness {
 fn parse_ready_line(line: &str) -> Option<(PathBuf, Duration)> {
     let (path, seconds) = line.trim_end().strip_prefix("READY ")?.rsplit_once(' ')?;
     let seconds: f64 = seconds.parse().ok()?;
-    Some((PathBuf::from(path), Duration::try_from_secs_f64(seconds).ok()?))
+    Some((
+        PathBuf::from(path),
+        Duration::try_from_secs_f64(seconds).ok()?,
+    ))
 }
 
 #[cfg(test)]
@@ -84,7 +87,10 @@ mod tests {
     fn parses_ready_line() {
         assert_eq!(
             parse_ready_line("READY /tmp/x/kubeconfig 4.25\n"),
-            Some((PathBuf::from("/tmp/x/kubeconfig"), Duration::from_millis(4250)))
+            Some((
+                PathBuf::from("/tmp/x/kubeconfig"),
+                Duration::from_millis(4250)
+            ))
         );
         assert_eq!(parse_ready_line("READY /tmp/x/kubeconfig"), None);
         assert_eq!(parse_ready_line("error: boom"), None);

@@ -29,3 +29,11 @@ pub use crds::{crd_dirs, install_crds};
 pub use namespace::TestNamespace;
 pub use strict::create_strict;
 pub use wait::{wait_for, wait_until};
+
+/// A note for the person running the tests. Written to the stderr handle directly because libtest
+/// captures `eprintln!`, and e.g. the control plane's start-up time should show without
+/// `--nocapture`.
+fn notice(message: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "testcluster: {message}");
+}

@@ -25,7 +25,9 @@ impl TestNamespace {
         let namespace = Namespace {
             metadata: ObjectMeta {
                 generate_name: Some(format!("{}-", sanitize(prefix))),
-                labels: Some([("testcluster/test-namespace".to_string(), "true".to_string())].into()),
+                labels: Some(
+                    [("testcluster/test-namespace".to_string(), "true".to_string())].into(),
+                ),
                 ..ObjectMeta::default()
             },
             ..Namespace::default()

@@ -32,7 +32,10 @@ pub(crate) fn reuse_kubeconfig() -> Option<PathBuf> {
     if path.is_file() {
         Some(path)
     } else {
-        eprintln!("testcluster: TEST_KUBECONFIG={} does not exist, starting a control plane", path.display());
+        crate::notice(format_args!(
+            "TEST_KUBECONFIG={} does not exist, starting a control plane",
+            path.display()
+        ));
         None
     }
 }

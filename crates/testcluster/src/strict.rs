@@ -28,8 +28,8 @@ where
         .map_err(kube::Error::BuildRequest)?;
     // The query already carries fieldManager, so the parameter is appended with '&'.
     let uri = format!("{}&fieldValidation=Strict", request.uri());
-    *request.uri_mut() = uri
-        .parse()
-        .map_err(|e| kube::Error::BuildRequest(kube::core::request::Error::Validation(format!("{e}"))))?;
+    *request.uri_mut() = uri.parse().map_err(|e| {
+        kube::Error::BuildRequest(kube::core::request::Error::Validation(format!("{e}")))
+    })?;
     client.request(request).await
 }

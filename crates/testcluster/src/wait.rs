@@ -21,7 +21,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if let Some(value) = check().await.with_context(|| format!("waiting for {what}"))? {
+        if let Some(value) = check()
+            .await
+            .with_context(|| format!("waiting for {what}"))?
+        {
             return Ok(value);
         }
         if tokio::time::Instant::now() >= deadline {

@@ -10,7 +10,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams,
+};
 use kube::runtime::wait::Condition;
 use kube::runtime::wait::conditions::{is_crd_established, is_deleted};
 use kube::{Resource, ResourceExt};
@@ -24,14 +26,22 @@ const CONTROLLER_TIMEOUT: Duration = Duration::from_secs(60);
 async fn starts_and_reports_version() -> anyhow::Result<()> {
     let cluster = TestCluster::shared().await?;
     if std::env::var_os("TEST_KUBECONFIG").is_none() {
-        let startup = cluster.startup_time().expect("a started cluster reports its start time");
-        assert!(startup > Duration::ZERO && startup < Duration::from_secs(120), "{startup:?}");
+        let startup = cluster
+            .startup_time()
+            .expect("a started cluster reports its start time");
+        assert!(
+            startup > Duration::ZERO && startup < Duration::from_secs(120),
+            "{startup:?}"
+        );
     }
     assert!(cluster.kubeconfig_path().is_file());
 
     let version = cluster.admin_client()?.apiserver_version().await?;
     assert_eq!(version.git_version, "v1.36.3");
-    assert_eq!((version.major.as_str(), version.minor.as_str()), ("1", "36"));
+    assert_eq!(
+        (version.major.as_str(), version.minor.as_str()),
+        ("1", "36")
+    );
     Ok(())
 }
 
@@ -48,10 +58,21 @@ async fn upstream_crds_are_established() -> anyhow::Result<()> {
         .collect();
     assert_eq!(upstream.len(), 13 + 8, "13 Cluster API and 8 BYOH CRDs");
     for crd in &upstream {
-        assert!(is_crd_established().matches_object(Some(crd)), "{} not Established", crd.name_any());
+        assert!(
+            is_crd_established().matches_object(Some(crd)),
+            "{} not Established",
+            crd.name_any()
+        );
     }
-    for name in ["clusters.cluster.x-k8s.io", "byohosts.infrastructure.cluster.x-k8s.io", "byomachines.infrastructure.cluster.x-k8s.io"] {
-        assert!(upstream.iter().any(|crd| crd.name_any() == name), "{name} missing");
+    for name in [
+        "clusters.cluster.x-k8s.io",
+        "byohosts.infrastructure.cluster.x-k8s.io",
+        "byomachines.infrastructure.cluster.x-k8s.io",
+    ] {
+        assert!(
+            upstream.iter().any(|crd| crd.name_any() == name),
+            "{name} missing"
+        );
     }
     Ok(())
 }
@@ -71,11 +92,19 @@ async fn strict_validation_rejects_unknown_fields() -> anyhow::Result<()> {
     let status = api_status(create_strict(&client, &resource, Some(ns.name()), &bogus).await)?;
     eprintln!("strict create rejected: {}", status.message);
     assert_eq!(status.code, 400);
-    assert!(status.message.contains(r#"unknown field "spec.bogusField""#), "{}", status.message);
+    assert!(
+        status
+            .message
+            .contains(r#"unknown field "spec.bogusField""#),
+        "{}",
+        status.message
+    );
 
     // The same through a strictly validated server-side apply (dry run).
     let api: Api<DynamicObject> = Api::namespaced_with(client, ns.name(), &resource);
-    let params = PatchParams::apply("testcluster-test").dry_run().validation_strict();
+    let params = PatchParams::apply("testcluster-test")
+        .dry_run()
+        .validation_strict();
     api.patch("valid", &params, &Patch::Apply(&valid)).await?;
     let status = api_status(api.patch("bogus", &params, &Patch::Apply(&bogus)).await)?;
     assert!(status.message.contains("bogusField"), "{}", status.message);
@@ -84,7 +113,9 @@ async fn strict_validation_rejects_unknown_fields() -> anyhow::Result<()> {
 }
 
 fn owner_reference<K: Resource<DynamicType = ()>>(owner: &K) -> anyhow::Result<OwnerReference> {
-    Ok(owner.controller_owner_ref(&()).ok_or_else(|| anyhow::anyhow!("owner without uid"))?)
+    owner
+        .controller_owner_ref(&())
+        .ok_or_else(|| anyhow::anyhow!("owner without uid"))
 }
 
 fn config_map(name: &str, owner: Option<OwnerReference>) -> ConfigMap {
@@ -104,16 +135,29 @@ async fn garbage_collector_deletes_dependents_of_a_deleted_config_map() -> anyho
     let ns = cluster.namespace("gc-configmap").await?;
     let config_maps: Api<ConfigMap> = Api::namespaced(cluster.admin_client()?, ns.name());
 
-    let owner = config_maps.create(&PostParams::default(), &config_map("owner", None)).await?;
+    let owner = config_maps
+        .create(&PostParams::default(), &config_map("owner", None))
+        .await?;
     let mut reference = owner_reference(&owner)?;
     reference.block_owner_deletion = Some(true);
     let dependent = config_maps
-        .create(&PostParams::default(), &config_map("dependent", Some(reference)))
+        .create(
+            &PostParams::default(),
+            &config_map("dependent", Some(reference)),
+        )
         .await?;
 
-    config_maps.delete("owner", &DeleteParams::background()).await?;
+    config_maps
+        .delete("owner", &DeleteParams::background())
+        .await?;
     let uid = dependent.uid().unwrap_or_default();
-    wait_until(config_maps, "dependent", is_deleted(&uid), CONTROLLER_TIMEOUT).await?;
+    wait_until(
+        config_maps,
+        "dependent",
+        is_deleted(&uid),
+        CONTROLLER_TIMEOUT,
+    )
+    .await?;
     ns.cleanup().await
 }
 
@@ -126,7 +170,9 @@ async fn garbage_collector_deletes_dependents_of_a_custom_resource() -> anyhow::
     let clusters: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns.name(), &resource);
     let config_maps: Api<ConfigMap> = Api::namespaced(client, ns.name());
 
-    let owner = clusters.create(&PostParams::default(), &capi_cluster("owner", json!({}))?).await?;
+    let owner = clusters
+        .create(&PostParams::default(), &capi_cluster("owner", json!({}))?)
+        .await?;
     let reference = OwnerReference {
         api_version: resource.api_version.clone(),
         kind: resource.kind.clone(),
@@ -136,15 +182,32 @@ async fn garbage_collector_deletes_dependents_of_a_custom_resource() -> anyhow::
         block_owner_deletion: Some(true),
     };
     let dependent = config_maps
-        .create(&PostParams::default(), &config_map("dependent", Some(reference)))
+        .create(
+            &PostParams::default(),
+            &config_map("dependent", Some(reference)),
+        )
         .await?;
 
     // Foreground: the owner stays (with a finalizer) until the collector removed the dependent.
-    clusters.delete("owner", &DeleteParams::foreground()).await?;
+    clusters
+        .delete("owner", &DeleteParams::foreground())
+        .await?;
     let dependent_uid = dependent.uid().unwrap_or_default();
-    wait_until(config_maps, "dependent", is_deleted(&dependent_uid), CONTROLLER_TIMEOUT).await?;
+    wait_until(
+        config_maps,
+        "dependent",
+        is_deleted(&dependent_uid),
+        CONTROLLER_TIMEOUT,
+    )
+    .await?;
     let owner_uid = owner.uid().unwrap_or_default();
-    wait_until(clusters, "owner", is_deleted(&owner_uid), CONTROLLER_TIMEOUT).await?;
+    wait_until(
+        clusters,
+        "owner",
+        is_deleted(&owner_uid),
+        CONTROLLER_TIMEOUT,
+    )
+    .await?;
     ns.cleanup().await
 }
 
@@ -171,11 +234,18 @@ async fn rbac_is_enforced_for_service_accounts() -> anyhow::Result<()> {
     let ns = cluster.namespace("rbac").await?;
     let sa = cluster.service_account_client(ns.name(), "reader").await?;
 
-    let status = api_status(Api::<Pod>::namespaced(sa.clone(), ns.name()).list(&ListParams::default()).await)?;
+    let status = api_status(
+        Api::<Pod>::namespaced(sa.clone(), ns.name())
+            .list(&ListParams::default())
+            .await,
+    )?;
     assert!(status.is_forbidden(), "{status:?}");
 
     let role = Role {
-        metadata: ObjectMeta { name: Some("configmap-reader".into()), ..ObjectMeta::default() },
+        metadata: ObjectMeta {
+            name: Some("configmap-reader".into()),
+            ..ObjectMeta::default()
+        },
         rules: Some(vec![PolicyRule {
             api_groups: Some(vec![String::new()]),
             resources: Some(vec!["configmaps".into()]),
@@ -183,10 +253,19 @@ async fn rbac_is_enforced_for_service_accounts() -> anyhow::Result<()> {
             ..PolicyRule::default()
         }]),
     };
-    Api::<Role>::namespaced(admin.clone(), ns.name()).create(&PostParams::default(), &role).await?;
+    Api::<Role>::namespaced(admin.clone(), ns.name())
+        .create(&PostParams::default(), &role)
+        .await?;
     let binding = RoleBinding {
-        metadata: ObjectMeta { name: Some("reader-reads-configmaps".into()), ..ObjectMeta::default() },
-        role_ref: RoleRef { api_group: "rbac.authorization.k8s.io".into(), kind: "Role".into(), name: "configmap-reader".into() },
+        metadata: ObjectMeta {
+            name: Some("reader-reads-configmaps".into()),
+            ..ObjectMeta::default()
+        },
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "Role".into(),
+            name: "configmap-reader".into(),
+        },
         subjects: Some(vec![Subject {
             kind: "ServiceAccount".into(),
             name: "reader".into(),
@@ -194,23 +273,40 @@ async fn rbac_is_enforced_for_service_accounts() -> anyhow::Result<()> {
             ..Subject::default()
         }]),
     };
-    Api::<RoleBinding>::namespaced(admin, ns.name()).create(&PostParams::default(), &binding).await?;
+    Api::<RoleBinding>::namespaced(admin, ns.name())
+        .create(&PostParams::default(), &binding)
+        .await?;
 
     // The authorizer sees the new binding through its informer, so allow it a moment.
     let config_maps: Api<ConfigMap> = Api::namespaced(sa.clone(), ns.name());
-    wait_for("the RoleBinding to take effect", Duration::from_secs(10), || async {
-        match config_maps.list(&ListParams::default()).await {
-            Ok(list) => Ok(Some(list)),
-            Err(kube::Error::Api(status)) if status.is_forbidden() => Ok(None),
-            Err(err) => Err(err.into()),
-        }
-    })
+    wait_for(
+        "the RoleBinding to take effect",
+        Duration::from_secs(10),
+        || async {
+            match config_maps.list(&ListParams::default()).await {
+                Ok(list) => Ok(Some(list)),
+                Err(kube::Error::Api(status)) if status.is_forbidden() => Ok(None),
+                Err(err) => Err(err.into()),
+            }
+        },
+    )
     .await?;
 
-    let status = api_status(Api::<Secret>::namespaced(sa, ns.name()).list(&ListParams::default()).await)?;
+    let status = api_status(
+        Api::<Secret>::namespaced(sa, ns.name())
+            .list(&ListParams::default())
+            .await,
+    )?;
     assert!(status.is_forbidden(), "{status:?}");
-    let status = api_status(Api::<ConfigMap>::all(cluster.service_account_client(ns.name(), "reader").await?).list(&ListParams::default()).await)?;
-    assert!(status.is_forbidden(), "cluster-wide list must be forbidden: {status:?}");
+    let status = api_status(
+        Api::<ConfigMap>::all(cluster.service_account_client(ns.name(), "reader").await?)
+            .list(&ListParams::default())
+            .await,
+    )?;
+    assert!(
+        status.is_forbidden(),
+        "cluster-wide list must be forbidden: {status:?}"
+    );
     ns.cleanup().await
 }
 
@@ -218,11 +314,21 @@ async fn rbac_is_enforced_for_service_accounts() -> anyhow::Result<()> {
 async fn impersonated_users_are_authorized_as_themselves() -> anyhow::Result<()> {
     let cluster = TestCluster::shared().await?;
     let nobody = cluster.impersonating_client("nobody", &[])?;
-    let status = api_status(Api::<ConfigMap>::namespaced(nobody, "default").list(&ListParams::default()).await)?;
+    let status = api_status(
+        Api::<ConfigMap>::namespaced(nobody, "default")
+            .list(&ListParams::default())
+            .await,
+    )?;
     assert!(status.is_forbidden(), "{status:?}");
-    assert!(status.message.contains(r#"User "nobody""#), "{}", status.message);
+    assert!(
+        status.message.contains(r#"User "nobody""#),
+        "{}",
+        status.message
+    );
 
     let master = cluster.impersonating_client("someone", &["system:masters"])?;
-    Api::<ConfigMap>::namespaced(master, "default").list(&ListParams::default()).await?;
+    Api::<ConfigMap>::namespaced(master, "default")
+        .list(&ListParams::default())
+        .await?;
     Ok(())
 }

@@ -7,7 +7,11 @@ use serde_json::json;
 
 /// Cluster API's `Cluster` at the version the BYOH provider speaks.
 pub fn capi_cluster_resource() -> ApiResource {
-    ApiResource::from_gvk(&GroupVersionKind::gvk("cluster.x-k8s.io", "v1beta1", "Cluster"))
+    ApiResource::from_gvk(&GroupVersionKind::gvk(
+        "cluster.x-k8s.io",
+        "v1beta1",
+        "Cluster",
+    ))
 }
 
 /// A valid `cluster.x-k8s.io/v1beta1` Cluster, with `extra_spec` merged into its spec.
@@ -28,7 +32,9 @@ pub fn capi_cluster(name: &str, extra_spec: serde_json::Value) -> anyhow::Result
 }
 
 /// The API server's status for an error response, or a test failure for anything else.
-pub fn api_status<T: std::fmt::Debug>(result: kube::Result<T>) -> anyhow::Result<Box<kube::core::Status>> {
+pub fn api_status<T: std::fmt::Debug>(
+    result: kube::Result<T>,
+) -> anyhow::Result<Box<kube::core::Status>> {
     match result {
         Err(kube::Error::Api(status)) => Ok(status),
         other => anyhow::bail!("expected an API error, got {other:?}"),
