@@ -85,13 +85,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config,
         requests: store.clone(),
     });
-    let cache_ready = store.clone();
-    let ready = readiness.clone();
-    tokio::spawn(async move {
-        if cache_ready.wait_until_ready().await.is_ok() {
-            ready.set(true);
-        }
-    });
+    tokio::spawn(operator_kit::server::ready_when_synced(store.clone(), readiness.clone()));
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<&'static str>();
     let supervisor = tokio::spawn(async move {

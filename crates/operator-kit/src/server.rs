@@ -26,6 +26,31 @@ impl Readiness {
     }
 }
 
+/// Marks `readiness` once `store` has its first complete list.
+///
+/// `Store::wait_until_ready` wakes only its most recent waiter (and the controller waits on it
+/// too), so each wait is bounded and retried: a missed wake-up costs at most a second.
+pub async fn ready_when_synced<K>(store: kube::runtime::reflector::Store<K>, readiness: Readiness)
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(1), store.wait_until_ready()).await {
+            Ok(Ok(())) => {
+                tracing::info!("caches synced: ready");
+                readiness.set(true);
+                return;
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "the cache can never sync");
+                return;
+            }
+            Err(_elapsed) => {}
+        }
+    }
+}
+
 #[derive(Clone)]
 struct AppState {
     metrics: Arc<Metrics>,

@@ -134,6 +134,7 @@ impl OperatorProcess {
     fn signal(&self, signal: &str) -> anyhow::Result<()> {
         std::process::Command::new("kill")
             .args([signal, &self.pid.to_string()])
+            .stderr(Stdio::null())
             .status()?;
         Ok(())
     }
@@ -181,6 +182,7 @@ impl Drop for OperatorProcess {
         if let Some(shell) = self.shell.id() {
             let _ = std::process::Command::new("kill")
                 .args(["-KILL", "--", &format!("-{shell}")])
+                .stderr(Stdio::null())
                 .status();
         }
     }
