@@ -107,7 +107,14 @@ run() {
     printf ' %q' "$@"
     printf '\n'
   else
-    "$@"
+    local status=0
+    "$@" || status=$?
+    if ((status != 0)); then
+      printf 'mgmt.sh: step "%s" failed: ' "$STEP" >&2
+      printf '%q ' "$@" >&2
+      printf 'exited with %s\n' "$status" >&2
+      exit "$status"
+    fi
   fi
 }
 

