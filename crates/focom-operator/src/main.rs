@@ -1,6 +1,13 @@
 //! The FOCOM operator: turns the SMO's FocomProvisioningRequests into ProvisioningRequests.
 
+mod config;
+mod context;
+mod controller;
+mod error;
+mod ocloud;
+mod reconcile;
 mod render;
+mod status;
 
 use std::process::ExitCode;
 
@@ -18,13 +25,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the controller against the cluster of the current kubeconfig (or in-cluster).
+    Run(Box<config::Config>),
     /// Print the ProvisioningRequests a FocomProvisioningRequest becomes, as YAML.
     Render(render::Args),
 }
 
-fn main() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(config) => controller::run(*config).await,
         Command::Render(args) => render::run(&args),
     };
     match result {

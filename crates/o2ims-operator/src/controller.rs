@@ -85,7 +85,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config,
         requests: store.clone(),
     });
-    tokio::spawn(operator_kit::server::ready_when_synced(store.clone(), readiness.clone()));
+    tokio::spawn(operator_kit::server::ready_when_synced(
+        store.clone(),
+        readiness.clone(),
+    ));
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<&'static str>();
     let supervisor = tokio::spawn(async move {

@@ -14,8 +14,8 @@ use lcm_core::capi::Kind;
 use lcm_core::crd::{ProvisioningRequest, ProvisioningState};
 use serde_json::json;
 use support::capi as drive;
-use support::operator::OperatorProcess;
 use support::*;
+use testcluster::OperatorProcess;
 use testcluster::TestCluster;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_o2ims-operator");
@@ -31,24 +31,54 @@ async fn world() -> anyhow::Result<World> {
     let client = cluster.admin_client()?;
     let namespace = cluster.namespace("o2ims-system").await?.name().to_string();
     drive::ensure_hosts_namespace(&client).await?;
-    Ok(World { cluster, client, namespace })
+    Ok(World {
+        cluster,
+        client,
+        namespace,
+    })
 }
 
 impl World {
     async fn operator(&self, args: &[&str]) -> anyhow::Result<OperatorProcess> {
-        OperatorProcess::start(BINARY, self.cluster.kubeconfig_path(), &self.namespace, args).await
+        OperatorProcess::start(
+            BINARY,
+            self.cluster.kubeconfig_path(),
+            &self.namespace,
+            args,
+        )
+        .await
     }
 
     /// A one-node cluster `name` on host `<name>-h1`, driven to `state` by the test.
     async fn request(&self, name: &str) -> anyhow::Result<()> {
-        drive::register_host(&self.client, &format!("{name}-node1"), &format!("{name}-h1")).await?;
-        create(&self.client, &request(name, parameters(name, &[&format!("{name}-h1")], &[], "172.30.0.10"))).await?;
+        drive::register_host(
+            &self.client,
+            &format!("{name}-node1"),
+            &format!("{name}-h1"),
+        )
+        .await?;
+        create(
+            &self.client,
+            &request(
+                name,
+                parameters(name, &[&format!("{name}-h1")], &[], "172.30.0.10"),
+            ),
+        )
+        .await?;
         Ok(())
     }
 
     async fn provision(&self, name: &str) -> anyhow::Result<()> {
         let ns = format!("cluster-{name}");
-        drive::machine_on_host(&self.client, &ns, name, &format!("{name}-m1"), &format!("{name}-node1"), true).await?;
+        drive::machine_on_host(
+            &self.client,
+            &ns,
+            name,
+            &format!("{name}-m1"),
+            &format!("{name}-node1"),
+            true,
+        )
+        .await?;
         drive::all_ready(&self.client, &ns, name, 1, 0, "v1.26.6").await
     }
 }
@@ -58,17 +88,40 @@ async fn writes(client: &Client) -> anyhow::Result<BTreeMap<String, f64>> {
     let request = http::Request::get("/metrics").body(Vec::new())?;
     let text = client.request_text(request).await?;
     let mut counts = BTreeMap::new();
-    for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+    {
         let label = |key: &str| {
-            line.split(&format!("{key}=\"")).nth(1).and_then(|rest| rest.split('"').next()).unwrap_or_default().to_string()
+            line.split(&format!("{key}=\""))
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_default()
+                .to_string()
         };
         let verb = label("verb");
         let resource = label("resource");
-        if !["POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"].contains(&verb.as_str()) || resource == "leases" {
+        if ![
+            "POST",
+            "PUT",
+            "PATCH",
+            "APPLY",
+            "DELETE",
+            "DELETECOLLECTION",
+        ]
+        .contains(&verb.as_str())
+            || resource == "leases"
+        {
             continue;
         }
-        let value: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
-        *counts.entry(format!("{verb} {resource}/{}", label("subresource"))).or_insert(0.0) += value;
+        let value: f64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        *counts
+            .entry(format!("{verb} {resource}/{}", label("subresource")))
+            .or_insert(0.0) += value;
     }
     Ok(counts)
 }
@@ -77,32 +130,57 @@ async fn writes(client: &Client) -> anyhow::Result<BTreeMap<String, f64>> {
 async fn wait_idle(operator: &OperatorProcess, runs: f64) -> anyhow::Result<()> {
     testcluster::wait_for("the operator to reconcile and finish", TIMEOUT, || async {
         let started = operator.metric("o2ims_reconcile_runs_total").await?;
-        let finished = operator.metric("o2ims_reconcile_duration_seconds_count").await?;
+        let finished = operator
+            .metric("o2ims_reconcile_duration_seconds_count")
+            .await?;
         Ok((started > runs && finished == started).then_some(()))
     })
     .await
 }
 
-fn resource_versions(objects: &[(Kind, String, String)], values: &[Option<serde_json::Value>]) -> Vec<String> {
+fn resource_versions(
+    objects: &[(Kind, String, String)],
+    values: &[Option<serde_json::Value>],
+) -> Vec<String> {
     objects
         .iter()
         .zip(values)
-        .map(|((kind, _, name), v)| format!("{kind:?}/{name}@{}", v.as_ref().map(|o| o["metadata"]["resourceVersion"].clone()).unwrap_or_default()))
+        .map(|((kind, _, name), v)| {
+            format!(
+                "{kind:?}/{name}@{}",
+                v.as_ref()
+                    .map(|o| o["metadata"]["resourceVersion"].clone())
+                    .unwrap_or_default()
+            )
+        })
         .collect()
 }
 
 #[tokio::test]
-async fn an_unchanged_request_causes_no_writes_and_the_operator_reports_itself() -> anyhow::Result<()> {
+async fn an_unchanged_request_causes_no_writes_and_the_operator_reports_itself()
+-> anyhow::Result<()> {
     let w = world().await?;
     let operator = w.operator(&[]).await?;
     w.request("quiet").await?;
     wait_state(&w.client, "quiet", ProvisioningState::Progressing).await?;
     w.provision("quiet").await?;
     wait_state(&w.client, "quiet", ProvisioningState::Fulfilled).await?;
-    let settled = wait_request(&w.client, "quiet", "the host to be reported provisioned", |r| {
-        let hosts = r.status.as_ref().map(|s| s.infrastructure_resource_provisioning_status.clone()).unwrap_or_default();
-        hosts.iter().all(|h| h.resource_provisioning_phase == lcm_core::crd::ResourceProvisioningPhase::Provisioned)
-    })
+    let settled = wait_request(
+        &w.client,
+        "quiet",
+        "the host to be reported provisioned",
+        |r| {
+            let hosts = r
+                .status
+                .as_ref()
+                .map(|s| s.infrastructure_resource_provisioning_status.clone())
+                .unwrap_or_default();
+            hosts.iter().all(|h| {
+                h.resource_provisioning_phase
+                    == lcm_core::crd::ResourceProvisioningPhase::Provisioned
+            })
+        },
+    )
     .await?;
     wait_idle(&operator, 0.0).await?;
 
@@ -132,57 +210,108 @@ async fn an_unchanged_request_causes_no_writes_and_the_operator_reports_itself()
     // Touch the request: a reconcile runs on an unchanged world.
     let api = Api::<ProvisioningRequest>::all(w.client.clone());
     let touched = api
-        .patch("quiet", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"annotations": {"test/touch": "1"}}})))
+        .patch(
+            "quiet",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"test/touch": "1"}}})),
+        )
         .await?;
     wait_idle(&operator, runs).await?;
     let writes_after = writes(&w.client).await?;
-    let changed: Vec<&str> =
-        writes_after.iter().filter(|(k, v)| writes_before.get(*k) != Some(v)).map(|(k, _)| k.as_str()).collect();
-    assert_eq!(changed, ["PATCH provisioningrequests/"], "only the test's own touch is a write");
-    let touches = writes_after["PATCH provisioningrequests/"] - writes_before.get("PATCH provisioningrequests/").copied().unwrap_or(0.0);
+    let changed: Vec<&str> = writes_after
+        .iter()
+        .filter(|(k, v)| writes_before.get(*k) != Some(v))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    assert_eq!(
+        changed,
+        ["PATCH provisioningrequests/"],
+        "only the test's own touch is a write"
+    );
+    let touches = writes_after["PATCH provisioningrequests/"]
+        - writes_before
+            .get("PATCH provisioningrequests/")
+            .copied()
+            .unwrap_or(0.0);
     assert_eq!(touches, 1.0);
     let after = api.get("quiet").await?;
     assert_eq!(after.status, settled.status, "status is not rewritten");
-    assert_eq!(after.resource_version(), touched.resource_version(), "status is not rewritten");
-    assert_eq!(resource_versions(&objects, &read_all().await?), resource_versions(&objects, &before), "no child is rewritten");
+    assert_eq!(
+        after.resource_version(),
+        touched.resource_version(),
+        "status is not rewritten"
+    );
+    assert_eq!(
+        resource_versions(&objects, &read_all().await?),
+        resource_versions(&objects, &before),
+        "no child is rewritten"
+    );
 
     // The operator reports itself.
     assert_eq!(operator.get("/readyz").await?.0, 200);
-    assert_eq!(operator.metric("o2ims_objects{state=\"fulfilled\"}").await?, 1.0);
+    assert_eq!(
+        operator
+            .metric("o2ims_objects{state=\"fulfilled\"}")
+            .await?,
+        1.0
+    );
     assert_eq!(operator.metric("o2ims_leader").await?, 1.0);
-    let events = Api::<Event>::all(w.client.clone()).list(&ListParams::default()).await?;
+    let events = Api::<Event>::all(w.client.clone())
+        .list(&ListParams::default())
+        .await?;
     let reasons: Vec<String> = events
         .items
         .iter()
         .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("quiet"))
         .filter_map(|e| e.reason.clone())
         .collect();
-    assert!(reasons.contains(&"Progressing".to_string()) && reasons.contains(&"Fulfilled".to_string()), "{reasons:?}");
+    assert!(
+        reasons.contains(&"Progressing".to_string()) && reasons.contains(&"Fulfilled".to_string()),
+        "{reasons:?}"
+    );
     Ok(())
 }
 
 #[tokio::test]
 async fn a_stage_exceeding_its_timeout_fails_the_request() -> anyhow::Result<()> {
     let w = world().await?;
-    let _operator = w.operator(&["--control-plane-timeout-seconds", "2"]).await?;
+    let _operator = w
+        .operator(&["--control-plane-timeout-seconds", "2"])
+        .await?;
     w.request("slow").await?;
     let pr = wait_state(&w.client, "slow", ProvisioningState::Failed).await?;
     let (_, reason, text) = condition(&pr, "ClusterProvisioned").expect("condition");
     assert_eq!(reason, "TimedOut");
-    assert!(text.contains("ControlPlaneReady is still False after") && text.contains("(timeout 2s)"), "{text}");
-    assert!(text.contains("waiting for kubeadm init"), "the cause is named: {text}");
+    assert!(
+        text.contains("ControlPlaneReady is still False after") && text.contains("(timeout 2s)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("waiting for kubeadm init"),
+        "the cause is named: {text}"
+    );
     Ok(())
 }
 
 #[tokio::test]
 async fn two_replicas_never_both_act() -> anyhow::Result<()> {
     let w = world().await?;
-    let args = |name: &'static str| ["--leader-elect", "--lease-name", "o2ims-test", "--pod-name", name];
+    let args = |name: &'static str| {
+        [
+            "--leader-elect",
+            "--lease-name",
+            "o2ims-test",
+            "--pod-name",
+            name,
+        ]
+    };
     let first = w.operator(&args("replica-a")).await?;
     let leases = Api::<Lease>::namespaced(w.client.clone(), &w.namespace);
     testcluster::wait_for("replica-a to hold the Lease", TIMEOUT, || async {
         let lease = leases.get_opt("o2ims-test").await?;
-        Ok(lease.and_then(|l| l.spec?.holder_identity).filter(|h| h == "replica-a"))
+        Ok(lease
+            .and_then(|l| l.spec?.holder_identity)
+            .filter(|h| h == "replica-a"))
     })
     .await?;
     let second = w.operator(&args("replica-b")).await?;
@@ -192,7 +321,11 @@ async fn two_replicas_never_both_act() -> anyhow::Result<()> {
     wait_state(&w.client, "led", ProvisioningState::Progressing).await?;
     assert!(first.metric("o2ims_reconcile_runs_total").await? > 0.0);
     assert_eq!(second.metric("o2ims_leader").await?, 0.0);
-    assert_eq!(second.metric("o2ims_reconcile_runs_total").await?, 0.0, "the standby has not reconciled anything");
+    assert_eq!(
+        second.metric("o2ims_reconcile_runs_total").await?,
+        0.0,
+        "the standby has not reconciled anything"
+    );
 
     // The leader stops gracefully and hands over at once.
     first.terminate().await?;
@@ -202,7 +335,11 @@ async fn two_replicas_never_both_act() -> anyhow::Result<()> {
     .await?;
     w.provision("led").await?;
     wait_state(&w.client, "led", ProvisioningState::Fulfilled).await?;
-    let holder = leases.get("o2ims-test").await?.spec.and_then(|s| s.holder_identity);
+    let holder = leases
+        .get("o2ims-test")
+        .await?
+        .spec
+        .and_then(|s| s.holder_identity);
     assert_eq!(holder.as_deref(), Some("replica-b"));
     Ok(())
 }
@@ -219,12 +356,31 @@ async fn a_restarted_operator_resumes_without_duplicates() -> anyhow::Result<()>
     w.provision("restart").await?;
     let _restarted = w.operator(&[]).await?;
     wait_state(&w.client, "restart", ProvisioningState::Fulfilled).await?;
-    for kind in [Kind::Cluster, Kind::ByoCluster, Kind::KubeadmControlPlane, Kind::MachineDeployment, Kind::ByoMachineTemplate] {
-        let items = drive::api(&w.client, kind, "cluster-restart").list(&ListParams::default()).await?.items;
-        let expected = if kind == Kind::ByoMachineTemplate { 2 } else { 1 };
+    for kind in [
+        Kind::Cluster,
+        Kind::ByoCluster,
+        Kind::KubeadmControlPlane,
+        Kind::MachineDeployment,
+        Kind::ByoMachineTemplate,
+    ] {
+        let items = drive::api(&w.client, kind, "cluster-restart")
+            .list(&ListParams::default())
+            .await?
+            .items;
+        let expected = if kind == Kind::ByoMachineTemplate {
+            2
+        } else {
+            1
+        };
         assert_eq!(items.len(), expected, "{kind:?}");
         for item in items {
-            assert_eq!(item.owner_references().iter().filter(|o| o.kind == "ProvisioningRequest").count(), 1);
+            assert_eq!(
+                item.owner_references()
+                    .iter()
+                    .filter(|o| o.kind == "ProvisioningRequest")
+                    .count(),
+                1
+            );
         }
     }
     Ok(())

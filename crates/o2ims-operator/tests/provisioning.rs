@@ -12,8 +12,8 @@ use lcm_core::capi::Kind;
 use lcm_core::crd::{ProvisioningRequest, ProvisioningState, ResourceProvisioningPhase};
 use serde_json::json;
 use support::capi::{self as drive, HOSTS_NAMESPACE};
-use support::operator::OperatorProcess;
 use support::*;
+use testcluster::OperatorProcess;
 use tokio::sync::OnceCell;
 
 struct Fixture {

@@ -15,8 +15,15 @@ fn repo() -> PathBuf {
 }
 
 fn run(binary: &str, args: &[&str]) -> anyhow::Result<String> {
-    let output = Command::new(binary).args(args).current_dir(repo()).output()?;
-    anyhow::ensure!(output.status.success(), "{binary} {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    let output = Command::new(binary)
+        .args(args)
+        .current_dir(repo())
+        .output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{binary} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     Ok(String::from_utf8(output.stdout)?)
 }
 
@@ -25,11 +32,21 @@ fn example_requests() -> anyhow::Result<Vec<PathBuf>> {
     let dir = std::env::temp_dir().join(format!("render-strict-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let mut files = vec![repo().join("examples/o2ims-provisioning-request.yaml")];
-    let inventory = Inventory::parse("input.json", &std::fs::read_to_string(repo().join("input.json"))?)?;
-    for example in ["focom-all-clusters.yaml", "focom-provisioning-request.yaml", "focom-template-request.yaml"] {
+    let inventory = Inventory::parse(
+        "input.json",
+        &std::fs::read_to_string(repo().join("input.json"))?,
+    )?;
+    for example in [
+        "focom-all-clusters.yaml",
+        "focom-provisioning-request.yaml",
+        "focom-template-request.yaml",
+    ] {
         // What `focom-operator render` prints for the example.
-        let focom: FocomProvisioningRequest = lcm_core::yaml::from_str(&std::fs::read_to_string(repo().join("examples").join(example))?)?;
-        let selected = lcm_core::focom::select(&focom, Some(&inventory)).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let focom: FocomProvisioningRequest = lcm_core::yaml::from_str(&std::fs::read_to_string(
+            repo().join("examples").join(example),
+        )?)?;
+        let selected = lcm_core::focom::select(&focom, Some(&inventory))
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         for (i, cluster) in selected.iter().enumerate() {
             let request = lcm_core::focom::provisioning_request(&focom, cluster);
             let path = dir.join(format!("{example}-{i}.yaml"));
@@ -44,7 +61,10 @@ fn api(client: &kube::Client, object: &Value) -> Api<DynamicObject> {
     let api_version = object["apiVersion"].as_str().unwrap_or_default();
     let kind = object["kind"].as_str().unwrap_or_default();
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), &format!("{}s", kind.to_lowercase()));
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk(group, version, kind),
+        &format!("{}s", kind.to_lowercase()),
+    );
     match object["metadata"]["namespace"].as_str() {
         Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
         None => Api::all_with(client.clone(), &resource),
@@ -58,27 +78,59 @@ async fn rendered_objects_satisfy_the_upstream_schemas_strictly() -> anyhow::Res
     let strict = PatchParams::apply("render-test").validation_strict();
     let mut checked = 0;
     for request in example_requests()? {
-        let manifest = std::fs::write(repo().join("target/calico-test.yaml"), "kind: List\n").map(|_| "target/calico-test.yaml")?;
-        let rendered = run(env!("CARGO_BIN_EXE_o2ims-operator"), &["render", "-f", request.to_str().unwrap_or_default(), "--calico-manifest", manifest])?;
+        let manifest = std::fs::write(repo().join("target/calico-test.yaml"), "kind: List\n")
+            .map(|_| "target/calico-test.yaml")?;
+        let rendered = run(
+            env!("CARGO_BIN_EXE_o2ims-operator"),
+            &[
+                "render",
+                "-f",
+                request.to_str().unwrap_or_default(),
+                "--calico-manifest",
+                manifest,
+            ],
+        )?;
         let objects: Vec<Value> = lcm_core::yaml::from_multi_str(&rendered)?;
         for object in &objects {
             let name = object["metadata"]["name"].as_str().unwrap_or_default();
             // The namespace must exist for the dry runs of what goes into it.
-            let params = if object["kind"] == "Namespace" { strict.clone() } else { strict.clone().dry_run() };
-            api(&client, object).patch(name, &params, &Patch::Apply(object)).await.map_err(|e| {
-                anyhow::anyhow!("{} {name} from {} is rejected: {e}", object["kind"], request.display())
-            })?;
+            let params = if object["kind"] == "Namespace" {
+                strict.clone()
+            } else {
+                strict.clone().dry_run()
+            };
+            api(&client, object)
+                .patch(name, &params, &Patch::Apply(object))
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "{} {name} from {} is rejected: {e}",
+                        object["kind"],
+                        request.display()
+                    )
+                })?;
             checked += 1;
         }
         // The check is strict: a misplaced field in the same objects is refused.
-        let mut misplaced = objects.iter().find(|o| o["kind"] == "KubeadmControlPlane").cloned().expect("a control plane");
+        let mut misplaced = objects
+            .iter()
+            .find(|o| o["kind"] == "KubeadmControlPlane")
+            .cloned()
+            .expect("a control plane");
         misplaced["spec"]["machineTemplate"]["selector"] = json!({"matchLabels": {"a": "b"}});
         let error = api(&client, &misplaced)
-            .patch(misplaced["metadata"]["name"].as_str().unwrap_or_default(), &strict.clone().dry_run(), &Patch::Apply(&misplaced))
+            .patch(
+                misplaced["metadata"]["name"].as_str().unwrap_or_default(),
+                &strict.clone().dry_run(),
+                &Patch::Apply(&misplaced),
+            )
             .await
             .expect_err("an unknown field must be rejected");
         assert!(error.to_string().contains("selector"), "{error}");
     }
-    assert!(checked >= 40, "every example's objects were checked ({checked})");
+    assert!(
+        checked >= 40,
+        "every example's objects were checked ({checked})"
+    );
     Ok(())
 }

@@ -20,6 +20,7 @@ mod cluster;
 mod crds;
 mod harness;
 mod namespace;
+mod operator;
 mod paths;
 mod strict;
 mod wait;
@@ -27,6 +28,7 @@ mod wait;
 pub use cluster::TestCluster;
 pub use crds::{crd_dirs, install_crds};
 pub use namespace::TestNamespace;
+pub use operator::OperatorProcess;
 pub use strict::create_strict;
 pub use wait::{wait_for, wait_until};
 

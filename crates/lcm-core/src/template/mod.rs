@@ -3,6 +3,7 @@
 
 mod changes;
 mod parameters;
+pub mod schema;
 mod validate;
 mod version;
 

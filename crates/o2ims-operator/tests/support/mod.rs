@@ -5,7 +5,6 @@
 #![allow(dead_code)] // each test binary uses a different part of the support module
 
 pub mod capi;
-pub mod operator;
 
 use std::time::Duration;
 

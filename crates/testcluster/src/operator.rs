@@ -1,4 +1,4 @@
-//! The operator under test, as a real process with its own kubeconfig.
+//! An operator under test, as a real process with its own kubeconfig.
 //!
 //! It runs under a small `sh` lifeline: when the test process ends (even without running
 //! destructors, as with a shared operator in a `static`), the shell's stdin closes and it
@@ -79,7 +79,7 @@ impl OperatorProcess {
             metrics_addr,
             log,
         };
-        testcluster::wait_for(
+        crate::wait_for(
             "the operator's /healthz",
             Duration::from_secs(20),
             || async {
@@ -159,7 +159,7 @@ impl OperatorProcess {
     }
 
     async fn wait_exit(&self) -> anyhow::Result<()> {
-        testcluster::wait_for("the operator to exit", Duration::from_secs(20), || async {
+        crate::wait_for("the operator to exit", Duration::from_secs(20), || async {
             Ok((!self.is_running()).then_some(()))
         })
         .await

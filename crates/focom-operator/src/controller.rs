@@ -1,0 +1,205 @@
+//! Wiring: the watches that make status event-driven (local and remote ProvisioningRequests,
+//! the inventory, TemplateInfos, OClouds), leader election, health and shutdown.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+
+use lcm_core::FOCOM_REQUEST_LABEL;
+use lcm_core::crd::{FocomProvisioningRequest, OCloud, ProvisioningRequest, TemplateInfo};
+use operator_kit::metrics::Metrics;
+use operator_kit::server::{self, Readiness};
+use operator_kit::{leader, telemetry};
+
+use crate::config::Config;
+use crate::context::Context;
+use crate::error::Error;
+use crate::ocloud::owner_of;
+use crate::reconcile::reconcile;
+
+const NAME: &str = "focom-operator";
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    telemetry::init(config.runtime.log_format);
+    let client = Client::try_default().await?;
+    let metrics = Metrics::new("focom");
+    let readiness = Readiness::default();
+    let address = server::serve(
+        config.runtime.metrics_addr,
+        metrics.clone(),
+        readiness.clone(),
+    )
+    .await?;
+    tracing::info!(%address, "serving /metrics, /healthz and /readyz");
+
+    let identity = config
+        .runtime
+        .pod_name
+        .clone()
+        .unwrap_or_else(|| format!("{NAME}-{}", std::process::id()));
+    let leadership = if config.runtime.leader_elect {
+        readiness.set(true); // a standby is healthy and Ready
+        let lease = config
+            .runtime
+            .lease_name
+            .clone()
+            .unwrap_or_else(|| NAME.to_string());
+        tracing::info!(%identity, %lease, "waiting to become leader");
+        let held = leader::acquire(
+            client.clone(),
+            &config.runtime.pod_namespace,
+            &lease,
+            &identity,
+        )
+        .await?;
+        tracing::info!(%identity, "became leader");
+        Some(held)
+    } else {
+        None
+    };
+    metrics.leader.set(1);
+
+    let requests: Api<FocomProvisioningRequest> = Api::all(client.clone());
+    let controller = Controller::new(requests, watcher::Config::default());
+    let store = controller.store();
+    let (triggers, remote_changes) = futures::channel::mpsc::unbounded();
+    let controller =
+        watch_inputs(controller, &client, &config, store.clone()).reconcile_on(remote_changes);
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: NAME.into(),
+                instance: Some(identity),
+            },
+        ),
+        client,
+        metrics: metrics.clone(),
+        config,
+        requests: store.clone(),
+        remotes: tokio::sync::Mutex::new(HashMap::new()),
+        triggers,
+        creation: tokio::sync::Mutex::new(()),
+    });
+    tokio::spawn(server::ready_when_synced(store, readiness));
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<&'static str>();
+    let supervisor = tokio::spawn(async move {
+        let mut leadership = leadership;
+        let why = tokio::select! {
+            _ = shutdown_signal() => "shutdown signal",
+            _ = lost(&mut leadership) => "lost the Lease",
+        };
+        let _ = stop.send(why);
+        leadership
+    });
+    let (reason_tx, reason_rx) = tokio::sync::oneshot::channel();
+    controller
+        .graceful_shutdown_on(async move {
+            let _ = reason_tx.send(stopped.await.unwrap_or("supervisor gone"));
+        })
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "reconcile failed");
+            }
+        })
+        .await;
+    metrics.leader.set(0);
+    let why = reason_rx.await.unwrap_or("controller ended");
+    tracing::info!(reason = why, "stopped");
+    if let Ok(Some(leadership)) = supervisor.await {
+        leadership.release().await;
+    }
+    if why == "lost the Lease" {
+        anyhow::bail!("lost the Lease: another replica acts now");
+    }
+    Ok(())
+}
+
+async fn lost(leadership: &mut Option<leader::Leadership>) {
+    match leadership {
+        Some(held) => held.lost().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn shutdown_signal() {
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => return std::future::pending().await,
+        };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = terminate.recv() => {},
+    }
+}
+
+fn error_policy(
+    request: Arc<FocomProvisioningRequest>,
+    error: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    tracing::warn!(request = %request.name_any(), error = %error, "reconcile failed; retrying");
+    ctx.metrics.reconcile_failed(error.metric_label());
+    Action::requeue(Duration::from_secs(15))
+}
+
+fn all(store: &Store<FocomProvisioningRequest>) -> Vec<ObjectRef<FocomProvisioningRequest>> {
+    store
+        .state()
+        .iter()
+        .map(|r| ObjectRef::from_obj(r.as_ref()))
+        .collect()
+}
+
+fn watch_inputs(
+    controller: Controller<FocomProvisioningRequest>,
+    client: &Client,
+    config: &Config,
+    store: Store<FocomProvisioningRequest>,
+) -> Controller<FocomProvisioningRequest> {
+    let inventory = Api::<ConfigMap>::namespaced(client.clone(), config.inventory_namespace());
+    let inventory_only =
+        watcher::Config::default().fields(&format!("metadata.name={}", config.inventory_configmap));
+    let (for_inventory, for_templates, for_oclouds) = (store.clone(), store.clone(), store);
+    controller
+        // ProvisioningRequests on this cluster; remote O-Clouds are watched by `ocloud`.
+        .watches(
+            Api::<ProvisioningRequest>::all(client.clone()),
+            watcher::Config::default().labels(FOCOM_REQUEST_LABEL),
+            |r| owner_of(&r),
+        )
+        .watches(inventory, inventory_only, move |_| all(&for_inventory))
+        .watches(
+            Api::<TemplateInfo>::all(client.clone()),
+            watcher::Config::default(),
+            move |_| all(&for_templates),
+        )
+        .watches(
+            Api::<OCloud>::all(client.clone()),
+            watcher::Config::default(),
+            move |ocloud| {
+                for_oclouds
+                    .state()
+                    .iter()
+                    .filter(|r| {
+                        let namespace = r.spec.o_cloud_namespace.clone().or_else(|| r.namespace());
+                        r.spec.o_cloud_id.as_deref() == Some(ocloud.name_any().as_str())
+                            && namespace == ocloud.namespace()
+                    })
+                    .map(|r| ObjectRef::from_obj(r.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+}

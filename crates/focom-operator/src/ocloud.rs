@@ -1,0 +1,163 @@
+//! Where a request's ProvisioningRequests live: this cluster, or a remote O-Cloud reached
+//! through the kubeconfig in its OCloud's Secret (watched, not polled).
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+
+use lcm_core::FOCOM_REQUEST_LABEL;
+use lcm_core::conditions::Desired;
+use lcm_core::crd::{FocomProvisioningRequest, OCloud, ProvisioningRequest};
+
+use crate::context::Context;
+use crate::error::Result;
+
+pub const OCLOUD_REACHABLE: &str = "OCloudReachable";
+
+/// A remote O-Cloud's client and the watch of its ProvisioningRequests.
+pub struct Remote {
+    client: Client,
+    watch: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        self.watch.abort();
+    }
+}
+
+/// The O-Cloud a request provisions on.
+pub struct Target {
+    pub client: Client,
+    /// For messages: `this cluster` or `OCloud <namespace>/<name>`.
+    pub description: String,
+}
+
+/// The request's target, or the condition saying why it cannot be reached.
+pub async fn target(
+    ctx: &Context,
+    request: &FocomProvisioningRequest,
+) -> Result<Result<Target, Desired>> {
+    let local = || Target {
+        client: ctx.client.clone(),
+        description: "this cluster".into(),
+    };
+    let Some(id) = &request.spec.o_cloud_id else {
+        return Ok(Ok(local()));
+    };
+    let namespace = request
+        .spec
+        .o_cloud_namespace
+        .clone()
+        .or_else(|| request.namespace())
+        .unwrap_or_default();
+    let unreachable =
+        |reason: &str, message: String| Ok(Err(Desired::false_(OCLOUD_REACHABLE, reason, message)));
+    let Some(ocloud) = Api::<OCloud>::namespaced(ctx.client.clone(), &namespace)
+        .get_opt(id)
+        .await?
+    else {
+        return unreachable(
+            "OCloudNotFound",
+            format!("OCloud {namespace}/{id} does not exist"),
+        );
+    };
+    let Some(secret_ref) = ocloud.spec.o2ims_secret.map(|s| s.secret_ref) else {
+        return Ok(Ok(local()));
+    };
+    let where_ = format!("Secret {}/{}", secret_ref.namespace, secret_ref.name);
+    let Some(secret) = Api::<Secret>::namespaced(ctx.client.clone(), &secret_ref.namespace)
+        .get_opt(&secret_ref.name)
+        .await?
+    else {
+        return unreachable(
+            "SecretNotFound",
+            format!("{where_} of OCloud {namespace}/{id} does not exist"),
+        );
+    };
+    let Some(kubeconfig) = secret.data.as_ref().and_then(|d| d.get("kubeconfig")) else {
+        return unreachable(
+            "KubeconfigMissing",
+            format!("{where_} has no `kubeconfig` key"),
+        );
+    };
+    let key = format!(
+        "{}/{}@{}",
+        secret_ref.namespace,
+        secret_ref.name,
+        secret.resource_version().unwrap_or_default()
+    );
+    let mut remotes = ctx.remotes.lock().await;
+    if let Some(remote) = remotes.get(&key) {
+        return Ok(Ok(Target {
+            client: remote.client.clone(),
+            description: format!("OCloud {namespace}/{id}"),
+        }));
+    }
+    let client = match remote_client(&kubeconfig.0).await {
+        Ok(client) => client,
+        Err(e) => {
+            return unreachable(
+                "InvalidKubeconfig",
+                format!("the kubeconfig in {where_} is unusable: {e}"),
+            );
+        }
+    };
+    // A new Secret version replaces the old client and stops its watch.
+    remotes
+        .retain(|k, _| !k.starts_with(&format!("{}/{}@", secret_ref.namespace, secret_ref.name)));
+    let watch = tokio::spawn(watch_remote(client.clone(), ctx.triggers.clone()));
+    remotes.insert(
+        key,
+        Remote {
+            client: client.clone(),
+            watch,
+        },
+    );
+    Ok(Ok(Target {
+        client,
+        description: format!("OCloud {namespace}/{id}"),
+    }))
+}
+
+async fn remote_client(kubeconfig: &[u8]) -> anyhow::Result<Client> {
+    let kubeconfig = Kubeconfig::from_yaml(std::str::from_utf8(kubeconfig)?)?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+    Ok(Client::try_from(config)?)
+}
+
+/// Which FocomProvisioningRequest a ProvisioningRequest was created for (its label is
+/// `<namespace>.<name>`; namespaces have no dots).
+pub fn owner_of(request: &ProvisioningRequest) -> Option<ObjectRef<FocomProvisioningRequest>> {
+    let (namespace, name) = request.labels().get(FOCOM_REQUEST_LABEL)?.split_once('.')?;
+    Some(ObjectRef::new(name).within(namespace))
+}
+
+/// Watches a remote O-Cloud's ProvisioningRequests and asks for a reconcile of their owners.
+async fn watch_remote(
+    client: Client,
+    triggers: futures::channel::mpsc::UnboundedSender<ObjectRef<FocomProvisioningRequest>>,
+) {
+    let api = Api::<ProvisioningRequest>::all(client);
+    let mut events = watcher(api, watcher::Config::default().labels(FOCOM_REQUEST_LABEL))
+        .default_backoff()
+        .touched_objects()
+        .boxed();
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(request) => {
+                if let Some(owner) = owner_of(&request)
+                    && triggers.unbounded_send(owner).is_err()
+                {
+                    return;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "watching a remote O-Cloud"),
+        }
+    }
+}

@@ -1,0 +1,393 @@
+//! The FOCOM operator against the real control plane: one operator for all tests here, one
+//! inventory in which each test has its own clusters and hosts.
+
+mod support;
+
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use lcm_core::crd::{
+    FocomPhase, FocomProvisioningRequest, FocomProvisioningRequestSpec, Operation,
+    ProvisioningRequest, TemplateInfo, TemplateInfoSpec,
+};
+use serde_json::json;
+use support::*;
+use testcluster::OperatorProcess;
+use tokio::sync::OnceCell;
+
+struct Fixture {
+    namespace: String,
+    _operator: OperatorProcess,
+}
+
+static FIXTURE: OnceCell<Fixture> = OnceCell::const_new();
+
+fn test_inventory() -> String {
+    inventory(&[
+        ("agg-a", &["agg-h1"], &["agg-h2"], "10.1.0.1"),
+        ("agg-b", &["agg-h3"], &[], "10.1.0.2"),
+        ("taken", &["taken-h1"], &[], "10.1.0.3"),
+        ("same-vip-a", &["vip-h1"], &[], "10.1.0.4"),
+        ("same-vip-b", &["vip-h2"], &[], "10.1.0.4"),
+        ("race-a", &["race-h1"], &[], "10.1.0.5"),
+        ("race-b", &["race-h1"], &[], "10.1.0.6"),
+        ("ops", &["ops-h1"], &[], "10.1.0.7"),
+        ("gone", &["gone-h1"], &[], "10.1.0.8"),
+    ])
+    .to_string()
+}
+
+async fn setup() -> anyhow::Result<(Client, &'static str)> {
+    let cluster = testcluster::TestCluster::shared().await?;
+    let client = cluster.admin_client()?;
+    let fixture = FIXTURE
+        .get_or_try_init(|| async {
+            let namespace = cluster.namespace("focom").await?.name().to_string();
+            put_inventory(&client, &namespace, &test_inventory()).await?;
+            let operator =
+                OperatorProcess::start(BINARY, cluster.kubeconfig_path(), &namespace, &[]).await?;
+            anyhow::Ok(Fixture {
+                namespace,
+                _operator: operator,
+            })
+        })
+        .await?;
+    Ok((client, fixture.namespace.as_str()))
+}
+
+#[tokio::test]
+async fn cluster_names_fan_out_and_status_aggregates() -> anyhow::Result<()> {
+    let (client, ns) = setup().await?;
+    create(&client, ns, &request("agg", by_names(&["agg-a", "agg-b"]))).await?;
+    let prs = wait_owned(&client, ns, "agg", 2).await?;
+    let names: Vec<String> = prs.iter().map(|r| r.name_any()).collect();
+    assert_eq!(
+        names,
+        [
+            lcm_core::focom::request_name(ns, "agg", "agg-a"),
+            lcm_core::focom::request_name(ns, "agg", "agg-b")
+        ]
+    );
+    assert_eq!(
+        prs[0].spec.template_parameters["hosts"]["workers"],
+        json!(["agg-h2"]),
+        "parameters come from the inventory"
+    );
+    let fpr = wait_phase(&client, ns, "agg", FocomPhase::Creating).await?;
+    assert_eq!(
+        fpr.status
+            .as_ref()
+            .and_then(|s| s.clusters_ready.clone())
+            .as_deref(),
+        Some("0/2")
+    );
+    assert_eq!(
+        fpr.status.as_ref().and_then(|s| s.remote_name.clone()),
+        None,
+        "two clusters have no single remote name"
+    );
+
+    set_state(&client, &names[0], "fulfilled", "done").await?;
+    set_state(
+        &client,
+        &names[1],
+        "progressing",
+        "control plane: 0/1 ready",
+    )
+    .await?;
+    let fpr = wait_request(&client, ns, "agg", "1/2 ready", |r| {
+        r.status.as_ref().and_then(|s| s.clusters_ready.as_deref()) == Some("1/2")
+    })
+    .await?;
+    assert_eq!(phase(&fpr), Some(FocomPhase::Creating));
+    assert!(
+        message(&fpr).contains("agg-b is progressing"),
+        "{}",
+        message(&fpr)
+    );
+    let row = &fpr.status.as_ref().expect("status").clusters[0];
+    assert_eq!(
+        (row.state.as_deref(), row.node_cluster_id.clone()),
+        (Some("fulfilled"), Some(format!("uid-of-{}", names[0])))
+    );
+
+    set_state(
+        &client,
+        &names[1],
+        "failed",
+        "Machine agg-b-m1 failed: BootstrapFailed",
+    )
+    .await?;
+    let fpr = wait_phase(&client, ns, "agg", FocomPhase::Failed).await?;
+    assert!(
+        message(&fpr).contains("failed clusters: agg-b: Machine agg-b-m1 failed: BootstrapFailed"),
+        "{}",
+        message(&fpr)
+    );
+
+    set_state(&client, &names[1], "fulfilled", "done").await?;
+    let fpr = wait_phase(&client, ns, "agg", FocomPhase::Synced).await?;
+    assert_eq!(condition(&fpr, "Ready").map(|c| c.0), Some("True".into()));
+    assert_eq!(owned(&client, ns, "agg").await?.len(), 2, "no duplicates");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_template_request_creates_one_named_request() -> anyhow::Result<()> {
+    let (client, ns) = setup().await?;
+    let spec = FocomProvisioningRequestSpec {
+        template_name: "byoh-workload-cluster".into(),
+        template_version: "v1".into(),
+        template_parameters: Some(json!({
+            "clusterName": "lab", "kubernetesVersion": "v1.26.6", "controlPlaneEndpoint": {"host": "10.9.0.1"},
+            "hosts": {"controlPlane": ["lab-h1"]},
+        })),
+        ..Default::default()
+    };
+    create(&client, ns, &request("lab", spec)).await?;
+    let prs = wait_owned(&client, ns, "lab", 1).await?;
+    let fpr = wait_request(&client, ns, "lab", "the remote name", |r| {
+        r.status
+            .as_ref()
+            .and_then(|s| s.remote_name.clone())
+            .is_some()
+    })
+    .await?;
+    assert_eq!(
+        fpr.status.and_then(|s| s.remote_name),
+        Some(prs[0].name_any())
+    );
+    Ok(())
+}
+
+async fn template_info(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    template: &str,
+    version: &str,
+    schema: serde_json::Value,
+) -> anyhow::Result<()> {
+    let info = TemplateInfo::new(
+        name,
+        TemplateInfoSpec {
+            template_name: template.into(),
+            template_version: version.into(),
+            template_parameter_schema: schema.to_string(),
+        },
+    );
+    Api::<TemplateInfo>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &info)
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn template_info_schemas_validate_parameters_with_paths() -> anyhow::Result<()> {
+    let (client, ns) = setup().await?;
+    // Found by its spec fields; its schema requires a `site`.
+    template_info(&client, ns, "strict-catalogue", "strict", "v9", json!({
+        "type": "object", "required": ["site"],
+        "properties": {"site": {"type": "string"}, "hosts": {"type": "object", "properties": {"controlPlane": {"type": "array", "maxItems": 1}}}},
+    }))
+    .await?;
+    let params = json!({"clusterName": "st", "kubernetesVersion": "v1.26.6", "controlPlaneEndpoint": {"host": "10.9.0.2"},
+        "hosts": {"controlPlane": ["st-1", "st-2", "st-3"]}});
+    let spec = |template: &str, version: &str| FocomProvisioningRequestSpec {
+        template_name: template.into(),
+        template_version: version.into(),
+        template_parameters: Some(params.clone()),
+        ..Default::default()
+    };
+    create(&client, ns, &request("strict", spec("strict", "v9"))).await?;
+    let fpr = wait_phase(&client, ns, "strict", FocomPhase::Failed).await?;
+    let (_, reason, text) = condition(&fpr, "Validated").expect("condition");
+    assert_eq!(reason, "InvalidRequest");
+    assert!(
+        text.contains("spec.templateParameters: \"site\" is a required property"),
+        "{text}"
+    );
+    assert!(
+        text.contains("spec.templateParameters.hosts.controlPlane"),
+        "every violation is named: {text}"
+    );
+    assert!(
+        owned(&client, ns, "strict").await?.is_empty(),
+        "nothing is created"
+    );
+
+    // Found under Nephio's `<templateName>-<templateVersion>` name, whatever its spec says.
+    template_info(
+        &client,
+        ns,
+        "named-v2",
+        "other",
+        "v0",
+        json!({"type": "object", "required": ["zone"]}),
+    )
+    .await?;
+    create(&client, ns, &request("named", spec("named", "v2"))).await?;
+    let fpr = wait_phase(&client, ns, "named", FocomPhase::Failed).await?;
+    assert!(
+        condition(&fpr, "Validated")
+            .expect("c")
+            .2
+            .contains("\"zone\" is a required property")
+    );
+
+    // No TemplateInfo and not the built-in template.
+    create(&client, ns, &request("unknown", spec("metal3", "v1"))).await?;
+    let fpr = wait_phase(&client, ns, "unknown", FocomPhase::Failed).await?;
+    assert_eq!(
+        condition(&fpr, "Validated").map(|c| c.1),
+        Some("UnknownTemplate".into())
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn infeasible_requests_name_the_conflict_and_create_nothing() -> anyhow::Result<()> {
+    let (client, ns) = setup().await?;
+    // A ProvisioningRequest made by someone else already holds taken-h1.
+    let mut other = lcm_core::crd::ProvisioningRequest::new(
+        "someone-elses",
+        lcm_core::crd::ProvisioningRequestSpec {
+            template_name: "byoh-workload-cluster".into(),
+            template_version: "v1".into(),
+            template_parameters: json!({"clusterName": "legacy", "kubernetesVersion": "v1.26.6",
+            "controlPlaneEndpoint": {"host": "10.9.9.9"}, "hosts": {"controlPlane": ["taken-h1"]}}),
+            ..Default::default()
+        },
+    );
+    other.metadata.labels = None;
+    Api::<ProvisioningRequest>::all(client.clone())
+        .create(&PostParams::default(), &other)
+        .await?;
+    let cases = [
+        (
+            "held",
+            vec!["taken"],
+            "Feasible",
+            "cluster `taken`: host `taken-h1` is already used by cluster `legacy` (ProvisioningRequest someone-elses)",
+        ),
+        (
+            "vips",
+            vec!["same-vip-a", "same-vip-b"],
+            "Feasible",
+            "cluster `same-vip-b`: endpoint 10.1.0.4 is also the endpoint of cluster `same-vip-a`",
+        ),
+        (
+            "nope",
+            vec!["agg-a", "nowhere"],
+            "Validated",
+            "spec.clusterNames[1]: no cluster `nowhere` in the inventory",
+        ),
+    ];
+    for (name, clusters, type_, expected) in cases {
+        create(&client, ns, &request(name, by_names(&clusters))).await?;
+        let fpr = wait_phase(&client, ns, name, FocomPhase::Failed).await?;
+        let (status, _, text) = condition(&fpr, type_).unwrap_or_default();
+        assert_eq!(status, "False", "{name}");
+        assert!(text.contains(expected), "{name}: {text}");
+        assert!(
+            message(&fpr).contains(expected),
+            "{name}: {}",
+            message(&fpr)
+        );
+        assert!(
+            owned(&client, ns, name).await?.is_empty(),
+            "{name}: nothing is created"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn two_requests_racing_for_a_host_exactly_one_wins() -> anyhow::Result<()> {
+    let (client, ns) = setup().await?;
+    let (a, b) = (
+        request("race-a", by_names(&["race-a"])),
+        request("race-b", by_names(&["race-b"])),
+    );
+    let (ra, rb) = tokio::join!(create(&client, ns, &a), create(&client, ns, &b));
+    ra?;
+    rb?;
+    let settled = |r: &FocomProvisioningRequest| {
+        matches!(phase(r), Some(FocomPhase::Creating | FocomPhase::Failed))
+    };
+    let a = wait_request(&client, ns, "race-a", "race-a to settle", settled).await?;
+    let b = wait_request(&client, ns, "race-b", "race-b to settle", settled).await?;
+    let (winner, loser) = if phase(&a) == Some(FocomPhase::Creating) {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    assert_eq!(phase(&winner), Some(FocomPhase::Creating));
+    assert_eq!(phase(&loser), Some(FocomPhase::Failed), "exactly one wins");
+    assert!(
+        message(&loser).contains("host `race-h1` is already used"),
+        "{}",
+        message(&loser)
+    );
+    assert_eq!(owned(&client, ns, &winner.name_any()).await?.len(), 1);
+    assert!(
+        owned(&client, ns, &loser.name_any()).await?.is_empty(),
+        "the loser created nothing"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn operation_delete_then_deleting_the_request_cleans_up() -> anyhow::Result<()> {
+    let (client, ns) = setup().await?;
+    create(&client, ns, &request("ops", by_names(&["ops"]))).await?;
+    let prs = wait_owned(&client, ns, "ops", 1).await?;
+    let api = Api::<FocomProvisioningRequest>::namespaced(client.clone(), ns);
+    api.patch(
+        "ops",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"operation": Operation::Delete}})),
+    )
+    .await?;
+    wait_phase(&client, ns, "ops", FocomPhase::Deleted).await?;
+    assert!(
+        Api::<ProvisioningRequest>::all(client.clone())
+            .get_opt(&prs[0].name_any())
+            .await?
+            .is_none()
+    );
+
+    // Deleting the request itself waits for its ProvisioningRequests, which the O2IMS
+    // operator holds with a finalizer until their cluster is torn down.
+    create(&client, ns, &request("gone", by_names(&["gone"]))).await?;
+    let pr = wait_owned(&client, ns, "gone", 1).await?.remove(0);
+    let prs_api = Api::<ProvisioningRequest>::all(client.clone());
+    prs_api
+        .patch(
+            &pr.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": ["test/hold"]}})),
+        )
+        .await?;
+    api.delete("gone", &DeleteParams::default()).await?;
+    wait_phase(&client, ns, "gone", FocomPhase::Deleting).await?;
+    let held = prs_api.get(&pr.name_any()).await?;
+    assert!(
+        held.metadata.deletion_timestamp.is_some(),
+        "its ProvisioningRequest is being deleted"
+    );
+    assert!(
+        api.get_opt("gone").await?.is_some(),
+        "the request waits for it"
+    );
+    prs_api
+        .patch(
+            &pr.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await?;
+    testcluster::wait_for("the request to be gone", TIMEOUT, || async {
+        Ok(api.get_opt("gone").await?.is_none().then_some(()))
+    })
+    .await
+}
