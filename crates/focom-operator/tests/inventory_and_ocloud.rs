@@ -1,0 +1,341 @@
+//! The FOCOM operator with its own control plane per test: allClusters and inventory edits,
+//! scale, a remote O-Cloud (a second control plane), unreachable O-Clouds, and no writes on an
+//! unchanged world.
+
+mod support;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use lcm_core::crd::{
+    FocomPhase, FocomProvisioningRequest, FocomProvisioningRequestSpec, O2imsSecret, OCloud,
+    OCloudSpec, Operation, ProvisioningRequest, SecretReference,
+};
+use serde_json::json;
+use support::*;
+use testcluster::{OperatorProcess, TestCluster};
+
+struct World {
+    cluster: TestCluster,
+    client: Client,
+    namespace: String,
+    operator: OperatorProcess,
+}
+
+async fn world(inventory_text: &str) -> anyhow::Result<World> {
+    let cluster = TestCluster::start_new().await?;
+    let client = cluster.admin_client()?;
+    let namespace = cluster.namespace("focom").await?.name().to_string();
+    put_inventory(&client, &namespace, inventory_text).await?;
+    let operator =
+        OperatorProcess::start(BINARY, cluster.kubeconfig_path(), &namespace, &[]).await?;
+    Ok(World {
+        cluster,
+        client,
+        namespace,
+        operator,
+    })
+}
+
+fn all_clusters() -> FocomProvisioningRequestSpec {
+    FocomProvisioningRequestSpec {
+        template_name: "byoh-workload-cluster".into(),
+        template_version: "v1".into(),
+        all_clusters: Some(true),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn all_clusters_follow_inventory_edits_and_scale() -> anyhow::Result<()> {
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../input.json"))?;
+    let w = world(&shipped).await?;
+    let ns = w.namespace.as_str();
+    create(&w.client, ns, &request("all", all_clusters())).await?;
+    let prs = wait_owned(&w.client, ns, "all", 2).await?;
+    let clusters: Vec<_> = prs
+        .iter()
+        .map(|r| r.spec.template_parameters["clusterName"].clone())
+        .collect();
+    assert_eq!(clusters, [json!("core"), json!("edge")]);
+
+    // A broken inventory is reported on the request, and nothing provisioned is touched.
+    let before: Vec<_> = prs.iter().map(|r| r.resource_version()).collect();
+    put_inventory(
+        &w.client,
+        ns,
+        &shipped.replace(
+            "\"workerHosts\": [\"host-2\"]",
+            "\"workerHosts\": \"host-2\"",
+        ),
+    )
+    .await?;
+    let fpr = wait_request(
+        &w.client,
+        ns,
+        "all",
+        "the broken inventory to be reported",
+        |r| condition(r, "InventoryValid").is_some_and(|c| c.0 == "False"),
+    )
+    .await?;
+    let (_, reason, text) = condition(&fpr, "InventoryValid").expect("condition");
+    assert_eq!(reason, "InvalidInventory");
+    assert!(text.contains("at clusters[0].workerHosts:"), "{text}");
+    let after: Vec<_> = owned(&w.client, ns, "all")
+        .await?
+        .iter()
+        .map(|r| r.resource_version())
+        .collect();
+    assert_eq!(after, before, "nothing provisioned is touched");
+
+    // The inventory is fixed with one more worker for core; `scale` applies it.
+    let mut edited: serde_json::Value = serde_json::from_str(&shipped)?;
+    edited["hosts"]
+        .as_array_mut()
+        .expect("hosts")
+        .push(json!({"id": "host-5", "hostname": "edge-node-5", "address": "172.20.10.15"}));
+    edited["clusters"][0]["workerHosts"] = json!(["host-2", "host-5"]);
+    put_inventory(&w.client, ns, &edited.to_string()).await?;
+    wait_request(
+        &w.client,
+        ns,
+        "all",
+        "the inventory to be valid again",
+        |r| condition(r, "InventoryValid").is_some_and(|c| c.0 == "True"),
+    )
+    .await?;
+    let core = &owned(&w.client, ns, "all").await?[0];
+    assert_eq!(
+        core.spec.template_parameters["hosts"]["workers"],
+        json!(["host-2"]),
+        "create does not rescale"
+    );
+    let api = Api::<FocomProvisioningRequest>::namespaced(w.client.clone(), ns);
+    api.patch(
+        "all",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"operation": Operation::Scale}})),
+    )
+    .await?;
+    testcluster::wait_for(
+        "core's workers to follow the inventory",
+        TIMEOUT,
+        || async {
+            let core = owned(&w.client, ns, "all").await?.remove(0);
+            Ok(
+                (core.spec.template_parameters["hosts"]["workers"] == json!(["host-2", "host-5"]))
+                    .then_some(()),
+            )
+        },
+    )
+    .await?;
+    let core = owned(&w.client, ns, "all").await?.remove(0);
+    let access: Vec<_> = core.spec.template_parameters["hostAccess"]
+        .as_array()
+        .expect("access")
+        .iter()
+        .map(|a| a["id"].clone())
+        .collect();
+    assert_eq!(access, [json!("host-1"), json!("host-2"), json!("host-5")]);
+    Ok(())
+}
+
+/// A kubeconfig Secret for the remote control plane.
+async fn kubeconfig_secret(w: &World, remote: &TestCluster, name: &str) -> anyhow::Result<()> {
+    let kubeconfig = std::fs::read_to_string(remote.kubeconfig_path())?;
+    let secret: Secret = serde_json::from_value(
+        json!({"metadata": {"name": name}, "stringData": {"kubeconfig": kubeconfig}}),
+    )?;
+    Api::<Secret>::namespaced(w.client.clone(), &w.namespace)
+        .create(&PostParams::default(), &secret)
+        .await?;
+    Ok(())
+}
+
+async fn ocloud(w: &World, name: &str, secret: Option<&str>) -> anyhow::Result<()> {
+    let spec = OCloudSpec {
+        o2ims_secret: secret.map(|s| O2imsSecret {
+            secret_ref: SecretReference {
+                name: s.into(),
+                namespace: w.namespace.clone(),
+            },
+        }),
+    };
+    Api::<OCloud>::namespaced(w.client.clone(), &w.namespace)
+        .create(&PostParams::default(), &OCloud::new(name, spec))
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_remote_ocloud_gets_the_requests_and_its_status_flows_back() -> anyhow::Result<()> {
+    let text = inventory(&[("far", &["far-h1"], &[], "10.2.0.1")]).to_string();
+    let w = world(&text).await?;
+    let ns = w.namespace.as_str();
+    let mut spec = by_names(&["far"]);
+    spec.o_cloud_id = Some("paris".into());
+    create(&w.client, ns, &request("far", spec)).await?;
+
+    // No OCloud yet: a clear condition, retried.
+    let fpr = wait_request(
+        &w.client,
+        ns,
+        "far",
+        "the missing OCloud to be reported",
+        |r| condition(r, "OCloudReachable").is_some_and(|c| c.1 == "OCloudNotFound"),
+    )
+    .await?;
+    assert_eq!(phase(&fpr), Some(FocomPhase::Pending));
+
+    let remote = TestCluster::start_new().await?;
+    let remote_client = remote.admin_client()?;
+    kubeconfig_secret(&w, &remote, "paris-kubeconfig").await?;
+    ocloud(&w, "paris", Some("paris-kubeconfig")).await?;
+    let created = testcluster::wait_for("the request on the remote O-Cloud", TIMEOUT, || async {
+        let list = Api::<ProvisioningRequest>::all(remote_client.clone())
+            .list(&Default::default())
+            .await?
+            .items;
+        Ok(list.into_iter().next())
+    })
+    .await?;
+    assert!(
+        owned(&w.client, ns, "far").await?.is_empty(),
+        "nothing is created locally"
+    );
+    assert!(
+        created.owner_references().is_empty(),
+        "no cross-cluster owner references"
+    );
+    assert_eq!(
+        created.labels().get(lcm_core::FOCOM_REQUEST_LABEL),
+        Some(&lcm_core::focom::owner_label(ns, "far"))
+    );
+
+    // The remote side is watched: its status reaches the request.
+    set_state(&remote_client, &created.name_any(), "fulfilled", "done").await?;
+    let fpr = wait_phase(&w.client, ns, "far", FocomPhase::Synced).await?;
+    assert_eq!(
+        fpr.status.and_then(|s| s.remote_name),
+        Some(created.name_any())
+    );
+
+    // Deleting the request deletes the remote ProvisioningRequest.
+    Api::<FocomProvisioningRequest>::namespaced(w.client.clone(), ns)
+        .delete("far", &DeleteParams::default())
+        .await?;
+    testcluster::wait_for(
+        "the remote request and the local one to be gone",
+        TIMEOUT,
+        || async {
+            let remote_gone = Api::<ProvisioningRequest>::all(remote_client.clone())
+                .get_opt(&created.name_any())
+                .await?
+                .is_none();
+            let local_gone = Api::<FocomProvisioningRequest>::namespaced(w.client.clone(), ns)
+                .get_opt("far")
+                .await?
+                .is_none();
+            Ok((remote_gone && local_gone).then_some(()))
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn unreachable_oclouds_are_reported_and_unchanged_requests_cause_no_writes()
+-> anyhow::Result<()> {
+    let text = inventory(&[("near", &["near-h1"], &[], "10.3.0.1")]).to_string();
+    let w = world(&text).await?;
+    let ns = w.namespace.as_str();
+
+    // An OCloud whose API server does not answer.
+    let unreachable = std::fs::read_to_string(w.cluster.kubeconfig_path())?
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("server:") {
+                "    server: https://127.0.0.1:9".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let secret: Secret = serde_json::from_value(
+        json!({"metadata": {"name": "dead"}, "stringData": {"kubeconfig": unreachable}}),
+    )?;
+    Api::<Secret>::namespaced(w.client.clone(), ns)
+        .create(&PostParams::default(), &secret)
+        .await?;
+    ocloud(&w, "dead", Some("dead")).await?;
+    let mut spec = by_names(&["near"]);
+    spec.o_cloud_id = Some("dead".into());
+    create(&w.client, ns, &request("dead", spec)).await?;
+    let fpr = wait_request(
+        &w.client,
+        ns,
+        "dead",
+        "the unreachable O-Cloud to be reported",
+        |r| condition(r, "OCloudReachable").is_some_and(|c| c.1 == "Unreachable"),
+    )
+    .await?;
+    assert_eq!(phase(&fpr), Some(FocomPhase::Pending));
+    assert!(
+        condition(&fpr, "OCloudReachable")
+            .expect("c")
+            .2
+            .contains("OCloud"),
+        "the O-Cloud is named"
+    );
+    Api::<FocomProvisioningRequest>::namespaced(w.client.clone(), ns)
+        .delete("dead", &DeleteParams::default())
+        .await?;
+
+    // A local OCloud (no Secret) provisions on this cluster; once settled, a reconcile writes nothing.
+    ocloud(&w, "local", None).await?;
+    let mut spec = by_names(&["near"]);
+    spec.o_cloud_id = Some("local".into());
+    create(&w.client, ns, &request("near", spec)).await?;
+    let pr = wait_owned(&w.client, ns, "near", 1).await?.remove(0);
+    set_state(&w.client, &pr.name_any(), "fulfilled", "done").await?;
+    let settled = wait_phase(&w.client, ns, "near", FocomPhase::Synced).await?;
+    let prs = Api::<ProvisioningRequest>::all(w.client.clone());
+    let pr_before = prs.get(&pr.name_any()).await?.resource_version();
+    let runs = w.operator.metric("focom_reconcile_runs_total").await?;
+    let api = Api::<FocomProvisioningRequest>::namespaced(w.client.clone(), ns);
+    let touched = api
+        .patch(
+            "near",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"test/touch": "1"}}})),
+        )
+        .await?;
+    testcluster::wait_for("the operator to reconcile and finish", TIMEOUT, || async {
+        let started = w.operator.metric("focom_reconcile_runs_total").await?;
+        let finished = w
+            .operator
+            .metric("focom_reconcile_duration_seconds_count")
+            .await?;
+        Ok((started > runs && finished == started).then_some(()))
+    })
+    .await?;
+    let after = api.get("near").await?;
+    assert_eq!(
+        after.resource_version(),
+        touched.resource_version(),
+        "the status is not rewritten"
+    );
+    assert_eq!(after.status, settled.status);
+    assert_eq!(
+        prs.get(&pr.name_any()).await?.resource_version(),
+        pr_before,
+        "the ProvisioningRequest is not rewritten"
+    );
+    assert_eq!(owned(&w.client, ns, "near").await?.len(), 1, "no duplicate");
+    assert_eq!(
+        w.operator.metric("focom_objects{state=\"Synced\"}").await?,
+        1.0
+    );
+    Ok(())
+}
