@@ -6,10 +6,11 @@ export CARGO_TERM_COLOR ?= never
 
 TESTCLUSTER := tools/testcluster/bin/testcluster
 
-.PHONY: test lint crds check-crds testcluster cluster
+.PHONY: test lint crds check-crds static-checks testcluster cluster
 
-## test: everything that proves the product (formatting, lints, generated files, unit and integration tests)
-test: check-crds lint testcluster
+## test: everything that proves the product (formatting, lints, generated files, deployment files, unit and integration tests)
+test: check-crds lint static-checks testcluster
+	cargo build --workspace --bins
 	cargo test --workspace --no-fail-fast
 
 ## lint: rustfmt and clippy, warnings are errors
@@ -24,6 +25,10 @@ crds:
 ## check-crds: fail when crds/ differs from what the Rust types generate
 check-crds:
 	cargo run -q -p lcm-core --bin lcm-gen -- --check
+
+## static-checks: shellcheck, hadolint, ansible-playbook --syntax-check, ansible-lint, mgmt.sh --dry-run
+static-checks:
+	tests/static-checks.sh
 
 ## testcluster: build the real control plane (etcd, kube-apiserver, kube-controller-manager) once
 testcluster:
