@@ -1,0 +1,155 @@
+//! Cluster API v1beta1 conditions: a condition's lastTransitionTime changes only when its status
+//! does, so rewriting an unchanged status is a no-op.
+
+use serde_json::{Map, Value, json};
+
+use crate::objects::now;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    fn parse(text: &str) -> Self {
+        match text {
+            "Error" => Self::Error,
+            "Warning" => Self::Warning,
+            _ => Self::Info,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Condition {
+    type_: &'static str,
+    status: bool,
+    reason: Option<String>,
+    severity: Option<Severity>,
+    message: Option<String>,
+}
+
+impl Condition {
+    pub fn true_(type_: &'static str) -> Self {
+        Self {
+            type_,
+            status: true,
+            reason: None,
+            severity: None,
+            message: None,
+        }
+    }
+
+    pub fn false_(type_: &'static str, reason: impl Into<String>, severity: Severity) -> Self {
+        Self {
+            type_,
+            status: false,
+            reason: Some(reason.into()),
+            severity: Some(severity),
+            message: None,
+        }
+    }
+
+    pub fn with_message(mut self, message: impl Into<String>) -> Self {
+        self.message = Some(message.into());
+        self
+    }
+
+    /// The condition `source` (JSON) reports, as `type_` (Cluster API's "mirror"); when `source`
+    /// is None, False with reason `missing`.
+    pub fn mirror(type_: &'static str, source: Option<&Value>, missing: &str) -> Self {
+        let Some(source) = source else {
+            return Self::false_(type_, missing, Severity::Info);
+        };
+        if source["status"] == "True" {
+            return Self::true_(type_);
+        }
+        let mut mirrored = Self::false_(
+            type_,
+            source["reason"].as_str().unwrap_or(missing),
+            Severity::parse(source["severity"].as_str().unwrap_or_default()),
+        );
+        mirrored.message = source["message"].as_str().map(String::from);
+        mirrored
+    }
+
+    /// True when every one of `parts` is, else the first False one's reason (Cluster API's
+    /// "summary").
+    pub fn summary(type_: &'static str, parts: &[&Condition]) -> Self {
+        match parts.iter().find(|c| !c.status) {
+            None => Self::true_(type_),
+            Some(first) => Self {
+                type_,
+                ..(*first).clone()
+            },
+        }
+    }
+}
+
+/// The conditions as JSON, each keeping the lastTransitionTime it has in `previous`
+/// (an object's `status.conditions`) when its status did not change.
+pub fn render(conditions: &[Condition], previous: &Value) -> Value {
+    let status = |s: bool| if s { "True" } else { "False" };
+    conditions
+        .iter()
+        .map(|c| {
+            let since = previous
+                .as_array()
+                .and_then(|p| {
+                    p.iter()
+                        .find(|p| p["type"] == c.type_ && p["status"] == status(c.status))
+                })
+                .and_then(|p| p["lastTransitionTime"].as_str())
+                .map_or_else(now, String::from);
+            let mut out = Map::new();
+            out.insert("type".into(), json!(c.type_));
+            out.insert("status".into(), json!(status(c.status)));
+            out.insert("lastTransitionTime".into(), json!(since));
+            if let Some(reason) = &c.reason {
+                out.insert("reason".into(), json!(reason));
+            }
+            if let Some(severity) = c.severity {
+                out.insert("severity".into(), json!(format!("{severity:?}")));
+            }
+            if let Some(message) = &c.message {
+                out.insert("message".into(), json!(message));
+            }
+            Value::Object(out)
+        })
+        .collect()
+}
+
+/// An object's condition of `type_`.
+pub fn find<'a>(object: &'a Value, type_: &str) -> Option<&'a Value> {
+    object["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_transition_time_of_an_unchanged_status() {
+        let previous = json!([
+            {"type": "Ready", "status": "False", "lastTransitionTime": "2024-01-01T00:00:00Z"},
+            {"type": "Available", "status": "True", "lastTransitionTime": "2024-01-01T00:00:00Z"},
+        ]);
+        let rendered = render(
+            &[
+                Condition::false_("Ready", "Waiting", Severity::Info),
+                Condition::false_("Available", "Lost", Severity::Warning).with_message("why"),
+            ],
+            &previous,
+        );
+        assert_eq!(rendered[0]["lastTransitionTime"], "2024-01-01T00:00:00Z");
+        assert_eq!(rendered[0]["reason"], "Waiting");
+        assert_eq!(rendered[0]["severity"], "Info");
+        assert_ne!(rendered[1]["lastTransitionTime"], "2024-01-01T00:00:00Z");
+        assert_eq!(rendered[1]["message"], "why");
+    }
+}

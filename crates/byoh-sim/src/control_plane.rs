@@ -1,0 +1,225 @@
+//! KubeadmControlPlane, as its controller takes it: the `<cluster>-kubeconfig` Secret once the
+//! cluster has an endpoint; once the cluster's infrastructure is ready, `spec.replicas`
+//! control-plane machines, joined one at a time and rolled to `spec.version` per
+//! `rolloutStrategy`; and the status.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DynamicObject};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use lcm_core::capi::{CAPI_CLUSTER_NAME_LABEL, CONTROL_PLANE_LABEL, Kind};
+use lcm_core::template::KubernetesVersion;
+use serde_json::{Map, Value, json};
+
+use crate::conditions::{self, Condition, Severity};
+use crate::context::Context;
+use crate::error::Result;
+use crate::objects::{self, deleting, name, namespace, to_json};
+use crate::replicas::{self, NewMachine};
+use crate::rollout::{self, Policy, ScaleIn, Step};
+use crate::runner;
+
+const CONTROL_PLANE_NAME_LABEL: &str = "cluster.x-k8s.io/control-plane-name";
+
+pub async fn run(ctx: Arc<Context>) {
+    let resource = Kind::KubeadmControlPlane.api_resource();
+    let controller = Controller::new_with(
+        ctx.api_scoped(Kind::KubeadmControlPlane),
+        watcher::Config::default(),
+        resource.clone(),
+    )
+    .owns_with(
+        ctx.api_scoped(Kind::Machine),
+        Kind::Machine.api_resource(),
+        watcher::Config::default(),
+    )
+    // The Cluster's infrastructure becoming ready, its endpoint, its deletion.
+    .watches_with(
+        ctx.api_scoped(Kind::Cluster),
+        Kind::Cluster.api_resource(),
+        watcher::Config::default(),
+        move |cluster| {
+            let reference = &cluster.data["spec"]["controlPlaneRef"];
+            let ns = cluster.metadata.namespace.clone().unwrap_or_default();
+            (reference["kind"] == Kind::KubeadmControlPlane.name())
+                .then(|| reference["name"].as_str())
+                .flatten()
+                .map(|kcp| ObjectRef::new_with(kcp, resource.clone()).within(&ns))
+        },
+    );
+    runner::drive(
+        "control-plane",
+        controller.run(reconcile, runner::retry, ctx),
+    )
+    .await;
+}
+
+async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action> {
+    let kcp = to_json(&object);
+    // Without a finalizer here, its machines go with it (owner references) or with the cluster.
+    if deleting(&kcp) {
+        return Ok(Action::await_change());
+    }
+    // Its Cluster: the one that adopted it, or the one its label names.
+    let Some(cluster_name) = crate::cluster::owner_cluster(&kcp) else {
+        return Ok(Action::await_change());
+    };
+    let cluster = objects::get(&ctx.api(Kind::Cluster, namespace(&kcp)), &cluster_name).await?;
+    let machines = replicas::owned_machines(&ctx, &kcp, &cluster_name).await?;
+    if let Some(cluster) = cluster.filter(|c| !deleting(c)) {
+        ensure_kubeconfig(&ctx, &cluster, &kcp).await?;
+        if cluster["status"]["infrastructureReady"] == true {
+            scale(&ctx, &kcp, &cluster_name, &machines).await?;
+        }
+    }
+    write_status(&ctx, &kcp, &cluster_name, &machines).await?;
+    Ok(Action::await_change())
+}
+
+fn desired_replicas(kcp: &Value) -> usize {
+    kcp["spec"]["replicas"]
+        .as_u64()
+        .and_then(|r| usize::try_from(r).ok())
+        .unwrap_or(1)
+}
+
+fn desired_version(kcp: &Value) -> &str {
+    kcp["spec"]["version"].as_str().unwrap_or_default()
+}
+
+async fn scale(ctx: &Context, kcp: &Value, cluster: &str, machines: &[Value]) -> Result<()> {
+    let desired = desired_replicas(kcp);
+    let policy = Policy {
+        max_surge: rollout::max_surge(
+            &kcp["spec"]["rolloutStrategy"]["rollingUpdate"]["maxSurge"],
+            desired,
+        ),
+        one_at_a_time: true,
+        scale_in: ScaleIn::OldestFirst,
+    };
+    let replicas = replicas::replicas(machines);
+    match rollout::plan(desired, desired_version(kcp), &replicas, &policy) {
+        Step::Create(count) => {
+            for _ in 0..count {
+                let mut labels = Map::new();
+                labels.insert(CAPI_CLUSTER_NAME_LABEL.into(), json!(cluster));
+                labels.insert(CONTROL_PLANE_LABEL.into(), json!(""));
+                labels.insert(CONTROL_PLANE_NAME_LABEL.into(), json!(name(kcp)));
+                let new = NewMachine {
+                    owner: kcp,
+                    labels,
+                    spec: json!({"clusterName": cluster, "version": desired_version(kcp)}),
+                    template: &kcp["spec"]["machineTemplate"]["infrastructureRef"],
+                };
+                replicas::create(ctx, new).await?;
+            }
+        }
+        Step::Delete(names) => replicas::delete(ctx, namespace(kcp), &names).await?,
+        Step::Wait | Step::Steady => {}
+    }
+    Ok(())
+}
+
+/// The workload cluster's admin kubeconfig. It exists before any node does, as with Cluster API.
+async fn ensure_kubeconfig(ctx: &Context, cluster: &Value, kcp: &Value) -> Result<()> {
+    let endpoint = &cluster["spec"]["controlPlaneEndpoint"];
+    let (Some(host), Some(port)) = (endpoint["host"].as_str(), endpoint["port"].as_i64()) else {
+        return Ok(());
+    };
+    if host.is_empty() || port == 0 {
+        return Ok(());
+    }
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace(kcp));
+    let secret_name = format!("{}-kubeconfig", name(cluster));
+    if api.get_opt(&secret_name).await?.is_some() {
+        return Ok(());
+    }
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {
+            "name": secret_name, "namespace": namespace(kcp),
+            "labels": {CAPI_CLUSTER_NAME_LABEL: name(cluster)},
+            "ownerReferences": [objects::controller_reference(kcp)],
+        },
+        "type": "cluster.x-k8s.io/secret",
+        "stringData": {"value": kubeconfig(name(cluster), host, port)},
+    }))?;
+    objects::create_if_missing(&api, &secret).await.map(|_| ())
+}
+
+fn kubeconfig(cluster: &str, host: &str, port: i64) -> String {
+    let user = format!("{cluster}-admin");
+    format!(
+        "# byoh-sim: a simulated workload cluster; nothing serves this endpoint.
+apiVersion: v1
+kind: Config
+clusters:
+- name: {cluster}
+  cluster:
+    server: https://{host}:{port}
+    insecure-skip-tls-verify: true
+users:
+- name: {user}
+  user:
+    token: byoh-sim
+contexts:
+- name: {user}@{cluster}
+  context:
+    cluster: {cluster}
+    user: {user}
+current-context: {user}@{cluster}
+"
+    )
+}
+
+/// The lowest version among Ready machines: the new one only once every machine runs it.
+fn running_version(machines: &[Value]) -> Option<&str> {
+    machines
+        .iter()
+        .filter(|m| replicas::is_ready(m))
+        .map(replicas::version)
+        .min_by_key(|v| v.parse::<KubernetesVersion>().ok())
+}
+
+async fn write_status(ctx: &Context, kcp: &Value, cluster: &str, machines: &[Value]) -> Result<()> {
+    let desired = desired_replicas(kcp);
+    let counts = replicas::count(machines, desired_version(kcp));
+    // Set by the first `kubeadm init` and never unset.
+    let initialized = kcp["status"]["initialized"] == true || counts.ready > 0;
+    let ready = if !initialized {
+        Condition::false_("Ready", "WaitingForKubeadmInit", Severity::Info)
+    } else if counts.outdated > 0 {
+        Condition::false_("Ready", "RollingUpdateInProgress", Severity::Warning)
+    } else if counts.replicas < desired {
+        Condition::false_("Ready", "ScalingUp", Severity::Warning)
+    } else if counts.replicas > desired {
+        Condition::false_("Ready", "ScalingDown", Severity::Warning)
+    } else if counts.ready < desired {
+        Condition::false_("Ready", "MachinesNotReady", Severity::Warning)
+    } else {
+        Condition::true_("Ready")
+    };
+    let available = if initialized {
+        Condition::true_("Available")
+    } else {
+        Condition::false_("Available", "WaitingForKubeadmInit", Severity::Info)
+    };
+    let mut status = json!({
+        "selector": format!("{CAPI_CLUSTER_NAME_LABEL}={cluster},{CONTROL_PLANE_LABEL}"),
+        "replicas": counts.replicas,
+        "updatedReplicas": counts.updated,
+        "readyReplicas": counts.ready,
+        "unavailableReplicas": counts.replicas - counts.ready,
+        "initialized": initialized,
+        "ready": counts.ready > 0,
+        "observedGeneration": kcp["metadata"]["generation"],
+        "conditions": conditions::render(&[ready, available], &kcp["status"]["conditions"]),
+    });
+    if let Some(version) = running_version(machines) {
+        status["version"] = json!(version);
+    }
+    let api = ctx.api(Kind::KubeadmControlPlane, namespace(kcp));
+    objects::apply_status(&api, Kind::KubeadmControlPlane, name(kcp), status).await
+}

@@ -1,0 +1,170 @@
+//! MachineDeployment, as its controller and its MachineSets take it (the machines belong to the
+//! MachineDeployment directly: nothing the operators read needs the MachineSet in between):
+//! `spec.replicas` worker machines from its template, scale-in taking machines annotated
+//! `cluster.x-k8s.io/delete-machine` first, then the newest, rollouts per `strategy`, and the
+//! status.
+
+use std::sync::Arc;
+
+use kube::api::DynamicObject;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use lcm_core::capi::{CAPI_CLUSTER_NAME_LABEL, Kind};
+use serde_json::{Map, Value, json};
+
+use crate::conditions::{self, Condition, Severity};
+use crate::context::Context;
+use crate::error::Result;
+use crate::objects::{self, deleting, name, namespace, to_json};
+use crate::replicas::{self, NewMachine};
+use crate::rollout::{self, Policy, ScaleIn, Step};
+use crate::runner;
+
+const DEPLOYMENT_NAME_LABEL: &str = "cluster.x-k8s.io/deployment-name";
+
+pub async fn run(ctx: Arc<Context>) {
+    let controller = Controller::new_with(
+        ctx.api_scoped(Kind::MachineDeployment),
+        watcher::Config::default(),
+        Kind::MachineDeployment.api_resource(),
+    )
+    .owns_with(
+        ctx.api_scoped(Kind::Machine),
+        Kind::Machine.api_resource(),
+        watcher::Config::default(),
+    );
+    runner::drive(
+        "machine-deployment",
+        controller.run(reconcile, runner::retry, ctx),
+    )
+    .await;
+}
+
+async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action> {
+    let deployment = to_json(&object);
+    if deleting(&deployment) {
+        return Ok(Action::await_change());
+    }
+    let cluster_name = deployment["spec"]["clusterName"]
+        .as_str()
+        .unwrap_or_default();
+    let cluster = objects::get(
+        &ctx.api(Kind::Cluster, namespace(&deployment)),
+        cluster_name,
+    )
+    .await?;
+    let machines = replicas::owned_machines(&ctx, &deployment, cluster_name).await?;
+    if cluster.is_some_and(|c| !deleting(&c)) {
+        scale(&ctx, &deployment, cluster_name, &machines).await?;
+    }
+    write_status(&ctx, &deployment, cluster_name, &machines).await?;
+    Ok(Action::await_change())
+}
+
+fn desired_replicas(deployment: &Value) -> usize {
+    deployment["spec"]["replicas"]
+        .as_u64()
+        .and_then(|r| usize::try_from(r).ok())
+        .unwrap_or(1)
+}
+
+fn desired_version(deployment: &Value) -> &str {
+    deployment["spec"]["template"]["spec"]["version"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+async fn scale(ctx: &Context, deployment: &Value, cluster: &str, machines: &[Value]) -> Result<()> {
+    let desired = desired_replicas(deployment);
+    let policy = Policy {
+        max_surge: rollout::max_surge(
+            &deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"],
+            desired,
+        ),
+        one_at_a_time: false,
+        scale_in: ScaleIn::NewestFirst,
+    };
+    let template = &deployment["spec"]["template"];
+    match rollout::plan(
+        desired,
+        desired_version(deployment),
+        &replicas::replicas(machines),
+        &policy,
+    ) {
+        Step::Create(count) => {
+            for _ in 0..count {
+                let mut labels: Map<String, Value> = template["metadata"]["labels"]
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default();
+                labels.insert(CAPI_CLUSTER_NAME_LABEL.into(), json!(cluster));
+                labels.insert(DEPLOYMENT_NAME_LABEL.into(), json!(name(deployment)));
+                let new = NewMachine {
+                    owner: deployment,
+                    labels,
+                    spec: template["spec"].clone(),
+                    template: &template["spec"]["infrastructureRef"],
+                };
+                replicas::create(ctx, new).await?;
+            }
+        }
+        Step::Delete(names) => replicas::delete(ctx, namespace(deployment), &names).await?,
+        Step::Wait | Step::Steady => {}
+    }
+    Ok(())
+}
+
+async fn write_status(
+    ctx: &Context,
+    deployment: &Value,
+    cluster: &str,
+    machines: &[Value],
+) -> Result<()> {
+    let desired = desired_replicas(deployment);
+    let counts = replicas::count(machines, desired_version(deployment));
+    // Machines become available as soon as they are Ready (no minReadySeconds).
+    let available = counts.ready;
+    let failed = machines
+        .iter()
+        .any(|m| !m["status"]["failureReason"].is_null());
+    let phase = if failed {
+        "Failed"
+    } else if desired < available {
+        "ScalingDown"
+    } else if desired > counts.ready {
+        "ScalingUp"
+    } else {
+        "Running"
+    };
+    let ready = if counts.ready == desired && counts.replicas == desired && counts.outdated == 0 {
+        Condition::true_("Ready")
+    } else {
+        Condition::false_("Ready", "WaitingForAvailableMachines", Severity::Warning)
+    };
+    let max_unavailable = rollout::max_unavailable(
+        &deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"],
+        desired,
+    );
+    let available_condition = if available + max_unavailable >= desired {
+        Condition::true_("Available")
+    } else {
+        Condition::false_(
+            "Available",
+            "WaitingForAvailableMachines",
+            Severity::Warning,
+        )
+    };
+    let status = json!({
+        "selector": format!("{CAPI_CLUSTER_NAME_LABEL}={cluster},{DEPLOYMENT_NAME_LABEL}={}", name(deployment)),
+        "replicas": counts.replicas,
+        "updatedReplicas": counts.updated,
+        "readyReplicas": counts.ready,
+        "availableReplicas": available,
+        "unavailableReplicas": desired.saturating_sub(available),
+        "phase": phase,
+        "observedGeneration": deployment["metadata"]["generation"],
+        "conditions": conditions::render(&[ready, available_condition], &deployment["status"]["conditions"]),
+    });
+    let api = ctx.api(Kind::MachineDeployment, namespace(deployment));
+    objects::apply_status(&api, Kind::MachineDeployment, name(deployment), status).await
+}

@@ -1,0 +1,382 @@
+//! Each Machine and its ByoMachine through their lives, as Cluster API's Machine controller, the
+//! kubeadm bootstrap provider and BYOH's ByoMachine controller take them: bootstrap data; a host
+//! claimed once the cluster's infrastructure is ready; Running once the host's agent bootstrapped
+//! the node, or Failed when it could not; on deletion the host is released before the machine
+//! goes, so a machine that is gone means a host that is free.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DynamicObject};
+use kube::core::ApiResource;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use lcm_core::HOST_ID_LABEL;
+use lcm_core::capi::{CAPI_CLUSTER_NAME_LABEL, Kind};
+use serde_json::{Value, json};
+
+use crate::agent::{BOOTSTRAPPED, CLOUD_INIT_FAILED};
+use crate::claiming::{self, ClaimFor};
+use crate::conditions::{self, Condition, Severity};
+use crate::context::Context;
+use crate::error::Result;
+use crate::objects::{self, deleting, name, namespace, to_json};
+use crate::runner;
+
+const MACHINE_FINALIZER: &str = "machine.cluster.x-k8s.io";
+const BYO_MACHINE_FINALIZER: &str = "byomachine.infrastructure.cluster.x-k8s.io";
+const HOST_READY: &str = "BYOHostReady";
+const WAITING_FOR_CLUSTER_INFRASTRUCTURE: &str = "WaitingForClusterInfrastructure";
+const WAITING_FOR_BOOTSTRAP_DATA: &str = "WaitingForBootstrapDataSecret";
+const HOSTS_UNAVAILABLE: &str = "BYOHostsUnavailable";
+/// `failureReason` of a Machine whose host could not bootstrap its node.
+const BOOTSTRAP_FAILED: &str = "BootstrapFailed";
+
+pub async fn run(ctx: Arc<Context>) {
+    let resource = Kind::Machine.api_resource();
+    let controller = Controller::new_with(
+        ctx.api_scoped(Kind::Machine),
+        watcher::Config::default(),
+        resource.clone(),
+    );
+    let (for_hosts, for_clusters) = (controller.store(), controller.store());
+    let (same_name, host_resource, cluster_resource) =
+        (resource.clone(), resource.clone(), resource);
+    let controller = controller
+        // A ByoMachine has the name of its Machine.
+        .watches_with(
+            ctx.api_scoped(Kind::ByoMachine),
+            Kind::ByoMachine.api_resource(),
+            watcher::Config::default(),
+            move |byo_machine| {
+                let ns = byo_machine.metadata.namespace.clone().unwrap_or_default();
+                let name = byo_machine.metadata.name.clone().unwrap_or_default();
+                Some(ObjectRef::new_with(&name, same_name.clone()).within(&ns))
+            },
+        )
+        .watches_with(
+            ctx.api_all(Kind::ByoHost),
+            Kind::ByoHost.api_resource(),
+            watcher::Config::default(),
+            move |host| affected_by_host(&for_hosts, &host, &host_resource),
+        )
+        // A Cluster's infrastructure becoming ready lets its machines claim hosts.
+        .watches_with(
+            ctx.api_scoped(Kind::Cluster),
+            Kind::Cluster.api_resource(),
+            watcher::Config::default(),
+            move |cluster| machines_of(&for_clusters, &cluster, &cluster_resource),
+        );
+    runner::drive("machines", controller.run(reconcile, runner::retry, ctx)).await;
+}
+
+/// The machine a host is attached to, and every machine that waits for a host or for its own
+/// host's release.
+fn affected_by_host(
+    store: &Store<DynamicObject>,
+    host: &DynamicObject,
+    resource: &ApiResource,
+) -> Vec<ObjectRef<DynamicObject>> {
+    let attached = &host.data["status"]["machineRef"];
+    store
+        .state()
+        .iter()
+        .filter(|m| {
+            let settled = matches!(
+                m.data["status"]["phase"].as_str(),
+                Some("Running" | "Failed")
+            );
+            let is_attached = attached["name"].as_str() == m.metadata.name.as_deref()
+                && attached["namespace"].as_str() == m.metadata.namespace.as_deref();
+            !settled || m.metadata.deletion_timestamp.is_some() || is_attached
+        })
+        .map(|m| ObjectRef::from_obj_with(m.as_ref(), resource.clone()))
+        .collect()
+}
+
+fn machines_of(
+    store: &Store<DynamicObject>,
+    cluster: &DynamicObject,
+    resource: &ApiResource,
+) -> Vec<ObjectRef<DynamicObject>> {
+    store
+        .state()
+        .iter()
+        .filter(|m| {
+            m.metadata.namespace == cluster.metadata.namespace
+                && m.data["spec"]["clusterName"].as_str() == cluster.metadata.name.as_deref()
+        })
+        .map(|m| ObjectRef::from_obj_with(m.as_ref(), resource.clone()))
+        .collect()
+}
+
+/// Where a machine's infrastructure (ByoMachine and host) stands.
+enum Infrastructure {
+    /// No host yet; BYOHostReady is False for this reason.
+    Waiting(&'static str),
+    /// A host is attached and bootstrapping the node.
+    Bootstrapping,
+    /// The node is up on this host, known by this provider ID.
+    Ready { host: Value, provider_id: String },
+    /// The host could not bootstrap the node.
+    Failed(Value),
+}
+
+async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action> {
+    let machine = to_json(&object);
+    let ns = namespace(&machine);
+    let byo_api = ctx.api(Kind::ByoMachine, ns);
+    let byo_name = machine["spec"]["infrastructureRef"]["name"]
+        .as_str()
+        .unwrap_or(name(&machine));
+    let byo_machine = objects::get(&byo_api, byo_name).await?;
+    if deleting(&machine) {
+        delete(&ctx, &machine, byo_machine.as_ref()).await?;
+        return Ok(Action::await_change());
+    }
+    objects::add_finalizer(&ctx.api(Kind::Machine, ns), &machine, MACHINE_FINALIZER).await?;
+    let bootstrap_ready = ensure_bootstrap_data(&ctx, &machine).await?;
+    let infrastructure = match &byo_machine {
+        // Created right before the Machine; no host can be claimed without it.
+        None => Infrastructure::Waiting(WAITING_FOR_CLUSTER_INFRASTRUCTURE),
+        Some(byo_machine) if deleting(byo_machine) => {
+            release(&ctx, byo_machine).await?;
+            return Ok(Action::await_change());
+        }
+        Some(byo_machine) => {
+            objects::add_finalizer(&byo_api, byo_machine, BYO_MACHINE_FINALIZER).await?;
+            let infrastructure =
+                infrastructure(&ctx, &machine, byo_machine, bootstrap_ready).await?;
+            write_byo_machine(&ctx, byo_machine, &infrastructure).await?;
+            infrastructure
+        }
+    };
+    write_machine(&ctx, &machine, bootstrap_ready, &infrastructure).await?;
+    Ok(Action::await_change())
+}
+
+/// The attached host's state, or a claim of a free host once the machine may have one.
+async fn infrastructure(
+    ctx: &Context,
+    machine: &Value,
+    byo_machine: &Value,
+    bootstrap_ready: bool,
+) -> Result<Infrastructure> {
+    if let Some(host) = claiming::attached_host(ctx, byo_machine).await? {
+        let bootstrapped = conditions::find(&host, BOOTSTRAPPED);
+        return Ok(match bootstrapped {
+            Some(c) if c["status"] == "True" => Infrastructure::Ready {
+                provider_id: provider_id(&host, byo_machine),
+                host,
+            },
+            Some(c) if c["reason"] == CLOUD_INIT_FAILED => Infrastructure::Failed(host),
+            _ => Infrastructure::Bootstrapping,
+        });
+    }
+    let ns = namespace(machine);
+    let cluster_name = machine["spec"]["clusterName"].as_str().unwrap_or_default();
+    let cluster = objects::get(&ctx.api(Kind::Cluster, ns), cluster_name).await?;
+    let Some(cluster) = cluster.filter(|c| c["status"]["infrastructureReady"] == true) else {
+        return Ok(Infrastructure::Waiting(WAITING_FOR_CLUSTER_INFRASTRUCTURE));
+    };
+    if !bootstrap_ready {
+        return Ok(Infrastructure::Waiting(WAITING_FOR_BOOTSTRAP_DATA));
+    }
+    let byo_cluster_name = cluster["spec"]["infrastructureRef"]["name"]
+        .as_str()
+        .unwrap_or(cluster_name);
+    let byo_cluster = objects::get(&ctx.api(Kind::ByoCluster, ns), byo_cluster_name).await?;
+    let by = ClaimFor {
+        machine,
+        cluster: &cluster,
+        byo_cluster: byo_cluster.as_ref(),
+    };
+    Ok(match claiming::claim(ctx, byo_machine, by).await? {
+        Some(_) => Infrastructure::Bootstrapping,
+        None => Infrastructure::Waiting(HOSTS_UNAVAILABLE),
+    })
+}
+
+/// The kubeadm bootstrap provider's output: the Secret `bootstrap.dataSecretName` names.
+/// Returns whether the bootstrap data is there.
+async fn ensure_bootstrap_data(ctx: &Context, machine: &Value) -> Result<bool> {
+    let Some(secret_name) = machine["spec"]["bootstrap"]["dataSecretName"].as_str() else {
+        return Ok(false);
+    };
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace(machine));
+    if api.get_opt(secret_name).await?.is_some() {
+        return Ok(true);
+    }
+    let cloud_config = format!(
+        "#cloud-config\n# byoh-sim: bootstrap data of Machine {}; simulated hosts do not run it\nruncmd: []\n",
+        name(machine)
+    );
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {
+            "name": secret_name, "namespace": namespace(machine),
+            "labels": {CAPI_CLUSTER_NAME_LABEL: machine["spec"]["clusterName"]},
+            "ownerReferences": [objects::controller_reference(machine)],
+        },
+        "type": "cluster.x-k8s.io/secret",
+        "stringData": {"value": cloud_config, "format": "cloud-config"},
+    }))?;
+    objects::create_if_missing(&api, &secret).await?;
+    Ok(true)
+}
+
+async fn write_byo_machine(
+    ctx: &Context,
+    byo_machine: &Value,
+    infrastructure: &Infrastructure,
+) -> Result<()> {
+    let api = ctx.api(Kind::ByoMachine, namespace(byo_machine));
+    let previous = &byo_machine["status"]["conditions"];
+    let status = match infrastructure {
+        Infrastructure::Ready { host, provider_id } => {
+            if byo_machine["spec"]["providerID"] != *provider_id {
+                let patch = json!({"spec": {"providerID": provider_id}});
+                objects::merge(&api, name(byo_machine), patch).await?;
+            }
+            json!({
+                "ready": true,
+                "hostinfo": host["status"]["hostinfo"],
+                "conditions": conditions::render(&[Condition::true_(HOST_READY)], previous),
+            })
+        }
+        Infrastructure::Waiting(reason) => json!({
+            "ready": false,
+            "conditions": conditions::render(&[Condition::false_(HOST_READY, *reason, Severity::Info)], previous),
+        }),
+        // BYOH reports nothing new until the node is there.
+        Infrastructure::Bootstrapping | Infrastructure::Failed(_) => {
+            json!({"ready": false, "conditions": []})
+        }
+    };
+    objects::apply_status(&api, Kind::ByoMachine, name(byo_machine), status).await
+}
+
+/// `byoh://<hostname>/<6 characters>`; BYOH picks the characters at random, here they come
+/// from the ByoMachine's uid so they stay the same.
+fn provider_id(host: &Value, byo_machine: &Value) -> String {
+    if let Some(set) = byo_machine["spec"]["providerID"].as_str() {
+        return set.to_string();
+    }
+    let suffix: String = byo_machine["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(6)
+        .collect();
+    format!("byoh://{}/{suffix}", name(host))
+}
+
+async fn write_machine(
+    ctx: &Context,
+    machine: &Value,
+    bootstrap_ready: bool,
+    infrastructure: &Infrastructure,
+) -> Result<()> {
+    let api = ctx.api(Kind::Machine, namespace(machine));
+    let bootstrap = if bootstrap_ready {
+        Condition::true_("BootstrapReady")
+    } else {
+        Condition::false_("BootstrapReady", "WaitingForDataSecret", Severity::Info)
+    };
+    let waiting_for_infrastructure = Condition::false_(
+        "InfrastructureReady",
+        "WaitingForInfrastructure",
+        Severity::Info,
+    );
+    let waiting_for_node = Condition::false_("NodeHealthy", "WaitingForNodeRef", Severity::Info);
+    let mut status = json!({"bootstrapReady": bootstrap_ready, "infrastructureReady": false,
+        "observedGeneration": machine["metadata"]["generation"]});
+    let (phase, ready, others) = match infrastructure {
+        Infrastructure::Ready { host, provider_id } => {
+            // Cluster API copies it from the infrastructure machine.
+            if machine["spec"]["providerID"] != *provider_id {
+                let patch = json!({"spec": {"providerID": provider_id}});
+                objects::merge(&api, name(machine), patch).await?;
+            }
+            status["infrastructureReady"] = json!(true);
+            status["nodeRef"] = json!({"apiVersion": "v1", "kind": "Node", "name": name(host)});
+            let all_true = [
+                Condition::true_("InfrastructureReady"),
+                Condition::true_("NodeHealthy"),
+            ];
+            ("Running", Condition::true_("Ready"), all_true)
+        }
+        Infrastructure::Failed(host) => {
+            let message = format!(
+                "bootstrapping the node failed on host {} (host-id {}): {}",
+                name(host),
+                host["metadata"]["labels"][HOST_ID_LABEL]
+                    .as_str()
+                    .unwrap_or("?"),
+                conditions::find(host, BOOTSTRAPPED)
+                    .and_then(|c| c["message"].as_str())
+                    .unwrap_or(CLOUD_INIT_FAILED),
+            );
+            status["failureReason"] = json!(BOOTSTRAP_FAILED);
+            status["failureMessage"] = json!(message);
+            let ready =
+                Condition::false_("Ready", BOOTSTRAP_FAILED, Severity::Error).with_message(message);
+            (
+                "Failed",
+                ready,
+                [waiting_for_infrastructure, waiting_for_node],
+            )
+        }
+        Infrastructure::Waiting(_) | Infrastructure::Bootstrapping => {
+            let phase = if bootstrap_ready {
+                "Provisioning"
+            } else {
+                "Pending"
+            };
+            let ready = if bootstrap_ready {
+                Condition::false_("Ready", "WaitingForInfrastructure", Severity::Info)
+            } else {
+                Condition::false_("Ready", "WaitingForDataSecret", Severity::Info)
+            };
+            (phase, ready, [waiting_for_infrastructure, waiting_for_node])
+        }
+    };
+    status["phase"] = json!(phase);
+    let [infrastructure_ready, node_healthy] = others;
+    status["conditions"] = conditions::render(
+        &[ready, bootstrap, infrastructure_ready, node_healthy],
+        &machine["status"]["conditions"],
+    );
+    objects::apply_status(&api, Kind::Machine, name(machine), status).await
+}
+
+/// Deletes the ByoMachine, which releases its host; the Machine goes once the ByoMachine is gone.
+async fn delete(ctx: &Context, machine: &Value, byo_machine: Option<&Value>) -> Result<()> {
+    let api = ctx.api(Kind::Machine, namespace(machine));
+    let mut status = machine["status"].clone();
+    if status["phase"] != "Deleting" {
+        status["phase"] = json!("Deleting");
+        objects::apply_status(&api, Kind::Machine, name(machine), status).await?;
+    }
+    match byo_machine {
+        Some(byo_machine) if deleting(byo_machine) => release(ctx, byo_machine).await,
+        Some(byo_machine) => {
+            let byo_api = ctx.api(Kind::ByoMachine, namespace(byo_machine));
+            objects::delete(&byo_api, name(byo_machine)).await
+        }
+        None => objects::remove_finalizer(&api, machine, MACHINE_FINALIZER).await,
+    }
+}
+
+/// A deleted ByoMachine has its host cleaned up by the host's agent, and goes once the host
+/// is free again.
+async fn release(ctx: &Context, byo_machine: &Value) -> Result<()> {
+    match claiming::attached_host(ctx, byo_machine).await? {
+        Some(host) => claiming::mark_for_cleanup(ctx, &host).await,
+        None => {
+            let api = ctx.api(Kind::ByoMachine, namespace(byo_machine));
+            objects::remove_finalizer(&api, byo_machine, BYO_MACHINE_FINALIZER).await
+        }
+    }
+}

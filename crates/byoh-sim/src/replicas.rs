@@ -1,0 +1,153 @@
+//! The machines of a KubeadmControlPlane or MachineDeployment (their owner): listing them,
+//! creating one (a ByoMachine cloned from the owner's ByoMachineTemplate, and its Machine),
+//! deleting some, and counting them for the owner's status.
+
+use lcm_core::capi::{CAPI_CLUSTER_NAME_LABEL, DELETE_MACHINE_ANNOTATION, Kind};
+use serde_json::{Map, Value, json};
+
+use crate::context::Context;
+use crate::error::{Error, Result};
+use crate::objects::{self, deleting, name, namespace};
+use crate::rollout::Replica;
+
+/// The Machines `owner` controls, in its namespace.
+pub async fn owned_machines(ctx: &Context, owner: &Value, cluster: &str) -> Result<Vec<Value>> {
+    let api = ctx.api(Kind::Machine, namespace(owner));
+    let machines = objects::list(&api, &format!("{CAPI_CLUSTER_NAME_LABEL}={cluster}")).await?;
+    Ok(machines
+        .into_iter()
+        .filter(|m| objects::owned_by(m, owner))
+        .collect())
+}
+
+/// A Machine counts as Ready once its node is there (phase Running); nodes are Ready at once
+/// in the simulation, as no CNI has to start.
+pub fn is_ready(machine: &Value) -> bool {
+    machine["status"]["phase"] == "Running" && !deleting(machine)
+}
+
+pub fn version(machine: &Value) -> &str {
+    machine["spec"]["version"].as_str().unwrap_or_default()
+}
+
+pub fn replicas(machines: &[Value]) -> Vec<Replica> {
+    machines
+        .iter()
+        .map(|m| Replica {
+            name: name(m).into(),
+            version: version(m).into(),
+            created: m["metadata"]["creationTimestamp"]
+                .as_str()
+                .unwrap_or_default()
+                .into(),
+            ready: is_ready(m),
+            deleting: deleting(m),
+            marked: !m["metadata"]["annotations"][DELETE_MACHINE_ANNOTATION].is_null(),
+        })
+        .collect()
+}
+
+/// Replica counts for an owner's status.
+pub struct Counts {
+    pub replicas: usize,
+    pub ready: usize,
+    /// At the desired version (and staying).
+    pub updated: usize,
+    /// At another version (and staying).
+    pub outdated: usize,
+}
+
+pub fn count(machines: &[Value], desired_version: &str) -> Counts {
+    let staying = || machines.iter().filter(|m| !deleting(m));
+    Counts {
+        replicas: machines.len(),
+        ready: machines.iter().filter(|m| is_ready(m)).count(),
+        updated: staying().filter(|m| version(m) == desired_version).count(),
+        outdated: staying().filter(|m| version(m) != desired_version).count(),
+    }
+}
+
+/// A machine to create for `owner`.
+pub struct NewMachine<'a> {
+    pub owner: &'a Value,
+    pub labels: Map<String, Value>,
+    /// The Machine's spec but for its bootstrap data and infrastructure reference.
+    pub spec: Value,
+    /// The owner's reference to its ByoMachineTemplate.
+    pub template: &'a Value,
+}
+
+/// Creates a ByoMachine cloned from the template, then its Machine of the same name (as Cluster
+/// API does: infrastructure first), which then owns the ByoMachine.
+pub async fn create(ctx: &Context, new: NewMachine<'_>) -> Result<String> {
+    let ns = namespace(new.owner);
+    let template_name = new.template["name"].as_str().unwrap_or_default();
+    let template_ns = new.template["namespace"].as_str().unwrap_or(ns);
+    let template = objects::get(
+        &ctx.api(Kind::ByoMachineTemplate, template_ns),
+        template_name,
+    )
+    .await?
+    .ok_or_else(|| {
+        Error::Invalid(format!(
+            "no ByoMachineTemplate {template_ns}/{template_name}"
+        ))
+    })?;
+    let mut labels = new.labels;
+    if let Some(template_labels) = template["spec"]["template"]["metadata"]["labels"].as_object() {
+        labels.extend(template_labels.clone());
+    }
+    let byo_machine = objects::create(
+        &ctx.api(Kind::ByoMachine, ns),
+        json!({
+            "apiVersion": Kind::ByoMachine.api_version(), "kind": Kind::ByoMachine.name(),
+            "metadata": {
+                "generateName": format!("{}-", name(new.owner)),
+                "namespace": ns,
+                "labels": labels,
+                "annotations": {
+                    "cluster.x-k8s.io/cloned-from-name": template_name,
+                    "cluster.x-k8s.io/cloned-from-groupkind": "ByoMachineTemplate.infrastructure.cluster.x-k8s.io",
+                },
+            },
+            "spec": template["spec"]["template"]["spec"],
+        }),
+    )
+    .await?;
+    let machine_name = name(&byo_machine).to_string();
+    let mut spec = new.spec;
+    spec["bootstrap"] = json!({"dataSecretName": machine_name});
+    spec["infrastructureRef"] = json!({
+        "apiVersion": Kind::ByoMachine.api_version(), "kind": Kind::ByoMachine.name(),
+        "name": machine_name, "namespace": ns,
+    });
+    let machine = objects::create(
+        &ctx.api(Kind::Machine, ns),
+        json!({
+            "apiVersion": Kind::Machine.api_version(), "kind": Kind::Machine.name(),
+            "metadata": {
+                "name": machine_name, "namespace": ns, "labels": labels,
+                "ownerReferences": [objects::controller_reference(new.owner)],
+            },
+            "spec": spec,
+        }),
+    )
+    .await?;
+    objects::merge(
+        &ctx.api(Kind::ByoMachine, ns),
+        &machine_name,
+        json!({"metadata": {"ownerReferences": [objects::controller_reference(&machine)]}}),
+    )
+    .await?;
+    tracing::info!(owner = name(new.owner), machine = %machine_name, version = version(&machine), "machine created");
+    Ok(machine_name)
+}
+
+pub async fn delete(ctx: &Context, namespace: &str, names: &[String]) -> Result<()> {
+    let api = ctx.api(Kind::Machine, namespace);
+    for machine in names {
+        tracing::info!(%machine, "deleting machine");
+        objects::delete(&api, machine).await?;
+    }
+    Ok(())
+}

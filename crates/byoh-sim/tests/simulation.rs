@@ -1,0 +1,463 @@
+//! The simulator against a real control plane: the objects the O2IMS operator creates become a
+//! cluster the operator's status mapping calls fulfilled; hosts are claimed, waited for,
+//! released; rollouts, scale-in, deletion, host preparation and injected faults.
+
+mod common;
+
+use std::cell::Cell;
+use std::cmp::Reverse;
+
+use common::{
+    TIMEOUT, VERSION, World, host_preparation, is_free, machine_of, names, true_conditions, view,
+};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams};
+use lcm_core::capi::{DELETE_MACHINE_ANNOTATION, Kind};
+use lcm_core::crd::ResourceProvisioningPhase;
+use lcm_core::status::provisioning::host_phase;
+use serde_json::json;
+use testcluster::wait_for;
+
+#[tokio::test]
+async fn provisions_the_operators_objects_into_a_fulfilled_cluster() -> anyhow::Result<()> {
+    let world = World::new("fulfil", 2).await?;
+    let _sim = world.start(world.config());
+    world
+        .apply_cluster(&[world.id(0)], &[world.id(1)], VERSION)
+        .await?;
+
+    let progress = world.wait_for_state("fulfilled").await?;
+    assert_eq!(progress.message, "control plane and all workers are Ready");
+
+    let cluster = world
+        .get(Kind::Cluster, &world.cluster)
+        .await?
+        .expect("Cluster");
+    assert_eq!(cluster["status"]["phase"], "Provisioned");
+    assert_eq!(
+        cluster["metadata"]["finalizers"],
+        json!(["cluster.cluster.x-k8s.io"])
+    );
+    let kcp_name = format!("{}-control-plane", world.cluster);
+    let kcp = world
+        .get(Kind::KubeadmControlPlane, &kcp_name)
+        .await?
+        .expect("KubeadmControlPlane");
+    assert_eq!(kcp["status"]["version"], VERSION);
+    assert_eq!(kcp["status"]["unavailableReplicas"], 0);
+    let workers = world
+        .get(Kind::MachineDeployment, &format!("{}-md-0", world.cluster))
+        .await?
+        .expect("MachineDeployment");
+    assert_eq!(workers["status"]["phase"], "Running");
+    assert_eq!(workers["status"]["availableReplicas"], 1);
+
+    // The workload kubeconfig, owned by the control plane.
+    let secrets: Api<Secret> = Api::namespaced(world.client.clone(), &world.namespace());
+    let kubeconfig = secrets
+        .get(&format!("{}-kubeconfig", world.cluster))
+        .await?;
+    assert_eq!(kubeconfig.type_.as_deref(), Some("cluster.x-k8s.io/secret"));
+    assert_eq!(
+        kubeconfig.metadata.labels.unwrap_or_default()["cluster.x-k8s.io/cluster-name"],
+        world.cluster
+    );
+    assert_eq!(
+        kubeconfig.metadata.owner_references.unwrap_or_default()[0].name,
+        kcp_name
+    );
+    let value = kubeconfig.data.unwrap_or_default()["value"].0.clone();
+    assert!(String::from_utf8(value)?.contains("server: https://10.10.0.100:6443"));
+
+    // Every host is claimed by its machine, bootstrapped, and the machine runs on it.
+    for n in 0..2 {
+        let host = world.host(n).await?.expect("ByoHost");
+        assert_eq!(host["status"]["hostinfo"]["osimage"], "Ubuntu 22.04.4 LTS");
+        assert_eq!(
+            host["status"]["network"][0]["ipAddrs"],
+            json!([format!("10.10.0.{}/24", n + 1)])
+        );
+        assert_eq!(
+            host_phase(Some(&view(&host)), &world.namespace(), &world.cluster),
+            ResourceProvisioningPhase::Provisioned
+        );
+        let machine_name = machine_of(&host).expect("machineRef");
+        assert_eq!(
+            host["metadata"]["labels"]["byoh.infrastructure.cluster.x-k8s.io/byomachine-name"],
+            format!("{}.{machine_name}", world.namespace())
+        );
+        assert_eq!(
+            host["spec"]["bootstrapSecret"]["name"],
+            machine_name.as_str()
+        );
+        assert_eq!(
+            host["metadata"]["annotations"]["byoh.infrastructure.cluster.x-k8s.io/endpointip"],
+            common::ENDPOINT
+        );
+        let machine = world
+            .get(Kind::Machine, &machine_name)
+            .await?
+            .expect("Machine");
+        assert_eq!(machine["status"]["phase"], "Running");
+        assert_eq!(
+            machine["status"]["nodeRef"]["name"],
+            host["metadata"]["name"]
+        );
+        assert_eq!(machine["spec"]["version"], VERSION);
+        let byo_machine = world
+            .get(Kind::ByoMachine, &machine_name)
+            .await?
+            .expect("ByoMachine");
+        let provider_id = byo_machine["spec"]["providerID"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            provider_id.starts_with(&format!("byoh://{}/", world.hosts[n].hostname)),
+            "{provider_id}"
+        );
+        assert_eq!(machine["spec"]["providerID"], provider_id);
+        assert_eq!(byo_machine["status"]["ready"], true);
+        assert_eq!(
+            byo_machine["metadata"]["ownerReferences"][0]["name"],
+            machine_name.as_str()
+        );
+    }
+    world.cleanup().await
+}
+
+#[tokio::test]
+async fn a_machine_without_a_free_host_waits_until_one_registers() -> anyhow::Result<()> {
+    let world = World::new("wait", 2).await?;
+    // Only the control-plane host is there; the worker's host is prepared later.
+    let config = byoh_sim::SimConfig {
+        register_inventory_hosts: false,
+        preregistered: [world.id(0)].into(),
+        ..world.config()
+    };
+    let _sim = world.start(config);
+    world
+        .apply_cluster(&[world.id(0)], &[world.id(1)], VERSION)
+        .await?;
+
+    let waiting = wait_for("a worker waiting for a host", TIMEOUT, || async {
+        let progress = world.progress().await?;
+        let workers = &progress.conditions[1];
+        Ok((workers.reason == "WaitingForHosts").then_some(progress))
+    })
+    .await?;
+    assert_eq!(waiting.state.as_str(), "progressing");
+    let byo_machines = world.list(Kind::ByoMachine).await?;
+    let worker = byo_machines
+        .iter()
+        .find(|m| m["metadata"]["labels"]["cluster.x-k8s.io/control-plane"].is_null())
+        .expect("the worker's ByoMachine");
+    let condition = &worker["status"]["conditions"][0];
+    assert_eq!(
+        (
+            &condition["type"],
+            &condition["status"],
+            &condition["reason"],
+            &condition["severity"]
+        ),
+        (
+            &json!("BYOHostReady"),
+            &json!("False"),
+            &json!("BYOHostsUnavailable"),
+            &json!("Info")
+        )
+    );
+
+    // The host gets prepared and registers; the waiting machine claims it.
+    for object in host_preparation(
+        &world.namespace(),
+        "hostprep-late",
+        &[&world.hosts[1]],
+        world.hosts_namespace.name(),
+    )? {
+        common::apply(&world.client, &object).await?;
+    }
+    world.wait_for_state("fulfilled").await?;
+    world.cleanup().await
+}
+
+#[tokio::test]
+async fn scale_in_removes_the_marked_machine_and_releases_its_host() -> anyhow::Result<()> {
+    let world = World::new("scalein", 3).await?;
+    let _sim = world.start(world.config());
+    world
+        .apply_cluster(&[world.id(0)], &[world.id(1), world.id(2)], VERSION)
+        .await?;
+    world.wait_for_state("fulfilled").await?;
+
+    // Mark the worker the default order (newest first) would keep.
+    let mut workers: Vec<_> = world
+        .list(Kind::Machine)
+        .await?
+        .into_iter()
+        .filter(|m| m["metadata"]["labels"]["cluster.x-k8s.io/deployment-name"].is_string())
+        .collect();
+    workers.sort_by_key(|m| {
+        (
+            Reverse(
+                m["metadata"]["creationTimestamp"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
+            m["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        )
+    });
+    let [default_victim, marked] = &names(&workers)[..] else {
+        anyhow::bail!("expected two workers, got {}", workers.len());
+    };
+    let mut removed = None;
+    for n in [1, 2] {
+        let host = world.host(n).await?.expect("ByoHost");
+        if machine_of(&host).as_deref() == Some(marked) {
+            removed = Some(n);
+        }
+    }
+    let removed = removed.expect("a host holds the marked machine");
+    let kept = 3 - removed;
+    world
+        .api(Kind::Machine)
+        .patch(
+            marked,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                json!({"metadata": {"annotations": {DELETE_MACHINE_ANNOTATION: "true"}}}),
+            ),
+        )
+        .await?;
+    world
+        .apply_cluster(&[world.id(0)], &[world.id(kept)], VERSION)
+        .await?;
+
+    world.wait_for_host(removed, "released", is_free).await?;
+    world.wait_for_state("fulfilled").await?;
+    let kept_host = world.host(kept).await?.expect("ByoHost");
+    assert_eq!(
+        machine_of(&kept_host).as_deref(),
+        Some(default_victim.as_str())
+    );
+    let machines = names(&world.list(Kind::Machine).await?);
+    assert!(!machines.contains(marked), "{machines:?}");
+    assert_eq!(machines.len(), 2);
+    world.cleanup().await
+}
+
+#[tokio::test]
+async fn an_upgrade_rolls_every_machine_to_the_new_version() -> anyhow::Result<()> {
+    const NEW: &str = "v1.27.3";
+    let world = World::new("upgrade", 4).await?;
+    let _sim = world.start(world.config());
+    let control_plane = [world.id(0), world.id(1), world.id(2)];
+    world
+        .apply_cluster(&control_plane, &[world.id(3)], VERSION)
+        .await?;
+    world.wait_for_state("fulfilled").await?;
+    let before = names(&world.list(Kind::Machine).await?);
+
+    world
+        .apply_cluster(&control_plane, &[world.id(3)], NEW)
+        .await?;
+    let most_control_plane_machines = Cell::new(0);
+    wait_for("every machine at the new version", TIMEOUT, || async {
+        let machines = world.list(Kind::Machine).await?;
+        let control_plane = machines
+            .iter()
+            .filter(|m| m["metadata"]["labels"]["cluster.x-k8s.io/control-plane"].is_string())
+            .count();
+        most_control_plane_machines.set(most_control_plane_machines.get().max(control_plane));
+        let progress = world.progress().await?;
+        let all_new = machines.iter().all(|m| m["spec"]["version"] == NEW);
+        Ok((all_new && progress.state.as_str() == "fulfilled").then_some(()))
+    })
+    .await?;
+    // maxSurge 0: a control-plane machine goes before its successor comes.
+    assert!(
+        most_control_plane_machines.get() <= 3,
+        "{most_control_plane_machines:?}"
+    );
+    let kcp = world
+        .get(
+            Kind::KubeadmControlPlane,
+            &format!("{}-control-plane", world.cluster),
+        )
+        .await?
+        .expect("KubeadmControlPlane");
+    assert_eq!(kcp["status"]["version"], NEW);
+    assert_eq!(kcp["status"]["updatedReplicas"], 3);
+    let after = names(&world.list(Kind::Machine).await?);
+    assert!(
+        after.iter().all(|m| !before.contains(m)),
+        "{before:?} -> {after:?}"
+    );
+    for n in 0..4 {
+        let host = world.host(n).await?.expect("ByoHost");
+        assert_eq!(
+            host["metadata"]["annotations"]["byoh.infrastructure.cluster.x-k8s.io/k8sversion"],
+            NEW
+        );
+    }
+    world.cleanup().await
+}
+
+#[tokio::test]
+async fn deleting_the_cluster_releases_every_host_before_the_cluster_goes() -> anyhow::Result<()> {
+    let world = World::new("delete", 2).await?;
+    let _sim = world.start(world.config());
+    world
+        .apply_cluster(&[world.id(0)], &[world.id(1)], VERSION)
+        .await?;
+    world.wait_for_state("fulfilled").await?;
+
+    world
+        .api(Kind::Cluster)
+        .delete(&world.cluster, &DeleteParams::background())
+        .await?;
+    wait_for("the Cluster to go", TIMEOUT, || async {
+        Ok(world
+            .get(Kind::Cluster, &world.cluster)
+            .await?
+            .is_none()
+            .then_some(()))
+    })
+    .await?;
+    // The Cluster goes last: its hosts are free and its machines gone by then.
+    for n in 0..2 {
+        let host = world.host(n).await?.expect("ByoHost");
+        assert!(is_free(&host), "{host}");
+    }
+    assert!(world.list(Kind::Machine).await?.is_empty());
+    assert!(world.list(Kind::ByoMachine).await?.is_empty());
+    let kcp = world
+        .get(
+            Kind::KubeadmControlPlane,
+            &format!("{}-control-plane", world.cluster),
+        )
+        .await?;
+    assert!(kcp.is_none());
+    world.cleanup().await
+}
+
+#[tokio::test]
+async fn a_host_failing_to_bootstrap_fails_its_machine() -> anyhow::Result<()> {
+    let world = World::new("bootfail", 2).await?;
+    let mut config = world.config();
+    config.faults.fail_bootstrap = [world.id(1)].into();
+    let _sim = world.start(config);
+    world
+        .apply_cluster(&[world.id(0)], &[world.id(1)], VERSION)
+        .await?;
+
+    let progress = world.wait_for_state("failed").await?;
+    let host = world.host(1).await?.expect("ByoHost");
+    let machine = machine_of(&host).expect("machineRef");
+    assert!(
+        progress
+            .message
+            .contains(&format!("Machine {machine} failed: BootstrapFailed"))
+            && progress.message.contains(&world.hosts[1].hostname),
+        "{}",
+        progress.message
+    );
+    let machine = world.get(Kind::Machine, &machine).await?.expect("Machine");
+    assert_eq!(machine["status"]["phase"], "Failed");
+    assert_eq!(
+        view(&host).bootstrap_reason.as_deref(),
+        Some("CloudInitExecutionFailed")
+    );
+    assert_eq!(
+        host_phase(Some(&view(&host)), &world.namespace(), &world.cluster),
+        ResourceProvisioningPhase::Failed
+    );
+    world.cleanup().await
+}
+
+#[tokio::test]
+async fn a_host_preparation_job_completes_and_its_hosts_register() -> anyhow::Result<()> {
+    let world = World::new("hostprep", 2).await?;
+    // The Job runs in the operator's namespace, played here by the hosts' namespace.
+    let jobs_namespace = world.hosts_namespace.name().to_string();
+    let mut config = world.config();
+    config.namespace = Some(jobs_namespace.clone());
+    config.register_inventory_hosts = false;
+    // Sorts first, so its agent was skipped by the time the other host registered.
+    config.faults.never_register = [world.id(0)].into();
+    let _sim = world.start(config);
+    for object in host_preparation(
+        &jobs_namespace,
+        "hostprep-both",
+        &[&world.hosts[0], &world.hosts[1]],
+        &jobs_namespace,
+    )? {
+        common::apply(&world.client, &object).await?;
+    }
+
+    let jobs: Api<Job> = Api::namespaced(world.client.clone(), &jobs_namespace);
+    let job = wait_for("the Job to complete", TIMEOUT, || async {
+        let job = serde_json::to_value(jobs.get("hostprep-both").await?)?;
+        Ok(true_conditions(&job)
+            .contains(&"Complete".to_string())
+            .then_some(job))
+    })
+    .await?;
+    assert_eq!(true_conditions(&job), ["SuccessCriteriaMet", "Complete"]);
+    assert_eq!(job["status"]["succeeded"], 1);
+    assert!(job["status"]["startTime"].is_string() && job["status"]["completionTime"].is_string());
+    // `active: 0` is omitted, as the Job controller writes it.
+    assert!(job["status"]["active"].as_i64().unwrap_or(0) == 0, "{job}");
+
+    let host = world
+        .wait_for_host(1, "registered and waiting for a machine", |h| {
+            view(h).bootstrap_reason.as_deref() == Some("WaitingForMachineRefToBeAssigned")
+        })
+        .await?;
+    assert_eq!(host["metadata"]["labels"]["host-id"], world.id(1));
+    assert_eq!(host["status"]["conditions"][0]["severity"], "Info");
+    assert_eq!(host["status"]["hostinfo"]["architecture"], "amd64");
+    assert_eq!(host["status"]["network"][0]["isDefault"], true);
+    // The faulty agent never registered its host.
+    assert!(world.host(0).await?.is_none());
+    world.cleanup().await
+}
+
+#[tokio::test]
+async fn a_job_preparing_a_failing_host_fails() -> anyhow::Result<()> {
+    let world = World::new("jobfail", 2).await?;
+    let jobs_namespace = world.hosts_namespace.name().to_string();
+    let mut config = world.config();
+    config.namespace = Some(jobs_namespace.clone());
+    config.register_inventory_hosts = false;
+    config.faults.fail_job_for = [world.id(1)].into();
+    let _sim = world.start(config);
+    for object in host_preparation(
+        &jobs_namespace,
+        "hostprep-fails",
+        &[&world.hosts[0], &world.hosts[1]],
+        &jobs_namespace,
+    )? {
+        common::apply(&world.client, &object).await?;
+    }
+
+    let jobs: Api<Job> = Api::namespaced(world.client.clone(), &jobs_namespace);
+    let job = wait_for("the Job to fail", TIMEOUT, || async {
+        let job = serde_json::to_value(jobs.get("hostprep-fails").await?)?;
+        Ok(true_conditions(&job)
+            .contains(&"Failed".to_string())
+            .then_some(job))
+    })
+    .await?;
+    assert_eq!(true_conditions(&job), ["FailureTarget", "Failed"]);
+    let failed = &job["status"]["conditions"][1];
+    assert_eq!(failed["reason"], "BackoffLimitExceeded");
+    assert_eq!(job["status"]["failed"], 2);
+    // A failed preparation registers nothing (hosts register right after success).
+    assert!(world.host(0).await?.is_none() && world.host(1).await?.is_none());
+    world.cleanup().await
+}
