@@ -6,7 +6,12 @@ export CARGO_TERM_COLOR ?= never
 
 TESTCLUSTER := tools/testcluster/bin/testcluster
 
-.PHONY: test lint crds check-crds static-checks testcluster cluster
+.PHONY: demo test lint crds check-crds static-checks testcluster cluster
+
+## demo: the whole chain on a local control plane with simulated hosts (KEEP=1 keeps it running)
+demo: testcluster
+	cargo build --workspace --bins
+	target/debug/lcm-demo
 
 ## test: everything that proves the product (formatting, lints, generated files, deployment files, unit and integration tests)
 test: check-crds lint static-checks testcluster

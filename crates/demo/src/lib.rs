@@ -1,0 +1,9 @@
+//! A whole local installation for the demo and the end-to-end tests: a real control plane
+//! (built from the Kubernetes sources), both operators as processes, and the infrastructure
+//! simulator playing the hosts, the host-preparation Jobs and Cluster API + BYOH.
+
+mod table;
+mod world;
+
+pub use table::{Row, render, rows};
+pub use world::{World, WorldOptions, operator_binary};

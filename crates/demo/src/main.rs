@@ -1,0 +1,126 @@
+//! `make demo`: the whole chain on a local control plane, no hardware. Starts the control
+//! plane, both operators and the infrastructure simulator, applies a FocomProvisioningRequest,
+//! and shows every cluster's progress until all are Synced (exit 0) or one fails (exit 1).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use demo::{World, WorldOptions};
+use lcm_core::crd::{FocomPhase, FocomProvisioningRequest};
+
+#[derive(Parser)]
+#[command(
+    about = "The whole O-RAN cluster lifecycle on a local control plane, with simulated hosts"
+)]
+struct Args {
+    /// The FocomProvisioningRequest to apply.
+    #[arg(long, default_value = "examples/focom-all-clusters.yaml")]
+    example: PathBuf,
+    /// The inventory.
+    #[arg(long, default_value = "input.json")]
+    inventory: PathBuf,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    timeout_seconds: u64,
+    /// Keep everything running after the clusters are Synced (also KEEP=1), until Ctrl-C.
+    #[arg(long)]
+    keep: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let keep = args.keep || std::env::var("KEEP").is_ok_and(|v| !v.is_empty() && v != "0");
+    tokio::select! {
+        result = run(&args, keep) => match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("demo failed: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("\ninterrupted: stopping the operators, the simulator and the control plane");
+            ExitCode::from(130)
+        }
+    }
+}
+
+async fn run(args: &Args, keep: bool) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let manifest = std::fs::read_to_string(&args.example)?;
+    let request: FocomProvisioningRequest = lcm_core::yaml::from_str(&manifest)?;
+    let name = request.metadata.name.clone().unwrap_or_default();
+    let namespace = request
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "focom-system".into());
+
+    println!(
+        "starting the control plane (etcd, kube-apiserver, kube-controller-manager), both operators and the simulator..."
+    );
+    let options = WorldOptions::from_inventory(&std::fs::read_to_string(&args.inventory)?)?;
+    let world = World::start(options).await?;
+    println!(
+        "ready after {:.1}s; applying {} (FocomProvisioningRequest {namespace}/{name})\n",
+        started.elapsed().as_secs_f64(),
+        args.example.display()
+    );
+    world.apply_manifest(&manifest).await?;
+
+    let client = world.client()?;
+    let api = kube::Api::<FocomProvisioningRequest>::namespaced(client.clone(), &namespace);
+    let deadline = Instant::now() + Duration::from_secs(args.timeout_seconds);
+    let mut shown = String::new();
+    let outcome = loop {
+        let table = demo::render(&demo::rows(&client, &namespace, &name).await?);
+        if table != shown {
+            println!("[{:>5.1}s]\n{table}\n", started.elapsed().as_secs_f64());
+            shown = table;
+        }
+        let status = api.get(&name).await?.status.unwrap_or_default();
+        match status.phase {
+            Some(FocomPhase::Synced) => break Ok(()),
+            Some(FocomPhase::Failed) => {
+                break Err(anyhow::anyhow!(
+                    "{name} failed: {}",
+                    status.message.unwrap_or_default()
+                ));
+            }
+            _ if Instant::now() > deadline => {
+                break Err(anyhow::anyhow!(
+                    "timed out after {}s: {}",
+                    args.timeout_seconds,
+                    status.message.unwrap_or_default()
+                ));
+            }
+            _ => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    };
+    outcome?;
+    println!(
+        "all clusters Synced in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    if keep {
+        let kubeconfig = world.cluster.kubeconfig_path().display().to_string();
+        println!("\neverything keeps running; Ctrl-C stops it.\n");
+        println!("  export KUBECONFIG={kubeconfig}");
+        println!("  kubectl get fpr -A; kubectl get provreq");
+        println!("  kubectl get clusters,kubeadmcontrolplanes,machinedeployments,machines -A");
+        println!("  kubectl get byohosts -n byoh-hosts -L host-id,cluster.x-k8s.io/cluster-name");
+        println!(
+            "  kubectl -n cluster-core get secret core-kubeconfig -o jsonpath='{{.data.value}}' | base64 -d"
+        );
+        println!(
+            "  operator logs: {} and {}",
+            world.o2ims.log.display(),
+            world.focom.log.display()
+        );
+        std::future::pending::<()>().await;
+    }
+    Ok(())
+}

@@ -1,0 +1,202 @@
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use kube::Client;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use lcm_core::inventory::Inventory;
+use serde_json::{Value, json};
+use testcluster::{OperatorProcess, TestCluster};
+
+pub const FOCOM_NAMESPACE: &str = "focom-system";
+pub const O2IMS_NAMESPACE: &str = "o2ims-system";
+const FIELD_MANAGER: &str = "lcm-demo";
+
+/// How the world is set up.
+#[derive(Clone, Debug)]
+pub struct WorldOptions {
+    /// The inventory (`input.json`'s content).
+    pub inventory: String,
+    pub simulator: byoh_sim::SimConfig,
+    /// Extra flags of the O2IMS operator (e.g. short timeouts).
+    pub o2ims_args: Vec<String>,
+}
+
+impl WorldOptions {
+    /// The shipped inventory and a simulator that prepares hosts only when a Job asks for it.
+    pub fn from_inventory(text: &str) -> anyhow::Result<Self> {
+        let inventory = Inventory::parse("input.json", text)?;
+        let simulator = byoh_sim::SimConfig {
+            hosts: byoh_sim::SimHost::from_inventory(&inventory),
+            job_delay: Duration::from_secs(1),
+            bootstrap_delay: Duration::from_secs(2),
+            ..Default::default()
+        };
+        Ok(Self {
+            inventory: text.to_string(),
+            simulator,
+            o2ims_args: Vec::new(),
+        })
+    }
+}
+
+/// A running installation; dropping it stops everything.
+pub struct World {
+    pub cluster: TestCluster,
+    pub o2ims: OperatorProcess,
+    pub focom: OperatorProcess,
+    _simulator: byoh_sim::Handle,
+    options: WorldOptions,
+}
+
+/// The repository's root (this crate is `crates/demo`).
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// An operator binary built next to the running executable (`cargo build --workspace --bins`).
+pub fn operator_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let candidates = exe
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .map(|dir| dir.join(name))
+        .collect::<Vec<_>>();
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .with_context(|| format!("{name} is not built: run `cargo build --workspace --bins` first"))
+}
+
+impl World {
+    pub async fn start(options: WorldOptions) -> anyhow::Result<Self> {
+        let cluster = TestCluster::start_new().await?;
+        let client = cluster.admin_client()?;
+        for namespace in [
+            FOCOM_NAMESPACE,
+            O2IMS_NAMESPACE,
+            &options.simulator.byoh_namespace,
+        ] {
+            apply(
+                &client,
+                &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+            )
+            .await?;
+        }
+        apply(
+            &client,
+            &json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "lcm-inventory", "namespace": FOCOM_NAMESPACE},
+            "data": {"input.json": options.inventory}}),
+        )
+        .await?;
+        // The simulated clusters run no CNI; this stand-in only lets the ClusterResourceSet be complete.
+        apply(&client, &json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "calico-manifest", "namespace": O2IMS_NAMESPACE},
+            "data": {"calico.yaml": "# stand-in for the Calico manifest: the simulated clusters do not run it\n"}}))
+        .await?;
+        for example in ["examples/ocloud.yaml", "examples/template-info.yaml"] {
+            let text = std::fs::read_to_string(repo().join(example))?;
+            let documents: Vec<Value> = lcm_core::yaml::from_multi_str(&text)?;
+            // Only the local OCloud: the remote one of the example has no Secret here.
+            for document in documents
+                .iter()
+                .filter(|d| d["spec"]["o2imsSecret"].is_null())
+            {
+                apply(&client, document).await?;
+            }
+        }
+        let kubeconfig = cluster.kubeconfig_path().to_path_buf();
+        let o2ims_args: Vec<&str> = options.o2ims_args.iter().map(String::as_str).collect();
+        let o2ims = OperatorProcess::start(
+            &operator_binary("o2ims-operator")?.to_string_lossy(),
+            &kubeconfig,
+            O2IMS_NAMESPACE,
+            &o2ims_args,
+        )
+        .await?;
+        let focom = OperatorProcess::start(
+            &operator_binary("focom-operator")?.to_string_lossy(),
+            &kubeconfig,
+            FOCOM_NAMESPACE,
+            &[],
+        )
+        .await?;
+        let simulator = byoh_sim::spawn(client, options.simulator.clone());
+        Ok(Self {
+            cluster,
+            o2ims,
+            focom,
+            _simulator: simulator,
+            options,
+        })
+    }
+
+    /// Kills the O2IMS operator (as a crash would) and starts a new one.
+    pub async fn restart_o2ims(&mut self) -> anyhow::Result<()> {
+        self.o2ims.kill().await?;
+        let args: Vec<&str> = self.options.o2ims_args.iter().map(String::as_str).collect();
+        let binary = operator_binary("o2ims-operator")?;
+        self.o2ims = OperatorProcess::start(
+            &binary.to_string_lossy(),
+            self.cluster.kubeconfig_path(),
+            O2IMS_NAMESPACE,
+            &args,
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub fn client(&self) -> anyhow::Result<Client> {
+        self.cluster.admin_client()
+    }
+
+    pub fn options(&self) -> &WorldOptions {
+        &self.options
+    }
+
+    /// Applies a manifest (one or more YAML documents), in `focom-system` when it names no namespace.
+    pub async fn apply_manifest(&self, text: &str) -> anyhow::Result<()> {
+        let client = self.client()?;
+        for mut document in lcm_core::yaml::from_multi_str::<Value>(text)? {
+            if document["metadata"]["namespace"].is_null()
+                && document["kind"] == "FocomProvisioningRequest"
+            {
+                document["metadata"]["namespace"] = json!(FOCOM_NAMESPACE);
+            }
+            apply(&client, &document).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Server-side apply of one object (plural = lower-case kind + "s", or "templateinfoes").
+pub async fn apply(client: &Client, object: &Value) -> anyhow::Result<()> {
+    let api_version = object["apiVersion"].as_str().context("apiVersion")?;
+    let kind = object["kind"].as_str().context("kind")?;
+    let name = object["metadata"]["name"]
+        .as_str()
+        .context("metadata.name")?;
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let plural = if kind == "TemplateInfo" {
+        "templateinfoes".to_string()
+    } else {
+        format!("{}s", kind.to_lowercase())
+    };
+    let resource =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), &plural);
+    let api: Api<DynamicObject> = match object["metadata"]["namespace"].as_str() {
+        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(object),
+    )
+    .await
+    .with_context(|| format!("applying {kind} {name}"))?;
+    Ok(())
+}

@@ -1,0 +1,395 @@
+//! End to end: a real control plane, both operators as processes, and the infrastructure
+//! simulator. Each test has its own world.
+
+use std::time::Duration;
+
+use demo::{World, WorldOptions};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use lcm_core::capi::Kind;
+use lcm_core::crd::{FocomPhase, FocomProvisioningRequest, ProvisioningRequest};
+use serde_json::{Value, json};
+
+const TIMEOUT: Duration = Duration::from_secs(90);
+const NS: &str = "focom-system";
+
+fn shipped() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../input.json"))
+        .expect("input.json")
+}
+
+async fn wait_phase(
+    client: &Client,
+    name: &str,
+    phase: FocomPhase,
+) -> anyhow::Result<FocomProvisioningRequest> {
+    let api = Api::<FocomProvisioningRequest>::namespaced(client.clone(), NS);
+    let found = testcluster::wait_for(&format!("{name} to be {phase}"), TIMEOUT, || async {
+        Ok(api
+            .get_opt(name)
+            .await?
+            .filter(|r| r.status.as_ref().and_then(|s| s.phase) == Some(phase)))
+    })
+    .await;
+    match found {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            let last = api
+                .get_opt(name)
+                .await?
+                .and_then(|r| r.status)
+                .map(|s| format!("{:?}: {:?}", s.phase, s.message));
+            Err(e.context(format!("last seen: {last:?}")))
+        }
+    }
+}
+
+fn message(request: &FocomProvisioningRequest) -> String {
+    request
+        .status
+        .as_ref()
+        .and_then(|s| s.message.clone())
+        .unwrap_or_default()
+}
+
+fn request(name: &str, spec: Value) -> String {
+    json!({"apiVersion": "focom.nephio.org/v1alpha1", "kind": "FocomProvisioningRequest",
+        "metadata": {"name": name, "namespace": NS}, "spec": spec})
+    .to_string()
+}
+
+async fn list(client: &Client, kind: Kind) -> anyhow::Result<Vec<DynamicObject>> {
+    Ok(
+        Api::<DynamicObject>::all_with(client.clone(), &kind.api_resource())
+            .list(&ListParams::default())
+            .await?
+            .items,
+    )
+}
+
+/// Host ids claimed by `cluster`, sorted.
+async fn hosts_of(client: &Client, cluster: &str) -> anyhow::Result<Vec<String>> {
+    let mut ids: Vec<String> = list(client, Kind::ByoHost)
+        .await?
+        .iter()
+        .filter(|h| {
+            h.labels()
+                .get(lcm_core::capi::CAPI_CLUSTER_NAME_LABEL)
+                .map(String::as_str)
+                == Some(cluster)
+        })
+        .filter_map(|h| h.labels().get(lcm_core::HOST_ID_LABEL).cloned())
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+/// Every host is back in the pool and nothing of any cluster is left.
+async fn assert_all_released(client: &Client) -> anyhow::Result<()> {
+    testcluster::wait_for(
+        "every host to be free and every object gone",
+        TIMEOUT,
+        || async {
+            let claimed = list(client, Kind::ByoHost)
+                .await?
+                .iter()
+                .filter(|h| {
+                    h.labels()
+                        .contains_key(lcm_core::capi::CAPI_CLUSTER_NAME_LABEL)
+                })
+                .count();
+            let clusters =
+                list(client, Kind::Cluster).await?.len() + list(client, Kind::Machine).await?.len();
+            let requests = Api::<ProvisioningRequest>::all(client.clone())
+                .list(&ListParams::default())
+                .await?
+                .items
+                .len();
+            let namespaces = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+                .list(&ListParams::default())
+                .await?
+                .items
+                .iter()
+                .filter(|n| n.name_any().starts_with("cluster-"))
+                .count();
+            Ok((claimed + clusters + requests + namespaces == 0).then_some(()))
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn every_selection_mode_reaches_synced_and_deletion_returns_the_hosts() -> anyhow::Result<()>
+{
+    let world = World::start(WorldOptions::from_inventory(&shipped())?).await?;
+    let client = world.client()?;
+
+    world
+        .apply_manifest(&std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/focom-all-clusters.yaml"
+        ))?)
+        .await?;
+    wait_phase(&client, "all-clusters", FocomPhase::Synced).await?;
+    assert_eq!(hosts_of(&client, "core").await?, ["host-1", "host-2"]);
+    assert_eq!(hosts_of(&client, "edge").await?, ["host-3", "host-4"]);
+    // Delete through the operation.
+    let api = Api::<FocomProvisioningRequest>::namespaced(client.clone(), NS);
+    api.patch(
+        "all-clusters",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"operation": "delete"}})),
+    )
+    .await?;
+    wait_phase(&client, "all-clusters", FocomPhase::Deleted).await?;
+    assert_all_released(&client).await?;
+    api.delete("all-clusters", &DeleteParams::default()).await?;
+
+    // By name, then deleting the request itself.
+    world
+        .apply_manifest(&request("by-name", json!({"clusterNames": ["edge"]})))
+        .await?;
+    wait_phase(&client, "by-name", FocomPhase::Synced).await?;
+    assert_eq!(hosts_of(&client, "edge").await?, ["host-3", "host-4"]);
+    api.delete("by-name", &DeleteParams::default()).await?;
+    assert_all_released(&client).await?;
+
+    // A Nephio-style request describing its cluster in full.
+    let parameters = json!({
+        "clusterName": "lab", "kubernetesVersion": "v1.26.6", "controlPlaneEndpoint": {"host": "172.20.10.120"},
+        "hosts": {"controlPlane": ["host-2"], "workers": ["host-1"]}, "hostPreparation": "auto",
+        "hostAccess": [{"id": "host-2", "hostname": "edge-node-2", "address": "172.20.10.12", "sshUser": "ubuntu"},
+                       {"id": "host-1", "hostname": "edge-node-1", "address": "172.20.10.11", "sshUser": "ubuntu"}],
+    });
+    world
+        .apply_manifest(&request("lab", json!({"templateParameters": parameters})))
+        .await?;
+    wait_phase(&client, "lab", FocomPhase::Synced).await?;
+    assert_eq!(hosts_of(&client, "lab").await?, ["host-1", "host-2"]);
+    api.delete("lab", &DeleteParams::default()).await?;
+    assert_all_released(&client).await
+}
+
+#[tokio::test]
+async fn failed_host_preparation_and_hosts_that_never_register_fail_with_their_cause()
+-> anyhow::Result<()> {
+    let mut options = WorldOptions::from_inventory(&shipped())?;
+    options
+        .simulator
+        .faults
+        .fail_job_for
+        .insert("host-1".into());
+    options
+        .simulator
+        .faults
+        .never_register
+        .insert("host-4".into());
+    options.o2ims_args = vec!["--host-preparation-timeout-seconds".into(), "6".into()];
+    let world = World::start(options).await?;
+    let client = world.client()?;
+    world
+        .apply_manifest(&request("faulty", json!({"allClusters": true})))
+        .await?;
+    let failed = testcluster::wait_for("both clusters to fail", TIMEOUT, || async {
+        let fpr = Api::<FocomProvisioningRequest>::namespaced(client.clone(), NS)
+            .get_opt("faulty")
+            .await?;
+        Ok(fpr.filter(|r| message(r).contains("core:") && message(r).contains("edge:")))
+    })
+    .await?;
+    let text = message(&failed);
+    assert_eq!(
+        failed.status.as_ref().and_then(|s| s.phase),
+        Some(FocomPhase::Failed),
+        "{text}"
+    );
+    assert!(
+        text.contains("preparing host-1, host-2 failed: BackoffLimitExceeded"),
+        "the Job's reason: {text}"
+    );
+    assert!(
+        text.contains("HostsPrepared is still False after") && text.contains("host-4"),
+        "the timeout and the host: {text}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_machine_that_fails_to_bootstrap_fails_its_cluster() -> anyhow::Result<()> {
+    let mut options = WorldOptions::from_inventory(&shipped())?;
+    options
+        .simulator
+        .faults
+        .fail_bootstrap
+        .insert("host-2".into());
+    let world = World::start(options).await?;
+    let client = world.client()?;
+    world
+        .apply_manifest(&request("boot", json!({"clusterNames": ["core"]})))
+        .await?;
+    let failed = wait_phase(&client, "boot", FocomPhase::Failed).await?;
+    let text = message(&failed);
+    assert!(
+        text.contains("core: Machine") && text.contains("failed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("host-2") || text.contains("edge-node-2"),
+        "the host is named: {text}"
+    );
+    Ok(())
+}
+
+fn with_spare_hosts(text: &str) -> anyhow::Result<Value> {
+    let mut inventory: Value = serde_json::from_str(text)?;
+    let hosts = inventory["hosts"].as_array_mut().expect("hosts");
+    for i in 5..=7 {
+        hosts.push(json!({"id": format!("host-{i}"), "hostname": format!("edge-node-{i}"), "address": format!("172.20.10.{}", 10 + i)}));
+    }
+    Ok(inventory)
+}
+
+#[tokio::test]
+async fn operation_scale_moves_workers_out_and_in() -> anyhow::Result<()> {
+    let inventory = with_spare_hosts(&shipped())?;
+    let world = World::start(WorldOptions::from_inventory(&inventory.to_string())?).await?;
+    let client = world.client()?;
+    world
+        .apply_manifest(&request("grow", json!({"clusterNames": ["core"]})))
+        .await?;
+    wait_phase(&client, "grow", FocomPhase::Synced).await?;
+
+    for (workers, expected) in [
+        (
+            json!(["host-2", "host-5"]),
+            vec!["host-1", "host-2", "host-5"],
+        ),
+        (json!(["host-5"]), vec!["host-1", "host-5"]),
+    ] {
+        let mut edited = inventory.clone();
+        edited["clusters"][0]["workerHosts"] = workers;
+        world.apply_manifest(&json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "lcm-inventory", "namespace": NS}, "data": {"input.json": edited.to_string()}}).to_string()).await?;
+        world
+            .apply_manifest(&request(
+                "grow",
+                json!({"clusterNames": ["core"], "operation": "scale"}),
+            ))
+            .await?;
+        testcluster::wait_for("core to run on the new hosts", TIMEOUT, || async {
+            let hosts = hosts_of(&client, "core").await?;
+            let synced = Api::<FocomProvisioningRequest>::namespaced(client.clone(), NS)
+                .get("grow")
+                .await?
+                .status
+                .and_then(|s| s.phase)
+                == Some(FocomPhase::Synced);
+            Ok((synced && hosts == expected).then_some(()))
+        })
+        .await?;
+    }
+    let host2: Vec<_> = list(&client, Kind::ByoHost)
+        .await?
+        .into_iter()
+        .filter(|h| h.name_any() == "edge-node-2")
+        .collect();
+    assert!(
+        !host2[0]
+            .labels()
+            .contains_key(lcm_core::capi::CAPI_CLUSTER_NAME_LABEL),
+        "the removed host is released"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_upgrade_rolls_through_every_machine() -> anyhow::Result<()> {
+    let mut inventory = with_spare_hosts(&shipped())?;
+    inventory["clusters"] = json!([{"name": "ha", "controlPlaneEndpoint": "172.20.10.130",
+        "controlPlaneHosts": ["host-1", "host-2", "host-3"], "workerHosts": ["host-4"]}]);
+    let world = World::start(WorldOptions::from_inventory(&inventory.to_string())?).await?;
+    let client = world.client()?;
+    world
+        .apply_manifest(&request("ha", json!({"allClusters": true})))
+        .await?;
+    let synced = wait_phase(&client, "ha", FocomPhase::Synced).await?;
+    let pr = synced
+        .status
+        .and_then(|s| s.remote_name)
+        .expect("one ProvisioningRequest");
+    let prs = Api::<ProvisioningRequest>::all(client.clone());
+    prs.patch(
+        &pr,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"templateParameters": {"kubernetesVersion": "v1.27.3"}}})),
+    )
+    .await?;
+    testcluster::wait_for(
+        "every machine to run v1.27.3 and the request to be fulfilled again",
+        TIMEOUT,
+        || async {
+            let machines = list(&client, Kind::Machine).await?;
+            let upgraded = machines.len() == 4
+                && machines
+                    .iter()
+                    .all(|m| m.data["spec"]["version"] == "v1.27.3");
+            let state = prs
+                .get(&pr)
+                .await?
+                .status
+                .and_then(|s| s.provisioning_status)
+                .map(|s| s.provisioning_state);
+            Ok(
+                (upgraded && state == Some(lcm_core::crd::ProvisioningState::Fulfilled))
+                    .then_some(()),
+            )
+        },
+    )
+    .await?;
+    assert_eq!(
+        hosts_of(&client, "ha").await?,
+        ["host-1", "host-2", "host-3", "host-4"],
+        "no spare host was needed"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_operator_killed_mid_provisioning_finishes_without_duplicates() -> anyhow::Result<()> {
+    let mut world = World::start(WorldOptions::from_inventory(&shipped())?).await?;
+    let client = world.client()?;
+    world
+        .apply_manifest(&request("crash", json!({"allClusters": true})))
+        .await?;
+    testcluster::wait_for("the first Cluster to exist", TIMEOUT, || async {
+        Ok((!list(&client, Kind::Cluster).await?.is_empty()).then_some(()))
+    })
+    .await?;
+    world.restart_o2ims().await?;
+    wait_phase(&client, "crash", FocomPhase::Synced).await?;
+    for kind in [
+        Kind::Cluster,
+        Kind::KubeadmControlPlane,
+        Kind::MachineDeployment,
+    ] {
+        assert_eq!(
+            list(&client, kind).await?.len(),
+            2,
+            "{kind:?}: one per cluster"
+        );
+    }
+    assert_eq!(
+        list(&client, Kind::Machine).await?.len(),
+        4,
+        "one machine per host"
+    );
+    assert_eq!(
+        Api::<ProvisioningRequest>::all(client.clone())
+            .list(&ListParams::default())
+            .await?
+            .items
+            .len(),
+        2
+    );
+    Ok(())
+}
