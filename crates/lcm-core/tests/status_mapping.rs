@@ -37,6 +37,7 @@ fn provisioned() -> Observed {
             ready_replicas: 2,
             updated_replicas: 2,
             phase: Some("Running".into()),
+            stale: false,
         }),
         machines: vec![],
         byo_machines: vec![],
@@ -128,6 +129,18 @@ fn provisioning_state_table() {
             },
             ProvisioningState::Progressing,
             "1 machine(s) wait for a free host",
+        ),
+        (
+            "workers' status predates their new spec",
+            |o| o.workers.as_mut().expect("md").stale = true,
+            ProvisioningState::Progressing,
+            "workers: waiting for Cluster API to act on the new spec",
+        ),
+        (
+            "control plane's status predates its new spec",
+            |o| o.control_plane.as_mut().expect("cp").stale = true,
+            ProvisioningState::Progressing,
+            "control plane: waiting for Cluster API to act on the new spec",
         ),
         (
             "Cluster failure",
@@ -271,6 +284,10 @@ fn capi_objects_parse_into_views() {
     assert!(cluster.deleting && cluster.infrastructure_ready && !cluster.ready);
     let md = WorkersView::from_object(&json!({"spec": {"replicas": 0}}));
     assert_eq!((md.desired_replicas, md.ready_replicas), (0, 0));
+    let stale = json!({"metadata": {"generation": 3}, "spec": {"replicas": 1}, "status": {"observedGeneration": 2}});
+    assert!(WorkersView::from_object(&stale).stale);
+    let current = json!({"metadata": {"generation": 3}, "spec": {"replicas": 1}, "status": {"observedGeneration": 3}});
+    assert!(!WorkersView::from_object(&current).stale);
 }
 
 fn row(name: &str, state: Option<ProvisioningState>, message: &str) -> ClusterState {

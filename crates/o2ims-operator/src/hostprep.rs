@@ -24,6 +24,14 @@ pub enum JobOutcome {
     Failed(String),
 }
 
+/// Annotation on a host-preparation Job listing the hosts it prepares.
+pub const HOSTS_ANNOTATION: &str = "o2ims.provisioning.oran.org/hosts";
+
+/// The hosts a host-preparation Job prepares.
+pub fn prepared_hosts(job: &Value) -> Vec<&str> {
+    job["metadata"]["annotations"][HOSTS_ANNOTATION].as_str().map(|h| h.split(',').collect()).unwrap_or_default()
+}
+
 /// Where the Job mounts what it needs.
 const INVENTORY_DIR: &str = "/etc/lcm/inventory";
 const PLAYBOOK_DIR: &str = "/etc/lcm/playbook";
@@ -63,6 +71,7 @@ pub fn build(
         "name": job_name,
         "namespace": config.namespace(),
         "labels": {PROVISIONING_REQUEST_LABEL: request_name, "app.kubernetes.io/managed-by": MANAGED_BY},
+        "annotations": {HOSTS_ANNOTATION: hosts.join(",")},
         "ownerReferences": [owner],
     });
     let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata,

@@ -272,13 +272,23 @@ async fn prepare_hosts(
         );
         return Ok(Desired::false_(HOSTS_PREPARED, "WaitingForHosts", message));
     }
-    let owner = children::owner_reference(request, true);
-    let preparation = hostprep::build(&ctx.config, &request.name_any(), &owner, params, &missing);
-    children::apply_owned(ctx, request, preparation.objects).await?;
-    let job = format!("{}/{}", ctx.config.namespace(), preparation.job_name);
-    let outcome = observe::job(&ctx.client, ctx.config.namespace(), &preparation.job_name)
-        .await?
-        .map(|j| hostprep::outcome(&j));
+    // A Job already preparing (or having prepared) these hosts is followed, not repeated: hosts
+    // register one by one, and the missing set shrinks while that Job's hosts come up.
+    let jobs = observe::jobs(&ctx.client, ctx.config.namespace(), &request.name_any()).await?;
+    let covering = jobs
+        .iter()
+        .filter(|job| missing.iter().all(|h| hostprep::prepared_hosts(job).contains(&h.as_str())))
+        .max_by_key(|job| job["metadata"]["creationTimestamp"].as_str().map(String::from));
+    let (job_name, outcome) = match covering {
+        Some(job) => (job["metadata"]["name"].as_str().unwrap_or_default().to_string(), Some(hostprep::outcome(job))),
+        None => {
+            let owner = children::owner_reference(request, true);
+            let preparation = hostprep::build(&ctx.config, &request.name_any(), &owner, params, &missing);
+            children::apply_owned(ctx, request, preparation.objects).await?;
+            (preparation.job_name, None)
+        }
+    };
+    let job = format!("{}/{job_name}", ctx.config.namespace());
     Ok(match outcome {
         Some(JobOutcome::Failed(reason)) => Desired::false_(
             HOSTS_PREPARED,

@@ -116,6 +116,16 @@ pub struct ControlPlaneView {
     pub ready: bool,
     pub version: Option<String>,
     pub failure: Failure,
+    /// The status describes an older spec (`status.observedGeneration < metadata.generation`).
+    pub stale: bool,
+}
+
+/// Whether a controller has not yet reported on the object's current spec.
+fn stale(object: &Value) -> bool {
+    match (object["metadata"]["generation"].as_i64(), object["status"]["observedGeneration"].as_i64()) {
+        (Some(generation), Some(observed)) => observed < generation,
+        _ => false,
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -148,6 +158,7 @@ impl ControlPlaneView {
             ready: fields.ready,
             version: fields.version,
             failure: fields.failure,
+            stale: stale(object),
         }
     }
 }
@@ -162,6 +173,8 @@ pub struct WorkersView {
     pub ready_replicas: i64,
     pub updated_replicas: i64,
     pub phase: Option<String>,
+    /// The status describes an older spec.
+    pub stale: bool,
 }
 
 impl WorkersView {
@@ -176,6 +189,7 @@ impl WorkersView {
             ready_replicas: replicas(&status["readyReplicas"]),
             updated_replicas: replicas(&status["updatedReplicas"]),
             phase: status["phase"].as_str().map(String::from),
+            stale: stale(object),
         }
     }
 }

@@ -139,7 +139,8 @@ fn control_plane_condition(observed: &Observed) -> Desired {
     );
     let waiting_hosts = hosts_wanted(observed, true);
     let at_version = cp.version.as_deref() == Some(cp.desired_version.as_str());
-    if cp.initialized
+    if !cp.stale
+        && cp.initialized
         && cp.ready
         && at_version
         && cp.ready_replicas == cp.desired_replicas
@@ -151,6 +152,8 @@ fn control_plane_condition(observed: &Observed) -> Desired {
             "Ready",
             format!("{counts} at {}", cp.desired_version),
         )
+    } else if cp.stale {
+        Desired::false_(CONTROL_PLANE_READY, "Updating", "control plane: waiting for Cluster API to act on the new spec")
     } else if waiting_hosts > 0 {
         Desired::false_(
             CONTROL_PLANE_READY,
@@ -194,11 +197,14 @@ fn workers_condition(observed: &Observed) -> Desired {
         md.ready_replicas, md.desired_replicas
     );
     let waiting_hosts = hosts_wanted(observed, false);
-    if md.ready_replicas == md.desired_replicas
+    if !md.stale
+        && md.ready_replicas == md.desired_replicas
         && md.updated_replicas == md.desired_replicas
         && md.replicas == md.desired_replicas
     {
         Desired::true_(WORKERS_READY, "Ready", counts)
+    } else if md.stale {
+        Desired::false_(WORKERS_READY, "Updating", "workers: waiting for Cluster API to act on the new spec")
     } else if waiting_hosts > 0 {
         Desired::false_(
             WORKERS_READY,
