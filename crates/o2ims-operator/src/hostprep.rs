@@ -29,7 +29,10 @@ pub const HOSTS_ANNOTATION: &str = "o2ims.provisioning.oran.org/hosts";
 
 /// The hosts a host-preparation Job prepares.
 pub fn prepared_hosts(job: &Value) -> Vec<&str> {
-    job["metadata"]["annotations"][HOSTS_ANNOTATION].as_str().map(|h| h.split(',').collect()).unwrap_or_default()
+    job["metadata"]["annotations"][HOSTS_ANNOTATION]
+        .as_str()
+        .map(|h| h.split(',').collect())
+        .unwrap_or_default()
 }
 
 /// Where the Job mounts what it needs.

@@ -129,7 +129,11 @@ pub async fn machine_on_host(client: &Client, host: &Value) -> Result<Option<(St
 /// The host-preparation Jobs of a request, in the operator's namespace.
 pub async fn jobs(client: &Client, namespace: &str, request_name: &str) -> Result<Vec<Value>> {
     let api: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), namespace);
-    let selector = ListParams::default().labels(&format!("{PROVISIONING_REQUEST_LABEL}={request_name}"));
+    let selector =
+        ListParams::default().labels(&format!("{PROVISIONING_REQUEST_LABEL}={request_name}"));
     let jobs = api.list(&selector).await?.items;
-    Ok(jobs.into_iter().map(|job| serde_json::to_value(job).unwrap_or_default()).collect())
+    Ok(jobs
+        .into_iter()
+        .map(|job| serde_json::to_value(job).unwrap_or_default())
+        .collect())
 }

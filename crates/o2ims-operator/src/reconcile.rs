@@ -277,13 +277,28 @@ async fn prepare_hosts(
     let jobs = observe::jobs(&ctx.client, ctx.config.namespace(), &request.name_any()).await?;
     let covering = jobs
         .iter()
-        .filter(|job| missing.iter().all(|h| hostprep::prepared_hosts(job).contains(&h.as_str())))
-        .max_by_key(|job| job["metadata"]["creationTimestamp"].as_str().map(String::from));
+        .filter(|job| {
+            missing
+                .iter()
+                .all(|h| hostprep::prepared_hosts(job).contains(&h.as_str()))
+        })
+        .max_by_key(|job| {
+            job["metadata"]["creationTimestamp"]
+                .as_str()
+                .map(String::from)
+        });
     let (job_name, outcome) = match covering {
-        Some(job) => (job["metadata"]["name"].as_str().unwrap_or_default().to_string(), Some(hostprep::outcome(job))),
+        Some(job) => (
+            job["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            Some(hostprep::outcome(job)),
+        ),
         None => {
             let owner = children::owner_reference(request, true);
-            let preparation = hostprep::build(&ctx.config, &request.name_any(), &owner, params, &missing);
+            let preparation =
+                hostprep::build(&ctx.config, &request.name_any(), &owner, params, &missing);
             children::apply_owned(ctx, request, preparation.objects).await?;
             (preparation.job_name, None)
         }

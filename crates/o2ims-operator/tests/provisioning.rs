@@ -437,11 +437,23 @@ async fn host_preparation_runs_a_job_for_exactly_the_missing_hosts() -> anyhow::
 
     // One host registers while the Job runs: the same Job is followed, no second one is made.
     s.register(&client, &[2]).await?;
-    wait_request(&client, &s.request, "the remaining host to be awaited", |r| {
-        condition(r, "HostsPrepared").is_some_and(|c| c.2.ends_with(&format!("is preparing {}", s.host(3))))
-    })
+    wait_request(
+        &client,
+        &s.request,
+        "the remaining host to be awaited",
+        |r| {
+            condition(r, "HostsPrepared")
+                .is_some_and(|c| c.2.ends_with(&format!("is preparing {}", s.host(3))))
+        },
+    )
     .await?;
-    assert_eq!(jobs.list(&ListParams::default().labels(&selector)).await?.items.len(), 1);
+    assert_eq!(
+        jobs.list(&ListParams::default().labels(&selector))
+            .await?
+            .items
+            .len(),
+        1
+    );
 
     // The Job fails the way the Job controller reports it.
     let failed = json!({"status": {

@@ -122,7 +122,10 @@ pub struct ControlPlaneView {
 
 /// Whether a controller has not yet reported on the object's current spec.
 fn stale(object: &Value) -> bool {
-    match (object["metadata"]["generation"].as_i64(), object["status"]["observedGeneration"].as_i64()) {
+    match (
+        object["metadata"]["generation"].as_i64(),
+        object["status"]["observedGeneration"].as_i64(),
+    ) {
         (Some(generation), Some(observed)) => observed < generation,
         _ => false,
     }

@@ -153,7 +153,11 @@ fn control_plane_condition(observed: &Observed) -> Desired {
             format!("{counts} at {}", cp.desired_version),
         )
     } else if cp.stale {
-        Desired::false_(CONTROL_PLANE_READY, "Updating", "control plane: waiting for Cluster API to act on the new spec")
+        Desired::false_(
+            CONTROL_PLANE_READY,
+            "Updating",
+            "control plane: waiting for Cluster API to act on the new spec",
+        )
     } else if waiting_hosts > 0 {
         Desired::false_(
             CONTROL_PLANE_READY,
@@ -204,7 +208,11 @@ fn workers_condition(observed: &Observed) -> Desired {
     {
         Desired::true_(WORKERS_READY, "Ready", counts)
     } else if md.stale {
-        Desired::false_(WORKERS_READY, "Updating", "workers: waiting for Cluster API to act on the new spec")
+        Desired::false_(
+            WORKERS_READY,
+            "Updating",
+            "workers: waiting for Cluster API to act on the new spec",
+        )
     } else if waiting_hosts > 0 {
         Desired::false_(
             WORKERS_READY,
