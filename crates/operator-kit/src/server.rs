@@ -36,7 +36,9 @@ where
     K::DynamicType: Eq + std::hash::Hash + Clone,
 {
     loop {
-        match tokio::time::timeout(std::time::Duration::from_secs(1), store.wait_until_ready()).await {
+        match tokio::time::timeout(std::time::Duration::from_secs(1), store.wait_until_ready())
+            .await
+        {
             Ok(Ok(())) => {
                 tracing::info!("caches synced: ready");
                 readiness.set(true);
