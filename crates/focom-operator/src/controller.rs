@@ -16,9 +16,7 @@ use kube::{Client, ResourceExt};
 
 use lcm_core::FOCOM_REQUEST_LABEL;
 use lcm_core::crd::{FocomProvisioningRequest, OCloud, ProvisioningRequest, TemplateInfo};
-use operator_kit::metrics::Metrics;
-use operator_kit::server::{self, Readiness};
-use operator_kit::{leader, telemetry};
+use operator_kit::server;
 
 use crate::config::Config;
 use crate::context::Context;
@@ -29,45 +27,8 @@ use crate::reconcile::reconcile;
 const NAME: &str = "focom-operator";
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    telemetry::init(config.runtime.log_format);
-    let client = Client::try_default().await?;
-    let metrics = Metrics::new("focom");
-    let readiness = Readiness::default();
-    let address = server::serve(
-        config.runtime.metrics_addr,
-        metrics.clone(),
-        readiness.clone(),
-    )
-    .await?;
-    tracing::info!(%address, "serving /metrics, /healthz and /readyz");
-
-    let identity = config
-        .runtime
-        .pod_name
-        .clone()
-        .unwrap_or_else(|| format!("{NAME}-{}", std::process::id()));
-    let leadership = if config.runtime.leader_elect {
-        readiness.set(true); // a standby is healthy and Ready
-        let lease = config
-            .runtime
-            .lease_name
-            .clone()
-            .unwrap_or_else(|| NAME.to_string());
-        tracing::info!(%identity, %lease, "waiting to become leader");
-        let held = leader::acquire(
-            client.clone(),
-            &config.runtime.pod_namespace,
-            &lease,
-            &identity,
-        )
-        .await?;
-        tracing::info!(%identity, "became leader");
-        Some(held)
-    } else {
-        None
-    };
-    metrics.leader.set(1);
-
+    let runtime = operator_kit::runtime::start(NAME, "focom", &config.runtime).await?;
+    let client = runtime.client.clone();
     let requests: Api<FocomProvisioningRequest> = Api::all(client.clone());
     let controller = Controller::new(requests, watcher::Config::default());
     let store = controller.store();
@@ -79,34 +40,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             client.clone(),
             Reporter {
                 controller: NAME.into(),
-                instance: Some(identity),
+                instance: Some(runtime.identity.clone()),
             },
         ),
         client,
-        metrics: metrics.clone(),
+        metrics: runtime.metrics.clone(),
         config,
         requests: store.clone(),
         remotes: tokio::sync::Mutex::new(HashMap::new()),
         triggers,
         creation: tokio::sync::Mutex::new(()),
     });
-    tokio::spawn(server::ready_when_synced(store, readiness));
-
-    let (stop, stopped) = tokio::sync::oneshot::channel::<&'static str>();
-    let supervisor = tokio::spawn(async move {
-        let mut leadership = leadership;
-        let why = tokio::select! {
-            _ = shutdown_signal() => "shutdown signal",
-            _ = lost(&mut leadership) => "lost the Lease",
-        };
-        let _ = stop.send(why);
-        leadership
-    });
-    let (reason_tx, reason_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(server::ready_when_synced(store, runtime.readiness.clone()));
+    let (stop_signal, stopping) = runtime.stop_signal();
     controller
-        .graceful_shutdown_on(async move {
-            let _ = reason_tx.send(stopped.await.unwrap_or("supervisor gone"));
-        })
+        .graceful_shutdown_on(stop_signal)
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(e) = result {
@@ -114,35 +62,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             }
         })
         .await;
-    metrics.leader.set(0);
-    let why = reason_rx.await.unwrap_or("controller ended");
-    tracing::info!(reason = why, "stopped");
-    if let Ok(Some(leadership)) = supervisor.await {
-        leadership.release().await;
-    }
-    if why == "lost the Lease" {
-        anyhow::bail!("lost the Lease: another replica acts now");
-    }
-    Ok(())
-}
-
-async fn lost(leadership: &mut Option<leader::Leadership>) {
-    match leadership {
-        Some(held) => held.lost().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn shutdown_signal() {
-    let mut terminate =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => return std::future::pending().await,
-        };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = terminate.recv() => {},
-    }
+    stopping.finish().await
 }
 
 fn error_policy(

@@ -51,24 +51,10 @@ async fn set_finalizer(
     request: &FocomProvisioningRequest,
     present: bool,
 ) -> Result<()> {
-    let mut finalizers: Vec<String> = request
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FINALIZER)
-        .cloned()
-        .collect();
-    if present {
-        finalizers.push(FINALIZER.to_string());
-    }
-    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": request.resource_version()}});
-    api(ctx, request)
-        .patch(
-            &request.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await?;
-    Ok(())
+    Ok(
+        operator_kit::runtime::set_finalizer(&api(ctx, request), request, FINALIZER, present)
+            .await?,
+    )
 }
 
 fn api(ctx: &Context, request: &FocomProvisioningRequest) -> Api<FocomProvisioningRequest> {

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::ResourceExt;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use lcm_core::capi;
 use lcm_core::capi::observe::ByoHostView;
@@ -48,26 +48,9 @@ pub async fn reconcile(request: Arc<ProvisioningRequest>, ctx: Arc<Context>) -> 
     provision(&request, &ctx).await
 }
 
-/// Adds or removes the finalizer, guarded by the resourceVersion it was read at.
 async fn set_finalizer(ctx: &Context, request: &ProvisioningRequest, present: bool) -> Result<()> {
-    let mut finalizers: Vec<String> = request
-        .finalizers()
-        .iter()
-        .filter(|f| *f != FINALIZER)
-        .cloned()
-        .collect();
-    if present {
-        finalizers.push(FINALIZER.to_string());
-    }
-    let patch = json!({"metadata": {"finalizers": finalizers, "resourceVersion": request.resource_version()}});
     let api: Api<ProvisioningRequest> = Api::all(ctx.client.clone());
-    api.patch(
-        &request.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await?;
-    Ok(())
+    Ok(operator_kit::runtime::set_finalizer(&api, request, FINALIZER, present).await?)
 }
 
 /// Which parameters to build from, and how the request's spec was judged.

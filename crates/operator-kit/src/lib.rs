@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod leader;
 pub mod metrics;
+pub mod runtime;
 pub mod server;
 pub mod telemetry;
 
