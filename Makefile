@@ -6,12 +6,17 @@ export CARGO_TERM_COLOR ?= never
 
 TESTCLUSTER := tools/testcluster/bin/testcluster
 
-.PHONY: demo test lint crds check-crds static-checks testcluster cluster
+.PHONY: bench demo test lint crds check-crds static-checks testcluster cluster
 
 ## demo: the whole chain on a local control plane with simulated hosts (KEEP=1 keeps it running)
 demo: testcluster
 	cargo build --workspace --bins
 	target/debug/lcm-demo
+
+## bench: provisioning time of 1 cluster vs 8 at once, on the real control plane with simulated hosts
+bench: testcluster
+	cargo build --release -p o2ims-operator -p focom-operator -p demo --bins
+	target/release/lcm-bench --clusters 8
 
 ## test: everything that proves the product (formatting, lints, generated files, deployment files, unit and integration tests)
 test: check-crds lint static-checks testcluster
