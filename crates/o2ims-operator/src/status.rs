@@ -133,33 +133,70 @@ pub async fn write(
         &Patch::Apply(&patch),
     )
     .await?;
-    let old_state = request
-        .status
-        .as_ref()
-        .and_then(|s| s.provisioning_status.as_ref())
-        .map(|s| s.provisioning_state);
-    if old_state != Some(report.state) {
-        publish(ctx, request, report).await;
+    for event in events(request.status.as_ref(), &status) {
+        if let Err(e) = ctx.recorder.publish(&event, &request.object_ref(&())).await {
+            tracing::warn!(error = %e, "publishing an Event failed");
+        }
     }
     Ok(status)
 }
 
-async fn publish(ctx: &Context, request: &ProvisioningRequest, report: &Report) {
-    let warning = report.state == ProvisioningState::Failed;
-    let event = Event {
+/// The Events a status change deserves: one per stage whose condition flipped to True or
+/// False (a stage reached or failed), and one for a new state.
+fn events(old: Option<&ProvisioningRequestStatus>, new: &ProvisioningRequestStatus) -> Vec<Event> {
+    let old_conditions = old.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let event = |warning: bool, reason: String, note: &str| Event {
         type_: if warning {
             EventType::Warning
         } else {
             EventType::Normal
         },
-        reason: capitalize(report.state.as_str()),
-        note: Some(truncate(&report.message, 1000)),
+        reason,
+        note: Some(truncate(note, 1000)),
         action: "Provision".into(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &request.object_ref(&())).await {
-        tracing::warn!(error = %e, "publishing an Event failed");
+    let mut events: Vec<Event> = new
+        .conditions
+        .iter()
+        .filter(|c| c.status != conditions::UNKNOWN)
+        .filter(|c| conditions::find(old_conditions, &c.type_).is_none_or(|o| o.status != c.status))
+        .map(|c| {
+            event(
+                c.status == conditions::FALSE && is_failure(&c.reason),
+                format!("{}{}", c.type_, c.status),
+                &c.message,
+            )
+        })
+        .collect();
+    let state = |s: &ProvisioningRequestStatus| {
+        s.provisioning_status
+            .as_ref()
+            .map(|p| (p.provisioning_state, p.provisioning_message.clone()))
+    };
+    if let Some((new_state, message)) = state(new)
+        && old.and_then(state).map(|(s, _)| s) != Some(new_state)
+    {
+        events.push(event(
+            new_state == ProvisioningState::Failed,
+            capitalize(new_state.as_str()),
+            &message,
+        ));
     }
+    events
+}
+
+/// Condition reasons that mean something went wrong (rather than "not yet").
+fn is_failure(reason: &str) -> bool {
+    matches!(
+        reason,
+        "InvalidParameters"
+            | "HostConflict"
+            | "ChangeRefused"
+            | "HostPreparationFailed"
+            | "Failed"
+            | "TimedOut"
+    )
 }
 
 fn capitalize(s: &str) -> String {
@@ -264,6 +301,60 @@ mod tests {
             pr.status,
             Some(again),
             "a later identical reconcile must not write"
+        );
+    }
+
+    #[test]
+    fn events_mark_every_stage_and_state_change() {
+        let t0 = time("2026-01-01T00:00:00Z");
+        let progressing = Report::new(
+            ProvisioningState::Progressing,
+            "waiting",
+            vec![
+                Desired::true_(VALIDATED, "Valid", "ok"),
+                Desired::false_(CONTROL_PLANE_READY, "Initializing", "waiting"),
+            ],
+        );
+        let first = next_status(&request(), &progressing, &t0);
+        let reasons = |events: Vec<Event>| {
+            events
+                .into_iter()
+                .map(|e| (e.reason, e.type_))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            reasons(events(None, &first)),
+            [
+                (
+                    "ProvisioningRequestValidatedTrue".to_string(),
+                    EventType::Normal
+                ),
+                ("ControlPlaneReadyFalse".to_string(), EventType::Normal),
+                ("Progressing".to_string(), EventType::Normal),
+            ]
+        );
+        let mut pr = request();
+        pr.status = Some(first.clone());
+        assert!(
+            events(Some(&first), &next_status(&pr, &progressing, &t0)).is_empty(),
+            "nothing changed, no Event"
+        );
+        let failed = Report::new(
+            ProvisioningState::Failed,
+            "timed out",
+            vec![Desired::false_(
+                CLUSTER_PROVISIONED,
+                "TimedOut",
+                "timed out",
+            )],
+        );
+        let later = next_status(&pr, &failed, &t0);
+        assert_eq!(
+            reasons(events(Some(&first), &later)),
+            [
+                ("ClusterProvisionedFalse".to_string(), EventType::Warning),
+                ("Failed".to_string(), EventType::Warning)
+            ]
         );
     }
 
