@@ -6,7 +6,7 @@ export CARGO_TERM_COLOR ?= never
 
 TESTCLUSTER := tools/testcluster/bin/testcluster
 
-.PHONY: bench demo test lint crds check-crds static-checks testcluster cluster
+.PHONY: ansible-inventory bench demo test lint crds check-crds static-checks testcluster cluster
 
 ## demo: the whole chain on a local control plane with simulated hosts (KEEP=1 keeps it running)
 demo: testcluster
@@ -39,6 +39,11 @@ check-crds:
 ## static-checks: shellcheck, hadolint, ansible-playbook --syntax-check, ansible-lint, mgmt.sh --dry-run
 static-checks:
 	tests/static-checks.sh
+
+## ansible-inventory: the Ansible inventory of input.json's hosts (CLUSTERS="core edge" to select) into hosts.yaml
+ansible-inventory:
+	cargo run -q -p lcm-core --example ansible_inventory -- input.json $(CLUSTERS) > hosts.yaml
+	@echo "wrote hosts.yaml"
 
 ## testcluster: build the real control plane (etcd, kube-apiserver, kube-controller-manager) once
 testcluster:
