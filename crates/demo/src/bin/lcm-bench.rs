@@ -11,7 +11,9 @@ use lcm_core::crd::{FocomPhase, FocomProvisioningRequest};
 use serde_json::json;
 
 #[derive(Parser)]
-#[command(about = "Provisioning time of 1 cluster vs N clusters at once (real control plane, simulated hosts)")]
+#[command(
+    about = "Provisioning time of 1 cluster vs N clusters at once (real control plane, simulated hosts)"
+)]
 struct Args {
     /// Clusters provisioned together in the second round.
     #[arg(long, default_value_t = 8)]
@@ -35,11 +37,15 @@ async fn provision(world: &World, name: &str, clusters: Vec<String>) -> anyhow::
         "metadata": {"name": name, "namespace": "focom-system"}, "spec": {"clusterNames": clusters}});
     world.apply_manifest(&request.to_string()).await?;
     let api = Api::<FocomProvisioningRequest>::namespaced(world.client()?, "focom-system");
-    testcluster::wait_for(&format!("{name} to be Synced"), Duration::from_secs(600), || async {
-        let phase = api.get(name).await?.status.and_then(|s| s.phase);
-        anyhow::ensure!(phase != Some(FocomPhase::Failed), "{name} failed");
-        Ok((phase == Some(FocomPhase::Synced)).then_some(()))
-    })
+    testcluster::wait_for(
+        &format!("{name} to be Synced"),
+        Duration::from_secs(600),
+        || async {
+            let phase = api.get(name).await?.status.and_then(|s| s.phase);
+            anyhow::ensure!(phase != Some(FocomPhase::Failed), "{name} failed");
+            Ok((phase == Some(FocomPhase::Synced)).then_some(()))
+        },
+    )
     .await?;
     Ok(started.elapsed())
 }
@@ -60,7 +66,16 @@ async fn main() -> anyhow::Result<()> {
     let n = args.clusters as f64;
     println!("1 cluster:   {:>7.2}s", one.as_secs_f64());
     println!("{} clusters: {:>7.2}s", args.clusters, many.as_secs_f64());
-    println!("time ratio ({} / 1):        {:.2}", args.clusters, many.as_secs_f64() / one.as_secs_f64());
-    println!("throughput ratio ({} / 1):  {:.2}  (clusters per second, {} at once vs one)", args.clusters, n * one.as_secs_f64() / many.as_secs_f64(), args.clusters);
+    println!(
+        "time ratio ({} / 1):        {:.2}",
+        args.clusters,
+        many.as_secs_f64() / one.as_secs_f64()
+    );
+    println!(
+        "throughput ratio ({} / 1):  {:.2}  (clusters per second, {} at once vs one)",
+        args.clusters,
+        n * one.as_secs_f64() / many.as_secs_f64(),
+        args.clusters
+    );
     Ok(())
 }
