@@ -24,7 +24,6 @@ RELEASE=oran-lcm
 RELEASE_NAMESPACE=oran-lcm-system
 OPERATOR_NAMESPACE=o2ims-system
 BYOH_NAMESPACE=byoh-hosts
-PLAYBOOK_CONFIGMAP=o2ims-host-preparation-playbook
 CALICO_VERSION=""
 CALICO_CONFIGMAP=calico-manifest
 SSH_KEY=""
@@ -42,9 +41,8 @@ Sets up the management cluster, idempotently, in this order:
   3. EXP_CLUSTER_RESOURCE_SET=true clusterctl init with Cluster API $CAPI_VERSION (core, kubeadm
      bootstrap and control plane) and BYOH $BYOH_VERSION, for the providers not installed yet
   4. the Helm chart deploy/helm/oran-lcm as release '$RELEASE' in '$RELEASE_NAMESPACE', with the
-     inventory (--set-file inventory.json=INVENTORY)
+     inventory (--set-file inventory.json=INVENTORY); the chart also holds the host-preparation playbook
   5. the namespaces '$OPERATOR_NAMESPACE' and '$BYOH_NAMESPACE' (ByoHosts), and in '$OPERATOR_NAMESPACE'
-     the ConfigMap '$PLAYBOOK_CONFIGMAP' with ansible/ (keys: paths with / written as __),
      the ConfigMap '$CALICO_CONFIGMAP' (with --calico-version) and the Secret '$SSH_KEY_SECRET' (with --ssh-key)
   6. waits until every Deployment of the cluster is available
 
@@ -312,16 +310,6 @@ apply_rendered() {
 step "creating the namespaces $OPERATOR_NAMESPACE and $BYOH_NAMESPACE"
 ensure_namespace "$OPERATOR_NAMESPACE"
 ensure_namespace "$BYOH_NAMESPACE"
-
-step "storing the host-preparation playbook in ConfigMap $PLAYBOOK_CONFIGMAP"
-playbook_args=()
-while IFS= read -r -d '' file; do
-  relative=${file#"$ROOT/ansible/"}
-  playbook_args+=("--from-file=${relative//\//__}=$file")
-done < <(find "$ROOT/ansible" -type f -print0 | sort -z)
-((${#playbook_args[@]} > 0)) || die "no files under $ROOT/ansible"
-apply_rendered playbook.yaml kubectl create configmap "$PLAYBOOK_CONFIGMAP" \
-  --namespace "$OPERATOR_NAMESPACE" "${playbook_args[@]}"
 
 if [[ -n $CALICO_VERSION ]]; then
   step "storing Calico $CALICO_VERSION in ConfigMap $CALICO_CONFIGMAP"
