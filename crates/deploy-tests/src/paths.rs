@@ -1,0 +1,79 @@
+//! Where things are, and running the tools.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// The repository root, two levels above this crate.
+pub fn repo_root() -> PathBuf {
+    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .ancestors()
+        .nth(2)
+        .map(PathBuf::from)
+        .unwrap_or(manifest_dir)
+}
+
+pub fn chart_dir() -> PathBuf {
+    repo_root().join("deploy/helm/oran-lcm")
+}
+
+/// Helm: `$HELM`, the one `deploy/install-tools.sh` builds into `.cache/bin`, or the `PATH`'s.
+pub fn helm() -> anyhow::Result<PathBuf> {
+    if let Some(helm) = std::env::var_os("HELM") {
+        return Ok(PathBuf::from(helm));
+    }
+    let pinned = repo_root().join(".cache/bin/helm");
+    if pinned.is_file() {
+        return Ok(pinned);
+    }
+    let on_path = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join("helm"))
+        .find(|path| path.is_file());
+    on_path.context(
+        "helm is not installed: run deploy/install-tools.sh (it builds helm into .cache/bin \
+         through the Go module proxy), or set HELM",
+    )
+}
+
+/// An operator binary of this workspace, next to the test binary's directory (`target/<profile>`).
+pub fn operator_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/<test binary>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test binary directory")?;
+    let binary = dir.join(name);
+    if !binary.is_file() {
+        bail!(
+            "{} does not exist: build the operators first with `cargo build -p o2ims-operator -p \
+             focom-operator` (or `cargo build --workspace`)",
+            binary.display()
+        );
+    }
+    Ok(binary)
+}
+
+/// Runs `program args` in the repository root; its stdout, or an error with its stderr.
+pub fn run(program: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let output = Command::new(program)
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .with_context(|| format!("running {}", program.display()))?;
+    if !output.status.success() {
+        bail!(
+            "`{} {}` failed ({}):\n{}{}",
+            program.display(),
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8(output.stdout)?)
+}

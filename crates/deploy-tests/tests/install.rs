@@ -1,0 +1,622 @@
+//! The install against the real control plane (RBAC enforced, the CRDs installed): Helm installs
+//! the chart, every rendered object is accepted with strict field validation, and both operators
+//! do their whole job with nothing but the chart's ServiceAccounts and RBAC.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail, ensure};
+use deploy_tests::capi::{self, HOSTS_NAMESPACE};
+use deploy_tests::{
+    api_for, apply, helm_template, kustomize, operator_binary, run, write_kubeconfig,
+};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use lcm_core::PROVISIONING_REQUEST_LABEL;
+use lcm_core::capi::{DELETE_MACHINE_ANNOTATION, Kind};
+use lcm_core::crd::{FocomProvisioningRequest, ProvisioningRequest, ProvisioningState};
+use serde_json::{Value, json};
+use testcluster::{OperatorProcess, TestCluster, wait_for};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Both tests install the chart's cluster-scoped RBAC, whose names are fixed: one at a time.
+static CLUSTER_SCOPED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The release as mgmt.sh installs it.
+const RELEASE: &str = "oran-lcm";
+const RELEASE_NAMESPACE: &str = "oran-lcm-system";
+
+/// mgmt.sh's `helm upgrade --install` (without `--wait`: no kubelet runs Pods here) installs the
+/// chart; every rendered object passes a server-side dry run with strict field validation;
+/// `helm uninstall` removes the release and keeps its namespaces; the dev overlay's objects pass
+/// the dry run too.
+#[tokio::test]
+async fn helm_installs_the_chart_and_every_object_passes_strict_validation() -> anyhow::Result<()> {
+    let _alone = CLUSTER_SCOPED.lock().await;
+    let cluster = TestCluster::shared().await?;
+    let client = cluster.admin_client()?;
+    let namespaces = Api::<Namespace>::all(client.clone());
+    let created = ["focom-system", "o2ims-system", RELEASE_NAMESPACE];
+    for name in created {
+        ensure!(
+            namespaces.get_opt(name).await?.is_none(),
+            "namespace {name} exists: this test needs a cluster without an install"
+        );
+    }
+    let kubeconfig = cluster.kubeconfig_path().to_str().context("kubeconfig")?;
+    let helm = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--kubeconfig", kubeconfig, "--namespace", RELEASE_NAMESPACE]);
+        run(&deploy_tests::helm()?, &all)
+    };
+    let chart_dir = deploy_tests::chart_dir();
+    let chart_dir = chart_dir.to_str().context("chart path")?;
+    let result = async {
+        let inventory = "inventory.json=input.json";
+        helm(&[
+            "upgrade",
+            "--install",
+            RELEASE,
+            chart_dir,
+            "--create-namespace",
+            "--set-file",
+            inventory,
+        ])?;
+        for (namespace, name) in [
+            ("focom-system", "focom-operator"),
+            ("o2ims-system", "o2ims-operator"),
+        ] {
+            Api::<Deployment>::namespaced(client.clone(), namespace)
+                .get(name)
+                .await?;
+        }
+
+        let chart = helm_template(&["--set-file", inventory])?;
+        for object in &chart {
+            apply(&client, object, true).await?;
+        }
+        // A misplaced field is refused, so the dry runs can fail.
+        let mut wrong = deploy_tests::named(&chart, "Deployment", "o2ims-operator")?.clone();
+        wrong["spec"]["template"]["spec"]["containers"][0]["livenessProbes"] = json!({});
+        let refused = apply(&client, &wrong, true)
+            .await
+            .err()
+            .context("a misplaced field was accepted")?;
+        ensure!(
+            format!("{refused:#}").contains(".livenessProbes: field not declared in schema"),
+            "{refused:#}"
+        );
+
+        helm(&["uninstall", RELEASE])?;
+        let deployments = Api::<Deployment>::namespaced(client.clone(), "o2ims-system");
+        wait_for(
+            "helm uninstall to remove the Deployments",
+            TIMEOUT,
+            || async {
+                Ok(deployments
+                    .get_opt("o2ims-operator")
+                    .await?
+                    .is_none()
+                    .then_some(()))
+            },
+        )
+        .await?;
+        for name in ["focom-system", "o2ims-system"] {
+            let namespace = namespaces.get(name).await?;
+            ensure!(
+                namespace.metadata.deletion_timestamp.is_none(),
+                "namespace {name} is being deleted"
+            );
+        }
+        // The dev overlay into the namespaces kept (its Recreate strategy cannot be applied
+        // server-side over a live RollingUpdate Deployment: the API server keeps the defaulted
+        // rollingUpdate).
+        for object in kustomize("overlays/dev")? {
+            apply(&client, &object, true).await?;
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    let _ = helm(&["uninstall", RELEASE, "--ignore-not-found"]);
+    for name in created {
+        ignore_missing(namespaces.delete(name, &DeleteParams::default()).await)?;
+    }
+    result
+}
+
+/// The inventory of the end-to-end test: one cluster, a control-plane host and a worker.
+const INVENTORY: &str = r#"{
+  "defaults": {"kubernetesVersion": "v1.26.6", "cni": "calico", "hostPreparation": "auto"},
+  "hosts": [
+    {"id": "lp-h1", "hostname": "lp-node1", "address": "192.0.2.11"},
+    {"id": "lp-h2", "hostname": "lp-node2", "address": "192.0.2.12"}
+  ],
+  "clusters": [
+    {"name": "lp", "controlPlaneEndpoint": "192.0.2.100", "controlPlaneHosts": ["lp-h1"], "workerHosts": ["lp-h2"]}
+  ]
+}"#;
+const CLUSTER: &str = "lp";
+const CLUSTER_NAMESPACE: &str = "cluster-lp";
+const REQUEST: &str = "lp";
+
+/// What the end-to-end test made that `clean_up` removes.
+struct Install {
+    focom: String,
+    o2ims: String,
+    dir: PathBuf,
+    /// Cluster-scoped objects and those outside the test namespaces, applied from the chart.
+    shared: Vec<Value>,
+}
+
+/// With only the chart's RBAC: the inventory ConfigMap, a FocomProvisioningRequest choosing a
+/// cluster on an OCloud reached through a kubeconfig Secret, FOCOM's ProvisioningRequest,
+/// O2IMS's host-preparation Job, then its Cluster API objects; Cluster API status driven to
+/// Ready until the request is Synced; a scale-in through FOCOM (the removed worker's Machine
+/// marked for deletion); then deletion of it all. Neither operator logs a refusal, and what the
+/// chart does not grant is refused.
+#[tokio::test]
+async fn operators_run_end_to_end_with_only_the_charts_rbac() -> anyhow::Result<()> {
+    let _alone = CLUSTER_SCOPED.lock().await;
+    let binaries = [
+        operator_binary("focom-operator")?,
+        operator_binary("o2ims-operator")?,
+    ];
+    let cluster = TestCluster::shared().await?;
+    let admin = cluster.admin_client()?;
+    let mut install = Install {
+        focom: cluster.namespace("lcm-focom").await?.name().to_string(),
+        o2ims: cluster.namespace("lcm-o2ims").await?.name().to_string(),
+        dir: std::env::temp_dir().join(format!("deploy-tests-{}", std::process::id())),
+        shared: Vec::new(),
+    };
+    let result = run_end_to_end(cluster, &admin, &mut install, &binaries).await;
+    let cleaned = clean_up(&admin, &install).await;
+    result.and(cleaned)
+}
+
+async fn run_end_to_end(
+    cluster: &TestCluster,
+    admin: &Client,
+    install: &mut Install,
+    binaries: &[PathBuf; 2],
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&install.dir)?;
+    let inventory = install.dir.join("input.json");
+    std::fs::write(&inventory, INVENTORY)?;
+    let (focom, o2ims) = (install.focom.clone(), install.o2ims.clone());
+    let objects = helm_template(&[
+        "--set",
+        &format!("createNamespaces=false,focom.namespace={focom},o2ims.namespace={o2ims}"),
+        "--set-file",
+        &format!("inventory.json={}", inventory.display()),
+    ])?;
+    // The chart's ServiceAccounts, RBAC, inventory, playbook and TemplateInfo, for real; the
+    // operators run here as processes instead of its Deployments.
+    for object in &objects {
+        let kind = object["kind"].as_str().unwrap_or_default();
+        if !matches!(
+            kind,
+            "ServiceAccount"
+                | "ClusterRole"
+                | "ClusterRoleBinding"
+                | "Role"
+                | "RoleBinding"
+                | "ConfigMap"
+                | "TemplateInfo"
+        ) {
+            continue;
+        }
+        let namespace = object["metadata"]["namespace"].as_str();
+        if namespace != Some(focom.as_str()) && namespace != Some(o2ims.as_str()) {
+            install.shared.push(object.clone());
+        }
+        apply(admin, object, false).await?;
+    }
+
+    // What exists before the operators start: a registered control-plane host (the worker is
+    // left to host preparation), the Calico manifest, and an OCloud whose kubeconfig Secret
+    // reaches this cluster as the FOCOM ServiceAccount.
+    capi::ensure_hosts_namespace(admin).await?;
+    capi::register_host(admin, "lp-node1", "lp-h1").await?;
+    let calico = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "calico-manifest", "namespace": o2ims}, "data": {"calico.yaml": "# Calico\n"}});
+    apply(admin, &calico, false).await?;
+    let kubeconfigs = [
+        install.dir.join("focom.kubeconfig"),
+        install.dir.join("o2ims.kubeconfig"),
+    ];
+    write_kubeconfig(cluster, &focom, "focom-operator", &kubeconfigs[0]).await?;
+    write_kubeconfig(cluster, &o2ims, "o2ims-operator", &kubeconfigs[1]).await?;
+    let secret = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "o-cloud-kubeconfig", "namespace": focom},
+        "stringData": {"kubeconfig": std::fs::read_to_string(&kubeconfigs[0])?}});
+    apply(admin, &secret, false).await?;
+    let ocloud = json!({"apiVersion": "focom.nephio.org/v1alpha1", "kind": "OCloud",
+        "metadata": {"name": "o-cloud", "namespace": focom},
+        "spec": {"o2imsSecret": {"secretRef": {"name": "o-cloud-kubeconfig", "namespace": focom}}}});
+    apply(admin, &ocloud, false).await?;
+
+    let operators = [
+        start(&binaries[0], &kubeconfigs[0], &focom, "focom-operator-0").await?,
+        start(&binaries[1], &kubeconfigs[1], &o2ims, "o2ims-operator-0").await?,
+    ];
+    let flow = provision_and_delete(admin, &focom, &o2ims, &operators).await;
+    let flow =
+        flow.with_context(|| format!("{}\n{}", operators[0].log_tail(), operators[1].log_tail()));
+    for operator in &operators {
+        operator.terminate().await?;
+    }
+    flow?;
+    for operator in &operators {
+        no_refusals(operator)?;
+    }
+    refuses_what_the_chart_does_not_grant(cluster, &focom, &o2ims).await?;
+    for operator in &operators {
+        std::fs::remove_file(&operator.log)?; // kept when the test fails
+    }
+    Ok(())
+}
+
+async fn start(
+    binary: &Path,
+    kubeconfig: &Path,
+    namespace: &str,
+    pod: &str,
+) -> anyhow::Result<OperatorProcess> {
+    let binary = binary.to_str().context("binary path")?;
+    OperatorProcess::start(
+        binary,
+        kubeconfig,
+        namespace,
+        &["--leader-elect", "--pod-name", pod],
+    )
+    .await
+}
+
+async fn provision_and_delete(
+    admin: &Client,
+    focom: &str,
+    o2ims: &str,
+    operators: &[OperatorProcess; 2],
+) -> anyhow::Result<()> {
+    for (operator, namespace, lease) in [
+        (&operators[0], focom, "focom-operator"),
+        (&operators[1], o2ims, "o2ims-operator"),
+    ] {
+        let leases = Api::<Lease>::namespaced(admin.clone(), namespace);
+        let identity = format!("{lease}-0");
+        wait_for(&format!("{lease} to hold its Lease"), TIMEOUT, || async {
+            let holder = leases
+                .get_opt(lease)
+                .await?
+                .and_then(|l| l.spec?.holder_identity);
+            Ok((holder.as_deref() == Some(identity.as_str())).then_some(()))
+        })
+        .await
+        .with_context(|| operator.log_tail())?;
+    }
+
+    let request = json!({"apiVersion": "focom.nephio.org/v1alpha1", "kind": "FocomProvisioningRequest",
+        "metadata": {"name": REQUEST, "namespace": focom},
+        "spec": {"oCloudId": "o-cloud", "name": "least privilege", "templateName": "byoh-workload-cluster",
+                 "templateVersion": "v1", "clusterNames": [CLUSTER]}});
+    apply(admin, &request, false).await?;
+    let pr_name = lcm_core::focom::request_name(focom, REQUEST, CLUSTER);
+    let of_request =
+        ListParams::default().labels(&format!("{PROVISIONING_REQUEST_LABEL}={pr_name}"));
+    let jobs = Api::<Job>::namespaced(admin.clone(), o2ims);
+    wait_for(
+        "FOCOM's ProvisioningRequest, and O2IMS's Job preparing the worker",
+        TIMEOUT,
+        || async { Ok(jobs.list(&of_request).await?.items.into_iter().next()) },
+    )
+    .await?;
+    capi::register_host(admin, "lp-node2", "lp-h2").await?;
+    wait_for("the Cluster API objects", TIMEOUT, || async {
+        let all = exists(admin, Kind::Cluster, CLUSTER).await?
+            && exists(admin, Kind::MachineDeployment, "lp-md-0").await?
+            && exists(admin, Kind::ClusterResourceSet, "lp-calico").await?;
+        Ok(all.then_some(()))
+    })
+    .await?;
+    let calico = Api::<ConfigMap>::namespaced(admin.clone(), CLUSTER_NAMESPACE)
+        .get_opt("lp-calico")
+        .await?;
+    ensure!(
+        calico.is_some(),
+        "the Calico manifest was not applied into {CLUSTER_NAMESPACE}"
+    );
+
+    capi::machine_on_host(admin, CLUSTER_NAMESPACE, CLUSTER, "lp-m1", "lp-node1", true).await?;
+    capi::machine_on_host(
+        admin,
+        CLUSTER_NAMESPACE,
+        CLUSTER,
+        "lp-m2",
+        "lp-node2",
+        false,
+    )
+    .await?;
+    capi::all_ready(admin, CLUSTER_NAMESPACE, CLUSTER, 1, 1, "v1.26.6").await?;
+    let requests = Api::<FocomProvisioningRequest>::namespaced(admin.clone(), focom);
+    let provisioning = Api::<ProvisioningRequest>::all(admin.clone());
+    synced(&requests, &provisioning, &pr_name).await?;
+    events_published(admin, focom, &pr_name).await?;
+
+    // Scale-in through FOCOM: the worker leaves the cluster in the inventory; O2IMS marks its
+    // Machine for deletion, and Cluster API (this test) deletes it.
+    let scaled = INVENTORY.replace(r#""workerHosts": ["lp-h2"]"#, r#""workerHosts": []"#);
+    let inventory = json!({"data": {"input.json": scaled}});
+    let params = PatchParams::default();
+    Api::<ConfigMap>::namespaced(admin.clone(), focom)
+        .patch("lcm-inventory", &params, &Patch::Merge(&inventory))
+        .await?;
+    requests
+        .patch(
+            REQUEST,
+            &params,
+            &Patch::Merge(json!({"spec": {"operation": "scale"}})),
+        )
+        .await?;
+    let machines = capi::api(admin, Kind::Machine, CLUSTER_NAMESPACE);
+    wait_for(
+        "the removed worker's Machine to be marked for deletion",
+        TIMEOUT,
+        || async {
+            let machine = machines.get_opt("lp-m2").await?;
+            Ok(machine
+                .filter(|m| m.annotations().contains_key(DELETE_MACHINE_ANNOTATION))
+                .map(|_| ()))
+        },
+    )
+    .await?;
+    machines.delete("lp-m2", &DeleteParams::default()).await?;
+    capi::all_ready(admin, CLUSTER_NAMESPACE, CLUSTER, 1, 0, "v1.26.6").await?;
+    synced(&requests, &provisioning, &pr_name).await?;
+
+    requests.delete(REQUEST, &DeleteParams::default()).await?;
+    let config_maps = Api::<ConfigMap>::namespaced(admin.clone(), o2ims);
+    let namespaces = Api::<Namespace>::all(admin.clone());
+    wait_for(
+        "the request, its ProvisioningRequest, namespace, Job and ConfigMap to be gone",
+        TIMEOUT,
+        || async {
+            let gone = requests.get_opt(REQUEST).await?.is_none()
+                && provisioning.get_opt(&pr_name).await?.is_none()
+                && namespaces.get_opt(CLUSTER_NAMESPACE).await?.is_none()
+                && jobs.list(&of_request).await?.items.is_empty()
+                && config_maps.list(&of_request).await?.items.is_empty();
+            Ok(gone.then_some(()))
+        },
+    )
+    .await
+}
+
+/// Waits until the FocomProvisioningRequest is Synced and its ProvisioningRequest fulfilled, both
+/// for their current spec (observedGeneration).
+async fn synced(
+    requests: &Api<FocomProvisioningRequest>,
+    provisioning: &Api<ProvisioningRequest>,
+    pr_name: &str,
+) -> anyhow::Result<()> {
+    let done = wait_for("the request to be Synced", TIMEOUT, || async {
+        let (Some(request), Some(pr)) = (
+            requests.get_opt(REQUEST).await?,
+            provisioning.get_opt(pr_name).await?,
+        ) else {
+            return Ok(None);
+        };
+        let status = request.status.as_ref();
+        let synced = status
+            .and_then(|s| s.phase)
+            .is_some_and(|p| p.to_string() == "Synced")
+            && status.and_then(|s| s.observed_generation) == request.metadata.generation;
+        let pr_status = pr.status.as_ref();
+        let fulfilled = pr_status
+            .and_then(|s| s.provisioning_status.as_ref())
+            .is_some_and(|s| s.provisioning_state == ProvisioningState::Fulfilled)
+            && pr_status.and_then(|s| s.observed_generation) == pr.metadata.generation;
+        Ok((synced && fulfilled).then_some(()))
+    })
+    .await;
+    if let Err(e) = done {
+        let request = requests.get_opt(REQUEST).await?.and_then(|r| r.status);
+        let pr = provisioning.get_opt(pr_name).await?.and_then(|r| r.status);
+        bail!(
+            "{e:#}\nFocomProvisioningRequest status: {request:?}\nProvisioningRequest status: {pr:?}"
+        );
+    }
+    Ok(())
+}
+
+async fn exists(admin: &Client, kind: Kind, name: &str) -> anyhow::Result<bool> {
+    Ok(capi::api(admin, kind, CLUSTER_NAMESPACE)
+        .get_opt(name)
+        .await?
+        .is_some())
+}
+
+/// Each operator published Events: the FOCOM operator about its request, the O2IMS operator about
+/// the ProvisioningRequest (cluster-scoped, so in `default`).
+async fn events_published(admin: &Client, focom: &str, pr_name: &str) -> anyhow::Result<()> {
+    for (namespace, regarding) in [(focom, REQUEST), ("default", pr_name)] {
+        let events =
+            Api::<k8s_openapi::api::events::v1::Event>::namespaced(admin.clone(), namespace);
+        let found = events
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .any(|e| e.regarding.and_then(|r| r.name).as_deref() == Some(regarding));
+        ensure!(found, "no Event about {regarding} in {namespace}");
+    }
+    Ok(())
+}
+
+/// No request of the operator was refused: its log has no `forbidden` and no status 403.
+fn no_refusals(operator: &OperatorProcess) -> anyhow::Result<()> {
+    let log = std::fs::read_to_string(&operator.log)?;
+    let refused: Vec<&str> = log
+        .lines()
+        .filter(|line| {
+            line.to_lowercase().contains("forbidden")
+                || line
+                    .split(|c: char| !c.is_ascii_alphanumeric())
+                    .any(|word| word == "403")
+        })
+        .collect();
+    ensure!(!log.is_empty(), "empty log {}", operator.log.display());
+    ensure!(
+        refused.is_empty(),
+        "refused requests in {}:\n{}",
+        operator.log.display(),
+        refused.join("\n")
+    );
+    Ok(())
+}
+
+/// Whether `result` is the API server's 403.
+fn expect_refused<T>(what: &str, result: kube::Result<T>) -> anyhow::Result<()> {
+    match result {
+        Err(kube::Error::Api(status)) if status.is_forbidden() => Ok(()),
+        Err(e) => bail!("{what}: expected 403 Forbidden, got {e}"),
+        Ok(_) => bail!("{what}: allowed, but the chart does not grant it"),
+    }
+}
+
+async fn refuses_what_the_chart_does_not_grant(
+    cluster: &TestCluster,
+    focom: &str,
+    o2ims: &str,
+) -> anyhow::Result<()> {
+    let o2ims_client = cluster
+        .service_account_client(o2ims, "o2ims-operator")
+        .await?;
+    let focom_client = cluster
+        .service_account_client(focom, "focom-operator")
+        .await?;
+    // What they are granted works with these clients (so a refusal below is RBAC's).
+    Api::<ProvisioningRequest>::all(o2ims_client.clone())
+        .list(&ListParams::default())
+        .await?;
+    Api::<ConfigMap>::namespaced(focom_client.clone(), focom)
+        .get("lcm-inventory")
+        .await?;
+
+    let o2ims_requests = Api::<ProvisioningRequest>::all(o2ims_client.clone());
+    expect_refused(
+        "o2ims lists Secrets cluster-wide",
+        Api::<Secret>::all(o2ims_client.clone())
+            .list(&ListParams::default())
+            .await,
+    )?;
+    expect_refused(
+        "o2ims reads a Secret in its namespace",
+        Api::<Secret>::namespaced(o2ims_client.clone(), o2ims)
+            .get("any")
+            .await,
+    )?;
+    expect_refused(
+        "o2ims deletes a ProvisioningRequest",
+        o2ims_requests.delete("any", &DeleteParams::default()).await,
+    )?;
+    let leases = Api::<Lease>::namespaced(o2ims_client, o2ims);
+    expect_refused(
+        "o2ims patches another Lease",
+        leases
+            .patch("other", &PatchParams::default(), &Patch::Merge(json!({})))
+            .await,
+    )?;
+
+    let config_maps = Api::<ConfigMap>::namespaced(focom_client.clone(), focom);
+    expect_refused(
+        "focom lists every ConfigMap of its namespace",
+        config_maps.list(&ListParams::default()).await,
+    )?;
+    expect_refused(
+        "focom reads another ConfigMap",
+        config_maps.get("calico-manifest").await,
+    )?;
+    expect_refused(
+        "focom reads a Secret of the O2IMS namespace",
+        Api::<Secret>::namespaced(focom_client.clone(), o2ims)
+            .get("any")
+            .await,
+    )?;
+    let clusters = capi::api(&focom_client, Kind::Cluster, CLUSTER_NAMESPACE);
+    expect_refused(
+        "focom lists Cluster API Clusters",
+        clusters.list(&ListParams::default()).await,
+    )?;
+    Ok(())
+}
+
+/// Removes what the test made, whatever state it stopped in: finalizers first, so nothing waits
+/// for an operator that is gone.
+async fn clean_up(admin: &Client, install: &Install) -> anyhow::Result<()> {
+    let unfinalize = json!({"metadata": {"finalizers": null}});
+    let params = PatchParams::default();
+    let requests = Api::<FocomProvisioningRequest>::namespaced(admin.clone(), &install.focom);
+    for request in requests.list(&ListParams::default()).await?.items {
+        requests
+            .patch(&request.name_any(), &params, &Patch::Merge(&unfinalize))
+            .await?;
+    }
+    let provisioning = Api::<ProvisioningRequest>::all(admin.clone());
+    for request in provisioning.list(&ListParams::default()).await?.items {
+        if request
+            .labels()
+            .get(lcm_core::CLUSTER_NAME_LABEL)
+            .map(String::as_str)
+            == Some(CLUSTER)
+        {
+            provisioning
+                .patch(&request.name_any(), &params, &Patch::Merge(&unfinalize))
+                .await?;
+            ignore_missing(
+                provisioning
+                    .delete(&request.name_any(), &DeleteParams::default())
+                    .await,
+            )?;
+        }
+    }
+    if let Some(cluster) = capi::api(admin, Kind::Cluster, CLUSTER_NAMESPACE)
+        .get_opt(CLUSTER)
+        .await?
+    {
+        capi::api(admin, Kind::Cluster, CLUSTER_NAMESPACE)
+            .patch(&cluster.name_any(), &params, &Patch::Merge(&unfinalize))
+            .await?;
+    }
+    let namespaces = Api::<Namespace>::all(admin.clone());
+    for namespace in [CLUSTER_NAMESPACE, &install.focom, &install.o2ims] {
+        ignore_missing(namespaces.delete(namespace, &DeleteParams::default()).await)?;
+    }
+    let hosts = capi::api(admin, Kind::ByoHost, HOSTS_NAMESPACE);
+    for host in ["lp-node1", "lp-node2"] {
+        ignore_missing(hosts.delete(host, &DeleteParams::default()).await)?;
+    }
+    for object in &install.shared {
+        let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        ignore_missing(
+            api_for(admin, object)
+                .await?
+                .delete(name, &DeleteParams::default())
+                .await,
+        )?;
+    }
+    let _ = std::fs::remove_dir_all(&install.dir);
+    Ok(())
+}
+
+fn ignore_missing<T>(result: kube::Result<T>) -> anyhow::Result<()> {
+    match result {
+        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(()),
+        other => other.map(|_| ()).map_err(Into::into),
+    }
+}
