@@ -6,7 +6,7 @@ export CARGO_TERM_COLOR ?= never
 
 TESTCLUSTER := tools/testcluster/bin/testcluster
 
-.PHONY: ansible-inventory bench demo test lint crds check-crds static-checks testcluster cluster
+.PHONY: ansible-inventory bench demo test tools lint crds check-crds static-checks testcluster cluster
 
 ## demo: the whole chain on a local control plane with simulated hosts (KEEP=1 keeps it running)
 demo: testcluster
@@ -19,7 +19,7 @@ bench: testcluster
 	target/release/lcm-bench --clusters 8
 
 ## test: everything that proves the product (formatting, lints, generated files, deployment files, unit and integration tests)
-test: check-crds lint static-checks testcluster
+test: check-crds lint static-checks testcluster tools
 	cargo build --workspace --bins
 	cargo test --workspace --no-fail-fast
 
@@ -44,6 +44,10 @@ static-checks:
 ansible-inventory:
 	cargo run -q -p lcm-core --example ansible_inventory -- input.json $(CLUSTERS) > hosts.yaml
 	@echo "wrote hosts.yaml"
+
+## tools: helm, built once through the Go module proxy into .cache/bin (the chart tests use it)
+tools:
+	deploy/install-tools.sh
 
 ## testcluster: build the real control plane (etcd, kube-apiserver, kube-controller-manager) once
 testcluster:

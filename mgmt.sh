@@ -275,7 +275,8 @@ if ! $DRY_RUN && [[ ! -f $CHART/Chart.yaml ]]; then
   die "no Helm chart at $CHART (Chart.yaml missing)"
 fi
 helm_args=(upgrade --install "$RELEASE" "$CHART" --namespace "$RELEASE_NAMESPACE" --create-namespace
-  --set-file "inventory.json=$INVENTORY")
+  --set-file "inventory.json=$INVENTORY"
+  --set "o2ims.namespace=$OPERATOR_NAMESPACE" --set "o2ims.byohNamespace=$BYOH_NAMESPACE")
 for file in "${VALUES_FILES[@]}"; do
   helm_args+=(-f "$file")
 done

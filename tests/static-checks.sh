@@ -76,7 +76,7 @@ check() {
   fi
 }
 
-shell_scripts=(mgmt.sh tests/*.sh)
+shell_scripts=(mgmt.sh tests/*.sh deploy/*.sh tools/testcluster/*.sh tools/testcluster/hack/*.sh)
 [[ ! -f .ci/run ]] || shell_scripts+=(.ci/run)
 check "shellcheck ${shell_scripts[*]}" shellcheck "${shell_scripts[@]}"
 

@@ -6,10 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
-use deploy_tests::capi::{self, HOSTS_NAMESPACE};
-use deploy_tests::{
-    api_for, apply, helm_template, kustomize, operator_binary, run, write_kubeconfig,
-};
+use deploy_tests::{api_for, apply, helm_template, kustomize, operator_binary, run};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -20,6 +17,7 @@ use lcm_core::PROVISIONING_REQUEST_LABEL;
 use lcm_core::capi::{DELETE_MACHINE_ANNOTATION, Kind};
 use lcm_core::crd::{FocomProvisioningRequest, ProvisioningRequest, ProvisioningState};
 use serde_json::{Value, json};
+use testcluster::capi::{self, HOSTS_NAMESPACE};
 use testcluster::{OperatorProcess, TestCluster, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -230,8 +228,12 @@ async fn run_end_to_end(
         install.dir.join("focom.kubeconfig"),
         install.dir.join("o2ims.kubeconfig"),
     ];
-    write_kubeconfig(cluster, &focom, "focom-operator", &kubeconfigs[0]).await?;
-    write_kubeconfig(cluster, &o2ims, "o2ims-operator", &kubeconfigs[1]).await?;
+    cluster
+        .write_service_account_kubeconfig(&focom, "focom-operator", &kubeconfigs[0])
+        .await?;
+    cluster
+        .write_service_account_kubeconfig(&o2ims, "o2ims-operator", &kubeconfigs[1])
+        .await?;
     let secret = json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "o-cloud-kubeconfig", "namespace": focom},
         "stringData": {"kubeconfig": std::fs::read_to_string(&kubeconfigs[0])?}});

@@ -116,6 +116,24 @@ impl TestCluster {
         clients::service_account_client(self.admin_client()?, &self.config, namespace, name).await
     }
 
+    /// Writes to `path` a kubeconfig authenticated as ServiceAccount `namespace/name` (created
+    /// when missing), for a process under test that must hold only that account's permissions.
+    pub async fn write_service_account_kubeconfig(
+        &self,
+        namespace: &str,
+        name: &str,
+        path: &Path,
+    ) -> anyhow::Result<()> {
+        clients::write_service_account_kubeconfig(
+            self.admin_client()?,
+            &self.kubeconfig,
+            namespace,
+            name,
+            path,
+        )
+        .await
+    }
+
     /// A client whose requests are authorized as `user` in `groups` (admin impersonation).
     pub fn impersonating_client(&self, user: &str, groups: &[&str]) -> anyhow::Result<Client> {
         clients::impersonating_client(&self.config, user, groups)

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the support module
 
-pub mod capi;
+pub use testcluster::capi;
 
 use std::time::Duration;
 

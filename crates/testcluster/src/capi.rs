@@ -1,5 +1,5 @@
 //! Writes Cluster API and BYOH objects and status the way their controllers and the host
-//! agents would, so tests can drive the operator through every stage.
+//! agents would, so tests can drive an operator through every stage without them.
 
 use kube::Client;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
