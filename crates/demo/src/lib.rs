@@ -6,4 +6,4 @@ mod table;
 mod world;
 
 pub use table::{Row, render, rows};
-pub use world::{World, WorldOptions, operator_binary};
+pub use world::{World, WorldOptions};

@@ -1,4 +1,3 @@
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -50,26 +49,6 @@ pub struct World {
     options: WorldOptions,
 }
 
-/// The repository's root (this crate is `crates/demo`).
-pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// An operator binary built next to the running executable (`cargo build --workspace --bins`).
-pub fn operator_binary(name: &str) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let candidates = exe
-        .ancestors()
-        .skip(1)
-        .take(2)
-        .map(|dir| dir.join(name))
-        .collect::<Vec<_>>();
-    candidates
-        .into_iter()
-        .find(|p| p.is_file())
-        .with_context(|| format!("{name} is not built: run `cargo build --workspace --bins` first"))
-}
-
 impl World {
     pub async fn start(options: WorldOptions) -> anyhow::Result<Self> {
         let cluster = TestCluster::start_new().await?;
@@ -98,7 +77,7 @@ impl World {
             "data": {"calico.yaml": "# stand-in for the Calico manifest: the simulated clusters do not run it\n"}}))
         .await?;
         for example in ["examples/ocloud.yaml", "examples/template-info.yaml"] {
-            let text = std::fs::read_to_string(repo().join(example))?;
+            let text = std::fs::read_to_string(testcluster::repo_root().join(example))?;
             let documents: Vec<Value> = lcm_core::yaml::from_multi_str(&text)?;
             // Only the local OCloud: the remote one of the example has no Secret here.
             for document in documents
@@ -111,14 +90,14 @@ impl World {
         let kubeconfig = cluster.kubeconfig_path().to_path_buf();
         let o2ims_args: Vec<&str> = options.o2ims_args.iter().map(String::as_str).collect();
         let o2ims = OperatorProcess::start(
-            &operator_binary("o2ims-operator")?.to_string_lossy(),
+            &testcluster::workspace_binary("o2ims-operator")?.to_string_lossy(),
             &kubeconfig,
             O2IMS_NAMESPACE,
             &o2ims_args,
         )
         .await?;
         let focom = OperatorProcess::start(
-            &operator_binary("focom-operator")?.to_string_lossy(),
+            &testcluster::workspace_binary("focom-operator")?.to_string_lossy(),
             &kubeconfig,
             FOCOM_NAMESPACE,
             &[],
@@ -138,7 +117,7 @@ impl World {
     pub async fn restart_o2ims(&mut self) -> anyhow::Result<()> {
         self.o2ims.kill().await?;
         let args: Vec<&str> = self.options.o2ims_args.iter().map(String::as_str).collect();
-        let binary = operator_binary("o2ims-operator")?;
+        let binary = testcluster::workspace_binary("o2ims-operator")?;
         self.o2ims = OperatorProcess::start(
             &binary.to_string_lossy(),
             self.cluster.kubeconfig_path(),

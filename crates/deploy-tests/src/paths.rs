@@ -1,19 +1,11 @@
 //! Where things are, and running the tools.
 
 use std::path::{Path, PathBuf};
+
 use std::process::Command;
+pub use testcluster::{repo_root, workspace_binary as operator_binary};
 
 use anyhow::{Context, bail};
-
-/// The repository root, two levels above this crate.
-pub fn repo_root() -> PathBuf {
-    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest_dir
-        .ancestors()
-        .nth(2)
-        .map(PathBuf::from)
-        .unwrap_or(manifest_dir)
-}
 
 pub fn chart_dir() -> PathBuf {
     repo_root().join("deploy/helm/oran-lcm")
@@ -37,25 +29,6 @@ pub fn helm() -> anyhow::Result<PathBuf> {
         "helm is not installed: run deploy/install-tools.sh (it builds helm into .cache/bin \
          through the Go module proxy), or set HELM",
     )
-}
-
-/// An operator binary of this workspace, next to the test binary's directory (`target/<profile>`).
-pub fn operator_binary(name: &str) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    // target/<profile>/deps/<test binary>
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("test binary directory")?;
-    let binary = dir.join(name);
-    if !binary.is_file() {
-        bail!(
-            "{} does not exist: build the operators first with `cargo build -p o2ims-operator -p \
-             focom-operator` (or `cargo build --workspace`)",
-            binary.display()
-        );
-    }
-    Ok(binary)
 }
 
 /// Runs `program args` in the repository root; its stdout, or an error with its stderr.

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
@@ -16,7 +15,6 @@ use kube::{Client, ResourceExt};
 
 use lcm_core::FOCOM_REQUEST_LABEL;
 use lcm_core::crd::{FocomProvisioningRequest, OCloud, ProvisioningRequest, TemplateInfo};
-use operator_kit::server;
 
 use crate::config::Config;
 use crate::context::Context;
@@ -51,18 +49,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         triggers,
         creation: tokio::sync::Mutex::new(()),
     });
-    tokio::spawn(server::ready_when_synced(store, runtime.readiness.clone()));
-    let (stop_signal, stopping) = runtime.stop_signal();
-    controller
-        .graceful_shutdown_on(stop_signal)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "reconcile failed");
-            }
-        })
-        .await;
-    stopping.finish().await
+    runtime.run(controller, reconcile, error_policy, ctx).await
 }
 
 fn error_policy(

@@ -1,13 +1,9 @@
 //! `focom-operator render` on the shipped examples and on bad input.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use lcm_core::crd::ProvisioningRequest;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn render(file: &Path, inventory: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_focom-operator"))
@@ -22,8 +18,8 @@ fn render(file: &Path, inventory: &Path) -> Output {
 
 fn rendered(example: &str) -> Vec<ProvisioningRequest> {
     let output = render(
-        &repo().join("examples").join(example),
-        &repo().join("input.json"),
+        &testcluster::repo_root().join("examples").join(example),
+        &testcluster::repo_root().join("input.json"),
     );
     assert!(
         output.status.success(),
@@ -79,9 +75,11 @@ fn rendering_twice_gives_the_same_names() {
 fn bad_input_fails_naming_the_field() {
     let dir = std::env::temp_dir().join(format!("focom-render-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let by_name = std::fs::read_to_string(repo().join("examples/focom-provisioning-request.yaml"))
-        .expect("example");
-    let inventory = repo().join("input.json");
+    let by_name = std::fs::read_to_string(
+        testcluster::repo_root().join("examples/focom-provisioning-request.yaml"),
+    )
+    .expect("example");
+    let inventory = testcluster::repo_root().join("input.json");
     let unknown = dir.join("unknown.yaml");
     std::fs::write(
         &unknown,
@@ -104,7 +102,7 @@ fn bad_input_fails_naming_the_field() {
         );
     std::fs::write(&broken_inventory, text).expect("write");
     let output = render(
-        &repo().join("examples/focom-provisioning-request.yaml"),
+        &testcluster::repo_root().join("examples/focom-provisioning-request.yaml"),
         &broken_inventory,
     );
     assert!(!output.status.success());

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DynamicObject};
@@ -17,7 +16,6 @@ use lcm_core::capi::{CAPI_CLUSTER_NAME_LABEL, Kind};
 use lcm_core::crd::ProvisioningRequest;
 use lcm_core::template::ClusterParameters;
 use lcm_core::{HOST_ID_LABEL, PROVISIONING_REQUEST_LABEL};
-use operator_kit::server;
 
 use crate::config::Config;
 use crate::context::Context;
@@ -46,18 +44,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config,
         requests: store.clone(),
     });
-    tokio::spawn(server::ready_when_synced(store, runtime.readiness.clone()));
-    let (stop_signal, stopping) = runtime.stop_signal();
-    controller
-        .graceful_shutdown_on(stop_signal)
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "reconcile failed");
-            }
-        })
-        .await;
-    stopping.finish().await
+    runtime.run(controller, reconcile, error_policy, ctx).await
 }
 
 fn error_policy(request: Arc<ProvisioningRequest>, error: &Error, ctx: Arc<Context>) -> Action {

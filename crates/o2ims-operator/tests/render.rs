@@ -1,11 +1,7 @@
 //! `o2ims-operator render` on the shipped examples and on bad input.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn render(file: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_o2ims-operator"))
@@ -18,7 +14,7 @@ fn render(file: &Path) -> Output {
 
 #[test]
 fn renders_the_example_request() {
-    let output = render(&repo().join("examples/o2ims-provisioning-request.yaml"));
+    let output = render(&testcluster::repo_root().join("examples/o2ims-provisioning-request.yaml"));
     assert!(
         output.status.success(),
         "{}",
@@ -49,8 +45,10 @@ fn renders_the_example_request() {
 fn bad_input_fails_naming_the_field() {
     let dir = std::env::temp_dir().join(format!("o2ims-render-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let example = std::fs::read_to_string(repo().join("examples/o2ims-provisioning-request.yaml"))
-        .expect("example");
+    let example = std::fs::read_to_string(
+        testcluster::repo_root().join("examples/o2ims-provisioning-request.yaml"),
+    )
+    .expect("example");
     let cases = [
         (
             "even.yaml",

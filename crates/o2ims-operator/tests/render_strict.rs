@@ -1,7 +1,7 @@
 //! Every object `o2ims-operator render` produces for the examples is accepted by the real API
 //! server under the upstream Cluster API / BYOH schemas with strict field validation.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -10,14 +10,10 @@ use lcm_core::crd::FocomProvisioningRequest;
 use lcm_core::inventory::Inventory;
 use serde_json::{Value, json};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn run(binary: &str, args: &[&str]) -> anyhow::Result<String> {
     let output = Command::new(binary)
         .args(args)
-        .current_dir(repo())
+        .current_dir(testcluster::repo_root())
         .output()?;
     anyhow::ensure!(
         output.status.success(),
@@ -31,10 +27,10 @@ fn run(binary: &str, args: &[&str]) -> anyhow::Result<String> {
 fn example_requests() -> anyhow::Result<Vec<PathBuf>> {
     let dir = std::env::temp_dir().join(format!("render-strict-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let mut files = vec![repo().join("examples/o2ims-provisioning-request.yaml")];
+    let mut files = vec![testcluster::repo_root().join("examples/o2ims-provisioning-request.yaml")];
     let inventory = Inventory::parse(
         "input.json",
-        &std::fs::read_to_string(repo().join("input.json"))?,
+        &std::fs::read_to_string(testcluster::repo_root().join("input.json"))?,
     )?;
     for example in [
         "focom-all-clusters.yaml",
@@ -43,7 +39,7 @@ fn example_requests() -> anyhow::Result<Vec<PathBuf>> {
     ] {
         // What `focom-operator render` prints for the example.
         let focom: FocomProvisioningRequest = lcm_core::yaml::from_str(&std::fs::read_to_string(
-            repo().join("examples").join(example),
+            testcluster::repo_root().join("examples").join(example),
         )?)?;
         let selected = lcm_core::focom::select(&focom, Some(&inventory))
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
@@ -78,8 +74,11 @@ async fn rendered_objects_satisfy_the_upstream_schemas_strictly() -> anyhow::Res
     let strict = PatchParams::apply("render-test").validation_strict();
     let mut checked = 0;
     for request in example_requests()? {
-        let manifest = std::fs::write(repo().join("target/calico-test.yaml"), "kind: List\n")
-            .map(|_| "target/calico-test.yaml")?;
+        let manifest = std::fs::write(
+            testcluster::repo_root().join("target/calico-test.yaml"),
+            "kind: List\n",
+        )
+        .map(|_| "target/calico-test.yaml")?;
         let rendered = run(
             env!("CARGO_BIN_EXE_o2ims-operator"),
             &[

@@ -1,11 +1,16 @@
 //! What both operators do around their controller: logging, the HTTP server, leader election,
 //! and stopping on SIGTERM or when the Lease is lost.
 
+use std::fmt::Debug;
 use std::future::Future;
+use std::hash::Hash;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use futures::{StreamExt, TryFuture};
 use kube::Client;
+use kube::runtime::controller::{Action, Controller};
+use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
 use crate::metrics::Metrics;
@@ -66,16 +71,48 @@ pub async fn start(
 const LOST_LEASE: &str = "lost the Lease";
 
 /// Ends the run once the controller has stopped: releases the Lease, reports why.
-pub struct Stopping {
+struct Stopping {
     metrics: Arc<Metrics>,
     reason: oneshot::Receiver<&'static str>,
     supervisor: tokio::task::JoinHandle<Option<leader::Leadership>>,
 }
 
 impl Runtime {
+    /// Runs `controller` until SIGTERM/SIGINT or the loss of the Lease; `/readyz` turns ready
+    /// once its cache has synced.
+    pub async fn run<K, ReconcilerFut, Ctx>(
+        self,
+        controller: Controller<K>,
+        reconcile: impl FnMut(Arc<K>, Arc<Ctx>) -> ReconcilerFut,
+        error_policy: impl Fn(Arc<K>, &ReconcilerFut::Error, Arc<Ctx>) -> Action,
+        ctx: Arc<Ctx>,
+    ) -> anyhow::Result<()>
+    where
+        K: Clone + kube::Resource + DeserializeOwned + Debug + Send + Sync + 'static,
+        K::DynamicType: Eq + Hash + Clone + Debug + Unpin,
+        ReconcilerFut: TryFuture<Ok = Action> + Send + 'static,
+        ReconcilerFut::Error: std::error::Error + Send + 'static,
+    {
+        tokio::spawn(server::ready_when_synced(
+            controller.store(),
+            self.readiness.clone(),
+        ));
+        let (stop_signal, stopping) = self.stop_signal();
+        controller
+            .graceful_shutdown_on(stop_signal)
+            .run(reconcile, error_policy, ctx)
+            .for_each(|result| async move {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "reconcile failed");
+                }
+            })
+            .await;
+        stopping.finish().await
+    }
+
     /// The future to hand to `Controller::graceful_shutdown_on`: it resolves on SIGTERM/SIGINT or
     /// when the Lease is lost; and what finishes the run after the controller stopped.
-    pub fn stop_signal(self) -> (impl Future<Output = ()> + Send + Sync + 'static, Stopping) {
+    fn stop_signal(self) -> (impl Future<Output = ()> + Send + Sync + 'static, Stopping) {
         let (stop, stopped) = oneshot::channel::<&'static str>();
         let (reason_tx, reason) = oneshot::channel();
         let mut leadership = self.leadership;
@@ -104,7 +141,7 @@ impl Runtime {
 impl Stopping {
     /// Releases the Lease (a standby takes over at once) and fails when the Lease was lost,
     /// so the pod restarts as a standby.
-    pub async fn finish(self) -> anyhow::Result<()> {
+    async fn finish(self) -> anyhow::Result<()> {
         self.metrics.leader.set(0);
         let why = self.reason.await.unwrap_or("controller ended");
         tracing::info!(reason = why, "stopped");

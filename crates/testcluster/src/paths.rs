@@ -2,8 +2,10 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
+
 /// The repository root, two levels above this crate's manifest.
-pub(crate) fn repo_root() -> PathBuf {
+pub fn repo_root() -> PathBuf {
     let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     manifest_dir
         .ancestors()
@@ -38,4 +40,17 @@ pub(crate) fn reuse_kubeconfig() -> Option<PathBuf> {
         ));
         None
     }
+}
+
+/// A binary of this workspace, built next to the running executable (a test binary in
+/// `target/<profile>/deps/`, or a program in `target/<profile>/`): build it first with
+/// `cargo build --workspace --bins`.
+pub fn workspace_binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    exe.ancestors()
+        .skip(1)
+        .take(2)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+        .with_context(|| format!("{name} is not built: run `cargo build --workspace --bins` first"))
 }
