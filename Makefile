@@ -28,9 +28,10 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-## crds: regenerate crds/ and examples/template-info.yaml from the Rust types
+## crds: regenerate crds/ and examples/template-info.yaml from the Rust types (and their copies in deploy/)
 crds:
 	cargo run -q -p lcm-core --bin lcm-gen
+	deploy/sync.sh
 
 ## check-crds: fail when crds/ differs from what the Rust types generate
 check-crds:
