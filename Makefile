@@ -21,7 +21,9 @@ bench: testcluster
 ## test: everything that proves the product (formatting, lints, generated files, deployment files, unit and integration tests)
 test: check-crds lint static-checks testcluster tools
 	cargo build --workspace --bins
-	cargo test --workspace --no-fail-fast
+	mkdir -p .cache
+	cargo test --workspace --no-fail-fast 2>&1 | tee .cache/test.log
+	@awk '/^test result:/ { passed += $$4; failed += $$6 } END { printf "%d passed, %d failed\n", passed, failed }' .cache/test.log
 
 ## lint: rustfmt and clippy, warnings are errors
 lint:
