@@ -88,14 +88,13 @@ pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Conditio
     conditions.iter().find(|c| c.type_ == type_)
 }
 
-/// Whether the condition of `type_` is present and True.
-pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
-    find(conditions, type_).is_some_and(|c| c.status == TRUE)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn is_true(conditions: &[Condition], type_: &str) -> bool {
+        find(conditions, type_).is_some_and(|c| c.status == TRUE)
+    }
 
     fn time(s: &str) -> Time {
         Time(s.parse().expect("timestamp"))

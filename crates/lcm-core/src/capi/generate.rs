@@ -20,7 +20,7 @@ use crate::template::{ClusterParameters, Cni};
 use crate::{HOST_ID_LABEL, PROVISIONING_REQUEST_LABEL};
 
 /// Annotation on the Cluster holding the parameters it was last applied from (JSON).
-pub const APPLIED_PARAMETERS_ANNOTATION: &str = "o2ims.provisioning.oran.org/applied-parameters";
+const APPLIED_PARAMETERS_ANNOTATION: &str = "o2ims.provisioning.oran.org/applied-parameters";
 /// Field manager and `app.kubernetes.io/managed-by` value of everything generated.
 pub const MANAGED_BY: &str = "o2ims-operator";
 /// containerd's socket on hosts prepared by the project's playbook.
@@ -41,15 +41,15 @@ pub struct Generated {
 }
 
 /// Names of a cluster's objects.
-pub struct Names {
-    pub cluster: String,
-    pub control_plane: String,
-    pub workers: String,
-    pub cni: String,
+struct Names {
+    cluster: String,
+    control_plane: String,
+    workers: String,
+    cni: String,
 }
 
 impl Names {
-    pub fn of(params: &ClusterParameters) -> Self {
+    fn of(params: &ClusterParameters) -> Self {
         let cluster = params.cluster_name.clone();
         Self {
             control_plane: format!("{cluster}-control-plane"),

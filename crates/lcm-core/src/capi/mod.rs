@@ -5,10 +5,7 @@ mod generate;
 mod kube_vip;
 pub mod observe;
 
-pub use generate::{
-    APPLIED_PARAMETERS_ANNOTATION, Generated, MANAGED_BY, Names, applied_parameters, generate,
-    hold_worker_version,
-};
+pub use generate::{Generated, MANAGED_BY, applied_parameters, generate, hold_worker_version};
 
 use kube::core::{ApiResource, GroupVersionKind};
 
