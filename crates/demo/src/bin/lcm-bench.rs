@@ -1,13 +1,18 @@
-//! Benchmark: how provisioning time scales with the number of clusters requested at once.
-//! One run provisions one cluster, then N clusters in one request, on the real control plane
-//! with the simulator (no artificial delays), and prints the measured times and their ratios.
+//! Benchmark: how provisioning time scales with the number of clusters requested at once, and
+//! how fast a status change travels. One run provisions one cluster, then N clusters in one
+//! request, on the real control plane with the simulator (no artificial delays), measures how
+//! long ProvisioningRequest status changes take to reach the FocomProvisioningRequest, and
+//! prints the measured times and their ratios.
 
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use clap::Parser;
 use demo::{World, WorldOptions};
 use kube::Api;
-use lcm_core::crd::{FocomPhase, FocomProvisioningRequest};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::wait::await_condition;
+use lcm_core::crd::{FocomPhase, FocomProvisioningRequest, ProvisioningRequest};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -50,6 +55,49 @@ async fn provision(world: &World, name: &str, clusters: Vec<String>) -> anyhow::
     Ok(started.elapsed())
 }
 
+/// Seconds a ProvisioningRequest's status change takes to show in its FocomProvisioningRequest,
+/// sorted. The O2IMS operator is stopped first, so the status written here stays as written.
+async fn propagation(world: &World, request: &str) -> anyhow::Result<Vec<f64>> {
+    world.o2ims.kill().await?;
+    let client = world.client()?;
+    let requests = Api::<FocomProvisioningRequest>::namespaced(client.clone(), "focom-system");
+    let provisioning = requests
+        .get(request)
+        .await?
+        .status
+        .and_then(|s| s.remote_name)
+        .context("one cluster")?;
+    let provisioning_requests = Api::<ProvisioningRequest>::all(client);
+    let mut latencies = Vec::new();
+    for change in 0..20 {
+        let message = format!("benchmark change {change}");
+        let status = json!({"status": {"provisioningStatus": {"provisioningState": "fulfilled", "provisioningMessage": message}}});
+        let started = Instant::now();
+        provisioning_requests
+            .patch_status(
+                &provisioning,
+                &PatchParams::default(),
+                &Patch::Merge(status),
+            )
+            .await?;
+        let shows = move |r: Option<&FocomProvisioningRequest>| {
+            r.and_then(|r| r.status.as_ref()).is_some_and(|s| {
+                s.clusters
+                    .iter()
+                    .any(|c| c.message.as_deref() == Some(message.as_str()))
+            })
+        };
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            await_condition(requests.clone(), request, shows),
+        )
+        .await??;
+        latencies.push(started.elapsed().as_secs_f64());
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok(latencies)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -62,6 +110,8 @@ async fn main() -> anyhow::Result<()> {
     let one = provision(&world, "one", vec!["c1".into()]).await?;
     let names = (2..=args.clusters + 1).map(|c| format!("c{c}")).collect();
     let many = provision(&world, "many", names).await?;
+
+    let latencies = propagation(&world, "one").await?;
 
     let n = args.clusters as f64;
     println!("1 cluster:   {:>7.2}s", one.as_secs_f64());
@@ -76,6 +126,17 @@ async fn main() -> anyhow::Result<()> {
         args.clusters,
         n * one.as_secs_f64() / many.as_secs_f64(),
         args.clusters
+    );
+    let (median, max) = (
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1],
+    );
+    println!(
+        "status propagation ProvisioningRequest -> FocomProvisioningRequest: median {:.0} ms, max {:.0} ms ({} changes); max / median {:.1}",
+        median * 1000.0,
+        max * 1000.0,
+        latencies.len(),
+        max / median
     );
     Ok(())
 }
