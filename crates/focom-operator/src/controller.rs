@@ -8,7 +8,6 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
@@ -34,13 +33,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let controller =
         watch_inputs(controller, &client, &config, store.clone()).reconcile_on(remote_changes);
     let ctx = Arc::new(Context {
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: NAME.into(),
-                instance: Some(runtime.identity.clone()),
-            },
-        ),
+        recorder: runtime.recorder(),
         client,
         metrics: runtime.metrics.clone(),
         config,

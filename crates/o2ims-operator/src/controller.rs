@@ -7,7 +7,6 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
@@ -32,13 +31,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let store = controller.store();
     let controller = watch_children(controller, &client, &config, store.clone());
     let ctx = Arc::new(Context {
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: NAME.into(),
-                instance: Some(runtime.identity.clone()),
-            },
-        ),
+        recorder: runtime.recorder(),
         client,
         metrics: runtime.metrics.clone(),
         config,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use futures::{StreamExt, TryFuture};
 use kube::Client;
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
 
@@ -24,6 +25,7 @@ pub struct Runtime {
     pub readiness: Readiness,
     /// Who this replica is (the pod's name), in the Lease and in Events.
     pub identity: String,
+    name: String,
     leadership: Option<leader::Leadership>,
 }
 
@@ -63,6 +65,7 @@ pub async fn start(
         metrics,
         readiness,
         identity,
+        name: name.to_string(),
         leadership,
     })
 }
@@ -78,6 +81,17 @@ struct Stopping {
 }
 
 impl Runtime {
+    /// The Event recorder of this replica (reporting controller: the operator's name).
+    pub fn recorder(&self) -> Recorder {
+        Recorder::new(
+            self.client.clone(),
+            Reporter {
+                controller: self.name.clone(),
+                instance: Some(self.identity.clone()),
+            },
+        )
+    }
+
     /// Runs `controller` until SIGTERM/SIGINT or the loss of the Lease; `/readyz` turns ready
     /// once its cache has synced.
     pub async fn run<K, ReconcilerFut, Ctx>(
