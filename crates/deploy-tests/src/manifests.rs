@@ -1,7 +1,6 @@
 //! Rendered manifests: the chart and the overlays rendered, compared, and applied.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use anyhow::Context;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -9,7 +8,7 @@ use kube::core::GroupVersionKind;
 use kube::discovery::{Scope, pinned_kind};
 use serde_json::Value;
 
-use crate::paths::{chart_dir, helm, repo_root, run};
+use crate::paths::{chart_dir, helm, repo_root, run, tool};
 
 /// Release and namespace as mgmt.sh installs the chart.
 const RELEASE: &str = "oran-lcm";
@@ -38,11 +37,11 @@ pub fn helm_template(args: &[&str]) -> anyhow::Result<Vec<Value>> {
     parse_manifests(&run(&helm()?, &all)?)
 }
 
-/// `kubectl kustomize deploy/kustomize/<dir>`.
+/// `kustomize build deploy/kustomize/<dir>` (kustomize from `deploy/install-tools.sh`).
 pub fn kustomize(dir: &str) -> anyhow::Result<Vec<Value>> {
     let path = repo_root().join("deploy/kustomize").join(dir);
     let path = path.to_str().context("kustomize path")?;
-    parse_manifests(&run(Path::new("kubectl"), &["kustomize", path])?)
+    parse_manifests(&run(&tool("kustomize")?, &["build", path])?)
 }
 
 /// The objects of a multi-document YAML stream (empty documents skipped).

@@ -11,24 +11,26 @@ pub fn chart_dir() -> PathBuf {
     repo_root().join("deploy/helm/oran-lcm")
 }
 
-/// Helm: `$HELM`, the one `deploy/install-tools.sh` builds into `.cache/bin`, or the `PATH`'s.
-pub fn helm() -> anyhow::Result<PathBuf> {
-    if let Some(helm) = std::env::var_os("HELM") {
-        return Ok(PathBuf::from(helm));
-    }
-    let pinned = repo_root().join(".cache/bin/helm");
+/// A tool `deploy/install-tools.sh` builds into `.cache/bin` (helm, kustomize), else the `PATH`'s.
+pub fn tool(name: &str) -> anyhow::Result<PathBuf> {
+    let pinned = repo_root().join(".cache/bin").join(name);
     if pinned.is_file() {
         return Ok(pinned);
     }
-    let on_path = std::env::var_os("PATH")
+    std::env::var_os("PATH")
         .iter()
         .flat_map(std::env::split_paths)
-        .map(|dir| dir.join("helm"))
-        .find(|path| path.is_file());
-    on_path.context(
-        "helm is not installed: run deploy/install-tools.sh (it builds helm into .cache/bin \
-         through the Go module proxy), or set HELM",
-    )
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+        .with_context(|| format!("{name} is not installed: run deploy/install-tools.sh (it builds it into .cache/bin through the Go module proxy)"))
+}
+
+/// Helm: `$HELM`, or [`tool`]'s.
+pub fn helm() -> anyhow::Result<PathBuf> {
+    match std::env::var_os("HELM") {
+        Some(helm) => Ok(PathBuf::from(helm)),
+        None => tool("helm"),
+    }
 }
 
 /// Runs `program args` in the repository root; its stdout, or an error with its stderr.
