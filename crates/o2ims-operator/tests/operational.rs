@@ -273,6 +273,50 @@ async fn an_unchanged_request_causes_no_writes_and_the_operator_reports_itself()
 }
 
 #[tokio::test]
+async fn cluster_api_status_changes_reach_the_request_within_a_second() -> anyhow::Result<()> {
+    let w = world().await?;
+    let _operator = w.operator(&[]).await?;
+    w.request("fast").await?;
+    wait_state(&w.client, "fast", ProvisioningState::Progressing).await?;
+    w.provision("fast").await?;
+    wait_state(&w.client, "fast", ProvisioningState::Fulfilled).await?;
+    let api = Api::<ProvisioningRequest>::all(w.client.clone());
+    let mut latencies = Vec::new();
+    // A control-plane node goes NotReady and comes back, five times, as CAPI would report it.
+    for round in 0..10 {
+        let (ready, expected) = if round % 2 == 0 {
+            (0, ProvisioningState::Progressing)
+        } else {
+            (1, ProvisioningState::Fulfilled)
+        };
+        let started = std::time::Instant::now();
+        drive::patch_status(
+            &w.client,
+            Kind::KubeadmControlPlane,
+            "cluster-fast",
+            "fast-control-plane",
+            json!({"readyReplicas": ready}),
+        )
+        .await?;
+        let reached = move |r: Option<&ProvisioningRequest>| r.and_then(state) == Some(expected);
+        tokio::time::timeout(
+            TIMEOUT,
+            kube::runtime::wait::await_condition(api.clone(), "fast", reached),
+        )
+        .await??;
+        latencies.push(started.elapsed());
+    }
+    latencies.sort();
+    let median = latencies[latencies.len() / 2];
+    eprintln!("status propagation: median {median:?}, slowest {:?}", latencies[latencies.len() - 1]);
+    assert!(
+        median < std::time::Duration::from_secs(1),
+        "median {median:?} of {latencies:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_stage_exceeding_its_timeout_fails_the_request() -> anyhow::Result<()> {
     let w = world().await?;
     let _operator = w
