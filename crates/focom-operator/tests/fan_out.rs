@@ -32,6 +32,7 @@ fn test_inventory() -> String {
         ("race-b", &["race-h1"], &[], "10.1.0.6"),
         ("ops", &["ops-h1"], &[], "10.1.0.7"),
         ("gone", &["gone-h1"], &[], "10.1.0.8"),
+        ("fast", &["fast-h1"], &[], "10.1.0.9"),
     ])
     .to_string()
 }
@@ -390,4 +391,44 @@ async fn operation_delete_then_deleting_the_request_cleans_up() -> anyhow::Resul
         Ok(api.get_opt("gone").await?.is_none().then_some(()))
     })
     .await
+}
+
+#[tokio::test]
+async fn provisioning_request_changes_reach_the_request_within_a_second() -> anyhow::Result<()> {
+    let (client, ns) = setup().await?;
+    create(&client, ns, &request("fast", by_names(&["fast"]))).await?;
+    let pr = wait_owned(&client, ns, "fast", 1)
+        .await?
+        .remove(0)
+        .name_any();
+    let api = Api::<FocomProvisioningRequest>::namespaced(client.clone(), ns);
+    let mut latencies = Vec::new();
+    for round in 0..10 {
+        let (state, phase) = if round % 2 == 0 {
+            ("fulfilled", FocomPhase::Synced)
+        } else {
+            ("progressing", FocomPhase::Creating)
+        };
+        let started = std::time::Instant::now();
+        set_state(&client, &pr, state, &format!("round {round}")).await?;
+        let reached =
+            move |r: Option<&FocomProvisioningRequest>| r.and_then(support::phase) == Some(phase);
+        tokio::time::timeout(
+            TIMEOUT,
+            kube::runtime::wait::await_condition(api.clone(), "fast", reached),
+        )
+        .await??;
+        latencies.push(started.elapsed());
+    }
+    latencies.sort();
+    let median = latencies[latencies.len() / 2];
+    eprintln!(
+        "status propagation: median {median:?}, slowest {:?}",
+        latencies[latencies.len() - 1]
+    );
+    assert!(
+        median < std::time::Duration::from_secs(1),
+        "median {median:?} of {latencies:?}"
+    );
+    Ok(())
 }
