@@ -87,7 +87,7 @@ async fn cluster_names_fan_out_and_status_aggregates() -> anyhow::Result<()> {
         "two clusters have no single remote name"
     );
 
-    set_state(&client, &names[0], "fulfilled", "done").await?;
+    // agg-b first: once agg-a's change shows (1/2 ready), agg-b's has been seen too.
     set_state(
         &client,
         &names[1],
@@ -95,6 +95,7 @@ async fn cluster_names_fan_out_and_status_aggregates() -> anyhow::Result<()> {
         "control plane: 0/1 ready",
     )
     .await?;
+    set_state(&client, &names[0], "fulfilled", "done").await?;
     let fpr = wait_request(&client, ns, "agg", "1/2 ready", |r| {
         r.status.as_ref().and_then(|s| s.clusters_ready.as_deref()) == Some("1/2")
     })
