@@ -308,7 +308,10 @@ async fn cluster_api_status_changes_reach_the_request_within_a_second() -> anyho
     }
     latencies.sort();
     let median = latencies[latencies.len() / 2];
-    eprintln!("status propagation: median {median:?}, slowest {:?}", latencies[latencies.len() - 1]);
+    eprintln!(
+        "status propagation: median {median:?}, slowest {:?}",
+        latencies[latencies.len() - 1]
+    );
     assert!(
         median < std::time::Duration::from_secs(1),
         "median {median:?} of {latencies:?}"
