@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
@@ -50,9 +49,12 @@ fn error_policy(
     error: &Error,
     ctx: Arc<Context>,
 ) -> Action {
-    tracing::warn!(request = %request.name_any(), error = %error, "reconcile failed; retrying");
-    ctx.metrics.reconcile_failed(error.metric_label());
-    Action::requeue(Duration::from_secs(15))
+    operator_kit::runtime::retry_after_error(
+        &ctx.metrics,
+        &request.name_any(),
+        error,
+        error.metric_label(),
+    )
 }
 
 fn all(store: &Store<FocomProvisioningRequest>) -> Vec<ObjectRef<FocomProvisioningRequest>> {

@@ -403,25 +403,27 @@ async fn provisioning_request_changes_reach_the_request_within_a_second() -> any
         .remove(0)
         .name_any();
     let api = Api::<FocomProvisioningRequest>::namespaced(client.clone(), ns);
-    let mut latencies = Vec::new();
-    for round in 0..10 {
-        let (state, phase) = if round % 2 == 0 {
+    let change = |round: usize| {
+        if round.is_multiple_of(2) {
             ("fulfilled", FocomPhase::Synced)
         } else {
             ("progressing", FocomPhase::Creating)
-        };
-        let started = std::time::Instant::now();
-        set_state(&client, &pr, state, &format!("round {round}")).await?;
-        let reached =
-            move |r: Option<&FocomProvisioningRequest>| r.and_then(support::phase) == Some(phase);
-        tokio::time::timeout(
-            TIMEOUT,
-            kube::runtime::wait::await_condition(api.clone(), "fast", reached),
-        )
-        .await??;
-        latencies.push(started.elapsed());
-    }
-    latencies.sort();
+        }
+    };
+    let latencies = testcluster::time_changes(
+        &api,
+        "fast",
+        10,
+        |round| {
+            let (client, pr) = (client.clone(), pr.clone());
+            async move { set_state(&client, &pr, change(round).0, &format!("round {round}")).await }
+        },
+        move |round, r: Option<&FocomProvisioningRequest>| {
+            r.and_then(support::phase) == Some(change(round).1)
+        },
+        TIMEOUT,
+    )
+    .await?;
     let median = latencies[latencies.len() / 2];
     eprintln!(
         "status propagation: median {median:?}, slowest {:?}",

@@ -1,7 +1,6 @@
 //! Wiring: the watches that make status event-driven, leader election, health and shutdown.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
@@ -41,9 +40,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 }
 
 fn error_policy(request: Arc<ProvisioningRequest>, error: &Error, ctx: Arc<Context>) -> Action {
-    tracing::warn!(request = %request.name_any(), error = %error, "reconcile failed; retrying");
-    ctx.metrics.reconcile_failed(error.metric_label());
-    Action::requeue(Duration::from_secs(15))
+    operator_kit::runtime::retry_after_error(
+        &ctx.metrics,
+        &request.name_any(),
+        error,
+        error.metric_label(),
+    )
 }
 
 /// The request an object belongs to, by its label.

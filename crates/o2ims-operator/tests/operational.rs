@@ -138,6 +138,18 @@ async fn wait_idle(operator: &OperatorProcess, runs: f64) -> anyhow::Result<()> 
     .await
 }
 
+fn assert_median_under_a_second(latencies: &[std::time::Duration]) {
+    let median = latencies[latencies.len() / 2];
+    eprintln!(
+        "status propagation: median {median:?}, slowest {:?}",
+        latencies[latencies.len() - 1]
+    );
+    assert!(
+        median < std::time::Duration::from_secs(1),
+        "median {median:?} of {latencies:?}"
+    );
+}
+
 fn resource_versions(
     objects: &[(Kind, String, String)],
     values: &[Option<serde_json::Value>],
@@ -165,23 +177,7 @@ async fn an_unchanged_request_causes_no_writes_and_the_operator_reports_itself()
     wait_state(&w.client, "quiet", ProvisioningState::Progressing).await?;
     w.provision("quiet").await?;
     wait_state(&w.client, "quiet", ProvisioningState::Fulfilled).await?;
-    let settled = wait_request(
-        &w.client,
-        "quiet",
-        "the host to be reported provisioned",
-        |r| {
-            let hosts = r
-                .status
-                .as_ref()
-                .map(|s| s.infrastructure_resource_provisioning_status.clone())
-                .unwrap_or_default();
-            hosts.iter().all(|h| {
-                h.resource_provisioning_phase
-                    == lcm_core::crd::ResourceProvisioningPhase::Provisioned
-            })
-        },
-    )
-    .await?;
+    let settled = wait_hosts_provisioned(&w.client, "quiet").await?;
     wait_idle(&operator, 0.0).await?;
 
     let objects: Vec<(Kind, String, String)> = [
@@ -281,41 +277,37 @@ async fn cluster_api_status_changes_reach_the_request_within_a_second() -> anyho
     w.provision("fast").await?;
     wait_state(&w.client, "fast", ProvisioningState::Fulfilled).await?;
     let api = Api::<ProvisioningRequest>::all(w.client.clone());
-    let mut latencies = Vec::new();
     // A control-plane node goes NotReady and comes back, five times, as CAPI would report it.
-    for round in 0..10 {
-        let (ready, expected) = if round % 2 == 0 {
-            (0, ProvisioningState::Progressing)
+    let expected = |round: usize| {
+        if round.is_multiple_of(2) {
+            ProvisioningState::Progressing
         } else {
-            (1, ProvisioningState::Fulfilled)
-        };
-        let started = std::time::Instant::now();
-        drive::patch_status(
-            &w.client,
-            Kind::KubeadmControlPlane,
-            "cluster-fast",
-            "fast-control-plane",
-            json!({"readyReplicas": ready}),
-        )
-        .await?;
-        let reached = move |r: Option<&ProvisioningRequest>| r.and_then(state) == Some(expected);
-        tokio::time::timeout(
-            TIMEOUT,
-            kube::runtime::wait::await_condition(api.clone(), "fast", reached),
-        )
-        .await??;
-        latencies.push(started.elapsed());
-    }
-    latencies.sort();
-    let median = latencies[latencies.len() / 2];
-    eprintln!(
-        "status propagation: median {median:?}, slowest {:?}",
-        latencies[latencies.len() - 1]
-    );
-    assert!(
-        median < std::time::Duration::from_secs(1),
-        "median {median:?} of {latencies:?}"
-    );
+            ProvisioningState::Fulfilled
+        }
+    };
+    let latencies = testcluster::time_changes(
+        &api,
+        "fast",
+        10,
+        |round| {
+            let client = w.client.clone();
+            async move {
+                let ready = if round.is_multiple_of(2) { 0 } else { 1 };
+                drive::patch_status(
+                    &client,
+                    Kind::KubeadmControlPlane,
+                    "cluster-fast",
+                    "fast-control-plane",
+                    json!({"readyReplicas": ready}),
+                )
+                .await
+            }
+        },
+        move |round, r: Option<&ProvisioningRequest>| r.and_then(state) == Some(expected(round)),
+        TIMEOUT,
+    )
+    .await?;
+    assert_median_under_a_second(&latencies);
     Ok(())
 }
 

@@ -231,22 +231,7 @@ async fn fulfilled_only_when_every_node_is_ready_with_real_ids() -> anyhow::Resu
     wait_state(&client, &s.request, ProvisioningState::Progressing).await?;
     s.provision(&client, &[1], &[2]).await?;
     wait_state(&client, &s.request, ProvisioningState::Fulfilled).await?;
-    let pr = wait_request(
-        &client,
-        &s.request,
-        "every host to be reported provisioned",
-        |r| {
-            let hosts = r
-                .status
-                .as_ref()
-                .map(|s| s.infrastructure_resource_provisioning_status.clone())
-                .unwrap_or_default();
-            hosts
-                .iter()
-                .all(|h| h.resource_provisioning_phase == ResourceProvisioningPhase::Provisioned)
-        },
-    )
-    .await?;
+    let pr = wait_hosts_provisioned(&client, &s.request).await?;
     let status = pr.status.clone().expect("status");
     let cluster = drive::get(&client, Kind::Cluster, &s.namespace(), &s.name)
         .await?

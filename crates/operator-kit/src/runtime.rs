@@ -189,6 +189,18 @@ async fn shutdown_signal() {
     }
 }
 
+/// What both operators do when a reconcile fails: log it, count it by `label`, retry soon.
+pub fn retry_after_error(
+    metrics: &Metrics,
+    object: &str,
+    error: &dyn std::fmt::Display,
+    label: &str,
+) -> Action {
+    tracing::warn!(object, error = %error, "reconcile failed; retrying");
+    metrics.reconcile_failed(label);
+    Action::requeue(std::time::Duration::from_secs(15))
+}
+
 /// The process exit code of a command's result, printing the error chain.
 pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     match result {

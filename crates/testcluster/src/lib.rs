@@ -32,7 +32,7 @@ pub use namespace::TestNamespace;
 pub use operator::OperatorProcess;
 pub use paths::{repo_root, workspace_binary};
 pub use strict::create_strict;
-pub use wait::{wait_for, wait_until};
+pub use wait::{time_changes, wait_for, wait_until};
 
 /// A note for the person running the tests. Written to the stderr handle directly because libtest
 /// captures `eprintln!`, and e.g. the control plane's start-up time should show without

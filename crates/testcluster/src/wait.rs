@@ -50,3 +50,37 @@ where
         .with_context(|| format!("timed out after {timeout:?} waiting for {name}"))?
         .with_context(|| format!("watching {name}"))
 }
+
+/// How long changes take to show: for each round, `change(round)` runs and then `name` is
+/// watched until `reached(round, object)` holds. Returns the durations, sorted.
+pub async fn time_changes<K, F, Fut, R>(
+    api: &Api<K>,
+    name: &str,
+    rounds: usize,
+    mut change: F,
+    reached: R,
+    timeout: Duration,
+) -> anyhow::Result<Vec<Duration>>
+where
+    K: Clone + Debug + Send + DeserializeOwned + Resource + 'static,
+    F: FnMut(usize) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+    R: Fn(usize, Option<&K>) -> bool + Clone + Send + 'static,
+{
+    let mut durations = Vec::new();
+    for round in 0..rounds {
+        let started = std::time::Instant::now();
+        change(round).await?;
+        let reached = reached.clone();
+        wait_until(
+            api.clone(),
+            name,
+            move |object: Option<&K>| reached(round, object),
+            timeout,
+        )
+        .await?;
+        durations.push(started.elapsed());
+    }
+    durations.sort();
+    Ok(durations)
+}

@@ -111,6 +111,25 @@ pub async fn wait_state(
     }
 }
 
+/// Waits until every host of the request is reported PROVISIONED (host claims settle a little
+/// after the cluster's own status).
+pub async fn wait_hosts_provisioned(
+    client: &Client,
+    name: &str,
+) -> anyhow::Result<ProvisioningRequest> {
+    wait_request(client, name, "every host to be reported provisioned", |r| {
+        let hosts = r
+            .status
+            .as_ref()
+            .map(|s| s.infrastructure_resource_provisioning_status.as_slice())
+            .unwrap_or_default();
+        hosts.iter().all(|h| {
+            h.resource_provisioning_phase == lcm_core::crd::ResourceProvisioningPhase::Provisioned
+        })
+    })
+    .await
+}
+
 /// A unique suffix for names in a shared cluster.
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
