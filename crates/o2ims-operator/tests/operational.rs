@@ -79,6 +79,7 @@ impl World {
             true,
         )
         .await?;
+        drive::adopt(&self.client, &ns, name).await?;
         drive::all_ready(&self.client, &ns, name, 1, 0, "v1.26.6").await
     }
 }

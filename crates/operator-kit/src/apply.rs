@@ -20,18 +20,32 @@ pub enum ApplyError {
 }
 
 /// Whether every field of `desired` is present with the same value in `live`
-/// (lists must match element by element).
+/// (lists must match element by element, but for owner references: see below).
 pub fn is_subset(desired: &Value, live: &Value) -> bool {
     match (desired, live) {
-        (Value::Object(d), Value::Object(l)) => d
-            .iter()
-            .all(|(k, v)| l.get(k).is_some_and(|lv| is_subset(v, lv))),
+        (Value::Object(d), Value::Object(l)) => d.iter().all(|(k, v)| match l.get(k) {
+            Some(lv) if k == "ownerReferences" => owners_present(v, lv),
+            Some(lv) => is_subset(v, lv),
+            None => false,
+        }),
         (Value::Array(d), Value::Array(l)) => {
             d.len() == l.len() && d.iter().zip(l).all(|(dv, lv)| is_subset(dv, lv))
         }
         (Value::Number(d), Value::Number(l)) => d.as_f64() == l.as_f64(),
         _ => desired == live,
     }
+}
+
+/// Owner references are a list keyed by `uid` that others extend (Cluster API adds the Cluster
+/// as an owner of the objects it manages): each desired owner must be present, others may be.
+fn owners_present(desired: &Value, live: &Value) -> bool {
+    let (Some(desired), Some(live)) = (desired.as_array(), live.as_array()) else {
+        return desired == live;
+    };
+    desired.iter().all(|owner| {
+        live.iter()
+            .any(|l| l["uid"] == owner["uid"] && is_subset(owner, l))
+    })
 }
 
 /// The dynamic API of an object's kind (every kind applied here pluralizes by adding `s`).
@@ -110,5 +124,17 @@ mod tests {
         assert!(!is_subset(&json!({"spec": {"hosts": ["a"]}}), &live));
         assert!(!is_subset(&json!({"spec": {"missing": 1}}), &live));
         assert!(is_subset(&json!({"spec": {"hosts": ["a", "b"]}}), &live));
+    }
+
+    #[test]
+    fn owner_references_added_by_others_are_not_a_difference() {
+        let ours = json!({"uid": "1", "kind": "ProvisioningRequest", "controller": false});
+        let theirs = json!({"uid": "2", "kind": "Cluster", "controller": true});
+        let desired = json!({"metadata": {"ownerReferences": [ours]}});
+        let live = |owners| json!({"metadata": {"ownerReferences": owners}});
+        assert!(is_subset(&desired, &live(json!([theirs, ours]))));
+        assert!(!is_subset(&desired, &live(json!([theirs]))));
+        let changed = json!({"uid": "1", "kind": "ProvisioningRequest", "controller": true});
+        assert!(!is_subset(&desired, &live(json!([theirs, changed]))));
     }
 }

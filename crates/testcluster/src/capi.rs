@@ -71,6 +71,43 @@ pub async fn patch(
     Ok(())
 }
 
+/// What Cluster API does once a Cluster exists: the Cluster becomes the controller owner of its
+/// infrastructure cluster and control plane, beside the owners they already have.
+pub async fn adopt(client: &Client, namespace: &str, cluster: &str) -> anyhow::Result<()> {
+    let owner = get(client, Kind::Cluster, namespace, cluster)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no Cluster {namespace}/{cluster}"))?;
+    let reference = json!({
+        "apiVersion": owner["apiVersion"], "kind": "Cluster", "name": cluster,
+        "uid": owner["metadata"]["uid"], "controller": true, "blockOwnerDeletion": true,
+    });
+    for (kind, name) in [
+        (Kind::ByoCluster, cluster.to_string()),
+        (
+            Kind::KubeadmControlPlane,
+            format!("{cluster}-control-plane"),
+        ),
+    ] {
+        let object = get(client, kind, namespace, &name)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no {kind:?} {namespace}/{name}"))?;
+        let mut owners = object["metadata"]["ownerReferences"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        owners.push(reference.clone());
+        patch(
+            client,
+            kind,
+            namespace,
+            &name,
+            json!({"metadata": {"ownerReferences": owners}}),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// What a BYOH host agent does at registration; returns the ByoHost's UID.
 pub async fn register_host(
     client: &Client,
