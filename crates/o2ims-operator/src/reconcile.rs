@@ -41,8 +41,11 @@ pub async fn reconcile(request: Arc<ProvisioningRequest>, ctx: Arc<Context>) -> 
         return Ok(Action::await_change());
     }
     if !has_finalizer {
-        // The finalizer goes on before anything exists that would need cleaning up.
+        // The finalizer goes on before anything exists that would need cleaning up; the
+        // request is pending until the next reconcile (which the change triggers) judges it.
         set_finalizer(&ctx, &request, true).await?;
+        let pending = Report::new(ProvisioningState::Pending, "accepted; validating", vec![]);
+        status::write(&ctx, &request, &pending).await?;
         return Ok(Action::await_change());
     }
     provision(&request, &ctx).await

@@ -303,7 +303,13 @@ async fn a_capi_failure_fails_the_request_naming_the_object() -> anyhow::Result<
 async fn invalid_requests_fail_and_create_nothing() -> anyhow::Result<()> {
     let (client, _) = setup().await?;
     let s = Scenario::new("invalid");
+    let since = resource_version_now(&client).await?;
     create(&client, &request(&s.request, s.parameters(&[1, 2], &[3]))).await?;
+    assert_eq!(
+        states_since(&client, &s.request, &since, ProvisioningState::Failed).await?,
+        [ProvisioningState::Pending, ProvisioningState::Failed],
+        "pending until validated"
+    );
     let pr = wait_state(&client, &s.request, ProvisioningState::Failed).await?;
     let (status, reason, text) = condition(&pr, "ProvisioningRequestValidated").expect("condition");
     assert_eq!(
@@ -314,11 +320,27 @@ async fn invalid_requests_fail_and_create_nothing() -> anyhow::Result<()> {
         text.contains("templateParameters.hosts.controlPlane"),
         "{text}"
     );
-    let namespaces = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone());
+
+    // A template version this O-Cloud does not provide, with otherwise valid parameters.
+    let unknown = Scenario::new("unknown-version");
+    let mut pr = request(&unknown.request, unknown.parameters(&[1], &[]));
+    pr.spec.template_version = "v9".into();
+    create(&client, &pr).await?;
+    let pr = wait_state(&client, &unknown.request, ProvisioningState::Failed).await?;
+    let (_, reason, text) = condition(&pr, "ProvisioningRequestValidated").expect("condition");
+    assert_eq!(reason, "InvalidParameters");
     assert!(
-        namespaces.get_opt(&s.namespace()).await?.is_none(),
-        "nothing is created"
+        text.contains("templateVersion") && text.contains("v9"),
+        "{text}"
     );
+
+    let namespaces = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone());
+    for namespace in [s.namespace(), unknown.namespace()] {
+        assert!(
+            namespaces.get_opt(&namespace).await?.is_none(),
+            "nothing is created"
+        );
+    }
 
     // Deleting a request that created nothing finishes at once.
     Api::<ProvisioningRequest>::all(client.clone())

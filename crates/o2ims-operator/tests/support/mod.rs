@@ -8,8 +8,9 @@ pub use testcluster::capi;
 
 use std::time::Duration;
 
+use futures::{StreamExt, TryStreamExt};
 use kube::Client;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
 use lcm_core::crd::{ProvisioningRequest, ProvisioningRequestSpec, ProvisioningState};
 use serde_json::{Value, json};
 
@@ -128,6 +129,44 @@ pub async fn wait_hosts_provisioned(
         })
     })
     .await
+}
+
+/// The API server's current resourceVersion for ProvisioningRequests: watching from it sees
+/// every later change.
+pub async fn resource_version_now(client: &Client) -> anyhow::Result<String> {
+    let api = Api::<ProvisioningRequest>::all(client.clone());
+    let list = api.list_metadata(&ListParams::default().limit(1)).await?;
+    Ok(list.metadata.resource_version.unwrap_or_default())
+}
+
+/// Every state the request `name` passed through since `resource_version`, until `last`
+/// (read from a watch, so no intermediate state is missed).
+pub async fn states_since(
+    client: &Client,
+    name: &str,
+    resource_version: &str,
+    last: ProvisioningState,
+) -> anyhow::Result<Vec<ProvisioningState>> {
+    let api = Api::<ProvisioningRequest>::all(client.clone());
+    let params = WatchParams::default()
+        .fields(&format!("metadata.name={name}"))
+        .timeout(TIMEOUT.as_secs() as u32);
+    let mut events = api.watch(&params, resource_version).await?.boxed();
+    let mut states = Vec::new();
+    while let Some(event) = events.try_next().await? {
+        let (WatchEvent::Added(r) | WatchEvent::Modified(r)) = event else {
+            continue;
+        };
+        if let Some(now) = state(&r)
+            && states.last() != Some(&now)
+        {
+            states.push(now);
+            if now == last {
+                return Ok(states);
+            }
+        }
+    }
+    anyhow::bail!("{name} did not become {last} within {TIMEOUT:?}: states seen {states:?}")
 }
 
 /// A unique suffix for names in a shared cluster.
