@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use kube::api::{Api, DynamicObject, PostParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
@@ -42,6 +42,7 @@ async fn the_api_server_rejects_bad_selections_and_operations() -> anyhow::Resul
             "exactly one of",
         ),
         ("none", json!({}), "exactly one of"),
+        ("null", json!({"clusterNames": null}), "exactly one of"),
         ("false", json!({"allClusters": false}), "exactly one of"),
         (
             "empty",
@@ -96,5 +97,55 @@ async fn the_api_server_rejects_bad_selections_and_operations() -> anyhow::Resul
         "byoh-workload-cluster"
     );
     assert_eq!(defaulted.data["spec"]["templateVersion"], "v1");
+    // An explicit null selects nothing: the one real selector stands.
+    api.create(
+        &PostParams::default(),
+        &request(
+            "null-beside",
+            json!({"allClusters": true, "clusterNames": null}),
+        ),
+    )
+    .await?;
+    namespace.cleanup().await
+}
+
+#[tokio::test]
+async fn the_ocloud_and_template_info_examples_pass_strict_validation() -> anyhow::Result<()> {
+    let cluster = testcluster::TestCluster::shared().await?;
+    let client = cluster.admin_client()?;
+    let namespace = cluster.namespace("examples").await?;
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut kinds = Vec::new();
+    for example in ["ocloud.yaml", "template-info.yaml"] {
+        let documents: Vec<DynamicObject> =
+            lcm_core::yaml::from_multi_str(&std::fs::read_to_string(examples.join(example))?)?;
+        for mut object in documents {
+            object.metadata.namespace = None;
+            let types = object.types.clone().expect("apiVersion and kind");
+            let gvk = GroupVersionKind::try_from(&types)?;
+            let (resource, _) = kube::discovery::pinned_kind(&client, &gvk).await?;
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(client.clone(), namespace.name(), &resource);
+            let name = object.metadata.name.clone().expect("named");
+            api.patch(
+                &name,
+                &PatchParams::apply("examples-test")
+                    .dry_run()
+                    .validation_strict(),
+                &Patch::Apply(&object),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{example}: {} {name}: {e}", types.kind))?;
+            kinds.push(format!("{}/{name}", types.kind));
+        }
+    }
+    assert_eq!(
+        kinds,
+        [
+            "OCloud/local",
+            "OCloud/paris-edge",
+            "TemplateInfo/byoh-workload-cluster-v1"
+        ]
+    );
     namespace.cleanup().await
 }

@@ -93,6 +93,21 @@ fn bad_input_fails_naming_the_field() {
             .contains("spec.clusterNames[1]: no cluster `metro`")
     );
 
+    // What the CRD would refuse is refused here too: two selectors.
+    let two = dir.join("two.yaml");
+    std::fs::write(
+        &two,
+        by_name.replace(
+            "clusterNames: [core]",
+            "clusterNames: [core]\n  allClusters: true",
+        ),
+    )
+    .expect("write");
+    let output = render(&two, &inventory);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("spec: exactly one of"), "{stderr}");
+
     let broken_inventory = dir.join("input.json");
     let text = std::fs::read_to_string(&inventory)
         .expect("inventory")

@@ -45,6 +45,9 @@ pub fn select(
     inventory: Option<&Inventory>,
 ) -> Result<Vec<Selected>, Vec<Problem>> {
     let spec = &request.spec;
+    if let Some(rule) = spec.selection_error() {
+        return Err(vec![Problem::new("spec", rule)]);
+    }
     if let Some(parameters) = &spec.template_parameters {
         let parameters = template::validate(parameters).map_err(|e| {
             e.0.into_iter()

@@ -38,6 +38,38 @@ fn all_clusters_selects_the_whole_inventory() {
 }
 
 #[test]
+fn exactly_one_selector_as_the_crd_requires() {
+    let specs = [
+        FocomProvisioningRequestSpec::default(),
+        FocomProvisioningRequestSpec {
+            all_clusters: Some(false),
+            ..Default::default()
+        },
+        FocomProvisioningRequestSpec {
+            all_clusters: Some(true),
+            cluster_names: Some(vec!["core".into()]),
+            ..Default::default()
+        },
+        FocomProvisioningRequestSpec {
+            cluster_names: Some(vec!["core".into()]),
+            template_parameters: Some(common::parameters()),
+            ..Default::default()
+        },
+    ];
+    for spec in specs {
+        let problems = select(&request(spec.clone()), Some(&inventory())).expect_err("refused");
+        assert_eq!(problems.len(), 1, "{spec:?}");
+        assert_eq!(problems[0].path, "spec");
+        assert!(
+            problems[0].message.starts_with("exactly one of"),
+            "{spec:?}"
+        );
+    }
+    let problems = select(&by_names(&[]), Some(&inventory())).expect_err("no names");
+    assert!(problems[0].message.contains("at least one cluster"));
+}
+
+#[test]
 fn unknown_cluster_names_are_named() {
     let problems =
         select(&by_names(&["core", "metro"]), Some(&inventory())).expect_err("metro is unknown");

@@ -29,7 +29,7 @@ use crate::template;
 )]
 #[x_kube(validation = Rule::new(
     "[has(self.allClusters) && self.allClusters, has(self.clusterNames), has(self.templateParameters)].filter(x, x).size() == 1"
-).message("exactly one of allClusters: true, clusterNames or templateParameters must select the clusters"))]
+).message(ONE_SELECTOR))]
 #[serde(rename_all = "camelCase")]
 pub struct FocomProvisioningRequestSpec {
     /// Name of the OCloud (in this namespace) on which to provision; absent means this cluster.
@@ -59,11 +59,34 @@ pub struct FocomProvisioningRequestSpec {
     pub all_clusters: Option<bool>,
     /// Select these clusters of the inventory by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.size() > 0").message("clusterNames must name at least one cluster"))]
+    #[x_kube(validation = Rule::new("self.size() > 0").message(SOME_CLUSTER_NAMES))]
     pub cluster_names: Option<Vec<String>>,
     /// What to do with the selected clusters.
     #[serde(default)]
     pub operation: Operation,
+}
+
+/// The CRD's selection rules, which `kubectl apply` enforces and `render` repeats.
+pub const ONE_SELECTOR: &str =
+    "exactly one of allClusters: true, clusterNames or templateParameters must select the clusters";
+pub const SOME_CLUSTER_NAMES: &str = "clusterNames must name at least one cluster";
+
+impl FocomProvisioningRequestSpec {
+    /// The CRD rule this spec breaks, if any (for specs that did not come through the API server).
+    pub fn selection_error(&self) -> Option<&'static str> {
+        let selectors = [
+            self.all_clusters == Some(true),
+            self.cluster_names.is_some(),
+            self.template_parameters.is_some(),
+        ];
+        if selectors.iter().filter(|s| **s).count() != 1 {
+            Some(ONE_SELECTOR)
+        } else if self.cluster_names.as_ref().is_some_and(Vec::is_empty) {
+            Some(SOME_CLUSTER_NAMES)
+        } else {
+            None
+        }
+    }
 }
 
 fn default_template_name() -> String {
