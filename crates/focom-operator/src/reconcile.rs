@@ -32,10 +32,16 @@ pub async fn reconcile(
     let _timer = ctx.metrics.reconcile_started();
     let has_finalizer = request.finalizers().iter().any(|f| f == FINALIZER);
     if request.metadata.deletion_timestamp.is_some() {
-        if has_finalizer && delete_all(&request, &ctx).await? {
-            set_finalizer(&ctx, &request, false).await?;
+        if !has_finalizer {
+            return Ok(Action::await_change());
         }
-        return Ok(Action::await_change());
+        return match delete_all(&request, &ctx).await? {
+            Some(waiting) => Ok(waiting),
+            None => {
+                set_finalizer(&ctx, &request, false).await?;
+                Ok(Action::await_change())
+            }
+        };
     }
     if !has_finalizer {
         set_finalizer(&ctx, &request, true).await?;
@@ -71,21 +77,10 @@ fn owner_selector(request: &FocomProvisioningRequest) -> ListParams {
 
 async fn provision(request: &FocomProvisioningRequest, ctx: &Context) -> Result<Action> {
     let mut outcome = Outcome::new(request.spec.operation);
-    let target = match ocloud::target(ctx, request).await? {
-        Ok(target) => target,
+    let (target, owned) = match reach(ctx, request).await? {
+        Ok(reached) => reached,
         Err(unreachable) => {
             return status::write_retrying(ctx, request, outcome.blocked(unreachable)).await;
-        }
-    };
-    let owned = match list_owned(&target, request).await {
-        Ok(owned) => owned,
-        Err(e) => {
-            let condition = Desired::false_(
-                OCLOUD_REACHABLE,
-                "Unreachable",
-                format!("{}: {e}", target.description),
-            );
-            return status::write_retrying(ctx, request, outcome.blocked(condition)).await;
         }
     };
     outcome.conditions.push(Desired::true_(
@@ -150,6 +145,26 @@ async fn list_owned(
         .list(&owner_selector(request))
         .await?
         .items)
+}
+
+/// The request's O-Cloud and the ProvisioningRequests it created there, or the
+/// OCloudReachable condition saying why the O-Cloud cannot be reached.
+async fn reach(
+    ctx: &Context,
+    request: &FocomProvisioningRequest,
+) -> Result<std::result::Result<(Target, Vec<ProvisioningRequest>), Desired>> {
+    let target = match ocloud::target(ctx, request).await? {
+        Ok(target) => target,
+        Err(unreachable) => return Ok(Err(unreachable)),
+    };
+    Ok(match list_owned(&target, request).await {
+        Ok(owned) => Ok((target, owned)),
+        Err(e) => Err(Desired::false_(
+            OCLOUD_REACHABLE,
+            "Unreachable",
+            format!("{}: {e}", target.description),
+        )),
+    })
 }
 
 /// The inventory from its ConfigMap, or the InventoryValid condition saying what is wrong.
@@ -377,25 +392,20 @@ async fn delete_requests(
     Ok(())
 }
 
-/// Deleting the request deletes every ProvisioningRequest it created; true once they are gone.
-async fn delete_all(request: &FocomProvisioningRequest, ctx: &Context) -> Result<bool> {
-    let target = match ocloud::target(ctx, request).await? {
-        Ok(target) => target,
+/// Deleting the request deletes every ProvisioningRequest it created: `None` once they are
+/// gone, else when to look again (their deletion is watched; an unreachable O-Cloud is retried).
+async fn delete_all(request: &FocomProvisioningRequest, ctx: &Context) -> Result<Option<Action>> {
+    let (target, owned) = match reach(ctx, request).await? {
+        Ok(reached) => reached,
         // The O-Cloud is gone for good: nothing more can be cleaned up there.
-        Err(condition) if condition.reason == "OCloudNotFound" => return Ok(true),
+        Err(condition) if condition.reason == "OCloudNotFound" => return Ok(None),
         Err(condition) => {
-            status::write_retrying(
-                ctx,
-                request,
-                Outcome::new(Operation::Delete).blocked(condition),
-            )
-            .await?;
-            return Ok(false);
+            let blocked = Outcome::new(Operation::Delete).blocked(condition);
+            return Ok(Some(status::write_retrying(ctx, request, blocked).await?));
         }
     };
-    let owned = list_owned(&target, request).await?;
     if owned.is_empty() {
-        return Ok(true);
+        return Ok(None);
     }
     delete_requests(&target.client, owned.clone().into_iter()).await?;
     let mut outcome = Outcome::new(Operation::Delete);
@@ -404,8 +414,7 @@ async fn delete_all(request: &FocomProvisioningRequest, ctx: &Context) -> Result
         .filter_map(|r| r.labels().get(lcm_core::CLUSTER_NAME_LABEL).cloned())
         .collect();
     outcome.owned = owned;
-    status::write(ctx, request, outcome).await?;
-    Ok(false)
+    Ok(Some(status::write(ctx, request, outcome).await?))
 }
 
 /// How long to wait before retrying an unreachable O-Cloud: grows with how long it has been

@@ -56,9 +56,14 @@ impl Outcome {
         self
     }
 
-    /// The O-Cloud cannot be reached yet: pending, retried with backoff.
+    /// The O-Cloud cannot be reached yet: pending (deleting, for a deletion), retried with
+    /// backoff.
     pub fn blocked(self, condition: Desired) -> Self {
-        self.with(condition, FocomPhase::Pending)
+        let phase = match self.operation {
+            Operation::Delete => FocomPhase::Deleting,
+            _ => FocomPhase::Pending,
+        };
+        self.with(condition, phase)
     }
 
     pub fn invalid(self, condition: Desired) -> Self {

@@ -11,7 +11,7 @@ use lcm_core::crd::{
     FocomPhase, FocomProvisioningRequest, FocomProvisioningRequestSpec, O2imsSecret, OCloud,
     OCloudSpec, Operation, ProvisioningRequest, SecretReference,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 use support::*;
 use testcluster::{OperatorProcess, TestCluster};
 
@@ -250,8 +250,44 @@ async fn unreachable_oclouds_are_reported_and_unchanged_requests_cause_no_writes
     let w = world(&text).await?;
     let ns = w.namespace.as_str();
 
-    // An OCloud whose API server does not answer.
-    let unreachable = std::fs::read_to_string(w.cluster.kubeconfig_path())?
+    // Each way an OCloud's Secret can be unusable is reported, and noticed again without any
+    // watched object changing: the Secret is not watched, the retry backoff finds the change.
+    ocloud(&w, "dead", Some("dead")).await?;
+    let mut spec = by_names(&["near"]);
+    spec.o_cloud_id = Some("dead".into());
+    create(&w.client, ns, &request("dead", spec)).await?;
+    let reported = |reason: &'static str| {
+        wait_request(&w.client, ns, "dead", reason, move |r| {
+            condition(r, "OCloudReachable").is_some_and(|c| c.1 == reason)
+        })
+    };
+    reported("SecretNotFound").await?;
+    let secrets = Api::<Secret>::namespaced(w.client.clone(), ns);
+    let secret = |data: Value| -> anyhow::Result<Secret> {
+        Ok(serde_json::from_value(
+            json!({"metadata": {"name": "dead"}, "stringData": data}),
+        )?)
+    };
+    secrets
+        .create(&PostParams::default(), &secret(json!({"config": "x"}))?)
+        .await?;
+    reported("KubeconfigMissing").await?;
+    let replace = |data: Value| {
+        let secrets = secrets.clone();
+        async move {
+            let mut new = secret(data)?;
+            new.metadata.resource_version = secrets.get("dead").await?.resource_version();
+            secrets
+                .replace("dead", &PostParams::default(), &new)
+                .await?;
+            anyhow::Ok(())
+        }
+    };
+    replace(json!({"kubeconfig": "not: [a kubeconfig"})).await?;
+    reported("InvalidKubeconfig").await?;
+    // An API server that does not answer.
+    let local = std::fs::read_to_string(w.cluster.kubeconfig_path())?;
+    let unreachable = local
         .lines()
         .map(|l| {
             if l.trim_start().starts_with("server:") {
@@ -262,24 +298,8 @@ async fn unreachable_oclouds_are_reported_and_unchanged_requests_cause_no_writes
         })
         .collect::<Vec<_>>()
         .join("\n");
-    let secret: Secret = serde_json::from_value(
-        json!({"metadata": {"name": "dead"}, "stringData": {"kubeconfig": unreachable}}),
-    )?;
-    Api::<Secret>::namespaced(w.client.clone(), ns)
-        .create(&PostParams::default(), &secret)
-        .await?;
-    ocloud(&w, "dead", Some("dead")).await?;
-    let mut spec = by_names(&["near"]);
-    spec.o_cloud_id = Some("dead".into());
-    create(&w.client, ns, &request("dead", spec)).await?;
-    let fpr = wait_request(
-        &w.client,
-        ns,
-        "dead",
-        "the unreachable O-Cloud to be reported",
-        |r| condition(r, "OCloudReachable").is_some_and(|c| c.1 == "Unreachable"),
-    )
-    .await?;
+    replace(json!({"kubeconfig": unreachable})).await?;
+    let fpr = reported("Unreachable").await?;
     assert_eq!(phase(&fpr), Some(FocomPhase::Pending));
     assert!(
         condition(&fpr, "OCloudReachable")
@@ -288,9 +308,15 @@ async fn unreachable_oclouds_are_reported_and_unchanged_requests_cause_no_writes
             .contains("OCloud"),
         "the O-Cloud is named"
     );
-    Api::<FocomProvisioningRequest>::namespaced(w.client.clone(), ns)
-        .delete("dead", &DeleteParams::default())
-        .await?;
+    // Deleting it waits, Deleting, for the O-Cloud to be reachable again, then finishes.
+    let fprs = Api::<FocomProvisioningRequest>::namespaced(w.client.clone(), ns);
+    fprs.delete("dead", &DeleteParams::default()).await?;
+    wait_phase(&w.client, ns, "dead", FocomPhase::Deleting).await?;
+    replace(json!({"kubeconfig": local})).await?;
+    testcluster::wait_for("the deleted request to go", TIMEOUT, || async {
+        Ok(fprs.get_opt("dead").await?.is_none().then_some(()))
+    })
+    .await?;
 
     // A local OCloud (no Secret) provisions on this cluster; once settled, a reconcile writes nothing.
     ocloud(&w, "local", None).await?;
