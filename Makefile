@@ -6,7 +6,7 @@ export CARGO_TERM_COLOR ?= never
 
 TESTCLUSTER := tools/testcluster/bin/testcluster
 
-.PHONY: ansible-inventory bench demo test tools lint crds check-crds static-checks testcluster cluster
+.PHONY: ansible-inventory bench demo test tools lint crds check-crds static-checks image-binaries testcluster cluster
 
 ## demo: the whole chain on a local control plane with simulated hosts (KEEP=1 keeps it running)
 demo: testcluster
@@ -19,7 +19,7 @@ bench: testcluster
 	target/release/lcm-bench --clusters 8
 
 ## test: everything that proves the product (formatting, lints, generated files, deployment files, unit and integration tests)
-test: check-crds lint static-checks testcluster tools
+test: check-crds lint static-checks image-binaries testcluster tools
 	cargo build --workspace --bins
 	mkdir -p .cache
 	cargo test --workspace --no-fail-fast 2>&1 | tee .cache/test.log
@@ -43,12 +43,16 @@ check-crds:
 static-checks:
 	tests/static-checks.sh
 
+## image-binaries: the Dockerfile's build stage without a container engine (its musl toolchain and cargo command)
+image-binaries:
+	tests/image-binaries.sh
+
 ## ansible-inventory: the Ansible inventory of input.json's hosts (CLUSTERS="core edge" to select) into hosts.yaml
 ansible-inventory:
 	cargo run -q -p lcm-core --example ansible_inventory -- input.json $(CLUSTERS) > hosts.yaml
 	@echo "wrote hosts.yaml"
 
-## tools: helm, built once through the Go module proxy into .cache/bin (the chart tests use it)
+## tools: helm and kustomize, built once through the Go module proxy into .cache/bin (the chart tests use it)
 tools:
 	deploy/install-tools.sh
 
