@@ -173,6 +173,30 @@ fn provisioning_state_table() {
             "Machine demo-md-0-abc failed: BootstrapFailed: kubeadm join failed",
         ),
         (
+            "nodes Ready, the Cluster not yet",
+            |o| o.cluster.as_mut().expect("cluster").ready = false,
+            ProvisioningState::Progressing,
+            "waiting for the Cluster to report Ready",
+        ),
+        (
+            "control plane initialized, a node not Ready",
+            |o| o.control_plane.as_mut().expect("cp").ready_replicas = 2,
+            ProvisioningState::Progressing,
+            "control plane: 2/3 control-plane nodes ready",
+        ),
+        (
+            "workers rolling to a new version",
+            |o| o.workers.as_mut().expect("md").updated_replicas = 1,
+            ProvisioningState::Progressing,
+            "workers: 1/2 machines updated",
+        ),
+        (
+            "Cluster phase Failed without a reason",
+            |o| o.cluster.as_mut().expect("cluster").phase = Some("Failed".into()),
+            ProvisioningState::Failed,
+            "Cluster is in phase Failed",
+        ),
+        (
             "MachineDeployment phase Failed",
             |o| o.workers.as_mut().expect("md").phase = Some("Failed".into()),
             ProvisioningState::Failed,
@@ -334,6 +358,21 @@ fn focom_phase_table() {
             ],
             FocomPhase::Failed,
             "failed clusters: core: Machine m failed",
+        ),
+        (
+            Operation::Create,
+            vec![
+                row("core", Some(Deleting), ""),
+                row("edge", Some(Fulfilled), ""),
+            ],
+            FocomPhase::Creating,
+            "core is deleting",
+        ),
+        (
+            Operation::Create,
+            vec![],
+            FocomPhase::Synced,
+            "0 cluster(s) provisioned",
         ),
         (
             Operation::Scale,

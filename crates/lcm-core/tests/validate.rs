@@ -29,6 +29,14 @@ fn the_fixture_is_valid() {
 }
 
 #[test]
+fn the_supported_range_includes_both_ends() {
+    for version in ["v1.24.0", "v1.27.16"] {
+        let params = common::with("/kubernetesVersion", json!(version));
+        assert!(validate(&params).is_ok(), "{version} is supported");
+    }
+}
+
+#[test]
 fn defaults_fill_optional_fields() {
     let minimal = json!({
         "clusterName": "mini", "kubernetesVersion": "v1.25.11",
@@ -64,12 +72,12 @@ fn each_invalid_field_is_named() {
             "must start with `v`",
         ),
         (
-            common::with("/kubernetesVersion", json!("v1.29.0")),
+            common::with("/kubernetesVersion", json!("v1.28.0")),
             "templateParameters.kubernetesVersion",
             "outside the range",
         ),
         (
-            common::with("/kubernetesVersion", json!("v1.23.17")),
+            common::with("/kubernetesVersion", json!("v1.23.99")),
             "templateParameters.kubernetesVersion",
             "outside the range",
         ),
