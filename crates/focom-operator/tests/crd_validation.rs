@@ -1,7 +1,9 @@
-//! The FocomProvisioningRequest CRD's own rules, enforced by the real API server.
+//! The project's CRDs as the real API server serves them: names, scopes and `kubectl get`
+//! columns, the FocomProvisioningRequest's own rules, and the examples.
 
 use std::path::Path;
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
@@ -146,6 +148,71 @@ async fn the_ocloud_and_template_info_examples_pass_strict_validation() -> anyho
             "OCloud/paris-edge",
             "TemplateInfo/byoh-workload-cluster-v1"
         ]
+    );
+    namespace.cleanup().await
+}
+
+/// The columns `kubectl get` shows for a resource's objects, from the API server's Table view.
+async fn table_columns(client: &kube::Client, path: &str) -> anyhow::Result<Vec<String>> {
+    let request = http::Request::get(path)
+        .header(
+            "Accept",
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json",
+        )
+        .body(Vec::new())?;
+    let table: Value = serde_json::from_str(&client.request_text(request).await?)?;
+    Ok(table["columnDefinitions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str().map(String::from))
+        .collect())
+}
+
+#[tokio::test]
+async fn the_crds_have_their_short_names_scopes_and_columns() -> anyhow::Result<()> {
+    let cluster = testcluster::TestCluster::shared().await?;
+    let client = cluster.admin_client()?;
+    let namespace = cluster.namespace("columns").await?;
+    let crds = Api::<CustomResourceDefinition>::all(client.clone());
+    let served = [
+        (
+            "provisioningrequests.o2ims.provisioning.oran.org",
+            "Cluster",
+            vec!["provreq"],
+        ),
+        (
+            "focomprovisioningrequests.focom.nephio.org",
+            "Namespaced",
+            vec!["fpr"],
+        ),
+        ("oclouds.focom.nephio.org", "Namespaced", vec![]),
+        ("templateinfoes.provisioning.oran.org", "Namespaced", vec![]),
+    ];
+    for (name, scope, short_names) in served {
+        let crd = crds.get(name).await?;
+        assert_eq!(crd.spec.scope, scope, "{name}");
+        assert_eq!(
+            crd.spec.names.short_names.unwrap_or_default(),
+            short_names,
+            "{name}"
+        );
+    }
+    assert_eq!(
+        table_columns(
+            &client,
+            "/apis/o2ims.provisioning.oran.org/v1alpha1/provisioningrequests"
+        )
+        .await?,
+        ["Name", "State", "Cluster", "Message", "Age"]
+    );
+    let path = format!(
+        "/apis/focom.nephio.org/v1alpha1/namespaces/{}/focomprovisioningrequests",
+        namespace.name()
+    );
+    assert_eq!(
+        table_columns(&client, &path).await?,
+        ["Name", "Phase", "Ready", "Message", "Age"]
     );
     namespace.cleanup().await
 }
