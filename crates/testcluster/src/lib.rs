@@ -30,7 +30,7 @@ pub use cluster::TestCluster;
 pub use crds::{crd_dirs, install_crds};
 pub use namespace::TestNamespace;
 pub use operator::OperatorProcess;
-pub use paths::{repo_root, workspace_binary};
+pub use paths::{harness_binary, repo_root, workspace_binary};
 pub use strict::create_strict;
 pub use wait::{time_changes, wait_for, wait_until};
 

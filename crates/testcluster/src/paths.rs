@@ -22,7 +22,7 @@ pub(crate) fn shared_dir() -> PathBuf {
 }
 
 /// The Go harness, overridable with `TESTCLUSTER_BIN`.
-pub(crate) fn harness_binary() -> PathBuf {
+pub fn harness_binary() -> PathBuf {
     std::env::var_os("TESTCLUSTER_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("tools/testcluster/bin/testcluster"))

@@ -1,0 +1,105 @@
+//! `testcluster up` stops everything it started, and removes its temp dir, both on SIGTERM and
+//! when its stdin closes.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use testcluster::{harness_binary, wait_for};
+
+/// Every process below `pid`, from /proc.
+fn descendants(pid: u32) -> Vec<u32> {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let child: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // `pid (comm) state ppid ...`; comm may hold spaces, so read after the last ')'.
+            let parent = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some((child, parent))
+        })
+        .collect();
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie has exited; only its parent's wait is missing.
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+    })
+}
+
+#[tokio::test]
+async fn sigterm_and_closed_stdin_leave_nothing_behind() -> anyhow::Result<()> {
+    for stop in ["SIGTERM", "closed stdin"] {
+        let mut child = Command::new(harness_binary())
+            .arg("up")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line)?;
+        let kubeconfig = PathBuf::from(
+            line.split_whitespace()
+                .nth(1)
+                .ok_or_else(|| anyhow::anyhow!("{stop}: no READY line: {line:?}"))?,
+        );
+        let dir = kubeconfig.parent().expect("temp dir").to_path_buf();
+        assert!(dir.is_dir(), "{stop}: {}", dir.display());
+        let started = descendants(child.id());
+        assert!(
+            started.len() >= 2,
+            "{stop}: kube-apiserver and kube-controller-manager run as children (etcd runs inside): {started:?}"
+        );
+
+        match stop {
+            "SIGTERM" => {
+                let status = Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .status()?;
+                assert!(status.success());
+            }
+            _ => drop(child.stdin.take()),
+        }
+        let exit = tokio::task::spawn_blocking(move || child.wait()).await??;
+        assert!(exit.success(), "{stop}: exit {exit}");
+        wait_for(
+            &format!("every child to be gone after {stop}"),
+            Duration::from_secs(10),
+            || {
+                let started = started.clone();
+                async move {
+                    let left: Vec<u32> = started.into_iter().filter(|p| alive(*p)).collect();
+                    Ok(left.is_empty().then_some(()))
+                }
+            },
+        )
+        .await?;
+        assert!(!dir.exists(), "{stop}: {} is left behind", dir.display());
+    }
+    Ok(())
+}
