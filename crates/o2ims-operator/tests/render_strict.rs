@@ -73,6 +73,7 @@ async fn rendered_objects_satisfy_the_upstream_schemas_strictly() -> anyhow::Res
     let client = cluster.admin_client()?;
     let strict = PatchParams::apply("render-test").validation_strict();
     let mut checked = 0;
+    let mut namespaces = std::collections::BTreeSet::new();
     for request in example_requests()? {
         let manifest = std::fs::write(
             testcluster::repo_root().join("target/calico-test.yaml"),
@@ -94,6 +95,7 @@ async fn rendered_objects_satisfy_the_upstream_schemas_strictly() -> anyhow::Res
             let name = object["metadata"]["name"].as_str().unwrap_or_default();
             // The namespace must exist for the dry runs of what goes into it.
             let params = if object["kind"] == "Namespace" {
+                namespaces.insert(name.to_string());
                 strict.clone()
             } else {
                 strict.clone().dry_run()
@@ -131,5 +133,12 @@ async fn rendered_objects_satisfy_the_upstream_schemas_strictly() -> anyhow::Res
         checked >= 40,
         "every example's objects were checked ({checked})"
     );
+    // Only the namespaces were created: remove them, so a reused control plane stays clean.
+    let namespace_api = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone());
+    for namespace in namespaces {
+        namespace_api
+            .delete(&namespace, &Default::default())
+            .await?;
+    }
     Ok(())
 }
