@@ -173,7 +173,7 @@ fn resource_versions(
 async fn an_unchanged_request_causes_no_writes_and_the_operator_reports_itself()
 -> anyhow::Result<()> {
     let w = world().await?;
-    let operator = w.operator(&[]).await?;
+    let operator = w.operator(&["--log-format", "json"]).await?;
     w.request("quiet").await?;
     wait_state(&w.client, "quiet", ProvisioningState::Progressing).await?;
     w.provision("quiet").await?;
@@ -266,6 +266,19 @@ async fn an_unchanged_request_causes_no_writes_and_the_operator_reports_itself()
         reasons.contains(&"Progressing".to_string()) && reasons.contains(&"Fulfilled".to_string()),
         "{reasons:?}"
     );
+
+    // Its log is structured: one JSON object per line, with time, level and message.
+    let log = std::fs::read_to_string(&operator.log)?;
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).map_err(|e| anyhow::anyhow!("{e}: {l}")))
+        .collect::<anyhow::Result<_>>()?;
+    assert!(!lines.is_empty(), "the operator logged nothing");
+    for line in &lines {
+        for key in ["timestamp", "level", "message"] {
+            assert!(line[key].is_string(), "{key} missing in {line}");
+        }
+    }
     Ok(())
 }
 

@@ -54,8 +54,6 @@ impl OperatorProcess {
             .arg(binary)
             .args([
                 "run",
-                "--log-format",
-                "text",
                 "--metrics-addr",
                 &metrics_addr.to_string(),
                 "--pod-namespace",
@@ -63,6 +61,8 @@ impl OperatorProcess {
             ])
             .args(args)
             .env("KUBECONFIG", kubeconfig)
+            // Readable logs for test failures; a test passes `--log-format json` to check those.
+            .env("LOG_FORMAT", "text")
             .env("RUST_LOG", "info,kube=warn")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
