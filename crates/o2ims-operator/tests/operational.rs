@@ -394,6 +394,31 @@ async fn two_replicas_never_both_act() -> anyhow::Result<()> {
         .spec
         .and_then(|s| s.holder_identity);
     assert_eq!(holder.as_deref(), Some("replica-b"));
+
+    // A leader that crashes holds the Lease until it expires; then a standby takes over.
+    let third = w.operator(&args("replica-c")).await?;
+    second.kill().await?;
+    testcluster::wait_for("replica-c to take over after expiry", TIMEOUT, || async {
+        Ok((third.metric("o2ims_leader").await? == 1.0).then_some(()))
+    })
+    .await?;
+
+    // A leader whose Lease is taken stops acting: it exits rather than reconcile beside another.
+    let mut lease = leases.get("o2ims-test").await?;
+    let spec = lease.spec.as_mut().expect("spec");
+    spec.holder_identity = Some("intruder".into());
+    spec.renew_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+        jiff::Timestamp::now(),
+    ));
+    leases
+        .replace("o2ims-test", &Default::default(), &lease)
+        .await?;
+    testcluster::wait_for("replica-c to stop", TIMEOUT, || async {
+        Ok((!third.is_running()).then_some(()))
+    })
+    .await?;
+    let log = std::fs::read_to_string(&third.log)?;
+    assert!(log.contains("lost the Lease"), "{}", third.log_tail());
     Ok(())
 }
 
