@@ -23,6 +23,9 @@ struct Fixture {
 }
 
 static FIXTURE: OnceCell<Fixture> = OnceCell::const_new();
+/// The operator's configuration for host preparation, which its Jobs must use.
+const HOST_PREPARATION_IMAGE: &str = "registry.example.org/ansible-runner:2.19";
+const SSH_KEY_SECRET: &str = "site-ssh-key";
 
 async fn setup() -> anyhow::Result<(Client, &'static Fixture)> {
     let cluster = testcluster::TestCluster::shared().await?;
@@ -35,7 +38,12 @@ async fn setup() -> anyhow::Result<(Client, &'static Fixture)> {
                 env!("CARGO_BIN_EXE_o2ims-operator"),
                 cluster.kubeconfig_path(),
                 &namespace,
-                &[],
+                &[
+                    "--host-preparation-image",
+                    HOST_PREPARATION_IMAGE,
+                    "--ssh-key-secret",
+                    SSH_KEY_SECRET,
+                ],
             )
             .await?;
             anyhow::Ok(Fixture {
@@ -413,6 +421,22 @@ async fn host_preparation_runs_a_job_for_exactly_the_missing_hosts() -> anyhow::
         .await?
         .items
         .remove(0);
+    let pod = job
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.clone())
+        .expect("pod spec");
+    assert_eq!(
+        pod.containers[0].image.as_deref(),
+        Some(HOST_PREPARATION_IMAGE)
+    );
+    let secrets: Vec<String> = pod
+        .volumes
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|v| v.secret?.secret_name)
+        .collect();
+    assert!(secrets.iter().any(|s| s == SSH_KEY_SECRET), "{secrets:?}");
     let config_maps = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
         client.clone(),
         &fixture.namespace,
