@@ -22,7 +22,7 @@ struct Fixture {
 static FIXTURE: OnceCell<Fixture> = OnceCell::const_new();
 
 fn test_inventory() -> String {
-    inventory(&[
+    let mut inventory = inventory(&[
         ("agg-a", &["agg-h1"], &["agg-h2"], "10.1.0.1"),
         ("agg-b", &["agg-h3"], &[], "10.1.0.2"),
         ("taken", &["taken-h1"], &[], "10.1.0.3"),
@@ -33,8 +33,18 @@ fn test_inventory() -> String {
         ("ops", &["ops-h1"], &[], "10.1.0.7"),
         ("gone", &["gone-h1"], &[], "10.1.0.8"),
         ("fast", &["fast-h1"], &[], "10.1.0.9"),
-    ])
-    .to_string()
+        ("dup-a", &["dup-h1"], &[], "10.1.0.10"),
+        ("dup-b", &["dup-h1"], &[], "10.1.0.11"),
+        ("vip-held", &["vip-held-h1"], &[], "10.9.9.9"),
+        ("legacy", &["legacy-h1"], &[], "10.1.0.12"),
+        ("even", &["even-h1", "even-h2"], &[], "10.1.0.13"),
+        ("ghost", &["ghost-h1"], &[], "10.1.0.14"),
+    ]);
+    // `ghost` names a host the inventory does not have.
+    if let Some(hosts) = inventory["hosts"].as_array_mut() {
+        hosts.retain(|h| h["id"] != "ghost-h1");
+    }
+    inventory.to_string()
 }
 
 async fn setup() -> anyhow::Result<(Client, &'static str)> {
@@ -283,6 +293,36 @@ async fn infeasible_requests_name_the_conflict_and_create_nothing() -> anyhow::R
             "Validated",
             "spec.clusterNames[1]: no cluster `nowhere` in the inventory",
         ),
+        (
+            "twice",
+            vec!["dup-a", "dup-b"],
+            "Feasible",
+            "cluster `dup-b`: host `dup-h1` is also selected for cluster `dup-a`",
+        ),
+        (
+            "vip-held",
+            vec!["vip-held"],
+            "Feasible",
+            "cluster `vip-held`: endpoint 10.9.9.9 is already used by cluster `legacy` (ProvisioningRequest someone-elses)",
+        ),
+        (
+            "name-held",
+            vec!["legacy"],
+            "Feasible",
+            "cluster `legacy`: a cluster of this name is already provisioned by ProvisioningRequest someone-elses",
+        ),
+        (
+            "even",
+            vec!["even"],
+            "Validated",
+            "cluster `even`: templateParameters.hosts.controlPlane: needs an odd number of hosts",
+        ),
+        (
+            "ghost",
+            vec!["ghost"],
+            "Validated",
+            "cluster `ghost`: host `ghost-h1` is not in the inventory",
+        ),
     ];
     for (name, clusters, type_, expected) in cases {
         create(&client, ns, &request(name, by_names(&clusters))).await?;
@@ -343,6 +383,23 @@ async fn operation_delete_then_deleting_the_request_cleans_up() -> anyhow::Resul
     let (client, ns) = setup().await?;
     create(&client, ns, &request("ops", by_names(&["ops"]))).await?;
     let prs = wait_owned(&client, ns, "ops", 1).await?;
+    let prs_api = Api::<ProvisioningRequest>::all(client.clone());
+    // Held as the O2IMS operator holds it while its cluster is torn down.
+    let hold = |finalizers: serde_json::Value| {
+        let prs_api = prs_api.clone();
+        let name = prs[0].name_any();
+        async move {
+            prs_api
+                .patch(
+                    &name,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"metadata": {"finalizers": finalizers}})),
+                )
+                .await?;
+            anyhow::Ok(())
+        }
+    };
+    hold(json!(["test/hold"])).await?;
     let api = Api::<FocomProvisioningRequest>::namespaced(client.clone(), ns);
     api.patch(
         "ops",
@@ -350,19 +407,20 @@ async fn operation_delete_then_deleting_the_request_cleans_up() -> anyhow::Resul
         &Patch::Merge(json!({"spec": {"operation": Operation::Delete}})),
     )
     .await?;
-    wait_phase(&client, ns, "ops", FocomPhase::Deleted).await?;
+    let deleting = wait_phase(&client, ns, "ops", FocomPhase::Deleting).await?;
     assert!(
-        Api::<ProvisioningRequest>::all(client.clone())
-            .get_opt(&prs[0].name_any())
-            .await?
-            .is_none()
+        message(&deleting).contains("deleting ops"),
+        "{}",
+        message(&deleting)
     );
+    hold(json!(null)).await?;
+    wait_phase(&client, ns, "ops", FocomPhase::Deleted).await?;
+    assert!(prs_api.get_opt(&prs[0].name_any()).await?.is_none());
 
     // Deleting the request itself waits for its ProvisioningRequests, which the O2IMS
     // operator holds with a finalizer until their cluster is torn down.
     create(&client, ns, &request("gone", by_names(&["gone"]))).await?;
     let pr = wait_owned(&client, ns, "gone", 1).await?.remove(0);
-    let prs_api = Api::<ProvisioningRequest>::all(client.clone());
     prs_api
         .patch(
             &pr.name_any(),
