@@ -6,4 +6,4 @@ mod table;
 mod world;
 
 pub use table::{Row, render, rows};
-pub use world::{World, WorldOptions};
+pub use world::{O2IMS_NAMESPACE, Operator, World, WorldOptions};

@@ -40,6 +40,38 @@ impl WorldOptions {
     }
 }
 
+/// One of the two operators of a world.
+#[derive(Clone, Copy, Debug)]
+pub enum Operator {
+    O2ims,
+    Focom,
+}
+
+impl Operator {
+    async fn start(
+        self,
+        cluster: &TestCluster,
+        options: &WorldOptions,
+    ) -> anyhow::Result<OperatorProcess> {
+        let (binary, namespace, args) = match self {
+            Operator::O2ims => (
+                "o2ims-operator",
+                O2IMS_NAMESPACE,
+                options.o2ims_args.as_slice(),
+            ),
+            Operator::Focom => ("focom-operator", FOCOM_NAMESPACE, &[][..]),
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        OperatorProcess::start(
+            &testcluster::workspace_binary(binary)?.to_string_lossy(),
+            cluster.kubeconfig_path(),
+            namespace,
+            &args,
+        )
+        .await
+    }
+}
+
 /// A running installation; dropping it stops everything.
 pub struct World {
     pub cluster: TestCluster,
@@ -87,22 +119,8 @@ impl World {
                 apply(&client, document).await?;
             }
         }
-        let kubeconfig = cluster.kubeconfig_path().to_path_buf();
-        let o2ims_args: Vec<&str> = options.o2ims_args.iter().map(String::as_str).collect();
-        let o2ims = OperatorProcess::start(
-            &testcluster::workspace_binary("o2ims-operator")?.to_string_lossy(),
-            &kubeconfig,
-            O2IMS_NAMESPACE,
-            &o2ims_args,
-        )
-        .await?;
-        let focom = OperatorProcess::start(
-            &testcluster::workspace_binary("focom-operator")?.to_string_lossy(),
-            &kubeconfig,
-            FOCOM_NAMESPACE,
-            &[],
-        )
-        .await?;
+        let o2ims = Operator::O2ims.start(&cluster, &options).await?;
+        let focom = Operator::Focom.start(&cluster, &options).await?;
         let simulator = byoh_sim::spawn(client, options.simulator.clone());
         Ok(Self {
             cluster,
@@ -113,18 +131,14 @@ impl World {
         })
     }
 
-    /// Kills the O2IMS operator (as a crash would) and starts a new one.
-    pub async fn restart_o2ims(&mut self) -> anyhow::Result<()> {
-        self.o2ims.kill().await?;
-        let args: Vec<&str> = self.options.o2ims_args.iter().map(String::as_str).collect();
-        let binary = testcluster::workspace_binary("o2ims-operator")?;
-        self.o2ims = OperatorProcess::start(
-            &binary.to_string_lossy(),
-            self.cluster.kubeconfig_path(),
-            O2IMS_NAMESPACE,
-            &args,
-        )
-        .await?;
+    /// Kills an operator (as a crash would) and starts a new one.
+    pub async fn restart(&mut self, operator: Operator) -> anyhow::Result<()> {
+        let process = match operator {
+            Operator::O2ims => &mut self.o2ims,
+            Operator::Focom => &mut self.focom,
+        };
+        process.kill().await?;
+        *process = operator.start(&self.cluster, &self.options).await?;
         Ok(())
     }
 

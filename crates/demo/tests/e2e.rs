@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use demo::{World, WorldOptions};
+use demo::{O2IMS_NAMESPACE, Operator, World, WorldOptions};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use lcm_core::capi::Kind;
@@ -84,6 +84,20 @@ async fn hosts_of(client: &Client, cluster: &str) -> anyhow::Result<Vec<String>>
     Ok(ids)
 }
 
+/// How many host-preparation Jobs and their inventory ConfigMaps exist (in the O2IMS
+/// operator's namespace, with the request label).
+async fn host_preparation_objects(client: &Client) -> anyhow::Result<(usize, usize)> {
+    let labelled = ListParams::default().labels(lcm_core::PROVISIONING_REQUEST_LABEL);
+    let jobs = Api::<k8s_openapi::api::batch::v1::Job>::namespaced(client.clone(), O2IMS_NAMESPACE)
+        .list(&labelled)
+        .await?;
+    let config_maps =
+        Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), O2IMS_NAMESPACE)
+            .list(&labelled)
+            .await?;
+    Ok((jobs.items.len(), config_maps.items.len()))
+}
+
 /// Every host is back in the pool and nothing of any cluster is left.
 async fn assert_all_released(client: &Client) -> anyhow::Result<()> {
     testcluster::wait_for(
@@ -112,7 +126,11 @@ async fn assert_all_released(client: &Client) -> anyhow::Result<()> {
                 .iter()
                 .filter(|n| n.name_any().starts_with("cluster-"))
                 .count();
-            Ok((claimed + clusters + requests + namespaces == 0).then_some(()))
+            let (jobs, config_maps) = host_preparation_objects(client).await?;
+            Ok(
+                (claimed + clusters + requests + namespaces + jobs + config_maps == 0)
+                    .then_some(()),
+            )
         },
     )
     .await
@@ -361,35 +379,42 @@ async fn an_operator_killed_mid_provisioning_finishes_without_duplicates() -> an
     world
         .apply_manifest(&request("crash", json!({"allClusters": true})))
         .await?;
+    let prs = Api::<ProvisioningRequest>::all(client.clone());
+    testcluster::wait_for(
+        "the first ProvisioningRequest to exist",
+        TIMEOUT,
+        || async { Ok((!prs.list(&ListParams::default()).await?.items.is_empty()).then_some(())) },
+    )
+    .await?;
+    world.restart(Operator::Focom).await?;
     testcluster::wait_for("the first Cluster to exist", TIMEOUT, || async {
         Ok((!list(&client, Kind::Cluster).await?.is_empty()).then_some(()))
     })
     .await?;
-    world.restart_o2ims().await?;
+    world.restart(Operator::O2ims).await?;
     wait_phase(&client, "crash", FocomPhase::Synced).await?;
-    for kind in [
-        Kind::Cluster,
-        Kind::KubeadmControlPlane,
-        Kind::MachineDeployment,
+    for (kind, count) in [
+        (Kind::Cluster, 2),
+        (Kind::ByoCluster, 2),
+        (Kind::KubeadmControlPlane, 2),
+        (Kind::MachineDeployment, 2),
+        (Kind::KubeadmConfigTemplate, 2),
+        (Kind::ByoMachineTemplate, 4),
+        (Kind::Machine, 4),
+        (Kind::ByoMachine, 4),
     ] {
         assert_eq!(
             list(&client, kind).await?.len(),
-            2,
-            "{kind:?}: one per cluster"
+            count,
+            "{kind:?}: one per cluster (templates: per role; machines: per host)"
         );
     }
+    assert_eq!(prs.list(&ListParams::default()).await?.items.len(), 2);
+    let (jobs, config_maps) = host_preparation_objects(&client).await?;
     assert_eq!(
-        list(&client, Kind::Machine).await?.len(),
-        4,
-        "one machine per host"
-    );
-    assert_eq!(
-        Api::<ProvisioningRequest>::all(client.clone())
-            .list(&ListParams::default())
-            .await?
-            .items
-            .len(),
-        2
+        (jobs, config_maps),
+        (2, 2),
+        "one host-preparation Job (and inventory) per cluster"
     );
     Ok(())
 }
