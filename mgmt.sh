@@ -28,6 +28,7 @@ CALICO_VERSION=""
 CALICO_CONFIGMAP=calico-manifest
 SSH_KEY=""
 SSH_KEY_SECRET=o2ims-host-ssh-key
+BOOTSTRAP_APISERVER=""
 TIMEOUT=600s
 DRY_RUN=false
 
@@ -60,6 +61,9 @@ Options:
   --byoh-namespace NS      namespace the host agents register ByoHosts in (default: $BYOH_NAMESPACE)
   --calico-version VER     download Calico VER's calico.yaml (e.g. v3.26.1) into ConfigMap '$CALICO_CONFIGMAP'
   --ssh-key FILE           SSH private key for host preparation, stored in Secret '$SSH_KEY_SECRET'
+  --bootstrap-apiserver URL
+                           this cluster's API server as the hosts reach it (https://host:port): the
+                           hosts the O2IMS operator prepares register there (needed for hostPreparation: auto)
   --cert-manager-version V cert-manager to install when absent (default: $CERT_MANAGER_VERSION)
   --timeout DURATION       how long each wait may take (default: $TIMEOUT)
   --dry-run                print every command instead of running it; needs no cluster and no tools
@@ -154,6 +158,7 @@ while (($# > 0)); do
     --byoh-namespace) need_value "$1" $#; BYOH_NAMESPACE=$2; shift 2 ;;
     --calico-version) need_value "$1" $#; CALICO_VERSION=$2; shift 2 ;;
     --ssh-key) need_value "$1" $#; SSH_KEY=$2; shift 2 ;;
+    --bootstrap-apiserver) need_value "$1" $#; BOOTSTRAP_APISERVER=$2; shift 2 ;;
     --cert-manager-version) need_value "$1" $#; CERT_MANAGER_VERSION=$2; shift 2 ;;
     --timeout) need_value "$1" $#; TIMEOUT=$2; shift 2 ;;
     --dry-run) DRY_RUN=true; shift ;;
@@ -168,6 +173,8 @@ for file in "${VALUES_FILES[@]}"; do
   [[ -f $file ]] || die "values file $file does not exist"
 done
 [[ -z $SSH_KEY || -f $SSH_KEY ]] || die "SSH key $SSH_KEY does not exist"
+[[ -z $BOOTSTRAP_APISERVER || $BOOTSTRAP_APISERVER =~ ^https://[^/]+$ ]] ||
+  die "--bootstrap-apiserver must look like https://192.0.2.10:6443, got '$BOOTSTRAP_APISERVER'"
 [[ -z $CALICO_VERSION || $CALICO_VERSION =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] ||
   die "--calico-version must look like v3.26.1, got '$CALICO_VERSION'"
 if [[ -n $KUBECONFIG_FILE ]]; then
@@ -281,6 +288,7 @@ for file in "${VALUES_FILES[@]}"; do
   helm_args+=(-f "$file")
 done
 [[ -z $IMAGE_TAG ]] || helm_args+=(--set "image.tag=$IMAGE_TAG")
+[[ -z $BOOTSTRAP_APISERVER ]] || helm_args+=(--set "o2ims.hostPreparation.bootstrapApiServer=$BOOTSTRAP_APISERVER")
 run helm "${helm_args[@]}" --wait --timeout "$TIMEOUT"
 
 # --- 5. namespaces, ConfigMaps and Secrets the operator reads ----------------------------------

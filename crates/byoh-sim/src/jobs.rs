@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::{Job, JobStatus};
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::ResourceExt;
 use kube::api::{Api, Patch};
 use kube::runtime::controller::{Action, Controller};
@@ -28,6 +28,9 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::objects::{merge_params, now};
 use crate::runner;
+
+/// How often a Job's pod looks again for a Secret or ConfigMap it mounts.
+const VOLUME_RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The ConfigMap key holding the Ansible inventory.
 const INVENTORY_KEY: &str = "inventory.yaml";
@@ -78,6 +81,11 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action> {
         }
     };
     if !complete {
+        if let Some(missing) = missing_volume(&ctx, &namespace, &job).await? {
+            // As kubelet: the pod waits in ContainerCreating until it appears.
+            tracing::info!(job = %job.name_any(), %missing, "the Job's pod waits for what it mounts");
+            return Ok(Action::requeue(VOLUME_RECHECK));
+        }
         let failing: Vec<&str> = hosts
             .iter()
             .filter(|p| p.host.named_in(&ctx.config.faults.fail_job_for))
@@ -97,6 +105,31 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action> {
         agent::register(&ctx, &prepared.host, &prepared.namespace).await?;
     }
     Ok(Action::await_change())
+}
+
+/// The first Secret or ConfigMap the Job's pod mounts that does not exist.
+async fn missing_volume(ctx: &Context, namespace: &str, job: &Job) -> Result<Option<String>> {
+    let volumes = job
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| p.volumes.clone())
+        .unwrap_or_default();
+    for volume in volumes {
+        if let Some(name) = volume.secret.and_then(|s| s.secret_name) {
+            let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
+            if api.get_metadata_opt(&name).await?.is_none() {
+                return Ok(Some(format!("Secret {namespace}/{name}")));
+            }
+        }
+        if let Some(name) = volume.config_map.map(|c| c.name) {
+            let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
+            if api.get_metadata_opt(&name).await?.is_none() {
+                return Ok(Some(format!("ConfigMap {namespace}/{name}")));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// The Ansible inventory in the ConfigMap named like the Job.

@@ -4,7 +4,8 @@
 //!
 //! - the BYOH host agents of the configured hosts ([`SimConfig::hosts`]): ByoHost
 //!   registration, node bootstrap on claim, reset on release;
-//! - the Job controller and Ansible for host-preparation Jobs;
+//! - the Job controller (and kubelet's wait for mounted Secrets and ConfigMaps) and Ansible for
+//!   host-preparation Jobs, and BYOH's issuing of bootstrap kubeconfigs;
 //! - the Cluster API (Cluster, KubeadmControlPlane, MachineDeployment, Machine, kubeadm
 //!   bootstrap) and BYOH (ByoCluster, ByoMachine) controllers;
 //! - faults on demand ([`Faults`]).
@@ -13,6 +14,7 @@
 //! tell it from the real thing; every reaction is driven by watches.
 
 mod agent;
+mod bootstrap;
 mod claiming;
 mod cluster;
 mod conditions;
@@ -49,6 +51,7 @@ pub async fn run(client: Client, config: SimConfig) -> anyhow::Result<()> {
     tracing::info!(namespace = ?ctx.config.namespace, "byoh-sim running");
     futures::join!(
         agent::run(ctx.clone()),
+        bootstrap::run(ctx.clone()),
         jobs::run(ctx.clone()),
         machines::run(ctx.clone()),
         control_plane::run(ctx.clone()),

@@ -413,9 +413,11 @@ async fn a_host_preparation_job_completes_and_its_hosts_register() -> anyhow::Re
     // `active: 0` is omitted, as the Job controller writes it.
     assert!(job["status"]["active"].as_i64().unwrap_or(0) == 0, "{job}");
 
+    // The agent reports its host's info and network right after registering.
     let host = world
-        .wait_for_host(1, "registered and waiting for a machine", |h| {
+        .wait_for_host(1, "registered, described and waiting for a machine", |h| {
             view(h).bootstrap_reason.as_deref() == Some("WaitingForMachineRefToBeAssigned")
+                && !h["status"]["hostinfo"].is_null()
         })
         .await?;
     assert_eq!(host["metadata"]["labels"]["host-id"], world.id(1));
@@ -459,5 +461,101 @@ async fn a_job_preparing_a_failing_host_fails() -> anyhow::Result<()> {
     assert_eq!(job["status"]["failed"], 2);
     // A failed preparation registers nothing (hosts register right after success).
     assert!(world.host(0).await?.is_none() && world.host(1).await?.is_none());
+    world.cleanup().await
+}
+
+#[tokio::test]
+async fn a_job_waits_for_the_secret_it_mounts() -> anyhow::Result<()> {
+    let world = World::new("jobwait", 2).await?;
+    let jobs_namespace = world.hosts_namespace.name().to_string();
+    let mut config = world.config();
+    config.namespace = Some(jobs_namespace.clone());
+    config.register_inventory_hosts = false;
+    let _sim = world.start(config);
+    let [inventory, mut waiting] = host_preparation(
+        &jobs_namespace,
+        "hostprep-waits",
+        &[&world.hosts[0]],
+        &jobs_namespace,
+    )?;
+    let pod = &mut waiting["spec"]["template"]["spec"];
+    pod["volumes"]
+        .as_array_mut()
+        .expect("volumes")
+        .push(json!({"name": "bootstrap", "secret": {"secretName": "bootstrap-later"}}));
+    pod["containers"][0]["volumeMounts"]
+        .as_array_mut()
+        .expect("mounts")
+        .push(json!({"name": "bootstrap", "mountPath": "/etc/lcm/bootstrap"}));
+    for object in [inventory, waiting] {
+        common::apply(&world.client, &object).await?;
+    }
+    // A Job created after it, with nothing missing, runs to completion meanwhile.
+    for object in host_preparation(
+        &jobs_namespace,
+        "hostprep-runs",
+        &[&world.hosts[1]],
+        &jobs_namespace,
+    )? {
+        common::apply(&world.client, &object).await?;
+    }
+    let jobs: Api<Job> = Api::namespaced(world.client.clone(), &jobs_namespace);
+    let complete = |name: &'static str| {
+        let jobs = jobs.clone();
+        async move {
+            wait_for(&format!("{name} to complete"), TIMEOUT, || async {
+                let job = serde_json::to_value(jobs.get(name).await?)?;
+                Ok(true_conditions(&job)
+                    .contains(&"Complete".to_string())
+                    .then_some(job))
+            })
+            .await
+        }
+    };
+    complete("hostprep-runs").await?;
+    let waiting = jobs.get("hostprep-waits").await?;
+    assert!(
+        waiting.status.and_then(|s| s.start_time).is_none(),
+        "its pod has not started without the Secret"
+    );
+
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "bootstrap-later"}, "stringData": {"bootstrap-kubeconfig": "x"},
+    }))?;
+    Api::<Secret>::namespaced(world.client.clone(), &jobs_namespace)
+        .create(&Default::default(), &secret)
+        .await?;
+    complete("hostprep-waits").await?;
+    world.cleanup().await
+}
+
+#[tokio::test]
+async fn bootstrap_kubeconfigs_are_issued_for_their_api_server_and_ca() -> anyhow::Result<()> {
+    let world = World::new("bootstrap", 1).await?;
+    let namespace = world.hosts_namespace.name().to_string();
+    let mut config = world.config();
+    config.namespace = Some(namespace.clone());
+    let _sim = world.start(config);
+    let asked = json!({"apiVersion": Kind::BootstrapKubeconfig.api_version(), "kind": "BootstrapKubeconfig",
+        "metadata": {"name": "for-hosts", "namespace": namespace},
+        "spec": {"apiserver": "https://192.0.2.1:6443", "certificate-authority-data": "Q0EK"}});
+    common::apply(&world.client, &asked).await?;
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        world.client.clone(),
+        &namespace,
+        &Kind::BootstrapKubeconfig.api_resource(),
+    );
+    let issued = wait_for("the kubeconfig to be issued", TIMEOUT, || async {
+        let object = api.get("for-hosts").await?;
+        Ok(object.data["status"]["bootstrapKubeconfigData"]
+            .as_str()
+            .map(String::from))
+    })
+    .await?;
+    let kubeconfig: serde_json::Value = lcm_core::yaml::from_str(&issued)?;
+    let cluster = &kubeconfig["clusters"][0]["cluster"];
+    assert_eq!(cluster["server"], "https://192.0.2.1:6443");
+    assert_eq!(cluster["certificate-authority-data"], "Q0EK");
+    assert!(kubeconfig["users"][0]["user"]["token"].is_string());
     world.cleanup().await
 }

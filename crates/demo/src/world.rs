@@ -40,6 +40,30 @@ impl WorldOptions {
     }
 }
 
+/// The host-preparation playbook ConfigMap the chart installs: `ansible/` with `/` written as `__`.
+fn playbook_config_map() -> anyhow::Result<Value> {
+    let root = testcluster::repo_root().join("ansible");
+    let mut data = serde_json::Map::new();
+    let mut dirs = vec![root.clone()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let key = path
+                .strip_prefix(&root)?
+                .to_string_lossy()
+                .replace('/', "__");
+            data.insert(key, Value::String(std::fs::read_to_string(&path)?));
+        }
+    }
+    Ok(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "o2ims-host-preparation-playbook", "namespace": O2IMS_NAMESPACE},
+        "data": data}))
+}
+
 /// One of the two operators of a world.
 #[derive(Clone, Copy, Debug)]
 pub enum Operator {
@@ -54,12 +78,23 @@ impl Operator {
         options: &WorldOptions,
     ) -> anyhow::Result<OperatorProcess> {
         let (binary, namespace, args) = match self {
-            Operator::O2ims => (
-                "o2ims-operator",
-                O2IMS_NAMESPACE,
-                options.o2ims_args.as_slice(),
-            ),
-            Operator::Focom => ("focom-operator", FOCOM_NAMESPACE, &[][..]),
+            // The hosts the operator prepares register at this API server.
+            Operator::O2ims => {
+                let mut args = vec![
+                    "--bootstrap-apiserver".to_string(),
+                    cluster
+                        .admin_config()
+                        .cluster_url
+                        .to_string()
+                        .trim_end_matches('/')
+                        .into(),
+                    "--bootstrap-ca-file".into(),
+                    cluster.ca_file().to_string_lossy().into(),
+                ];
+                args.extend(options.o2ims_args.iter().cloned());
+                ("o2ims-operator", O2IMS_NAMESPACE, args)
+            }
+            Operator::Focom => ("focom-operator", FOCOM_NAMESPACE, vec![]),
         };
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         OperatorProcess::start(
@@ -107,6 +142,13 @@ impl World {
         apply(&client, &json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "calico-manifest", "namespace": O2IMS_NAMESPACE},
             "data": {"calico.yaml": "# stand-in for the Calico manifest: the simulated clusters do not run it\n"}}))
+        .await?;
+        // What host-preparation Jobs mount, as the chart and mgmt.sh install it: the playbook,
+        // and an SSH key (a stand-in: the simulated hosts take no SSH connection).
+        apply(&client, &playbook_config_map()?).await?;
+        apply(&client, &json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "o2ims-host-ssh-key", "namespace": O2IMS_NAMESPACE},
+            "stringData": {"ssh-privatekey": "stand-in: the simulated hosts take no SSH connection\n"}}))
         .await?;
         for example in ["examples/ocloud.yaml", "examples/template-info.yaml"] {
             let text = std::fs::read_to_string(testcluster::repo_root().join(example))?;

@@ -84,18 +84,34 @@ async fn hosts_of(client: &Client, cluster: &str) -> anyhow::Result<Vec<String>>
     Ok(ids)
 }
 
-/// How many host-preparation Jobs and their inventory ConfigMaps exist (in the O2IMS
-/// operator's namespace, with the request label).
-async fn host_preparation_objects(client: &Client) -> anyhow::Result<(usize, usize)> {
+/// How many host-preparation Jobs, inventory ConfigMaps, bootstrap kubeconfig Secrets and
+/// BootstrapKubeconfigs exist (in the O2IMS operator's namespace, with the request label).
+async fn host_preparation_objects(client: &Client) -> anyhow::Result<[usize; 4]> {
     let labelled = ListParams::default().labels(lcm_core::PROVISIONING_REQUEST_LABEL);
     let jobs = Api::<k8s_openapi::api::batch::v1::Job>::namespaced(client.clone(), O2IMS_NAMESPACE)
-        .list(&labelled)
+        .list_metadata(&labelled)
         .await?;
     let config_maps =
         Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), O2IMS_NAMESPACE)
-            .list(&labelled)
+            .list_metadata(&labelled)
             .await?;
-    Ok((jobs.items.len(), config_maps.items.len()))
+    let secrets =
+        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), O2IMS_NAMESPACE)
+            .list_metadata(&labelled)
+            .await?;
+    let bootstrap = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        O2IMS_NAMESPACE,
+        &Kind::BootstrapKubeconfig.api_resource(),
+    )
+    .list_metadata(&labelled)
+    .await?;
+    Ok([
+        jobs.items.len(),
+        config_maps.items.len(),
+        secrets.items.len(),
+        bootstrap.items.len(),
+    ])
 }
 
 /// Every host is back in the pool and nothing of any cluster is left.
@@ -126,11 +142,8 @@ async fn assert_all_released(client: &Client) -> anyhow::Result<()> {
                 .iter()
                 .filter(|n| n.name_any().starts_with("cluster-"))
                 .count();
-            let (jobs, config_maps) = host_preparation_objects(client).await?;
-            Ok(
-                (claimed + clusters + requests + namespaces + jobs + config_maps == 0)
-                    .then_some(()),
-            )
+            let preparation: usize = host_preparation_objects(client).await?.iter().sum();
+            Ok((claimed + clusters + requests + namespaces + preparation == 0).then_some(()))
         },
     )
     .await
@@ -410,11 +423,10 @@ async fn an_operator_killed_mid_provisioning_finishes_without_duplicates() -> an
         );
     }
     assert_eq!(prs.list(&ListParams::default()).await?.items.len(), 2);
-    let (jobs, config_maps) = host_preparation_objects(&client).await?;
     assert_eq!(
-        (jobs, config_maps),
-        (2, 2),
-        "one host-preparation Job (and inventory) per cluster"
+        host_preparation_objects(&client).await?,
+        [2; 4],
+        "one host-preparation Job (inventory, Secret, BootstrapKubeconfig) per cluster"
     );
     Ok(())
 }

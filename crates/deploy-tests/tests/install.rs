@@ -243,9 +243,33 @@ async fn run_end_to_end(
         "spec": {"o2imsSecret": {"secretRef": {"name": "o-cloud-kubeconfig", "namespace": focom}}}});
     apply(admin, &ocloud, false).await?;
 
+    // Out of a cluster, the O2IMS operator is told the API server's address and CA for the
+    // bootstrap kubeconfigs (in its Pod: the chart's value, and its ServiceAccount's CA).
+    let url = cluster.admin_config().cluster_url.to_string();
+    let ca = cluster.ca_file();
+    let bootstrap = [
+        "--bootstrap-apiserver",
+        url.trim_end_matches('/'),
+        "--bootstrap-ca-file",
+        ca.to_str().context("CA path")?,
+    ];
     let operators = [
-        start(&binaries[0], &kubeconfigs[0], &focom, "focom-operator-0").await?,
-        start(&binaries[1], &kubeconfigs[1], &o2ims, "o2ims-operator-0").await?,
+        start(
+            &binaries[0],
+            &kubeconfigs[0],
+            &focom,
+            "focom-operator-0",
+            &[],
+        )
+        .await?,
+        start(
+            &binaries[1],
+            &kubeconfigs[1],
+            &o2ims,
+            "o2ims-operator-0",
+            &bootstrap,
+        )
+        .await?,
     ];
     let flow = provision_and_delete(admin, &focom, &o2ims, &operators).await;
     let flow =
@@ -269,15 +293,12 @@ async fn start(
     kubeconfig: &Path,
     namespace: &str,
     pod: &str,
+    extra: &[&str],
 ) -> anyhow::Result<OperatorProcess> {
     let binary = binary.to_str().context("binary path")?;
-    OperatorProcess::start(
-        binary,
-        kubeconfig,
-        namespace,
-        &["--leader-elect", "--pod-name", pod],
-    )
-    .await
+    let mut args = vec!["--leader-elect", "--pod-name", pod];
+    args.extend(extra);
+    OperatorProcess::start(binary, kubeconfig, namespace, &args).await
 }
 
 async fn provision_and_delete(
@@ -312,6 +333,9 @@ async fn provision_and_delete(
     let of_request =
         ListParams::default().labels(&format!("{PROVISIONING_REQUEST_LABEL}={pr_name}"));
     let jobs = Api::<Job>::namespaced(admin.clone(), o2ims);
+    // BYOH (this test) issues the bootstrap kubeconfig the O2IMS operator asks for.
+    let selector = format!("{PROVISIONING_REQUEST_LABEL}={pr_name}");
+    capi::issue_bootstrap_kubeconfig(admin, o2ims, &selector).await?;
     wait_for(
         "FOCOM's ProvisioningRequest, and O2IMS's Job preparing the worker",
         TIMEOUT,
@@ -383,16 +407,20 @@ async fn provision_and_delete(
 
     requests.delete(REQUEST, &DeleteParams::default()).await?;
     let config_maps = Api::<ConfigMap>::namespaced(admin.clone(), o2ims);
+    let secrets = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(admin.clone(), o2ims);
+    let bootstrap = capi::api(admin, Kind::BootstrapKubeconfig, o2ims);
     let namespaces = Api::<Namespace>::all(admin.clone());
     wait_for(
-        "the request, its ProvisioningRequest, namespace, Job and ConfigMap to be gone",
+        "the request, its ProvisioningRequest, namespace and host-preparation objects to be gone",
         TIMEOUT,
         || async {
             let gone = requests.get_opt(REQUEST).await?.is_none()
                 && provisioning.get_opt(&pr_name).await?.is_none()
                 && namespaces.get_opt(CLUSTER_NAMESPACE).await?.is_none()
                 && jobs.list(&of_request).await?.items.is_empty()
-                && config_maps.list(&of_request).await?.items.is_empty();
+                && config_maps.list(&of_request).await?.items.is_empty()
+                && secrets.list_metadata(&of_request).await?.items.is_empty()
+                && bootstrap.list_metadata(&of_request).await?.items.is_empty();
             Ok(gone.then_some(()))
         },
     )

@@ -116,7 +116,23 @@ fn a_changed_value_is_a_difference() -> anyhow::Result<()> {
 /// (clap prints each option's variable as `[env: NAME=`), so a renamed flag cannot go unnoticed.
 #[test]
 fn the_chart_sets_only_flags_and_variables_the_operators_read() -> anyhow::Result<()> {
-    let objects = helm_template(&["--set-file", INVENTORY])?;
+    // With every optional value set, so each variable it can give is checked.
+    let objects = helm_template(&[
+        "--set-file",
+        INVENTORY,
+        "--set",
+        "o2ims.hostPreparation.bootstrapApiServer=https://192.0.2.1:6443",
+    ])?;
+    let o2ims = &named(&objects, "Deployment", "o2ims-operator")?["spec"]["template"]["spec"]["containers"]
+        [0]["env"];
+    ensure!(
+        o2ims
+            .as_array()
+            .context("env")?
+            .iter()
+            .any(|e| e["name"] == "BOOTSTRAP_APISERVER" && e["value"] == "https://192.0.2.1:6443"),
+        "the bootstrap API server reaches the O2IMS operator: {o2ims}"
+    );
     for name in ["focom-operator", "o2ims-operator"] {
         let container =
             &named(&objects, "Deployment", name)?["spec"]["template"]["spec"]["containers"][0];

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::Api;
+use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 
@@ -47,7 +47,7 @@ pub async fn apply_owned(
     for mut object in objects {
         let controller = matches!(
             object["kind"].as_str(),
-            Some("Namespace" | "Cluster" | "Job" | "ConfigMap")
+            Some("Namespace" | "Cluster" | "Job" | "ConfigMap" | "BootstrapKubeconfig")
         );
         object["metadata"]["ownerReferences"] = json!([owner_reference(request, controller)]);
         if apply(&ctx.client, &object, capi::MANAGED_BY).await? {
@@ -136,6 +136,20 @@ async fn mark_machines_for_deletion(
             tracing::info!(host = %host, machine = %machine, "marked the machine of a removed worker for deletion");
         }
     }
+    Ok(())
+}
+
+/// Applies a Secret as it is (a new Job's bootstrap kubeconfig may replace an expired one),
+/// without reading it first: the operator may write Secrets, not read them.
+pub async fn apply_secret(ctx: &Context, secret: &Value) -> Result<()> {
+    let name = secret["metadata"]["name"].as_str().unwrap_or_default();
+    operator_kit::apply::api_for(&ctx.client, secret)?
+        .patch(
+            name,
+            &PatchParams::apply(capi::MANAGED_BY).force(),
+            &Patch::Apply(secret),
+        )
+        .await?;
     Ok(())
 }
 

@@ -25,13 +25,19 @@ pub struct Config {
     /// Secret (in the operator's namespace) with the SSH private key (`ssh-privatekey`) for the hosts.
     #[arg(long, env = "SSH_KEY_SECRET", default_value = "o2ims-host-ssh-key")]
     pub ssh_key_secret: String,
-    /// Secret (in the operator's namespace) with the BYOH agent's bootstrap kubeconfig (`bootstrap-kubeconfig`).
+    /// The management cluster's API server as the hosts reach it (`https://host:port`): the BYOH
+    /// agents of prepared hosts register there, with a bootstrap kubeconfig the operator has BYOH
+    /// issue for each host-preparation Job. Needed for `hostPreparation: auto`.
+    #[arg(long, env = "BOOTSTRAP_APISERVER")]
+    pub bootstrap_apiserver: Option<String>,
+    /// PEM file of the CA that signed that API server's certificate (default: the cluster CA of
+    /// the operator's ServiceAccount).
     #[arg(
         long,
-        env = "BOOTSTRAP_KUBECONFIG_SECRET",
-        default_value = "o2ims-byoh-bootstrap-kubeconfig"
+        env = "BOOTSTRAP_CA_FILE",
+        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
     )]
-    pub bootstrap_kubeconfig_secret: String,
+    pub bootstrap_ca_file: std::path::PathBuf,
     /// Namespace the host agents register their ByoHosts in.
     #[arg(long, env = "BYOH_NAMESPACE", default_value = "byoh-hosts")]
     pub byoh_namespace: String,

@@ -79,6 +79,14 @@ fn watch_children(
             labelled.clone(),
             |o| by_label(&o),
         );
+    // Host preparation waits for BYOH to issue its bootstrap kubeconfig.
+    let bootstrap = Kind::BootstrapKubeconfig.api_resource();
+    controller = controller.watches_with(
+        Api::<DynamicObject>::namespaced_with(client.clone(), config.namespace(), &bootstrap),
+        bootstrap,
+        labelled.clone(),
+        |o| by_label(&o),
+    );
     for kind in [
         Kind::Cluster,
         Kind::KubeadmControlPlane,

@@ -1,19 +1,82 @@
 //! Host preparation: a Kubernetes Job running the project's Ansible playbook against exactly
-//! the hosts that have no registered ByoHost yet. Pure builders and Job status reading.
+//! the hosts that have no registered ByoHost yet, with a bootstrap kubeconfig BYOH issues for
+//! it (a `BootstrapKubeconfig`: a bootstrap token valid for 30 minutes, so one per Job). Pure
+//! builders and status reading.
 
+use jiff::Timestamp;
+use k8s_openapi::ByteString;
 use serde_json::{Value, json};
 
 use lcm_core::PROVISIONING_REQUEST_LABEL;
-use lcm_core::capi::MANAGED_BY;
+use lcm_core::capi::{Kind, MANAGED_BY};
 use lcm_core::template::ClusterParameters;
 
 use crate::config::Config;
 
-/// The Job (and its inventory ConfigMap) preparing `hosts` of a cluster; named by the host set,
-/// so a later scale-out prepares its new hosts with a new Job.
-pub struct HostPreparation {
-    pub job_name: String,
-    pub objects: Vec<Value>,
+/// How long an issued bootstrap kubeconfig may be handed to a new Job: BYOH's bootstrap tokens
+/// expire after 30 minutes, and the hosts need time to register with it.
+const BOOTSTRAP_FRESH_SECONDS: i64 = 20 * 60;
+
+/// The name of everything preparing `hosts` of a cluster (Job, inventory, bootstrap kubeconfig);
+/// named by the host set, so a later scale-out prepares its new hosts with a new Job.
+pub fn name(params: &ClusterParameters, hosts: &[String]) -> String {
+    format!(
+        "hostprep-{}-{:08x}",
+        params.cluster_name,
+        fnv1a(&hosts.join(","))
+    )
+}
+
+fn metadata(
+    config: &Config,
+    request_name: &str,
+    owner: &Value,
+    name: &str,
+    hosts: &[String],
+) -> Value {
+    json!({
+        "name": name,
+        "namespace": config.namespace(),
+        "labels": {PROVISIONING_REQUEST_LABEL: request_name, "app.kubernetes.io/managed-by": MANAGED_BY},
+        "annotations": {HOSTS_ANNOTATION: hosts.join(",")},
+        "ownerReferences": [owner],
+    })
+}
+
+/// Asks BYOH for a bootstrap kubeconfig with which the agents of `hosts` register at `apiserver`
+/// (whose certificate `ca_pem` signed).
+pub fn bootstrap_request(
+    config: &Config,
+    request_name: &str,
+    owner: &Value,
+    name: &str,
+    hosts: &[String],
+    apiserver: &str,
+    ca_pem: &[u8],
+) -> Value {
+    json!({"apiVersion": Kind::BootstrapKubeconfig.api_version(), "kind": Kind::BootstrapKubeconfig.name(),
+        "metadata": metadata(config, request_name, owner, name, hosts),
+        "spec": {"apiserver": apiserver, "certificate-authority-data": base64(ca_pem)}})
+}
+
+/// The kubeconfig BYOH issued for a BootstrapKubeconfig, if it has.
+pub fn issued(bootstrap: &Value) -> Option<&str> {
+    bootstrap["status"]["bootstrapKubeconfigData"]
+        .as_str()
+        .filter(|data| !data.is_empty())
+}
+
+/// Whether a BootstrapKubeconfig is too old for a new Job (its token may expire before the hosts register).
+pub fn is_stale(bootstrap: &Value, now: Timestamp) -> bool {
+    bootstrap["metadata"]["creationTimestamp"]
+        .as_str()
+        .and_then(|t| t.parse::<Timestamp>().ok())
+        .is_some_and(|created| now.as_second() - created.as_second() > BOOTSTRAP_FRESH_SECONDS)
+}
+
+fn base64(bytes: &[u8]) -> Value {
+    // ByteString serializes as Kubernetes' base64 data fields do.
+    serde_json::to_value(ByteString(bytes.to_vec())).unwrap_or_default()
 }
 
 /// How a host-preparation Job ended, if it did.
@@ -40,6 +103,7 @@ const INVENTORY_DIR: &str = "/etc/lcm/inventory";
 const PLAYBOOK_DIR: &str = "/etc/lcm/playbook";
 const SSH_DIR: &str = "/etc/lcm/ssh";
 const BOOTSTRAP_DIR: &str = "/etc/lcm/bootstrap";
+const BOOTSTRAP_KUBECONFIG_KEY: &str = "bootstrap-kubeconfig";
 
 /// Rebuilds the playbook tree from the ConfigMap (whose keys cannot hold `/`) and runs it.
 const SCRIPT: &str = r#"set -eu
@@ -50,18 +114,21 @@ done
 exec ansible-playbook -i /etc/lcm/inventory/inventory.yaml site.yaml \
   -e byoh_bootstrap_kubeconfig_file=/etc/lcm/bootstrap/bootstrap-kubeconfig"#;
 
+/// The bootstrap kubeconfig's Secret, the inventory ConfigMap and the Job preparing `hosts`.
+pub struct HostPreparation {
+    pub secret: Value,
+    pub objects: Vec<Value>,
+}
+
 pub fn build(
     config: &Config,
     request_name: &str,
     owner: &Value,
     params: &ClusterParameters,
     hosts: &[String],
+    bootstrap_kubeconfig: &str,
 ) -> HostPreparation {
-    let job_name = format!(
-        "hostprep-{}-{:08x}",
-        params.cluster_name,
-        fnv1a(&hosts.join(","))
-    );
+    let job_name = name(params, hosts);
     let access: Vec<_> = params
         .host_access
         .iter()
@@ -70,13 +137,9 @@ pub fn build(
         .collect();
     let inventory =
         lcm_core::ansible::inventory(&access, &params.kubernetes_version, &config.byoh_namespace);
-    let metadata = json!({
-        "name": job_name,
-        "namespace": config.namespace(),
-        "labels": {PROVISIONING_REQUEST_LABEL: request_name, "app.kubernetes.io/managed-by": MANAGED_BY},
-        "annotations": {HOSTS_ANNOTATION: hosts.join(",")},
-        "ownerReferences": [owner],
-    });
+    let metadata = metadata(config, request_name, owner, &job_name, hosts);
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "type": "Opaque",
+        "data": {BOOTSTRAP_KUBECONFIG_KEY: base64(bootstrap_kubeconfig.as_bytes())}});
     let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata,
         "data": {"inventory.yaml": lcm_core::yaml::to_string(&inventory).unwrap_or_default()}});
     let secret_volume = |name: &str, secret: &str| json!({"name": name, "secret": {"secretName": secret, "defaultMode": 0o400}});
@@ -107,13 +170,13 @@ pub fn build(
                     {"name": "inventory", "configMap": {"name": job_name}},
                     {"name": "playbook", "configMap": {"name": config.playbook_configmap}},
                     secret_volume("ssh", &config.ssh_key_secret),
-                    secret_volume("bootstrap", &config.bootstrap_kubeconfig_secret),
+                    secret_volume("bootstrap", &job_name),
                 ],
             },
         },
     }});
     HostPreparation {
-        job_name,
+        secret,
         objects: vec![config_map, job],
     }
 }
@@ -173,6 +236,22 @@ mod tests {
             JobOutcome::Failed(
                 "BackoffLimitExceeded: Job has reached the specified backoff limit".into()
             )
+        );
+    }
+
+    #[test]
+    fn bootstrap_kubeconfigs_are_used_while_fresh() {
+        let created = |t: &str| json!({"metadata": {"creationTimestamp": t}});
+        let now: Timestamp = "2026-01-01T01:00:00Z".parse().expect("time");
+        assert!(!is_stale(&created("2026-01-01T00:45:00Z"), now));
+        assert!(is_stale(&created("2026-01-01T00:30:00Z"), now));
+        assert_eq!(
+            issued(&json!({"status": {"bootstrapKubeconfigData": ""}})),
+            None
+        );
+        assert_eq!(
+            issued(&json!({"status": {"bootstrapKubeconfigData": "apiVersion: v1"}})),
+            Some("apiVersion: v1")
         );
     }
 

@@ -126,6 +126,29 @@ pub async fn machine_on_host(client: &Client, host: &Value) -> Result<Option<(St
     Ok(machine.map(|m| (namespace.to_string(), m)))
 }
 
+/// A BootstrapKubeconfig (of a host-preparation Job) in the operator's namespace.
+pub async fn bootstrap_kubeconfig(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Value>> {
+    get(client, namespace, Kind::BootstrapKubeconfig, name).await
+}
+
+pub async fn delete_bootstrap_kubeconfig(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<()> {
+    match namespaced(client, namespace, Kind::BootstrapKubeconfig)
+        .delete(name, &Default::default())
+        .await
+    {
+        Err(kube::Error::Api(s)) if s.is_not_found() => Ok(()),
+        other => other.map(|_| ()).map_err(Into::into),
+    }
+}
+
 /// The host-preparation Jobs of a request, in the operator's namespace.
 pub async fn jobs(client: &Client, namespace: &str, request_name: &str) -> Result<Vec<Value>> {
     let api: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), namespace);

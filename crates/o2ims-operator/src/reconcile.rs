@@ -282,11 +282,23 @@ async fn prepare_hosts(
             Some(hostprep::outcome(job)),
         ),
         None => {
+            let name = hostprep::name(params, &missing);
+            let kubeconfig = match bootstrap_kubeconfig(ctx, request, &name, &missing).await? {
+                Ok(kubeconfig) => kubeconfig,
+                Err(waiting) => return Ok(waiting),
+            };
             let owner = children::owner_reference(request, true);
-            let preparation =
-                hostprep::build(&ctx.config, &request.name_any(), &owner, params, &missing);
+            let preparation = hostprep::build(
+                &ctx.config,
+                &request.name_any(),
+                &owner,
+                params,
+                &missing,
+                &kubeconfig,
+            );
+            children::apply_secret(ctx, &preparation.secret).await?;
             children::apply_owned(ctx, request, preparation.objects).await?;
-            (preparation.job_name, None)
+            (name, None)
         }
     };
     let job = format!("{}/{job_name}", ctx.config.namespace());
@@ -307,6 +319,74 @@ async fn prepare_hosts(
             format!("Job {job} is preparing {list}"),
         ),
     })
+}
+
+/// The bootstrap kubeconfig BYOH issued for the host-preparation Job `name` (asked for first),
+/// or the HostsPrepared condition saying what preparation waits for.
+async fn bootstrap_kubeconfig(
+    ctx: &Context,
+    request: &ProvisioningRequest,
+    name: &str,
+    hosts: &[String],
+) -> Result<std::result::Result<String, Desired>> {
+    let list = hosts.join(", ");
+    let not_ready =
+        |reason: &str, message: String| Ok(Err(Desired::false_(HOSTS_PREPARED, reason, message)));
+    let Some(apiserver) = &ctx.config.bootstrap_apiserver else {
+        return not_ready(
+            "HostPreparationFailed",
+            format!(
+                "{list} need preparation, but the operator has no --bootstrap-apiserver (BOOTSTRAP_APISERVER): the address at which hosts reach this cluster's API server"
+            ),
+        );
+    };
+    let namespace = ctx.config.namespace();
+    let what = format!("BootstrapKubeconfig {namespace}/{name}");
+    match observe::bootstrap_kubeconfig(&ctx.client, namespace, name).await? {
+        Some(bootstrap) if hostprep::is_stale(&bootstrap, jiff::Timestamp::now()) => {
+            observe::delete_bootstrap_kubeconfig(&ctx.client, namespace, name).await?;
+            not_ready(
+                "WaitingForBootstrapKubeconfig",
+                format!("{what} is too old for a new Job; asking BYOH for a new one for {list}"),
+            )
+        }
+        Some(bootstrap) => match hostprep::issued(&bootstrap) {
+            Some(kubeconfig) => Ok(Ok(kubeconfig.to_string())),
+            None => not_ready(
+                "WaitingForBootstrapKubeconfig",
+                format!("waiting for BYOH to issue {what} for {list}"),
+            ),
+        },
+        None => {
+            let ca = match std::fs::read(&ctx.config.bootstrap_ca_file) {
+                Ok(ca) => ca,
+                Err(e) => {
+                    return not_ready(
+                        "HostPreparationFailed",
+                        format!(
+                            "cannot read --bootstrap-ca-file {}: {e}",
+                            ctx.config.bootstrap_ca_file.display()
+                        ),
+                    );
+                }
+            };
+            let owner = children::owner_reference(request, true);
+            let asked = hostprep::bootstrap_request(
+                &ctx.config,
+                &request.name_any(),
+                &owner,
+                name,
+                hosts,
+                apiserver,
+                &ca,
+            );
+            children::apply_owned(ctx, request, vec![asked]).await?;
+            not_ready(
+                "WaitingForBootstrapKubeconfig",
+                format!("waiting for BYOH to issue {what} for {list}"),
+            )
+        }
+    }
 }
 
 /// The report of a cluster whose objects exist.

@@ -326,7 +326,8 @@ async fn cluster_api_status_changes_reach_the_request_within_a_second() -> anyho
 }
 
 #[tokio::test]
-async fn a_stage_exceeding_its_timeout_fails_the_request() -> anyhow::Result<()> {
+async fn a_stage_timeout_or_missing_configuration_fails_the_request_with_its_cause()
+-> anyhow::Result<()> {
     let w = world().await?;
     let _operator = w
         .operator(&["--control-plane-timeout-seconds", "2"])
@@ -343,6 +344,17 @@ async fn a_stage_exceeding_its_timeout_fails_the_request() -> anyhow::Result<()>
         text.contains("waiting for kubeadm init"),
         "the cause is named: {text}"
     );
+
+    // Host preparation with an operator not told where hosts register fails, naming the flag.
+    let mut parameters = parameters("unprepared", &["unprepared-h1"], &[], "172.30.0.11");
+    parameters["hostPreparation"] = json!("auto");
+    parameters["hostAccess"] =
+        json!([{"id": "unprepared-h1", "address": "192.0.2.9", "sshUser": "ubuntu"}]);
+    create(&w.client, &request("unprepared", parameters)).await?;
+    let pr = wait_state(&w.client, "unprepared", ProvisioningState::Failed).await?;
+    let (_, reason, text) = condition(&pr, "HostsPrepared").expect("condition");
+    assert_eq!(reason, "HostPreparationFailed");
+    assert!(text.contains("--bootstrap-apiserver"), "{text}");
     Ok(())
 }
 

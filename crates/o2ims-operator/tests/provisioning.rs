@@ -43,6 +43,14 @@ async fn setup() -> anyhow::Result<(Client, &'static Fixture)> {
                     HOST_PREPARATION_IMAGE,
                     "--ssh-key-secret",
                     SSH_KEY_SECRET,
+                    "--bootstrap-apiserver",
+                    cluster
+                        .admin_config()
+                        .cluster_url
+                        .to_string()
+                        .trim_end_matches('/'),
+                    "--bootstrap-ca-file",
+                    &cluster.ca_file().to_string_lossy(),
                 ],
             )
             .await?;
@@ -408,6 +416,36 @@ async fn host_preparation_runs_a_job_for_exactly_the_missing_hosts() -> anyhow::
         "id": s.host(*i), "hostname": s.hostname(*i), "address": format!("192.0.2.{i}"), "sshUser": "ubuntu",
     })).collect::<Vec<_>>());
     create(&client, &request(&s.request, parameters)).await?;
+    let selector = format!("{}={}", lcm_core::PROVISIONING_REQUEST_LABEL, s.request);
+
+    // First BYOH issues a bootstrap kubeconfig for the API server and CA the operator is given.
+    wait_request(
+        &client,
+        &s.request,
+        "a bootstrap kubeconfig to be asked for",
+        |r| condition(r, "HostsPrepared").is_some_and(|c| c.1 == "WaitingForBootstrapKubeconfig"),
+    )
+    .await?;
+    let cluster = testcluster::TestCluster::shared().await?;
+    let asked = drive::issue_bootstrap_kubeconfig(&client, &fixture.namespace, &selector).await?;
+    assert_eq!(
+        asked["spec"]["apiserver"].as_str(),
+        Some(
+            cluster
+                .admin_config()
+                .cluster_url
+                .to_string()
+                .trim_end_matches('/')
+        )
+    );
+    let ca: k8s_openapi::ByteString =
+        serde_json::from_value(asked["spec"]["certificate-authority-data"].clone())?;
+    assert_eq!(
+        ca.0,
+        std::fs::read(cluster.ca_file())?,
+        "the CA of the API server"
+    );
+
     let pr = wait_request(&client, &s.request, "host preparation to start", |r| {
         condition(r, "HostsPrepared").is_some_and(|c| c.1 == "Preparing")
     })
@@ -415,7 +453,6 @@ async fn host_preparation_runs_a_job_for_exactly_the_missing_hosts() -> anyhow::
     assert_eq!(state(&pr), Some(ProvisioningState::Progressing));
     let jobs =
         Api::<k8s_openapi::api::batch::v1::Job>::namespaced(client.clone(), &fixture.namespace);
-    let selector = format!("{}={}", lcm_core::PROVISIONING_REQUEST_LABEL, s.request);
     let job = jobs
         .list(&ListParams::default().labels(&selector))
         .await?
@@ -437,6 +474,18 @@ async fn host_preparation_runs_a_job_for_exactly_the_missing_hosts() -> anyhow::
         .filter_map(|v| v.secret?.secret_name)
         .collect();
     assert!(secrets.iter().any(|s| s == SSH_KEY_SECRET), "{secrets:?}");
+    // The issued kubeconfig, in a Secret of the Job's own.
+    assert!(secrets.contains(&job.name_any()), "{secrets:?}");
+    let issued =
+        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), &fixture.namespace)
+            .get(&job.name_any())
+            .await?;
+    let data = issued.data.unwrap_or_default();
+    let kubeconfig = String::from_utf8(data["bootstrap-kubeconfig"].0.clone())?;
+    assert!(
+        kubeconfig.contains(asked["spec"]["apiserver"].as_str().unwrap_or("?")),
+        "{kubeconfig}"
+    );
     let config_maps = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
         client.clone(),
         &fixture.namespace,

@@ -108,6 +108,42 @@ pub async fn adopt(client: &Client, namespace: &str, cluster: &str) -> anyhow::R
     Ok(())
 }
 
+/// What BYOH does with a BootstrapKubeconfig: issues a kubeconfig for the API server and CA
+/// it names. Waits for the one labelled `selector` in `namespace`; returns it as it was asked for.
+pub async fn issue_bootstrap_kubeconfig(
+    client: &Client,
+    namespace: &str,
+    selector: &str,
+) -> anyhow::Result<Value> {
+    let api = api(client, Kind::BootstrapKubeconfig, namespace);
+    let asked = crate::wait_for(
+        "a BootstrapKubeconfig",
+        std::time::Duration::from_secs(30),
+        || async {
+            let list = api
+                .list(&kube::api::ListParams::default().labels(selector))
+                .await?;
+            Ok(list.items.into_iter().next())
+        },
+    )
+    .await?;
+    let spec = &asked.data["spec"];
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: {}, certificate-authority-data: {}}}\n",
+        spec["apiserver"], spec["certificate-authority-data"]
+    );
+    let name = asked.metadata.name.clone().unwrap_or_default();
+    patch_status(
+        client,
+        Kind::BootstrapKubeconfig,
+        namespace,
+        &name,
+        json!({"bootstrapKubeconfigData": kubeconfig}),
+    )
+    .await?;
+    Ok(serde_json::to_value(asked)?)
+}
+
 /// What a BYOH host agent does at registration; returns the ByoHost's UID.
 pub async fn register_host(
     client: &Client,

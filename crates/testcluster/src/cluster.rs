@@ -86,6 +86,15 @@ impl TestCluster {
         &self.kubeconfig
     }
 
+    /// The PEM of the CA that signed the API server's certificate, which `testcluster up`
+    /// writes beside the kubeconfig (also for `make cluster`, which a reused cluster comes from).
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.kubeconfig
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("pki/ca.crt")
+    }
+
     /// How long the harness took to start, as it reported; `None` for a reused cluster.
     pub fn startup_time(&self) -> Option<Duration> {
         self.startup

@@ -34,6 +34,7 @@ pub enum Kind {
     ByoMachineTemplate,
     ByoMachine,
     ByoHost,
+    BootstrapKubeconfig,
     ClusterResourceSet,
 }
 
@@ -43,9 +44,11 @@ impl Kind {
             Self::Cluster | Self::MachineDeployment | Self::Machine => CLUSTER_API,
             Self::KubeadmControlPlane => CONTROL_PLANE_API,
             Self::KubeadmConfigTemplate => BOOTSTRAP_API,
-            Self::ByoCluster | Self::ByoMachineTemplate | Self::ByoMachine | Self::ByoHost => {
-                INFRASTRUCTURE_API
-            }
+            Self::ByoCluster
+            | Self::ByoMachineTemplate
+            | Self::ByoMachine
+            | Self::ByoHost
+            | Self::BootstrapKubeconfig => INFRASTRUCTURE_API,
             Self::ClusterResourceSet => ADDONS_API,
         }
     }
@@ -61,6 +64,7 @@ impl Kind {
             Self::ByoMachineTemplate => "ByoMachineTemplate",
             Self::ByoMachine => "ByoMachine",
             Self::ByoHost => "ByoHost",
+            Self::BootstrapKubeconfig => "BootstrapKubeconfig",
             Self::ClusterResourceSet => "ClusterResourceSet",
         }
     }
