@@ -146,6 +146,60 @@ mgmt_needs_tools() {
 }
 check "mgmt.sh without tools names them and fails" mgmt_needs_tools
 
+# mgmt.sh against stand-ins for kubectl, clusterctl and helm that answer as a cluster in state
+# $STATE would (empty, partial: only the Cluster API core installed, installed) and log every
+# command: what is installed is left alone, what is missing is installed, and helm always upgrades.
+mkdir -p "$WORK/stubs"
+cat >"$WORK/stubs/kubectl" <<'SH'
+#!/usr/bin/env bash
+echo "kubectl $*" >>"$LOG"
+case "$*" in
+  "config current-context") echo test ;;
+  "get deployment cert-manager --namespace cert-manager" | "get namespace "*) [[ $STATE == installed ]] ;;
+  "get crd providers.clusterctl.cluster.x-k8s.io") [[ $STATE != empty ]] ;;
+  "get providers.clusterctl.cluster.x-k8s.io"*)
+    echo cluster-api=v1.4.4
+    if [[ $STATE == installed ]]; then
+      printf '%s\n' bootstrap-kubeadm=v1.4.4 control-plane-kubeadm=v1.4.4 infrastructure-byoh=v0.5.0
+    fi ;;
+esac
+SH
+cat >"$WORK/stubs/clusterctl" <<'SH'
+#!/usr/bin/env bash
+echo "EXP_CLUSTER_RESOURCE_SET=${EXP_CLUSTER_RESOURCE_SET:-} clusterctl $*" >>"$LOG"
+SH
+cat >"$WORK/stubs/helm" <<'SH'
+#!/usr/bin/env bash
+echo "helm $*" >>"$LOG"
+SH
+chmod +x "$WORK/stubs/"*
+
+mgmt_against() {
+  local state=$1
+  LOG="$WORK/$state.log" STATE=$state PATH="$WORK/stubs:$PATH" KUBECONFIG=$WORK/none ./mgmt.sh >"$WORK/$state.out" 2>&1 ||
+    { cat "$WORK/$state.out"; return 1; }
+  cat "$WORK/$state.log"
+}
+mgmt_is_idempotent() {
+  local empty partial installed
+  empty=$(mgmt_against empty) && partial=$(mgmt_against partial) && installed=$(mgmt_against installed) || return 1
+  grep -q '^kubectl apply -f https://github.com/cert-manager/' <<<"$empty" || { echo "empty: cert-manager not installed"; return 1; }
+  grep -qxF "$CLUSTERCTL_INIT --wait-providers" <<<"$empty" || { echo "empty: no full clusterctl init"; return 1; }
+  grep -qx 'kubectl create namespace o2ims-system' <<<"$empty" || { echo "empty: no namespace created"; return 1; }
+  grep -qxF "${CLUSTERCTL_INIT/ --core cluster-api:v1.4.4/} --wait-providers" <<<"$partial" ||
+    { echo "partial: clusterctl init should add only the missing providers"; echo "$partial"; return 1; }
+  if grep -E '^(kubectl apply -f https|kubectl create|EXP_CLUSTER_RESOURCE_SET=)' <<<"$installed"; then
+    echo "installed: the lines above change what is installed"
+    return 1
+  fi
+  for state in empty partial installed; do
+    grep -q '^helm upgrade --install oran-lcm ' "$WORK/$state.log" || { echo "$state: no helm upgrade"; return 1; }
+  done
+  grep -q 'cert-manager is installed; keeping its version' "$WORK/installed.out" &&
+    grep -q 'Cluster API and BYOH are installed' "$WORK/installed.out"
+}
+check "mgmt.sh leaves what is installed alone and installs what is missing" mgmt_is_idempotent
+
 echo
 echo "${PASSED} passed, ${#FAILED[@]} failed"
 if ((${#FAILED[@]} > 0)); then
