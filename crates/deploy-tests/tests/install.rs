@@ -405,6 +405,57 @@ async fn provision_and_delete(
     capi::all_ready(admin, CLUSTER_NAMESPACE, CLUSTER, 1, 0, "v1.26.6").await?;
     synced(&requests, &provisioning, &pr_name).await?;
 
+    // An upgrade, asked on the ProvisioningRequest: the control plane rolls, then the workers'
+    // version follows (Cluster API, this test, reports the rolled control plane).
+    let upgrade = json!({"spec": {"templateParameters": {"kubernetesVersion": "v1.27.3"}}});
+    provisioning
+        .patch(&pr_name, &params, &Patch::Merge(&upgrade))
+        .await?;
+    let at_version = |kind: Kind, name: &'static str, pointer: &'static str| {
+        let api = capi::api(admin, kind, CLUSTER_NAMESPACE);
+        async move {
+            wait_for(&format!("{name} at v1.27.3"), TIMEOUT, || async {
+                let object = api.get_opt(name).await?;
+                Ok(object
+                    .filter(|o| o.data.pointer(pointer) == Some(&json!("v1.27.3")))
+                    .map(|_| ()))
+            })
+            .await
+        }
+    };
+    at_version(
+        Kind::KubeadmControlPlane,
+        "lp-control-plane",
+        "/spec/version",
+    )
+    .await?;
+    capi::all_ready(admin, CLUSTER_NAMESPACE, CLUSTER, 1, 0, "v1.27.3").await?;
+    at_version(
+        Kind::MachineDeployment,
+        "lp-md-0",
+        "/spec/template/spec/version",
+    )
+    .await?;
+    synced(&requests, &provisioning, &pr_name).await?;
+
+    // `operation: delete` removes the cluster and reports Deleted; then the request goes.
+    requests
+        .patch(
+            REQUEST,
+            &params,
+            &Patch::Merge(json!({"spec": {"operation": "delete"}})),
+        )
+        .await?;
+    wait_for("the cluster to be deleted", TIMEOUT, || async {
+        let deleted = requests
+            .get_opt(REQUEST)
+            .await?
+            .and_then(|r| r.status?.phase)
+            .is_some_and(|p| p.to_string() == "Deleted");
+        let gone = provisioning.get_opt(&pr_name).await?.is_none();
+        Ok((deleted && gone).then_some(()))
+    })
+    .await?;
     requests.delete(REQUEST, &DeleteParams::default()).await?;
     let config_maps = Api::<ConfigMap>::namespaced(admin.clone(), o2ims);
     let secrets = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(admin.clone(), o2ims);
