@@ -23,6 +23,7 @@ mod harness;
 mod namespace;
 mod operator;
 mod paths;
+pub mod processes;
 mod strict;
 mod wait;
 

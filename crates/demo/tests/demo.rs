@@ -1,0 +1,145 @@
+//! `lcm-demo` (what `make demo` runs) as a person runs it: exit 0 with every cluster Synced,
+//! non-zero with the reason when a cluster fails or time runs out, and with KEEP=1 a cluster to
+//! use until Ctrl-C, which stops everything.
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use kube::Api;
+use lcm_core::crd::{FocomPhase, FocomProvisioningRequest};
+use testcluster::processes::{alive, descendants};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const DEMO: &str = env!("CARGO_BIN_EXE_lcm-demo");
+
+fn demo(args: &[&str]) -> anyhow::Result<Output> {
+    Ok(Command::new(DEMO)
+        .args(args)
+        .current_dir(testcluster::repo_root())
+        .env_remove("KEEP")
+        .output()?)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn the_demo_ends_with_every_cluster_synced() -> anyhow::Result<()> {
+    let output = demo(&[])?;
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    let last_table: Vec<&str> = stdout
+        .rsplit("\n\n")
+        .nth(1)
+        .unwrap_or_default()
+        .lines()
+        .collect();
+    for cluster in ["core", "edge"] {
+        assert!(
+            last_table
+                .iter()
+                .any(|l| l.starts_with(cluster) && l.contains("Synced") && l.contains("fulfilled")),
+            "{cluster} in the final table: {last_table:?}"
+        );
+    }
+    assert!(stdout.contains("all clusters Synced in"), "{stdout}");
+    Ok(())
+}
+
+#[test]
+fn a_failed_cluster_or_the_deadline_exits_non_zero_with_the_reason() -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("lcm-demo-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let example = std::fs::read_to_string(
+        testcluster::repo_root().join("examples/focom-provisioning-request.yaml"),
+    )?;
+    let unknown = dir.join("unknown-cluster.yaml");
+    std::fs::write(
+        &unknown,
+        example.replace("clusterNames: [core]", "clusterNames: [metro]"),
+    )?;
+    let failed = demo(&["--example", unknown.to_str().unwrap_or_default()])?;
+    assert_eq!(failed.status.code(), Some(1));
+    let stderr = text(&failed.stderr);
+    assert!(
+        stderr.contains("failed") && stderr.contains("no cluster `metro`"),
+        "{stderr}"
+    );
+
+    let late = demo(&["--timeout-seconds", "1"])?;
+    assert_eq!(late.status.code(), Some(1));
+    assert!(
+        text(&late.stderr).contains("timed out after 1s"),
+        "{}",
+        text(&late.stderr)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(())
+}
+
+#[tokio::test]
+async fn keep_leaves_a_usable_cluster_until_ctrl_c_stops_everything() -> anyhow::Result<()> {
+    let mut child = tokio::process::Command::new(DEMO)
+        .current_dir(testcluster::repo_root())
+        .env("KEEP", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().unwrap_or_default();
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let kubeconfig = tokio::time::timeout(Duration::from_secs(240), async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(path) = line.trim().strip_prefix("export KUBECONFIG=") {
+                return anyhow::Ok(path.to_string());
+            }
+        }
+        anyhow::bail!("lcm-demo ended without printing the kubeconfig")
+    })
+    .await??;
+
+    // The printed kubeconfig reaches the cluster the demo provisioned.
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(&kubeconfig)?,
+        &Default::default(),
+    )
+    .await?;
+    let client = kube::Client::try_from(config)?;
+    let request = Api::<FocomProvisioningRequest>::namespaced(client, "focom-system")
+        .get("all-clusters")
+        .await?;
+    assert_eq!(
+        request.status.and_then(|s| s.phase),
+        Some(FocomPhase::Synced)
+    );
+
+    let running = descendants(pid);
+    assert!(
+        running.len() >= 4,
+        "the control plane and both operators run under the demo: {running:?}"
+    );
+    let signal = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()?;
+    assert!(signal.success());
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await??;
+    assert_eq!(status.code(), Some(130), "Ctrl-C's exit status");
+    testcluster::wait_for(
+        "everything the demo started to stop",
+        Duration::from_secs(30),
+        || {
+            let running = running.clone();
+            async move {
+                let left: Vec<u32> = running.into_iter().filter(|p| alive(*p)).collect();
+                Ok(left.is_empty().then_some(()))
+            }
+        },
+    )
+    .await?;
+    assert!(
+        !std::path::Path::new(&kubeconfig).exists(),
+        "the control plane's temp dir is removed"
+    );
+    Ok(())
+}
