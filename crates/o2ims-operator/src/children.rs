@@ -22,7 +22,7 @@ use lcm_core::template::{ClusterParameters, Cni};
 use operator_kit::apply::apply;
 
 use crate::context::Context;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::observe;
 
 /// The owner reference of `request`; `controller` marks it as the managing controller.
@@ -124,10 +124,17 @@ async fn mark_machines_for_deletion(
     hosts: &BTreeMap<String, (ByoHostView, Value)>,
 ) -> Result<()> {
     for host in removed {
+        // Not registered: nothing runs on it.
         let Some((_, object)) = hosts.get(*host) else {
             continue;
         };
-        if let Some((namespace, machine)) = observe::machine_on_host(&ctx.client, object).await? {
+        let found = observe::machine_on_host(&ctx.client, object).await?;
+        if found.is_none() && !object["status"]["machineRef"].is_null() {
+            return Err(Error::MachineNotFound(format!(
+                "host {host} is claimed, but its Machine is not found"
+            )));
+        }
+        if let Some((namespace, machine)) = found {
             let mark = json!({
                 "apiVersion": capi::CLUSTER_API, "kind": "Machine",
                 "metadata": {"name": machine, "namespace": namespace, "annotations": {DELETE_MACHINE_ANNOTATION: "true"}},

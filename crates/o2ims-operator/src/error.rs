@@ -4,6 +4,10 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error(transparent)]
     Apply(#[from] operator_kit::apply::ApplyError),
+    /// A removed worker runs a Machine that cannot be found yet: lowering the replicas now
+    /// could make Cluster API remove another worker, so the scale-in is retried.
+    #[error("scale-in waits: {0}")]
+    MachineNotFound(String),
 }
 
 impl Error {
@@ -12,6 +16,7 @@ impl Error {
         match self {
             Self::Kube(_) => "kube",
             Self::Apply(_) => "apply",
+            Self::MachineNotFound(_) => "machine_not_found",
         }
     }
 }

@@ -629,6 +629,14 @@ async fn workers_scale_out_and_in_and_control_plane_changes_are_refused() -> any
     })
     .await?;
     assert_eq!(md["spec"]["replicas"], 2);
+    let template = drive::get(&client, Kind::ByoMachineTemplate, &s.namespace(), &md_name)
+        .await?
+        .expect("template");
+    assert_eq!(
+        template["spec"]["template"]["spec"]["selector"]["matchExpressions"][0]["values"],
+        json!([s.host(2), s.host(4)]),
+        "the removed host can no longer be chosen"
+    );
     let annotation = |m: &serde_json::Value| {
         m["metadata"]["annotations"][lcm_core::capi::DELETE_MACHINE_ANNOTATION].clone()
     };
