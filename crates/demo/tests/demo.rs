@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kube::Api;
 use lcm_core::crd::{FocomPhase, FocomProvisioningRequest};
-use testcluster::processes::{alive, descendants};
+use testcluster::processes::{descendants, wait_gone};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 const DEMO: &str = env!("CARGO_BIN_EXE_lcm-demo");
@@ -125,16 +125,10 @@ async fn keep_leaves_a_usable_cluster_until_ctrl_c_stops_everything() -> anyhow:
     assert!(signal.success());
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await??;
     assert_eq!(status.code(), Some(130), "Ctrl-C's exit status");
-    testcluster::wait_for(
+    wait_gone(
         "everything the demo started to stop",
+        &running,
         Duration::from_secs(30),
-        || {
-            let running = running.clone();
-            async move {
-                let left: Vec<u32> = running.into_iter().filter(|p| alive(*p)).collect();
-                Ok(left.is_empty().then_some(()))
-            }
-        },
     )
     .await?;
     assert!(

@@ -342,6 +342,12 @@ async fn bootstrap_kubeconfig(
     };
     let namespace = ctx.config.namespace();
     let what = format!("BootstrapKubeconfig {namespace}/{name}");
+    let issuing = || {
+        not_ready(
+            "WaitingForBootstrapKubeconfig",
+            format!("waiting for BYOH to issue {what} for {list}"),
+        )
+    };
     match observe::bootstrap_kubeconfig(&ctx.client, namespace, name).await? {
         Some(bootstrap) if hostprep::is_stale(&bootstrap, jiff::Timestamp::now()) => {
             observe::delete_bootstrap_kubeconfig(&ctx.client, namespace, name).await?;
@@ -352,10 +358,7 @@ async fn bootstrap_kubeconfig(
         }
         Some(bootstrap) => match hostprep::issued(&bootstrap) {
             Some(kubeconfig) => Ok(Ok(kubeconfig.to_string())),
-            None => not_ready(
-                "WaitingForBootstrapKubeconfig",
-                format!("waiting for BYOH to issue {what} for {list}"),
-            ),
+            None => issuing(),
         },
         None => {
             let ca = match std::fs::read(&ctx.config.bootstrap_ca_file) {
@@ -381,10 +384,7 @@ async fn bootstrap_kubeconfig(
                 &ca,
             );
             children::apply_owned(ctx, request, vec![asked]).await?;
-            not_ready(
-                "WaitingForBootstrapKubeconfig",
-                format!("waiting for BYOH to issue {what} for {list}"),
-            )
+            issuing()
         }
     }
 }

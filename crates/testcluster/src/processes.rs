@@ -44,3 +44,16 @@ pub fn alive(pid: u32) -> bool {
             .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
     })
 }
+
+/// Waits until none of `pids` runs.
+pub async fn wait_gone(
+    what: &str,
+    pids: &[u32],
+    timeout: std::time::Duration,
+) -> anyhow::Result<()> {
+    crate::wait_for(what, timeout, || async {
+        let left: Vec<u32> = pids.iter().copied().filter(|p| alive(*p)).collect();
+        Ok(left.is_empty().then_some(()))
+    })
+    .await
+}

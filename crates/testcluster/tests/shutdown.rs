@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use testcluster::processes::{alive, descendants};
-use testcluster::{harness_binary, wait_for};
+use testcluster::harness_binary;
+use testcluster::processes::{descendants, wait_gone};
 
 #[tokio::test]
 async fn sigterm_and_closed_stdin_leave_nothing_behind() -> anyhow::Result<()> {
@@ -44,16 +44,10 @@ async fn sigterm_and_closed_stdin_leave_nothing_behind() -> anyhow::Result<()> {
         }
         let exit = tokio::task::spawn_blocking(move || child.wait()).await??;
         assert!(exit.success(), "{stop}: exit {exit}");
-        wait_for(
+        wait_gone(
             &format!("every child to be gone after {stop}"),
+            &started,
             Duration::from_secs(10),
-            || {
-                let started = started.clone();
-                async move {
-                    let left: Vec<u32> = started.into_iter().filter(|p| alive(*p)).collect();
-                    Ok(left.is_empty().then_some(()))
-                }
-            },
         )
         .await?;
         assert!(!dir.exists(), "{stop}: {} is left behind", dir.display());
