@@ -76,12 +76,14 @@ async fn run(args: &Args, keep: bool) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(args.timeout_seconds);
     let mut shown = String::new();
     let outcome = loop {
+        // The status first: the table read after it shows at least that state, so the last
+        // table printed is the final one.
+        let status = api.get(&name).await?.status.unwrap_or_default();
         let table = demo::render(&demo::rows(&client, &namespace, &name).await?);
         if table != shown {
             println!("[{:>5.1}s]\n{table}\n", started.elapsed().as_secs_f64());
             shown = table;
         }
-        let status = api.get(&name).await?.status.unwrap_or_default();
         match status.phase {
             Some(FocomPhase::Synced) => break Ok(()),
             Some(FocomPhase::Failed) => {
