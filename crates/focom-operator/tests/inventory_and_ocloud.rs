@@ -329,6 +329,7 @@ async fn unreachable_oclouds_are_reported_and_unchanged_requests_cause_no_writes
     let prs = Api::<ProvisioningRequest>::all(w.client.clone());
     let pr_before = prs.get(&pr.name_any()).await?.resource_version();
     let runs = w.operator.metric("focom_reconcile_runs_total").await?;
+    let writes_before = testcluster::writes(&w.client).await?;
     let api = Api::<FocomProvisioningRequest>::namespaced(w.client.clone(), ns);
     let touched = api
         .patch(
@@ -346,6 +347,17 @@ async fn unreachable_oclouds_are_reported_and_unchanged_requests_cause_no_writes
         Ok((started > runs && finished == started).then_some(()))
     })
     .await?;
+    let writes_after = testcluster::writes(&w.client).await?;
+    let changed: Vec<(&String, f64)> = writes_after
+        .iter()
+        .map(|(k, v)| (k, v - writes_before.get(k).copied().unwrap_or(0.0)))
+        .filter(|(_, d)| *d != 0.0)
+        .collect();
+    assert_eq!(
+        changed,
+        [(&"PATCH focomprovisioningrequests/".to_string(), 1.0)],
+        "only the test's own touch is a write"
+    );
     let after = api.get("near").await?;
     assert_eq!(
         after.resource_version(),

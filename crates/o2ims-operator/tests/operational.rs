@@ -84,49 +84,6 @@ impl World {
     }
 }
 
-/// Mutating requests the API server has served, by resource (its own lease renewals aside).
-async fn writes(client: &Client) -> anyhow::Result<BTreeMap<String, f64>> {
-    let request = http::Request::get("/metrics").body(Vec::new())?;
-    let text = client.request_text(request).await?;
-    let mut counts = BTreeMap::new();
-    for line in text
-        .lines()
-        .filter(|l| l.starts_with("apiserver_request_total{"))
-    {
-        let label = |key: &str| {
-            line.split(&format!("{key}=\""))
-                .nth(1)
-                .and_then(|rest| rest.split('"').next())
-                .unwrap_or_default()
-                .to_string()
-        };
-        let verb = label("verb");
-        let resource = label("resource");
-        if ![
-            "POST",
-            "PUT",
-            "PATCH",
-            "APPLY",
-            "DELETE",
-            "DELETECOLLECTION",
-        ]
-        .contains(&verb.as_str())
-            || resource == "leases"
-        {
-            continue;
-        }
-        let value: f64 = line
-            .rsplit(' ')
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        *counts
-            .entry(format!("{verb} {resource}/{}", label("subresource")))
-            .or_insert(0.0) += value;
-    }
-    Ok(counts)
-}
-
 /// Waits until the operator has run more than `runs` reconciles and none is in flight.
 async fn wait_idle(operator: &OperatorProcess, runs: f64) -> anyhow::Result<()> {
     testcluster::wait_for("the operator to reconcile and finish", TIMEOUT, || async {
@@ -202,7 +159,7 @@ async fn an_unchanged_request_causes_no_writes_and_the_operator_reports_itself()
     };
     let before = read_all().await?;
     let runs = operator.metric("o2ims_reconcile_runs_total").await?;
-    let writes_before = writes(&w.client).await?;
+    let writes_before = testcluster::writes(&w.client).await?;
 
     // Touch the request: a reconcile runs on an unchanged world.
     let api = Api::<ProvisioningRequest>::all(w.client.clone());
@@ -214,7 +171,7 @@ async fn an_unchanged_request_causes_no_writes_and_the_operator_reports_itself()
         )
         .await?;
     wait_idle(&operator, runs).await?;
-    let writes_after = writes(&w.client).await?;
+    let writes_after = testcluster::writes(&w.client).await?;
     let changed: Vec<&str> = writes_after
         .iter()
         .filter(|(k, v)| writes_before.get(*k) != Some(v))

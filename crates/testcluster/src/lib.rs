@@ -26,6 +26,7 @@ mod paths;
 pub mod processes;
 mod strict;
 mod wait;
+mod writes;
 
 pub use cluster::TestCluster;
 pub use crds::{crd_dirs, install_crds};
@@ -34,6 +35,7 @@ pub use operator::OperatorProcess;
 pub use paths::{harness_binary, repo_root, workspace_binary};
 pub use strict::create_strict;
 pub use wait::{time_changes, wait_for, wait_until};
+pub use writes::writes;
 
 /// A note for the person running the tests. Written to the stderr handle directly because libtest
 /// captures `eprintln!`, and e.g. the control plane's start-up time should show without
