@@ -80,17 +80,7 @@ impl Operator {
         let (binary, namespace, args) = match self {
             // The hosts the operator prepares register at this API server.
             Operator::O2ims => {
-                let mut args = vec![
-                    "--bootstrap-apiserver".to_string(),
-                    cluster
-                        .admin_config()
-                        .cluster_url
-                        .to_string()
-                        .trim_end_matches('/')
-                        .into(),
-                    "--bootstrap-ca-file".into(),
-                    cluster.ca_file().to_string_lossy().into(),
-                ];
+                let mut args = cluster.host_registration_args();
                 args.extend(options.o2ims_args.iter().cloned());
                 ("o2ims-operator", O2IMS_NAMESPACE, args)
             }

@@ -243,16 +243,8 @@ async fn run_end_to_end(
         "spec": {"o2imsSecret": {"secretRef": {"name": "o-cloud-kubeconfig", "namespace": focom}}}});
     apply(admin, &ocloud, false).await?;
 
-    // Out of a cluster, the O2IMS operator is told the API server's address and CA for the
-    // bootstrap kubeconfigs (in its Pod: the chart's value, and its ServiceAccount's CA).
-    let url = cluster.admin_config().cluster_url.to_string();
-    let ca = cluster.ca_file();
-    let bootstrap = [
-        "--bootstrap-apiserver",
-        url.trim_end_matches('/'),
-        "--bootstrap-ca-file",
-        ca.to_str().context("CA path")?,
-    ];
+    let registration = cluster.host_registration_args();
+    let registration: Vec<&str> = registration.iter().map(String::as_str).collect();
     let operators = [
         start(
             &binaries[0],
@@ -267,7 +259,7 @@ async fn run_end_to_end(
             &kubeconfigs[1],
             &o2ims,
             "o2ims-operator-0",
-            &bootstrap,
+            &registration,
         )
         .await?,
     ];

@@ -34,24 +34,19 @@ async fn setup() -> anyhow::Result<(Client, &'static Fixture)> {
         .get_or_try_init(|| async {
             let namespace = cluster.namespace("o2ims-system").await?.name().to_string();
             drive::ensure_hosts_namespace(&client).await?;
+            let registration = cluster.host_registration_args();
+            let mut args = vec![
+                "--host-preparation-image",
+                HOST_PREPARATION_IMAGE,
+                "--ssh-key-secret",
+                SSH_KEY_SECRET,
+            ];
+            args.extend(registration.iter().map(String::as_str));
             let operator = OperatorProcess::start(
                 env!("CARGO_BIN_EXE_o2ims-operator"),
                 cluster.kubeconfig_path(),
                 &namespace,
-                &[
-                    "--host-preparation-image",
-                    HOST_PREPARATION_IMAGE,
-                    "--ssh-key-secret",
-                    SSH_KEY_SECRET,
-                    "--bootstrap-apiserver",
-                    cluster
-                        .admin_config()
-                        .cluster_url
-                        .to_string()
-                        .trim_end_matches('/'),
-                    "--bootstrap-ca-file",
-                    &cluster.ca_file().to_string_lossy(),
-                ],
+                &args,
             )
             .await?;
             anyhow::Ok(Fixture {
@@ -430,13 +425,7 @@ async fn host_preparation_runs_a_job_for_exactly_the_missing_hosts() -> anyhow::
     let asked = drive::issue_bootstrap_kubeconfig(&client, &fixture.namespace, &selector).await?;
     assert_eq!(
         asked["spec"]["apiserver"].as_str(),
-        Some(
-            cluster
-                .admin_config()
-                .cluster_url
-                .to_string()
-                .trim_end_matches('/')
-        )
+        Some(cluster.api_server_url().as_str())
     );
     let ca: k8s_openapi::ByteString =
         serde_json::from_value(asked["spec"]["certificate-authority-data"].clone())?;

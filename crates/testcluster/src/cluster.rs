@@ -95,6 +95,26 @@ impl TestCluster {
             .join("pki/ca.crt")
     }
 
+    /// The API server's URL, as `https://host:port`.
+    pub fn api_server_url(&self) -> String {
+        self.config
+            .cluster_url
+            .to_string()
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// The O2IMS operator's flags for where the hosts it prepares register: this API server
+    /// and its CA (in a Pod: the chart's value and the ServiceAccount's CA).
+    pub fn host_registration_args(&self) -> Vec<String> {
+        vec![
+            "--bootstrap-apiserver".into(),
+            self.api_server_url(),
+            "--bootstrap-ca-file".into(),
+            self.ca_file().to_string_lossy().into_owned(),
+        ]
+    }
+
     /// How long the harness took to start, as it reported; `None` for a reused cluster.
     pub fn startup_time(&self) -> Option<Duration> {
         self.startup
