@@ -39,7 +39,7 @@ crds:
 check-crds:
 	cargo run -q -p lcm-core --bin lcm-gen -- --check
 
-## static-checks: shellcheck, hadolint, ansible-playbook --syntax-check, ansible-lint, mgmt.sh --dry-run
+## static-checks: shellcheck, hadolint, ansible-playbook --syntax-check, ansible-lint, mgmt.sh --dry-run and idempotency
 static-checks:
 	tests/static-checks.sh
 
