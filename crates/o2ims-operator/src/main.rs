@@ -9,6 +9,7 @@ mod controller;
 mod error;
 mod hostprep;
 mod observe;
+mod preparation;
 mod reconcile;
 mod render;
 mod status;
