@@ -8,14 +8,16 @@ pub mod conditions;
 pub mod crd;
 pub mod focom;
 pub mod inventory;
+pub mod names;
 pub mod status;
 pub mod template;
 pub mod yaml;
 
-/// Label every object created on behalf of a ProvisioningRequest carries,
-/// with the request's name as value.
+/// Label every object created on behalf of a ProvisioningRequest carries, with the request's
+/// name as value ([`names::label_value`] of it: names longer than a label value are hashed).
 pub const PROVISIONING_REQUEST_LABEL: &str = "o2ims.provisioning.oran.org/provisioning-request";
-/// Label naming the FocomProvisioningRequest (as `<namespace>.<name>`) a ProvisioningRequest was created for.
+/// Label naming the FocomProvisioningRequest a ProvisioningRequest was created for
+/// ([`names::label_value`] of `<namespace>.<name>`).
 pub const FOCOM_REQUEST_LABEL: &str = "focom.nephio.org/focom-provisioning-request";
 /// Label naming the inventory cluster a ProvisioningRequest provisions.
 pub const CLUSTER_NAME_LABEL: &str = "focom.nephio.org/cluster-name";
