@@ -12,6 +12,13 @@ pub struct Config {
     /// Namespace of the inventory ConfigMap (default: the operator's namespace).
     #[arg(long, env = "INVENTORY_NAMESPACE")]
     pub inventory_namespace: Option<String>,
+    /// Namespaces, besides its own, whose OClouds a FocomProvisioningRequest may use
+    /// (`spec.oCloudNamespace`), comma-separated.
+    #[arg(long, env = "ALLOWED_OCLOUD_NAMESPACES", value_delimiter = ',')]
+    pub allowed_ocloud_namespaces: Vec<String>,
+    /// The only namespace TemplateInfos are read from (default: the operator's namespace).
+    #[arg(long, env = "TEMPLATE_NAMESPACE")]
+    pub template_namespace: Option<String>,
 }
 
 impl Config {
@@ -23,6 +30,21 @@ impl Config {
         self.inventory_namespace
             .as_deref()
             .unwrap_or(self.namespace())
+    }
+
+    pub fn template_namespace(&self) -> &str {
+        self.template_namespace
+            .as_deref()
+            .unwrap_or(self.namespace())
+    }
+
+    /// Whether a request in `request_namespace` may use the OClouds of `ocloud_namespace`.
+    pub fn ocloud_allowed(&self, request_namespace: &str, ocloud_namespace: &str) -> bool {
+        ocloud_namespace == request_namespace
+            || self
+                .allowed_ocloud_namespaces
+                .iter()
+                .any(|n| n == ocloud_namespace)
     }
 }
 

@@ -1,5 +1,5 @@
 //! Wiring: the watches that make status event-driven (local and remote ProvisioningRequests,
-//! the inventory, TemplateInfos, OClouds), leader election, health and shutdown.
+//! the inventory, the admin's TemplateInfos, OClouds), leader election, health and shutdown.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -84,7 +84,7 @@ fn watch_inputs(
         )
         .watches(inventory, inventory_only, move |_| all(&for_inventory))
         .watches(
-            Api::<TemplateInfo>::all(client.clone()),
+            Api::<TemplateInfo>::namespaced(client.clone(), config.template_namespace()),
             watcher::Config::default(),
             move |_| all(&for_templates),
         )

@@ -4,6 +4,7 @@ mod config;
 mod context;
 mod controller;
 mod error;
+mod kubeconfig;
 mod ocloud;
 mod reconcile;
 mod render;

@@ -17,6 +17,9 @@ use crate::context::Context;
 use crate::error::Result;
 
 pub const OCLOUD_REACHABLE: &str = "OCloudReachable";
+/// Reason of `OCloudReachable=False` for an OCloud of a namespace the request may not use: a
+/// spec error, so the request fails instead of retrying.
+pub const OCLOUD_NOT_ALLOWED: &str = "OCloudNotAllowed";
 
 /// A remote O-Cloud's client and the watch of its ProvisioningRequests.
 pub struct Remote {
@@ -57,6 +60,16 @@ pub async fn target(
         .unwrap_or_default();
     let unreachable =
         |reason: &str, message: String| Ok(Err(Desired::false_(OCLOUD_REACHABLE, reason, message)));
+    let own = request.namespace().unwrap_or_default();
+    // Checked before the OCloud is read: another namespace's OClouds are not even looked at.
+    if !ctx.config.ocloud_allowed(&own, &namespace) {
+        return unreachable(
+            OCLOUD_NOT_ALLOWED,
+            format!(
+                "spec.oCloudNamespace: a request in namespace {own} may not use the OClouds of namespace {namespace} (only its own, or those the admin allows with --allowed-ocloud-namespaces)"
+            ),
+        );
+    }
     let Some(ocloud) = Api::<OCloud>::namespaced(ctx.client.clone(), &namespace)
         .get_opt(id)
         .await?
@@ -69,6 +82,16 @@ pub async fn target(
     let Some(secret_ref) = ocloud.spec.o2ims_secret.map(|s| s.secret_ref) else {
         return Ok(Ok(local()));
     };
+    // Else anyone who may create an OCloud could use any Secret the operator can read.
+    if secret_ref.namespace != namespace {
+        return unreachable(
+            "SecretNotAllowed",
+            format!(
+                "OCloud {namespace}/{id}: spec.o2imsSecret.secretRef.namespace {} is not the OCloud's namespace: an OCloud may only use Secrets of its own namespace",
+                secret_ref.namespace
+            ),
+        );
+    }
     let where_ = format!("Secret {}/{}", secret_ref.namespace, secret_ref.name);
     let Some(secret) = Api::<Secret>::namespaced(ctx.client.clone(), &secret_ref.namespace)
         .get_opt(&secret_ref.name)
@@ -126,16 +149,22 @@ pub async fn target(
 
 async fn remote_client(kubeconfig: &[u8]) -> anyhow::Result<Client> {
     let kubeconfig = Kubeconfig::from_yaml(std::str::from_utf8(kubeconfig)?)?;
+    let forbidden = crate::kubeconfig::forbidden_fields(&kubeconfig);
+    if !forbidden.is_empty() {
+        anyhow::bail!(
+            "{} not allowed: a remote O-Cloud's kubeconfig must hold its credentials and certificates inline (token, client-certificate-data, client-key-data, certificate-authority-data), not run a command or read a file",
+            forbidden.join(", ")
+        );
+    }
     let config =
         kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
     Ok(Client::try_from(config)?)
 }
 
-/// Which FocomProvisioningRequest a ProvisioningRequest was created for (its label is
-/// `<namespace>.<name>`; namespaces have no dots).
+/// Which FocomProvisioningRequest a ProvisioningRequest was created for.
 pub fn owner_of(request: &ProvisioningRequest) -> Option<ObjectRef<FocomProvisioningRequest>> {
-    let (namespace, name) = request.labels().get(FOCOM_REQUEST_LABEL)?.split_once('.')?;
-    Some(ObjectRef::new(name).within(namespace))
+    let (namespace, name) = lcm_core::focom::owner_of(request)?;
+    Some(ObjectRef::new(&name).within(&namespace))
 }
 
 /// Watches a remote O-Cloud's ProvisioningRequests and asks for a reconcile of their owners.

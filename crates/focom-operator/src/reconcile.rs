@@ -20,7 +20,7 @@ use lcm_core::{FOCOM_REQUEST_LABEL, template};
 use crate::config::INVENTORY_KEY;
 use crate::context::Context;
 use crate::error::Result;
-use crate::ocloud::{self, OCLOUD_REACHABLE, Target};
+use crate::ocloud::{self, OCLOUD_NOT_ALLOWED, OCLOUD_REACHABLE, Target};
 use crate::status::{self, FEASIBLE, INVENTORY_VALID, Outcome, VALIDATED};
 
 pub const FINALIZER: &str = "focom.nephio.org/finalizer";
@@ -79,6 +79,10 @@ async fn provision(request: &FocomProvisioningRequest, ctx: &Context) -> Result<
     let mut outcome = Outcome::new(request.spec.operation);
     let (target, owned) = match reach(ctx, request).await? {
         Ok(reached) => reached,
+        // Not a matter of time: the request may never use that O-Cloud.
+        Err(refused) if refused.reason == OCLOUD_NOT_ALLOWED => {
+            return status::write(ctx, request, outcome.refused(refused)).await;
+        }
         Err(unreachable) => {
             return status::write_retrying(ctx, request, outcome.blocked(unreachable)).await;
         }
@@ -141,10 +145,15 @@ async fn list_owned(
     target: &Target,
     request: &FocomProvisioningRequest,
 ) -> kube::Result<Vec<ProvisioningRequest>> {
+    // The label selects (it may be a hash of a long name); the owner is checked in full.
+    let owner = Some((request.namespace().unwrap_or_default(), request.name_any()));
     Ok(Api::<ProvisioningRequest>::all(target.client.clone())
         .list(&owner_selector(request))
         .await?
-        .items)
+        .items
+        .into_iter()
+        .filter(|r| focom::owner_of(r) == owner)
+        .collect())
 }
 
 /// The request's O-Cloud and the ProvisioningRequests it created there, or the
@@ -248,30 +257,27 @@ async fn select(
     )))
 }
 
-/// The JSON Schema of the request's template: a TemplateInfo matching its name and version (in
-/// the request's namespace, then the operator's; by spec fields or by Nephio's
-/// `<templateName>-<templateVersion>` name), else the built-in template's.
+/// The JSON Schema of the request's template: a TemplateInfo matching its name and version (by
+/// spec fields or by Nephio's `<templateName>-<templateVersion>` name) in the admin's
+/// `--template-namespace` only, so a tenant cannot shadow the catalogue from its own
+/// namespace; else the built-in template's.
 async fn template_schema(
     ctx: &Context,
     request: &FocomProvisioningRequest,
 ) -> Result<Option<String>> {
     let spec = &request.spec;
     let nephio_name = format!("{}-{}", spec.template_name, spec.template_version);
-    for namespace in [
-        request.namespace().unwrap_or_default(),
-        ctx.config.namespace().to_string(),
-    ] {
-        let infos = Api::<TemplateInfo>::namespaced(ctx.client.clone(), &namespace)
+    let infos =
+        Api::<TemplateInfo>::namespaced(ctx.client.clone(), ctx.config.template_namespace())
             .list(&ListParams::default())
             .await?;
-        let matching = infos.items.into_iter().find(|info| {
-            (info.spec.template_name == spec.template_name
-                && info.spec.template_version == spec.template_version)
-                || info.name_any() == nephio_name
-        });
-        if let Some(info) = matching {
-            return Ok(Some(info.spec.template_parameter_schema));
-        }
+    let matching = infos.items.into_iter().find(|info| {
+        (info.spec.template_name == spec.template_name
+            && info.spec.template_version == spec.template_version)
+            || info.name_any() == nephio_name
+    });
+    if let Some(info) = matching {
+        return Ok(Some(info.spec.template_parameter_schema));
     }
     let builtin =
         spec.template_name == template::NAME && spec.template_version == template::VERSION;
@@ -397,8 +403,13 @@ async fn delete_requests(
 async fn delete_all(request: &FocomProvisioningRequest, ctx: &Context) -> Result<Option<Action>> {
     let (target, owned) = match reach(ctx, request).await? {
         Ok(reached) => reached,
-        // The O-Cloud is gone for good: nothing more can be cleaned up there.
-        Err(condition) if condition.reason == "OCloudNotFound" => return Ok(None),
+        // The O-Cloud is gone for good, or was never this request's to use: nothing more can
+        // be cleaned up there.
+        Err(condition)
+            if condition.reason == "OCloudNotFound" || condition.reason == OCLOUD_NOT_ALLOWED =>
+        {
+            return Ok(None);
+        }
         Err(condition) => {
             let blocked = Outcome::new(Operation::Delete).blocked(condition);
             return Ok(Some(status::write_retrying(ctx, request, blocked).await?));

@@ -66,6 +66,11 @@ impl Outcome {
         self.with(condition, phase)
     }
 
+    /// The request can never proceed as it is (say, an O-Cloud it may not use): failed, not retried.
+    pub fn refused(self, condition: Desired) -> Self {
+        self.with(condition, FocomPhase::Failed)
+    }
+
     pub fn invalid(self, condition: Desired) -> Self {
         let condition = Desired {
             type_: VALIDATED,

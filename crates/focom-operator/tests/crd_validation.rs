@@ -111,6 +111,93 @@ async fn the_api_server_rejects_bad_selections_and_operations() -> anyhow::Resul
     namespace.cleanup().await
 }
 
+/// The API server's 422 for `result`, whose message must contain `message`.
+fn rejected<T: std::fmt::Debug>(what: &str, result: kube::Result<T>, message: &str) {
+    match result {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 422, "{what}: {}", status.message);
+            assert!(
+                status.message.contains(message),
+                "{what}: {}",
+                status.message
+            );
+        }
+        other => panic!("{what}: not the API server's rejection: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_ocloud_of_a_request_cannot_change_after_creation() -> anyhow::Result<()> {
+    let cluster = testcluster::TestCluster::shared().await?;
+    let client = cluster.admin_client()?;
+    let namespace = cluster.namespace("fpr-immutable").await?;
+    let api = api(&client, namespace.name());
+    let params = PatchParams::default();
+    let merge = |spec: Value| Patch::Merge(json!({"spec": spec}));
+    let placed = api
+        .create(
+            &PostParams::default(),
+            &request(
+                "placed",
+                json!({"oCloudId": "paris", "oCloudNamespace": "smo", "allClusters": true}),
+            ),
+        )
+        .await?;
+    // kubectl edit/replace and kubectl patch alike.
+    let mut moved = placed.clone();
+    moved.data["spec"]["oCloudId"] = json!("berlin");
+    rejected(
+        "replace oCloudId",
+        api.replace("placed", &PostParams::default(), &moved).await,
+        "oCloudId cannot be set, changed or removed after creation",
+    );
+    rejected(
+        "patch oCloudNamespace",
+        api.patch(
+            "placed",
+            &params,
+            &merge(json!({"oCloudNamespace": "other"})),
+        )
+        .await,
+        "oCloudNamespace cannot be set, changed or removed after creation",
+    );
+    rejected(
+        "remove oCloudId",
+        api.patch("placed", &params, &merge(json!({"oCloudId": null})))
+            .await,
+        "spec.oCloudId",
+    );
+    api.create(
+        &PostParams::default(),
+        &request("local", json!({"allClusters": true})),
+    )
+    .await?;
+    rejected(
+        "add oCloudId",
+        api.patch("local", &params, &merge(json!({"oCloudId": "paris"})))
+            .await,
+        "oCloudId cannot be set",
+    );
+    rejected(
+        "add oCloudNamespace",
+        api.patch("local", &params, &merge(json!({"oCloudNamespace": "smo"})))
+            .await,
+        "oCloudNamespace cannot be set",
+    );
+    // Everything else may change; the O-Cloud stays as it was.
+    let changed = api
+        .patch(
+            "placed",
+            &params,
+            &merge(json!({"operation": "scale", "oCloudId": "paris"})),
+        )
+        .await?;
+    assert_eq!(changed.data["spec"]["operation"], "scale");
+    api.patch("local", &params, &merge(json!({"operation": "delete"})))
+        .await?;
+    namespace.cleanup().await
+}
+
 #[tokio::test]
 async fn the_ocloud_and_template_info_examples_pass_strict_validation() -> anyhow::Result<()> {
     let cluster = testcluster::TestCluster::shared().await?;

@@ -7,7 +7,7 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use lcm_core::crd::{
     FocomPhase, FocomProvisioningRequest, FocomProvisioningRequestSpec, Operation,
-    ProvisioningRequest, TemplateInfo, TemplateInfoSpec,
+    ProvisioningRequest,
 };
 use serde_json::json;
 use support::*;
@@ -168,28 +168,6 @@ async fn a_template_request_creates_one_named_request() -> anyhow::Result<()> {
         fpr.status.and_then(|s| s.remote_name),
         Some(prs[0].name_any())
     );
-    Ok(())
-}
-
-async fn template_info(
-    client: &Client,
-    ns: &str,
-    name: &str,
-    template: &str,
-    version: &str,
-    schema: serde_json::Value,
-) -> anyhow::Result<()> {
-    let info = TemplateInfo::new(
-        name,
-        TemplateInfoSpec {
-            template_name: template.into(),
-            template_version: version.into(),
-            template_parameter_schema: schema.to_string(),
-        },
-    );
-    Api::<TemplateInfo>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &info)
-        .await?;
     Ok(())
 }
 
@@ -491,5 +469,76 @@ async fn provisioning_request_changes_reach_the_request_within_a_second() -> any
         median < std::time::Duration::from_secs(1),
         "median {median:?} of {latencies:?}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_253_character_name_provisions_and_deletes() -> anyhow::Result<()> {
+    let (client, ns) = setup().await?;
+    // A valid DNS subdomain (labels of up to 63 characters) of the longest length Kubernetes accepts.
+    let name = ["a", "b", "c"].map(|c| c.repeat(63)).join(".") + "." + &"d".repeat(61);
+    assert_eq!(name.len(), 253);
+    create(
+        &client,
+        ns,
+        &request(&name, one_cluster("long", "10.1.0.20")),
+    )
+    .await?;
+    let pr = wait_owned(&client, ns, &name, 1).await?.remove(0);
+    assert_eq!(
+        pr.annotations().get(lcm_core::FOCOM_REQUEST_ANNOTATION),
+        Some(&format!("{ns}/{name}")),
+        "the full name is kept beside the hashed label"
+    );
+    set_state(&client, &pr.name_any(), "fulfilled", "done").await?;
+    wait_phase(&client, ns, &name, FocomPhase::Synced).await?;
+    let api = Api::<FocomProvisioningRequest>::namespaced(client.clone(), ns);
+    api.delete(&name, &DeleteParams::default()).await?;
+    testcluster::wait_for(
+        "the long-named request and its ProvisioningRequest to go",
+        TIMEOUT,
+        || async {
+            let gone = api.get_opt(&name).await?.is_none()
+                && Api::<ProvisioningRequest>::all(client.clone())
+                    .get_opt(&pr.name_any())
+                    .await?
+                    .is_none();
+            Ok(gone.then_some(()))
+        },
+    )
+    .await
+}
+
+/// The O2IMS operator makes a ProvisioningRequest whose change it refuses `failed`: the request
+/// then shows the cluster failed with that message, not Synced.
+#[tokio::test]
+async fn a_refused_change_fails_the_request() -> anyhow::Result<()> {
+    let (client, ns) = setup().await?;
+    create(
+        &client,
+        ns,
+        &request("refused", one_cluster("refused", "10.1.0.21")),
+    )
+    .await?;
+    let pr = wait_owned(&client, ns, "refused", 1)
+        .await?
+        .remove(0)
+        .name_any();
+    set_state(&client, &pr, "fulfilled", "done").await?;
+    wait_phase(&client, ns, "refused", FocomPhase::Synced).await?;
+    let refusal = "ChangeRefused: spec.templateParameters.controlPlaneEndpoint cannot change; the cluster keeps running as it was";
+    set_state(&client, &pr, "failed", refusal).await?;
+    let fpr = wait_phase(&client, ns, "refused", FocomPhase::Failed).await?;
+    assert!(
+        message(&fpr).contains(&format!("refused: {refusal}")),
+        "{}",
+        message(&fpr)
+    );
+    let row = &fpr.status.as_ref().expect("status").clusters[0];
+    assert_eq!(
+        (row.state.as_deref(), row.message.as_deref()),
+        (Some("failed"), Some(refusal))
+    );
+    assert_eq!(condition(&fpr, "Ready").map(|c| c.0), Some("False".into()));
     Ok(())
 }

@@ -8,7 +8,7 @@ use kube::api::ObjectMeta;
 use crate::crd::{FocomProvisioningRequest, ProvisioningRequest, ProvisioningRequestSpec};
 use crate::inventory::Inventory;
 use crate::template::{self, ClusterParameters};
-use crate::{CLUSTER_NAME_LABEL, FOCOM_REQUEST_LABEL};
+use crate::{CLUSTER_NAME_LABEL, FOCOM_REQUEST_ANNOTATION, FOCOM_REQUEST_LABEL, names};
 
 /// Namespace of the UUIDv5 names of generated ProvisioningRequests.
 const NAME_NAMESPACE: uuid::Uuid = uuid::uuid!("0b6f3c2a-5d1e-4e8f-9a7b-3c2d1e0f4a5b");
@@ -217,9 +217,30 @@ pub fn request_name(namespace: &str, name: &str, cluster: &str) -> String {
     .to_string()
 }
 
-/// Value of [`FOCOM_REQUEST_LABEL`] for a FocomProvisioningRequest.
+/// Value of [`FOCOM_REQUEST_LABEL`] for a FocomProvisioningRequest: an index to list by, a hash
+/// when `<namespace>.<name>` is longer than a label value.
 pub fn owner_label(namespace: &str, name: &str) -> String {
-    format!("{namespace}.{name}")
+    names::label_value(&format!("{namespace}.{name}"))
+}
+
+/// Which FocomProvisioningRequest (`(namespace, name)`) a ProvisioningRequest was created for:
+/// from [`FOCOM_REQUEST_ANNOTATION`], or, on objects created before it existed, from the label
+/// (`<namespace>.<name>` in full then; namespaces have no dots).
+pub fn owner_of(request: &ProvisioningRequest) -> Option<(String, String)> {
+    let meta = &request.metadata;
+    let (namespace, name) = match meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(FOCOM_REQUEST_ANNOTATION))
+    {
+        Some(owner) => owner.split_once('/')?,
+        None => meta
+            .labels
+            .as_ref()?
+            .get(FOCOM_REQUEST_LABEL)?
+            .split_once('.')?,
+    };
+    Some((namespace.to_string(), name.to_string()))
 }
 
 /// The ProvisioningRequest provisioning `cluster` for `request`.
@@ -236,11 +257,16 @@ pub fn provisioning_request(
         ),
         (CLUSTER_NAME_LABEL.to_string(), cluster.name.clone()),
     ]);
+    let annotations = BTreeMap::from([(
+        FOCOM_REQUEST_ANNOTATION.to_string(),
+        format!("{namespace}/{name}"),
+    )]);
     let spec = &request.spec;
     ProvisioningRequest {
         metadata: ObjectMeta {
             name: Some(request_name(&namespace, &name, &cluster.name)),
             labels: Some(labels),
+            annotations: Some(annotations),
             ..Default::default()
         },
         spec: ProvisioningRequestSpec {
@@ -254,5 +280,46 @@ pub fn provisioning_request(
             template_parameters: serde_json::to_value(&cluster.parameters).unwrap_or_default(),
         },
         status: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labelled(labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> ProvisioningRequest {
+        let map = |pairs: &[(&str, &str)]| {
+            Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+        };
+        let mut request = ProvisioningRequest::new("pr", ProvisioningRequestSpec::default());
+        request.metadata.labels = map(labels);
+        request.metadata.annotations = map(annotations);
+        request
+    }
+
+    #[test]
+    fn a_253_character_owner_is_found_back_from_the_annotation() {
+        let name = format!("{}.example.org", "n".repeat(241));
+        assert_eq!(name.len(), 253);
+        let label = owner_label("smo", &name);
+        assert!(label.len() <= 63, "{label}");
+        let annotation = format!("smo/{name}");
+        let request = labelled(
+            &[(FOCOM_REQUEST_LABEL, &label)],
+            &[(FOCOM_REQUEST_ANNOTATION, &annotation)],
+        );
+        assert_eq!(owner_of(&request), Some(("smo".into(), name)));
+    }
+
+    #[test]
+    fn objects_from_before_the_annotation_are_read_from_the_label() {
+        let request = labelled(&[(FOCOM_REQUEST_LABEL, "smo.req.v2")], &[]);
+        assert_eq!(owner_of(&request), Some(("smo".into(), "req.v2".into())));
+        assert_eq!(owner_of(&labelled(&[], &[])), None);
     }
 }

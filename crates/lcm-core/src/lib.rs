@@ -19,6 +19,9 @@ pub const PROVISIONING_REQUEST_LABEL: &str = "o2ims.provisioning.oran.org/provis
 /// Label naming the FocomProvisioningRequest a ProvisioningRequest was created for
 /// ([`names::label_value`] of `<namespace>.<name>`).
 pub const FOCOM_REQUEST_LABEL: &str = "focom.nephio.org/focom-provisioning-request";
+/// Annotation holding `<namespace>/<name>` of that FocomProvisioningRequest in full (the label
+/// may be a hash).
+pub const FOCOM_REQUEST_ANNOTATION: &str = "focom.nephio.org/focom-provisioning-request";
 /// Label naming the inventory cluster a ProvisioningRequest provisions.
 pub const CLUSTER_NAME_LABEL: &str = "focom.nephio.org/cluster-name";
 /// Label on every ByoHost whose value is the inventory host id; ByoMachineTemplate selectors pin on it.

@@ -10,6 +10,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use lcm_core::crd::{
     FocomPhase, FocomProvisioningRequest, FocomProvisioningRequestSpec, ProvisioningRequest,
+    TemplateInfo, TemplateInfoSpec,
 };
 use serde_json::{Value, json};
 
@@ -58,6 +59,20 @@ pub fn by_names(names: &[&str]) -> FocomProvisioningRequestSpec {
         template_name: "byoh-workload-cluster".into(),
         template_version: "v1".into(),
         cluster_names: Some(names.iter().map(|n| n.to_string()).collect()),
+        ..Default::default()
+    }
+}
+
+/// A request describing one cluster in full (`templateParameters`): control-plane host
+/// `<cluster>-h1`, endpoint `endpoint`.
+pub fn one_cluster(cluster: &str, endpoint: &str) -> FocomProvisioningRequestSpec {
+    FocomProvisioningRequestSpec {
+        template_name: "byoh-workload-cluster".into(),
+        template_version: "v1".into(),
+        template_parameters: Some(json!({
+            "clusterName": cluster, "kubernetesVersion": "v1.26.6",
+            "controlPlaneEndpoint": {"host": endpoint}, "hosts": {"controlPlane": [format!("{cluster}-h1")]},
+        })),
         ..Default::default()
     }
 }
@@ -190,6 +205,29 @@ pub async fn set_state(
             &PatchParams::default(),
             &Patch::Merge(json!({"status": status})),
         )
+        .await?;
+    Ok(())
+}
+
+/// Publishes a TemplateInfo `name` for `template` `version` in `ns`.
+pub async fn template_info(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    template: &str,
+    version: &str,
+    schema: serde_json::Value,
+) -> anyhow::Result<()> {
+    let info = TemplateInfo::new(
+        name,
+        TemplateInfoSpec {
+            template_name: template.into(),
+            template_version: version.into(),
+            template_parameter_schema: schema.to_string(),
+        },
+    );
+    Api::<TemplateInfo>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &info)
         .await?;
     Ok(())
 }

@@ -30,12 +30,21 @@ use crate::template;
 #[x_kube(validation = Rule::new(
     "[has(self.allClusters) && self.allClusters, has(self.clusterNames), has(self.templateParameters)].filter(x, x).size() == 1"
 ).message(ONE_SELECTOR))]
+// The O-Cloud is fixed at creation: moving a request would orphan its ProvisioningRequests on
+// the first O-Cloud and duplicate them on the second. Absent stays absent.
+#[x_kube(validation = Rule::new(
+    "has(self.oCloudId) == has(oldSelf.oCloudId) && (!has(self.oCloudId) || self.oCloudId == oldSelf.oCloudId)"
+).message(O_CLOUD_ID_IMMUTABLE).field_path(".oCloudId"))]
+#[x_kube(validation = Rule::new(
+    "has(self.oCloudNamespace) == has(oldSelf.oCloudNamespace) && (!has(self.oCloudNamespace) || self.oCloudNamespace == oldSelf.oCloudNamespace)"
+).message(O_CLOUD_NAMESPACE_IMMUTABLE).field_path(".oCloudNamespace"))]
 #[serde(rename_all = "camelCase")]
 pub struct FocomProvisioningRequestSpec {
-    /// Name of the OCloud (in this namespace) on which to provision; absent means this cluster.
+    /// Name of the OCloud on which to provision; absent means this cluster. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub o_cloud_id: Option<String>,
-    /// Namespace of the OCloud object (Nephio compatibility; defaults to the request's namespace).
+    /// Namespace of the OCloud object (Nephio compatibility; defaults to the request's namespace;
+    /// another namespace only if the admin allows it). Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub o_cloud_namespace: Option<String>,
     /// Human-readable name of the request.
@@ -70,6 +79,8 @@ pub struct FocomProvisioningRequestSpec {
 pub const ONE_SELECTOR: &str =
     "exactly one of allClusters: true, clusterNames or templateParameters must select the clusters";
 pub const SOME_CLUSTER_NAMES: &str = "clusterNames must name at least one cluster";
+pub const O_CLOUD_ID_IMMUTABLE: &str = "oCloudId cannot be set, changed or removed after creation: create a new request for another O-Cloud";
+pub const O_CLOUD_NAMESPACE_IMMUTABLE: &str = "oCloudNamespace cannot be set, changed or removed after creation: create a new request for another O-Cloud";
 
 impl FocomProvisioningRequestSpec {
     /// The CRD rule this spec breaks, if any (for specs that did not come through the API server).
