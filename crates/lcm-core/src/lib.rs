@@ -16,6 +16,12 @@ pub mod yaml;
 /// Label every object created on behalf of a ProvisioningRequest carries, with the request's
 /// name as value ([`names::label_value`] of it: names longer than a label value are hashed).
 pub const PROVISIONING_REQUEST_LABEL: &str = "o2ims.provisioning.oran.org/provisioning-request";
+
+/// The label selector of everything created on behalf of the ProvisioningRequest `name`.
+pub fn provisioning_request_selector(name: &str) -> String {
+    format!("{PROVISIONING_REQUEST_LABEL}={}", names::label_value(name))
+}
+
 /// Label naming the FocomProvisioningRequest a ProvisioningRequest was created for
 /// ([`names::label_value`] of `<namespace>.<name>`).
 pub const FOCOM_REQUEST_LABEL: &str = "focom.nephio.org/focom-provisioning-request";

@@ -9,8 +9,8 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, Patch, PatchParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 
@@ -55,6 +55,42 @@ pub async fn apply_owned(
         }
     }
     Ok(written)
+}
+
+/// Takes the cluster's namespace for `request`: created if absent (atomically: the API server
+/// refuses a second create), never adopted. Returns why not when it exists and `request` does
+/// not control it: applying over it would make the operator its controller, and the request's
+/// deletion would delete it with whatever else lives there.
+pub async fn claim_namespace(
+    ctx: &Context,
+    request: &ProvisioningRequest,
+    params: &ClusterParameters,
+) -> Result<Option<String>> {
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    let name = params.namespace();
+    let existing = match api.get_opt(&name).await? {
+        Some(existing) => existing,
+        None => {
+            let mut object = capi::namespace_object(&request.name_any(), params);
+            object["metadata"]["ownerReferences"] = json!([owner_reference(request, true)]);
+            let namespace: Namespace =
+                serde_json::from_value(object).map_err(kube::Error::SerdeError)?;
+            match api.create(&PostParams::default(), &namespace).await {
+                Ok(_) => return Ok(None),
+                Err(kube::Error::Api(s)) if s.is_already_exists() => api.get(&name).await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    if observe::controlled_by(&existing, request) {
+        return Ok(None);
+    }
+    if existing.metadata.deletion_timestamp.is_some() {
+        return Err(Error::NamespaceTerminating(name));
+    }
+    Ok(Some(format!(
+        "namespace {name} already exists and was not created for this request: choose another clusterName, or delete the namespace"
+    )))
 }
 
 /// Brings the cluster's objects to `params`. `applied` are the parameters the objects were

@@ -6,9 +6,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
 use kube::{Resource, ResourceExt};
 
-use lcm_core::PROVISIONING_REQUEST_LABEL;
 use lcm_core::capi::Kind;
 use lcm_core::crd::{ProvisioningRequest, ProvisioningState};
+use lcm_core::provisioning_request_selector;
 
 use crate::context::Context;
 use crate::error::Result;
@@ -18,8 +18,8 @@ use crate::status::{self, Report};
 /// One step of the deletion; true once nothing of the request is left.
 pub async fn run(request: &ProvisioningRequest, ctx: &Context) -> Result<bool> {
     let name = request.name_any();
-    let selector = ListParams::default().labels(&format!("{PROVISIONING_REQUEST_LABEL}={name}"));
-    if let Some(cluster) = observe::request_cluster(&ctx.client, &name).await? {
+    let selector = ListParams::default().labels(&provisioning_request_selector(&name));
+    if let Some(cluster) = observe::request_cluster(&ctx.client, request).await? {
         let namespace = cluster["metadata"]["namespace"]
             .as_str()
             .unwrap_or_default()
@@ -52,14 +52,21 @@ pub async fn run(request: &ProvisioningRequest, ctx: &Context) -> Result<bool> {
     delete_all(
         Api::<Job>::namespaced(ctx.client.clone(), operator_namespace),
         &selector,
+        request,
     )
     .await?;
     delete_all(
         Api::<ConfigMap>::namespaced(ctx.client.clone(), operator_namespace),
         &selector,
+        request,
     )
     .await?;
-    let namespaces = delete_all(Api::<Namespace>::all(ctx.client.clone()), &selector).await?;
+    let namespaces = delete_all(
+        Api::<Namespace>::all(ctx.client.clone()),
+        &selector,
+        request,
+    )
+    .await?;
     if namespaces.is_empty() {
         return Ok(true);
     }
@@ -76,13 +83,24 @@ pub async fn run(request: &ProvisioningRequest, ctx: &Context) -> Result<bool> {
     Ok(false)
 }
 
-/// Deletes every object `selector` matches (those not already going); returns the names still present.
-async fn delete_all<K>(api: Api<K>, selector: &ListParams) -> Result<Vec<String>>
+/// Deletes every object `selector` matches that `request` controls (a namespace that was there
+/// before, or anything merely labelled, is never deleted), those not already going; returns the
+/// names still present.
+async fn delete_all<K>(
+    api: Api<K>,
+    selector: &ListParams,
+    request: &ProvisioningRequest,
+) -> Result<Vec<String>>
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let mut present = Vec::new();
-    for object in api.list(selector).await? {
+    for object in api
+        .list(selector)
+        .await?
+        .into_iter()
+        .filter(|o| observe::controlled_by(o, request))
+    {
         if object.meta().deletion_timestamp.is_none() {
             api.delete(&object.name_any(), &DeleteParams::background())
                 .await?;

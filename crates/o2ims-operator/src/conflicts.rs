@@ -31,6 +31,22 @@ fn holds_resources(request: &ProvisioningRequest) -> bool {
         .is_none_or(|c| c.status != conditions::FALSE || c.reason == "ChangeRefused")
 }
 
+/// The first of `hosts_to_check` whose host id several ByoHosts claim: pinning on it would give
+/// the cluster whichever of them BYOH lists first.
+pub fn ambiguous(
+    hosts_to_check: &[String],
+    ambiguous: &crate::observe::Ambiguous,
+) -> Option<String> {
+    hosts_to_check.iter().find_map(|host| {
+        let byo_hosts = ambiguous.get(host)?;
+        Some(format!(
+            "host `{host}` is claimed by {} ByoHosts ({}): its host-id label is ambiguous, so it cannot be pinned; remove the ByoHost that is not that host",
+            byo_hosts.len(),
+            byo_hosts.join(", ")
+        ))
+    })
+}
+
 /// The first conflict of `params` (for the hosts in `hosts_to_check`), as a message naming it.
 pub fn find(
     request: &ProvisioningRequest,
@@ -147,6 +163,20 @@ mod tests {
             check(&same_vip, &[a, same_vip.clone()])
                 .expect("conflict")
                 .contains("endpoint 10.0.0.1")
+        );
+    }
+
+    #[test]
+    fn an_ambiguous_host_id_is_a_conflict_naming_its_byohosts() {
+        let claims = crate::observe::Ambiguous::from([(
+            "h2".to_string(),
+            vec!["byoh-hosts/b".to_string(), "byoh-hosts/c".to_string()],
+        )]);
+        assert_eq!(ambiguous(&["h1".into()], &claims), None);
+        let message = ambiguous(&["h1".into(), "h2".into()], &claims).expect("conflict");
+        assert!(
+            message.starts_with("host `h2` is claimed by 2 ByoHosts (byoh-hosts/b, byoh-hosts/c)"),
+            "{message}"
         );
     }
 

@@ -48,12 +48,17 @@ fn error_policy(request: Arc<ProvisioningRequest>, error: &Error, ctx: Arc<Conte
     )
 }
 
-/// The request an object belongs to, by its label.
-fn by_label<K: Resource>(object: &K) -> Option<ObjectRef<ProvisioningRequest>> {
+/// The request an object belongs to, by its owner reference: the label holds only a hash of
+/// names longer than a label value, so the name is read from where it is whole.
+fn by_owner<K: Resource>(object: &K) -> Option<ObjectRef<ProvisioningRequest>> {
     object
-        .labels()
-        .get(PROVISIONING_REQUEST_LABEL)
-        .map(|name| ObjectRef::new(name))
+        .owner_references()
+        .iter()
+        .find(|o| {
+            o.kind == ProvisioningRequest::kind(&())
+                && o.api_version == ProvisioningRequest::api_version(&())
+        })
+        .map(|o| ObjectRef::new(&o.name))
 }
 
 fn parameters(request: &ProvisioningRequest) -> Option<ClusterParameters> {
@@ -72,12 +77,12 @@ fn watch_children(
         .watches(
             Api::<Namespace>::all(client.clone()),
             labelled.clone(),
-            |o| by_label(&o),
+            |o| by_owner(&o),
         )
         .watches(
             Api::<Job>::namespaced(client.clone(), config.namespace()),
             labelled.clone(),
-            |o| by_label(&o),
+            |o| by_owner(&o),
         );
     // Host preparation waits for BYOH to issue its bootstrap kubeconfig.
     let bootstrap = Kind::BootstrapKubeconfig.api_resource();
@@ -85,7 +90,7 @@ fn watch_children(
         Api::<DynamicObject>::namespaced_with(client.clone(), config.namespace(), &bootstrap),
         bootstrap,
         labelled.clone(),
-        |o| by_label(&o),
+        |o| by_owner(&o),
     );
     for kind in [
         Kind::Cluster,
@@ -94,7 +99,7 @@ fn watch_children(
     ] {
         let resource = kind.api_resource();
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-        controller = controller.watches_with(api, resource, labelled.clone(), |o| by_label(&o));
+        controller = controller.watches_with(api, resource, labelled.clone(), |o| by_owner(&o));
     }
     // Machines are Cluster API's own: found through the cluster namespace they live in.
     for kind in [Kind::Machine, Kind::ByoMachine] {

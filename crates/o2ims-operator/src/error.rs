@@ -8,6 +8,9 @@ pub enum Error {
     /// could make Cluster API remove another worker, so the scale-in is retried.
     #[error("scale-in waits: {0}")]
     MachineNotFound(String),
+    /// The cluster's namespace of an earlier request is still going: retried until it is gone.
+    #[error("waiting for namespace {0} to be deleted")]
+    NamespaceTerminating(String),
 }
 
 impl Error {
@@ -17,6 +20,7 @@ impl Error {
             Self::Kube(_) => "kube",
             Self::Apply(_) => "apply",
             Self::MachineNotFound(_) => "machine_not_found",
+            Self::NamespaceTerminating(_) => "namespace_terminating",
         }
     }
 }

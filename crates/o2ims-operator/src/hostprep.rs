@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use lcm_core::PROVISIONING_REQUEST_LABEL;
 use lcm_core::capi::{Kind, MANAGED_BY};
+use lcm_core::names::label_value;
 use lcm_core::template::ClusterParameters;
 
 use crate::config::Config;
@@ -37,7 +38,7 @@ fn metadata(
     json!({
         "name": name,
         "namespace": config.namespace(),
-        "labels": {PROVISIONING_REQUEST_LABEL: request_name, "app.kubernetes.io/managed-by": MANAGED_BY},
+        "labels": {PROVISIONING_REQUEST_LABEL: label_value(request_name), "app.kubernetes.io/managed-by": MANAGED_BY},
         "annotations": {HOSTS_ANNOTATION: hosts.join(",")},
         "ownerReferences": [owner],
     })
@@ -147,7 +148,7 @@ pub fn build(
         "backoffLimit": 1,
         "activeDeadlineSeconds": config.host_preparation_timeout_seconds,
         "template": {
-            "metadata": {"labels": {PROVISIONING_REQUEST_LABEL: request_name}},
+            "metadata": {"labels": {PROVISIONING_REQUEST_LABEL: label_value(request_name)}},
             "spec": {
                 "restartPolicy": "Never",
                 "automountServiceAccountToken": false,

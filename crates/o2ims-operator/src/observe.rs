@@ -3,17 +3,20 @@
 use std::collections::BTreeMap;
 
 use kube::api::{Api, DynamicObject, ListParams};
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
+
+use lcm_core::crd::ProvisioningRequest;
 use serde_json::Value;
 
-use lcm_core::PROVISIONING_REQUEST_LABEL;
 use lcm_core::capi::Kind;
 use lcm_core::capi::observe::{
     ByoHostView, ByoMachineView, ClusterView, ControlPlaneView, MachineView, WorkersView,
 };
+use lcm_core::provisioning_request_selector;
 use lcm_core::status::provisioning::Observed;
 
 use crate::error::Result;
+use crate::reconcile::Hosts;
 
 fn namespaced(client: &Client, namespace: &str, kind: Kind) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), namespace, &kind.api_resource())
@@ -37,15 +40,30 @@ async fn list(client: &Client, namespace: &str, kind: Kind, selector: &str) -> R
     Ok(objects.items.into_iter().map(json).collect())
 }
 
-/// The Cluster created for the request `request_name`, wherever it is.
-pub async fn request_cluster(client: &Client, request_name: &str) -> Result<Option<Value>> {
+/// The Cluster created for `request`, wherever it is: labelled for it and controlled by it (a
+/// label alone anyone could set).
+pub async fn request_cluster(
+    client: &Client,
+    request: &ProvisioningRequest,
+) -> Result<Option<Value>> {
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &Kind::Cluster.api_resource());
-    let clusters = api
-        .list(
-            &ListParams::default().labels(&format!("{PROVISIONING_REQUEST_LABEL}={request_name}")),
-        )
-        .await?;
-    Ok(clusters.items.into_iter().next().map(json))
+    let selector =
+        ListParams::default().labels(&provisioning_request_selector(&request.name_any()));
+    let clusters = api.list(&selector).await?;
+    Ok(clusters
+        .items
+        .into_iter()
+        .find(|cluster| controlled_by(cluster, request))
+        .map(json))
+}
+
+/// Whether `request` is the controller owner of `object`.
+pub fn controlled_by(object: &impl Resource, request: &ProvisioningRequest) -> bool {
+    let uid = request.uid();
+    object
+        .owner_references()
+        .iter()
+        .any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref())
 }
 
 /// Everything the status mapping reads of the cluster `name` in `namespace`.
@@ -87,21 +105,48 @@ pub async fn cluster_objects(client: &Client, namespace: &str, name: &str) -> Re
     })
 }
 
-/// Every registered host, by host id.
-pub async fn byo_hosts(client: &Client) -> Result<BTreeMap<String, (ByoHostView, Value)>> {
+/// Every registered host, by host id, and the host ids more than one ByoHost claims.
+pub async fn byo_hosts(client: &Client) -> Result<(Hosts, Ambiguous)> {
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &Kind::ByoHost.api_resource());
     let hosts = api
         .list(&ListParams::default().labels(lcm_core::HOST_ID_LABEL))
         .await?;
-    Ok(hosts
-        .items
-        .into_iter()
-        .map(json)
-        .filter_map(|object| {
-            let view = ByoHostView::from_object(&object);
-            Some((view.host_id.clone()?, (view, object)))
-        })
-        .collect())
+    Ok(index_hosts(hosts.items.into_iter().map(json)))
+}
+
+/// Host id -> the ByoHosts (`namespace/name`) registered under it, where there are several.
+pub type Ambiguous = BTreeMap<String, Vec<String>>;
+
+/// ByoHosts by host id. The `host-id` label is the host's own claim: a host id two ByoHosts
+/// claim is left out of the index (never pinned, never counted as registered) and reported.
+fn index_hosts(objects: impl Iterator<Item = Value>) -> (Hosts, Ambiguous) {
+    let mut by_id: BTreeMap<String, Vec<(ByoHostView, Value)>> = BTreeMap::new();
+    for object in objects {
+        let view = ByoHostView::from_object(&object);
+        if let Some(id) = view.host_id.clone() {
+            by_id.entry(id).or_default().push((view, object));
+        }
+    }
+    let mut hosts = Hosts::new();
+    let mut ambiguous = Ambiguous::new();
+    for (id, mut claims) in by_id {
+        if claims.len() == 1 {
+            hosts.insert(id, claims.remove(0));
+        } else {
+            let names = claims
+                .iter()
+                .map(|(_, o)| {
+                    format!(
+                        "{}/{}",
+                        o["metadata"]["namespace"].as_str().unwrap_or_default(),
+                        o["metadata"]["name"].as_str().unwrap_or_default()
+                    )
+                })
+                .collect();
+            ambiguous.insert(id, names);
+        }
+    }
+    (hosts, ambiguous)
 }
 
 /// The Machine that holds the ByoHost `host` (ByoHost -> ByoMachine -> owning Machine).
@@ -152,11 +197,34 @@ pub async fn delete_bootstrap_kubeconfig(
 /// The host-preparation Jobs of a request, in the operator's namespace.
 pub async fn jobs(client: &Client, namespace: &str, request_name: &str) -> Result<Vec<Value>> {
     let api: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.clone(), namespace);
-    let selector =
-        ListParams::default().labels(&format!("{PROVISIONING_REQUEST_LABEL}={request_name}"));
+    let selector = ListParams::default().labels(&provisioning_request_selector(request_name));
     let jobs = api.list(&selector).await?.items;
     Ok(jobs
         .into_iter()
         .map(|job| serde_json::to_value(job).unwrap_or_default())
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn host(name: &str, id: &str) -> Value {
+        json!({"metadata": {"name": name, "namespace": "byoh-hosts", "labels": {"host-id": id}}})
+    }
+
+    #[test]
+    fn a_host_id_two_byohosts_claim_is_ambiguous_and_not_indexed() {
+        let (hosts, ambiguous) =
+            index_hosts([host("a", "h1"), host("b", "h2"), host("c", "h2")].into_iter());
+        assert_eq!(hosts.keys().collect::<Vec<_>>(), ["h1"]);
+        assert_eq!(
+            ambiguous,
+            Ambiguous::from([(
+                "h2".into(),
+                vec!["byoh-hosts/b".into(), "byoh-hosts/c".into()]
+            )])
+        );
+    }
 }

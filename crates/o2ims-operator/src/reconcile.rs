@@ -23,6 +23,7 @@ use lcm_core::template::{self, ClusterParameters, HostPreparation, ParameterErro
 use crate::config::Config;
 use crate::context::Context;
 use crate::error::Result;
+use crate::observe::Ambiguous;
 use crate::status::{self, HOSTS_PREPARED, RESOURCES_CREATED, Report, VALIDATED};
 use crate::{children, cleanup, conflicts, observe, preparation};
 
@@ -67,9 +68,9 @@ type Plan = std::result::Result<Build, Desired>;
 
 async fn provision(request: &ProvisioningRequest, ctx: &Context) -> Result<Action> {
     let name = request.name_any();
-    let live_cluster = observe::request_cluster(&ctx.client, &name).await?;
+    let live_cluster = observe::request_cluster(&ctx.client, request).await?;
     let applied = live_cluster.as_ref().and_then(capi::applied_parameters);
-    let hosts = observe::byo_hosts(&ctx.client).await?;
+    let (hosts, ambiguous) = observe::byo_hosts(&ctx.client).await?;
     let current = match &applied {
         Some(a) => observe::cluster_objects(&ctx.client, &a.namespace(), &a.cluster_name).await?,
         None => Observed::default(),
@@ -81,18 +82,30 @@ async fn provision(request: &ProvisioningRequest, ctx: &Context) -> Result<Actio
         &spec.template_version,
         &spec.template_parameters,
     );
-    let (params, applied, validated) =
-        match plan(ctx, request, applied, validation, &current, &hosts) {
-            Err(condition) => {
-                return finish(ctx, request, Report::failed(condition), None).await;
-            }
-            Ok(Build {
-                params,
-                applied,
-                validated,
-            }) => (params, applied, validated),
-        };
+    let (params, applied, validated) = match plan(
+        ctx,
+        request,
+        applied,
+        validation,
+        &current,
+        (&hosts, &ambiguous),
+    ) {
+        Err(condition) => {
+            return finish(ctx, request, Report::failed(condition), None).await;
+        }
+        Ok(Build {
+            params,
+            applied,
+            validated,
+        }) => (params, applied, validated),
+    };
 
+    if applied.is_none()
+        && let Some(conflict) = children::claim_namespace(ctx, request, &params).await?
+    {
+        let failed = Report::failed(Desired::false_(VALIDATED, "NamespaceConflict", conflict));
+        return finish(ctx, request, failed, None).await;
+    }
     let mut conditions = vec![validated];
     let prepared = preparation::prepare_hosts(ctx, request, &params, &hosts).await?;
     let hosts_ready = prepared.status == lcm_core::conditions::TRUE;
@@ -130,9 +143,27 @@ async fn provision(request: &ProvisioningRequest, ctx: &Context) -> Result<Actio
     let observed =
         observe::cluster_objects(&ctx.client, &params.namespace(), &params.cluster_name).await?;
     // Read the hosts again: their claims move with the machines just observed.
-    let hosts = observe::byo_hosts(&ctx.client).await?;
-    let report = cluster_report(&params, &observed, &hosts, conditions);
+    let (hosts, _) = observe::byo_hosts(&ctx.client).await?;
+    let report = refusal_shown(cluster_report(&params, &observed, &hosts, conditions));
     finish(ctx, request, report, Some(&params)).await
+}
+
+/// A refused change fails the request (its spec is not what runs), whatever state the cluster is
+/// in: an SMO must not read `fulfilled` for a spec that was not applied. The cluster's own
+/// conditions still say how it runs.
+fn refusal_shown(mut report: Report) -> Report {
+    let refused = report
+        .conditions
+        .iter()
+        .find(|c| c.type_ == VALIDATED && c.reason == "ChangeRefused");
+    if let Some(refused) = refused {
+        report.message = format!(
+            "{}; the cluster keeps running as it was ({}): revert the spec, or change it again once the cluster is fulfilled",
+            refused.message, report.message
+        );
+        report.state = ProvisioningState::Failed;
+    }
+    report
 }
 
 /// Judges the spec against what exists: a new request must be valid and conflict-free; a
@@ -143,7 +174,7 @@ fn plan(
     applied: Option<ClusterParameters>,
     validation: Result<ClusterParameters, ParameterErrors>,
     current: &Observed,
-    hosts: &Hosts,
+    (hosts, ambiguous): (&Hosts, &Ambiguous),
 ) -> Plan {
     let views: BTreeMap<String, ByoHostView> = hosts
         .iter()
@@ -151,7 +182,8 @@ fn plan(
         .collect();
     let requests = ctx.requests.state();
     let conflict = |params: &ClusterParameters, checked: &[String]| {
-        conflicts::find(request, params, checked, &requests, &views)
+        conflicts::ambiguous(checked, ambiguous)
+            .or_else(|| conflicts::find(request, params, checked, &requests, &views))
     };
     let Some(applied) = applied else {
         return match validation {

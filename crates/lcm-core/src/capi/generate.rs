@@ -71,10 +71,7 @@ pub fn generate(
     let names = Names::of(params);
     let meta = |name: &str| metadata(name, &namespace, request_name, &names.cluster);
     let mut objects = vec![
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {
-            "name": namespace,
-            "labels": common_labels(request_name, &names.cluster),
-        }}),
+        namespace_object(request_name, params),
         cluster(meta(&names.cluster), params, &names),
         json!({"apiVersion": INFRASTRUCTURE_API, "kind": "ByoCluster", "metadata": meta(&names.cluster),
             "spec": {"controlPlaneEndpoint": endpoint(params)}}),
@@ -90,9 +87,17 @@ pub fn generate(
     Generated { namespace, objects }
 }
 
+/// The namespace of the cluster's objects.
+pub fn namespace_object(request_name: &str, params: &ClusterParameters) -> Value {
+    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": params.namespace(),
+        "labels": common_labels(request_name, &params.cluster_name),
+    }})
+}
+
 fn common_labels(request_name: &str, cluster: &str) -> Value {
     json!({
-        PROVISIONING_REQUEST_LABEL: request_name,
+        PROVISIONING_REQUEST_LABEL: crate::names::label_value(request_name),
         CAPI_CLUSTER_NAME_LABEL: cluster,
         "app.kubernetes.io/managed-by": MANAGED_BY,
     })

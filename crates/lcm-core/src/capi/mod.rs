@@ -5,7 +5,9 @@ mod generate;
 mod kube_vip;
 pub mod observe;
 
-pub use generate::{Generated, MANAGED_BY, applied_parameters, generate, hold_worker_version};
+pub use generate::{
+    Generated, MANAGED_BY, applied_parameters, generate, hold_worker_version, namespace_object,
+};
 
 use kube::core::{ApiResource, GroupVersionKind};
 
