@@ -15,7 +15,9 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use lcm_core::PROVISIONING_REQUEST_LABEL;
 use lcm_core::capi::{DELETE_MACHINE_ANNOTATION, Kind};
-use lcm_core::crd::{FocomProvisioningRequest, ProvisioningRequest, ProvisioningState};
+use lcm_core::crd::{
+    FocomProvisioningRequest, ProvisioningRequest, ProvisioningState, TemplateInfo,
+};
 use serde_json::{Value, json};
 use testcluster::capi::{self, HOSTS_NAMESPACE};
 use testcluster::{OperatorProcess, TestCluster, wait_for};
@@ -619,6 +621,12 @@ async fn refuses_what_the_chart_does_not_grant(
         "focom reads a Secret of the O2IMS namespace",
         Api::<Secret>::namespaced(focom_client.clone(), o2ims)
             .get("any")
+            .await,
+    )?;
+    expect_refused(
+        "focom lists TemplateInfos outside the template namespace",
+        Api::<TemplateInfo>::namespaced(focom_client.clone(), o2ims)
+            .list(&ListParams::default())
             .await,
     )?;
     let clusters = capi::api(&focom_client, Kind::Cluster, CLUSTER_NAMESPACE);

@@ -122,7 +122,24 @@ fn the_chart_sets_only_flags_and_variables_the_operators_read() -> anyhow::Resul
         INVENTORY,
         "--set",
         "o2ims.hostPreparation.bootstrapApiServer=https://192.0.2.1:6443",
+        "--set",
+        "focom.allowedOCloudNamespaces={smo-a,smo-b},focom.templateNamespace=catalogue",
     ])?;
+    let focom_env = &named(&objects, "Deployment", "focom-operator")?["spec"]["template"]["spec"]["containers"]
+        [0]["env"];
+    for (variable, value) in [
+        ("ALLOWED_OCLOUD_NAMESPACES", "smo-a,smo-b"),
+        ("TEMPLATE_NAMESPACE", "catalogue"),
+    ] {
+        ensure!(
+            focom_env
+                .as_array()
+                .context("env")?
+                .iter()
+                .any(|e| e["name"] == variable && e["value"] == value),
+            "{variable} reaches the FOCOM operator: {focom_env}"
+        );
+    }
     let o2ims = &named(&objects, "Deployment", "o2ims-operator")?["spec"]["template"]["spec"]["containers"]
         [0]["env"];
     ensure!(
