@@ -67,7 +67,6 @@ struct Build {
 type Plan = std::result::Result<Build, Desired>;
 
 async fn provision(request: &ProvisioningRequest, ctx: &Context) -> Result<Action> {
-    let name = request.name_any();
     let live_cluster = observe::request_cluster(&ctx.client, request).await?;
     let applied = live_cluster.as_ref().and_then(capi::applied_parameters);
     let (hosts, ambiguous) = observe::byo_hosts(&ctx.client).await?;
@@ -77,7 +76,6 @@ async fn provision(request: &ProvisioningRequest, ctx: &Context) -> Result<Actio
     };
     let spec = &request.spec;
     let validation = template::validate_request(
-        &name,
         &spec.template_name,
         &spec.template_version,
         &spec.template_parameters,

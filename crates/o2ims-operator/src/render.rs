@@ -24,7 +24,6 @@ pub fn run(args: &Args) -> Result<()> {
         .with_context(|| format!("{} is not a ProvisioningRequest", args.file.display()))?;
     let spec = &request.spec;
     let params = template::validate_request(
-        &request.name_any(),
         &spec.template_name,
         &spec.template_version,
         &spec.template_parameters,

@@ -261,10 +261,9 @@ fn check_host_access(params: &ClusterParameters, errors: &mut Errors) {
     }
 }
 
-/// Validates a whole request for this template: template name and version, the request's
-/// name (it becomes a label value on every generated object) and the parameters.
+/// Validates a whole request for this template: template name and version and the parameters.
+/// Any name the API server accepts will do: labels carry [`crate::names::label_value`] of it.
 pub fn validate_request(
-    request_name: &str,
     template_name: &str,
     template_version: &str,
     parameters: &serde_json::Value,
@@ -285,14 +284,6 @@ pub fn validate_request(
                 "unknown version `{template_version}` of {}; available: {}",
                 super::NAME,
                 super::VERSION
-            ),
-        });
-    }
-    if !is_label_value(request_name) {
-        errors.push(FieldError {
-            path: "metadata.name".into(),
-            message: format!(
-                "`{request_name}` must be at most 63 characters of letters, digits, '-', '_' or '.'"
             ),
         });
     }

@@ -1,0 +1,253 @@
+//! What a request must not be able to do to others, against the real control plane: a long
+//! name must not wedge it, a namespace that exists must not be adopted or deleted, a host id two
+//! ByoHosts claim must not be pinned, and a refused change must not read `fulfilled`.
+
+mod support;
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use lcm_core::capi::Kind;
+use lcm_core::crd::{ProvisioningRequest, ProvisioningState};
+use serde_json::json;
+use support::capi as drive;
+use support::*;
+use testcluster::OperatorProcess;
+use tokio::sync::OnceCell;
+
+static OPERATOR: OnceCell<OperatorProcess> = OnceCell::const_new();
+
+async fn setup() -> anyhow::Result<Client> {
+    let cluster = testcluster::TestCluster::shared().await?;
+    let client = cluster.admin_client()?;
+    OPERATOR
+        .get_or_try_init(|| async {
+            let namespace = cluster.namespace("o2ims-system").await?.name().to_string();
+            drive::ensure_hosts_namespace(&client).await?;
+            OperatorProcess::start(
+                env!("CARGO_BIN_EXE_o2ims-operator"),
+                cluster.kubeconfig_path(),
+                &namespace,
+                &[],
+            )
+            .await
+        })
+        .await?;
+    Ok(client)
+}
+
+/// A cluster of its own: name, two registered hosts, a VIP.
+struct Cluster {
+    name: String,
+    vip: String,
+}
+
+impl Cluster {
+    async fn new(client: &Client, prefix: &str) -> anyhow::Result<Self> {
+        static NEXT: AtomicU8 = AtomicU8::new(1);
+        let cluster = Self {
+            name: unique(prefix),
+            vip: Ipv4Addr::new(172, 30, 0, NEXT.fetch_add(1, Ordering::SeqCst)).to_string(),
+        };
+        for i in [1, 2] {
+            drive::register_host(client, &cluster.hostname(i), &cluster.host(i)).await?;
+        }
+        Ok(cluster)
+    }
+    fn host(&self, i: usize) -> String {
+        format!("{}-h{i}", self.name)
+    }
+    fn hostname(&self, i: usize) -> String {
+        format!("{}-node{i}", self.name)
+    }
+    fn namespace(&self) -> String {
+        format!("cluster-{}", self.name)
+    }
+    fn parameters(&self) -> serde_json::Value {
+        parameters(&self.name, &[&self.host(1)], &[&self.host(2)], &self.vip)
+    }
+    async fn fulfil(&self, client: &Client, request: &str) -> anyhow::Result<ProvisioningRequest> {
+        wait_state(client, request, ProvisioningState::Progressing).await?;
+        for (i, control_plane) in [(1, true), (2, false)] {
+            let machine = format!("{}-m{i}", self.name);
+            drive::machine_on_host(
+                client,
+                &self.namespace(),
+                &self.name,
+                &machine,
+                &self.hostname(i),
+                control_plane,
+            )
+            .await?;
+        }
+        drive::all_ready(client, &self.namespace(), &self.name, 1, 1, "v1.26.6").await?;
+        wait_state(client, request, ProvisioningState::Fulfilled).await
+    }
+}
+
+async fn delete_and_wait_gone(client: &Client, request: &str) -> anyhow::Result<()> {
+    let api = Api::<ProvisioningRequest>::all(client.clone());
+    api.delete(request, &DeleteParams::default()).await?;
+    testcluster::wait_for(&format!("{request} to be gone"), TIMEOUT, || async {
+        Ok(api.get_opt(request).await?.is_none().then_some(()))
+    })
+    .await
+}
+
+/// The longest name Kubernetes accepts (a DNS subdomain of 253 characters), as SMOs written for
+/// Nephio send: validated, provisioned, found by its labels, deleted.
+#[tokio::test]
+async fn a_253_character_name_provisions_and_deletes() -> anyhow::Result<()> {
+    let client = setup().await?;
+    let c = Cluster::new(&client, "long").await?;
+    let label = |i: usize| format!("{}{}", c.name, "x".repeat(63 - c.name.len() - i));
+    let name = format!("{}.{}.{}.{}", label(0), label(0), label(0), label(2));
+    assert_eq!(name.len(), 253, "{name}");
+    create(&client, &request(&name, c.parameters())).await?;
+    let fulfilled = c.fulfil(&client, &name).await?;
+    assert_eq!(
+        fulfilled
+            .status
+            .as_ref()
+            .and_then(|s| s.observed_generation),
+        fulfilled.metadata.generation
+    );
+    let cluster = drive::get(&client, Kind::Cluster, &c.namespace(), &c.name)
+        .await?
+        .expect("the Cluster");
+    let value = cluster["metadata"]["labels"][lcm_core::PROVISIONING_REQUEST_LABEL]
+        .as_str()
+        .expect("labelled");
+    assert!(value.len() <= 63 && value.starts_with(&c.name), "{value}");
+    delete_and_wait_gone(&client, &name).await
+}
+
+/// A name longer than a label value with invalid parameters fails (it is not pending for
+/// ever) and can be deleted.
+#[tokio::test]
+async fn a_long_named_invalid_request_fails_and_can_be_deleted() -> anyhow::Result<()> {
+    let client = setup().await?;
+    let name = format!("{}.example.org", unique(&"n".repeat(50)));
+    assert!(name.len() > 63, "{name}");
+    let bad = parameters("Not_A_Label", &["h1"], &[], "172.30.1.1");
+    create(&client, &request(&name, bad)).await?;
+    let failed = wait_state(&client, &name, ProvisioningState::Failed).await?;
+    let (_, reason, text) = condition(&failed, "ProvisioningRequestValidated").expect("condition");
+    assert_eq!(reason, "InvalidParameters");
+    assert!(text.contains("templateParameters.clusterName"), "{text}");
+    delete_and_wait_gone(&client, &name).await
+}
+
+/// A `cluster-<name>` namespace the request did not create fails it, with nothing created in
+/// it; deleting the request leaves the namespace and what it holds as they were.
+#[tokio::test]
+async fn an_existing_namespace_is_never_adopted_or_deleted() -> anyhow::Result<()> {
+    let client = setup().await?;
+    let c = Cluster::new(&client, "squat").await?;
+    let namespaces = Api::<Namespace>::all(client.clone());
+    let namespace: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": c.namespace()}}))?;
+    namespaces
+        .create(&PostParams::default(), &namespace)
+        .await?;
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), &c.namespace());
+    let theirs: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "theirs"}, "data": {"k": "v"}}))?;
+    config_maps.create(&PostParams::default(), &theirs).await?;
+    let before = namespaces.get(&c.namespace()).await?.resource_version();
+
+    let name = format!("{}-req", c.name);
+    create(&client, &request(&name, c.parameters())).await?;
+    let failed = wait_state(&client, &name, ProvisioningState::Failed).await?;
+    let (_, reason, text) = condition(&failed, "ProvisioningRequestValidated").expect("condition");
+    assert_eq!(reason, "NamespaceConflict");
+    assert!(text.contains(&c.namespace()), "{text}");
+    assert!(
+        drive::get(&client, Kind::Cluster, &c.namespace(), &c.name)
+            .await?
+            .is_none(),
+        "nothing is created in it"
+    );
+
+    delete_and_wait_gone(&client, &name).await?;
+    let after = namespaces.get(&c.namespace()).await?;
+    assert!(
+        after.metadata.deletion_timestamp.is_none(),
+        "the namespace is not deleted"
+    );
+    assert_eq!(
+        after.resource_version(),
+        before,
+        "the namespace is not touched"
+    );
+    assert!(config_maps.get_opt("theirs").await?.is_some());
+    namespaces
+        .delete(&c.namespace(), &DeleteParams::default())
+        .await?;
+    Ok(())
+}
+
+/// Two ByoHosts with one `host-id`: the host is unusable and the request names both.
+#[tokio::test]
+async fn a_host_id_two_byohosts_claim_is_refused() -> anyhow::Result<()> {
+    let client = setup().await?;
+    let c = Cluster::new(&client, "twin").await?;
+    drive::register_host(&client, &format!("{}-impostor", c.name), &c.host(1)).await?;
+    let name = format!("{}-req", c.name);
+    create(&client, &request(&name, c.parameters())).await?;
+    let failed = wait_state(&client, &name, ProvisioningState::Failed).await?;
+    let (_, reason, text) = condition(&failed, "ProvisioningRequestValidated").expect("condition");
+    assert_eq!(reason, "HostConflict");
+    assert!(
+        text.contains(&c.host(1)) && text.contains(&c.hostname(1)) && text.contains("impostor"),
+        "{text}"
+    );
+    assert!(
+        drive::get(&client, Kind::Cluster, &c.namespace(), &c.name)
+            .await?
+            .is_none(),
+        "nothing is pinned to it"
+    );
+    delete_and_wait_gone(&client, &name).await
+}
+
+/// A refused change fails the request while the cluster keeps running; reverting it brings
+/// `fulfilled` back.
+#[tokio::test]
+async fn a_refused_change_fails_the_request_until_reverted() -> anyhow::Result<()> {
+    let client = setup().await?;
+    let c = Cluster::new(&client, "refuse").await?;
+    let name = format!("{}-req", c.name);
+    create(&client, &request(&name, c.parameters())).await?;
+    c.fulfil(&client, &name).await?;
+
+    let mut moved = c.parameters();
+    moved["controlPlaneEndpoint"]["host"] = json!("172.30.2.2");
+    let api = Api::<ProvisioningRequest>::all(client.clone());
+    let patch = |parameters: serde_json::Value| {
+        Patch::Merge(json!({"spec": {"templateParameters": parameters}}))
+    };
+    api.patch(&name, &PatchParams::default(), &patch(moved))
+        .await?;
+    let failed = wait_state(&client, &name, ProvisioningState::Failed).await?;
+    let (_, reason, _) = condition(&failed, "ProvisioningRequestValidated").expect("condition");
+    assert_eq!(reason, "ChangeRefused");
+    let text = message(&failed);
+    assert!(
+        text.contains("controlPlaneEndpoint") && text.contains("keeps running as it was"),
+        "{text}"
+    );
+    assert_eq!(
+        condition(&failed, "ClusterProvisioned").map(|c| c.0),
+        Some("True".into()),
+        "the cluster itself still runs"
+    );
+
+    api.patch(&name, &PatchParams::default(), &patch(c.parameters()))
+        .await?;
+    wait_state(&client, &name, ProvisioningState::Fulfilled).await?;
+    Ok(())
+}
