@@ -267,6 +267,7 @@ mod tests {
             hostname: hostname.map(String::from),
             address: format!("10.0.0.{}", id.len()),
             ssh_user: "ubuntu".into(),
+            ssh_host_keys: vec![],
         };
         let inventory = lcm_core::ansible::inventory(
             &[access("h1", Some("node-1")), access("h22", None)],

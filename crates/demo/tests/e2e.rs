@@ -189,8 +189,8 @@ async fn every_selection_mode_reaches_synced_and_deletion_returns_the_hosts() ->
     let parameters = json!({
         "clusterName": "lab", "kubernetesVersion": "v1.26.6", "controlPlaneEndpoint": {"host": "172.20.10.120"},
         "hosts": {"controlPlane": ["host-2"], "workers": ["host-1"]}, "hostPreparation": "auto",
-        "hostAccess": [{"id": "host-2", "hostname": "edge-node-2", "address": "172.20.10.12", "sshUser": "ubuntu"},
-                       {"id": "host-1", "hostname": "edge-node-1", "address": "172.20.10.11", "sshUser": "ubuntu"}],
+        "hostAccess": [{"id": "host-2", "hostname": "edge-node-2", "address": "172.20.10.12", "sshUser": "ubuntu", "sshHostKeys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1xFkK3JrBEAWJ8qfusMvXIUw+xkDzE2wIlhxeSGkiB"]},
+                       {"id": "host-1", "hostname": "edge-node-1", "address": "172.20.10.11", "sshUser": "ubuntu", "sshHostKeys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1xFkK3JrBEAWJ8qfusMvXIUw+xkDzE2wIlhxeSGkiB"]}],
     });
     world
         .apply_manifest(&request("lab", json!({"templateParameters": parameters})))
@@ -275,7 +275,7 @@ fn with_spare_hosts(text: &str) -> anyhow::Result<Value> {
     let mut inventory: Value = serde_json::from_str(text)?;
     let hosts = inventory["hosts"].as_array_mut().expect("hosts");
     for i in 5..=7 {
-        hosts.push(json!({"id": format!("host-{i}"), "hostname": format!("edge-node-{i}"), "address": format!("172.20.10.{}", 10 + i)}));
+        hosts.push(json!({"id": format!("host-{i}"), "hostname": format!("edge-node-{i}"), "address": format!("172.20.10.{}", 10 + i), "sshHostKeys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1xFkK3JrBEAWJ8qfusMvXIUw+xkDzE2wIlhxeSGkiB"]}));
     }
     Ok(inventory)
 }

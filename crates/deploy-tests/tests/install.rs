@@ -133,8 +133,8 @@ async fn helm_installs_the_chart_and_every_object_passes_strict_validation() -> 
 const INVENTORY: &str = r#"{
   "defaults": {"kubernetesVersion": "v1.26.6", "cni": "calico", "hostPreparation": "auto"},
   "hosts": [
-    {"id": "lp-h1", "hostname": "lp-node1", "address": "192.0.2.11"},
-    {"id": "lp-h2", "hostname": "lp-node2", "address": "192.0.2.12"}
+    {"id": "lp-h1", "hostname": "lp-node1", "address": "192.0.2.11", "sshHostKeys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1xFkK3JrBEAWJ8qfusMvXIUw+xkDzE2wIlhxeSGkiB"]},
+    {"id": "lp-h2", "hostname": "lp-node2", "address": "192.0.2.12", "sshHostKeys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1xFkK3JrBEAWJ8qfusMvXIUw+xkDzE2wIlhxeSGkiB"]}
   ],
   "clusters": [
     {"name": "lp", "controlPlaneEndpoint": "192.0.2.100", "controlPlaneHosts": ["lp-h1"], "workerHosts": ["lp-h2"]}

@@ -21,7 +21,7 @@ fn main() -> ExitCode {
             let selection = (!clusters.is_empty()).then_some(clusters.as_slice());
             inventory_from_file(&inventory, selection)
         })
-        .and_then(|value| lcm_core::yaml::to_string(&value).map_err(|e| e.to_string()));
+        .map(|value| lcm_core::ansible::render(&value));
     match result {
         Ok(yaml) => {
             print!("{yaml}");

@@ -18,7 +18,7 @@
 //!   run different versions: `kubernetes_version` is a host variable there, and only
 //!   `byoh_namespace` ([`DEFAULT_BYOH_NAMESPACE`], the operator's default) a group variable.
 //!
-//! The result is rendered with [`crate::yaml::to_string`].
+//! The result is rendered with [`render`]: every value is data Ansible never templates.
 
 use std::collections::BTreeMap;
 
@@ -110,6 +110,59 @@ pub fn inventory_from_file(
     ))
 }
 
+/// The inventory as YAML in which every string is tagged `!unsafe`: Ansible templates inventory
+/// variables, so an address like `{{ lookup('pipe', 'id') }}` would otherwise run in the
+/// host-preparation pod, beside the SSH key. Strings are double-quoted with JSON's escapes (valid
+/// YAML), so no value can end its scalar or start another.
+pub fn render(inventory: &Value) -> String {
+    let mut out = String::new();
+    write_mapping(inventory, 0, &mut out);
+    out
+}
+
+fn write_mapping(value: &Value, indent: usize, out: &mut String) {
+    let Value::Object(map) = value else {
+        return;
+    };
+    for (key, item) in map {
+        out.push_str(&" ".repeat(indent));
+        out.push_str(&quoted(key));
+        match item {
+            Value::Object(inner) if inner.is_empty() => out.push_str(": {}\n"),
+            Value::Object(_) => {
+                out.push_str(":\n");
+                write_mapping(item, indent + 2, out);
+            }
+            Value::String(text) => {
+                out.push_str(": !unsafe ");
+                out.push_str(&quoted(text));
+                out.push('\n');
+            }
+            other => {
+                out.push_str(": ");
+                out.push_str(&other.to_string());
+                out.push('\n');
+            }
+        }
+    }
+}
+
+fn quoted(text: &str) -> String {
+    Value::String(text.to_string()).to_string()
+}
+
+/// The `known_hosts` lines of `hosts`: each host's address with each of its pinned keys.
+pub fn known_hosts(hosts: &[HostAccess]) -> String {
+    hosts
+        .iter()
+        .flat_map(|h| {
+            h.ssh_host_keys
+                .iter()
+                .map(move |key| format!("{} {key}\n", h.address))
+        })
+        .collect()
+}
+
 fn host_vars(host: &HostAccess) -> Map<String, Value> {
     let mut vars = Map::new();
     vars.insert("ansible_host".into(), host.address.clone().into());
@@ -132,4 +185,40 @@ fn wrap(hosts: Map<String, Value>, vars: Option<Value>) -> Value {
         group.insert("vars".into(), vars);
     }
     json!({ "all": { "children": { GROUP: group } } })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_string_is_unsafe_and_reads_back_exactly() {
+        let hostile = "{{ lookup('pipe', 'id') }}\"\n: x";
+        let value = json!({"all": {"children": {GROUP: {"hosts": {"h1": {"ansible_host": hostile}}, "vars": {}}}}});
+        let text = render(&value);
+        assert!(
+            text.contains(r#""ansible_host": !unsafe "{{ lookup('pipe', 'id') }}\"\n: x""#),
+            "{text}"
+        );
+        let parsed: Value = crate::yaml::from_str(&text).expect("valid YAML");
+        assert_eq!(
+            parsed["all"]["children"][GROUP]["hosts"]["h1"]["ansible_host"],
+            hostile
+        );
+    }
+
+    #[test]
+    fn known_hosts_pin_each_key_to_its_address() {
+        let host = HostAccess {
+            id: "h1".into(),
+            hostname: None,
+            address: "10.0.0.1".into(),
+            ssh_user: "ubuntu".into(),
+            ssh_host_keys: vec!["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA".into()],
+        };
+        assert_eq!(
+            known_hosts(&[host]),
+            "10.0.0.1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA\n"
+        );
+    }
 }

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::template::validate::{host_access_problems, is_user_name};
 use crate::template::{
     ClusterParameters, Cni, Endpoint, HostAccess, HostPreparation, HostRoles, Network,
 };
@@ -81,6 +82,10 @@ pub struct Host {
     /// SSH user; defaults to `defaults.sshUser`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh_user: Option<String>,
+    /// SSH public host keys (`<type> <base64>`, as `ssh-keyscan` prints them): host preparation
+    /// connects only to a host that proves it holds one of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ssh_host_keys: Vec<String>,
     /// Free-form labels describing the host (rack, site, hardware).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
@@ -142,13 +147,31 @@ impl Inventory {
             let inner = e.into_inner();
             error(path, format!("{inner}"))
         })?;
-        let mut ids = HashSet::new();
+        if !is_user_name(&inventory.defaults.ssh_user) {
+            return Err(error(
+                "defaults.sshUser".into(),
+                format!("`{}` is not a user name", inventory.defaults.ssh_user),
+            ));
+        }
+        let (mut ids, mut hostnames) = (HashSet::new(), HashSet::new());
         for (i, host) in inventory.hosts.iter().enumerate() {
             if !ids.insert(&host.id) {
                 return Err(error(
                     format!("hosts[{i}].id"),
                     format!("host id `{}` appears twice", host.id),
                 ));
+            }
+            if !hostnames.insert(&host.hostname) {
+                return Err(error(
+                    format!("hosts[{i}].hostname"),
+                    format!("hostname `{}` appears twice", host.hostname),
+                ));
+            }
+            if let Some((field, problem)) = host_access_problems(&inventory.access(host))
+                .into_iter()
+                .next()
+            {
+                return Err(error(format!("hosts[{i}].{field}"), problem));
             }
         }
         let mut names = HashSet::new();
@@ -165,6 +188,20 @@ impl Inventory {
 
     pub fn host(&self, id: &str) -> Option<&Host> {
         self.hosts.iter().find(|h| h.id == id)
+    }
+
+    /// How host preparation reaches `host`.
+    pub fn access(&self, host: &Host) -> HostAccess {
+        HostAccess {
+            id: host.id.clone(),
+            hostname: Some(host.hostname.clone()),
+            address: host.address.clone(),
+            ssh_user: host
+                .ssh_user
+                .clone()
+                .unwrap_or_else(|| self.defaults.ssh_user.clone()),
+            ssh_host_keys: host.ssh_host_keys.clone(),
+        }
     }
 
     pub fn cluster(&self, name: &str) -> Option<&Cluster> {
@@ -184,15 +221,7 @@ impl Inventory {
             .iter()
             .chain(&roles.workers)
             .filter_map(|id| self.host(id))
-            .map(|host| HostAccess {
-                id: host.id.clone(),
-                hostname: Some(host.hostname.clone()),
-                address: host.address.clone(),
-                ssh_user: host
-                    .ssh_user
-                    .clone()
-                    .unwrap_or_else(|| defaults.ssh_user.clone()),
-            })
+            .map(|host| self.access(host))
             .collect();
         ClusterParameters {
             cluster_name: cluster.name.clone(),

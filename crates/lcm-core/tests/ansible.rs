@@ -9,7 +9,7 @@ const SHIPPED: &str = include_str!("../../../input.json");
 
 /// Renders `value` as YAML and parses it back, as Ansible would read the file.
 fn round_trip(value: &Value) -> Value {
-    let yaml = lcm_core::yaml::to_string(value).expect("renders");
+    let yaml = lcm_core::ansible::render(value);
     lcm_core::yaml::from_str(&yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"))
 }
 
@@ -27,6 +27,7 @@ fn access(id: &str, hostname: Option<&str>, address: &str, user: &str) -> HostAc
         hostname: hostname.map(Into::into),
         address: address.into(),
         ssh_user: user.into(),
+        ssh_host_keys: vec![],
     }
 }
 
@@ -57,11 +58,11 @@ fn version_without_v_is_kept_and_numeric_looking_strings_stay_strings() {
     let hosts = [access("1", Some("1.0"), "10.0.0.1", "yes")];
     let value = inventory(&hosts, "1.27.3", "default");
     // PyYAML (YAML 1.1) would read these unquoted as an int, a float and a boolean.
-    let yaml = lcm_core::yaml::to_string(&value).expect("renders");
+    let yaml = lcm_core::ansible::render(&value);
     for quoted in [
         r#""1":"#,
-        r#"byoh_hostname: "1.0""#,
-        r#"ansible_user: "yes""#,
+        r#""byoh_hostname": !unsafe "1.0""#,
+        r#""ansible_user": !unsafe "yes""#,
     ] {
         assert!(yaml.contains(quoted), "{quoted} in\n{yaml}");
     }

@@ -99,6 +99,9 @@ pub fn prepared_hosts(job: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
+/// The user of the ansible-runner image the chart pins; its group reads the mounted SSH key.
+const RUNNER_UID: i64 = 1000;
+
 /// Where the Job mounts what it needs.
 const INVENTORY_DIR: &str = "/etc/lcm/inventory";
 const PLAYBOOK_DIR: &str = "/etc/lcm/playbook";
@@ -142,8 +145,9 @@ pub fn build(
     let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "type": "Opaque",
         "data": {BOOTSTRAP_KUBECONFIG_KEY: base64(bootstrap_kubeconfig.as_bytes())}});
     let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata,
-        "data": {"inventory.yaml": lcm_core::yaml::to_string(&inventory).unwrap_or_default()}});
-    let secret_volume = |name: &str, secret: &str| json!({"name": name, "secret": {"secretName": secret, "defaultMode": 0o400}});
+        "data": {"inventory.yaml": lcm_core::ansible::render(&inventory),
+                 "known_hosts": lcm_core::ansible::known_hosts(&access)}});
+    let secret_volume = |name: &str, secret: &str| json!({"name": name, "secret": {"secretName": secret, "defaultMode": 0o440}});
     let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": {
         "backoffLimit": 1,
         "activeDeadlineSeconds": config.host_preparation_timeout_seconds,
@@ -152,19 +156,38 @@ pub fn build(
             "spec": {
                 "restartPolicy": "Never",
                 "automountServiceAccountToken": false,
+                // The pod holds the fleet's SSH key: it runs as the image's unprivileged user
+                // (whose group may read the key), with nothing it does not need.
+                "securityContext": {
+                    "runAsNonRoot": true, "runAsUser": RUNNER_UID, "runAsGroup": RUNNER_UID, "fsGroup": RUNNER_UID,
+                    "seccompProfile": {"type": "RuntimeDefault"},
+                },
                 "containers": [{
                     "name": "ansible",
                     "image": config.host_preparation_image,
                     "command": ["sh", "-c", SCRIPT],
+                    "securityContext": {
+                        "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                    "resources": {
+                        "requests": {"cpu": "100m", "memory": "256Mi"},
+                        "limits": {"cpu": "1", "memory": "1Gi"},
+                    },
+                    // Hosts are verified against the keys the inventory pins, never trusted on first use.
                     "env": [
-                        {"name": "ANSIBLE_HOST_KEY_CHECKING", "value": "False"},
+                        {"name": "ANSIBLE_HOST_KEY_CHECKING", "value": "True"},
+                        {"name": "ANSIBLE_SSH_ARGS", "value": format!("-o StrictHostKeyChecking=yes -o UserKnownHostsFile={INVENTORY_DIR}/known_hosts")},
                         {"name": "ANSIBLE_PRIVATE_KEY_FILE", "value": format!("{SSH_DIR}/ssh-privatekey")},
+                        // The root filesystem is read-only: Ansible's home and temp files go to /tmp.
+                        {"name": "HOME", "value": "/tmp"},
                     ],
                     "volumeMounts": [
                         {"name": "inventory", "mountPath": INVENTORY_DIR, "readOnly": true},
                         {"name": "playbook", "mountPath": PLAYBOOK_DIR, "readOnly": true},
                         {"name": "ssh", "mountPath": SSH_DIR, "readOnly": true},
                         {"name": "bootstrap", "mountPath": BOOTSTRAP_DIR, "readOnly": true},
+                        {"name": "tmp", "mountPath": "/tmp"},
                     ],
                 }],
                 "volumes": [
@@ -172,6 +195,7 @@ pub fn build(
                     {"name": "playbook", "configMap": {"name": config.playbook_configmap}},
                     secret_volume("ssh", &config.ssh_key_secret),
                     secret_volume("bootstrap", &job_name),
+                    {"name": "tmp", "emptyDir": {}},
                 ],
             },
         },

@@ -15,6 +15,27 @@ use crate::reconcile::Hosts;
 use crate::status::HOSTS_PREPARED;
 use crate::{children, observe};
 
+/// HostPreparationFailed for hosts that have no pinned SSH host key: the Job would have to trust
+/// whatever answers at their address with the fleet's SSH key.
+fn unpinned(params: &ClusterParameters, missing: &[String]) -> Option<Desired> {
+    let unpinned: Vec<&str> = params
+        .host_access
+        .iter()
+        .filter(|a| missing.contains(&a.id) && a.ssh_host_keys.is_empty())
+        .map(|a| a.id.as_str())
+        .collect();
+    (!unpinned.is_empty()).then(|| {
+        Desired::false_(
+            HOSTS_PREPARED,
+            "HostPreparationFailed",
+            format!(
+                "no SSH host key is pinned for {}: give the inventory's sshHostKeys (templateParameters.hostAccess[].sshHostKeys), as ssh-keyscan prints them",
+                unpinned.join(", ")
+            ),
+        )
+    })
+}
+
 /// HostsPrepared: every host registered, or the state of the Job preparing the others.
 pub async fn prepare_hosts(
     ctx: &Context,
@@ -66,6 +87,9 @@ pub async fn prepare_hosts(
             Some(hostprep::outcome(job)),
         ),
         None => {
+            if let Some(unpinned) = unpinned(params, &missing) {
+                return Ok(unpinned);
+            }
             let name = hostprep::name(params, &missing);
             let kubeconfig = match bootstrap_kubeconfig(ctx, request, &name, &missing).await? {
                 Ok(kubeconfig) => kubeconfig,

@@ -303,8 +303,7 @@ async fn a_stage_timeout_or_missing_configuration_fails_the_request_with_its_cau
     // Host preparation with an operator not told where hosts register fails, naming the flag.
     let mut parameters = parameters("unprepared", &["unprepared-h1"], &[], "172.30.0.11");
     parameters["hostPreparation"] = json!("auto");
-    parameters["hostAccess"] =
-        json!([{"id": "unprepared-h1", "address": "192.0.2.9", "sshUser": "ubuntu"}]);
+    parameters["hostAccess"] = json!([{"id": "unprepared-h1", "address": "192.0.2.9", "sshUser": "ubuntu", "sshHostKeys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1xFkK3JrBEAWJ8qfusMvXIUw+xkDzE2wIlhxeSGkiB"]}]);
     create(&w.client, &request("unprepared", parameters)).await?;
     let pr = wait_state(&w.client, "unprepared", ProvisioningState::Failed).await?;
     let (_, reason, text) = condition(&pr, "HostsPrepared").expect("condition");

@@ -408,7 +408,7 @@ async fn host_preparation_runs_a_job_for_exactly_the_missing_hosts() -> anyhow::
     let mut parameters = s.parameters(&[1], &[2, 3]);
     parameters["hostPreparation"] = json!("auto");
     parameters["hostAccess"] = json!([1, 2, 3].iter().map(|i| json!({
-        "id": s.host(*i), "hostname": s.hostname(*i), "address": format!("192.0.2.{i}"), "sshUser": "ubuntu",
+        "id": s.host(*i), "hostname": s.hostname(*i), "address": format!("192.0.2.{i}"), "sshUser": "ubuntu", "sshHostKeys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1xFkK3JrBEAWJ8qfusMvXIUw+xkDzE2wIlhxeSGkiB"],
     })).collect::<Vec<_>>());
     create(&client, &request(&s.request, parameters)).await?;
     let selector = format!("{}={}", lcm_core::PROVISIONING_REQUEST_LABEL, s.request);
@@ -749,7 +749,11 @@ async fn upgrades_roll_the_control_plane_then_the_workers() -> anyhow::Result<()
     .await?;
     // The spec is not what runs, so the request does not read fulfilled.
     assert_eq!(state(&pr), Some(ProvisioningState::Failed));
-    assert!(message(&pr).contains("keeps running as it was"), "{}", message(&pr));
+    assert!(
+        message(&pr).contains("keeps running as it was"),
+        "{}",
+        message(&pr)
+    );
     Ok(())
 }
 

@@ -280,6 +280,7 @@ pub fn host_preparation(
             hostname: Some(h.hostname.clone()),
             address: h.address.clone().unwrap_or_default(),
             ssh_user: "ubuntu".into(),
+            ssh_host_keys: vec![],
         })
         .collect();
     let inventory = lcm_core::ansible::inventory(&access, VERSION, byoh_namespace);
@@ -288,7 +289,7 @@ pub fn host_preparation(
         "labels": {lcm_core::PROVISIONING_REQUEST_LABEL: format!("request-{name}")},
     });
     let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata,
-        "data": {"inventory.yaml": lcm_core::yaml::to_string(&inventory)?}});
+        "data": {"inventory.yaml": lcm_core::ansible::render(&inventory)}});
     let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": {
         "backoffLimit": 1,
         "activeDeadlineSeconds": 1800,

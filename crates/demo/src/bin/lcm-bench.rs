@@ -27,7 +27,7 @@ struct Args {
 
 fn inventory(clusters: usize) -> String {
     let hosts: Vec<_> = (1..=2 * clusters)
-        .map(|i| json!({"id": format!("h{i}"), "hostname": format!("node{i}"), "address": format!("10.20.{}.{}", i / 200, i % 200 + 1)}))
+        .map(|i| json!({"id": format!("h{i}"), "hostname": format!("node{i}"), "address": format!("10.20.{}.{}", i / 200, i % 200 + 1), "sshHostKeys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1xFkK3JrBEAWJ8qfusMvXIUw+xkDzE2wIlhxeSGkiB"]}))
         .collect();
     let definitions: Vec<_> = (1..=clusters)
         .map(|c| json!({"name": format!("c{c}"), "controlPlaneEndpoint": format!("10.30.0.{c}"),

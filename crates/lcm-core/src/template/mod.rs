@@ -4,7 +4,7 @@
 mod changes;
 mod parameters;
 pub mod schema;
-mod validate;
+pub(crate) mod validate;
 mod version;
 
 pub use changes::{Change, classify};

@@ -126,6 +126,9 @@ pub struct HostAccess {
     pub address: String,
     /// SSH user Ansible connects as.
     pub ssh_user: String,
+    /// The host's SSH public host keys (`<type> <base64>`): SSH verifies the host against them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ssh_host_keys: Vec<String>,
 }
 
 impl ClusterParameters {

@@ -8,7 +8,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::{
-    ClusterParameters, HostPreparation, KubernetesVersion, MIN_KUBERNETES, UNSUPPORTED_KUBERNETES,
+    ClusterParameters, HostAccess, HostPreparation, KubernetesVersion, MIN_KUBERNETES,
+    UNSUPPORTED_KUBERNETES,
 };
 
 /// Longest cluster name: derived object names (`<name>-control-plane`, the
@@ -100,6 +101,88 @@ pub(crate) fn is_label_value(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         && s.as_bytes()[0].is_ascii_alphanumeric()
         && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
+}
+
+/// What is wrong with each field of `access`, by field name. These values reach SSH and Ansible,
+/// so each must be exactly what it claims to be: nothing that a shell, an SSH option or a
+/// template could read as more.
+pub(crate) fn host_access_problems(access: &HostAccess) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    if !is_label_value(&access.id) {
+        problems.push((
+            "id".into(),
+            format!("`{}` is not a valid host id (a label value)", access.id),
+        ));
+    }
+    if let Some(hostname) = &access.hostname
+        && !is_dns_label(hostname)
+    {
+        problems.push((
+            "hostname".into(),
+            format!(
+                "`{hostname}` is not a DNS label (lower-case letters, digits and '-', at most 63)"
+            ),
+        ));
+    }
+    if !is_address(&access.address) {
+        problems.push((
+            "address".into(),
+            format!(
+                "`{}` is neither an IP address nor a DNS name",
+                access.address
+            ),
+        ));
+    }
+    if !is_user_name(&access.ssh_user) {
+        problems.push(("sshUser".into(), format!("`{}` is not a user name (lower-case letters, digits, '_' and '-', at most 32, not starting with a digit or '-')", access.ssh_user)));
+    }
+    for (k, key) in access.ssh_host_keys.iter().enumerate() {
+        if !is_public_key(key) {
+            problems.push((format!("sshHostKeys[{k}]"), "is not an OpenSSH public key (`<type> <base64>`, e.g. as ssh-keyscan prints it without the host)".into()));
+        }
+    }
+    problems
+}
+
+/// An IP address, or a DNS name (RFC 1123: dot-separated labels, at most 253 characters).
+pub(crate) fn is_address(s: &str) -> bool {
+    s.parse::<IpAddr>().is_ok()
+        || (s.len() <= 253
+            && s.split('.').all(is_dns_label)
+            && !s.bytes().all(|b| b.is_ascii_digit() || b == b'.'))
+}
+
+/// A POSIX-portable user name as useradd accepts it.
+pub(crate) fn is_user_name(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 32
+        && (bytes[0].is_ascii_lowercase() || bytes[0] == b'_')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'))
+}
+
+/// An OpenSSH public host key: a known key type and its base64 blob, nothing else.
+pub(crate) fn is_public_key(s: &str) -> bool {
+    const TYPES: [&str; 5] = [
+        "ssh-ed25519",
+        "ssh-rsa",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+    ];
+    let mut parts = s.split(' ');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(kind), Some(blob), None) => {
+            TYPES.contains(&kind)
+                && blob.len() >= 16
+                && blob
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+        }
+        _ => false,
+    }
 }
 
 fn check_cluster_name(name: &str, errors: &mut Errors) {
@@ -235,11 +318,8 @@ fn check_host_access(params: &ClusterParameters, errors: &mut Errors) {
                 format!("`{}` is not a host of this cluster", access.id),
             );
         }
-        if access.address.trim().is_empty() {
-            errors.add(&format!("hostAccess[{i}].address"), "must not be empty");
-        }
-        if access.ssh_user.trim().is_empty() {
-            errors.add(&format!("hostAccess[{i}].sshUser"), "must not be empty");
+        for (field, problem) in host_access_problems(access) {
+            errors.add(&format!("hostAccess[{i}].{field}"), problem);
         }
     }
     if params.host_preparation == HostPreparation::Auto {
