@@ -20,6 +20,8 @@ pub struct WorldOptions {
     pub simulator: byoh_sim::SimConfig,
     /// Extra flags of the O2IMS operator (e.g. short timeouts).
     pub o2ims_args: Vec<String>,
+    /// Extra flags of the FOCOM operator.
+    pub focom_args: Vec<String>,
 }
 
 impl WorldOptions {
@@ -36,6 +38,7 @@ impl WorldOptions {
             inventory: text.to_string(),
             simulator,
             o2ims_args: Vec::new(),
+            focom_args: Vec::new(),
         })
     }
 }
@@ -84,7 +87,11 @@ impl Operator {
                 args.extend(options.o2ims_args.iter().cloned());
                 ("o2ims-operator", O2IMS_NAMESPACE, args)
             }
-            Operator::Focom => ("focom-operator", FOCOM_NAMESPACE, vec![]),
+            Operator::Focom => (
+                "focom-operator",
+                FOCOM_NAMESPACE,
+                options.focom_args.clone(),
+            ),
         };
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         OperatorProcess::start(

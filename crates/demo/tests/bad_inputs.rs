@@ -279,9 +279,9 @@ fn cases(server: &str) -> Vec<Case> {
         template_case("Kubernetes version out of range", json!({"kubernetesVersion": "v1.19.0"}), "InvalidRequest", "kubernetesVersion"),
         template_case("endpoint that is no IP", json!({"controlPlaneEndpoint": {"host": "$(id)"}}), "InvalidRequest", "controlPlaneEndpoint.host"),
         template_case("unknown parameter", json!({"extraVars": {"x": "y"}}), "InvalidRequest", "extraVars"),
-        template_case("host access address that is a template", access("address", HOSTILE), "InvalidRequest", "hostAccess[0].address"),
-        template_case("host access SSH user that is a command", access("sshUser", "root; id"), "InvalidRequest", "hostAccess[0].sshUser"),
-        template_case("host access hostname that is a path", access("hostname", "../../etc"), "InvalidRequest", "hostAccess[0].hostname"),
+        template_case("host access given by the request", access("address", HOSTILE), "InvalidRequest", "--allow-request-host-access"),
+        request_case("request with an SSH user that is a command", access("sshUser", "root; id"), "InvalidParameters", "hostAccess[0].sshUser"),
+        request_case("request with a hostname that is a path", access("hostname", "../../etc"), "InvalidParameters", "hostAccess[0].hostname"),
         Case { name: "template nobody published", objects: vec![bad_fpr(json!({"templateName": "mine", "templateVersion": "v9", "templateParameters": valid_parameters()}))],
             inventory: None, expect: Expect::Focom { condition: "Validated", reason: "UnknownTemplate", names: "mine" } },
         Case { name: "host of the running cluster", objects: vec![bad_template(json!({"hosts": {"controlPlane": ["host-1"], "workers": []}}))],
@@ -294,7 +294,7 @@ fn cases(server: &str) -> Vec<Case> {
             inventory: None, expect: Expect::Focom { condition: "Validated", reason: "InvalidRequest", names: "spec.clusterNames[0]" } },
         // ProvisioningRequests sent straight to the O2IMS operator.
         request_case("request with an even control plane", json!({"hosts": {"controlPlane": ["host-3", "host-4"], "workers": []}}), "InvalidParameters", "hosts.controlPlane"),
-        request_case("request with host access the O-Cloud does not allow", access("address", "172.20.10.13"), "InvalidParameters", "hostAccess"),
+        request_case("request with host access for another host", access("id", "host-1"), "InvalidParameters", "hostAccess[0].id"),
         request_case("request with a hostile host access address", access("address", HOSTILE), "InvalidParameters", "hostAccess[0].address"),
         request_case("request for a host of the running cluster", json!({"hosts": {"controlPlane": ["host-2"], "workers": []}}), "HostConflict", "host-2"),
         request_case("request for an unknown template version", json!({}), "InvalidParameters", "templateVersion")

@@ -19,6 +19,10 @@ pub struct Config {
     /// The only namespace TemplateInfos are read from (default: the operator's namespace).
     #[arg(long, env = "TEMPLATE_NAMESPACE")]
     pub template_namespace: Option<String>,
+    /// Let a request describing its cluster in full say how its hosts are reached
+    /// (`templateParameters.hostAccess`). Off: host access comes only from the admin's inventory.
+    #[arg(long, env = "ALLOW_REQUEST_HOST_ACCESS")]
+    pub allow_request_host_access: bool,
 }
 
 impl Config {

@@ -227,6 +227,18 @@ async fn select(
     {
         problems.extend(errors.iter().map(ToString::to_string));
     }
+    if let Some(parameters) = &spec.template_parameters
+        && !ctx.config.allow_request_host_access
+        && parameters["hostAccess"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    {
+        // Addresses, users and keys of the hosts are the O-Cloud admin's to give: they decide
+        // where the fleet's SSH key is sent.
+        problems.push(
+            "spec.templateParameters.hostAccess: requests may not say how hosts are reached on this O-Cloud; the admin's inventory does (or the FOCOM operator runs with --allow-request-host-access)".into(),
+        );
+    }
     if problems.is_empty() {
         match focom::select(request, inventory) {
             Err(found) => problems.extend(found.iter().map(ToString::to_string)),
