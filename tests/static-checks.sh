@@ -98,11 +98,36 @@ assert group == expected, f"byoh_hosts has {sorted(group)}, input.json's cluster
 for host in sorted(group):
     hostvars = listed["_meta"]["hostvars"][host]
     for var in ("ansible_host", "ansible_user", "byoh_host_id", "kubernetes_version", "byoh_namespace"):
-        assert isinstance(hostvars.get(var), str), f"{host}: {var} = {hostvars.get(var)!r}"
+        value = hostvars.get(var)
+        # ansible-inventory --list shows a value tagged !unsafe as {"__ansible_unsafe": ...}.
+        value = value.get("__ansible_unsafe") if isinstance(value, dict) else value
+        assert isinstance(value, str), f"{host}: {var} = {hostvars.get(var)!r}"
 print(f"{len(group)} hosts: {', '.join(sorted(group))}")
 PY
 }
 check "ansible-playbook --syntax-check (inventory from input.json)" inventory_syntax_check
+
+# Ansible templates inventory variables: a value like {{ lookup('pipe', ...) }} would run in the
+# host-preparation pod, beside the SSH key. The operator's writer tags every value !unsafe;
+# real Ansible must print such a value as it is and run nothing.
+inventory_values_are_inert() {
+  local marker="$WORK/pwned" hostile
+  hostile="{{ lookup('pipe', 'touch $marker') }}"
+  python3 -c 'import json, sys; print(json.dumps({"all": {"children": {"byoh_hosts": {"hosts": {"h1": {"ansible_host": sys.argv[1]}}}}}}))' "$hostile" |
+    cargo run -q -p lcm-core --example ansible_render >"$WORK/hostile.yaml" &&
+    ansible all -i "$WORK/hostile.yaml" -c local -m ansible.builtin.debug -a var=ansible_host >"$WORK/debug.out" ||
+    return 1
+  if [[ -e $marker ]]; then
+    echo "the inventory value ran: $marker exists"
+    return 1
+  fi
+  if ! grep -qF "$hostile" "$WORK/debug.out"; then
+    cat "$WORK/debug.out"
+    echo "the value was not printed as it is"
+    return 1
+  fi
+}
+check "a hostile inventory value is inert data for ansible" inventory_values_are_inert
 
 check "ansible-lint ansible/ (production profile)" ansible-lint -c ansible/.ansible-lint ansible/
 
