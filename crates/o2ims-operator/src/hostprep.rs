@@ -280,6 +280,102 @@ mod tests {
         );
     }
 
+    fn config() -> Config {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            config: Config,
+        }
+        <Flags as clap::Parser>::try_parse_from([
+            "o2ims-operator",
+            "--pod-namespace",
+            "o2ims-system",
+        ])
+        .expect("defaults")
+        .config
+    }
+
+    fn params() -> ClusterParameters {
+        lcm_core::template::validate(&json!({
+            "clusterName": "c", "kubernetesVersion": "v1.26.6", "controlPlaneEndpoint": {"host": "10.1.0.1"},
+            "hosts": {"controlPlane": ["h1"]}, "hostPreparation": "auto",
+            "hostAccess": [{"id": "h1", "address": "10.0.0.1", "sshUser": "ubuntu",
+                "sshHostKeys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1xFkK3JrBEAWJ8qfusMvXIUw+xkDzE2wIlhxeSGkiB"]}],
+        }))
+        .expect("valid")
+    }
+
+    #[test]
+    fn the_job_verifies_host_keys_and_runs_unprivileged() {
+        let built = build(
+            &config(),
+            "req",
+            &json!({}),
+            &params(),
+            &["h1".into()],
+            "kubeconfig",
+        );
+        let (config_map, job) = (&built.objects[0], &built.objects[1]);
+        assert_eq!(
+            config_map["data"]["known_hosts"],
+            "10.0.0.1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1xFkK3JrBEAWJ8qfusMvXIUw+xkDzE2wIlhxeSGkiB\n"
+        );
+        let inventory = config_map["data"]["inventory.yaml"]
+            .as_str()
+            .expect("inventory");
+        assert!(
+            inventory.contains(r#""ansible_host": !unsafe "10.0.0.1""#),
+            "{inventory}"
+        );
+        let pod = &job["spec"]["template"]["spec"];
+        let container = &pod["containers"][0];
+        let env = |name: &str| {
+            container["env"]
+                .as_array()
+                .expect("env")
+                .iter()
+                .find(|e| e["name"] == name)
+                .map(|e| e["value"].clone())
+        };
+        assert_eq!(env("ANSIBLE_HOST_KEY_CHECKING"), Some(json!("True")));
+        let ssh = env("ANSIBLE_SSH_ARGS").expect("ssh args");
+        assert!(
+            ssh.as_str()
+                .is_some_and(|a| a.contains("StrictHostKeyChecking=yes")
+                    && a.contains("/etc/lcm/inventory/known_hosts")),
+            "{ssh}"
+        );
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"],
+            "RuntimeDefault"
+        );
+        assert_eq!(
+            pod["securityContext"]["fsGroup"],
+            pod["securityContext"]["runAsUser"]
+        );
+        assert_eq!(
+            container["securityContext"]["allowPrivilegeEscalation"],
+            false
+        );
+        assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+        assert_eq!(
+            container["securityContext"]["capabilities"]["drop"],
+            json!(["ALL"])
+        );
+        assert!(container["resources"]["limits"]["memory"].is_string());
+        let ssh_volume = pod["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .find(|v| v["name"] == "ssh")
+            .expect("ssh");
+        assert_eq!(
+            ssh_volume["secret"]["defaultMode"], 0o440,
+            "the pod's group reads the key"
+        );
+    }
+
     #[test]
     fn names_are_stable_and_depend_on_the_hosts() {
         assert_eq!(fnv1a("host-1,host-2"), fnv1a("host-1,host-2"));

@@ -196,3 +196,30 @@ async fn bootstrap_kubeconfig(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_host_without_a_pinned_key_is_not_prepared() {
+        let params = lcm_core::template::validate(&json!({
+            "clusterName": "c", "kubernetesVersion": "v1.26.6", "controlPlaneEndpoint": {"host": "10.1.0.1"},
+            "hosts": {"controlPlane": ["h1"], "workers": ["h2"]}, "hostPreparation": "auto",
+            "hostAccess": [
+                {"id": "h1", "address": "10.0.0.1", "sshUser": "ubuntu", "sshHostKeys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1x"]},
+                {"id": "h2", "address": "10.0.0.2", "sshUser": "ubuntu"},
+            ],
+        }))
+        .expect("valid");
+        assert!(unpinned(&params, &["h1".into()]).is_none());
+        let failed = unpinned(&params, &["h1".into(), "h2".into()]).expect("h2 has no key");
+        assert_eq!(failed.reason, "HostPreparationFailed");
+        assert!(
+            failed.message.contains("h2") && failed.message.contains("sshHostKeys"),
+            "{}",
+            failed.message
+        );
+    }
+}
