@@ -112,8 +112,9 @@ pub fn inventory_from_file(
 
 /// The inventory as YAML in which every string is tagged `!unsafe`: Ansible templates inventory
 /// variables, so an address like `{{ lookup('pipe', 'id') }}` would otherwise run in the
-/// host-preparation pod, beside the SSH key. Strings are double-quoted with JSON's escapes (valid
-/// YAML), so no value can end its scalar or start another.
+/// host-preparation pod, beside the SSH key. Strings are double-quoted with everything but
+/// printable ASCII escaped, so no value can end its scalar or start another, and no character
+/// reaches Ansible's YAML reader that it refuses (DEL, C1 controls) or folds (NEL, U+2028).
 pub fn render(inventory: &Value) -> String {
     let mut out = String::new();
     write_mapping(inventory, 0, &mut out);
@@ -148,7 +149,19 @@ fn write_mapping(value: &Value, indent: usize, out: &mut String) {
 }
 
 fn quoted(text: &str) -> String {
-    Value::String(text.to_string()).to_string()
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            ' '..='~' => out.push(c),
+            c if u32::from(c) <= 0xFFFF => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push_str(&format!("\\U{:08X}", u32::from(c))),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// The `known_hosts` lines of `hosts`: each host's address with each of its pinned keys.
@@ -197,7 +210,7 @@ mod tests {
         let value = json!({"all": {"children": {GROUP: {"hosts": {"h1": {"ansible_host": hostile}}, "vars": {}}}}});
         let text = render(&value);
         assert!(
-            text.contains(r#""ansible_host": !unsafe "{{ lookup('pipe', 'id') }}\"\n: x""#),
+            text.contains(r#""ansible_host": !unsafe "{{ lookup('pipe', 'id') }}\"\u000A: x""#),
             "{text}"
         );
         let parsed: Value = crate::yaml::from_str(&text).expect("valid YAML");
@@ -205,6 +218,18 @@ mod tests {
             parsed["all"]["children"][GROUP]["hosts"]["h1"]["ansible_host"],
             hostile
         );
+    }
+
+    #[test]
+    fn characters_yaml_readers_refuse_or_fold_are_escaped() {
+        let text = "a\u{7f}b\u{85}c\u{2028}d\u{feff}e\u{1F600}\t";
+        let rendered = render(&json!({ "h": text }));
+        assert_eq!(
+            rendered,
+            "\"h\": !unsafe \"a\\u007Fb\\u0085c\\u2028d\\uFEFFe\\U0001F600\\u0009\"\n"
+        );
+        let parsed: Value = crate::yaml::from_str(&rendered).expect("valid YAML");
+        assert_eq!(parsed["h"], text);
     }
 
     #[test]

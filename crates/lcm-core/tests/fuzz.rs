@@ -100,6 +100,9 @@ proptest! {
         let text = render(&inventory);
         let parsed: Value = lcm_core::yaml::from_str(&text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
         prop_assert_eq!(&parsed, &inventory);
+        // Ansible's YAML reader refuses some characters (DEL, C1 controls) and folds others
+        // (NEL, U+2028): only printable ASCII and line ends reach it.
+        prop_assert!(text.chars().all(|c| c == '\n' || (' '..='~').contains(&c)), "{}", text);
         let unsafe_values = text.matches(": !unsafe \"").count();
         prop_assert_eq!(unsafe_values, hosts.len() * 2, "every value tagged:\n{}", text);
     }
