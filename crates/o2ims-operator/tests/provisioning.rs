@@ -3,9 +3,6 @@
 
 mod support;
 
-use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicU8, Ordering};
-
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use lcm_core::capi::Kind;
@@ -56,82 +53,6 @@ async fn setup() -> anyhow::Result<(Client, &'static Fixture)> {
         })
         .await?;
     Ok((client, fixture))
-}
-
-/// A test's own cluster: unique name, hosts and VIP.
-struct Scenario {
-    name: String,
-    request: String,
-    vip: String,
-}
-
-impl Scenario {
-    fn new(prefix: &str) -> Self {
-        static NEXT: AtomicU8 = AtomicU8::new(1);
-        let name = unique(prefix);
-        Self {
-            request: format!("{name}-req"),
-            vip: Ipv4Addr::new(172, 31, 0, NEXT.fetch_add(1, Ordering::SeqCst)).to_string(),
-            name,
-        }
-    }
-    fn host(&self, i: usize) -> String {
-        format!("{}-h{i}", self.name)
-    }
-    fn hostname(&self, i: usize) -> String {
-        format!("{}-node{i}", self.name)
-    }
-    fn namespace(&self) -> String {
-        format!("cluster-{}", self.name)
-    }
-    fn parameters(&self, control_plane: &[usize], workers: &[usize]) -> serde_json::Value {
-        let ids = |hosts: &[usize]| hosts.iter().map(|i| self.host(*i)).collect::<Vec<_>>();
-        let (cp, w) = (ids(control_plane), ids(workers));
-        json!({
-            "clusterName": self.name, "kubernetesVersion": "v1.26.6",
-            "controlPlaneEndpoint": {"host": self.vip},
-            "hosts": {"controlPlane": cp, "workers": w},
-            "cni": "none", "hostPreparation": "skip",
-        })
-    }
-    async fn register(&self, client: &Client, hosts: &[usize]) -> anyhow::Result<Vec<String>> {
-        let mut uids = Vec::new();
-        for i in hosts {
-            uids.push(drive::register_host(client, &self.hostname(*i), &self.host(*i)).await?);
-        }
-        Ok(uids)
-    }
-    /// Machines on every host and all status Ready, as CAPI and BYOH report a finished cluster.
-    async fn provision(
-        &self,
-        client: &Client,
-        control_plane: &[usize],
-        workers: &[usize],
-    ) -> anyhow::Result<()> {
-        for (role, hosts) in [(true, control_plane), (false, workers)] {
-            for i in hosts {
-                let machine = format!("{}-m{i}", self.name);
-                drive::machine_on_host(
-                    client,
-                    &self.namespace(),
-                    &self.name,
-                    &machine,
-                    &self.hostname(*i),
-                    role,
-                )
-                .await?;
-            }
-        }
-        drive::all_ready(
-            client,
-            &self.namespace(),
-            &self.name,
-            control_plane.len() as i64,
-            workers.len() as i64,
-            "v1.26.6",
-        )
-        .await
-    }
 }
 
 async fn update_parameters(

@@ -4,9 +4,6 @@
 
 mod support;
 
-use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicU8, Ordering};
-
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -39,53 +36,22 @@ async fn setup() -> anyhow::Result<Client> {
     Ok(client)
 }
 
-/// A cluster of its own: name, two registered hosts, a VIP.
-struct Cluster {
-    name: String,
-    vip: String,
+/// A cluster of its own with two registered hosts: a control plane and a worker.
+async fn cluster(client: &Client, prefix: &str) -> anyhow::Result<Scenario> {
+    let s = Scenario::new(prefix);
+    s.register(client, &[1, 2]).await?;
+    Ok(s)
 }
 
-impl Cluster {
-    async fn new(client: &Client, prefix: &str) -> anyhow::Result<Self> {
-        static NEXT: AtomicU8 = AtomicU8::new(1);
-        let cluster = Self {
-            name: unique(prefix),
-            vip: Ipv4Addr::new(172, 30, 0, NEXT.fetch_add(1, Ordering::SeqCst)).to_string(),
-        };
-        for i in [1, 2] {
-            drive::register_host(client, &cluster.hostname(i), &cluster.host(i)).await?;
-        }
-        Ok(cluster)
-    }
-    fn host(&self, i: usize) -> String {
-        format!("{}-h{i}", self.name)
-    }
-    fn hostname(&self, i: usize) -> String {
-        format!("{}-node{i}", self.name)
-    }
-    fn namespace(&self) -> String {
-        format!("cluster-{}", self.name)
-    }
-    fn parameters(&self) -> serde_json::Value {
-        parameters(&self.name, &[&self.host(1)], &[&self.host(2)], &self.vip)
-    }
-    async fn fulfil(&self, client: &Client, request: &str) -> anyhow::Result<ProvisioningRequest> {
-        wait_state(client, request, ProvisioningState::Progressing).await?;
-        for (i, control_plane) in [(1, true), (2, false)] {
-            let machine = format!("{}-m{i}", self.name);
-            drive::machine_on_host(
-                client,
-                &self.namespace(),
-                &self.name,
-                &machine,
-                &self.hostname(i),
-                control_plane,
-            )
-            .await?;
-        }
-        drive::all_ready(client, &self.namespace(), &self.name, 1, 1, "v1.26.6").await?;
-        wait_state(client, request, ProvisioningState::Fulfilled).await
-    }
+/// Drives the cluster of `s` to fulfilled, as Cluster API and BYOH report it.
+async fn fulfil(
+    client: &Client,
+    s: &Scenario,
+    request: &str,
+) -> anyhow::Result<ProvisioningRequest> {
+    wait_state(client, request, ProvisioningState::Progressing).await?;
+    s.provision(client, &[1], &[2]).await?;
+    wait_state(client, request, ProvisioningState::Fulfilled).await
 }
 
 async fn delete_and_wait_gone(client: &Client, request: &str) -> anyhow::Result<()> {
@@ -102,12 +68,12 @@ async fn delete_and_wait_gone(client: &Client, request: &str) -> anyhow::Result<
 #[tokio::test]
 async fn a_253_character_name_provisions_and_deletes() -> anyhow::Result<()> {
     let client = setup().await?;
-    let c = Cluster::new(&client, "long").await?;
+    let c = cluster(&client, "long").await?;
     let label = |i: usize| format!("{}{}", c.name, "x".repeat(63 - c.name.len() - i));
     let name = format!("{}.{}.{}.{}", label(0), label(0), label(0), label(2));
     assert_eq!(name.len(), 253, "{name}");
-    create(&client, &request(&name, c.parameters())).await?;
-    let fulfilled = c.fulfil(&client, &name).await?;
+    create(&client, &request(&name, c.parameters(&[1], &[2]))).await?;
+    let fulfilled = fulfil(&client, &c, &name).await?;
     assert_eq!(
         fulfilled
             .status
@@ -146,7 +112,7 @@ async fn a_long_named_invalid_request_fails_and_can_be_deleted() -> anyhow::Resu
 #[tokio::test]
 async fn an_existing_namespace_is_never_adopted_or_deleted() -> anyhow::Result<()> {
     let client = setup().await?;
-    let c = Cluster::new(&client, "squat").await?;
+    let c = cluster(&client, "squat").await?;
     let namespaces = Api::<Namespace>::all(client.clone());
     let namespace: Namespace =
         serde_json::from_value(json!({"metadata": {"name": c.namespace()}}))?;
@@ -160,7 +126,7 @@ async fn an_existing_namespace_is_never_adopted_or_deleted() -> anyhow::Result<(
     let before = namespaces.get(&c.namespace()).await?.resource_version();
 
     let name = format!("{}-req", c.name);
-    create(&client, &request(&name, c.parameters())).await?;
+    create(&client, &request(&name, c.parameters(&[1], &[2]))).await?;
     let failed = wait_state(&client, &name, ProvisioningState::Failed).await?;
     let (_, reason, text) = condition(&failed, "ProvisioningRequestValidated").expect("condition");
     assert_eq!(reason, "NamespaceConflict");
@@ -194,10 +160,10 @@ async fn an_existing_namespace_is_never_adopted_or_deleted() -> anyhow::Result<(
 #[tokio::test]
 async fn a_host_id_two_byohosts_claim_is_refused() -> anyhow::Result<()> {
     let client = setup().await?;
-    let c = Cluster::new(&client, "twin").await?;
+    let c = cluster(&client, "twin").await?;
     drive::register_host(&client, &format!("{}-impostor", c.name), &c.host(1)).await?;
     let name = format!("{}-req", c.name);
-    create(&client, &request(&name, c.parameters())).await?;
+    create(&client, &request(&name, c.parameters(&[1], &[2]))).await?;
     let failed = wait_state(&client, &name, ProvisioningState::Failed).await?;
     let (_, reason, text) = condition(&failed, "ProvisioningRequestValidated").expect("condition");
     assert_eq!(reason, "HostConflict");
@@ -219,12 +185,12 @@ async fn a_host_id_two_byohosts_claim_is_refused() -> anyhow::Result<()> {
 #[tokio::test]
 async fn a_refused_change_fails_the_request_until_reverted() -> anyhow::Result<()> {
     let client = setup().await?;
-    let c = Cluster::new(&client, "refuse").await?;
+    let c = cluster(&client, "refuse").await?;
     let name = format!("{}-req", c.name);
-    create(&client, &request(&name, c.parameters())).await?;
-    c.fulfil(&client, &name).await?;
+    create(&client, &request(&name, c.parameters(&[1], &[2]))).await?;
+    fulfil(&client, &c, &name).await?;
 
-    let mut moved = c.parameters();
+    let mut moved = c.parameters(&[1], &[2]);
     moved["controlPlaneEndpoint"]["host"] = json!("172.30.2.2");
     let api = Api::<ProvisioningRequest>::all(client.clone());
     let patch = |parameters: serde_json::Value| {
@@ -246,8 +212,12 @@ async fn a_refused_change_fails_the_request_until_reverted() -> anyhow::Result<(
         "the cluster itself still runs"
     );
 
-    api.patch(&name, &PatchParams::default(), &patch(c.parameters()))
-        .await?;
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &patch(c.parameters(&[1], &[2])),
+    )
+    .await?;
     wait_state(&client, &name, ProvisioningState::Fulfilled).await?;
     Ok(())
 }

@@ -6,6 +6,8 @@
 
 pub use testcluster::capi;
 
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
@@ -178,4 +180,80 @@ pub fn unique(prefix: &str) -> String {
         std::process::id() % 10000,
         NEXT.fetch_add(1, Ordering::SeqCst)
     )
+}
+
+/// A test's own cluster: unique name, hosts and VIP.
+pub struct Scenario {
+    pub name: String,
+    pub request: String,
+    pub vip: String,
+}
+
+impl Scenario {
+    pub fn new(prefix: &str) -> Self {
+        static NEXT: AtomicU8 = AtomicU8::new(1);
+        let name = unique(prefix);
+        Self {
+            request: format!("{name}-req"),
+            vip: Ipv4Addr::new(172, 31, 0, NEXT.fetch_add(1, Ordering::SeqCst)).to_string(),
+            name,
+        }
+    }
+    pub fn host(&self, i: usize) -> String {
+        format!("{}-h{i}", self.name)
+    }
+    pub fn hostname(&self, i: usize) -> String {
+        format!("{}-node{i}", self.name)
+    }
+    pub fn namespace(&self) -> String {
+        format!("cluster-{}", self.name)
+    }
+    pub fn parameters(&self, control_plane: &[usize], workers: &[usize]) -> serde_json::Value {
+        let ids = |hosts: &[usize]| hosts.iter().map(|i| self.host(*i)).collect::<Vec<_>>();
+        let (cp, w) = (ids(control_plane), ids(workers));
+        json!({
+            "clusterName": self.name, "kubernetesVersion": "v1.26.6",
+            "controlPlaneEndpoint": {"host": self.vip},
+            "hosts": {"controlPlane": cp, "workers": w},
+            "cni": "none", "hostPreparation": "skip",
+        })
+    }
+    pub async fn register(&self, client: &Client, hosts: &[usize]) -> anyhow::Result<Vec<String>> {
+        let mut uids = Vec::new();
+        for i in hosts {
+            uids.push(capi::register_host(client, &self.hostname(*i), &self.host(*i)).await?);
+        }
+        Ok(uids)
+    }
+    /// Machines on every host and all status Ready, as CAPI and BYOH report a finished cluster.
+    pub async fn provision(
+        &self,
+        client: &Client,
+        control_plane: &[usize],
+        workers: &[usize],
+    ) -> anyhow::Result<()> {
+        for (role, hosts) in [(true, control_plane), (false, workers)] {
+            for i in hosts {
+                let machine = format!("{}-m{i}", self.name);
+                capi::machine_on_host(
+                    client,
+                    &self.namespace(),
+                    &self.name,
+                    &machine,
+                    &self.hostname(*i),
+                    role,
+                )
+                .await?;
+            }
+        }
+        capi::all_ready(
+            client,
+            &self.namespace(),
+            &self.name,
+            control_plane.len() as i64,
+            workers.len() as i64,
+            "v1.26.6",
+        )
+        .await
+    }
 }
