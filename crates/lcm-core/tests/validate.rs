@@ -160,3 +160,36 @@ fn all_problems_are_reported_at_once() {
     value["controlPlaneEndpoint"]["host"] = json!("nope");
     assert_eq!(errors(value).len(), 2);
 }
+
+/// The published schema refuses the host access validation refuses, so a TemplateInfo built
+/// from it stops a hostile value before the operator's own checks.
+#[test]
+fn the_parameter_schema_refuses_ill_typed_host_access() {
+    let schema = lcm_core::template::parameter_schema().to_string();
+    let hostile = "{{ lookup('pipe', 'id') }}";
+    let good = json!({"id": "h1", "hostname": "node-1", "address": "10.0.0.1", "sshUser": "ubuntu",
+                      "sshHostKeys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA"]});
+    let check = |access: Value| {
+        let mut parameters = common::parameters();
+        parameters["hostAccess"] = json!([access]);
+        lcm_core::template::schema::check(&schema, &parameters, "templateParameters")
+    };
+    assert_eq!(check(good.clone()), Ok(()));
+    for (field, value) in [
+        ("id", json!("-h1")),
+        ("hostname", json!("Node_1")),
+        ("address", json!(hostile)),
+        ("sshUser", json!("root; id")),
+        ("sshHostKeys", json!(["ssh-ed25519 AAAA\nx"])),
+    ] {
+        let mut access = good.clone();
+        access[field] = value;
+        let errors = check(access).expect_err(field);
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.path.starts_with(&format!("templateParameters.hostAccess[0].{field}"))),
+            "{field}: {errors:?}"
+        );
+    }
+}

@@ -113,22 +113,39 @@ pub enum HostPreparation {
     Skip,
 }
 
+// The schema's patterns let a TemplateInfo refuse what `validate` refuses (the address only by
+// its characters: exact IP syntax is left to the validation).
 /// SSH access to one host.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HostAccess {
     /// Host id (the value of the ByoHost's `host-id` label).
+    #[schemars(regex(pattern = patterns::LABEL_VALUE))]
     pub id: String,
     /// Hostname the host registers its ByoHost under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = patterns::DNS_LABEL))]
     pub hostname: Option<String>,
     /// IP address or DNS name Ansible connects to.
+    #[schemars(regex(pattern = patterns::ADDRESS))]
     pub address: String,
     /// SSH user Ansible connects as.
+    #[schemars(regex(pattern = patterns::USER_NAME))]
     pub ssh_user: String,
     /// The host's SSH public host keys (`<type> <base64>`): SSH verifies the host against them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = patterns::PUBLIC_KEY)))]
     pub ssh_host_keys: Vec<String>,
+}
+
+/// JSON Schema patterns of the typed [`HostAccess`] fields.
+mod patterns {
+    pub const LABEL_VALUE: &str = "^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$";
+    pub const DNS_LABEL: &str = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$";
+    pub const ADDRESS: &str = "^[A-Za-z0-9.:-]{1,253}$";
+    pub const USER_NAME: &str = "^[a-z_][a-z0-9_-]{0,31}$";
+    pub const PUBLIC_KEY: &str =
+        "^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]{16,}$";
 }
 
 impl ClusterParameters {
