@@ -186,9 +186,9 @@ fn the_parameter_schema_refuses_ill_typed_host_access() {
         access[field] = value;
         let errors = check(access).expect_err(field);
         assert!(
-            errors
-                .iter()
-                .any(|e| e.path.starts_with(&format!("templateParameters.hostAccess[0].{field}"))),
+            errors.iter().any(|e| e
+                .path
+                .starts_with(&format!("templateParameters.hostAccess[0].{field}"))),
             "{field}: {errors:?}"
         );
     }
