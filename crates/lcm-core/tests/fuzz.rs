@@ -19,6 +19,42 @@ fn hostile() -> impl Strategy<Value = String> {
     ]
 }
 
+/// Any JSON value, a few levels deep, with keys the parsers know mixed in.
+fn json_value() -> impl Strategy<Value = Value> {
+    let key = prop_oneof![
+        prop::sample::select(vec![
+            "hosts",
+            "clusters",
+            "defaults",
+            "id",
+            "hostname",
+            "address",
+            "sshUser",
+            "sshHostKeys",
+            "hostAccess",
+            "controlPlane",
+            "clusterName",
+            "network",
+        ])
+        .prop_map(String::from),
+        hostile(),
+    ];
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        hostile().prop_map(Value::from),
+    ];
+    leaf.prop_recursive(4, 32, 6, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
+            prop::collection::btree_map(key.clone(), inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
 fn config() -> ProptestConfig {
     ProptestConfig::with_cases(256)
 }
@@ -67,6 +103,13 @@ proptest! {
     #[test]
     fn arbitrary_text_never_panics_the_inventory_parser(text in any::<String>()) {
         let _ = Inventory::parse("input.json", &text);
+    }
+
+    #[test]
+    fn arbitrary_json_never_panics_the_parsers(value in json_value()) {
+        let _ = Inventory::parse("input.json", &value.to_string());
+        let _ = validate(&value);
+        let _ = validate(&json!({"hostAccess": value}));
     }
 
     #[test]
