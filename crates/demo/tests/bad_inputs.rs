@@ -20,15 +20,9 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 enum Expect {
     /// The API server refuses the last object; its message contains this.
     Refused(&'static str),
-    /// The FocomProvisioningRequest `bad` (in `NS`) has `condition` False with `reason`, and its
-    /// message contains `names`.
-    Focom {
-        condition: &'static str,
-        reason: &'static str,
-        names: &'static str,
-    },
-    /// The ProvisioningRequest `bad-request` fails with `condition` False, `reason`, `names`.
-    Provisioning {
+    /// The last object (a FocomProvisioningRequest or a ProvisioningRequest) gets `condition`
+    /// False with `reason`, and its message contains `names`.
+    Condition {
         condition: &'static str,
         reason: &'static str,
         names: &'static str,
@@ -128,20 +122,19 @@ fn remote_case(
     reason: &'static str,
     names: &'static str,
 ) -> Case {
-    Case {
+    failing(
         name,
-        objects: vec![
-            kubeconfig_secret("remote-kubeconfig", &kubeconfig),
-            ocloud(NS, "remote", Some((NS, "remote-kubeconfig"))),
-            bad_fpr(json!({"oCloudId": "remote", "clusterNames": ["edge"]})),
-        ],
-        inventory: None,
-        expect: Expect::Focom {
-            condition: "OCloudReachable",
-            reason,
-            names,
-        },
-    }
+        bad_fpr(json!({"oCloudId": "remote", "clusterNames": ["edge"]})),
+        "OCloudReachable",
+        reason,
+        names,
+    )
+    .with(|c| {
+        c.objects
+            .insert(0, kubeconfig_secret("remote-kubeconfig", &kubeconfig));
+        c.objects
+            .insert(1, ocloud(NS, "remote", Some((NS, "remote-kubeconfig"))));
+    })
 }
 
 fn inventory_case(
@@ -149,15 +142,32 @@ fn inventory_case(
     change: impl FnOnce(&mut Value),
     names: &'static str,
 ) -> Case {
+    let mut case = failing(
+        name,
+        bad_fpr(json!({"oCloudId": "local", "clusterNames": ["edge"]})),
+        "InventoryValid",
+        "InvalidInventory",
+        names,
+    );
+    case.inventory = Some(with_inventory(change));
+    case
+}
+
+/// A case that applies `object` and expects it to fail with `condition` False/`reason`.
+fn failing(
+    name: &'static str,
+    object: Value,
+    condition: &'static str,
+    reason: &'static str,
+    names: &'static str,
+) -> Case {
     Case {
         name,
-        objects: vec![bad_fpr(
-            json!({"oCloudId": "local", "clusterNames": ["edge"]}),
-        )],
-        inventory: Some(with_inventory(change)),
-        expect: Expect::Focom {
-            condition: "InventoryValid",
-            reason: "InvalidInventory",
+        objects: vec![object],
+        inventory: None,
+        expect: Expect::Condition {
+            condition,
+            reason,
             names,
         },
     }
@@ -169,16 +179,7 @@ fn template_case(
     reason: &'static str,
     names: &'static str,
 ) -> Case {
-    Case {
-        name,
-        objects: vec![bad_template(change)],
-        inventory: None,
-        expect: Expect::Focom {
-            condition: "Validated",
-            reason,
-            names,
-        },
-    }
+    failing(name, bad_template(change), "Validated", reason, names)
 }
 
 fn request_case(
@@ -187,16 +188,13 @@ fn request_case(
     reason: &'static str,
     names: &'static str,
 ) -> Case {
-    Case {
+    failing(
         name,
-        objects: vec![bad_request(change)],
-        inventory: None,
-        expect: Expect::Provisioning {
-            condition: "ProvisioningRequestValidated",
-            reason,
-            names,
-        },
-    }
+        bad_request(change),
+        "ProvisioningRequestValidated",
+        reason,
+        names,
+    )
 }
 
 fn refused(name: &'static str, objects: Vec<Value>, names: &'static str) -> Case {
@@ -242,21 +240,21 @@ fn cases(server: &str) -> Vec<Case> {
             "metadata": {"name": "nameless", "namespace": NS}, "spec": {"o2imsSecret": {"secretRef": {"namespace": NS}}}})], "name"),
         // The O-Cloud a request names.
         Case { name: "OCloud that does not exist", objects: vec![bad_fpr(json!({"oCloudId": "atlantis", "clusterNames": ["edge"]}))],
-            inventory: None, expect: Expect::Focom { condition: "OCloudReachable", reason: "OCloudNotFound", names: "atlantis" } },
+            inventory: None, expect: Expect::Condition { condition: "OCloudReachable", reason: "OCloudNotFound", names: "atlantis" } },
         Case { name: "OCloud of another tenant", objects: vec![ocloud(TENANT, "theirs", None),
             bad_fpr(json!({"oCloudId": "theirs", "oCloudNamespace": TENANT, "clusterNames": ["edge"]}))],
-            inventory: None, expect: Expect::Focom { condition: "OCloudReachable", reason: "OCloudNotAllowed", names: "oCloudNamespace" } },
+            inventory: None, expect: Expect::Condition { condition: "OCloudReachable", reason: "OCloudNotAllowed", names: "oCloudNamespace" } },
         Case { name: "OCloud naming another namespace's Secret", objects: vec![ocloud(NS, "remote", Some(("kube-system", "admin-kubeconfig"))),
             bad_fpr(json!({"oCloudId": "remote", "clusterNames": ["edge"]}))],
-            inventory: None, expect: Expect::Focom { condition: "OCloudReachable", reason: "SecretNotAllowed", names: "kube-system" } },
+            inventory: None, expect: Expect::Condition { condition: "OCloudReachable", reason: "SecretNotAllowed", names: "kube-system" } },
         Case { name: "OCloud Secret that does not exist", objects: vec![ocloud(NS, "remote", Some((NS, "missing"))),
             bad_fpr(json!({"oCloudId": "remote", "clusterNames": ["edge"]}))],
-            inventory: None, expect: Expect::Focom { condition: "OCloudReachable", reason: "SecretNotFound", names: "missing" } },
+            inventory: None, expect: Expect::Condition { condition: "OCloudReachable", reason: "SecretNotFound", names: "missing" } },
         Case { name: "OCloud Secret without a kubeconfig", objects: vec![
             json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "remote-kubeconfig", "namespace": NS}, "stringData": {"config": "x"}}),
             ocloud(NS, "remote", Some((NS, "remote-kubeconfig"))),
             bad_fpr(json!({"oCloudId": "remote", "clusterNames": ["edge"]}))],
-            inventory: None, expect: Expect::Focom { condition: "OCloudReachable", reason: "KubeconfigMissing", names: "kubeconfig" } },
+            inventory: None, expect: Expect::Condition { condition: "OCloudReachable", reason: "KubeconfigMissing", names: "kubeconfig" } },
         remote_case("kubeconfig that is not YAML", "{{{".into(), "InvalidKubeconfig", "remote-kubeconfig"),
         remote_case("kubeconfig running a command", kubeconfig(server, "{exec: {apiVersion: client.authentication.k8s.io/v1, command: /bin/sh, args: ['-c', 'id']}}"), "InvalidKubeconfig", "exec"),
         remote_case("kubeconfig reading a token file", kubeconfig(server, "{tokenFile: /var/run/secrets/kubernetes.io/serviceaccount/token}"), "InvalidKubeconfig", "tokenFile"),
@@ -283,15 +281,15 @@ fn cases(server: &str) -> Vec<Case> {
         request_case("request with an SSH user that is a command", access("sshUser", "root; id"), "InvalidParameters", "hostAccess[0].sshUser"),
         request_case("request with a hostname that is a path", access("hostname", "../../etc"), "InvalidParameters", "hostAccess[0].hostname"),
         Case { name: "template nobody published", objects: vec![bad_fpr(json!({"templateName": "mine", "templateVersion": "v9", "templateParameters": valid_parameters()}))],
-            inventory: None, expect: Expect::Focom { condition: "Validated", reason: "UnknownTemplate", names: "mine" } },
+            inventory: None, expect: Expect::Condition { condition: "Validated", reason: "UnknownTemplate", names: "mine" } },
         Case { name: "host of the running cluster", objects: vec![bad_template(json!({"hosts": {"controlPlane": ["host-1"], "workers": []}}))],
-            inventory: None, expect: Expect::Focom { condition: "Feasible", reason: "Infeasible", names: "host-1" } },
+            inventory: None, expect: Expect::Condition { condition: "Feasible", reason: "Infeasible", names: "host-1" } },
         Case { name: "endpoint of the running cluster", objects: vec![bad_template(json!({"controlPlaneEndpoint": {"host": "172.20.10.100"}}))],
-            inventory: None, expect: Expect::Focom { condition: "Feasible", reason: "Infeasible", names: "172.20.10.100" } },
+            inventory: None, expect: Expect::Condition { condition: "Feasible", reason: "Infeasible", names: "172.20.10.100" } },
         Case { name: "cluster name of the running cluster", objects: vec![bad_template(json!({"clusterName": "core"}))],
-            inventory: None, expect: Expect::Focom { condition: "Feasible", reason: "Infeasible", names: "core" } },
+            inventory: None, expect: Expect::Condition { condition: "Feasible", reason: "Infeasible", names: "core" } },
         Case { name: "unknown inventory cluster", objects: vec![bad_fpr(json!({"clusterNames": ["metro"]}))],
-            inventory: None, expect: Expect::Focom { condition: "Validated", reason: "InvalidRequest", names: "spec.clusterNames[0]" } },
+            inventory: None, expect: Expect::Condition { condition: "Validated", reason: "InvalidRequest", names: "spec.clusterNames[0]" } },
         // ProvisioningRequests sent straight to the O2IMS operator.
         request_case("request with an even control plane", json!({"hosts": {"controlPlane": ["host-3", "host-4"], "workers": []}}), "InvalidParameters", "hosts.controlPlane"),
         request_case("request with host access for another host", access("id", "host-1"), "InvalidParameters", "hostAccess[0].id"),
@@ -534,12 +532,7 @@ async fn every_bad_input_is_refused_creates_nothing_and_touches_no_running_clust
                 )),
                 Ok(()) => Err("accepted by the API server".to_string()),
             },
-            Expect::Focom {
-                condition,
-                reason,
-                names,
-            }
-            | Expect::Provisioning {
+            Expect::Condition {
                 condition,
                 reason,
                 names,

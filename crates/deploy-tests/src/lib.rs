@@ -9,3 +9,12 @@ pub use manifests::{
     api_for, apply, compare, helm_template, kustomize, named, normalize, parse_manifests,
 };
 pub use paths::{chart_dir, helm, operator_binary, repo_root, run};
+
+/// Passes when the API server refused `result` with 403 Forbidden: RBAC, not another error.
+pub fn expect_refused<T>(what: &str, result: kube::Result<T>) -> anyhow::Result<()> {
+    match result {
+        Err(kube::Error::Api(status)) if status.is_forbidden() => Ok(()),
+        Err(e) => anyhow::bail!("{what}: expected 403 Forbidden, got {e}"),
+        Ok(_) => anyhow::bail!("{what}: allowed, but RBAC does not grant it"),
+    }
+}

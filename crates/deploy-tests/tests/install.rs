@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
-use deploy_tests::{api_for, apply, helm_template, kustomize, operator_binary, run};
+use deploy_tests::{
+    api_for, apply, expect_refused, helm_template, kustomize, operator_binary, run,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -556,14 +558,6 @@ fn no_refusals(operator: &OperatorProcess) -> anyhow::Result<()> {
 }
 
 /// Whether `result` is the API server's 403.
-fn expect_refused<T>(what: &str, result: kube::Result<T>) -> anyhow::Result<()> {
-    match result {
-        Err(kube::Error::Api(status)) if status.is_forbidden() => Ok(()),
-        Err(e) => bail!("{what}: expected 403 Forbidden, got {e}"),
-        Ok(_) => bail!("{what}: allowed, but the chart does not grant it"),
-    }
-}
-
 async fn refuses_what_the_chart_does_not_grant(
     cluster: &TestCluster,
     focom: &str,

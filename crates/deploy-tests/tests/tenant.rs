@@ -3,8 +3,8 @@
 //! else (another tenant's namespace, ProvisioningRequests, Secrets, the inventory, templates,
 //! Cluster API objects).
 
-use anyhow::{Context, bail};
-use deploy_tests::{apply, helm_template};
+use anyhow::Context;
+use deploy_tests::{apply, expect_refused, helm_template};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -12,14 +12,6 @@ use lcm_core::capi::Kind;
 use lcm_core::crd::{FocomProvisioningRequest, OCloud, ProvisioningRequest, TemplateInfo};
 use serde_json::{Value, json};
 use testcluster::TestCluster;
-
-fn forbidden<T>(what: &str, result: kube::Result<T>) -> anyhow::Result<()> {
-    match result {
-        Err(kube::Error::Api(status)) if status.is_forbidden() => Ok(()),
-        Err(e) => bail!("{what}: expected 403 Forbidden, got {e}"),
-        Ok(_) => bail!("{what}: allowed to a tenant"),
-    }
-}
 
 fn request(namespace: &str) -> anyhow::Result<FocomProvisioningRequest> {
     Ok(serde_json::from_value(json!({
@@ -77,25 +69,25 @@ async fn check(tenant: &Client, own: &str, other: &str) -> anyhow::Result<()> {
         .context("a tenant reads its OCloud")?;
     mine.delete("mine", &DeleteParams::default()).await?;
 
-    forbidden(
+    expect_refused(
         "create a request in another tenant's namespace",
         Api::<FocomProvisioningRequest>::namespaced(tenant.clone(), other)
             .create(&PostParams::default(), &request(other)?)
             .await,
     )?;
-    forbidden(
+    expect_refused(
         "read another tenant's OCloud",
         Api::<OCloud>::namespaced(tenant.clone(), other)
             .get("local")
             .await,
     )?;
-    forbidden(
+    expect_refused(
         "create an OCloud",
         Api::<OCloud>::namespaced(tenant.clone(), own)
             .create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "focom.nephio.org/v1alpha1", "kind": "OCloud", "metadata": {"name": "mine"}, "spec": {}}))?)
             .await,
     )?;
-    forbidden(
+    expect_refused(
         "write its request's status",
         mine.patch_status(
             "mine",
@@ -104,44 +96,44 @@ async fn check(tenant: &Client, own: &str, other: &str) -> anyhow::Result<()> {
         )
         .await,
     )?;
-    forbidden(
+    expect_refused(
         "list ProvisioningRequests",
         Api::<ProvisioningRequest>::all(tenant.clone())
             .list(&ListParams::default())
             .await,
     )?;
-    forbidden(
+    expect_refused(
         "read a Secret in its namespace",
         Api::<Secret>::namespaced(tenant.clone(), own)
             .list(&ListParams::default())
             .await,
     )?;
-    forbidden(
+    expect_refused(
         "read the SSH key",
         Api::<Secret>::namespaced(tenant.clone(), "o2ims-system")
             .get("o2ims-host-ssh-key")
             .await,
     )?;
-    forbidden(
+    expect_refused(
         "read the inventory",
         Api::<ConfigMap>::namespaced(tenant.clone(), "focom-system")
             .get("lcm-inventory")
             .await,
     )?;
-    forbidden(
+    expect_refused(
         "publish a TemplateInfo in its namespace",
         Api::<TemplateInfo>::namespaced(tenant.clone(), own)
             .create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "provisioning.oran.org/v1alpha1", "kind": "TemplateInfo",
                 "metadata": {"name": "byoh-workload-cluster-v1"}, "spec": {"templateName": "byoh-workload-cluster", "templateVersion": "v1", "templateParameterSchema": "{}"}}))?)
             .await,
     )?;
-    forbidden(
+    expect_refused(
         "list ByoHosts",
         testcluster::capi::api(tenant, Kind::ByoHost, "byoh-hosts")
             .list(&ListParams::default())
             .await,
     )?;
-    forbidden(
+    expect_refused(
         "list Cluster API Clusters",
         testcluster::capi::api(tenant, Kind::Cluster, own)
             .list(&ListParams::default())
