@@ -129,6 +129,32 @@ inventory_values_are_inert() {
 }
 check "a hostile inventory value is inert data for ansible" inventory_values_are_inert
 
+# Quotes, backslashes, newlines and characters YAML readers refuse (DEL, C1 controls) or fold
+# (NEL, U+2028): Ansible must read back each value exactly as written.
+inventory_values_read_back_exactly() {
+  python3 - "$WORK" <<'PY'
+import json, subprocess, sys
+work = sys.argv[1]
+values = {
+    "ansible_host": "a'b\"c\\d\ne:\t#f",
+    "ansible_user": "\x7f\x85\x9f\u2028\u2029\ufeff\U0001F600 {% raw %}",
+    "byoh_hostname": "!unsafe 'x' &y *z |",
+}
+inventory = {"all": {"children": {"byoh_hosts": {"hosts": {"h1": values}}}}}
+rendered = subprocess.run(["cargo", "run", "-q", "-p", "lcm-core", "--example", "ansible_render"],
+                          input=json.dumps(inventory), capture_output=True, text=True, check=True).stdout
+open(f"{work}/exact.yaml", "w").write(rendered)
+listed = json.loads(subprocess.run(["ansible-inventory", "-i", f"{work}/exact.yaml", "--list"],
+                                   capture_output=True, text=True, check=True).stdout)
+hostvars = listed.get("_meta", {}).get("hostvars", {}).get("h1")
+assert hostvars, f"ansible did not read the inventory:\n{rendered}"
+for var, value in values.items():
+    got = hostvars[var]
+    assert got == {"__ansible_unsafe": value}, f"{var}: wrote {value!r}, ansible read {got!r}"
+PY
+}
+check "ansible reads every inventory value back exactly" inventory_values_read_back_exactly
+
 check "ansible-lint ansible/ (production profile)" ansible-lint -c ansible/.ansible-lint ansible/
 
 # The operator's Job rebuilds ansible/ from ConfigMap keys written with __ for /.
