@@ -77,3 +77,65 @@ fn errors_name_the_file_and_json_path() {
         );
     }
 }
+
+/// Every host field reaches SSH or Ansible: each ill-typed one is refused at its JSON path.
+#[test]
+fn ill_typed_host_fields_are_refused_at_their_path() {
+    let hostile = "{{ lookup('pipe', 'id') }}";
+    let cases = [
+        ("/hosts/2/id", serde_json::json!("host 3"), "hosts[2].id"),
+        (
+            "/hosts/2/hostname",
+            serde_json::json!("Edge_Node"),
+            "hosts[2].hostname",
+        ),
+        (
+            "/hosts/2/hostname",
+            serde_json::json!("edge-node-1"),
+            "hosts[2].hostname",
+        ),
+        (
+            "/hosts/2/address",
+            serde_json::json!(hostile),
+            "hosts[2].address",
+        ),
+        (
+            "/hosts/2/address",
+            serde_json::json!("-oProxyCommand=id"),
+            "hosts[2].address",
+        ),
+        (
+            "/hosts/2/sshUser",
+            serde_json::json!("root; id"),
+            "hosts[2].sshUser",
+        ),
+        (
+            "/defaults/sshUser",
+            serde_json::json!("Ubuntu"),
+            "defaults.sshUser",
+        ),
+        (
+            "/hosts/2/sshHostKeys/0",
+            serde_json::json!("ssh-dss AAAAB3NzaC1kc3MAAACBAP"),
+            "hosts[2].sshHostKeys[0]",
+        ),
+        (
+            "/hosts/2/sshHostKeys/0",
+            serde_json::json!("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC host"),
+            "hosts[2].sshHostKeys[0]",
+        ),
+    ];
+    for (pointer, value, path) in cases {
+        let mut inventory: serde_json::Value = serde_json::from_str(SHIPPED).expect("input.json");
+        let (parent, key) = pointer.rsplit_once('/').expect("a pointer");
+        match inventory.pointer_mut(parent).expect(parent) {
+            serde_json::Value::Object(map) => {
+                map.insert(key.into(), value.clone());
+            }
+            item => item[key.parse::<usize>().expect("an index")] = value.clone(),
+        }
+        let error = Inventory::parse("input.json", &inventory.to_string())
+            .expect_err(&format!("{pointer} = {value}"));
+        assert_eq!(error.path, path, "{pointer} = {value}: {error}");
+    }
+}
