@@ -350,9 +350,23 @@ mod tests {
             pod["securityContext"]["seccompProfile"]["type"],
             "RuntimeDefault"
         );
-        assert_eq!(
-            pod["securityContext"]["fsGroup"],
-            pod["securityContext"]["runAsUser"]
+        // The ansible-runner image's user and group; fsGroup makes the key readable by it.
+        for id in ["runAsUser", "runAsGroup", "fsGroup"] {
+            assert_eq!(pod["securityContext"][id], 1000, "{id}");
+        }
+        // A read-only root filesystem: Ansible writes only under HOME=/tmp, an emptyDir.
+        assert_eq!(env("HOME"), Some(json!("/tmp")));
+        assert!(
+            container["volumeMounts"]
+                .as_array()
+                .is_some_and(|m| m.contains(&json!({"name": "tmp", "mountPath": "/tmp"}))),
+            "{container}"
+        );
+        assert!(
+            pod["volumes"]
+                .as_array()
+                .is_some_and(|v| v.contains(&json!({"name": "tmp", "emptyDir": {}}))),
+            "{pod}"
         );
         assert_eq!(
             container["securityContext"]["allowPrivilegeEscalation"],
@@ -363,7 +377,10 @@ mod tests {
             container["securityContext"]["capabilities"]["drop"],
             json!(["ALL"])
         );
-        assert!(container["resources"]["limits"]["memory"].is_string());
+        assert_eq!(
+            container["resources"],
+            json!({"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}})
+        );
         let ssh_volume = pod["volumes"]
             .as_array()
             .expect("volumes")
