@@ -81,7 +81,25 @@ fn well_typed(inventory: &Inventory) -> bool {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-".contains(&b))
             && !h.id.contains(char::is_whitespace)
+            && h.ssh_host_keys.iter().all(|k| well_typed_key(k))
     })
+}
+
+/// `<type> <base64>` and nothing else: no options, no comment, no second line.
+fn well_typed_key(key: &str) -> bool {
+    key.split_once(' ').is_some_and(|(kind, blob)| {
+        kind.starts_with("ssh-") || kind.starts_with("ecdsa-sha2-")
+    } && !blob.is_empty()
+        && blob.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)))
+}
+
+/// `value` for `field`, as a list where the field is one.
+fn field_value(field: &str, value: String) -> Value {
+    if field == "sshHostKeys" {
+        json!([value])
+    } else {
+        json!(value)
+    }
 }
 
 proptest! {
@@ -89,12 +107,12 @@ proptest! {
 
     #[test]
     fn inventory_fields_are_refused_unless_well_typed(
-        field in prop::sample::select(vec!["id", "hostname", "address", "sshUser"]),
+        field in prop::sample::select(vec!["id", "hostname", "address", "sshUser", "sshHostKeys"]),
         value in hostile(),
         host in 0usize..4,
     ) {
         let mut inventory: Value = serde_json::from_str(SHIPPED).expect("input.json");
-        inventory["hosts"][host][field] = json!(value);
+        inventory["hosts"][host][field] = field_value(field, value.clone());
         if let Ok(parsed) = Inventory::parse("input.json", &inventory.to_string()) {
             prop_assert!(well_typed(&parsed), "accepted {field} = {value:?}");
         }
@@ -114,11 +132,11 @@ proptest! {
 
     #[test]
     fn template_validation_refuses_ill_typed_host_access(
-        field in prop::sample::select(vec!["id", "hostname", "address", "sshUser"]),
+        field in prop::sample::select(vec!["id", "hostname", "address", "sshUser", "sshHostKeys"]),
         value in hostile(),
     ) {
         let mut access = json!({"id": "h1", "hostname": "node-1", "address": "10.0.0.1", "sshUser": "ubuntu"});
-        access[field] = json!(value);
+        access[field] = field_value(field, value.clone());
         let parameters = json!({
             "clusterName": "c", "kubernetesVersion": "v1.26.6", "controlPlaneEndpoint": {"host": "10.1.0.1"},
             "hosts": {"controlPlane": ["h1"]}, "hostPreparation": "auto", "hostAccess": [access],
@@ -128,6 +146,7 @@ proptest! {
             for text in [a.id.as_str(), a.address.as_str(), a.ssh_user.as_str(), a.hostname.as_deref().unwrap_or("")] {
                 prop_assert!(!text.contains(['{', '}', '\'', '"', '\n', ' ', ';', '$', '`']), "accepted {field} = {value:?}");
             }
+            prop_assert!(a.ssh_host_keys.iter().all(|k| well_typed_key(k)), "accepted {field} = {value:?}");
         }
     }
 
