@@ -343,20 +343,18 @@ async fn create_missing(
     Ok(None)
 }
 
-/// `scale`: the worker hosts (and their SSH access) follow the inventory; the O2IMS operator
-/// does the rest.
+/// `scale`: the worker hosts follow the inventory; the O2IMS operator does the rest (how it
+/// reaches them comes from the O-Cloud's own inventory).
 async fn update_workers(
     api: &Api<ProvisioningRequest>,
     current: &ProvisioningRequest,
     cluster: &Selected,
 ) -> Result<()> {
-    let parameters = &current.spec.template_parameters;
     let workers = json!(cluster.parameters.hosts.workers);
-    let access = json!(cluster.parameters.host_access);
-    if parameters["hosts"]["workers"] == workers && parameters["hostAccess"] == access {
+    if current.spec.template_parameters["hosts"]["workers"] == workers {
         return Ok(());
     }
-    let patch = json!({"spec": {"templateParameters": {"hosts": {"workers": workers}, "hostAccess": access}}});
+    let patch = json!({"spec": {"templateParameters": {"hosts": {"workers": workers}}}});
     api.patch(
         &current.name_any(),
         &PatchParams::default(),

@@ -79,12 +79,12 @@ pub fn inventory_from_file(
             .parse()
             .map_err(|e| format!("cluster `{}`: kubernetesVersion {e}", cluster.name))?;
         for id in params.all_hosts() {
-            if inventory.host(id).is_none() {
+            let Some(access) = inventory.host_access(id) else {
                 return Err(format!(
                     "cluster `{}`: host `{id}` is not in the inventory",
                     cluster.name
                 ));
-            }
+            };
             // The same cluster may name a host twice (validation reports that elsewhere).
             if let Some(first) = owner.insert(id.clone(), &cluster.name)
                 && first != cluster.name
@@ -94,9 +94,7 @@ pub fn inventory_from_file(
                     cluster.name
                 ));
             }
-        }
-        for access in &params.host_access {
-            let mut vars = host_vars(access);
+            let mut vars = host_vars(&access);
             vars.insert(
                 "kubernetes_version".into(),
                 without_v(&version.to_string()).into(),

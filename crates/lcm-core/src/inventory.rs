@@ -204,25 +204,24 @@ impl Inventory {
         }
     }
 
+    /// How host preparation reaches the host `id`, if the inventory has it.
+    pub fn host_access(&self, id: &str) -> Option<HostAccess> {
+        self.host(id).map(|host| self.access(host))
+    }
+
     pub fn cluster(&self, name: &str) -> Option<&Cluster> {
         self.clusters.iter().find(|c| c.name == name)
     }
 
     /// Template parameters for `cluster`, defaults filled in. Hosts unknown to the inventory
-    /// are kept (the feasibility check reports them) but get no SSH access.
+    /// are kept (the feasibility check reports them). They carry no host access: the O-Cloud
+    /// reads that from its own inventory ([`Self::host_access`]), never from a request.
     pub fn parameters(&self, cluster: &Cluster) -> ClusterParameters {
         let defaults = &self.defaults;
         let roles = HostRoles {
             control_plane: cluster.control_plane_hosts.clone(),
             workers: cluster.worker_hosts.clone(),
         };
-        let host_access = roles
-            .control_plane
-            .iter()
-            .chain(&roles.workers)
-            .filter_map(|id| self.host(id))
-            .map(|host| self.access(host))
-            .collect();
         ClusterParameters {
             cluster_name: cluster.name.clone(),
             kubernetes_version: cluster
@@ -252,7 +251,7 @@ impl Inventory {
             host_preparation: cluster
                 .host_preparation
                 .unwrap_or(defaults.host_preparation),
-            host_access,
+            host_access: Vec::new(),
         }
     }
 }

@@ -78,8 +78,12 @@ fn version_without_v_is_kept_and_numeric_looking_strings_stay_strings() {
 fn the_operator_inventory_from_cluster_parameters() {
     let inventory_file = shipped();
     let params = inventory_file.parameters(inventory_file.cluster("edge").expect("edge"));
+    let access: Vec<_> = params
+        .all_hosts()
+        .filter_map(|id| inventory_file.host_access(id))
+        .collect();
     let parsed = round_trip(&inventory(
-        &params.host_access,
+        &access,
         &params.kubernetes_version,
         &params.namespace(),
     ));

@@ -36,11 +36,15 @@ fn defaults_and_overrides_reach_the_parameters() {
         "the cluster's own"
     );
     assert_eq!(core.host_preparation, HostPreparation::Auto);
-    let access = &core.host_access;
-    assert_eq!(access.len(), 2);
-    assert_eq!(access[0].id, "host-1");
-    assert_eq!(access[0].address, "172.20.10.11");
-    assert_eq!(access[0].ssh_user, "ubuntu");
+    // Host access stays with the O-Cloud's inventory: requests never carry it.
+    assert!(core.host_access.is_empty(), "{:?}", core.host_access);
+    let access = inventory.host_access("host-1").expect("host-1");
+    assert_eq!(access.id, "host-1");
+    assert_eq!(access.hostname.as_deref(), Some("edge-node-1"));
+    assert_eq!(access.address, "172.20.10.11");
+    assert_eq!(access.ssh_user, "ubuntu", "from defaults");
+    assert!(!access.ssh_host_keys.is_empty());
+    assert_eq!(inventory.host_access("host-9"), None);
 }
 
 #[test]

@@ -8,8 +8,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::{
-    ClusterParameters, HostAccess, HostPreparation, KubernetesVersion, MIN_KUBERNETES,
-    UNSUPPORTED_KUBERNETES,
+    ClusterParameters, HostAccess, KubernetesVersion, MIN_KUBERNETES, UNSUPPORTED_KUBERNETES,
 };
 
 /// Longest cluster name: derived object names (`<name>-control-plane`, the
@@ -322,23 +321,8 @@ fn check_host_access(params: &ClusterParameters, errors: &mut Errors) {
             errors.add(&format!("hostAccess[{i}].{field}"), problem);
         }
     }
-    if params.host_preparation == HostPreparation::Auto {
-        let described: HashSet<&String> = params.host_access.iter().map(|a| &a.id).collect();
-        let missing: Vec<&str> = params
-            .all_hosts()
-            .filter(|h| !described.contains(h))
-            .map(String::as_str)
-            .collect();
-        if !missing.is_empty() {
-            errors.add(
-                "hostAccess",
-                format!(
-                    "hostPreparation is auto but no SSH access is given for {}; add them or set hostPreparation: skip",
-                    missing.join(", ")
-                ),
-            );
-        }
-    }
+    // hostPreparation: auto needs no hostAccess here: the O2IMS operator reads how hosts are
+    // reached from the O-Cloud's own inventory, and reports the hosts it cannot reach.
 }
 
 /// Validates a whole request for this template: template name and version and the parameters.
