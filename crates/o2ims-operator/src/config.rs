@@ -4,6 +4,9 @@ use std::time::Duration;
 
 use operator_kit::RuntimeOptions;
 
+/// The key of the host inventory ConfigMap holding the inventory (`input.json`'s format).
+pub const HOST_INVENTORY_KEY: &str = "input.json";
+
 #[derive(clap::Args, Clone, Debug)]
 pub struct Config {
     #[command(flatten)]
@@ -38,6 +41,19 @@ pub struct Config {
         default_value = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
     )]
     pub bootstrap_ca_file: std::path::PathBuf,
+    /// ConfigMap (in the operator's namespace, key `input.json`, the inventory format) of the
+    /// O-Cloud's hosts: how host preparation reaches each host (address, SSH user, hostname,
+    /// pinned SSH host keys). The admin's, so a request cannot aim the fleet's SSH key elsewhere.
+    #[arg(
+        long,
+        env = "HOST_INVENTORY_CONFIGMAP",
+        default_value = "lcm-inventory"
+    )]
+    pub host_inventory_configmap: String,
+    /// Accept `templateParameters.hostAccess` in requests, for hosts the host inventory lacks.
+    /// Off, such a request is refused: it would say where the fleet's SSH key is used.
+    #[arg(long, env = "ALLOW_REQUEST_HOST_ACCESS")]
+    pub allow_request_host_access: bool,
     /// Namespace the host agents register their ByoHosts in.
     #[arg(long, env = "BYOH_NAMESPACE", default_value = "byoh-hosts")]
     pub byoh_namespace: String,
@@ -65,7 +81,32 @@ impl Config {
         &self.runtime.pod_namespace
     }
 
+    /// Where host access comes from, for messages: `ConfigMap <namespace>/<name> (input.json)`.
+    pub fn host_inventory(&self) -> String {
+        format!(
+            "ConfigMap {}/{} ({HOST_INVENTORY_KEY})",
+            self.namespace(),
+            self.host_inventory_configmap
+        )
+    }
+
     pub fn timeout(seconds: u64) -> Duration {
         Duration::from_secs(seconds)
+    }
+}
+
+#[cfg(test)]
+impl Config {
+    /// The configuration of `o2ims-operator run --pod-namespace o2ims-system <args>`.
+    pub fn parse(args: &[&str]) -> Self {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            config: Config,
+        }
+        let all = ["o2ims-operator", "--pod-namespace", "o2ims-system"];
+        <Flags as clap::Parser>::try_parse_from(all.iter().chain(args))
+            .expect("flags")
+            .config
     }
 }

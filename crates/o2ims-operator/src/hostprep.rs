@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use lcm_core::PROVISIONING_REQUEST_LABEL;
 use lcm_core::capi::{Kind, MANAGED_BY};
 use lcm_core::names::label_value;
-use lcm_core::template::ClusterParameters;
+use lcm_core::template::{ClusterParameters, HostAccess};
 
 use crate::config::Config;
 
@@ -124,29 +124,25 @@ pub struct HostPreparation {
     pub objects: Vec<Value>,
 }
 
+/// `access`: how to reach each host to prepare (from the O-Cloud's host inventory).
 pub fn build(
     config: &Config,
     request_name: &str,
     owner: &Value,
     params: &ClusterParameters,
-    hosts: &[String],
+    access: &[HostAccess],
     bootstrap_kubeconfig: &str,
 ) -> HostPreparation {
-    let job_name = name(params, hosts);
-    let access: Vec<_> = params
-        .host_access
-        .iter()
-        .filter(|a| hosts.contains(&a.id))
-        .cloned()
-        .collect();
+    let hosts: Vec<String> = access.iter().map(|a| a.id.clone()).collect();
+    let job_name = name(params, &hosts);
     let inventory =
-        lcm_core::ansible::inventory(&access, &params.kubernetes_version, &config.byoh_namespace);
-    let metadata = metadata(config, request_name, owner, &job_name, hosts);
+        lcm_core::ansible::inventory(access, &params.kubernetes_version, &config.byoh_namespace);
+    let metadata = metadata(config, request_name, owner, &job_name, &hosts);
     let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "type": "Opaque",
         "data": {BOOTSTRAP_KUBECONFIG_KEY: base64(bootstrap_kubeconfig.as_bytes())}});
     let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata,
         "data": {"inventory.yaml": lcm_core::ansible::render(&inventory),
-                 "known_hosts": lcm_core::ansible::known_hosts(&access)}});
+                 "known_hosts": lcm_core::ansible::known_hosts(access)}});
     let secret_volume = |name: &str, secret: &str| json!({"name": name, "secret": {"secretName": secret, "defaultMode": 0o440}});
     let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": {
         "backoffLimit": 1,
@@ -280,21 +276,6 @@ mod tests {
         );
     }
 
-    fn config() -> Config {
-        #[derive(clap::Parser)]
-        struct Flags {
-            #[command(flatten)]
-            config: Config,
-        }
-        <Flags as clap::Parser>::try_parse_from([
-            "o2ims-operator",
-            "--pod-namespace",
-            "o2ims-system",
-        ])
-        .expect("defaults")
-        .config
-    }
-
     fn params() -> ClusterParameters {
         lcm_core::template::validate(&json!({
             "clusterName": "c", "kubernetesVersion": "v1.26.6", "controlPlaneEndpoint": {"host": "10.1.0.1"},
@@ -307,12 +288,13 @@ mod tests {
 
     #[test]
     fn the_job_verifies_host_keys_and_runs_unprivileged() {
+        let params = params();
         let built = build(
-            &config(),
+            &Config::parse(&[]),
             "req",
             &json!({}),
-            &params(),
-            &["h1".into()],
+            &params,
+            &params.host_access,
             "kubeconfig",
         );
         let (config_map, job) = (&built.objects[0], &built.objects[1]);

@@ -1,13 +1,21 @@
 //! Host preparation's I/O: whether every host of a request has registered, else following the
 //! Job that prepares the others, or creating it once BYOH has issued its bootstrap kubeconfig.
-//! The objects themselves are built in `hostprep`.
+//! How hosts are reached comes from the O-Cloud's own host inventory, not from requests. The
+//! objects themselves are built in `hostprep`.
 
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
+use kube::api::Api;
+use serde_json::Value;
 
 use lcm_core::conditions::Desired;
 use lcm_core::crd::ProvisioningRequest;
-use lcm_core::template::{ClusterParameters, HostPreparation};
+use lcm_core::inventory::Inventory;
+use lcm_core::template::{
+    ClusterParameters, FieldError, HostAccess, HostPreparation, ParameterErrors,
+};
 
+use crate::config::{Config, HOST_INVENTORY_KEY};
 use crate::context::Context;
 use crate::error::Result;
 use crate::hostprep::{self, JobOutcome};
@@ -15,13 +23,122 @@ use crate::reconcile::Hosts;
 use crate::status::HOSTS_PREPARED;
 use crate::{children, observe};
 
+/// `validation` of a request's `parameters`, refusing host access the request gives unless
+/// `allowed`: addresses, users and keys decide where the fleet's SSH key is used, and are the
+/// O-Cloud admin's to give, in the host `inventory`. Host access a running cluster was
+/// provisioned with (`applied`) is not refused again.
+pub fn refuse_request_host_access(
+    allowed: bool,
+    inventory: &str,
+    applied: Option<&ClusterParameters>,
+    parameters: &Value,
+    validation: std::result::Result<ClusterParameters, ParameterErrors>,
+) -> std::result::Result<ClusterParameters, ParameterErrors> {
+    let given = &parameters["hostAccess"];
+    let applied_access = applied.map(|a| serde_json::json!(a.host_access));
+    if allowed
+        || given.as_array().is_none_or(Vec::is_empty)
+        || applied_access.as_ref() == Some(given)
+    {
+        return validation;
+    }
+    let refusal = FieldError {
+        path: "templateParameters.hostAccess".into(),
+        message: format!(
+            "requests may not say how hosts are reached: not allowed on this O-Cloud, whose host inventory ({inventory}) does; remove it (the operator accepts it only with --allow-request-host-access)"
+        ),
+    };
+    match validation {
+        Ok(_) => Err(ParameterErrors(vec![refusal])),
+        Err(ParameterErrors(mut errors)) => {
+            errors.push(refusal);
+            Err(ParameterErrors(errors))
+        }
+    }
+}
+
+/// How host preparation reaches each of `hosts`: from the host inventory, else (only where the
+/// operator allows it) from the request's hostAccess; the hosts neither describes are `Err`.
+fn access(
+    inventory: Option<&Inventory>,
+    params: &ClusterParameters,
+    allow_request: bool,
+    hosts: &[String],
+) -> std::result::Result<Vec<HostAccess>, Vec<String>> {
+    let from_request = |id: &String| {
+        params
+            .host_access
+            .iter()
+            .find(|a| allow_request && &a.id == id)
+            .cloned()
+    };
+    let (mut found, mut missing) = (Vec::new(), Vec::new());
+    for id in hosts {
+        match inventory
+            .and_then(|i| i.host_access(id))
+            .or_else(|| from_request(id))
+        {
+            Some(access) => found.push(access),
+            None => missing.push(id.clone()),
+        }
+    }
+    if missing.is_empty() {
+        Ok(found)
+    } else {
+        Err(missing)
+    }
+}
+
+/// The host inventory ConfigMap's inventory (`None` when the ConfigMap does not exist), or the
+/// HostsPrepared condition saying why it cannot be used.
+async fn host_inventory(ctx: &Context) -> Result<std::result::Result<Option<Inventory>, Desired>> {
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ctx.config.namespace());
+    let Some(config_map) = api.get_opt(&ctx.config.host_inventory_configmap).await? else {
+        return Ok(Ok(None));
+    };
+    let text = config_map
+        .data
+        .as_ref()
+        .and_then(|d| d.get(HOST_INVENTORY_KEY))
+        .map(String::as_str)
+        .unwrap_or_default();
+    let parsed = Inventory::parse(&ctx.config.host_inventory(), text);
+    Ok(parsed.map(Some).map_err(|e| {
+        Desired::false_(
+            HOSTS_PREPARED,
+            "HostPreparationFailed",
+            format!("the host inventory cannot be used: {e}"),
+        )
+    }))
+}
+
+/// HostPreparationFailed for `missing` hosts that neither the host inventory nor an allowed
+/// request describes: nothing says how to reach them.
+fn not_in_inventory(config: &Config, missing: &[String], exists: bool) -> Desired {
+    let inventory = if exists {
+        format!("the host inventory, {}", config.host_inventory())
+    } else {
+        format!(
+            "the host inventory: {} does not exist",
+            config.host_inventory()
+        )
+    };
+    Desired::false_(
+        HOSTS_PREPARED,
+        "HostPreparationFailed",
+        format!(
+            "{} need preparation but are not in {inventory}; add them there, or register their ByoHosts",
+            missing.join(", ")
+        ),
+    )
+}
+
 /// HostPreparationFailed for hosts that have no pinned SSH host key: the Job would have to trust
 /// whatever answers at their address with the fleet's SSH key.
-fn unpinned(params: &ClusterParameters, missing: &[String]) -> Option<Desired> {
-    let unpinned: Vec<&str> = params
-        .host_access
+fn unpinned(config: &Config, access: &[HostAccess]) -> Option<Desired> {
+    let unpinned: Vec<&str> = access
         .iter()
-        .filter(|a| missing.contains(&a.id) && a.ssh_host_keys.is_empty())
+        .filter(|a| a.ssh_host_keys.is_empty())
         .map(|a| a.id.as_str())
         .collect();
     (!unpinned.is_empty()).then(|| {
@@ -29,8 +146,9 @@ fn unpinned(params: &ClusterParameters, missing: &[String]) -> Option<Desired> {
             HOSTS_PREPARED,
             "HostPreparationFailed",
             format!(
-                "no SSH host key is pinned for {}: give the inventory's sshHostKeys (templateParameters.hostAccess[].sshHostKeys), as ssh-keyscan prints them",
-                unpinned.join(", ")
+                "no SSH host key is pinned for {}: give their sshHostKeys, as ssh-keyscan prints them, in the host inventory ({})",
+                unpinned.join(", "),
+                config.host_inventory()
             ),
         )
     })
@@ -87,7 +205,18 @@ pub async fn prepare_hosts(
             Some(hostprep::outcome(job)),
         ),
         None => {
-            if let Some(unpinned) = unpinned(params, &missing) {
+            let inventory = match host_inventory(ctx).await? {
+                Ok(inventory) => inventory,
+                Err(unusable) => return Ok(unusable),
+            };
+            let allow = ctx.config.allow_request_host_access;
+            let access = match access(inventory.as_ref(), params, allow, &missing) {
+                Ok(access) => access,
+                Err(unknown) => {
+                    return Ok(not_in_inventory(&ctx.config, &unknown, inventory.is_some()));
+                }
+            };
+            if let Some(unpinned) = unpinned(&ctx.config, &access) {
                 return Ok(unpinned);
             }
             let name = hostprep::name(params, &missing);
@@ -101,7 +230,7 @@ pub async fn prepare_hosts(
                 &request.name_any(),
                 &owner,
                 params,
-                &missing,
+                &access,
                 &kubeconfig,
             );
             children::apply_secret(ctx, &preparation.secret).await?;
@@ -202,22 +331,125 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    #[test]
-    fn a_host_without_a_pinned_key_is_not_prepared() {
-        let params = lcm_core::template::validate(&json!({
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1xFkK3JrBEAWJ8qfusMvXIUw+xkDzE2wIlhxeSGkiB";
+
+    fn config(allow: bool) -> Config {
+        Config::parse(if allow {
+            &["--allow-request-host-access"]
+        } else {
+            &[]
+        })
+    }
+
+    fn parameters(host_access: Value) -> Value {
+        json!({
             "clusterName": "c", "kubernetesVersion": "v1.26.6", "controlPlaneEndpoint": {"host": "10.1.0.1"},
             "hosts": {"controlPlane": ["h1"], "workers": ["h2"]}, "hostPreparation": "auto",
-            "hostAccess": [
-                {"id": "h1", "address": "10.0.0.1", "sshUser": "ubuntu", "sshHostKeys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1x"]},
-                {"id": "h2", "address": "10.0.0.2", "sshUser": "ubuntu"},
-            ],
-        }))
+            "hostAccess": host_access,
+        })
+    }
+
+    fn checked(
+        config: &Config,
+        applied: Option<&ClusterParameters>,
+        parameters: &Value,
+    ) -> std::result::Result<ClusterParameters, ParameterErrors> {
+        let validation = lcm_core::template::validate(parameters);
+        let (allowed, inventory) = (config.allow_request_host_access, config.host_inventory());
+        refuse_request_host_access(allowed, &inventory, applied, parameters, validation)
+    }
+
+    #[test]
+    fn request_host_access_is_refused_unless_allowed() {
+        let given = parameters(json!([{"id": "h2", "address": "10.0.0.2", "sshUser": "ubuntu"}]));
+        let errors = checked(&config(false), None, &given).expect_err("refused");
+        let text = errors.to_string();
+        assert!(
+            text.starts_with("templateParameters.hostAccess: ")
+                && text.contains("not allowed on this O-Cloud")
+                && text.contains("ConfigMap o2ims-system/lcm-inventory")
+                && text.contains("--allow-request-host-access"),
+            "{text}"
+        );
+        assert!(checked(&config(true), None, &given).is_ok());
+        assert!(checked(&config(false), None, &parameters(json!([]))).is_ok());
+        // Other problems are reported beside the refusal.
+        let bad = parameters(json!([{"id": "h2", "address": "10.0.0.2", "sshUser": "root; id"}]));
+        let errors = checked(&config(false), None, &bad).expect_err("refused");
+        let paths: Vec<&str> = errors.0.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "templateParameters.hostAccess[0].sshUser",
+                "templateParameters.hostAccess"
+            ]
+        );
+        // A cluster provisioned with host access keeps it; adding to it is refused.
+        let applied = lcm_core::template::validate(&given).expect("valid");
+        assert!(checked(&config(false), Some(&applied), &given).is_ok());
+        let more = parameters(json!([
+            {"id": "h1", "address": "10.0.0.1", "sshUser": "ubuntu"},
+            {"id": "h2", "address": "10.0.0.2", "sshUser": "ubuntu"},
+        ]));
+        assert!(checked(&config(false), Some(&applied), &more).is_err());
+    }
+
+    #[test]
+    fn access_comes_from_the_inventory_then_an_allowed_request() {
+        let inventory = Inventory::parse(
+            "input.json",
+            &json!({"hosts": [{"id": "h1", "hostname": "node-1", "address": "10.0.0.1", "sshHostKeys": [KEY]}], "clusters": []}).to_string(),
+        )
+        .expect("inventory");
+        let params = lcm_core::template::validate(&parameters(json!([
+            {"id": "h1", "address": "192.0.2.66", "sshUser": "attacker"},
+            {"id": "h2", "address": "10.0.0.2", "sshUser": "ubuntu"},
+        ])))
         .expect("valid");
-        assert!(unpinned(&params, &["h1".into()]).is_none());
-        let failed = unpinned(&params, &["h1".into(), "h2".into()]).expect("h2 has no key");
+        let hosts = ["h1".to_string(), "h2".to_string()];
+        assert_eq!(
+            access(Some(&inventory), &params, false, &hosts),
+            Err(vec!["h2".to_string()])
+        );
+        let found = access(Some(&inventory), &params, true, &hosts).expect("both");
+        assert_eq!(found[0].address, "10.0.0.1", "the inventory wins");
+        assert_eq!(found[0].hostname.as_deref(), Some("node-1"));
+        assert_eq!(
+            found[1].address, "10.0.0.2",
+            "the request's, for a host the inventory lacks"
+        );
+        assert_eq!(access(None, &params, false, &hosts), Err(hosts.to_vec()));
+        let missing = not_in_inventory(&config(false), &["h2".into()], false);
+        assert_eq!(missing.reason, "HostPreparationFailed");
+        assert!(
+            missing.message.contains("h2")
+                && missing
+                    .message
+                    .contains("ConfigMap o2ims-system/lcm-inventory (input.json) does not exist"),
+            "{}",
+            missing.message
+        );
+    }
+
+    #[test]
+    fn a_host_without_a_pinned_key_is_not_prepared() {
+        let params = lcm_core::template::validate(&parameters(json!([
+            {"id": "h1", "address": "10.0.0.1", "sshUser": "ubuntu", "sshHostKeys": [KEY]},
+            {"id": "h2", "address": "10.0.0.2", "sshUser": "ubuntu"},
+        ])))
+        .expect("valid");
+        let config = config(true);
+        assert!(unpinned(&config, &params.host_access[..1]).is_none());
+        let failed = unpinned(&config, &params.host_access).expect("h2 has no key");
         assert_eq!(failed.reason, "HostPreparationFailed");
         assert!(
-            failed.message.contains("h2") && failed.message.contains("sshHostKeys"),
+            failed.message.contains("h2")
+                && !failed.message.contains("h1")
+                && failed.message.contains("sshHostKeys")
+                && failed
+                    .message
+                    .contains("ConfigMap o2ims-system/lcm-inventory"),
             "{}",
             failed.message
         );

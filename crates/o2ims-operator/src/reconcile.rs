@@ -75,10 +75,16 @@ async fn provision(request: &ProvisioningRequest, ctx: &Context) -> Result<Actio
         None => Observed::default(),
     };
     let spec = &request.spec;
-    let validation = template::validate_request(
-        &spec.template_name,
-        &spec.template_version,
+    let validation = preparation::refuse_request_host_access(
+        ctx.config.allow_request_host_access,
+        &ctx.config.host_inventory(),
+        applied.as_ref(),
         &spec.template_parameters,
+        template::validate_request(
+            &spec.template_name,
+            &spec.template_version,
+            &spec.template_parameters,
+        ),
     );
     let (params, applied, validated) = match plan(
         ctx,

@@ -15,6 +15,9 @@ pub struct Args {
     /// Calico manifest to embed in the CNI ConfigMap (otherwise only the ClusterResourceSet is printed).
     #[arg(long)]
     calico_manifest: Option<PathBuf>,
+    /// Accept `templateParameters.hostAccess`, as the operator does with this flag.
+    #[arg(long)]
+    allow_request_host_access: bool,
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -23,10 +26,16 @@ pub fn run(args: &Args) -> Result<()> {
     let request: ProvisioningRequest = yaml::from_str(&text)
         .with_context(|| format!("{} is not a ProvisioningRequest", args.file.display()))?;
     let spec = &request.spec;
-    let params = template::validate_request(
-        &spec.template_name,
-        &spec.template_version,
+    let params = crate::preparation::refuse_request_host_access(
+        args.allow_request_host_access,
+        "--host-inventory-configmap",
+        None,
         &spec.template_parameters,
+        template::validate_request(
+            &spec.template_name,
+            &spec.template_version,
+            &spec.template_parameters,
+        ),
     )
     .map_err(|errors| {
         let lines: Vec<String> = errors.0.iter().map(|e| format!("  {e}")).collect();

@@ -3,13 +3,18 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn render(file: &Path) -> Output {
+fn render_with(file: &Path, flags: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_o2ims-operator"))
         .arg("render")
         .arg("-f")
         .arg(file)
+        .args(flags)
         .output()
         .expect("o2ims-operator runs")
+}
+
+fn render(file: &Path) -> Output {
+    render_with(file, &[])
 }
 
 #[test]
@@ -41,6 +46,12 @@ fn renders_the_example_request() {
     }
 }
 
+/// Host access as a request would give it.
+const HOST_ACCESS: &str = "    hostPreparation: auto
+    hostAccess:
+      - { id: host-5, address: 172.20.10.15, sshUser: ubuntu }
+";
+
 #[test]
 fn bad_input_fails_naming_the_field() {
     let dir = std::env::temp_dir().join(format!("o2ims-render-{}", std::process::id()));
@@ -69,6 +80,11 @@ fn bad_input_fails_naming_the_field() {
             "templateParameters.kubernetesVersion",
         ),
         (
+            "host-access.yaml",
+            example.replace("    hostPreparation: auto\n", HOST_ACCESS),
+            "templateParameters.hostAccess: requests may not say how hosts are reached: not allowed on this O-Cloud",
+        ),
+        (
             "notyaml.yaml",
             "spec: [".to_string(),
             "is not a ProvisioningRequest",
@@ -86,6 +102,16 @@ fn bad_input_fails_naming_the_field() {
             "{name}: nothing is printed on failure"
         );
     }
+    // As the operator with --allow-request-host-access would.
+    let allowed = render_with(
+        &dir.join("host-access.yaml"),
+        &["--allow-request-host-access"],
+    );
+    assert!(
+        allowed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&allowed.stderr)
+    );
     let missing = render(&dir.join("absent.yaml"));
     assert!(!missing.status.success());
     std::fs::remove_dir_all(&dir).ok();
