@@ -121,7 +121,7 @@ fn the_chart_sets_only_flags_and_variables_the_operators_read() -> anyhow::Resul
         "--set-file",
         INVENTORY,
         "--set",
-        "o2ims.hostPreparation.bootstrapApiServer=https://192.0.2.1:6443",
+        "o2ims.hostPreparation.bootstrapApiServer=https://192.0.2.1:6443,o2ims.hostPreparation.allowRequestHostAccess=true",
         "--set",
         "focom.allowedOCloudNamespaces={smo-a,smo-b},focom.templateNamespace=catalogue",
     ])?;
@@ -142,14 +142,20 @@ fn the_chart_sets_only_flags_and_variables_the_operators_read() -> anyhow::Resul
     }
     let o2ims = &named(&objects, "Deployment", "o2ims-operator")?["spec"]["template"]["spec"]["containers"]
         [0]["env"];
-    ensure!(
-        o2ims
-            .as_array()
-            .context("env")?
-            .iter()
-            .any(|e| e["name"] == "BOOTSTRAP_APISERVER" && e["value"] == "https://192.0.2.1:6443"),
-        "the bootstrap API server reaches the O2IMS operator: {o2ims}"
-    );
+    for (variable, value) in [
+        ("BOOTSTRAP_APISERVER", "https://192.0.2.1:6443"),
+        ("ALLOW_REQUEST_HOST_ACCESS", "true"),
+        ("HOST_INVENTORY_CONFIGMAP", "lcm-inventory"),
+    ] {
+        ensure!(
+            o2ims
+                .as_array()
+                .context("env")?
+                .iter()
+                .any(|e| e["name"] == variable && e["value"] == value),
+            "{variable} reaches the O2IMS operator: {o2ims}"
+        );
+    }
     for name in ["focom-operator", "o2ims-operator"] {
         let container =
             &named(&objects, "Deployment", name)?["spec"]["template"]["spec"]["containers"][0];
