@@ -128,13 +128,16 @@ impl World {
             )
             .await?;
         }
-        apply(
-            &client,
-            &json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "lcm-inventory", "namespace": FOCOM_NAMESPACE},
-            "data": {"input.json": options.inventory}}),
-        )
-        .await?;
+        // As the chart installs it: FOCOM's inventory, and O2IMS's copy saying how hosts are reached.
+        for namespace in [FOCOM_NAMESPACE, O2IMS_NAMESPACE] {
+            apply(
+                &client,
+                &json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "lcm-inventory", "namespace": namespace},
+                "data": {"input.json": options.inventory}}),
+            )
+            .await?;
+        }
         // The simulated clusters run no CNI; this stand-in only lets the ClusterResourceSet be complete.
         apply(&client, &json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "calico-manifest", "namespace": O2IMS_NAMESPACE},

@@ -152,9 +152,11 @@ async fn assert_all_released(client: &Client) -> anyhow::Result<()> {
 #[tokio::test]
 async fn every_selection_mode_reaches_synced_and_deletion_returns_the_hosts() -> anyhow::Result<()>
 {
-    // The fully described cluster says how its hosts are reached, which the admin allows here.
+    // The fully described cluster says how its hosts are reached, which the admin allows here
+    // (both operators; the O-Cloud's inventory still wins for the hosts it has).
     let mut options = WorldOptions::from_inventory(&shipped())?;
     options.focom_args = vec!["--allow-request-host-access".into()];
+    options.o2ims_args = vec!["--allow-request-host-access".into()];
     let world = World::start(options).await?;
     let client = world.client()?;
 

@@ -301,14 +301,74 @@ async fn a_stage_timeout_or_missing_configuration_fails_the_request_with_its_cau
     );
 
     // Host preparation with an operator not told where hosts register fails, naming the flag.
+    let host = json!({"id": "unprepared-h1", "hostname": "unprepared-node1", "address": "192.0.2.9", "sshHostKeys": [HOST_KEY]});
+    add_to_host_inventory(&w.client, &w.namespace, &[host]).await?;
     let mut parameters = parameters("unprepared", &["unprepared-h1"], &[], "172.30.0.11");
     parameters["hostPreparation"] = json!("auto");
-    parameters["hostAccess"] = json!([{"id": "unprepared-h1", "address": "192.0.2.9", "sshUser": "ubuntu", "sshHostKeys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1xFkK3JrBEAWJ8qfusMvXIUw+xkDzE2wIlhxeSGkiB"]}]);
     create(&w.client, &request("unprepared", parameters)).await?;
     let pr = wait_state(&w.client, "unprepared", ProvisioningState::Failed).await?;
     let (_, reason, text) = condition(&pr, "HostsPrepared").expect("condition");
     assert_eq!(reason, "HostPreparationFailed");
     assert!(text.contains("--bootstrap-apiserver"), "{text}");
+    Ok(())
+}
+
+/// With --allow-request-host-access a request may say how to reach the hosts the host inventory
+/// lacks; for the hosts it has, the inventory still decides.
+#[tokio::test]
+async fn allowed_request_host_access_only_fills_in_what_the_inventory_lacks() -> anyhow::Result<()>
+{
+    let w = world().await?;
+    let mut args = w.cluster.host_registration_args();
+    args.push("--allow-request-host-access".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let _operator = w.operator(&args).await?;
+    let s = Scenario::new("filled-in");
+    add_to_host_inventory(&w.client, &w.namespace, &[s.inventory_host(1)]).await?;
+    let mut parameters = s.parameters(&[1], &[2]);
+    parameters["hostPreparation"] = json!("auto");
+    parameters["hostAccess"] = json!([
+        {"id": s.host(1), "address": "198.51.100.66", "sshUser": "other", "sshHostKeys": [HOST_KEY]},
+        {"id": s.host(2), "hostname": s.hostname(2), "address": "198.51.100.2", "sshUser": "ubuntu", "sshHostKeys": [HOST_KEY]},
+    ]);
+    create(&w.client, &request(&s.request, parameters)).await?;
+    let selector = format!("{}={}", lcm_core::PROVISIONING_REQUEST_LABEL, s.request);
+    drive::issue_bootstrap_kubeconfig(&w.client, &w.namespace, &selector).await?;
+    wait_request(&w.client, &s.request, "host preparation to start", |r| {
+        condition(r, "HostsPrepared").is_some_and(|c| c.1 == "Preparing")
+    })
+    .await?;
+    let config_maps =
+        Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(w.client.clone(), &w.namespace);
+    let mut data = config_maps
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items
+        .remove(0)
+        .data
+        .unwrap_or_default();
+    let inventory: serde_json::Value =
+        lcm_core::yaml::from_str(&data.remove("inventory.yaml").unwrap_or_default())?;
+    let hosts = &inventory["all"]["children"][lcm_core::ansible::GROUP]["hosts"];
+    assert_eq!(
+        hosts[s.host(1)]["ansible_host"],
+        "192.0.2.1",
+        "the inventory's: {hosts}"
+    );
+    assert_eq!(
+        hosts[s.host(1)]["ansible_user"],
+        "ubuntu",
+        "the inventory's: {hosts}"
+    );
+    assert_eq!(
+        hosts[s.host(2)]["ansible_host"],
+        "198.51.100.2",
+        "the request's: {hosts}"
+    );
+    assert_eq!(
+        data.remove("known_hosts").as_deref(),
+        Some(format!("192.0.2.1 {HOST_KEY}\n198.51.100.2 {HOST_KEY}\n").as_str())
+    );
     Ok(())
 }
 

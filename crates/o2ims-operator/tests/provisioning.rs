@@ -326,11 +326,11 @@ async fn host_preparation_runs_a_job_for_exactly_the_missing_hosts() -> anyhow::
     let (client, fixture) = setup().await?;
     let s = Scenario::new("prep");
     s.register(&client, &[1]).await?;
+    // How the hosts are reached is the O-Cloud's to say: its host inventory, not the request.
+    let hosts: Vec<_> = [1, 2, 3].iter().map(|i| s.inventory_host(*i)).collect();
+    add_to_host_inventory(&client, &fixture.namespace, &hosts).await?;
     let mut parameters = s.parameters(&[1], &[2, 3]);
     parameters["hostPreparation"] = json!("auto");
-    parameters["hostAccess"] = json!([1, 2, 3].iter().map(|i| json!({
-        "id": s.host(*i), "hostname": s.hostname(*i), "address": format!("192.0.2.{i}"), "sshUser": "ubuntu", "sshHostKeys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1xFkK3JrBEAWJ8qfusMvXIUw+xkDzE2wIlhxeSGkiB"],
-    })).collect::<Vec<_>>());
     create(&client, &request(&s.request, parameters)).await?;
     let selector = format!("{}={}", lcm_core::PROVISIONING_REQUEST_LABEL, s.request);
 
@@ -400,13 +400,8 @@ async fn host_preparation_runs_a_job_for_exactly_the_missing_hosts() -> anyhow::
         client.clone(),
         &fixture.namespace,
     );
-    let inventory = config_maps
-        .get(&job.name_any())
-        .await?
-        .data
-        .expect("data")
-        .remove("inventory.yaml")
-        .expect("inventory");
+    let mut data = config_maps.get(&job.name_any()).await?.data.expect("data");
+    let inventory = data.remove("inventory.yaml").expect("inventory");
     let inventory: serde_json::Value = lcm_core::yaml::from_str(&inventory)?;
     let hosts = inventory["all"]["children"][lcm_core::ansible::GROUP]["hosts"]
         .as_object()
@@ -418,6 +413,32 @@ async fn host_preparation_runs_a_job_for_exactly_the_missing_hosts() -> anyhow::
         [&s.host(2), &s.host(3)],
         "only hosts without a ByoHost are prepared"
     );
+    // As the host inventory says (its default SSH user), each host verified against its key.
+    assert_eq!(hosts[&s.host(2)]["ansible_host"], "192.0.2.2");
+    assert_eq!(hosts[&s.host(2)]["ansible_user"], "ubuntu");
+    assert_eq!(hosts[&s.host(3)]["byoh_hostname"], json!(s.hostname(3)));
+    assert_eq!(
+        data.remove("known_hosts").as_deref(),
+        Some(format!("192.0.2.2 {HOST_KEY}\n192.0.2.3 {HOST_KEY}\n").as_str())
+    );
+    let env: Vec<(String, Option<String>)> = pod.containers[0]
+        .env
+        .iter()
+        .flatten()
+        .map(|e| (e.name.clone(), e.value.clone()))
+        .collect();
+    for (name, value) in [
+        ("ANSIBLE_HOST_KEY_CHECKING", "True"),
+        (
+            "ANSIBLE_SSH_ARGS",
+            "-o StrictHostKeyChecking=yes -o UserKnownHostsFile=/etc/lcm/inventory/known_hosts",
+        ),
+    ] {
+        assert!(
+            env.contains(&(name.into(), Some(value.into()))),
+            "{name}={value} in {env:?}"
+        );
+    }
     assert!(
         drive::get(&client, Kind::Cluster, &s.namespace(), &s.name)
             .await?
@@ -472,6 +493,114 @@ async fn host_preparation_runs_a_job_for_exactly_the_missing_hosts() -> anyhow::
     assert_eq!(
         condition(&pr, "HostsPrepared").map(|c| c.1),
         Some("HostsRegistered".into())
+    );
+    Ok(())
+}
+
+/// Request-supplied host access would aim the fleet's SSH key where the request says: refused by
+/// default, even for hosts the host inventory has, and nothing is created.
+#[tokio::test]
+async fn host_access_in_a_request_is_refused_by_default() -> anyhow::Result<()> {
+    let (client, fixture) = setup().await?;
+    let s = Scenario::new("given-access");
+    add_to_host_inventory(&client, &fixture.namespace, &[s.inventory_host(1)]).await?;
+    let mut parameters = s.parameters(&[1], &[]);
+    parameters["hostPreparation"] = json!("auto");
+    parameters["hostAccess"] = json!([{"id": s.host(1), "address": "198.51.100.66", "sshUser": "ubuntu", "sshHostKeys": [HOST_KEY]}]);
+    create(&client, &request(&s.request, parameters)).await?;
+    let pr = wait_state(&client, &s.request, ProvisioningState::Failed).await?;
+    let (status, reason, text) = condition(&pr, "ProvisioningRequestValidated").expect("condition");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "InvalidParameters")
+    );
+    assert!(
+        text.starts_with("templateParameters.hostAccess: ")
+            && text.contains("not allowed on this O-Cloud")
+            && text.contains(&format!("ConfigMap {}/{HOST_INVENTORY}", fixture.namespace))
+            && text.contains("--allow-request-host-access"),
+        "{text}"
+    );
+    let namespaces = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone());
+    assert!(
+        namespaces.get_opt(&s.namespace()).await?.is_none(),
+        "nothing is created"
+    );
+    assert_no_preparation(&client, fixture, &s).await
+}
+
+/// A host the host inventory lacks, or has without a pinned SSH host key, is not prepared: the
+/// request fails naming the host and what to add, and no Job runs.
+#[tokio::test]
+async fn hosts_the_inventory_does_not_pin_are_not_prepared() -> anyhow::Result<()> {
+    let (client, fixture) = setup().await?;
+    let unknown = Scenario::new("unknown-host");
+    let unpinned = Scenario::new("unpinned");
+    let mut host = unpinned.inventory_host(1);
+    host.as_object_mut().expect("host").remove("sshHostKeys");
+    add_to_host_inventory(&client, &fixture.namespace, &[host]).await?;
+    let inventory = format!(
+        "ConfigMap {}/{HOST_INVENTORY} (input.json)",
+        fixture.namespace
+    );
+    for (s, expected) in [
+        (
+            &unknown,
+            format!(
+                "{} need preparation but are not in the host inventory, {inventory}",
+                unknown.host(1)
+            ),
+        ),
+        (
+            &unpinned,
+            format!(
+                "no SSH host key is pinned for {}: give their sshHostKeys",
+                unpinned.host(1)
+            ),
+        ),
+    ] {
+        let mut parameters = s.parameters(&[1], &[]);
+        parameters["hostPreparation"] = json!("auto");
+        create(&client, &request(&s.request, parameters)).await?;
+        let pr = wait_state(&client, &s.request, ProvisioningState::Failed).await?;
+        let (status, reason, text) = condition(&pr, "HostsPrepared").expect("condition");
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("False", "HostPreparationFailed")
+        );
+        assert!(
+            text.contains(&expected) && text.contains(&inventory),
+            "{text}"
+        );
+        assert_no_preparation(&client, fixture, s).await?;
+    }
+    Ok(())
+}
+
+/// Nothing prepares the hosts of `s`: no Job, inventory or bootstrap kubeconfig in the operator's
+/// namespace.
+async fn assert_no_preparation(
+    client: &Client,
+    fixture: &Fixture,
+    s: &Scenario,
+) -> anyhow::Result<()> {
+    let selector = format!("{}={}", lcm_core::PROVISIONING_REQUEST_LABEL, s.request);
+    let params = ListParams::default().labels(&selector);
+    let jobs =
+        Api::<k8s_openapi::api::batch::v1::Job>::namespaced(client.clone(), &fixture.namespace);
+    let config_maps = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
+        client.clone(),
+        &fixture.namespace,
+    );
+    let bootstrap = drive::api(client, Kind::BootstrapKubeconfig, &fixture.namespace);
+    assert!(jobs.list(&params).await?.items.is_empty(), "no Job");
+    assert!(
+        config_maps.list(&params).await?.items.is_empty(),
+        "no inventory"
+    );
+    assert!(
+        bootstrap.list(&params).await?.items.is_empty(),
+        "no bootstrap kubeconfig"
     );
     Ok(())
 }

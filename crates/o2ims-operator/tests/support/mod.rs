@@ -11,12 +11,61 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Client;
 use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
 use lcm_core::crd::{ProvisioningRequest, ProvisioningRequestSpec, ProvisioningState};
 use serde_json::{Value, json};
 
 pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The host inventory ConfigMap (key `input.json`) the operator reads how hosts are reached
+/// from: `--host-inventory-configmap`'s default.
+pub const HOST_INVENTORY: &str = "lcm-inventory";
+/// An ed25519 SSH host key, as `ssh-keyscan` prints it.
+pub const HOST_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1xFkK3JrBEAWJ8qfusMvXIUw+xkDzE2wIlhxeSGkiB";
+
+/// Adds `hosts` (entries of `input.json`'s `hosts`) to the host inventory of the operator in
+/// `namespace`, creating it: tests sharing an operator each add their own hosts, so a write that
+/// raced another is retried on the new content.
+pub async fn add_to_host_inventory(
+    client: &Client,
+    namespace: &str,
+    hosts: &[Value],
+) -> anyhow::Result<()> {
+    let api = Api::<ConfigMap>::namespaced(client.clone(), namespace);
+    loop {
+        let current = api.get_opt(HOST_INVENTORY).await?;
+        let mut inventory: Value = match current.as_ref().and_then(|c| c.data.as_ref()) {
+            Some(data) => {
+                serde_json::from_str(data.get("input.json").map_or("{}", String::as_str))?
+            }
+            None => json!({"hosts": [], "clusters": []}),
+        };
+        if let Some(all) = inventory["hosts"].as_array_mut() {
+            all.extend(hosts.iter().cloned());
+        }
+        let data = [("input.json".to_string(), inventory.to_string())].into();
+        let written = match current {
+            Some(mut config_map) => {
+                config_map.data = Some(data);
+                api.replace(HOST_INVENTORY, &PostParams::default(), &config_map)
+                    .await
+            }
+            None => {
+                let mut config_map = ConfigMap::default();
+                config_map.metadata.name = Some(HOST_INVENTORY.into());
+                config_map.data = Some(data);
+                api.create(&PostParams::default(), &config_map).await
+            }
+        };
+        match written {
+            Err(kube::Error::Api(status)) if status.code == 409 => continue,
+            written => return Ok(written.map(drop)?),
+        }
+    }
+}
 
 /// Parameters of a cluster `name` with one control-plane host and the given workers.
 pub fn parameters(name: &str, control_plane: &[&str], workers: &[&str], vip: &str) -> Value {
@@ -207,6 +256,10 @@ impl Scenario {
     }
     pub fn namespace(&self) -> String {
         format!("cluster-{}", self.name)
+    }
+    /// Host `i` as the O-Cloud's host inventory describes it: at 192.0.2.`i`, with a pinned key.
+    pub fn inventory_host(&self, i: usize) -> Value {
+        json!({"id": self.host(i), "hostname": self.hostname(i), "address": format!("192.0.2.{i}"), "sshHostKeys": [HOST_KEY]})
     }
     pub fn parameters(&self, control_plane: &[usize], workers: &[usize]) -> serde_json::Value {
         let ids = |hosts: &[usize]| hosts.iter().map(|i| self.host(*i)).collect::<Vec<_>>();
