@@ -68,8 +68,11 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action> {
     }
     let namespace = job.namespace().unwrap_or_default();
     let complete = holds(&status, "Complete");
-    let hosts = match inventory(&ctx, &namespace, &job.name_any()).await? {
-        Some(inventory) => prepared_hosts(&inventory, &ctx.config),
+    let (hosts, agent_verifiable) = match inventory(&ctx, &namespace, &job.name_any()).await? {
+        Some(inventory) => (
+            prepared_hosts(&inventory, &ctx.config),
+            agent_verifiable(&inventory),
+        ),
         // Cleaned up after the Job did its work.
         None if complete => return Ok(Action::await_change()),
         // Without it the Job's pod cannot start; the operator creates it first.
@@ -93,6 +96,10 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action> {
             .collect();
         let api: Api<Job> = Api::namespaced(ctx.client.clone(), &namespace);
         run_job(&ctx, &api, &job, &status).await?;
+        if !agent_verifiable {
+            tracing::warn!(job = %job.name_any(), "the playbook refuses an agent without a checksum");
+            return fail(&api, &job).await.map(|()| Action::await_change());
+        }
         if !failing.is_empty() {
             tracing::warn!(job = %job.name_any(), hosts = ?failing, "fault: host preparation fails");
             return fail(&api, &job).await.map(|()| Action::await_change());
@@ -145,6 +152,16 @@ async fn inventory(ctx: &Context, namespace: &str, name: &str) -> Result<Option<
     lcm_core::yaml::from_str(&text)
         .map(Some)
         .map_err(|e| Error::Invalid(format!("{namespace}/{name} {INVENTORY_KEY}: {e}")))
+}
+
+/// Whether the playbook's `byoh_agent` role gets past its first task, which asserts that the
+/// agent binary comes with a checksum or is explicitly allowed unverified.
+fn agent_verifiable(inventory: &Value) -> bool {
+    let vars = &inventory["all"]["children"][lcm_core::ansible::GROUP]["vars"];
+    vars["byoh_agent_checksum"]
+        .as_str()
+        .is_some_and(|c| !c.is_empty())
+        || vars["byoh_agent_allow_unverified"] == true
 }
 
 /// The hosts of an inventory as `lcm_core::ansible` writes it; what it does not say (hostname,
@@ -304,5 +321,21 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn the_playbook_refuses_an_agent_without_a_checksum_unless_allowed() {
+        let base = || lcm_core::ansible::inventory(&[], "v1.26.6", "pool");
+        assert!(!agent_verifiable(&base()));
+        for (name, value, verifiable) in [
+            ("byoh_agent_checksum", json!("sha256:00"), true),
+            ("byoh_agent_checksum", json!(""), false),
+            ("byoh_agent_allow_unverified", json!(true), true),
+            ("byoh_agent_allow_unverified", json!(false), false),
+        ] {
+            let mut inventory = base();
+            lcm_core::ansible::set_group_var(&mut inventory, name, value.clone());
+            assert_eq!(agent_verifiable(&inventory), verifiable, "{name}: {value}");
+        }
     }
 }

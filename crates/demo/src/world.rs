@@ -83,7 +83,7 @@ impl Operator {
         let (binary, namespace, args) = match self {
             // The hosts the operator prepares register at this API server.
             Operator::O2ims => {
-                let mut args = cluster.host_registration_args();
+                let mut args = cluster.host_preparation_args();
                 args.extend(options.o2ims_args.iter().cloned());
                 ("o2ims-operator", O2IMS_NAMESPACE, args)
             }

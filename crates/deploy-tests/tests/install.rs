@@ -247,8 +247,8 @@ async fn run_end_to_end(
         "spec": {"o2imsSecret": {"secretRef": {"name": "o-cloud-kubeconfig", "namespace": focom}}}});
     apply(admin, &ocloud, false).await?;
 
-    let registration = cluster.host_registration_args();
-    let registration: Vec<&str> = registration.iter().map(String::as_str).collect();
+    let preparation = cluster.host_preparation_args();
+    let preparation: Vec<&str> = preparation.iter().map(String::as_str).collect();
     let operators = [
         start(
             &binaries[0],
@@ -263,7 +263,7 @@ async fn run_end_to_end(
             &kubeconfigs[1],
             &o2ims,
             "o2ims-operator-0",
-            &registration,
+            &preparation,
         )
         .await?,
     ];

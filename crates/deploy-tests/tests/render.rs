@@ -123,6 +123,14 @@ fn the_chart_sets_only_flags_and_variables_the_operators_read() -> anyhow::Resul
         "--set",
         "o2ims.hostPreparation.bootstrapApiServer=https://192.0.2.1:6443,o2ims.hostPreparation.allowRequestHostAccess=true",
         "--set",
+        &format!(
+            "o2ims.hostPreparation.image={PINNED_IMAGE},o2ims.hostPreparation.allowUnpinnedImage=true"
+        ),
+        "--set",
+        &format!(
+            "o2ims.hostPreparation.agentChecksum={AGENT_CHECKSUM},o2ims.hostPreparation.allowUnverifiedAgent=true"
+        ),
+        "--set",
         "focom.allowedOCloudNamespaces={smo-a,smo-b},focom.templateNamespace=catalogue",
     ])?;
     let focom_env = &named(&objects, "Deployment", "focom-operator")?["spec"]["template"]["spec"]["containers"]
@@ -145,6 +153,10 @@ fn the_chart_sets_only_flags_and_variables_the_operators_read() -> anyhow::Resul
     for (variable, value) in [
         ("BOOTSTRAP_APISERVER", "https://192.0.2.1:6443"),
         ("ALLOW_REQUEST_HOST_ACCESS", "true"),
+        ("HOST_PREPARATION_IMAGE", PINNED_IMAGE),
+        ("ALLOW_UNPINNED_HOST_PREPARATION_IMAGE", "true"),
+        ("BYOH_AGENT_CHECKSUM", AGENT_CHECKSUM),
+        ("ALLOW_UNVERIFIED_BYOH_AGENT", "true"),
         ("HOST_INVENTORY_CONFIGMAP", "lcm-inventory"),
     ] {
         ensure!(
@@ -299,6 +311,40 @@ fn replicas_without_leader_election_are_refused() -> anyhow::Result<()> {
     ensure!(
         format!("{refused:#}").contains("2 replicas without leader election"),
         "{refused:#}"
+    );
+    Ok(())
+}
+
+const PINNED_IMAGE: &str = "registry.example.org/runner@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+const AGENT_CHECKSUM: &str =
+    "sha256:fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+
+/// The host-preparation Jobs hold the fleet's SSH key: an image named by tag is refused at
+/// render unless allowed, one pinned by digest reaches the operator.
+#[test]
+fn a_host_preparation_image_must_be_pinned_by_digest() -> anyhow::Result<()> {
+    let by_tag = "o2ims.hostPreparation.image=quay.io/ansible/ansible-runner:latest";
+    let refused = helm_template(&["--set", by_tag])
+        .err()
+        .context("an image named by tag was rendered")?;
+    ensure!(
+        format!("{refused:#}").contains("is not pinned by digest"),
+        "{refused:#}"
+    );
+    let allowed = format!("{by_tag},o2ims.hostPreparation.allowUnpinnedImage=true");
+    helm_template(&["--set", &allowed])?;
+    let pinned = helm_template(&[
+        "--set",
+        &format!("o2ims.hostPreparation.image={PINNED_IMAGE}"),
+    ])?;
+    let env = &named(&pinned, "Deployment", "o2ims-operator")?["spec"]["template"]["spec"]["containers"]
+        [0]["env"];
+    ensure!(
+        env.as_array()
+            .context("env")?
+            .iter()
+            .any(|e| e["name"] == "HOST_PREPARATION_IMAGE" && e["value"] == PINNED_IMAGE),
+        "{env}"
     );
     Ok(())
 }

@@ -189,6 +189,11 @@ fn without_v(version: &str) -> &str {
     version.strip_prefix('v').unwrap_or(version)
 }
 
+/// Sets a variable of the group [`GROUP`] of an inventory made here.
+pub fn set_group_var(inventory: &mut Value, name: &str, value: Value) {
+    inventory["all"]["children"][GROUP]["vars"][name] = value;
+}
+
 fn wrap(hosts: Map<String, Value>, vars: Option<Value>) -> Value {
     let mut group = Map::new();
     group.insert("hosts".into(), Value::Object(hosts));

@@ -11,13 +11,21 @@ pub const HOST_INVENTORY_KEY: &str = "input.json";
 pub struct Config {
     #[command(flatten)]
     pub runtime: RuntimeOptions,
-    /// Image of host-preparation Jobs: must provide `sh`, `ansible-playbook` and `ssh`.
-    #[arg(
-        long,
-        env = "HOST_PREPARATION_IMAGE",
-        default_value = "quay.io/ansible/ansible-runner:latest"
-    )]
-    pub host_preparation_image: String,
+    /// Image of host-preparation Jobs, pinned by digest (`<name>@sha256:<hex>`): it must provide
+    /// `sh`, `ansible-playbook` and `ssh`, and it holds the fleet's SSH key. Needed for
+    /// `hostPreparation: auto`.
+    #[arg(long, env = "HOST_PREPARATION_IMAGE")]
+    pub host_preparation_image: Option<String>,
+    /// Accept a host-preparation image named by tag, whose content may change under it (a lab only).
+    #[arg(long, env = "ALLOW_UNPINNED_HOST_PREPARATION_IMAGE")]
+    pub allow_unpinned_host_preparation_image: bool,
+    /// `sha256:<hex>` of the BYOH host agent binary the playbook downloads: it installs only that
+    /// binary. Needed for `hostPreparation: auto`.
+    #[arg(long, env = "BYOH_AGENT_CHECKSUM", value_parser = parse_sha256)]
+    pub byoh_agent_checksum: Option<String>,
+    /// Install the BYOH host agent without verifying its checksum (a lab only).
+    #[arg(long, env = "ALLOW_UNVERIFIED_BYOH_AGENT")]
+    pub allow_unverified_byoh_agent: bool,
     /// ConfigMap (in the operator's namespace) holding the playbook; keys are paths with `/` written as `__`.
     #[arg(
         long,
@@ -75,7 +83,53 @@ pub struct Config {
     pub workers_timeout_seconds: u64,
 }
 
+/// What host preparation is run with, once the operator has all it needs.
+pub struct HostPreparationSettings<'a> {
+    /// The API server the prepared hosts register at.
+    pub apiserver: &'a str,
+    pub image: &'a str,
+    /// The agent binary's checksum; `None` installs it unverified (allowed by the admin).
+    pub agent_checksum: Option<&'a str>,
+}
+
 impl Config {
+    /// The settings of host preparation, or what the operator lacks for it (each flag and why).
+    pub fn host_preparation(&self) -> Result<HostPreparationSettings<'_>, String> {
+        let mut missing = Vec::new();
+        if self.bootstrap_apiserver.is_none() {
+            missing.push("--bootstrap-apiserver (BOOTSTRAP_APISERVER): the address at which hosts reach this cluster's API server");
+        }
+        if self.host_preparation_image.is_none() {
+            missing.push("--host-preparation-image (HOST_PREPARATION_IMAGE): the image of the host-preparation Jobs, pinned by digest");
+        }
+        if self.byoh_agent_checksum.is_none() && !self.allow_unverified_byoh_agent {
+            missing.push("--byoh-agent-checksum (BYOH_AGENT_CHECKSUM): the sha256 of the BYOH host agent binary the hosts install");
+        }
+        match (&self.bootstrap_apiserver, &self.host_preparation_image) {
+            (Some(apiserver), Some(image)) if missing.is_empty() => Ok(HostPreparationSettings {
+                apiserver,
+                image,
+                agent_checksum: self.byoh_agent_checksum.as_deref(),
+            }),
+            _ => Err(format!("the operator has no {}", missing.join("; no "))),
+        }
+    }
+
+    /// Refuses, at start, settings that would run host preparation with what nobody checked.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if let Some(image) = &self.host_preparation_image
+            && !self.allow_unpinned_host_preparation_image
+            && !is_pinned(image)
+        {
+            anyhow::bail!(
+                "--host-preparation-image (HOST_PREPARATION_IMAGE) {image:?} is not pinned by digest: \
+                 name it as <name>@sha256:<64 hex digits> (the Jobs running it hold the fleet's SSH key), \
+                 or pass --allow-unpinned-host-preparation-image"
+            );
+        }
+        Ok(())
+    }
+
     /// Namespace of the operator: host-preparation Jobs and their ConfigMaps live there.
     pub fn namespace(&self) -> &str {
         &self.runtime.pod_namespace
@@ -95,6 +149,24 @@ impl Config {
     }
 }
 
+/// Whether an image reference names its content: `<name>@sha256:<64 lowercase hex digits>`.
+fn is_pinned(image: &str) -> bool {
+    image
+        .split_once('@')
+        .is_some_and(|(name, digest)| !name.is_empty() && parse_sha256(digest).is_ok())
+}
+
+fn parse_sha256(text: &str) -> Result<String, String> {
+    match text.strip_prefix("sha256:") {
+        Some(hex)
+            if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
+        {
+            Ok(text.to_string())
+        }
+        _ => Err("expected sha256:<64 lowercase hex digits>".into()),
+    }
+}
+
 #[cfg(test)]
 impl Config {
     /// The configuration of `o2ims-operator run --pod-namespace o2ims-system <args>`.
@@ -108,5 +180,94 @@ impl Config {
         <Flags as clap::Parser>::try_parse_from(all.iter().chain(args))
             .expect("flags")
             .config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn only_images_pinned_by_digest_are_accepted_unless_allowed() {
+        let pinned = format!("registry.example.org/runner@{DIGEST}");
+        assert!(
+            Config::parse(&["--host-preparation-image", &pinned])
+                .check()
+                .is_ok()
+        );
+        for unpinned in [
+            "quay.io/ansible/ansible-runner:latest",
+            "quay.io/ansible/ansible-runner",
+            "runner@sha256:0123",
+            &format!("@{DIGEST}"),
+            &format!("runner@{}", DIGEST.to_uppercase()),
+        ] {
+            let error = Config::parse(&["--host-preparation-image", unpinned]).check();
+            let message = error.expect_err(unpinned).to_string();
+            assert!(message.contains("not pinned by digest"), "{message}");
+        }
+        let allowed = [
+            "--host-preparation-image",
+            "runner:latest",
+            "--allow-unpinned-host-preparation-image",
+        ];
+        assert!(Config::parse(&allowed).check().is_ok());
+    }
+
+    #[test]
+    fn host_preparation_names_every_missing_setting() {
+        let missing = Config::parse(&[])
+            .host_preparation()
+            .err()
+            .expect("missing");
+        for flag in [
+            "--bootstrap-apiserver",
+            "--host-preparation-image",
+            "--byoh-agent-checksum",
+        ] {
+            assert!(missing.contains(flag), "{missing}");
+        }
+        let image = format!("runner@{DIGEST}");
+        let base = [
+            "--bootstrap-apiserver",
+            "https://192.0.2.1:6443",
+            "--host-preparation-image",
+            &image,
+        ];
+        let unverified = Config::parse(&[&base[..], &["--allow-unverified-byoh-agent"]].concat());
+        let settings = unverified.host_preparation().expect("complete");
+        assert_eq!(
+            (settings.apiserver, settings.image, settings.agent_checksum),
+            ("https://192.0.2.1:6443", image.as_str(), None)
+        );
+        let verified = Config::parse(&[&base[..], &["--byoh-agent-checksum", DIGEST]].concat());
+        let settings = verified.host_preparation().expect("complete");
+        assert_eq!(settings.agent_checksum, Some(DIGEST));
+        let missing = Config::parse(&base)
+            .host_preparation()
+            .err()
+            .expect("no checksum");
+        assert!(
+            missing.contains("--byoh-agent-checksum")
+                && !missing.contains("--host-preparation-image"),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn an_agent_checksum_is_a_sha256() {
+        assert!(parse_sha256(DIGEST).is_ok());
+        for bad in [
+            "",
+            "sha256:",
+            "md5:0123",
+            &DIGEST[..70],
+            &format!("{DIGEST}0"),
+            &DIGEST.replace('a', "g"),
+        ] {
+            assert!(parse_sha256(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -23,6 +23,7 @@ use crate::reconcile::reconcile;
 const NAME: &str = "o2ims-operator";
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    config.check()?;
     let runtime = operator_kit::runtime::start(NAME, "o2ims", &config.runtime).await?;
     let client = runtime.client.clone();
     let requests: Api<ProvisioningRequest> = Api::all(client.clone());

@@ -12,7 +12,7 @@ use lcm_core::capi::{Kind, MANAGED_BY};
 use lcm_core::names::label_value;
 use lcm_core::template::{ClusterParameters, HostAccess};
 
-use crate::config::Config;
+use crate::config::{Config, HostPreparationSettings};
 
 /// How long an issued bootstrap kubeconfig may be handed to a new Job: BYOH's bootstrap tokens
 /// expire after 30 minutes, and the hosts need time to register with it.
@@ -131,12 +131,19 @@ pub fn build(
     owner: &Value,
     params: &ClusterParameters,
     access: &[HostAccess],
+    settings: &HostPreparationSettings<'_>,
     bootstrap_kubeconfig: &str,
 ) -> HostPreparation {
     let hosts: Vec<String> = access.iter().map(|a| a.id.clone()).collect();
     let job_name = name(params, &hosts);
-    let inventory =
+    let mut inventory =
         lcm_core::ansible::inventory(access, &params.kubernetes_version, &config.byoh_namespace);
+    // The playbook installs only the agent binary with this checksum, unless the admin allowed none.
+    let agent = match settings.agent_checksum {
+        Some(checksum) => ("byoh_agent_checksum", json!(checksum)),
+        None => ("byoh_agent_allow_unverified", json!(true)),
+    };
+    lcm_core::ansible::set_group_var(&mut inventory, agent.0, agent.1);
     let metadata = metadata(config, request_name, owner, &job_name, &hosts);
     let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "type": "Opaque",
         "data": {BOOTSTRAP_KUBECONFIG_KEY: base64(bootstrap_kubeconfig.as_bytes())}});
@@ -160,7 +167,7 @@ pub fn build(
                 },
                 "containers": [{
                     "name": "ansible",
-                    "image": config.host_preparation_image,
+                    "image": settings.image,
                     "command": ["sh", "-c", SCRIPT],
                     "securityContext": {
                         "allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true,
@@ -286,18 +293,62 @@ mod tests {
         .expect("valid")
     }
 
+    const IMAGE: &str = "registry.example.org/runner@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    const AGENT: &str = "sha256:fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+
+    fn build_with(params: &ClusterParameters, agent_checksum: Option<&str>) -> HostPreparation {
+        let settings = HostPreparationSettings {
+            apiserver: "https://192.0.2.1:6443",
+            image: IMAGE,
+            agent_checksum,
+        };
+        let config = Config::parse(&[]);
+        build(
+            &config,
+            "req",
+            &json!({}),
+            params,
+            &params.host_access,
+            &settings,
+            "kubeconfig",
+        )
+    }
+
+    fn inventory(built: &HostPreparation) -> &str {
+        built.objects[0]["data"]["inventory.yaml"]
+            .as_str()
+            .expect("inventory")
+    }
+
+    #[test]
+    fn the_agent_is_installed_only_with_its_checksum_unless_allowed_unverified() {
+        let params = params();
+        let built = build_with(&params, Some(AGENT));
+        let verified = inventory(&built);
+        let checksum = format!(r#""byoh_agent_checksum": !unsafe "{AGENT}""#);
+        assert!(verified.contains(&checksum), "{verified}");
+        assert!(
+            !verified.contains("byoh_agent_allow_unverified"),
+            "{verified}"
+        );
+        let built = build_with(&params, None);
+        let unverified = inventory(&built);
+        assert!(!unverified.contains("byoh_agent_checksum"), "{unverified}");
+        assert!(
+            unverified.contains(r#""byoh_agent_allow_unverified": true"#),
+            "{unverified}"
+        );
+    }
+
     #[test]
     fn the_job_verifies_host_keys_and_runs_unprivileged() {
         let params = params();
-        let built = build(
-            &Config::parse(&[]),
-            "req",
-            &json!({}),
-            &params,
-            &params.host_access,
-            "kubeconfig",
-        );
+        let built = build_with(&params, Some(AGENT));
         let (config_map, job) = (&built.objects[0], &built.objects[1]);
+        assert_eq!(
+            job["spec"]["template"]["spec"]["containers"][0]["image"],
+            IMAGE
+        );
         assert_eq!(
             config_map["data"]["known_hosts"],
             "10.0.0.1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1xFkK3JrBEAWJ8qfusMvXIUw+xkDzE2wIlhxeSGkiB\n"

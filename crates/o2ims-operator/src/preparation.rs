@@ -15,7 +15,7 @@ use lcm_core::template::{
     ClusterParameters, FieldError, HostAccess, HostPreparation, ParameterErrors,
 };
 
-use crate::config::{Config, HOST_INVENTORY_KEY};
+use crate::config::{Config, HOST_INVENTORY_KEY, HostPreparationSettings};
 use crate::context::Context;
 use crate::error::Result;
 use crate::hostprep::{self, JobOutcome};
@@ -219,11 +219,23 @@ pub async fn prepare_hosts(
             if let Some(unpinned) = unpinned(&ctx.config, &access) {
                 return Ok(unpinned);
             }
-            let name = hostprep::name(params, &missing);
-            let kubeconfig = match bootstrap_kubeconfig(ctx, request, &name, &missing).await? {
-                Ok(kubeconfig) => kubeconfig,
-                Err(waiting) => return Ok(waiting),
+            let settings = match ctx.config.host_preparation() {
+                Ok(settings) => settings,
+                Err(lacking) => {
+                    let message = format!("{} need preparation, but {lacking}", missing.join(", "));
+                    return Ok(Desired::false_(
+                        HOSTS_PREPARED,
+                        "HostPreparationFailed",
+                        message,
+                    ));
+                }
             };
+            let name = hostprep::name(params, &missing);
+            let kubeconfig =
+                match bootstrap_kubeconfig(ctx, request, &settings, &name, &missing).await? {
+                    Ok(kubeconfig) => kubeconfig,
+                    Err(waiting) => return Ok(waiting),
+                };
             let owner = children::owner_reference(request, true);
             let preparation = hostprep::build(
                 &ctx.config,
@@ -231,6 +243,7 @@ pub async fn prepare_hosts(
                 &owner,
                 params,
                 &access,
+                &settings,
                 &kubeconfig,
             );
             children::apply_secret(ctx, &preparation.secret).await?;
@@ -263,20 +276,13 @@ pub async fn prepare_hosts(
 async fn bootstrap_kubeconfig(
     ctx: &Context,
     request: &ProvisioningRequest,
+    settings: &HostPreparationSettings<'_>,
     name: &str,
     hosts: &[String],
 ) -> Result<std::result::Result<String, Desired>> {
     let list = hosts.join(", ");
     let not_ready =
         |reason: &str, message: String| Ok(Err(Desired::false_(HOSTS_PREPARED, reason, message)));
-    let Some(apiserver) = &ctx.config.bootstrap_apiserver else {
-        return not_ready(
-            "HostPreparationFailed",
-            format!(
-                "{list} need preparation, but the operator has no --bootstrap-apiserver (BOOTSTRAP_APISERVER): the address at which hosts reach this cluster's API server"
-            ),
-        );
-    };
     let namespace = ctx.config.namespace();
     let what = format!("BootstrapKubeconfig {namespace}/{name}");
     let issuing = || {
@@ -317,7 +323,7 @@ async fn bootstrap_kubeconfig(
                 &owner,
                 name,
                 hosts,
-                apiserver,
+                settings.apiserver,
                 &ca,
             );
             children::apply_owned(ctx, request, vec![asked]).await?;

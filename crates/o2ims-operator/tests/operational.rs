@@ -319,7 +319,7 @@ async fn a_stage_timeout_or_missing_configuration_fails_the_request_with_its_cau
 async fn allowed_request_host_access_only_fills_in_what_the_inventory_lacks() -> anyhow::Result<()>
 {
     let w = world().await?;
-    let mut args = w.cluster.host_registration_args();
+    let mut args = w.cluster.host_preparation_args();
     args.push("--allow-request-host-access".into());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let _operator = w.operator(&args).await?;

@@ -21,7 +21,7 @@ struct Fixture {
 
 static FIXTURE: OnceCell<Fixture> = OnceCell::const_new();
 /// The operator's configuration for host preparation, which its Jobs must use.
-const HOST_PREPARATION_IMAGE: &str = "registry.example.org/ansible-runner:2.19";
+const HOST_PREPARATION_IMAGE: &str = testcluster::HOST_PREPARATION_IMAGE;
 const SSH_KEY_SECRET: &str = "site-ssh-key";
 
 async fn setup() -> anyhow::Result<(Client, &'static Fixture)> {
@@ -31,14 +31,9 @@ async fn setup() -> anyhow::Result<(Client, &'static Fixture)> {
         .get_or_try_init(|| async {
             let namespace = cluster.namespace("o2ims-system").await?.name().to_string();
             drive::ensure_hosts_namespace(&client).await?;
-            let registration = cluster.host_registration_args();
-            let mut args = vec![
-                "--host-preparation-image",
-                HOST_PREPARATION_IMAGE,
-                "--ssh-key-secret",
-                SSH_KEY_SECRET,
-            ];
-            args.extend(registration.iter().map(String::as_str));
+            let preparation = cluster.host_preparation_args();
+            let mut args = vec!["--ssh-key-secret", SSH_KEY_SECRET];
+            args.extend(preparation.iter().map(String::as_str));
             let operator = OperatorProcess::start(
                 env!("CARGO_BIN_EXE_o2ims-operator"),
                 cluster.kubeconfig_path(),

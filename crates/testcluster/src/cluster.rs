@@ -15,6 +15,12 @@ use crate::namespace::TestNamespace;
 use crate::paths::{harness_binary, reuse_kubeconfig};
 
 /// A running control plane (or one reused through `TEST_KUBECONFIG`).
+/// The host-preparation image of [`TestCluster::host_preparation_args`], pinned by digest.
+pub const HOST_PREPARATION_IMAGE: &str = "registry.example.org/ansible-runner@sha256:2f1ca5e3b1c9d0a7e6f4b8c2d5a9e3f7b1c4d8a2e6f0b3c7d1a5e9f2b6c0d4a8";
+/// The agent checksum of [`TestCluster::host_preparation_args`].
+pub const BYOH_AGENT_CHECKSUM: &str =
+    "sha256:9d4e1b7a3c5f2e8d6b0a4c9e7f1d3b5a8c2e6f0d4b7a1c5e9f3d2b6a0c8e4f7d";
+
 pub struct TestCluster {
     kubeconfig: PathBuf,
     config: Config,
@@ -104,14 +110,20 @@ impl TestCluster {
             .to_string()
     }
 
-    /// The O2IMS operator's flags for where the hosts it prepares register: this API server
-    /// and its CA (in a Pod: the chart's value and the ServiceAccount's CA).
-    pub fn host_registration_args(&self) -> Vec<String> {
+    /// The O2IMS operator's flags for host preparation here: where the hosts it prepares
+    /// register (this API server and its CA; in a Pod: the chart's value and the
+    /// ServiceAccount's CA), the Jobs' image [`HOST_PREPARATION_IMAGE`] (never pulled: no
+    /// kubelet runs here) and the agent's checksum [`BYOH_AGENT_CHECKSUM`].
+    pub fn host_preparation_args(&self) -> Vec<String> {
         vec![
             "--bootstrap-apiserver".into(),
             self.api_server_url(),
             "--bootstrap-ca-file".into(),
             self.ca_file().to_string_lossy().into_owned(),
+            "--host-preparation-image".into(),
+            HOST_PREPARATION_IMAGE.into(),
+            "--byoh-agent-checksum".into(),
+            BYOH_AGENT_CHECKSUM.into(),
         ]
     }
 

@@ -28,7 +28,7 @@ mod strict;
 mod wait;
 mod writes;
 
-pub use cluster::TestCluster;
+pub use cluster::{BYOH_AGENT_CHECKSUM, HOST_PREPARATION_IMAGE, TestCluster};
 pub use crds::{crd_dirs, install_crds};
 pub use namespace::TestNamespace;
 pub use operator::OperatorProcess;

@@ -283,7 +283,10 @@ pub fn host_preparation(
             ssh_host_keys: vec![],
         })
         .collect();
-    let inventory = lcm_core::ansible::inventory(&access, VERSION, byoh_namespace);
+    let mut inventory = lcm_core::ansible::inventory(&access, VERSION, byoh_namespace);
+    // As the operator writes it: the playbook installs only an agent with a checksum.
+    let checksum = testcluster::BYOH_AGENT_CHECKSUM.into();
+    lcm_core::ansible::set_group_var(&mut inventory, "byoh_agent_checksum", checksum);
     let metadata = json!({
         "name": name, "namespace": namespace,
         "labels": {lcm_core::PROVISIONING_REQUEST_LABEL: format!("request-{name}")},
