@@ -309,11 +309,11 @@ async fn create_missing(
     let _decide_alone = ctx.creation.lock().await;
     let api = Api::<ProvisioningRequest>::all(target.client.clone());
     let existing = api.list(&ListParams::default()).await?.items;
-    let own = list_owned(target, request)
+    let own: Vec<Claim> = list_owned(target, request)
         .await?
         .iter()
-        .map(|r| r.name_any())
-        .collect::<Vec<_>>();
+        .filter_map(Claim::of)
+        .collect();
     let claims: Vec<Claim> = existing.iter().filter_map(Claim::of).collect();
     let problems = focom::feasibility(selected, &own, &claims);
     if !problems.is_empty() {

@@ -39,6 +39,8 @@ fn test_inventory() -> String {
         ("legacy", &["legacy-h1"], &[], "10.1.0.12"),
         ("even", &["even-h1", "even-h2"], &[], "10.1.0.13"),
         ("ghost", &["ghost-h1"], &[], "10.1.0.14"),
+        ("kept", &["kept-h1"], &[], "10.1.0.15"),
+        ("freed", &["freed-h1"], &[], "10.1.0.16"),
     ]);
     // `ghost` names a host the inventory does not have.
     if let Some(hosts) = inventory["hosts"].as_array_mut() {
@@ -318,6 +320,87 @@ async fn infeasible_requests_name_the_conflict_and_create_nothing() -> anyhow::R
             "{name}: nothing is created"
         );
     }
+    Ok(())
+}
+
+/// A direct ProvisioningRequest for `host`, made by someone else, with `conditions` as the
+/// O2IMS operator wrote them.
+async fn foreign_request(
+    client: &Client,
+    name: &str,
+    host: &str,
+    endpoint: &str,
+    conditions: serde_json::Value,
+) -> anyhow::Result<()> {
+    let api = Api::<ProvisioningRequest>::all(client.clone());
+    let mut other = ProvisioningRequest::new(
+        name,
+        lcm_core::crd::ProvisioningRequestSpec {
+            template_name: "byoh-workload-cluster".into(),
+            template_version: "v1".into(),
+            template_parameters: json!({"clusterName": name, "kubernetesVersion": "v1.26.6",
+                "controlPlaneEndpoint": {"host": endpoint}, "hosts": {"controlPlane": [host]}}),
+            ..Default::default()
+        },
+    );
+    other.metadata.labels = None;
+    api.create(&PostParams::default(), &other).await?;
+    let status = json!({"status": {"conditions": conditions}});
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+        .await?;
+    Ok(())
+}
+
+/// Feasibility is decided when a cluster's ProvisioningRequest is created: a newer request
+/// naming its host later (which the O2IMS operator refuses) does not turn it Failed; and a
+/// request that failed validation holds no host.
+#[tokio::test]
+async fn only_older_requests_that_hold_a_host_make_a_cluster_infeasible() -> anyhow::Result<()> {
+    let (client, ns) = setup().await?;
+    create(&client, ns, &request("kept", by_names(&["kept"]))).await?;
+    let pr = wait_owned(&client, ns, "kept", 1)
+        .await?
+        .remove(0)
+        .name_any();
+    set_state(&client, &pr, "fulfilled", "running").await?;
+    wait_phase(&client, ns, "kept", FocomPhase::Synced).await?;
+    foreign_request(
+        &client,
+        "newer-for-kept-h1",
+        "kept-h1",
+        "10.2.0.1",
+        json!([]),
+    )
+    .await?;
+    // A status change of its own request makes the operator look again.
+    set_state(&client, &pr, "progressing", "scaling").await?;
+    let kept = wait_request(&client, ns, "kept", "kept to show progressing", |r| {
+        phase(r) != Some(FocomPhase::Synced)
+    })
+    .await?;
+    assert_eq!(
+        phase(&kept),
+        Some(FocomPhase::Creating),
+        "{}",
+        message(&kept)
+    );
+
+    let failed = json!([{"type": "ProvisioningRequestValidated", "status": "False",
+        "reason": "InvalidParameters", "message": "bad", "lastTransitionTime": "2026-01-01T00:00:00Z"}]);
+    foreign_request(
+        &client,
+        "failed-for-freed-h1",
+        "freed-h1",
+        "10.2.0.2",
+        failed,
+    )
+    .await?;
+    create(&client, ns, &request("freed", by_names(&["freed"]))).await?;
+    assert_eq!(
+        wait_owned(&client, ns, "freed", 1).await?.len(),
+        1,
+        "freed-h1 is free"
+    );
     Ok(())
 }
 

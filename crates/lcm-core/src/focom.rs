@@ -131,37 +131,59 @@ pub fn select(
 pub struct Claim {
     /// Name of the ProvisioningRequest.
     pub request: String,
+    /// When it was created: of two requests for a host, the older holds it (as the O2IMS
+    /// operator decides).
+    pub created: Option<jiff::Timestamp>,
     pub cluster: String,
     pub hosts: Vec<String>,
     pub endpoint: String,
 }
 
 impl Claim {
-    /// The claim of an existing ProvisioningRequest, if its parameters are readable.
+    /// The claim of an existing ProvisioningRequest, if its parameters are readable and it
+    /// holds resources (one that failed validation holds nothing).
     pub fn of(request: &ProvisioningRequest) -> Option<Self> {
+        if !crate::status::provisioning::holds_resources(request) {
+            return None;
+        }
         let params: ClusterParameters =
             serde_json::from_value(request.spec.template_parameters.clone()).ok()?;
         Some(Self {
             request: request.metadata.name.clone().unwrap_or_default(),
+            created: request.metadata.creation_timestamp.as_ref().map(|t| t.0),
             cluster: params.cluster_name.clone(),
             hosts: params.all_hosts().cloned().collect(),
             endpoint: params.control_plane_endpoint.host.clone(),
         })
     }
+
+    fn older_than(&self, other: &Claim) -> bool {
+        (self.created, &self.request) < (other.created, &other.request)
+    }
 }
 
 /// Whether the selected clusters can be provisioned together, next to the existing requests
-/// (`existing`; those named in `own` are this request's and do not conflict). Every conflict is reported.
-pub fn feasibility(selected: &[Selected], own: &[String], existing: &[Claim]) -> Vec<Problem> {
+/// (`existing`). `own` are this request's existing ProvisioningRequests: they do not conflict,
+/// and a cluster that already has one was decided when it was created, so only requests older
+/// than it can conflict with it (a newer request for its hosts is the one refused). Every
+/// conflict is reported.
+pub fn feasibility(selected: &[Selected], own: &[Claim], existing: &[Claim]) -> Vec<Problem> {
     let mut problems = Vec::new();
-    let others: Vec<&Claim> = existing
+    let own_names: Vec<&str> = own.iter().map(|c| c.request.as_str()).collect();
+    let all_others: Vec<&Claim> = existing
         .iter()
-        .filter(|c| !own.contains(&c.request))
+        .filter(|c| !own_names.contains(&c.request.as_str()))
         .collect();
     let mut host_users: HashMap<&str, &str> = HashMap::new();
     let mut endpoint_users: HashMap<&str, &str> = HashMap::new();
     for cluster in selected {
         let path = format!("cluster `{}`", cluster.name);
+        let mine = own.iter().find(|c| c.cluster == cluster.name);
+        let others: Vec<&Claim> = all_others
+            .iter()
+            .copied()
+            .filter(|other| mine.is_none_or(|mine| other.older_than(mine)))
+            .collect();
         for host in cluster.parameters.all_hosts() {
             if let Some(first) = host_users.insert(host, &cluster.name) {
                 problems.push(Problem::new(

@@ -130,21 +130,71 @@ fn conflicts_name_cluster_and_host() {
     }
 }
 
+fn claim(request: &str, created: &str, cluster: &str, host: &str) -> Claim {
+    Claim {
+        request: request.into(),
+        created: Some(created.parse().expect("timestamp")),
+        cluster: cluster.into(),
+        hosts: vec![host.into()],
+        endpoint: format!("10.9.9.{}", request.len()),
+    }
+}
+
 #[test]
 fn hosts_held_by_other_requests_conflict_but_own_requests_do_not() {
     let selected = select(&by_names(&["core"]), Some(&inventory())).expect("valid");
-    let claim = Claim {
-        request: "other-pr".into(),
-        cluster: "legacy".into(),
-        hosts: vec!["host-2".into()],
-        endpoint: "10.9.9.9".into(),
-    };
-    let problems = feasibility(&selected, &[], std::slice::from_ref(&claim));
+    let other = claim("other-pr", "2026-01-01T00:00:00Z", "legacy", "host-2");
+    let problems = feasibility(&selected, &[], std::slice::from_ref(&other));
     assert_eq!(problems.len(), 1);
     assert!(problems[0].message.contains(
         "host `host-2` is already used by cluster `legacy` (ProvisioningRequest other-pr)"
     ));
-    assert!(feasibility(&selected, &["other-pr".into()], &[claim]).is_empty());
+    let own = claim("other-pr", "2026-01-01T00:00:00Z", "core", "host-2");
+    assert!(feasibility(&selected, &[own], &[other]).is_empty());
+}
+
+/// A cluster whose ProvisioningRequest exists was decided when it was created: a newer request
+/// naming its hosts does not make it infeasible (that one is refused), an older one still does.
+#[test]
+fn a_created_cluster_conflicts_only_with_older_requests() {
+    let selected = select(&by_names(&["core"]), Some(&inventory())).expect("valid");
+    let mine = claim("core-pr", "2026-06-01T00:00:00Z", "core", "host-1");
+    let newer = claim("newer-pr", "2026-06-02T00:00:00Z", "late", "host-2");
+    let older = claim("older-pr", "2026-05-01T00:00:00Z", "early", "host-2");
+    let own = std::slice::from_ref(&mine);
+    assert!(feasibility(&selected, own, &[mine.clone(), newer.clone()]).is_empty());
+    let problems = feasibility(&selected, own, &[mine.clone(), newer, older]);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].message.contains("ProvisioningRequest older-pr"),
+        "{problems:?}"
+    );
+    // Same second: the name breaks the tie, as in the O2IMS operator.
+    let tie = claim("a-pr", "2026-06-01T00:00:00Z", "tie", "host-2");
+    assert_eq!(feasibility(&selected, own, &[tie]).len(), 1);
+}
+
+/// A ProvisioningRequest that failed validation holds nothing; one whose change was refused
+/// keeps its hosts.
+#[test]
+fn requests_that_failed_validation_hold_no_hosts() {
+    let with_validated = |status: &str, reason: &str| {
+        let mut pr = provisioning_request(
+            &by_names(&["core"]),
+            &select(&by_names(&["core"]), Some(&inventory())).expect("valid")[0],
+        );
+        pr.status = Some(
+            serde_json::from_value(json!({"conditions": [{
+            "type": "ProvisioningRequestValidated", "status": status, "reason": reason,
+            "message": "m", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}))
+            .expect("status"),
+        );
+        pr
+    };
+    assert!(Claim::of(&with_validated("False", "InvalidParameters")).is_none());
+    assert!(Claim::of(&with_validated("False", "HostConflict")).is_none());
+    assert!(Claim::of(&with_validated("False", "ChangeRefused")).is_some());
+    assert!(Claim::of(&with_validated("True", "Valid")).is_some());
 }
 
 #[test]

@@ -8,27 +8,15 @@ use std::sync::Arc;
 use kube::ResourceExt;
 
 use lcm_core::capi::observe::ByoHostView;
-use lcm_core::conditions;
 use lcm_core::crd::ProvisioningRequest;
 use lcm_core::template::ClusterParameters;
 
-use crate::status::VALIDATED;
+use lcm_core::status::provisioning::holds_resources;
 
 /// Whether `other` was created before `request` (name breaks ties).
 fn older(other: &ProvisioningRequest, request: &ProvisioningRequest) -> bool {
     let key = |r: &ProvisioningRequest| (r.creation_timestamp().map(|t| t.0), r.name_any());
     key(other) < key(request)
-}
-
-/// A request that failed validation holds nothing.
-fn holds_resources(request: &ProvisioningRequest) -> bool {
-    let conditions = request
-        .status
-        .as_ref()
-        .map(|s| s.conditions.as_slice())
-        .unwrap_or_default();
-    conditions::find(conditions, VALIDATED)
-        .is_none_or(|c| c.status != conditions::FALSE || c.reason == "ChangeRefused")
 }
 
 /// The first of `hosts_to_check` whose host id several ByoHosts claim: pinning on it would give

@@ -18,10 +18,11 @@ use lcm_core::crd::{
 use crate::context::Context;
 use crate::error::Result;
 
-pub const VALIDATED: &str = "ProvisioningRequestValidated";
 pub const HOSTS_PREPARED: &str = "HostsPrepared";
 pub const RESOURCES_CREATED: &str = "ClusterResourcesCreated";
-pub use lcm_core::status::provisioning::{CLUSTER_PROVISIONED, CONTROL_PLANE_READY, WORKERS_READY};
+pub use lcm_core::status::provisioning::{
+    CLUSTER_PROVISIONED, CONTROL_PLANE_READY, VALIDATED, WORKERS_READY,
+};
 
 /// Every condition the operator owns, in display order.
 const ALL_CONDITIONS: [&str; 6] = [

@@ -7,12 +7,25 @@
 use crate::capi::observe::{
     ByoHostView, ByoMachineView, ClusterView, ControlPlaneView, MachineView, WorkersView,
 };
-use crate::conditions::Desired;
-use crate::crd::{ProvisioningState, ResourceProvisioningPhase};
+use crate::conditions::{self, Desired};
+use crate::crd::{ProvisioningRequest, ProvisioningState, ResourceProvisioningPhase};
 
+pub const VALIDATED: &str = "ProvisioningRequestValidated";
 pub const CONTROL_PLANE_READY: &str = "ControlPlaneReady";
 pub const WORKERS_READY: &str = "WorkersReady";
 pub const CLUSTER_PROVISIONED: &str = "ClusterProvisioned";
+
+/// Whether a request holds its hosts, cluster name and endpoint: one that failed validation
+/// holds nothing; one whose change was refused keeps what it runs on.
+pub fn holds_resources(request: &ProvisioningRequest) -> bool {
+    let conditions = request
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    conditions::find(conditions, VALIDATED)
+        .is_none_or(|c| c.status != conditions::FALSE || c.reason == "ChangeRefused")
+}
 
 /// What the operator observed of one cluster's Cluster API objects.
 #[derive(Clone, Debug, Default)]
