@@ -240,20 +240,8 @@ async fn template_info_schemas_validate_parameters_with_paths() -> anyhow::Resul
 async fn infeasible_requests_name_the_conflict_and_create_nothing() -> anyhow::Result<()> {
     let (client, ns) = setup().await?;
     // A ProvisioningRequest made by someone else already holds taken-h1.
-    let mut other = lcm_core::crd::ProvisioningRequest::new(
-        "someone-elses",
-        lcm_core::crd::ProvisioningRequestSpec {
-            template_name: "byoh-workload-cluster".into(),
-            template_version: "v1".into(),
-            template_parameters: json!({"clusterName": "legacy", "kubernetesVersion": "v1.26.6",
-            "controlPlaneEndpoint": {"host": "10.9.9.9"}, "hosts": {"controlPlane": ["taken-h1"]}}),
-            ..Default::default()
-        },
-    );
-    other.metadata.labels = None;
-    Api::<ProvisioningRequest>::all(client.clone())
-        .create(&PostParams::default(), &other)
-        .await?;
+    let legacy = ("legacy", "taken-h1", "10.9.9.9");
+    foreign_request(&client, "someone-elses", legacy, json!([])).await?;
     let cases = [
         (
             "held",
@@ -323,13 +311,12 @@ async fn infeasible_requests_name_the_conflict_and_create_nothing() -> anyhow::R
     Ok(())
 }
 
-/// A direct ProvisioningRequest for `host`, made by someone else, with `conditions` as the
-/// O2IMS operator wrote them.
+/// A direct ProvisioningRequest `name` for `(cluster, host, endpoint)`, made by someone else,
+/// with `conditions` as the O2IMS operator wrote them.
 async fn foreign_request(
     client: &Client,
     name: &str,
-    host: &str,
-    endpoint: &str,
+    (cluster, host, endpoint): (&str, &str, &str),
     conditions: serde_json::Value,
 ) -> anyhow::Result<()> {
     let api = Api::<ProvisioningRequest>::all(client.clone());
@@ -338,7 +325,7 @@ async fn foreign_request(
         lcm_core::crd::ProvisioningRequestSpec {
             template_name: "byoh-workload-cluster".into(),
             template_version: "v1".into(),
-            template_parameters: json!({"clusterName": name, "kubernetesVersion": "v1.26.6",
+            template_parameters: json!({"clusterName": cluster, "kubernetesVersion": "v1.26.6",
                 "controlPlaneEndpoint": {"host": endpoint}, "hosts": {"controlPlane": [host]}}),
             ..Default::default()
         },
@@ -364,14 +351,8 @@ async fn only_older_requests_that_hold_a_host_make_a_cluster_infeasible() -> any
         .name_any();
     set_state(&client, &pr, "fulfilled", "running").await?;
     wait_phase(&client, ns, "kept", FocomPhase::Synced).await?;
-    foreign_request(
-        &client,
-        "newer-for-kept-h1",
-        "kept-h1",
-        "10.2.0.1",
-        json!([]),
-    )
-    .await?;
+    let newer = ("newer", "kept-h1", "10.2.0.1");
+    foreign_request(&client, "newer-for-kept-h1", newer, json!([])).await?;
     // A status change of its own request makes the operator look again.
     set_state(&client, &pr, "progressing", "scaling").await?;
     let kept = wait_request(&client, ns, "kept", "kept to show progressing", |r| {
@@ -387,14 +368,8 @@ async fn only_older_requests_that_hold_a_host_make_a_cluster_infeasible() -> any
 
     let failed = json!([{"type": "ProvisioningRequestValidated", "status": "False",
         "reason": "InvalidParameters", "message": "bad", "lastTransitionTime": "2026-01-01T00:00:00Z"}]);
-    foreign_request(
-        &client,
-        "failed-for-freed-h1",
-        "freed-h1",
-        "10.2.0.2",
-        failed,
-    )
-    .await?;
+    let failing = ("failing", "freed-h1", "10.2.0.2");
+    foreign_request(&client, "failed-for-freed-h1", failing, failed).await?;
     create(&client, ns, &request("freed", by_names(&["freed"]))).await?;
     assert_eq!(
         wait_owned(&client, ns, "freed", 1).await?.len(),
