@@ -1,6 +1,7 @@
-//! Whether a request may take its hosts: no older request uses them (or its cluster name or
-//! endpoint), and no other cluster has claimed them. The older request wins, so two requests
-//! racing for a host settle the same way whichever is reconciled first.
+//! Whether a request may take its hosts: no request that comes first uses them (or its cluster
+//! name or endpoint), and no other cluster has claimed them. One that has acted on its hosts
+//! comes first, then the older, so two requests racing for a host settle the same way whichever
+//! is reconciled first.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,12 +12,41 @@ use lcm_core::capi::observe::ByoHostView;
 use lcm_core::crd::ProvisioningRequest;
 use lcm_core::template::ClusterParameters;
 
+use lcm_core::conditions;
 use lcm_core::status::provisioning::holds_resources;
 
-/// Whether `other` was created before `request` (name breaks ties).
-fn older(other: &ProvisioningRequest, request: &ProvisioningRequest) -> bool {
-    let key = |r: &ProvisioningRequest| (r.creation_timestamp().map(|t| t.0), r.name_any());
+use crate::status::{HOSTS_PREPARED, RESOURCES_CREATED};
+
+/// Whether `other` comes first for a host: a request that has acted on its hosts (started a
+/// host-preparation Job or created its Cluster API objects) before one that has not, so an
+/// older request fixed later cannot take hosts a newer one already uses; else the older (name
+/// breaks ties).
+fn precedes(other: &ProvisioningRequest, request: &ProvisioningRequest) -> bool {
+    let key = |r: &ProvisioningRequest| {
+        (
+            !has_acted(r),
+            r.creation_timestamp().map(|t| t.0),
+            r.name_any(),
+        )
+    };
     key(other) < key(request)
+}
+
+/// Whether the request's status says it started preparing its hosts or created its cluster.
+fn has_acted(request: &ProvisioningRequest) -> bool {
+    let conditions = request
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or_default();
+    let holds = |type_: &str, reasons: &[&str]| {
+        conditions::find(conditions, type_).is_some_and(|c| reasons.contains(&c.reason.as_str()))
+    };
+    holds(RESOURCES_CREATED, &["Created"])
+        || holds(
+            HOSTS_PREPARED,
+            &["Preparing", "WaitingForRegistration", "HostsRegistered"],
+        )
 }
 
 /// The first of `hosts_to_check` whose host id several ByoHosts claim: pinning on it would give
@@ -43,10 +73,9 @@ pub fn find(
     requests: &[Arc<ProvisioningRequest>],
     byo_hosts: &BTreeMap<String, ByoHostView>,
 ) -> Option<String> {
-    for other in requests
-        .iter()
-        .filter(|o| o.name_any() != request.name_any() && older(o, request) && holds_resources(o))
-    {
+    for other in requests.iter().filter(|o| {
+        o.name_any() != request.name_any() && precedes(o, request) && holds_resources(o)
+    }) {
         let Ok(theirs) =
             serde_json::from_value::<ClusterParameters>(other.spec.template_parameters.clone())
         else {
@@ -185,5 +214,23 @@ mod tests {
         assert_eq!(message, "host `h1` is already claimed by cluster `legacy`");
         let hosts = BTreeMap::from([("h1".to_string(), ours)]);
         assert_eq!(find(&a, &p, &["h1".into()], &[], &hosts), None);
+    }
+
+    #[test]
+    fn a_request_that_acted_on_its_hosts_keeps_them_from_an_older_one() {
+        let older = request("a", "2026-01-01T00:00:00Z", "one", &["h1"], "10.0.0.1");
+        let mut newer = request("b", "2026-01-01T00:00:01Z", "two", &["h1"], "10.0.0.2");
+        newer.status = Some(
+            serde_json::from_value(json!({"conditions": [{
+                "type": "ClusterResourcesCreated", "status": "True", "reason": "Created",
+                "message": "m", "lastTransitionTime": "2026-01-01T00:00:02Z"}]}))
+            .expect("status"),
+        );
+        let all = [older.clone(), newer.clone()];
+        assert_eq!(check(&newer, &all), None);
+        assert_eq!(
+            check(&older, &all).expect("the older one loses"),
+            "host `h1` is already used by ProvisioningRequest b (cluster `two`)"
+        );
     }
 }

@@ -180,6 +180,60 @@ async fn a_host_id_two_byohosts_claim_is_refused() -> anyhow::Result<()> {
     delete_and_wait_gone(&client, &name).await
 }
 
+/// An older request that failed validation held nothing; fixed after a newer one created its
+/// cluster on a host, it does not take that host: it fails naming the host and the newer request.
+#[tokio::test]
+async fn an_older_request_fixed_later_does_not_take_a_host_in_use() -> anyhow::Result<()> {
+    let client = setup().await?;
+    let newer = cluster(&client, "taker").await?;
+    let older = Scenario::new("fixed");
+    let mut wanted = older.parameters(&[1], &[]);
+    wanted["hosts"]["controlPlane"] = json!([newer.host(1)]);
+    let mut invalid = wanted.clone();
+    invalid["kubernetesVersion"] = json!("v9.9.9");
+    create(&client, &request(&older.request, invalid)).await?;
+    wait_state(&client, &older.request, ProvisioningState::Failed).await?;
+
+    create(
+        &client,
+        &request(&newer.request, newer.parameters(&[1], &[2])),
+    )
+    .await?;
+    wait_request(&client, &newer.request, "its cluster objects", |r| {
+        condition(r, "ClusterResourcesCreated").is_some_and(|(status, _, _)| status == "True")
+    })
+    .await?;
+
+    let fix = json!({"spec": {"templateParameters": wanted}});
+    Api::<ProvisioningRequest>::all(client.clone())
+        .patch(&older.request, &PatchParams::default(), &Patch::Merge(&fix))
+        .await?;
+    let refused = wait_request(
+        &client,
+        &older.request,
+        "the fixed request to be judged",
+        |r| {
+            condition(r, "ProvisioningRequestValidated")
+                .is_some_and(|(_, reason, _)| reason != "InvalidParameters")
+        },
+    )
+    .await?;
+    let (_, reason, text) = condition(&refused, "ProvisioningRequestValidated").expect("condition");
+    assert_eq!(reason, "HostConflict", "{text}");
+    assert!(
+        text.contains(&newer.host(1)) && text.contains(&newer.request),
+        "{text}"
+    );
+    assert!(
+        drive::get(&client, Kind::Cluster, &older.namespace(), &older.name)
+            .await?
+            .is_none(),
+        "the older request created nothing"
+    );
+    delete_and_wait_gone(&client, &older.request).await?;
+    delete_and_wait_gone(&client, &newer.request).await
+}
+
 /// A refused change fails the request while the cluster keeps running; reverting it brings
 /// `fulfilled` back.
 #[tokio::test]
