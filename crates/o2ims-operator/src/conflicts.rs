@@ -9,11 +9,10 @@ use std::sync::Arc;
 use kube::ResourceExt;
 
 use lcm_core::capi::observe::ByoHostView;
-use lcm_core::crd::ProvisioningRequest;
-use lcm_core::template::ClusterParameters;
-
 use lcm_core::conditions;
+use lcm_core::crd::ProvisioningRequest;
 use lcm_core::status::provisioning::holds_resources;
+use lcm_core::template::ClusterParameters;
 
 use crate::status::{HOSTS_PREPARED, RESOURCES_CREATED};
 
@@ -34,13 +33,9 @@ fn precedes(other: &ProvisioningRequest, request: &ProvisioningRequest) -> bool 
 
 /// Whether the request's status says it started preparing its hosts or created its cluster.
 fn has_acted(request: &ProvisioningRequest) -> bool {
-    let conditions = request
-        .status
-        .as_ref()
-        .map(|s| s.conditions.as_slice())
-        .unwrap_or_default();
     let holds = |type_: &str, reasons: &[&str]| {
-        conditions::find(conditions, type_).is_some_and(|c| reasons.contains(&c.reason.as_str()))
+        conditions::find(request.conditions(), type_)
+            .is_some_and(|c| reasons.contains(&c.reason.as_str()))
     };
     holds(RESOURCES_CREATED, &["Created"])
         || holds(

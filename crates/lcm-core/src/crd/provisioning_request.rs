@@ -52,6 +52,16 @@ pub struct ProvisioningRequestSpec {
     pub template_parameters: serde_json::Value,
 }
 
+impl ProvisioningRequest {
+    /// The conditions of its status (none before the operator wrote one).
+    pub fn conditions(&self) -> &[Condition] {
+        self.status
+            .as_ref()
+            .map(|s| s.conditions.as_slice())
+            .unwrap_or_default()
+    }
+}
+
 /// Observed state of a ProvisioningRequest.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]

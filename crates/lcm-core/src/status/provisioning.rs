@@ -18,12 +18,7 @@ pub const CLUSTER_PROVISIONED: &str = "ClusterProvisioned";
 /// Whether a request holds its hosts, cluster name and endpoint: one that failed validation
 /// holds nothing; one whose change was refused keeps what it runs on.
 pub fn holds_resources(request: &ProvisioningRequest) -> bool {
-    let conditions = request
-        .status
-        .as_ref()
-        .map(|s| s.conditions.as_slice())
-        .unwrap_or_default();
-    conditions::find(conditions, VALIDATED)
+    conditions::find(request.conditions(), VALIDATED)
         .is_none_or(|c| c.status != conditions::FALSE || c.reason == "ChangeRefused")
 }
 
