@@ -12,8 +12,8 @@ use lcm_core::provisioning_request_selector;
 
 use crate::context::Context;
 use crate::error::Result;
-use crate::observe;
 use crate::status::{self, Report};
+use crate::{ledger, observe};
 
 /// One step of the deletion; true once nothing of the request is left.
 pub async fn run(request: &ProvisioningRequest, ctx: &Context) -> Result<bool> {
@@ -67,13 +67,23 @@ pub async fn run(request: &ProvisioningRequest, ctx: &Context) -> Result<bool> {
         request,
     )
     .await?;
-    if namespaces.is_empty() {
+    // The Cluster is gone; its hosts go back to the ledger as BYOH releases them.
+    let (hosts, _) = observe::byo_hosts(&ctx.client).await?;
+    let held = ledger::release(ctx, request, &[], &hosts).await?;
+    if namespaces.is_empty() && held.is_empty() {
         return Ok(true);
     }
-    let message = format!(
-        "Cluster deleted; waiting for namespace {} to be removed",
-        namespaces.join(", ")
-    );
+    let message = if held.is_empty() {
+        format!(
+            "Cluster deleted; waiting for namespace {} to be removed",
+            namespaces.join(", ")
+        )
+    } else {
+        format!(
+            "Cluster deleted; waiting for BYOH to release hosts {}",
+            held.join(", ")
+        )
+    };
     status::write(
         ctx,
         request,

@@ -1,7 +1,8 @@
 //! Whether a request may take its hosts: no request that comes first uses them (or its cluster
 //! name or endpoint), and no other cluster has claimed them. One that has acted on its hosts
 //! comes first, then the older, so two requests racing for a host settle the same way whichever
-//! is reconciled first.
+//! is reconciled first. A request waits while one that comes first wants its host but has not
+//! claimed it in the ledger yet: it fails only once a holder is known, and names it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -60,16 +61,30 @@ pub fn ambiguous(
     })
 }
 
-/// The first conflict of `params` (for the hosts in `hosts_to_check`), as a message naming it.
+/// A conflict of a request with what comes first.
+#[derive(Debug, PartialEq)]
+pub enum Conflict {
+    /// Taken by another: the request cannot have it.
+    Taken(String),
+    /// Wanted by a request that comes first and has not claimed it yet.
+    Wanted(String),
+}
+
+/// The first conflict of `params` (for the hosts in `hosts_to_check`). `in_ledger` says whether
+/// a host has a HostClaim: then the ledger, not this cache, says who holds it.
 pub fn find(
     request: &ProvisioningRequest,
     params: &ClusterParameters,
     hosts_to_check: &[String],
     requests: &[Arc<ProvisioningRequest>],
     byo_hosts: &BTreeMap<String, ByoHostView>,
-) -> Option<String> {
+    in_ledger: &dyn Fn(&str) -> bool,
+) -> Option<Conflict> {
     for other in requests.iter().filter(|o| {
-        o.name_any() != request.name_any() && precedes(o, request) && holds_resources(o)
+        o.name_any() != request.name_any()
+            && o.metadata.deletion_timestamp.is_none()
+            && precedes(o, request)
+            && holds_resources(o)
     }) {
         let Ok(theirs) =
             serde_json::from_value::<ClusterParameters>(other.spec.template_parameters.clone())
@@ -83,27 +98,32 @@ pub fn find(
         );
         if let Some(host) = hosts_to_check
             .iter()
-            .find(|h| theirs.all_hosts().any(|t| t == *h))
+            .find(|h| !in_ledger(h) && theirs.all_hosts().any(|t| t == *h))
         {
-            return Some(format!("host `{host}` is already used by {who}"));
+            return Some(Conflict::Wanted(format!(
+                "host `{host}` is wanted by {who}, which comes first; waiting for it to take the host or fail"
+            )));
         }
         if theirs.cluster_name == params.cluster_name {
-            return Some(format!(
+            return Some(Conflict::Taken(format!(
                 "cluster name `{}` is already used by {who}",
                 params.cluster_name
-            ));
+            )));
         }
         if theirs.control_plane_endpoint.host == params.control_plane_endpoint.host {
-            return Some(format!(
+            return Some(Conflict::Taken(format!(
                 "endpoint {} is already used by {who}",
                 params.control_plane_endpoint.host
-            ));
+            )));
         }
     }
     hosts_to_check.iter().find_map(|host| {
         let claimed_by = byo_hosts.get(host)?.claimed_by.as_deref()?;
-        (claimed_by != params.cluster_name)
-            .then(|| format!("host `{host}` is already claimed by cluster `{claimed_by}`"))
+        (claimed_by != params.cluster_name).then(|| {
+            Conflict::Taken(format!(
+                "host `{host}` is already claimed by cluster `{claimed_by}`"
+            ))
+        })
     })
 }
 
@@ -141,11 +161,15 @@ mod tests {
         lcm_core::template::validate(&pr.spec.template_parameters).expect("valid")
     }
 
-    fn check(pr: &ProvisioningRequest, all: &[ProvisioningRequest]) -> Option<String> {
+    fn unclaimed(_: &str) -> bool {
+        false
+    }
+
+    fn check(pr: &ProvisioningRequest, all: &[ProvisioningRequest]) -> Option<Conflict> {
         let all: Vec<_> = all.iter().cloned().map(Arc::new).collect();
         let p = params(pr);
         let hosts: Vec<String> = p.all_hosts().cloned().collect();
-        find(pr, &p, &hosts, &all, &BTreeMap::new())
+        find(pr, &p, &hosts, &all, &BTreeMap::new(), &unclaimed)
     }
 
     #[test]
@@ -154,11 +178,40 @@ mod tests {
         let b = request("b", "2026-01-01T00:00:01Z", "two", &["h1"], "10.0.0.2");
         let all = [a.clone(), b.clone()];
         assert_eq!(check(&a, &all), None);
-        let conflict = check(&b, &all).expect("b loses");
+        let conflict = check(&b, &all).expect("b waits");
         assert_eq!(
             conflict,
-            "host `h1` is already used by ProvisioningRequest a (cluster `one`)"
+            Conflict::Wanted("host `h1` is wanted by ProvisioningRequest a (cluster `one`), which comes first; waiting for it to take the host or fail".into())
         );
+    }
+
+    #[test]
+    fn a_host_in_the_ledger_is_left_to_the_ledger() {
+        let a = request("a", "2026-01-01T00:00:00Z", "one", &["h1"], "10.0.0.1");
+        let b = request("b", "2026-01-01T00:00:01Z", "two", &["h1"], "10.0.0.2");
+        let all: Vec<_> = [a, b.clone()].into_iter().map(Arc::new).collect();
+        let p = params(&b);
+        let claimed = |host: &str| host == "h1";
+        assert_eq!(
+            find(&b, &p, &["h1".into()], &all, &BTreeMap::new(), &claimed),
+            None
+        );
+    }
+
+    #[test]
+    fn a_failed_or_deleting_request_is_not_waited_for() {
+        let mut failed = request("a", "2026-01-01T00:00:00Z", "one", &["h1"], "10.0.0.1");
+        failed.status = Some(
+            serde_json::from_value(json!({"conditions": [{
+                "type": "ProvisioningRequestValidated", "status": "False", "reason": "HostConflict",
+                "message": "m", "lastTransitionTime": "2026-01-01T00:00:02Z"}]}))
+            .expect("status"),
+        );
+        let mut deleting = request("c", "2026-01-01T00:00:00Z", "three", &["h1"], "10.0.0.3");
+        deleting.metadata.deletion_timestamp =
+            Some(Time("2026-01-01T00:00:05Z".parse().expect("time")));
+        let b = request("b", "2026-01-01T00:00:01Z", "two", &["h1"], "10.0.0.2");
+        assert_eq!(check(&b, &[failed, deleting, b.clone()]), None);
     }
 
     #[test]
@@ -166,16 +219,15 @@ mod tests {
         let a = request("a", "2026-01-01T00:00:00Z", "one", &["h1"], "10.0.0.1");
         let same_name = request("b", "2026-01-01T00:00:01Z", "one", &["h2"], "10.0.0.2");
         let same_vip = request("c", "2026-01-01T00:00:01Z", "three", &["h3"], "10.0.0.1");
+        let taken = |conflict: Option<Conflict>| match conflict {
+            Some(Conflict::Taken(message)) => message,
+            other => panic!("not taken: {other:?}"),
+        };
         assert!(
-            check(&same_name, &[a.clone(), same_name.clone()])
-                .expect("conflict")
+            taken(check(&same_name, &[a.clone(), same_name.clone()]))
                 .contains("cluster name `one`")
         );
-        assert!(
-            check(&same_vip, &[a, same_vip.clone()])
-                .expect("conflict")
-                .contains("endpoint 10.0.0.1")
-        );
+        assert!(taken(check(&same_vip, &[a, same_vip.clone()])).contains("endpoint 10.0.0.1"));
     }
 
     #[test]
@@ -205,10 +257,15 @@ mod tests {
             ..Default::default()
         };
         let hosts = BTreeMap::from([("h1".to_string(), claimed)]);
-        let message = find(&a, &p, &["h1".into()], &[], &hosts).expect("conflict");
-        assert_eq!(message, "host `h1` is already claimed by cluster `legacy`");
+        let message = find(&a, &p, &["h1".into()], &[], &hosts, &unclaimed);
+        assert_eq!(
+            message,
+            Some(Conflict::Taken(
+                "host `h1` is already claimed by cluster `legacy`".into()
+            ))
+        );
         let hosts = BTreeMap::from([("h1".to_string(), ours)]);
-        assert_eq!(find(&a, &p, &["h1".into()], &[], &hosts), None);
+        assert_eq!(find(&a, &p, &["h1".into()], &[], &hosts, &unclaimed), None);
     }
 
     #[test]
@@ -223,9 +280,9 @@ mod tests {
         );
         let all = [older.clone(), newer.clone()];
         assert_eq!(check(&newer, &all), None);
-        assert_eq!(
-            check(&older, &all).expect("the older one loses"),
-            "host `h1` is already used by ProvisioningRequest b (cluster `two`)"
-        );
+        assert!(matches!(
+            check(&older, &all),
+            Some(Conflict::Wanted(m)) if m.starts_with("host `h1` is wanted by ProvisioningRequest b")
+        ));
     }
 }

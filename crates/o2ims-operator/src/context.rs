@@ -4,7 +4,7 @@ use kube::Client;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::Store;
 
-use lcm_core::crd::ProvisioningRequest;
+use lcm_core::crd::{HostClaim, ProvisioningRequest};
 use operator_kit::metrics::Metrics;
 
 use crate::config::Config;
@@ -17,6 +17,8 @@ pub struct Context {
     pub config: Config,
     /// Every ProvisioningRequest, as the controller's watch sees them (for host conflicts).
     pub requests: Store<ProvisioningRequest>,
+    /// The host ledger's claims, as their watch sees them.
+    pub claims: Store<HostClaim>,
 }
 
 impl Context {

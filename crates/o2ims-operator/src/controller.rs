@@ -6,12 +6,12 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 
 use lcm_core::capi::{CAPI_CLUSTER_NAME_LABEL, Kind};
-use lcm_core::crd::ProvisioningRequest;
+use lcm_core::crd::{HostClaim, ProvisioningRequest};
 use lcm_core::template::ClusterParameters;
 use lcm_core::{HOST_ID_LABEL, PROVISIONING_REQUEST_LABEL};
 
@@ -29,13 +29,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let requests: Api<ProvisioningRequest> = Api::all(client.clone());
     let controller = Controller::new(requests, watcher::Config::default());
     let store = controller.store();
-    let controller = watch_children(controller, &client, &config, store.clone());
+    let (claims, claims_writer) = reflector::store();
+    // A claim's change reconciles its holder (a released host, a claim deleted by hand).
+    let claim_events = reflector(
+        claims_writer,
+        watcher(
+            Api::<HostClaim>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .touched_objects();
+    let controller = watch_children(controller, &client, &config, store.clone())
+        .watches_stream(claim_events, |claim| {
+            Some(ObjectRef::new(&claim.spec.request_name))
+        });
     let ctx = Arc::new(Context {
         recorder: runtime.recorder(),
         client,
         metrics: runtime.metrics.clone(),
         config,
         requests: store.clone(),
+        claims,
     });
     runtime.run(controller, reconcile, error_policy, ctx).await
 }

@@ -11,6 +11,9 @@ pub enum Error {
     /// The cluster's namespace of an earlier request is still going: retried until it is gone.
     #[error("waiting for namespace {0} to be deleted")]
     NamespaceTerminating(String),
+    /// A HostClaim changed between reading and marking it: retried on a fresher cache.
+    #[error("host ledger: {0}")]
+    Ledger(String),
 }
 
 impl Error {
@@ -21,6 +24,7 @@ impl Error {
             Self::Apply(_) => "apply",
             Self::MachineNotFound(_) => "machine_not_found",
             Self::NamespaceTerminating(_) => "namespace_terminating",
+            Self::Ledger(_) => "ledger",
         }
     }
 }

@@ -8,28 +8,33 @@ use std::time::Duration;
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use serde_json::Value;
 
 use lcm_core::capi;
 use lcm_core::capi::observe::ByoHostView;
 use lcm_core::conditions::Desired;
 use lcm_core::crd::{
-    ProvisionedResourceSet, ProvisioningRequest, ProvisioningState, ResourceProvisioningStatus,
-    SecretReference,
+    HostClaim, ProvisionedResourceSet, ProvisioningRequest, ProvisioningState,
+    ResourceProvisioningStatus, SecretReference, host_claim_name,
 };
 use lcm_core::status::provisioning::{Observed, cluster_progress, host_phase};
 use lcm_core::template::{self, ClusterParameters, HostPreparation, ParameterErrors};
 
 use crate::config::Config;
+use crate::conflicts::Conflict;
 use crate::context::Context;
 use crate::error::Result;
 use crate::observe::Ambiguous;
 use crate::status::{self, HOSTS_PREPARED, RESOURCES_CREATED, Report, VALIDATED};
-use crate::{children, cleanup, conflicts, observe, preparation};
+use crate::{children, cleanup, conflicts, ledger, observe, preparation};
 
 pub const FINALIZER: &str = "o2ims.provisioning.oran.org/finalizer";
 
 pub type Hosts = BTreeMap<String, (ByoHostView, Value)>;
+
+/// How often a request waiting for a host that a request coming first wants looks again.
+const WAIT_FOR_HOST: Duration = Duration::from_secs(2);
 
 pub async fn reconcile(request: Arc<ProvisioningRequest>, ctx: Arc<Context>) -> Result<Action> {
     let _timer = ctx.metrics.reconcile_started();
@@ -86,30 +91,41 @@ async fn provision(request: &ProvisioningRequest, ctx: &Context) -> Result<Actio
             &spec.template_parameters,
         ),
     );
-    let (params, applied, validated) = match plan(
+    let planned = plan(
         ctx,
         request,
         applied,
         validation,
         &current,
         (&hosts, &ambiguous),
-    ) {
-        Err(condition) => {
-            return finish(ctx, request, Report::failed(condition), None).await;
-        }
-        Ok(Build {
+    );
+    let (
+        Build {
             params,
             applied,
             validated,
-        }) => (params, applied, validated),
+        },
+        claims,
+    ) = match hold_hosts(ctx, request, planned).await? {
+        Ok(held) => held,
+        Err(waiting) if waiting.status == lcm_core::conditions::UNKNOWN => {
+            let message = waiting.message.clone();
+            let report = Report::new(ProvisioningState::Pending, message, vec![waiting]);
+            status::write(ctx, request, &report).await?;
+            return Ok(Action::requeue(WAIT_FOR_HOST));
+        }
+        Err(condition) => return finish(ctx, request, Report::failed(condition), None).await,
     };
 
     if applied.is_none()
         && let Some(conflict) = children::claim_namespace(ctx, request, &params).await?
     {
+        ledger::withdraw(ctx, request, &claims).await?;
         let failed = Report::failed(Desired::false_(VALIDATED, "NamespaceConflict", conflict));
         return finish(ctx, request, failed, None).await;
     }
+    // From here on Jobs and Cluster API objects name the hosts.
+    ledger::mark_in_use(ctx, &claims).await?;
     let mut conditions = vec![validated];
     let prepared = preparation::prepare_hosts(ctx, request, &params, &hosts).await?;
     let hosts_ready = prepared.status == lcm_core::conditions::TRUE;
@@ -148,8 +164,53 @@ async fn provision(request: &ProvisioningRequest, ctx: &Context) -> Result<Actio
         observe::cluster_objects(&ctx.client, &params.namespace(), &params.cluster_name).await?;
     // Read the hosts again: their claims move with the machines just observed.
     let (hosts, _) = observe::byo_hosts(&ctx.client).await?;
+    let keep: Vec<&String> = params.all_hosts().collect();
+    ledger::release(ctx, request, &keep, &hosts).await?;
     let report = refusal_shown(cluster_report(&params, &observed, &hosts, conditions));
     finish(ctx, request, report, Some(&params)).await
+}
+
+/// Takes the hosts of a planned build in the host ledger. A new request that fails, in its
+/// plan or for a host another request holds, withdraws what it took; a change that needs a
+/// held host is refused, and the cluster keeps the hosts it runs on.
+async fn hold_hosts(
+    ctx: &Context,
+    request: &ProvisioningRequest,
+    planned: Plan,
+) -> Result<std::result::Result<(Build, Vec<HostClaim>), Desired>> {
+    let build = match planned {
+        Ok(build) => build,
+        Err(condition) => {
+            ledger::withdraw(ctx, request, &[]).await?;
+            return Ok(Err(condition));
+        }
+    };
+    let taken = ledger::take(ctx, request, &build.params).await?;
+    let Some(conflict) = taken.conflict else {
+        return Ok(Ok((build, taken.claims)));
+    };
+    ledger::withdraw(ctx, request, &taken.claims).await?;
+    let Some(applied) = build.applied else {
+        return Ok(Err(Desired::false_(VALIDATED, "HostConflict", conflict)));
+    };
+    let running = ledger::take(ctx, request, &applied).await?;
+    if let Some(lost) = running.conflict {
+        tracing::warn!(request = %request.name_any(), "a running cluster's host is held by another request: {lost}");
+    }
+    Ok(Ok((refused(&applied, conflict), running.claims)))
+}
+
+/// The build of a change that is not applied: the cluster stays as `applied`.
+fn refused(applied: &ClusterParameters, why: String) -> Build {
+    Build {
+        params: applied.clone(),
+        applied: Some(applied.clone()),
+        validated: Desired::false_(
+            VALIDATED,
+            "ChangeRefused",
+            format!("the spec change was not applied: {why}"),
+        ),
+    }
 }
 
 /// A refused change fails the request (its spec is not what runs), whatever state the cluster is
@@ -185,9 +246,14 @@ fn plan(
         .map(|(id, (view, _))| (id.clone(), view.clone()))
         .collect();
     let requests = ctx.requests.state();
+    let in_ledger = |host: &str| {
+        let claim = ObjectRef::<HostClaim>::new(&host_claim_name(host));
+        ctx.claims.get(&claim).is_some()
+    };
     let conflict = |params: &ClusterParameters, checked: &[String]| {
         conflicts::ambiguous(checked, ambiguous)
-            .or_else(|| conflicts::find(request, params, checked, &requests, &views))
+            .map(Conflict::Taken)
+            .or_else(|| conflicts::find(request, params, checked, &requests, &views, &in_ledger))
     };
     let Some(applied) = applied else {
         return match validation {
@@ -199,7 +265,12 @@ fn plan(
             Ok(params) => {
                 let all: Vec<String> = params.all_hosts().cloned().collect();
                 match conflict(&params, &all) {
-                    Some(message) => Err(Desired::false_(VALIDATED, "HostConflict", message)),
+                    Some(Conflict::Taken(message)) => {
+                        Err(Desired::false_(VALIDATED, "HostConflict", message))
+                    }
+                    Some(Conflict::Wanted(message)) => {
+                        Err(Desired::unknown(VALIDATED, "WaitingForHost", message))
+                    }
                     None => Ok(Build {
                         params,
                         applied: None,
@@ -209,17 +280,7 @@ fn plan(
             }
         };
     };
-    let refuse = |why: String| {
-        Ok(Build {
-            params: applied.clone(),
-            applied: Some(applied.clone()),
-            validated: Desired::false_(
-                VALIDATED,
-                "ChangeRefused",
-                format!("the spec change was not applied: {why}"),
-            ),
-        })
-    };
+    let refuse = |why: String| Ok(refused(&applied, why));
     let desired = match validation {
         Err(errors) => return refuse(errors.to_string()),
         Ok(desired) => desired,
@@ -239,7 +300,9 @@ fn plan(
                     progress.state, progress.message
                 ));
             }
-            if let Some(message) = conflict(&desired, &change.added_workers) {
+            if let Some(Conflict::Taken(message) | Conflict::Wanted(message)) =
+                conflict(&desired, &change.added_workers)
+            {
                 return refuse(message);
             }
             let mut what = Vec::new();

@@ -302,7 +302,7 @@ async fn the_older_request_keeps_a_contested_host() -> anyhow::Result<()> {
     assert_eq!(reason, "HostConflict");
     assert!(
         text.contains(&format!(
-            "host `{}` is already used by ProvisioningRequest {}",
+            "host `{}` is held by ProvisioningRequest {}",
             first.host(1),
             first.request
         )),

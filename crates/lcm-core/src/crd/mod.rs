@@ -1,13 +1,15 @@
-//! The project's four custom resources.
+//! The project's custom resources.
 
 // kube-derive takes one `printcolumn(...)` per column; clippy reads the repeated keys as duplicates.
 #![allow(clippy::duplicated_attributes)]
 
 mod focom;
+mod host_claim;
 mod provisioning_request;
 mod template_info;
 
 pub use focom::*;
+pub use host_claim::*;
 pub use provisioning_request::*;
 pub use template_info::*;
 
@@ -21,6 +23,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         FocomProvisioningRequest::crd(),
         OCloud::crd(),
         TemplateInfo::crd(),
+        HostClaim::crd(),
     ]
 }
 
