@@ -23,9 +23,6 @@ pub struct Context {
     pub remotes: tokio::sync::Mutex<HashMap<String, crate::ocloud::Remote>>,
     /// Reconciles requested by the watches of remote O-Clouds.
     pub triggers: UnboundedSender<ObjectRef<FocomProvisioningRequest>>,
-    /// Feasibility and creation happen under this lock, so two requests racing for a host
-    /// are decided one after the other: exactly one wins.
-    pub creation: tokio::sync::Mutex<()>,
 }
 
 impl Context {

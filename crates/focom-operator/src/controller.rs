@@ -39,7 +39,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         requests: store.clone(),
         remotes: tokio::sync::Mutex::new(HashMap::new()),
         triggers,
-        creation: tokio::sync::Mutex::new(()),
     });
     runtime.run(controller, reconcile, error_policy, ctx).await
 }

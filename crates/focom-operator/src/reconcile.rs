@@ -12,7 +12,9 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
 use lcm_core::conditions::Desired;
-use lcm_core::crd::{FocomProvisioningRequest, Operation, ProvisioningRequest, TemplateInfo};
+use lcm_core::crd::{
+    FocomProvisioningRequest, HostClaim, Operation, ProvisioningRequest, TemplateInfo,
+};
 use lcm_core::focom::{self, Claim, Selected};
 use lcm_core::inventory::Inventory;
 use lcm_core::{FOCOM_REQUEST_LABEL, template};
@@ -124,8 +126,8 @@ async fn provision(request: &FocomProvisioningRequest, ctx: &Context) -> Result<
     outcome.selected = selected.iter().map(|s| s.name.clone()).collect();
 
     let result = match request.spec.operation {
-        Operation::Create => create_missing(ctx, request, &target, &selected, false).await?,
-        Operation::Scale => create_missing(ctx, request, &target, &selected, true).await?,
+        Operation::Create => create_missing(request, &target, &selected, false).await?,
+        Operation::Scale => create_missing(request, &target, &selected, true).await?,
         Operation::Delete => delete_selected(request, &target, &selected)
             .await
             .map(|()| None)?,
@@ -300,22 +302,26 @@ async fn template_schema(
 /// workers of those that do), after checking the whole request is feasible. Returns the
 /// infeasibility, if any; then nothing was written.
 async fn create_missing(
-    ctx: &Context,
     request: &FocomProvisioningRequest,
     target: &Target,
     selected: &[Selected],
     scale: bool,
 ) -> Result<Option<Desired>> {
-    let _decide_alone = ctx.creation.lock().await;
     let api = Api::<ProvisioningRequest>::all(target.client.clone());
     let existing = api.list(&ListParams::default()).await?.items;
+    // The O-Cloud's host ledger says who holds a host; two FOCOM passes deciding at once may
+    // both find a host free, and then the O-Cloud gives it to one request and fails the other.
+    let held = Api::<HostClaim>::all(target.client.clone())
+        .list(&ListParams::default())
+        .await?
+        .items;
     let own: Vec<Claim> = list_owned(target, request)
         .await?
         .iter()
         .filter_map(Claim::of)
         .collect();
     let claims: Vec<Claim> = existing.iter().filter_map(Claim::of).collect();
-    let problems = focom::feasibility(selected, &own, &claims);
+    let problems = focom::feasibility(selected, &own, &claims, &held);
     if !problems.is_empty() {
         let message = problems
             .iter()

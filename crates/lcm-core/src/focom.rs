@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use kube::api::ObjectMeta;
 
-use crate::crd::{FocomProvisioningRequest, ProvisioningRequest, ProvisioningRequestSpec};
+use crate::crd::{
+    FocomProvisioningRequest, HostClaim, ProvisioningRequest, ProvisioningRequestSpec,
+};
 use crate::inventory::Inventory;
 use crate::template::{self, ClusterParameters};
 use crate::{CLUSTER_NAME_LABEL, FOCOM_REQUEST_ANNOTATION, FOCOM_REQUEST_LABEL, names};
@@ -166,8 +168,14 @@ impl Claim {
 /// (`existing`). `own` are this request's existing ProvisioningRequests: they do not conflict,
 /// and a cluster that already has one was decided when it was created, so only requests older
 /// than it can conflict with it (a newer request for its hosts is the one refused). Every
-/// conflict is reported.
-pub fn feasibility(selected: &[Selected], own: &[Claim], existing: &[Claim]) -> Vec<Problem> {
+/// conflict is reported. `held` is the O-Cloud's host ledger: a host another request holds
+/// there is taken, whatever its request's spec says now.
+pub fn feasibility(
+    selected: &[Selected],
+    own: &[Claim],
+    existing: &[Claim],
+    held: &[HostClaim],
+) -> Vec<Problem> {
     let mut problems = Vec::new();
     let own_names: Vec<&str> = own.iter().map(|c| c.request.as_str()).collect();
     let all_others: Vec<&Claim> = existing
@@ -191,7 +199,17 @@ pub fn feasibility(selected: &[Selected], own: &[Claim], existing: &[Claim]) -> 
                     format!("host `{host}` is also selected for cluster `{first}`"),
                 ));
             }
-            if let Some(claim) = others.iter().find(|c| c.hosts.contains(host)) {
+            if let Some(claim) = held.iter().find(|c| {
+                c.spec.host_id == *host && !own_names.contains(&c.spec.request_name.as_str())
+            }) {
+                problems.push(Problem::new(
+                    &path,
+                    format!(
+                        "host `{host}` is held by cluster `{}` (ProvisioningRequest {})",
+                        claim.spec.cluster_name, claim.spec.request_name
+                    ),
+                ));
+            } else if let Some(claim) = others.iter().find(|c| c.hosts.contains(host)) {
                 problems.push(Problem::new(
                     &path,
                     format!(

@@ -2,7 +2,9 @@
 
 mod common;
 
-use lcm_core::crd::{FocomProvisioningRequest, FocomProvisioningRequestSpec, ProvisioningRequest};
+use lcm_core::crd::{
+    FocomProvisioningRequest, FocomProvisioningRequestSpec, HostClaim, ProvisioningRequest,
+};
 use lcm_core::focom::{Claim, feasibility, provisioning_request, request_name, select};
 use lcm_core::inventory::Inventory;
 use lcm_core::{CLUSTER_NAME_LABEL, FOCOM_REQUEST_LABEL};
@@ -34,7 +36,7 @@ fn all_clusters_selects_the_whole_inventory() {
     let selected = select(&all, Some(&inventory())).expect("valid");
     let names: Vec<&str> = selected.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["core", "edge"]);
-    assert!(feasibility(&selected, &[], &[]).is_empty());
+    assert!(feasibility(&selected, &[], &[], &[]).is_empty());
 }
 
 #[test]
@@ -115,7 +117,7 @@ fn conflicts_name_cluster_and_host() {
     );
     inventory.clusters[0].control_plane_hosts.truncate(1);
     let selected = select(&by_names(&["core", "edge"]), Some(&inventory)).expect("selectable");
-    let problems: Vec<String> = feasibility(&selected, &[], &[])
+    let problems: Vec<String> = feasibility(&selected, &[], &[], &[])
         .iter()
         .map(ToString::to_string)
         .collect();
@@ -144,13 +146,31 @@ fn claim(request: &str, created: &str, cluster: &str, host: &str) -> Claim {
 fn hosts_held_by_other_requests_conflict_but_own_requests_do_not() {
     let selected = select(&by_names(&["core"]), Some(&inventory())).expect("valid");
     let other = claim("other-pr", "2026-01-01T00:00:00Z", "legacy", "host-2");
-    let problems = feasibility(&selected, &[], std::slice::from_ref(&other));
+    let problems = feasibility(&selected, &[], std::slice::from_ref(&other), &[]);
     assert_eq!(problems.len(), 1);
     assert!(problems[0].message.contains(
         "host `host-2` is already used by cluster `legacy` (ProvisioningRequest other-pr)"
     ));
     let own = claim("other-pr", "2026-01-01T00:00:00Z", "core", "host-2");
-    assert!(feasibility(&selected, &[own], &[other]).is_empty());
+    assert!(feasibility(&selected, &[own], &[other], &[]).is_empty());
+}
+
+/// The host ledger says who holds a host, whatever that request's spec says now; a host the
+/// cluster's own request holds is no conflict.
+#[test]
+fn hosts_held_in_the_ledger_conflict_unless_held_by_own_requests() {
+    let selected = select(&by_names(&["core"]), Some(&inventory())).expect("valid");
+    let held = HostClaim::for_host("host-2", "running-pr", "uid-1", "running");
+    let problems = feasibility(&selected, &[], &[], std::slice::from_ref(&held));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].message.contains(
+            "host `host-2` is held by cluster `running` (ProvisioningRequest running-pr)"
+        ),
+        "{problems:?}"
+    );
+    let own = claim("running-pr", "2026-01-01T00:00:00Z", "core", "host-2");
+    assert!(feasibility(&selected, &[own], &[], &[held]).is_empty());
 }
 
 /// A cluster whose ProvisioningRequest exists was decided when it was created: a newer request
@@ -162,8 +182,8 @@ fn a_created_cluster_conflicts_only_with_older_requests() {
     let newer = claim("newer-pr", "2026-06-02T00:00:00Z", "late", "host-2");
     let older = claim("older-pr", "2026-05-01T00:00:00Z", "early", "host-2");
     let own = std::slice::from_ref(&mine);
-    assert!(feasibility(&selected, own, &[mine.clone(), newer.clone()]).is_empty());
-    let problems = feasibility(&selected, own, &[mine.clone(), newer, older]);
+    assert!(feasibility(&selected, own, &[mine.clone(), newer.clone()], &[]).is_empty());
+    let problems = feasibility(&selected, own, &[mine.clone(), newer, older], &[]);
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(
         problems[0].message.contains("ProvisioningRequest older-pr"),
@@ -171,7 +191,7 @@ fn a_created_cluster_conflicts_only_with_older_requests() {
     );
     // Same second: the name breaks the tie, as in the O2IMS operator.
     let tie = claim("a-pr", "2026-06-01T00:00:00Z", "tie", "host-2");
-    assert_eq!(feasibility(&selected, own, &[tie]).len(), 1);
+    assert_eq!(feasibility(&selected, own, &[tie], &[]).len(), 1);
 }
 
 /// A ProvisioningRequest that failed validation holds nothing; one whose change was refused
