@@ -117,14 +117,19 @@ pub fn find(
             )));
         }
     }
-    hosts_to_check.iter().find_map(|host| {
-        let claimed_by = byo_hosts.get(host)?.claimed_by.as_deref()?;
-        (claimed_by != params.cluster_name).then(|| {
-            Conflict::Taken(format!(
-                "host `{host}` is already claimed by cluster `{claimed_by}`"
-            ))
+    // A host in the ledger is judged there, naming its holder; BYOH's own claim of a host
+    // outside the ledger is a cluster this operator did not make.
+    hosts_to_check
+        .iter()
+        .filter(|h| !in_ledger(h))
+        .find_map(|host| {
+            let claimed_by = byo_hosts.get(host)?.claimed_by.as_deref()?;
+            (claimed_by != params.cluster_name).then(|| {
+                Conflict::Taken(format!(
+                    "host `{host}` is already claimed by cluster `{claimed_by}`"
+                ))
+            })
         })
-    })
 }
 
 #[cfg(test)]
