@@ -95,7 +95,7 @@ pub async fn claim_namespace(
 
 /// Brings the cluster's objects to `params`. `applied` are the parameters the objects were
 /// last applied from; `observed` is their current state. Returns what the user should know
-/// (a missing CNI manifest).
+/// (a missing CNI manifest), and whether anything was written.
 pub async fn ensure(
     ctx: &Context,
     request: &ProvisioningRequest,
@@ -103,7 +103,7 @@ pub async fn ensure(
     applied: Option<&ClusterParameters>,
     observed: &Observed,
     hosts: &BTreeMap<String, (ByoHostView, Value)>,
-) -> Result<Option<String>> {
+) -> Result<(Option<String>, bool)> {
     let calico = match params.cni {
         Cni::Calico => calico_manifest(ctx).await?,
         Cni::None => None,
@@ -128,8 +128,8 @@ pub async fn ensure(
             .collect();
         mark_machines_for_deletion(ctx, &removed, hosts).await?;
     }
-    apply_owned(ctx, request, generated.objects).await?;
-    Ok(warning)
+    let written = apply_owned(ctx, request, generated.objects).await?;
+    Ok((warning, written > 0))
 }
 
 /// The version workers stay at while the control plane is not yet fully at the target.
@@ -164,7 +164,7 @@ async fn mark_machines_for_deletion(
         let Some((_, object)) = hosts.get(*host) else {
             continue;
         };
-        let found = observe::machine_on_host(&ctx.client, object).await?;
+        let found = observe::machine_on_host(&ctx.index, object);
         if found.is_none() && !object["status"]["machineRef"].is_null() {
             return Err(Error::MachineNotFound(format!(
                 "host {host} is claimed, but its Machine is not found"

@@ -19,7 +19,7 @@ use crate::{ledger, observe};
 pub async fn run(request: &ProvisioningRequest, ctx: &Context) -> Result<bool> {
     let name = request.name_any();
     let selector = ListParams::default().labels(&provisioning_request_selector(&name));
-    if let Some(cluster) = observe::request_cluster(&ctx.client, request).await? {
+    if let Some(cluster) = observe::request_cluster(&ctx.index, request) {
         let namespace = cluster["metadata"]["namespace"]
             .as_str()
             .unwrap_or_default()
@@ -68,7 +68,7 @@ pub async fn run(request: &ProvisioningRequest, ctx: &Context) -> Result<bool> {
     )
     .await?;
     // The Cluster is gone; its hosts go back to the ledger as BYOH releases them.
-    let (hosts, _) = observe::byo_hosts(&ctx.client).await?;
+    let (hosts, _) = observe::byo_hosts(&ctx.index);
     let held = ledger::release(ctx, request, &[], &hosts).await?;
     if namespaces.is_empty() && held.is_empty() {
         return Ok(true);

@@ -2,12 +2,12 @@ use std::sync::Arc;
 
 use kube::Client;
 use kube::runtime::events::Recorder;
-use kube::runtime::reflector::Store;
 
-use lcm_core::crd::{HostClaim, ProvisioningRequest};
+use lcm_core::crd::ProvisioningRequest;
 use operator_kit::metrics::Metrics;
 
 use crate::config::Config;
+use crate::index::Index;
 
 /// What every reconcile shares.
 pub struct Context {
@@ -15,16 +15,14 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub config: Config,
-    /// Every ProvisioningRequest, as the controller's watch sees them (for host conflicts).
-    pub requests: Store<ProvisioningRequest>,
-    /// The host ledger's claims, as their watch sees them.
-    pub claims: Store<HostClaim>,
+    /// What the watches see: requests, host claims, Cluster API objects and hosts.
+    pub index: Index,
 }
 
 impl Context {
     /// Recounts the requests per state for the `o2ims_objects` gauge.
     pub fn refresh_state_metrics(&self) {
-        let requests = self.requests.state();
+        let requests = self.index.requests.state();
         let state_of = |r: &ProvisioningRequest| {
             r.status
                 .as_ref()

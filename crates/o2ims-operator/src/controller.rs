@@ -6,18 +6,18 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 
 use lcm_core::capi::{CAPI_CLUSTER_NAME_LABEL, Kind};
-use lcm_core::crd::{HostClaim, ProvisioningRequest};
-use lcm_core::template::ClusterParameters;
+use lcm_core::crd::{HostClaim, ProvisioningRequest, host_claim_name};
 use lcm_core::{HOST_ID_LABEL, PROVISIONING_REQUEST_LABEL};
 
 use crate::config::Config;
 use crate::context::Context;
 use crate::error::Error;
+use crate::index::{self, Index};
 use crate::reconcile::reconcile;
 
 const NAME: &str = "o2ims-operator";
@@ -28,29 +28,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let client = runtime.client.clone();
     let requests: Api<ProvisioningRequest> = Api::all(client.clone());
     let controller = Controller::new(requests, watcher::Config::default());
-    let store = controller.store();
-    let (claims, claims_writer) = reflector::store();
-    // A claim's change reconciles its holder (a released host, a claim deleted by hand).
-    let claim_events = reflector(
-        claims_writer,
-        watcher(
-            Api::<HostClaim>::all(client.clone()),
-            watcher::Config::default(),
-        ),
-    )
-    .default_backoff()
-    .touched_objects();
-    let controller = watch_children(controller, &client, &config, store.clone())
-        .watches_stream(claim_events, |claim| {
-            Some(ObjectRef::new(&claim.spec.request_name))
-        });
+    let (controller, index) = watch_children(controller, &client, &config);
     let ctx = Arc::new(Context {
         recorder: runtime.recorder(),
         client,
         metrics: runtime.metrics.clone(),
         config,
-        requests: store.clone(),
-        claims,
+        index,
     });
     runtime.run(controller, reconcile, error_policy, ctx).await
 }
@@ -77,18 +61,15 @@ fn by_owner<K: Resource>(object: &K) -> Option<ObjectRef<ProvisioningRequest>> {
         .map(|o| ObjectRef::new(&o.name))
 }
 
-fn parameters(request: &ProvisioningRequest) -> Option<ClusterParameters> {
-    serde_json::from_value(request.spec.template_parameters.clone()).ok()
-}
-
-/// Status is event-driven: every object whose change can change a request's status is watched.
+/// Status is event-driven: every object whose change can change a request's status is watched,
+/// and the watches of what reconcile reads feed the index it reads from.
 fn watch_children(
     controller: Controller<ProvisioningRequest>,
     client: &Client,
     config: &Config,
-    store: Store<ProvisioningRequest>,
-) -> Controller<ProvisioningRequest> {
+) -> (Controller<ProvisioningRequest>, Index) {
     let labelled = watcher::Config::default().labels(PROVISIONING_REQUEST_LABEL);
+    let requests = controller.store();
     let mut controller = controller
         .watches(
             Api::<Namespace>::all(client.clone()),
@@ -105,53 +86,77 @@ fn watch_children(
     controller = controller.watches_with(
         Api::<DynamicObject>::namespaced_with(client.clone(), config.namespace(), &bootstrap),
         bootstrap,
-        labelled.clone(),
+        labelled,
         |o| by_owner(&o),
     );
-    for kind in [
-        Kind::Cluster,
+    // A claim's change reconciles its holder (a released host, a claim deleted by hand).
+    let (claims, claim_events) = index::watch_typed(Api::<HostClaim>::all(client.clone()));
+    controller = controller.watches_stream(claim_events, |claim| {
+        Some(ObjectRef::new(&claim.spec.request_name))
+    });
+    // The request's own Cluster API objects name it as owner.
+    let (clusters, events) = index::watch(client, Kind::Cluster, PROVISIONING_REQUEST_LABEL);
+    controller =
+        controller.watches_stream_with(events, |o| by_owner(&o), Kind::Cluster.api_resource());
+    let (control_planes, events) = index::watch(
+        client,
         Kind::KubeadmControlPlane,
-        Kind::MachineDeployment,
-    ] {
-        let resource = kind.api_resource();
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-        controller = controller.watches_with(api, resource, labelled.clone(), |o| by_owner(&o));
-    }
-    // Machines are Cluster API's own: found through the cluster namespace they live in.
-    for kind in [Kind::Machine, Kind::ByoMachine] {
-        let resource = kind.api_resource();
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-        let requests = store.clone();
-        let config = watcher::Config::default().labels(CAPI_CLUSTER_NAME_LABEL);
-        controller = controller.watches_with(api, resource, config, move |machine| {
-            let namespace = machine.namespace();
-            requests
-                .state()
-                .into_iter()
-                .filter(|r| parameters(r).is_some_and(|p| Some(p.namespace()) == namespace))
-                .map(|r| ObjectRef::from_obj(r.as_ref()))
-                .collect::<Vec<_>>()
-        });
-    }
-    // Hosts registering, being claimed or released: the requests that name them.
-    let resource = Kind::ByoHost.api_resource();
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-    controller.watches_with(
-        api,
-        resource,
-        watcher::Config::default().labels(HOST_ID_LABEL),
+        PROVISIONING_REQUEST_LABEL,
+    );
+    controller = controller.watches_stream_with(
+        events,
+        |o| by_owner(&o),
+        Kind::KubeadmControlPlane.api_resource(),
+    );
+    let (machine_deployments, events) =
+        index::watch(client, Kind::MachineDeployment, PROVISIONING_REQUEST_LABEL);
+    controller = controller.watches_stream_with(
+        events,
+        |o| by_owner(&o),
+        Kind::MachineDeployment.api_resource(),
+    );
+    // Machines are Cluster API's own: found through the Cluster they belong to.
+    let of_cluster = |clusters: Store<DynamicObject>| {
+        move |machine: DynamicObject| {
+            let name = machine.labels().get(CAPI_CLUSTER_NAME_LABEL)?.clone();
+            let key = ObjectRef::new_with(&name, Kind::Cluster.api_resource())
+                .within(&machine.namespace()?);
+            by_owner(clusters.get(&key)?.as_ref())
+        }
+    };
+    let (machines, events) = index::watch(client, Kind::Machine, CAPI_CLUSTER_NAME_LABEL);
+    controller = controller.watches_stream_with(
+        events,
+        of_cluster(clusters.clone()),
+        Kind::Machine.api_resource(),
+    );
+    let (byo_machines, events) = index::watch(client, Kind::ByoMachine, CAPI_CLUSTER_NAME_LABEL);
+    controller = controller.watches_stream_with(
+        events,
+        of_cluster(clusters.clone()),
+        Kind::ByoMachine.api_resource(),
+    );
+    // Hosts registering, being claimed or released: the request holding them in the ledger.
+    let (byo_hosts, events) = index::watch(client, Kind::ByoHost, HOST_ID_LABEL);
+    let ledger = claims.clone();
+    controller = controller.watches_stream_with(
+        events,
         move |host| {
-            let host_id = host
-                .labels()
-                .get(HOST_ID_LABEL)
-                .cloned()
-                .unwrap_or_default();
-            store
-                .state()
-                .into_iter()
-                .filter(|r| parameters(r).is_some_and(|p| p.all_hosts().any(|h| *h == host_id)))
-                .map(|r| ObjectRef::from_obj(r.as_ref()))
-                .collect::<Vec<_>>()
+            let id = host.labels().get(HOST_ID_LABEL)?;
+            let claim = ledger.get(&ObjectRef::new(&host_claim_name(id)))?;
+            Some(ObjectRef::new(&claim.spec.request_name))
         },
-    )
+        Kind::ByoHost.api_resource(),
+    );
+    let index = Index {
+        requests,
+        claims,
+        clusters,
+        control_planes,
+        machine_deployments,
+        machines,
+        byo_machines,
+        byo_hosts,
+    };
+    (controller, index)
 }

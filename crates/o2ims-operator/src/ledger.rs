@@ -47,7 +47,7 @@ pub async fn take(
     let mut claims = Vec::new();
     for host in params.all_hosts() {
         let claim = HostClaim::for_host(host, &request.name_any(), &uid, &params.cluster_name);
-        if let Some(cached) = ctx.claims.get(&ObjectRef::from_obj(&claim))
+        if let Some(cached) = ctx.index.claims.get(&ObjectRef::from_obj(&claim))
             && cached.held_by(&uid)
         {
             claims.push(cached.as_ref().clone());
@@ -95,7 +95,8 @@ fn held_by(host: &str, claim: &HostClaim) -> String {
 /// The claims of `request` as the cache shows them.
 fn claims_of(ctx: &Context, request: &ProvisioningRequest) -> Vec<std::sync::Arc<HostClaim>> {
     let uid = uid(request);
-    ctx.claims
+    ctx.index
+        .claims
         .state()
         .into_iter()
         .filter(|c| c.held_by(&uid))

@@ -8,6 +8,7 @@ mod context;
 mod controller;
 mod error;
 mod hostprep;
+mod index;
 mod ledger;
 mod observe;
 mod preparation;

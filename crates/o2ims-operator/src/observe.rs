@@ -1,4 +1,5 @@
-//! Reads what exists: the cluster's Cluster API objects, the ByoHosts, and Jobs.
+//! Reads what exists: the cluster's Cluster API objects and the ByoHosts (from the index), and
+//! a request's Jobs and bootstrap kubeconfigs (from the API server).
 
 use std::collections::BTreeMap;
 
@@ -8,14 +9,16 @@ use kube::{Client, Resource, ResourceExt};
 use lcm_core::crd::ProvisioningRequest;
 use serde_json::Value;
 
+use lcm_core::capi::CAPI_CLUSTER_NAME_LABEL;
 use lcm_core::capi::Kind;
 use lcm_core::capi::observe::{
     ByoHostView, ByoMachineView, ClusterView, ControlPlaneView, MachineView, WorkersView,
 };
-use lcm_core::provisioning_request_selector;
 use lcm_core::status::provisioning::Observed;
+use lcm_core::{PROVISIONING_REQUEST_LABEL, provisioning_request_selector};
 
 use crate::error::Result;
+use crate::index::Index;
 use crate::reconcile::Hosts;
 
 fn namespaced(client: &Client, namespace: &str, kind: Kind) -> Api<DynamicObject> {
@@ -33,28 +36,19 @@ async fn get(client: &Client, namespace: &str, kind: Kind, name: &str) -> Result
         .map(json))
 }
 
-async fn list(client: &Client, namespace: &str, kind: Kind, selector: &str) -> Result<Vec<Value>> {
-    let objects = namespaced(client, namespace, kind)
-        .list(&ListParams::default().labels(selector))
-        .await?;
-    Ok(objects.items.into_iter().map(json).collect())
-}
-
 /// The Cluster created for `request`, wherever it is: labelled for it and controlled by it (a
 /// label alone anyone could set).
-pub async fn request_cluster(
-    client: &Client,
-    request: &ProvisioningRequest,
-) -> Result<Option<Value>> {
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &Kind::Cluster.api_resource());
-    let selector =
-        ListParams::default().labels(&provisioning_request_selector(&request.name_any()));
-    let clusters = api.list(&selector).await?;
-    Ok(clusters
-        .items
-        .into_iter()
-        .find(|cluster| controlled_by(cluster, request))
-        .map(json))
+pub fn request_cluster(index: &Index, request: &ProvisioningRequest) -> Option<Value> {
+    let label = lcm_core::names::label_value(&request.name_any());
+    index
+        .clusters
+        .state()
+        .iter()
+        .find(|cluster| {
+            cluster.labels().get(PROVISIONING_REQUEST_LABEL) == Some(&label)
+                && controlled_by(cluster.as_ref(), request)
+        })
+        .map(|cluster| json(cluster.as_ref().clone()))
 }
 
 /// Whether `request` is the controller owner of `object`.
@@ -67,51 +61,47 @@ pub fn controlled_by(object: &impl Resource, request: &ProvisioningRequest) -> b
 }
 
 /// Everything the status mapping reads of the cluster `name` in `namespace`.
-pub async fn cluster_objects(client: &Client, namespace: &str, name: &str) -> Result<Observed> {
-    let machines_of_cluster = format!("{}={name}", lcm_core::capi::CAPI_CLUSTER_NAME_LABEL);
-    Ok(Observed {
-        cluster: get(client, namespace, Kind::Cluster, name)
-            .await?
+pub fn cluster_objects(index: &Index, namespace: &str, name: &str) -> Observed {
+    let get = |kind, name: &str| index.get(kind, namespace, name).map(json);
+    let of_cluster = |kind| {
+        index
+            .list(kind, namespace, |o| {
+                o.labels().get(CAPI_CLUSTER_NAME_LABEL).map(String::as_str) == Some(name)
+            })
+            .into_iter()
+            .map(json)
+            .collect::<Vec<_>>()
+    };
+    Observed {
+        cluster: get(Kind::Cluster, name)
             .as_ref()
             .map(ClusterView::from_object),
-        control_plane: get(
-            client,
-            namespace,
-            Kind::KubeadmControlPlane,
-            &format!("{name}-control-plane"),
-        )
-        .await?
-        .as_ref()
-        .map(ControlPlaneView::from_object),
-        workers: get(
-            client,
-            namespace,
-            Kind::MachineDeployment,
-            &format!("{name}-md-0"),
-        )
-        .await?
-        .as_ref()
-        .map(WorkersView::from_object),
-        machines: list(client, namespace, Kind::Machine, &machines_of_cluster)
-            .await?
+        control_plane: get(Kind::KubeadmControlPlane, &format!("{name}-control-plane"))
+            .as_ref()
+            .map(ControlPlaneView::from_object),
+        workers: get(Kind::MachineDeployment, &format!("{name}-md-0"))
+            .as_ref()
+            .map(WorkersView::from_object),
+        machines: of_cluster(Kind::Machine)
             .iter()
             .map(MachineView::from_object)
             .collect(),
-        byo_machines: list(client, namespace, Kind::ByoMachine, &machines_of_cluster)
-            .await?
+        byo_machines: of_cluster(Kind::ByoMachine)
             .iter()
             .map(ByoMachineView::from_object)
             .collect(),
-    })
+    }
 }
 
 /// Every registered host, by host id, and the host ids more than one ByoHost claims.
-pub async fn byo_hosts(client: &Client) -> Result<(Hosts, Ambiguous)> {
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &Kind::ByoHost.api_resource());
-    let hosts = api
-        .list(&ListParams::default().labels(lcm_core::HOST_ID_LABEL))
-        .await?;
-    Ok(index_hosts(hosts.items.into_iter().map(json)))
+pub fn byo_hosts(index: &Index) -> (Hosts, Ambiguous) {
+    index_hosts(
+        index
+            .byo_hosts
+            .state()
+            .iter()
+            .map(|h| json(h.as_ref().clone())),
+    )
 }
 
 /// Host id -> the ByoHosts (`namespace/name`) registered under it, where there are several.
@@ -150,25 +140,19 @@ fn index_hosts(objects: impl Iterator<Item = Value>) -> (Hosts, Ambiguous) {
 }
 
 /// The Machine that holds the ByoHost `host` (ByoHost -> ByoMachine -> owning Machine).
-pub async fn machine_on_host(client: &Client, host: &Value) -> Result<Option<(String, String)>> {
+pub fn machine_on_host(index: &Index, host: &Value) -> Option<(String, String)> {
     let reference = &host["status"]["machineRef"];
-    let (Some(namespace), Some(name)) =
-        (reference["namespace"].as_str(), reference["name"].as_str())
-    else {
-        return Ok(None);
-    };
-    let Some(byo_machine) = namespaced(client, namespace, Kind::ByoMachine)
-        .get_opt(name)
-        .await?
-    else {
-        return Ok(None);
-    };
+    let (namespace, name) = (
+        reference["namespace"].as_str()?,
+        reference["name"].as_str()?,
+    );
+    let byo_machine = index.get(Kind::ByoMachine, namespace, name)?;
     let machine = byo_machine
         .owner_references()
         .iter()
         .find(|o| o.kind == "Machine")
-        .map(|o| o.name.clone());
-    Ok(machine.map(|m| (namespace.to_string(), m)))
+        .map(|o| o.name.clone())?;
+    Some((namespace.to_string(), machine))
 }
 
 /// A BootstrapKubeconfig (of a host-preparation Job) in the operator's namespace.

@@ -37,6 +37,7 @@ pub type Hosts = BTreeMap<String, (ByoHostView, Value)>;
 const WAIT_FOR_HOST: Duration = Duration::from_secs(2);
 
 pub async fn reconcile(request: Arc<ProvisioningRequest>, ctx: Arc<Context>) -> Result<Action> {
+    ctx.index.ready().await;
     let _timer = ctx.metrics.reconcile_started();
     let has_finalizer = request.finalizers().iter().any(|f| f == FINALIZER);
     if request.metadata.deletion_timestamp.is_some() {
@@ -72,11 +73,11 @@ struct Build {
 type Plan = std::result::Result<Build, Desired>;
 
 async fn provision(request: &ProvisioningRequest, ctx: &Context) -> Result<Action> {
-    let live_cluster = observe::request_cluster(&ctx.client, request).await?;
+    let live_cluster = observe::request_cluster(&ctx.index, request);
     let applied = live_cluster.as_ref().and_then(capi::applied_parameters);
-    let (hosts, ambiguous) = observe::byo_hosts(&ctx.client).await?;
+    let (hosts, ambiguous) = observe::byo_hosts(&ctx.index);
     let current = match &applied {
-        Some(a) => observe::cluster_objects(&ctx.client, &a.namespace(), &a.cluster_name).await?,
+        Some(a) => observe::cluster_objects(&ctx.index, &a.namespace(), &a.cluster_name),
         None => Observed::default(),
     };
     let spec = &request.spec;
@@ -145,7 +146,7 @@ async fn provision(request: &ProvisioningRequest, ctx: &Context) -> Result<Actio
         return finish(ctx, request, report, Some(&params)).await;
     }
 
-    let warning =
+    let (warning, written) =
         children::ensure(ctx, request, &params, applied.as_ref(), &current, &hosts).await?;
     let created = format!(
         "Cluster API objects of cluster `{}` are in namespace {}",
@@ -160,13 +161,17 @@ async fn provision(request: &ProvisioningRequest, ctx: &Context) -> Result<Actio
         ),
         None => Desired::true_(RESOURCES_CREATED, "Created", created),
     });
-    let observed =
-        observe::cluster_objects(&ctx.client, &params.namespace(), &params.cluster_name).await?;
-    // Read the hosts again: their claims move with the machines just observed.
-    let (hosts, _) = observe::byo_hosts(&ctx.client).await?;
+    let observed = observe::cluster_objects(&ctx.index, &params.namespace(), &params.cluster_name);
+    let mut report = refusal_shown(cluster_report(&params, &observed, &hosts, conditions));
+    if written && report.state == ProvisioningState::Fulfilled {
+        // The index shows the objects as they were before this write: fulfilled is for the
+        // next reconcile to say, once their watches bring what Cluster API makes of them.
+        report.state = ProvisioningState::Progressing;
+        report.message =
+            "Cluster API objects updated; waiting for Cluster API to report them".into();
+    }
     let keep: Vec<&String> = params.all_hosts().collect();
     ledger::release(ctx, request, &keep, &hosts).await?;
-    let report = refusal_shown(cluster_report(&params, &observed, &hosts, conditions));
     finish(ctx, request, report, Some(&params)).await
 }
 
@@ -245,10 +250,10 @@ fn plan(
         .iter()
         .map(|(id, (view, _))| (id.clone(), view.clone()))
         .collect();
-    let requests = ctx.requests.state();
+    let requests = ctx.index.requests.state();
     let in_ledger = |host: &str| {
         let claim = ObjectRef::<HostClaim>::new(&host_claim_name(host));
-        ctx.claims.get(&claim).is_some()
+        ctx.index.claims.get(&claim).is_some()
     };
     let conflict = |params: &ClusterParameters, checked: &[String]| {
         conflicts::ambiguous(checked, ambiguous)

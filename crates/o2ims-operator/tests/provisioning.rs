@@ -6,7 +6,7 @@ mod support;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use lcm_core::capi::Kind;
-use lcm_core::crd::{ProvisioningRequest, ProvisioningState, ResourceProvisioningPhase};
+use lcm_core::crd::{HostClaim, ProvisioningRequest, ProvisioningState, ResourceProvisioningPhase};
 use serde_json::json;
 use support::capi::{self as drive, HOSTS_NAMESPACE};
 use support::*;
@@ -848,6 +848,16 @@ async fn deletion_removes_the_cluster_first_then_the_rest() -> anyhow::Result<()
         "the rest waits for the Cluster"
     );
 
+    // The Cluster goes while BYOH has not released the host yet: the request keeps holding it.
+    drive::machine_on_host(
+        &client,
+        &ns,
+        &s.name,
+        &format!("{}-m1", s.name),
+        &s.hostname(1),
+        true,
+    )
+    .await?;
     drive::patch(
         &client,
         Kind::Cluster,
@@ -856,6 +866,17 @@ async fn deletion_removes_the_cluster_first_then_the_rest() -> anyhow::Result<()
         json!({"metadata": {"finalizers": null}}),
     )
     .await?;
+    let claims = Api::<HostClaim>::all(client.clone());
+    let waiting = wait_request(&client, &s.request, "the request to wait for BYOH", |r| {
+        message(r).contains(&format!("waiting for BYOH to release hosts {}", s.host(1)))
+    })
+    .await?;
+    assert_eq!(state(&waiting), Some(ProvisioningState::Deleting));
+    assert!(
+        claims.get_opt(&s.host(1)).await?.is_some(),
+        "the host stays claimed until BYOH releases it"
+    );
+    drive::release_hosts(&client, &s.name).await?;
     testcluster::wait_for(
         "the request and its namespace to be gone",
         TIMEOUT,
@@ -872,5 +893,9 @@ async fn deletion_removes_the_cluster_first_then_the_rest() -> anyhow::Result<()
     .await?;
     let host = drive::get(&client, Kind::ByoHost, HOSTS_NAMESPACE, &s.hostname(1)).await?;
     assert!(host.is_some(), "hosts are not the operator's to delete");
+    assert!(
+        claims.get_opt(&s.host(1)).await?.is_none(),
+        "the released host is back in the ledger"
+    );
     Ok(())
 }

@@ -54,9 +54,15 @@ async fn fulfil(
     wait_state(client, request, ProvisioningState::Fulfilled).await
 }
 
+/// Deletes `request`; BYOH releases its cluster's hosts as Cluster API deletes the machines.
 async fn delete_and_wait_gone(client: &Client, request: &str) -> anyhow::Result<()> {
     let api = Api::<ProvisioningRequest>::all(client.clone());
+    let cluster = api.get(request).await?.spec.template_parameters["clusterName"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     api.delete(request, &DeleteParams::default()).await?;
+    drive::release_hosts(client, &cluster).await?;
     testcluster::wait_for(&format!("{request} to be gone"), TIMEOUT, || async {
         Ok(api.get_opt(request).await?.is_none().then_some(()))
     })

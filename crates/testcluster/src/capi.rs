@@ -245,6 +245,38 @@ pub async fn machine_on_host(
     .await
 }
 
+/// Releases the ByoHosts `cluster` claimed, as BYOH does once their ByoMachines are deleted
+/// (`machineRef` and the claim labels removed).
+pub async fn release_hosts(client: &Client, cluster: &str) -> anyhow::Result<()> {
+    let selector = format!("{}={cluster}", lcm_core::capi::CAPI_CLUSTER_NAME_LABEL);
+    let hosts = api(client, Kind::ByoHost, HOSTS_NAMESPACE)
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await?;
+    for host in hosts {
+        let name = host.metadata.name.unwrap_or_default();
+        patch_status(
+            client,
+            Kind::ByoHost,
+            HOSTS_NAMESPACE,
+            &name,
+            json!({"machineRef": null}),
+        )
+        .await?;
+        patch(
+            client,
+            Kind::ByoHost,
+            HOSTS_NAMESPACE,
+            &name,
+            json!({"metadata": {"labels": {
+                lcm_core::capi::CAPI_CLUSTER_NAME_LABEL: null,
+                "byoh.infrastructure.cluster.x-k8s.io/byomachine-name": null,
+            }}}),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// The Cluster as Cluster API reports it once BYOH's infrastructure is ready: phase
 /// Provisioned, but no node up yet.
 pub async fn infrastructure_ready(
