@@ -47,7 +47,7 @@ async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Acti
     objects::apply_status(
         &api,
         Kind::BootstrapKubeconfig,
-        name(&object),
+        &object,
         json!({"bootstrapKubeconfigData": lcm_core::yaml::to_string(&kubeconfig)
             .map_err(|e| Error::Invalid(e.to_string()))?}),
     )

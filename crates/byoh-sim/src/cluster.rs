@@ -115,7 +115,7 @@ async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Acti
         objects::apply_status(
             &byo_api,
             Kind::ByoCluster,
-            name(byo_cluster),
+            byo_cluster,
             json!({"ready": true}),
         )
         .await?;
@@ -218,5 +218,5 @@ async fn write_status(
         ),
     });
     let api = ctx.api(Kind::Cluster, namespace(cluster));
-    objects::apply_status(&api, Kind::Cluster, name(cluster), status).await
+    objects::apply_status(&api, Kind::Cluster, cluster, status).await
 }

@@ -221,5 +221,5 @@ async fn write_status(ctx: &Context, kcp: &Value, cluster: &str, machines: &[Val
         status["version"] = json!(version);
     }
     let api = ctx.api(Kind::KubeadmControlPlane, namespace(kcp));
-    objects::apply_status(&api, Kind::KubeadmControlPlane, name(kcp), status).await
+    objects::apply_status(&api, Kind::KubeadmControlPlane, kcp, status).await
 }

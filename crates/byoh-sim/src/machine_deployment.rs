@@ -166,5 +166,5 @@ async fn write_status(
         "conditions": conditions::render(&[ready, available_condition], &deployment["status"]["conditions"]),
     });
     let api = ctx.api(Kind::MachineDeployment, namespace(deployment));
-    objects::apply_status(&api, Kind::MachineDeployment, name(deployment), status).await
+    objects::apply_status(&api, Kind::MachineDeployment, deployment, status).await
 }

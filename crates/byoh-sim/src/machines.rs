@@ -253,7 +253,7 @@ async fn write_byo_machine(
             json!({"ready": false, "conditions": []})
         }
     };
-    objects::apply_status(&api, Kind::ByoMachine, name(byo_machine), status).await
+    objects::apply_status(&api, Kind::ByoMachine, byo_machine, status).await
 }
 
 /// `byoh://<hostname>/<6 characters>`; BYOH picks the characters at random, here they come
@@ -348,7 +348,7 @@ async fn write_machine(
         &[ready, bootstrap, infrastructure_ready, node_healthy],
         &machine["status"]["conditions"],
     );
-    objects::apply_status(&api, Kind::Machine, name(machine), status).await
+    objects::apply_status(&api, Kind::Machine, machine, status).await
 }
 
 /// Deletes the ByoMachine, which releases its host; the Machine goes once the ByoMachine is gone.
@@ -357,7 +357,7 @@ async fn delete(ctx: &Context, machine: &Value, byo_machine: Option<&Value>) -> 
     let mut status = machine["status"].clone();
     if status["phase"] != "Deleting" {
         status["phase"] = json!("Deleting");
-        objects::apply_status(&api, Kind::Machine, name(machine), status).await?;
+        objects::apply_status(&api, Kind::Machine, machine, status).await?;
     }
     match byo_machine {
         Some(byo_machine) if deleting(byo_machine) => release(ctx, byo_machine).await,

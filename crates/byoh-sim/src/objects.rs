@@ -7,6 +7,7 @@ use std::fmt::Debug;
 use kube::Resource;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use lcm_core::capi::Kind;
+use operator_kit::apply::is_subset;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -70,13 +71,20 @@ where
     }
 }
 
-/// Sets the status fields this simulator owns to `status` (fields it no longer sets go).
+/// Sets the status fields this simulator owns to `status` (fields it no longer sets go), unless
+/// `current` already has exactly that status: one write per real state transition, as the
+/// controllers it stands in for patch only what changed.
 pub async fn apply_status(
     api: &Api<DynamicObject>,
     kind: Kind,
-    name: &str,
+    current: &Value,
     status: Value,
 ) -> Result<()> {
+    let live = &current["status"];
+    if is_subset(&status, live) && is_subset(live, &status) {
+        return Ok(());
+    }
+    let name = current["metadata"]["name"].as_str().unwrap_or_default();
     let patch = json!({
         "apiVersion": kind.api_version(), "kind": kind.name(),
         "metadata": {"name": name}, "status": status,

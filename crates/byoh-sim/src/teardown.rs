@@ -16,7 +16,7 @@ pub async fn run(ctx: &Context, cluster: &Value) -> Result<()> {
     if cluster["status"]["phase"] != "Deleting" {
         let mut status = cluster["status"].clone();
         status["phase"] = json!("Deleting");
-        objects::apply_status(&api, Kind::Cluster, name(cluster), status).await?;
+        objects::apply_status(&api, Kind::Cluster, cluster, status).await?;
     }
     // First what creates machines, so no machine comes back.
     let deployments = ctx.api(Kind::MachineDeployment, ns);

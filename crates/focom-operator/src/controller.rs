@@ -26,7 +26,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let runtime = operator_kit::runtime::start(NAME, "focom", &config.runtime).await?;
     let client = runtime.client.clone();
     let requests: Api<FocomProvisioningRequest> = Api::all(client.clone());
-    let controller = Controller::new(requests, watcher::Config::default());
+    let controller = operator_kit::watch::controller(requests);
     let store = controller.store();
     let (triggers, remote_changes) = futures::channel::mpsc::unbounded();
     let controller =

@@ -27,7 +27,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let runtime = operator_kit::runtime::start(NAME, "o2ims", &config.runtime).await?;
     let client = runtime.client.clone();
     let requests: Api<ProvisioningRequest> = Api::all(client.clone());
-    let controller = Controller::new(requests, watcher::Config::default());
+    let controller = operator_kit::watch::controller(requests);
     let (controller, index) = watch_children(controller, &client, &config);
     let ctx = Arc::new(Context {
         recorder: runtime.recorder(),
@@ -148,7 +148,19 @@ fn watch_children(
         },
         Kind::ByoHost.api_resource(),
     );
+    let ready = index::readiness(
+        vec![
+            clusters.clone(),
+            control_planes.clone(),
+            machine_deployments.clone(),
+            machines.clone(),
+            byo_machines.clone(),
+            byo_hosts.clone(),
+        ],
+        claims.clone(),
+    );
     let index = Index {
+        ready,
         requests,
         claims,
         clusters,

@@ -22,25 +22,38 @@ pub struct Index {
     pub machines: Store<DynamicObject>,
     pub byo_machines: Store<DynamicObject>,
     pub byo_hosts: Store<DynamicObject>,
+    /// Whether every store is ready (see [`Index::ready`]).
+    pub ready: tokio::sync::watch::Receiver<bool>,
+}
+
+/// A channel that says `true` once every one of `stores` and `claims` is ready; the one task
+/// that waits on them is the only waiter each store has.
+pub fn readiness(
+    stores: Vec<Store<DynamicObject>>,
+    claims: Store<HostClaim>,
+) -> tokio::sync::watch::Receiver<bool> {
+    let (sender, receiver) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        for store in stores {
+            if store.wait_until_ready().await.is_err() {
+                return;
+            }
+        }
+        if claims.wait_until_ready().await.is_ok() {
+            let _ = sender.send(true);
+        }
+    });
+    receiver
 }
 
 impl Index {
-    /// Waits until every store holds its first complete listing: a reconcile that read an
-    /// empty store would take a running cluster for a new one.
+    /// Resolves once every store holds its first complete listing: a reconcile that read an
+    /// empty store would take a running cluster for a new one. Many reconciles wait at once,
+    /// so they wait on a watch channel: a store's own readiness wakes only one waiter.
     pub async fn ready(&self) {
-        let waits = [
-            self.clusters.wait_until_ready(),
-            self.control_planes.wait_until_ready(),
-            self.machine_deployments.wait_until_ready(),
-            self.machines.wait_until_ready(),
-            self.byo_machines.wait_until_ready(),
-            self.byo_hosts.wait_until_ready(),
-        ];
-        for wait in waits {
-            // Dropped writers mean the operator is shutting down; reconciles stop anyway.
-            let _ = wait.await;
-        }
-        let _ = self.claims.wait_until_ready().await;
+        let mut ready = self.ready.clone();
+        // An error means the sender is gone: the operator is stopping.
+        let _ = ready.wait_for(|ready| *ready).await;
     }
 
     /// The `kind` object `name` in `namespace`.

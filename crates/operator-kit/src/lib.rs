@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod runtime;
 pub mod server;
 pub mod telemetry;
+pub mod watch;
 
 mod options;
 

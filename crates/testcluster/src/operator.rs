@@ -63,7 +63,10 @@ impl OperatorProcess {
             .env("KUBECONFIG", kubeconfig)
             // Readable logs for test failures; a test passes `--log-format json` to check those.
             .env("LOG_FORMAT", "text")
-            .env("RUST_LOG", "info,kube=warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("OPERATOR_RUST_LOG").unwrap_or("info,kube=warn".into()),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .process_group(0)
@@ -137,6 +140,31 @@ impl OperatorProcess {
             .stderr(Stdio::null())
             .status()?;
         Ok(())
+    }
+
+    /// Peak resident memory (MiB) and CPU time (seconds) the operator has used so far, from
+    /// `/proc` (Linux).
+    pub fn usage(&self) -> anyhow::Result<(f64, f64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
+        let peak_kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("VmHWM")?;
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
+        // Fields after the command name (which may hold spaces): utime and stime are the
+        // 12th and 13th, in clock ticks (100 per second on Linux).
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        Ok((peak_kib / 1024.0, (ticks(11) + ticks(12)) / 100.0))
     }
 
     pub fn is_running(&self) -> bool {

@@ -1,0 +1,281 @@
+//! Benchmark (a program, not a test): for each fleet size N, on the real control plane with
+//! both operators and the zero-delay simulator, one allClusters FocomProvisioningRequest for
+//! N clusters of two hosts. It measures the time until every Cluster API object exists against
+//! a bare client applying the same rendered objects at the same concurrency, the time until
+//! Synced, the API server's requests per cluster, status propagation, steady-state writes, a
+//! restart of both operators, and each operator's peak memory and CPU; prints one table and
+//! writes JSON and a PNG plot.
+
+mod apiserver;
+mod plot;
+mod timeline;
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use demo::{World, WorldOptions};
+use futures::future::try_join_all;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use lcm_core::crd::{FocomPhase, FocomProvisioningRequest};
+use lcm_core::inventory::Inventory;
+use serde_json::{Value, json};
+
+use apiserver::Requests;
+use timeline::{delays, quantile};
+
+#[derive(Parser)]
+#[command(about = "Fleet-scale benchmark of both operators (real control plane, simulated hosts)")]
+struct Args {
+    /// Fleet sizes, one run each.
+    #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
+    sizes: Vec<usize>,
+    /// Seconds of steady state (everything fulfilled) over which writes are counted.
+    #[arg(long, default_value_t = 120)]
+    steady_seconds: u64,
+    /// Where the JSON and the plot go.
+    #[arg(long, default_value = ".cache/bench")]
+    out: std::path::PathBuf,
+}
+
+fn inventory(clusters: usize) -> String {
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1xFkK3JrBEAWJ8qfusMvXIUw+xkDzE2wIlhxeSGkiB";
+    let hosts: Vec<_> = (1..=2 * clusters)
+        .map(|i| json!({"id": format!("h{i}"), "hostname": format!("node{i}"), "address": format!("10.{}.{}.{}", 20 + i / 40000, (i / 200) % 200, i % 200 + 1), "sshHostKeys": [key]}))
+        .collect();
+    let definitions: Vec<_> = (1..=clusters)
+        .map(|c| json!({"name": format!("c{c}"), "controlPlaneEndpoint": format!("10.{}.{}.{}", 100 + c / 40000, (c / 200) % 200, c % 200 + 1),
+            "controlPlaneHosts": [format!("h{}", 2 * c - 1)], "workerHosts": [format!("h{}", 2 * c)]}))
+        .collect();
+    json!({"defaults": {"hostPreparation": "skip", "cni": "none"}, "hosts": hosts, "clusters": definitions}).to_string()
+}
+
+/// Seconds a bare client takes to apply every rendered object of `clusters` clusters, one task
+/// per cluster as the operator reconciles them, on a control plane of its own.
+async fn baseline(clusters: usize) -> anyhow::Result<f64> {
+    let text = inventory(clusters);
+    let inventory = Inventory::parse("bench", &text)?;
+    let mut all = FocomProvisioningRequest::new("bench", Default::default());
+    all.spec.all_clusters = Some(true);
+    let selected = lcm_core::focom::select(&all, Some(&inventory))
+        .map_err(|p| anyhow::anyhow!("inventory: {p:?}"))?;
+    let cluster = testcluster::TestCluster::start_new().await?;
+    let client = cluster.admin_client()?;
+    let started = Instant::now();
+    try_join_all(selected.iter().map(|s| {
+        let client = client.clone();
+        async move {
+            let request = format!("bench-{}", s.name);
+            let mut objects = vec![lcm_core::capi::namespace_object(&request, &s.parameters)];
+            objects.extend(lcm_core::capi::generate(&request, &s.parameters, None).objects);
+            for object in objects {
+                let name = object["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                operator_kit::apply::api_for(&client, &object)?
+                    .patch(
+                        &name,
+                        &PatchParams::apply("bench").force(),
+                        &Patch::Apply(&object),
+                    )
+                    .await?;
+            }
+            anyhow::Ok(())
+        }
+    }))
+    .await?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// One run at `clusters`; its results as JSON.
+async fn run(clusters: usize, steady: Duration) -> anyhow::Result<Value> {
+    let baseline = baseline(clusters).await?;
+    let mut options = WorldOptions::from_inventory(&inventory(clusters))?;
+    options.simulator.register_inventory_hosts = true;
+    options.simulator.job_delay = Duration::ZERO;
+    options.simulator.bootstrap_delay = Duration::ZERO;
+    let mut world = World::start(options).await?;
+    let client = world.client()?;
+    let timeline = timeline::watch(&client, clusters);
+    // The hosts registering before the request are not what is measured.
+    testcluster::wait_for(
+        "the hosts to register",
+        Duration::from_secs(600),
+        || async {
+            let hosts = Api::<kube::api::DynamicObject>::all_with(
+                client.clone(),
+                &lcm_core::capi::Kind::ByoHost.api_resource(),
+            )
+            .list(&Default::default())
+            .await?;
+            Ok((hosts.items.len() >= 2 * clusters).then_some(()))
+        },
+    )
+    .await?;
+
+    let before = Requests::read(&client).await?;
+    let started = Instant::now();
+    let request = json!({"apiVersion": "focom.nephio.org/v1alpha1", "kind": "FocomProvisioningRequest",
+        "metadata": {"name": "fleet", "namespace": "focom-system"}, "spec": {"allClusters": true}});
+    world.apply_manifest(&request.to_string()).await?;
+    let requests = Api::<FocomProvisioningRequest>::namespaced(client.clone(), "focom-system");
+    let deadline = Duration::from_secs(60 + 3 * clusters as u64);
+    testcluster::wait_for("the fleet to be Synced", deadline, || async {
+        let phase = requests.get("fleet").await?.status.and_then(|s| s.phase);
+        anyhow::ensure!(phase != Some(FocomPhase::Failed), "the fleet failed");
+        Ok((phase == Some(FocomPhase::Synced)).then_some(()))
+    })
+    .await?;
+    let synced = started.elapsed().as_secs_f64();
+    let served = Requests::read(&client).await?.since(&before);
+    let (objects, to_request, to_focom) = {
+        let t = timeline.lock().expect("timeline");
+        let objects = t
+            .all_objects_at
+            .context("not every Cluster API object was seen")?
+            .duration_since(started)
+            .as_secs_f64();
+        (
+            objects,
+            delays(&t.cluster_ready, &t.request_fulfilled),
+            delays(&t.request_fulfilled, &t.focom_fulfilled),
+        )
+    };
+
+    let quiet = Requests::read(&client).await?;
+    tokio::time::sleep(steady).await; // the window over which writes are counted
+    let steady_writes = Requests::read(&client).await?.since(&quiet).writes();
+    let usage = [world.o2ims.usage()?, world.focom.usage()?];
+
+    let before_restart = Requests::read(&client).await?;
+    let restarted = Instant::now();
+    world.restart(demo::Operator::O2ims).await?;
+    world.restart(demo::Operator::Focom).await?;
+    let n = clusters as f64;
+    let o2ims = &world.o2ims;
+    testcluster::wait_for(
+        "the O2IMS operator to reconcile every request",
+        deadline,
+        || async {
+            Ok((o2ims
+                .metric("o2ims_reconcile_runs_total")
+                .await
+                .unwrap_or(0.0)
+                >= n)
+                .then_some(()))
+        },
+    )
+    .await?;
+    let converged = restarted.elapsed().as_secs_f64();
+    let restart_writes = Requests::read(&client)
+        .await?
+        .since(&before_restart)
+        .writes();
+
+    let per_cluster = |verb: &str| served.get(verb) / n;
+    Ok(json!({
+        "clusters": clusters,
+        "objects_seconds": objects,
+        "baseline_seconds": baseline,
+        "objects_ratio": objects / baseline,
+        "synced_seconds": synced,
+        "requests_per_cluster": served.0.iter().map(|(v, c)| (v.clone(), json!(c / n))).collect::<serde_json::Map<_, _>>(),
+        "lists_per_cluster": per_cluster("LIST"),
+        "writes_per_cluster": served.writes() / n,
+        "cluster_ready_to_fulfilled": {"p50": quantile(&to_request, 0.5), "p99": quantile(&to_request, 0.99)},
+        "fulfilled_to_synced_row": {"p50": quantile(&to_focom, 0.5), "p99": quantile(&to_focom, 0.99)},
+        "steady_writes_per_minute": steady_writes * 60.0 / steady.as_secs_f64(),
+        "restart_converge_seconds": converged,
+        "restart_writes": restart_writes,
+        "o2ims": {"peak_rss_mib": usage[0].0, "cpu_seconds": usage[0].1},
+        "focom": {"peak_rss_mib": usage[1].0, "cpu_seconds": usage[1].1},
+    }))
+}
+
+fn print_table(runs: &[Value]) {
+    let row = |label: &str, f: &dyn Fn(&Value) -> String| {
+        let cells: Vec<String> = runs.iter().map(|r| format!("{:>12}", f(r))).collect();
+        println!("{label:<52}{}", cells.join(""));
+    };
+    let num = |key: &'static str, digits: usize| {
+        move |r: &Value| format!("{:.*}", digits, r[key].as_f64().unwrap_or(f64::NAN))
+    };
+    let nested = |a: &'static str, b: &'static str, digits: usize| {
+        move |r: &Value| format!("{:.*}", digits, r[a][b].as_f64().unwrap_or(f64::NAN))
+    };
+    row("clusters", &|r| r["clusters"].to_string());
+    row(
+        "all Cluster API objects exist, operators (s)",
+        &num("objects_seconds", 2),
+    );
+    row("same objects, bare client (s)", &num("baseline_seconds", 2));
+    row(
+        "ratio operators / bare client (goal <= 1.3)",
+        &num("objects_ratio", 2),
+    );
+    row("all Synced (s)", &num("synced_seconds", 2));
+    row("API requests per cluster, all clients", &|r| {
+        let total: f64 = r["requests_per_cluster"]
+            .as_object()
+            .map(|m| m.values().filter_map(Value::as_f64).sum())
+            .unwrap_or(0.0);
+        format!("{total:.1}")
+    });
+    row("  of which LIST", &num("lists_per_cluster", 2));
+    row("  of which writes", &num("writes_per_cluster", 1));
+    row(
+        "Cluster Ready -> request fulfilled p50 (s)",
+        &nested("cluster_ready_to_fulfilled", "p50", 3),
+    );
+    row(
+        "Cluster Ready -> request fulfilled p99 (s)",
+        &nested("cluster_ready_to_fulfilled", "p99", 3),
+    );
+    row(
+        "request fulfilled -> FOCOM row p50 (s)",
+        &nested("fulfilled_to_synced_row", "p50", 3),
+    );
+    row(
+        "request fulfilled -> FOCOM row p99 (s)",
+        &nested("fulfilled_to_synced_row", "p99", 3),
+    );
+    row(
+        "steady state writes per minute (goal 0)",
+        &num("steady_writes_per_minute", 1),
+    );
+    row(
+        "restart: every request reconciled (s, goal < 10)",
+        &num("restart_converge_seconds", 2),
+    );
+    row("restart: writes (goal 0)", &num("restart_writes", 0));
+    row(
+        "o2ims-operator peak RSS (MiB, goal < 64)",
+        &nested("o2ims", "peak_rss_mib", 1),
+    );
+    row("o2ims-operator CPU (s)", &nested("o2ims", "cpu_seconds", 1));
+    row(
+        "focom-operator peak RSS (MiB, goal < 64)",
+        &nested("focom", "peak_rss_mib", 1),
+    );
+    row("focom-operator CPU (s)", &nested("focom", "cpu_seconds", 1));
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut runs = Vec::new();
+    for size in &args.sizes {
+        eprintln!("lcm-bench: {size} clusters");
+        runs.push(run(*size, Duration::from_secs(args.steady_seconds)).await?);
+    }
+    print_table(&runs);
+    std::fs::create_dir_all(&args.out)?;
+    let json_path = args.out.join("bench.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&runs)?)?;
+    let plot_path = args.out.join("bench.png");
+    plot::time_vs_size(&runs, &plot_path)?;
+    println!("wrote {} and {}", json_path.display(), plot_path.display());
+    Ok(())
+}
