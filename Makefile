@@ -13,10 +13,11 @@ demo: testcluster
 	cargo build --workspace --bins
 	target/debug/lcm-demo
 
-## bench: provisioning time of 1 cluster vs 8 at once, on the real control plane with simulated hosts
+## bench: fleets of 10, 100 and 1000 clusters on the real control plane with simulated hosts (SIZES=10,100 for fewer); table, .cache/bench/bench.json and bench.png
+SIZES ?= 10,100,1000
 bench: testcluster
 	cargo build --release -p o2ims-operator -p focom-operator -p demo --bins
-	target/release/lcm-bench --clusters 8
+	target/release/lcm-bench --sizes $(SIZES)
 
 ## test: everything that proves the product (formatting, lints, generated files, deployment files, unit and integration tests)
 test: check-crds lint static-checks image-binaries testcluster tools

@@ -75,7 +75,8 @@ pub enum Operator {
 }
 
 impl Operator {
-    async fn start(
+    /// Starts one more process of this operator (as a second replica without leader election).
+    pub async fn start(
         self,
         cluster: &TestCluster,
         options: &WorldOptions,

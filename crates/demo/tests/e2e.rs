@@ -435,3 +435,104 @@ async fn an_operator_killed_mid_provisioning_finishes_without_duplicates() -> an
     );
     Ok(())
 }
+
+/// Ten FocomProvisioningRequests, each describing a cluster on two of twelve hosts that others
+/// want too, created at once, with two O2IMS operators that both act: no host is selected by two
+/// clusters' ByoMachineTemplates, every winner is Synced on the hosts it asked for, and every
+/// loser failed naming a host it wanted.
+#[tokio::test]
+async fn focom_requests_racing_for_hosts_with_two_o2ims_operators_never_share_one()
+-> anyhow::Result<()> {
+    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1xFkK3JrBEAWJ8qfusMvXIUw+xkDzE2wIlhxeSGkiB";
+    let hosts: Vec<Value> = (1..=12)
+        .map(|i| json!({"id": format!("r{i}"), "hostname": format!("race-node-{i}"), "address": format!("10.9.0.{i}"), "sshHostKeys": [key]}))
+        .collect();
+    let inventory = json!({"defaults": {"hostPreparation": "skip", "cni": "none"}, "hosts": hosts, "clusters": []});
+    let mut options = WorldOptions::from_inventory(&inventory.to_string())?;
+    options.simulator.register_inventory_hosts = true;
+    let world = World::start(options).await?;
+    let _second = Operator::O2ims
+        .start(&world.cluster, world.options())
+        .await?;
+    let client = world.client()?;
+    let wanted = |k: usize| {
+        [
+            format!("r{}", k % 12 + 1),
+            format!("r{}", (k * 5 + 3) % 12 + 1),
+        ]
+    };
+    let manifests: Vec<String> = (0..10)
+        .map(|k| {
+            let [control_plane, worker] = wanted(k);
+            let parameters = json!({
+                "clusterName": format!("race{k}"), "kubernetesVersion": "v1.26.6",
+                "controlPlaneEndpoint": {"host": format!("10.9.1.{k}")},
+                "hosts": {"controlPlane": [control_plane], "workers": [worker]},
+                "hostPreparation": "skip", "cni": "none",
+            });
+            request(
+                &format!("race{k}"),
+                json!({"templateParameters": parameters}),
+            )
+        })
+        .collect();
+    futures::future::try_join_all(manifests.iter().map(|m| world.apply_manifest(m))).await?;
+
+    let api = Api::<FocomProvisioningRequest>::namespaced(client.clone(), NS);
+    let settled = testcluster::wait_for("every racing request to settle", TIMEOUT, || async {
+        let all = api.list(&ListParams::default()).await?.items;
+        let done = all.len() == 10
+            && all.iter().all(|r| {
+                matches!(
+                    r.status.as_ref().and_then(|s| s.phase),
+                    Some(FocomPhase::Synced | FocomPhase::Failed)
+                )
+            });
+        Ok(done.then_some(all))
+    })
+    .await?;
+    let mut selected_by: std::collections::BTreeMap<String, String> = Default::default();
+    for template in list(&client, Kind::ByoMachineTemplate).await? {
+        let cluster = template.namespace().unwrap_or_default();
+        for expression in template.data["spec"]["template"]["spec"]["selector"]["matchExpressions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            for host in expression["values"].as_array().into_iter().flatten() {
+                let host = host.as_str().unwrap_or_default().to_string();
+                if let Some(other) = selected_by.insert(host.clone(), cluster.clone()) {
+                    assert_eq!(
+                        other, cluster,
+                        "{host} is selected by {other} and {cluster}"
+                    );
+                }
+            }
+        }
+    }
+    let mut winners = 0;
+    for request in &settled {
+        let k: usize = request.name_any().trim_start_matches("race").parse()?;
+        let [control_plane, worker] = wanted(k);
+        if request.status.as_ref().and_then(|s| s.phase) == Some(FocomPhase::Synced) {
+            winners += 1;
+            let mut expected = vec![control_plane, worker];
+            expected.sort();
+            assert_eq!(hosts_of(&client, &format!("race{k}")).await?, expected);
+            continue;
+        }
+        let text = message(request);
+        assert!(
+            text.contains(&format!("`{control_plane}`")) || text.contains(&format!("`{worker}`")),
+            "race{k} failed without naming a host it wanted: {text}"
+        );
+        assert!(
+            !selected_by
+                .values()
+                .any(|c| *c == format!("cluster-race{k}")),
+            "race{k} failed but its cluster selects hosts"
+        );
+    }
+    assert!(winners >= 3, "only {winners} clusters won");
+    Ok(())
+}

@@ -442,6 +442,8 @@ async fn provision_and_delete(
             &Patch::Merge(json!({"spec": {"operation": "delete"}})),
         )
         .await?;
+    // BYOH releases the hosts as Cluster API deletes their machines (this test plays both).
+    capi::release_hosts(admin, CLUSTER).await?;
     wait_for("the cluster to be deleted", TIMEOUT, || async {
         let deleted = requests
             .get_opt(REQUEST)

@@ -380,41 +380,6 @@ async fn only_older_requests_that_hold_a_host_make_a_cluster_infeasible() -> any
 }
 
 #[tokio::test]
-async fn two_requests_racing_for_a_host_exactly_one_wins() -> anyhow::Result<()> {
-    let (client, ns) = setup().await?;
-    let (a, b) = (
-        request("race-a", by_names(&["race-a"])),
-        request("race-b", by_names(&["race-b"])),
-    );
-    let (ra, rb) = tokio::join!(create(&client, ns, &a), create(&client, ns, &b));
-    ra?;
-    rb?;
-    let settled = |r: &FocomProvisioningRequest| {
-        matches!(phase(r), Some(FocomPhase::Creating | FocomPhase::Failed))
-    };
-    let a = wait_request(&client, ns, "race-a", "race-a to settle", settled).await?;
-    let b = wait_request(&client, ns, "race-b", "race-b to settle", settled).await?;
-    let (winner, loser) = if phase(&a) == Some(FocomPhase::Creating) {
-        (a, b)
-    } else {
-        (b, a)
-    };
-    assert_eq!(phase(&winner), Some(FocomPhase::Creating));
-    assert_eq!(phase(&loser), Some(FocomPhase::Failed), "exactly one wins");
-    assert!(
-        message(&loser).contains("host `race-h1` is already used"),
-        "{}",
-        message(&loser)
-    );
-    assert_eq!(owned(&client, ns, &winner.name_any()).await?.len(), 1);
-    assert!(
-        owned(&client, ns, &loser.name_any()).await?.is_empty(),
-        "the loser created nothing"
-    );
-    Ok(())
-}
-
-#[tokio::test]
 async fn operation_delete_then_deleting_the_request_cleans_up() -> anyhow::Result<()> {
     let (client, ns) = setup().await?;
     create(&client, ns, &request("ops", by_names(&["ops"]))).await?;
