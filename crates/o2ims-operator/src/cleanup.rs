@@ -68,7 +68,8 @@ pub async fn run(request: &ProvisioningRequest, ctx: &Context) -> Result<bool> {
     )
     .await?;
     // The Cluster is gone; its hosts go back to the ledger as BYOH releases them.
-    let (hosts, _) = observe::byo_hosts(&ctx.index);
+    let held = ledger::held(ctx, request).into_iter().collect();
+    let (hosts, _) = observe::byo_hosts(&ctx.index, &held);
     let held = ledger::release(ctx, request, &[], &hosts).await?;
     if namespaces.is_empty() && held.is_empty() {
         return Ok(true);

@@ -92,6 +92,14 @@ fn held_by(host: &str, claim: &HostClaim) -> String {
     )
 }
 
+/// The host ids `request` holds, as the cache shows them.
+pub fn held(ctx: &Context, request: &ProvisioningRequest) -> Vec<String> {
+    claims_of(ctx, request)
+        .iter()
+        .map(|c| c.spec.host_id.clone())
+        .collect()
+}
+
 /// The claims of `request` as the cache shows them.
 fn claims_of(ctx: &Context, request: &ProvisioningRequest) -> Vec<std::sync::Arc<HostClaim>> {
     let uid = uid(request);

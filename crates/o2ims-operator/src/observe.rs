@@ -1,7 +1,7 @@
 //! Reads what exists: the cluster's Cluster API objects and the ByoHosts (from the index), and
 //! a request's Jobs and bootstrap kubeconfigs (from the API server).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::{Client, Resource, ResourceExt};
@@ -93,15 +93,35 @@ pub fn cluster_objects(index: &Index, namespace: &str, name: &str) -> Observed {
     }
 }
 
-/// Every registered host, by host id, and the host ids more than one ByoHost claims.
-pub fn byo_hosts(index: &Index) -> (Hosts, Ambiguous) {
-    index_hosts(
-        index
-            .byo_hosts
-            .state()
-            .iter()
-            .map(|h| json(h.as_ref().clone())),
-    )
+/// The registered hosts among `wanted`, by host id, and those of them more than one ByoHost
+/// claims. Only the wanted hosts are copied out of the index: a reconcile costs its own hosts,
+/// not the fleet's.
+pub fn byo_hosts(index: &Index, wanted: &BTreeSet<String>) -> (Hosts, Ambiguous) {
+    let state = index.byo_hosts.state();
+    let of_wanted = state.iter().filter(|h| {
+        h.labels()
+            .get(lcm_core::HOST_ID_LABEL)
+            .is_some_and(|id| wanted.contains(id))
+    });
+    index_hosts(of_wanted.map(|h| json(h.as_ref().clone())))
+}
+
+/// The host ids a request may read: those its spec names (even if it does not validate), those
+/// its running cluster was applied with, and those it holds in the ledger.
+pub fn hosts_of_request(
+    request: &ProvisioningRequest,
+    applied: Option<&lcm_core::template::ClusterParameters>,
+    held: Vec<String>,
+) -> BTreeSet<String> {
+    let named = &request.spec.template_parameters["hosts"];
+    let in_spec = ["controlPlane", "workers"]
+        .iter()
+        .flat_map(|role| named[role].as_array().into_iter().flatten())
+        .filter_map(|h| h.as_str().map(String::from));
+    in_spec
+        .chain(applied.into_iter().flat_map(|a| a.all_hosts().cloned()))
+        .chain(held)
+        .collect()
 }
 
 /// Host id -> the ByoHosts (`namespace/name`) registered under it, where there are several.

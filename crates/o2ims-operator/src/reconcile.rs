@@ -75,7 +75,8 @@ type Plan = std::result::Result<Build, Desired>;
 async fn provision(request: &ProvisioningRequest, ctx: &Context) -> Result<Action> {
     let live_cluster = observe::request_cluster(&ctx.index, request);
     let applied = live_cluster.as_ref().and_then(capi::applied_parameters);
-    let (hosts, ambiguous) = observe::byo_hosts(&ctx.index);
+    let wanted = observe::hosts_of_request(request, applied.as_ref(), ledger::held(ctx, request));
+    let (hosts, ambiguous) = observe::byo_hosts(&ctx.index, &wanted);
     let current = match &applied {
         Some(a) => observe::cluster_objects(&ctx.index, &a.namespace(), &a.cluster_name),
         None => Observed::default(),
