@@ -1,7 +1,7 @@
 //! The chart's tenant role, bound in a tenant's namespace, as the API server enforces it: the
 //! tenant manages its own FocomProvisioningRequests and reads its OClouds, and reaches nothing
 //! else (another tenant's namespace, ProvisioningRequests, Secrets, the inventory, templates,
-//! Cluster API objects).
+//! Cluster API objects, the host ledger).
 
 use anyhow::Context;
 use deploy_tests::{apply, expect_refused, helm_template};
@@ -9,7 +9,9 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use lcm_core::capi::Kind;
-use lcm_core::crd::{FocomProvisioningRequest, OCloud, ProvisioningRequest, TemplateInfo};
+use lcm_core::crd::{
+    FocomProvisioningRequest, HostClaim, OCloud, ProvisioningRequest, TemplateInfo,
+};
 use serde_json::{Value, json};
 use testcluster::TestCluster;
 
@@ -125,6 +127,15 @@ async fn check(tenant: &Client, own: &str, other: &str) -> anyhow::Result<()> {
         Api::<TemplateInfo>::namespaced(tenant.clone(), own)
             .create(&PostParams::default(), &serde_json::from_value(json!({"apiVersion": "provisioning.oran.org/v1alpha1", "kind": "TemplateInfo",
                 "metadata": {"name": "byoh-workload-cluster-v1"}, "spec": {"templateName": "byoh-workload-cluster", "templateVersion": "v1", "templateParameterSchema": "{}"}}))?)
+            .await,
+    )?;
+    expect_refused(
+        "claim a host in the host ledger",
+        Api::<HostClaim>::all(tenant.clone())
+            .create(
+                &PostParams::default(),
+                &HostClaim::for_host("h1", "mine", "uid", "mine"),
+            )
             .await,
     )?;
     expect_refused(
