@@ -494,19 +494,12 @@ async fn focom_requests_racing_for_hosts_with_two_o2ims_operators_never_share_on
     let mut selected_by: std::collections::BTreeMap<String, String> = Default::default();
     for template in list(&client, Kind::ByoMachineTemplate).await? {
         let cluster = template.namespace().unwrap_or_default();
-        for expression in template.data["spec"]["template"]["spec"]["selector"]["matchExpressions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            for host in expression["values"].as_array().into_iter().flatten() {
-                let host = host.as_str().unwrap_or_default().to_string();
-                if let Some(other) = selected_by.insert(host.clone(), cluster.clone()) {
-                    assert_eq!(
-                        other, cluster,
-                        "{host} is selected by {other} and {cluster}"
-                    );
-                }
+        for host in testcluster::capi::selected_hosts(&template.data) {
+            if let Some(other) = selected_by.insert(host.clone(), cluster.clone()) {
+                assert_eq!(
+                    other, cluster,
+                    "{host} is selected by {other} and {cluster}"
+                );
             }
         }
     }

@@ -66,8 +66,17 @@ pub fn ambiguous(
 pub enum Conflict {
     /// Taken by another: the request cannot have it.
     Taken(String),
-    /// Wanted by a request that comes first and has not claimed it yet.
+    /// Wanted by a request that comes first and has not claimed it yet, or claimed by one that
+    /// has not started using it.
     Wanted(String),
+}
+
+impl Conflict {
+    pub fn into_message(self) -> String {
+        match self {
+            Conflict::Taken(message) | Conflict::Wanted(message) => message,
+        }
+    }
 }
 
 /// The first conflict of `params` (for the hosts in `hosts_to_check`). `in_ledger` says whether

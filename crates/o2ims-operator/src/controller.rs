@@ -95,26 +95,17 @@ fn watch_children(
         Some(ObjectRef::new(&claim.spec.request_name))
     });
     // The request's own Cluster API objects name it as owner.
-    let (clusters, events) = index::watch(client, Kind::Cluster, PROVISIONING_REQUEST_LABEL);
-    controller =
-        controller.watches_stream_with(events, |o| by_owner(&o), Kind::Cluster.api_resource());
-    let (control_planes, events) = index::watch(
-        client,
-        Kind::KubeadmControlPlane,
-        PROVISIONING_REQUEST_LABEL,
-    );
-    controller = controller.watches_stream_with(
-        events,
-        |o| by_owner(&o),
-        Kind::KubeadmControlPlane.api_resource(),
-    );
-    let (machine_deployments, events) =
-        index::watch(client, Kind::MachineDeployment, PROVISIONING_REQUEST_LABEL);
-    controller = controller.watches_stream_with(
-        events,
-        |o| by_owner(&o),
-        Kind::MachineDeployment.api_resource(),
-    );
+    let owned = PROVISIONING_REQUEST_LABEL;
+    let (controller, clusters) =
+        indexed(controller, client, Kind::Cluster, owned, |o| by_owner(&o));
+    let (controller, control_planes) =
+        indexed(controller, client, Kind::KubeadmControlPlane, owned, |o| {
+            by_owner(&o)
+        });
+    let (controller, machine_deployments) =
+        indexed(controller, client, Kind::MachineDeployment, owned, |o| {
+            by_owner(&o)
+        });
     // Machines are Cluster API's own: found through the Cluster they belong to.
     let of_cluster = |clusters: Store<DynamicObject>| {
         move |machine: DynamicObject| {
@@ -124,29 +115,33 @@ fn watch_children(
             by_owner(clusters.get(&key)?.as_ref())
         }
     };
-    let (machines, events) = index::watch(client, Kind::Machine, CAPI_CLUSTER_NAME_LABEL);
-    controller = controller.watches_stream_with(
-        events,
+    let in_cluster = CAPI_CLUSTER_NAME_LABEL;
+    let (controller, machines) = indexed(
+        controller,
+        client,
+        Kind::Machine,
+        in_cluster,
         of_cluster(clusters.clone()),
-        Kind::Machine.api_resource(),
     );
-    let (byo_machines, events) = index::watch(client, Kind::ByoMachine, CAPI_CLUSTER_NAME_LABEL);
-    controller = controller.watches_stream_with(
-        events,
+    let (controller, byo_machines) = indexed(
+        controller,
+        client,
+        Kind::ByoMachine,
+        in_cluster,
         of_cluster(clusters.clone()),
-        Kind::ByoMachine.api_resource(),
     );
     // Hosts registering, being claimed or released: the request holding them in the ledger.
-    let (byo_hosts, events) = index::watch(client, Kind::ByoHost, HOST_ID_LABEL);
     let ledger = claims.clone();
-    controller = controller.watches_stream_with(
-        events,
+    let (controller, byo_hosts) = indexed(
+        controller,
+        client,
+        Kind::ByoHost,
+        HOST_ID_LABEL,
         move |host| {
             let id = host.labels().get(HOST_ID_LABEL)?;
             let claim = ledger.get(&ObjectRef::new(&host_claim_name(id)))?;
             Some(ObjectRef::new(&claim.spec.request_name))
         },
-        Kind::ByoHost.api_resource(),
     );
     let ready = index::readiness(
         vec![
@@ -171,4 +166,20 @@ fn watch_children(
         byo_hosts,
     };
     (controller, index)
+}
+
+/// Watches the `kind` objects carrying `label` into a store of the index; each change
+/// reconciles the request `map` finds for it.
+fn indexed(
+    controller: Controller<ProvisioningRequest>,
+    client: &Client,
+    kind: Kind,
+    label: &str,
+    map: impl Fn(DynamicObject) -> Option<ObjectRef<ProvisioningRequest>> + Send + Sync + 'static,
+) -> (Controller<ProvisioningRequest>, Store<DynamicObject>) {
+    let (store, events) = index::watch(client, kind, label);
+    (
+        controller.watches_stream_with(events, map, kind.api_resource()),
+        store,
+    )
 }

@@ -17,6 +17,7 @@ use serde_json::json;
 use lcm_core::crd::{HostClaim, ProvisioningRequest};
 use lcm_core::template::ClusterParameters;
 
+use crate::conflicts::Conflict;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::reconcile::Hosts;
@@ -33,7 +34,7 @@ fn uid(request: &ProvisioningRequest) -> String {
 /// first host another request holds.
 pub struct Taken {
     pub claims: Vec<HostClaim>,
-    pub conflict: Option<String>,
+    pub conflict: Option<Conflict>,
 }
 
 /// Takes every host of `params` for `request`, stopping at the first host another request
@@ -75,21 +76,30 @@ pub async fn take(
     })
 }
 
-/// Why `host` cannot be taken: `claim` holds it for another request.
-fn held_by(host: &str, claim: &HostClaim) -> String {
+/// Why `host` cannot be taken: `claim` holds it for another request. A holder that has not
+/// started using the host may still give it up (it fails on another host): then the host is
+/// only wanted, and the request waits rather than failing on a holder that goes.
+fn held_by(host: &str, claim: &HostClaim) -> Conflict {
     if claim.spec.host_id != host {
-        return format!(
+        return Conflict::Taken(format!(
             "host `{host}` cannot be claimed: HostClaim {} holds host `{}`",
             claim.name_any(),
             claim.spec.host_id
-        );
+        ));
     }
-    format!(
-        "host `{host}` is held by ProvisioningRequest {} (cluster `{}`, HostClaim {})",
+    let holder = format!(
+        "ProvisioningRequest {} (cluster `{}`, HostClaim {})",
         claim.spec.request_name,
         claim.spec.cluster_name,
         claim.name_any()
-    )
+    );
+    if claim.spec.in_use {
+        Conflict::Taken(format!("host `{host}` is held by {holder}"))
+    } else {
+        Conflict::Wanted(format!(
+            "host `{host}` is claimed by {holder}, which has not started using it; waiting for it to use the host or give it up"
+        ))
+    }
 }
 
 /// The host ids `request` holds, as the cache shows them.

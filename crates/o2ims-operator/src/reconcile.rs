@@ -195,12 +195,18 @@ async fn hold_hosts(
     let Some(conflict) = taken.conflict else {
         return Ok(Ok((build, taken.claims)));
     };
+    // What was taken goes back while waiting too: two requests each holding a host the other
+    // waits for would wait forever.
     ledger::withdraw(ctx, request, &taken.claims).await?;
     let Some(applied) = build.applied else {
-        return Ok(Err(Desired::false_(VALIDATED, "HostConflict", conflict)));
+        return Ok(Err(match conflict {
+            Conflict::Taken(message) => Desired::false_(VALIDATED, "HostConflict", message),
+            Conflict::Wanted(message) => Desired::unknown(VALIDATED, "WaitingForHost", message),
+        }));
     };
+    let conflict = conflict.into_message();
     let running = ledger::take(ctx, request, &applied).await?;
-    if let Some(lost) = running.conflict {
+    if let Some(lost) = running.conflict.map(Conflict::into_message) {
         tracing::warn!(request = %request.name_any(), "a running cluster's host is held by another request: {lost}");
     }
     Ok(Ok((refused(&applied, conflict), running.claims)))
@@ -306,10 +312,8 @@ fn plan(
                     progress.state, progress.message
                 ));
             }
-            if let Some(Conflict::Taken(message) | Conflict::Wanted(message)) =
-                conflict(&desired, &change.added_workers)
-            {
-                return refuse(message);
+            if let Some(conflict) = conflict(&desired, &change.added_workers) {
+                return refuse(conflict.into_message());
             }
             let mut what = Vec::new();
             if let Some(version) = &change.upgrade_to {

@@ -49,23 +49,14 @@ fn settled(request: &ProvisioningRequest) -> bool {
             .is_some_and(|(status, _, _)| status == "True")
 }
 
-/// The hosts each ByoMachineTemplate of `namespace` selects.
+/// The hosts the ByoMachineTemplates of `namespace` select.
 async fn selected_hosts(client: &Client, namespace: &str) -> anyhow::Result<Vec<String>> {
     let templates = drive::api(client, Kind::ByoMachineTemplate, namespace)
         .list(&ListParams::default())
         .await?;
     let mut hosts = Vec::new();
     for template in templates {
-        let template = serde_json::to_value(template)?;
-        for expression in template["spec"]["template"]["spec"]["selector"]["matchExpressions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            for host in expression["values"].as_array().into_iter().flatten() {
-                hosts.push(host.as_str().unwrap_or_default().to_string());
-            }
-        }
+        hosts.extend(drive::selected_hosts(&serde_json::to_value(template)?));
     }
     Ok(hosts)
 }

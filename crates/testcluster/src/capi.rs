@@ -245,6 +245,17 @@ pub async fn machine_on_host(
     .await
 }
 
+/// The host ids a ByoMachineTemplate's selector names (`host-id In [...]`).
+pub fn selected_hosts(template: &Value) -> Vec<String> {
+    template["spec"]["template"]["spec"]["selector"]["matchExpressions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|expression| expression["values"].as_array().into_iter().flatten())
+        .filter_map(|host| host.as_str().map(String::from))
+        .collect()
+}
+
 /// Releases the ByoHosts `cluster` claimed, as BYOH does once their ByoMachines are deleted
 /// (`machineRef` and the claim labels removed).
 pub async fn release_hosts(client: &Client, cluster: &str) -> anyhow::Result<()> {

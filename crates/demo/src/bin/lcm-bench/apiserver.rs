@@ -1,45 +1,16 @@
-//! What the API server served, from its own `apiserver_request_total` counter.
+//! What the API server served, from its own counter (`testcluster::requests`).
 
 use std::collections::BTreeMap;
 
 use kube::Client;
 
-/// Requests served so far, by verb and resource (`LIST clusters`, `APPLY machines/status`).
+/// Requests served so far, by `"<VERB> <resource>/<subresource>"`.
 #[derive(Clone, Debug, Default)]
 pub struct Requests(pub BTreeMap<String, f64>);
 
-/// The verbs that write.
-const WRITES: [&str; 5] = ["POST", "PUT", "PATCH", "APPLY", "DELETE"];
-
 impl Requests {
     pub async fn read(client: &Client) -> anyhow::Result<Self> {
-        let request = http::Request::get("/metrics").body(Vec::new())?;
-        let text = client.request_text(request).await?;
-        let mut by_verb = BTreeMap::new();
-        for line in text
-            .lines()
-            .filter(|l| l.starts_with("apiserver_request_total{"))
-        {
-            let (labels, value) = line.rsplit_once(' ').unwrap_or_default();
-            let label = |name: &str| {
-                labels
-                    .trim_start_matches("apiserver_request_total{")
-                    .trim_end_matches('}')
-                    .split(',')
-                    .find_map(|l| l.strip_prefix(&format!("{name}=\"")))
-                    .map(|v| v.trim_end_matches('"').to_string())
-                    .unwrap_or_default()
-            };
-            let (resource, subresource) = (label("resource"), label("subresource"));
-            let what = if subresource.is_empty() {
-                resource
-            } else {
-                format!("{resource}/{subresource}")
-            };
-            let key = format!("{} {what}", label("verb"));
-            *by_verb.entry(key).or_insert(0.0) += value.parse::<f64>().unwrap_or(0.0);
-        }
-        Ok(Self(by_verb))
+        Ok(Self(testcluster::requests(client).await?))
     }
 
     /// What was served between `earlier` and `self`.
@@ -47,32 +18,29 @@ impl Requests {
         Requests(
             self.0
                 .iter()
-                .map(|(verb, n)| {
-                    (
-                        verb.clone(),
-                        n - earlier.0.get(verb).copied().unwrap_or(0.0),
-                    )
-                })
+                .map(|(key, n)| (key.clone(), n - earlier.0.get(key).copied().unwrap_or(0.0)))
                 .filter(|(_, n)| *n > 0.0)
                 .collect(),
         )
     }
 
+    // Sums start at 0.0: an empty f64 sum is -0.0, which prints as "-0".
     /// Requests of `verb`, every resource.
     pub fn verb(&self, verb: &str) -> f64 {
         self.0
             .iter()
             .filter(|(key, _)| key.split(' ').next() == Some(verb))
-            .map(|(_, n)| n)
-            .fold(0.0, |a, b| a + b)
+            .fold(0.0, |sum, (_, n)| sum + n)
     }
 
-    // Sums start at 0.0: an empty f64 sum is -0.0, which prints as "-0".
+    /// Every write, the control plane's own lease renewals included.
     pub fn writes(&self) -> f64 {
-        WRITES.iter().map(|v| self.verb(v)).fold(0.0, |a, b| a + b)
+        testcluster::WRITE_VERBS
+            .iter()
+            .fold(0.0, |sum, verb| sum + self.verb(verb))
     }
 
     pub fn total(&self) -> f64 {
-        self.0.values().fold(0.0, |a, b| a + b)
+        self.0.values().fold(0.0, |sum, n| sum + n)
     }
 }
