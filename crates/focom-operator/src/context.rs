@@ -6,10 +6,32 @@ use kube::Client;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use lcm_core::crd::FocomProvisioningRequest;
+use k8s_openapi::api::core::v1::ConfigMap;
+use lcm_core::crd::{FocomProvisioningRequest, OCloud, TemplateInfo};
 use operator_kit::metrics::Metrics;
 
+use crate::cache::OCloudCache;
 use crate::config::Config;
+
+/// The local objects a reconcile reads, from watch-fed stores.
+pub struct Inputs {
+    /// The inventory's ConfigMap (the only one watched).
+    pub inventory: Store<ConfigMap>,
+    /// The admin's TemplateInfos.
+    pub templates: Store<TemplateInfo>,
+    pub oclouds: Store<OCloud>,
+    /// `true` once every store has listed.
+    pub ready: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Inputs {
+    /// Resolves once every store has listed: before, an empty store would read as a missing
+    /// inventory or OCloud.
+    pub async fn ready(&self) {
+        // An error means the sender is gone: the operator is stopping.
+        let _ = self.ready.clone().wait_for(|ready| *ready).await;
+    }
+}
 
 /// What every reconcile shares.
 pub struct Context {
@@ -18,9 +40,12 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub config: Config,
     pub requests: Store<FocomProvisioningRequest>,
-    /// Clients of remote O-Clouds, by `<secret namespace>/<secret name>@<resourceVersion>`,
-    /// each with a watch of its ProvisioningRequests feeding `triggers`.
-    pub remotes: tokio::sync::Mutex<HashMap<String, crate::ocloud::Remote>>,
+    pub inputs: Inputs,
+    /// This cluster's ProvisioningRequests and host ledger.
+    pub local: Arc<OCloudCache>,
+    /// Remote O-Clouds, by `<secret namespace>/<secret name>@<resourceVersion>` of the Secret
+    /// holding their kubeconfig, each with watches feeding `triggers`.
+    pub remotes: tokio::sync::Mutex<HashMap<String, Arc<OCloudCache>>>,
     /// Reconciles requested by the watches of remote O-Clouds.
     pub triggers: UnboundedSender<ObjectRef<FocomProvisioningRequest>>,
 }

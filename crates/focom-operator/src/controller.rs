@@ -1,5 +1,6 @@
-//! Wiring: the watches that make status event-driven (local and remote ProvisioningRequests,
-//! the inventory, the admin's TemplateInfos, OClouds), leader election, health and shutdown.
+//! Wiring: the watches that make status event-driven (the inventory, the admin's TemplateInfos,
+//! OClouds; ProvisioningRequests through each O-Cloud's cache), leader election, health and
+//! shutdown.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,13 +12,12 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 
-use lcm_core::FOCOM_REQUEST_LABEL;
-use lcm_core::crd::{FocomProvisioningRequest, OCloud, ProvisioningRequest, TemplateInfo};
+use lcm_core::crd::{FocomProvisioningRequest, OCloud, TemplateInfo};
 
+use crate::cache::OCloudCache;
 use crate::config::Config;
-use crate::context::Context;
+use crate::context::{Context, Inputs};
 use crate::error::Error;
-use crate::ocloud::owner_of;
 use crate::reconcile::reconcile;
 
 const NAME: &str = "focom-operator";
@@ -28,12 +28,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let requests: Api<FocomProvisioningRequest> = Api::all(client.clone());
     let controller = operator_kit::watch::controller(requests);
     let store = controller.store();
-    let (triggers, remote_changes) = futures::channel::mpsc::unbounded();
-    let controller =
-        watch_inputs(controller, &client, &config, store.clone()).reconcile_on(remote_changes);
+    let (triggers, cache_changes) = futures::channel::mpsc::unbounded();
+    let (controller, inputs) = watch_inputs(controller, &client, &config, store.clone());
+    let controller = controller.reconcile_on(cache_changes);
+    let local = Arc::new(OCloudCache::watch(client.clone(), triggers.clone()));
     let ctx = Arc::new(Context {
         recorder: runtime.recorder(),
         client,
+        local,
+        inputs,
         metrics: runtime.metrics.clone(),
         config,
         requests: store.clone(),
@@ -64,43 +67,53 @@ fn all(store: &Store<FocomProvisioningRequest>) -> Vec<ObjectRef<FocomProvisioni
         .collect()
 }
 
+/// The inputs every reconcile reads, each watched into a store whose changes reconcile the
+/// requests they concern.
 fn watch_inputs(
     controller: Controller<FocomProvisioningRequest>,
     client: &Client,
     config: &Config,
-    store: Store<FocomProvisioningRequest>,
-) -> Controller<FocomProvisioningRequest> {
-    let inventory = Api::<ConfigMap>::namespaced(client.clone(), config.inventory_namespace());
-    let inventory_only =
-        watcher::Config::default().fields(&format!("metadata.name={}", config.inventory_configmap));
-    let (for_inventory, for_templates, for_oclouds) = (store.clone(), store.clone(), store);
-    controller
-        // ProvisioningRequests on this cluster; remote O-Clouds are watched by `ocloud`.
-        .watches(
-            Api::<ProvisioningRequest>::all(client.clone()),
-            watcher::Config::default().labels(FOCOM_REQUEST_LABEL),
-            |r| owner_of(&r),
-        )
-        .watches(inventory, inventory_only, move |_| all(&for_inventory))
-        .watches(
-            Api::<TemplateInfo>::namespaced(client.clone(), config.template_namespace()),
-            watcher::Config::default(),
-            move |_| all(&for_templates),
-        )
-        .watches(
-            Api::<OCloud>::all(client.clone()),
-            watcher::Config::default(),
-            move |ocloud| {
-                for_oclouds
-                    .state()
-                    .iter()
-                    .filter(|r| {
-                        let namespace = r.spec.o_cloud_namespace.clone().or_else(|| r.namespace());
-                        r.spec.o_cloud_id.as_deref() == Some(ocloud.name_any().as_str())
-                            && namespace == ocloud.namespace()
-                    })
-                    .map(|r| ObjectRef::from_obj(r.as_ref()))
-                    .collect::<Vec<_>>()
-            },
-        )
+    requests: Store<FocomProvisioningRequest>,
+) -> (Controller<FocomProvisioningRequest>, Inputs) {
+    let (inventory, inventory_events) = operator_kit::watch::store(
+        Api::<ConfigMap>::namespaced(client.clone(), config.inventory_namespace()),
+        watcher::Config::default().fields(&format!("metadata.name={}", config.inventory_configmap)),
+    );
+    let (templates, template_events) = operator_kit::watch::store(
+        Api::<TemplateInfo>::namespaced(client.clone(), config.template_namespace()),
+        watcher::Config::default(),
+    );
+    let (oclouds, ocloud_events) = operator_kit::watch::store(
+        Api::<OCloud>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    let ready = operator_kit::watch::readiness(vec![
+        operator_kit::watch::listed(&inventory),
+        operator_kit::watch::listed(&templates),
+        operator_kit::watch::listed(&oclouds),
+    ]);
+    let (for_inventory, for_templates, for_oclouds) =
+        (requests.clone(), requests.clone(), requests);
+    let controller = controller
+        .watches_stream(inventory_events, move |_| all(&for_inventory))
+        .watches_stream(template_events, move |_| all(&for_templates))
+        .watches_stream(ocloud_events, move |ocloud| {
+            for_oclouds
+                .state()
+                .iter()
+                .filter(|r| {
+                    let namespace = r.spec.o_cloud_namespace.clone().or_else(|| r.namespace());
+                    r.spec.o_cloud_id.as_deref() == Some(ocloud.name_any().as_str())
+                        && namespace == ocloud.namespace()
+                })
+                .map(|r| ObjectRef::from_obj(r.as_ref()))
+                .collect::<Vec<_>>()
+        });
+    let inputs = Inputs {
+        inventory,
+        templates,
+        oclouds,
+        ready,
+    };
+    (controller, inputs)
 }

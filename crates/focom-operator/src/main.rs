@@ -1,5 +1,6 @@
 //! The FOCOM operator: turns the SMO's FocomProvisioningRequests into ProvisioningRequests.
 
+mod cache;
 mod config;
 mod context;
 mod controller;

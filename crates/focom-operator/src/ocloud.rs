@@ -1,18 +1,18 @@
 //! Where a request's ProvisioningRequests live: this cluster, or a remote O-Cloud reached
-//! through the kubeconfig in its OCloud's Secret (watched, not polled).
+//! through the kubeconfig in its OCloud's Secret (its objects watched, not polled).
 
-use futures::StreamExt;
+use std::sync::Arc;
+
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
-use lcm_core::FOCOM_REQUEST_LABEL;
 use lcm_core::conditions::Desired;
-use lcm_core::crd::{FocomProvisioningRequest, OCloud, ProvisioningRequest};
+use lcm_core::crd::{FocomProvisioningRequest, ProvisioningRequest};
 
+use crate::cache::OCloudCache;
 use crate::context::Context;
 use crate::error::Result;
 
@@ -21,21 +21,11 @@ pub const OCLOUD_REACHABLE: &str = "OCloudReachable";
 /// spec error, so the request fails instead of retrying.
 pub const OCLOUD_NOT_ALLOWED: &str = "OCloudNotAllowed";
 
-/// A remote O-Cloud's client and the watch of its ProvisioningRequests.
-pub struct Remote {
-    client: Client,
-    watch: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Remote {
-    fn drop(&mut self) {
-        self.watch.abort();
-    }
-}
-
 /// The O-Cloud a request provisions on.
 pub struct Target {
     pub client: Client,
+    /// Its ProvisioningRequests and host ledger.
+    pub cache: Arc<OCloudCache>,
     /// For messages: `this cluster` or `OCloud <namespace>/<name>`.
     pub description: String,
 }
@@ -47,6 +37,7 @@ pub async fn target(
 ) -> Result<Result<Target, Desired>> {
     let local = || Target {
         client: ctx.client.clone(),
+        cache: ctx.local.clone(),
         description: "this cluster".into(),
     };
     let Some(id) = &request.spec.o_cloud_id else {
@@ -70,16 +61,22 @@ pub async fn target(
             ),
         );
     }
-    let Some(ocloud) = Api::<OCloud>::namespaced(ctx.client.clone(), &namespace)
-        .get_opt(id)
-        .await?
+    let Some(ocloud) = ctx
+        .inputs
+        .oclouds
+        .get(&ObjectRef::new(id).within(&namespace))
     else {
         return unreachable(
             "OCloudNotFound",
             format!("OCloud {namespace}/{id} does not exist"),
         );
     };
-    let Some(secret_ref) = ocloud.spec.o2ims_secret.map(|s| s.secret_ref) else {
+    let Some(secret_ref) = ocloud
+        .spec
+        .o2ims_secret
+        .as_ref()
+        .map(|s| s.secret_ref.clone())
+    else {
         return Ok(Ok(local()));
     };
     // Else anyone who may create an OCloud could use any Secret the operator can read.
@@ -114,11 +111,13 @@ pub async fn target(
         secret_ref.name,
         secret.resource_version().unwrap_or_default()
     );
+    let description = format!("OCloud {namespace}/{id}");
     let mut remotes = ctx.remotes.lock().await;
-    if let Some(remote) = remotes.get(&key) {
+    if let Some(cache) = remotes.get(&key) {
         return Ok(Ok(Target {
-            client: remote.client.clone(),
-            description: format!("OCloud {namespace}/{id}"),
+            client: cache.client().clone(),
+            cache: cache.clone(),
+            description,
         }));
     }
     let client = match remote_client(&kubeconfig.0).await {
@@ -133,17 +132,12 @@ pub async fn target(
     // A new Secret version replaces the old client and stops its watch.
     remotes
         .retain(|k, _| !k.starts_with(&format!("{}/{}@", secret_ref.namespace, secret_ref.name)));
-    let watch = tokio::spawn(watch_remote(client.clone(), ctx.triggers.clone()));
-    remotes.insert(
-        key,
-        Remote {
-            client: client.clone(),
-            watch,
-        },
-    );
+    let cache = Arc::new(OCloudCache::watch(client.clone(), ctx.triggers.clone()));
+    remotes.insert(key, cache.clone());
     Ok(Ok(Target {
         client,
-        description: format!("OCloud {namespace}/{id}"),
+        cache,
+        description,
     }))
 }
 
@@ -165,28 +159,4 @@ async fn remote_client(kubeconfig: &[u8]) -> anyhow::Result<Client> {
 pub fn owner_of(request: &ProvisioningRequest) -> Option<ObjectRef<FocomProvisioningRequest>> {
     let (namespace, name) = lcm_core::focom::owner_of(request)?;
     Some(ObjectRef::new(&name).within(&namespace))
-}
-
-/// Watches a remote O-Cloud's ProvisioningRequests and asks for a reconcile of their owners.
-async fn watch_remote(
-    client: Client,
-    triggers: futures::channel::mpsc::UnboundedSender<ObjectRef<FocomProvisioningRequest>>,
-) {
-    let api = Api::<ProvisioningRequest>::all(client);
-    let mut events = watcher(api, watcher::Config::default().labels(FOCOM_REQUEST_LABEL))
-        .default_backoff()
-        .touched_objects()
-        .boxed();
-    while let Some(event) = events.next().await {
-        match event {
-            Ok(request) => {
-                if let Some(owner) = owner_of(&request)
-                    && triggers.unbounded_send(owner).is_err()
-                {
-                    return;
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "watching a remote O-Cloud"),
-        }
-    }
 }

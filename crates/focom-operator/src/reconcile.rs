@@ -5,19 +5,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
 use lcm_core::conditions::Desired;
-use lcm_core::crd::{
-    FocomProvisioningRequest, HostClaim, Operation, ProvisioningRequest, TemplateInfo,
-};
+use lcm_core::crd::{FocomProvisioningRequest, HostClaim, Operation, ProvisioningRequest};
 use lcm_core::focom::{self, Claim, Selected};
 use lcm_core::inventory::Inventory;
-use lcm_core::{FOCOM_REQUEST_LABEL, template};
+use lcm_core::template;
 
 use crate::config::INVENTORY_KEY;
 use crate::context::Context;
@@ -32,6 +31,7 @@ pub async fn reconcile(
     ctx: Arc<Context>,
 ) -> Result<Action> {
     let _timer = ctx.metrics.reconcile_started();
+    ctx.inputs.ready().await;
     let has_finalizer = request.finalizers().iter().any(|f| f == FINALIZER);
     if request.metadata.deletion_timestamp.is_some() {
         if !has_finalizer {
@@ -69,14 +69,6 @@ fn api(ctx: &Context, request: &FocomProvisioningRequest) -> Api<FocomProvisioni
     Api::namespaced(ctx.client.clone(), &request.namespace().unwrap_or_default())
 }
 
-fn owner_selector(request: &FocomProvisioningRequest) -> ListParams {
-    let owner = focom::owner_label(
-        &request.namespace().unwrap_or_default(),
-        &request.name_any(),
-    );
-    ListParams::default().labels(&format!("{FOCOM_REQUEST_LABEL}={owner}"))
-}
-
 async fn provision(request: &FocomProvisioningRequest, ctx: &Context) -> Result<Action> {
     let mut outcome = Outcome::new(request.spec.operation);
     let (target, owned) = match reach(ctx, request).await? {
@@ -98,7 +90,7 @@ async fn provision(request: &FocomProvisioningRequest, ctx: &Context) -> Result<
 
     let inventory = match needs_inventory(request) {
         false => None,
-        true => match load_inventory(ctx).await? {
+        true => match load_inventory(ctx) {
             Ok(inventory) => Some(inventory),
             Err(invalid) => {
                 // Nothing already provisioned is touched: the rows still show what exists.
@@ -125,37 +117,51 @@ async fn provision(request: &FocomProvisioningRequest, ctx: &Context) -> Result<
     ));
     outcome.selected = selected.iter().map(|s| s.name.clone()).collect();
 
-    let result = match request.spec.operation {
+    let written = match request.spec.operation {
         Operation::Create => create_missing(request, &target, &selected, false).await?,
         Operation::Scale => create_missing(request, &target, &selected, true).await?,
-        Operation::Delete => delete_selected(request, &target, &selected)
-            .await
-            .map(|()| None)?,
+        Operation::Delete => {
+            delete_selected(request, &target, &selected).await?;
+            Ok(Vec::new())
+        }
     };
-    if let Some(infeasible) = result {
-        return status::write(ctx, request, outcome.infeasible(infeasible)).await;
+    match written {
+        Ok(written) => {
+            outcome.owned = with_written(std::mem::take(&mut outcome.owned), written);
+            status::write(ctx, request, outcome).await
+        }
+        Err(infeasible) => status::write(ctx, request, outcome.infeasible(infeasible)).await,
     }
-    outcome.owned = list_owned(&target, request).await?;
-    status::write(ctx, request, outcome).await
 }
 
 fn needs_inventory(request: &FocomProvisioningRequest) -> bool {
     request.spec.template_parameters.is_none()
 }
 
-async fn list_owned(
-    target: &Target,
-    request: &FocomProvisioningRequest,
-) -> kube::Result<Vec<ProvisioningRequest>> {
-    // The label selects (it may be a hash of a long name); the owner is checked in full.
+/// The ProvisioningRequests `request` created on `target`, as its cache has them.
+fn owned(target: &Target, request: &FocomProvisioningRequest) -> Vec<ProvisioningRequest> {
     let owner = Some((request.namespace().unwrap_or_default(), request.name_any()));
-    Ok(Api::<ProvisioningRequest>::all(target.client.clone())
-        .list(&owner_selector(request))
-        .await?
-        .items
-        .into_iter()
+    target
+        .cache
+        .requests
+        .state()
+        .iter()
         .filter(|r| focom::owner_of(r) == owner)
-        .collect())
+        .map(|r| r.as_ref().clone())
+        .collect()
+}
+
+/// `owned` with what this pass wrote in place of what the cache had (it has not seen it yet).
+fn with_written(
+    mut owned: Vec<ProvisioningRequest>,
+    written: Vec<ProvisioningRequest>,
+) -> Vec<ProvisioningRequest> {
+    for request in written {
+        owned.retain(|r| r.name_any() != request.name_any());
+        owned.push(request);
+    }
+    owned.sort_by_key(ResourceExt::name_any);
+    owned
 }
 
 /// The request's O-Cloud and the ProvisioningRequests it created there, or the
@@ -168,8 +174,11 @@ async fn reach(
         Ok(target) => target,
         Err(unreachable) => return Ok(Err(unreachable)),
     };
-    Ok(match list_owned(&target, request).await {
-        Ok(owned) => Ok((target, owned)),
+    Ok(match target.cache.usable().await {
+        Ok(()) => {
+            let owned = owned(&target, request);
+            Ok((target, owned))
+        }
         Err(e) => Err(Desired::false_(
             OCLOUD_REACHABLE,
             "Unreachable",
@@ -179,27 +188,29 @@ async fn reach(
 }
 
 /// The inventory from its ConfigMap, or the InventoryValid condition saying what is wrong.
-async fn load_inventory(ctx: &Context) -> Result<std::result::Result<Inventory, Desired>> {
+fn load_inventory(ctx: &Context) -> std::result::Result<Inventory, Desired> {
     let (namespace, name) = (
         ctx.config.inventory_namespace(),
         &ctx.config.inventory_configmap,
     );
     let source = format!("ConfigMap {namespace}/{name}");
-    let config_map = Api::<ConfigMap>::namespaced(ctx.client.clone(), namespace)
-        .get_opt(name)
-        .await?;
-    let Some(text) = config_map.and_then(|c| c.data?.remove(INVENTORY_KEY)) else {
+    let config_map = ctx
+        .inputs
+        .inventory
+        .get(&ObjectRef::new(name).within(namespace));
+    let Some(text) = config_map
+        .as_ref()
+        .and_then(|c| c.data.as_ref()?.get(INVENTORY_KEY))
+    else {
         let message = format!("{source} with key {INVENTORY_KEY} does not exist");
-        return Ok(Err(Desired::false_(
+        return Err(Desired::false_(
             INVENTORY_VALID,
             "InventoryMissing",
             message,
-        )));
+        ));
     };
-    Ok(
-        Inventory::parse(&format!("{source} key {INVENTORY_KEY}"), &text)
-            .map_err(|e| Desired::false_(INVENTORY_VALID, "InvalidInventory", e.to_string())),
-    )
+    Inventory::parse(&format!("{source} key {INVENTORY_KEY}"), text)
+        .map_err(|e| Desired::false_(INVENTORY_VALID, "InvalidInventory", e.to_string()))
 }
 
 /// The selected clusters, each checked against the template's JSON Schema.
@@ -209,7 +220,7 @@ async fn select(
     inventory: Option<&Inventory>,
 ) -> Result<std::result::Result<Vec<Selected>, Desired>> {
     let spec = &request.spec;
-    let schema = match template_schema(ctx, request).await? {
+    let schema = match template_schema(ctx, request) {
         Some(schema) => schema,
         None => {
             let message = format!(
@@ -275,52 +286,51 @@ async fn select(
 /// spec fields or by Nephio's `<templateName>-<templateVersion>` name) in the admin's
 /// `--template-namespace` only, so a tenant cannot shadow the catalogue from its own
 /// namespace; else the built-in template's.
-async fn template_schema(
-    ctx: &Context,
-    request: &FocomProvisioningRequest,
-) -> Result<Option<String>> {
+fn template_schema(ctx: &Context, request: &FocomProvisioningRequest) -> Option<String> {
     let spec = &request.spec;
     let nephio_name = format!("{}-{}", spec.template_name, spec.template_version);
-    let infos =
-        Api::<TemplateInfo>::namespaced(ctx.client.clone(), ctx.config.template_namespace())
-            .list(&ListParams::default())
-            .await?;
-    let matching = infos.items.into_iter().find(|info| {
+    let infos = ctx.inputs.templates.state();
+    let matching = infos.iter().find(|info| {
         (info.spec.template_name == spec.template_name
             && info.spec.template_version == spec.template_version)
             || info.name_any() == nephio_name
     });
     if let Some(info) = matching {
-        return Ok(Some(info.spec.template_parameter_schema));
+        return Some(info.spec.template_parameter_schema.clone());
     }
     let builtin =
         spec.template_name == template::NAME && spec.template_version == template::VERSION;
-    Ok(builtin.then(|| template::parameter_schema().to_string()))
+    builtin.then(|| template::parameter_schema().to_string())
 }
 
+/// How many ProvisioningRequests one pass creates or updates at once: enough that a thousand
+/// clusters are requested in seconds, few enough not to crowd out the O-Cloud's other clients.
+const CONCURRENT_WRITES: usize = 16;
+
 /// Creates the ProvisioningRequests that do not exist yet (and, with `scale`, updates the
-/// workers of those that do), after checking the whole request is feasible. Returns the
-/// infeasibility, if any; then nothing was written.
+/// workers of those that do), after checking the whole request is feasible. Returns what it
+/// wrote, or the infeasibility; then nothing was written.
 async fn create_missing(
     request: &FocomProvisioningRequest,
     target: &Target,
     selected: &[Selected],
     scale: bool,
-) -> Result<Option<Desired>> {
-    let api = Api::<ProvisioningRequest>::all(target.client.clone());
-    let existing = api.list(&ListParams::default()).await?.items;
+) -> Result<std::result::Result<Vec<ProvisioningRequest>, Desired>> {
+    let existing = target.cache.requests.state();
     // The O-Cloud's host ledger says who holds a host; two FOCOM passes deciding at once may
     // both find a host free, and then the O-Cloud gives it to one request and fails the other.
-    let held = Api::<HostClaim>::all(target.client.clone())
-        .list(&ListParams::default())
-        .await?
-        .items;
-    let own: Vec<Claim> = list_owned(target, request)
-        .await?
+    let held: Vec<HostClaim> = target
+        .cache
+        .claims
+        .state()
+        .iter()
+        .map(|c| c.as_ref().clone())
+        .collect();
+    let own: Vec<Claim> = owned(target, request)
         .iter()
         .filter_map(Claim::of)
         .collect();
-    let claims: Vec<Claim> = existing.iter().filter_map(Claim::of).collect();
+    let claims: Vec<Claim> = existing.iter().filter_map(|r| Claim::of(r)).collect();
     let problems = focom::feasibility(selected, &own, &claims, &held);
     if !problems.is_empty() {
         let message = problems
@@ -328,25 +338,39 @@ async fn create_missing(
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join("; ");
-        return Ok(Some(Desired::false_(FEASIBLE, "Infeasible", message)));
+        return Ok(Err(Desired::false_(FEASIBLE, "Infeasible", message)));
     }
+    let api = Api::<ProvisioningRequest>::all(target.client.clone());
+    let mut writes = Vec::new();
     for cluster in selected {
         let desired = focom::provisioning_request(request, cluster);
-        let name = desired.name_any();
-        match existing.iter().find(|r| r.name_any() == name) {
-            None => {
-                if let Err(e) = api.create(&PostParams::default(), &desired).await
-                    && !matches!(&e, kube::Error::Api(s) if s.is_already_exists())
-                {
-                    return Err(e.into());
-                }
-                tracing::info!(provisioning_request = %name, cluster = %cluster.name, "created");
-            }
-            Some(current) if scale => update_workers(&api, current, cluster).await?,
+        match existing.iter().find(|r| r.name_any() == desired.name_any()) {
+            None => writes.push(create(&api, desired, &cluster.name).boxed()),
+            Some(current) if scale => writes.push(update_workers(&api, current, cluster).boxed()),
             Some(_) => {}
         }
     }
-    Ok(None)
+    let written: Vec<Option<ProvisioningRequest>> = futures::stream::iter(writes)
+        .buffer_unordered(CONCURRENT_WRITES)
+        .try_collect()
+        .await?;
+    Ok(Ok(written.into_iter().flatten().collect()))
+}
+
+/// Creates `desired`; `None` when it exists already (the cache had not seen it yet).
+async fn create(
+    api: &Api<ProvisioningRequest>,
+    desired: ProvisioningRequest,
+    cluster: &str,
+) -> Result<Option<ProvisioningRequest>> {
+    match api.create(&PostParams::default(), &desired).await {
+        Ok(created) => {
+            tracing::info!(provisioning_request = %created.name_any(), %cluster, "created");
+            Ok(Some(created))
+        }
+        Err(kube::Error::Api(s)) if s.is_already_exists() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `scale`: the worker hosts follow the inventory; the O2IMS operator does the rest (how it
@@ -355,20 +379,21 @@ async fn update_workers(
     api: &Api<ProvisioningRequest>,
     current: &ProvisioningRequest,
     cluster: &Selected,
-) -> Result<()> {
+) -> Result<Option<ProvisioningRequest>> {
     let workers = json!(cluster.parameters.hosts.workers);
     if current.spec.template_parameters["hosts"]["workers"] == workers {
-        return Ok(());
+        return Ok(None);
     }
     let patch = json!({"spec": {"templateParameters": {"hosts": {"workers": workers}}}});
-    api.patch(
-        &current.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(&patch),
-    )
-    .await?;
+    let updated = api
+        .patch(
+            &current.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
     tracing::info!(provisioning_request = %current.name_any(), cluster = %cluster.name, "workers updated");
-    Ok(())
+    Ok(Some(updated))
 }
 
 async fn delete_selected(
@@ -388,8 +413,7 @@ async fn delete_selected(
         .collect();
     delete_requests(
         &target.client,
-        list_owned(target, request)
-            .await?
+        owned(target, request)
             .into_iter()
             .filter(|r| names.contains(&r.name_any())),
     )

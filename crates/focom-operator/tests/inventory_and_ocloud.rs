@@ -330,6 +330,7 @@ async fn unreachable_oclouds_are_reported_and_unchanged_requests_cause_no_writes
     let pr_before = prs.get(&pr.name_any()).await?.resource_version();
     let runs = w.operator.metric("focom_reconcile_runs_total").await?;
     let writes_before = testcluster::writes(&w.client).await?;
+    let requests_before = testcluster::requests(&w.client).await?;
     let api = Api::<FocomProvisioningRequest>::namespaced(w.client.clone(), ns);
     let touched = api
         .patch(
@@ -348,6 +349,30 @@ async fn unreachable_oclouds_are_reported_and_unchanged_requests_cause_no_writes
     })
     .await?;
     let writes_after = testcluster::writes(&w.client).await?;
+    // What a reconcile reads (the O-Cloud's ProvisioningRequests and host ledger, the
+    // inventory, the catalogue, the OCloud) comes from watch-fed caches.
+    let read = [
+        "provisioningrequests/",
+        "hostclaims/",
+        "configmaps/",
+        "templateinfoes/",
+        "oclouds/",
+    ];
+    let reads: Vec<(String, f64)> = testcluster::requests(&w.client)
+        .await?
+        .into_iter()
+        .map(|(k, v)| (v - requests_before.get(&k).copied().unwrap_or(0.0), k))
+        .filter(|(d, k)| {
+            let (verb, resource) = k.split_once(' ').unwrap_or_default();
+            *d != 0.0 && ["GET", "LIST"].contains(&verb) && read.contains(&resource)
+        })
+        .map(|(d, k)| (k, d))
+        .collect();
+    assert_eq!(
+        reads,
+        [],
+        "a reconcile of an unchanged world reads nothing from the API server"
+    );
     let changed: Vec<(&String, f64)> = writes_after
         .iter()
         .map(|(k, v)| (k, v - writes_before.get(k).copied().unwrap_or(0.0)))

@@ -90,7 +90,10 @@ fn watch_children(
         |o| by_owner(&o),
     );
     // A claim's change reconciles its holder (a released host, a claim deleted by hand).
-    let (claims, claim_events) = index::watch_typed(Api::<HostClaim>::all(client.clone()));
+    let (claims, claim_events) = operator_kit::watch::store(
+        Api::<HostClaim>::all(client.clone()),
+        watcher::Config::default(),
+    );
     controller = controller.watches_stream(claim_events, |claim| {
         Some(ObjectRef::new(&claim.spec.request_name))
     });
@@ -143,16 +146,19 @@ fn watch_children(
             Some(ObjectRef::new(&claim.spec.request_name))
         },
     );
-    let ready = index::readiness(
-        vec![
-            clusters.clone(),
-            control_planes.clone(),
-            machine_deployments.clone(),
-            machines.clone(),
-            byo_machines.clone(),
-            byo_hosts.clone(),
-        ],
-        claims.clone(),
+    let ready = operator_kit::watch::readiness(
+        [
+            &clusters,
+            &control_planes,
+            &machine_deployments,
+            &machines,
+            &byo_machines,
+            &byo_hosts,
+        ]
+        .into_iter()
+        .map(operator_kit::watch::listed)
+        .chain([operator_kit::watch::listed(&claims)])
+        .collect(),
     );
     let index = Index {
         ready,

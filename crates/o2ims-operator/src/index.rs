@@ -6,7 +6,7 @@ use futures::Stream;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Client, Resource, ResourceExt};
+use kube::{Client, ResourceExt};
 
 use lcm_core::capi::Kind;
 use lcm_core::crd::{HostClaim, ProvisioningRequest};
@@ -24,26 +24,6 @@ pub struct Index {
     pub byo_hosts: Store<DynamicObject>,
     /// Whether every store is ready (see [`Index::ready`]).
     pub ready: tokio::sync::watch::Receiver<bool>,
-}
-
-/// A channel that says `true` once every one of `stores` and `claims` is ready; the one task
-/// that waits on them is the only waiter each store has.
-pub fn readiness(
-    stores: Vec<Store<DynamicObject>>,
-    claims: Store<HostClaim>,
-) -> tokio::sync::watch::Receiver<bool> {
-    let (sender, receiver) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        for store in stores {
-            if store.wait_until_ready().await.is_err() {
-                return;
-            }
-        }
-        if claims.wait_until_ready().await.is_ok() {
-            let _ = sender.send(true);
-        }
-    });
-    receiver
 }
 
 impl Index {
@@ -110,26 +90,6 @@ pub fn watch(
     let store = writer.as_reader();
     let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
     let events = watcher(api, watcher::Config::default().labels(label))
-        .modify(|object| object.managed_fields_mut().clear());
-    let stream = reflector(writer, events)
-        .default_backoff()
-        .touched_objects();
-    (store, stream)
-}
-
-/// A watch of a typed kind into a new store, as [`watch`] does.
-pub fn watch_typed<K>(
-    api: Api<K>,
-) -> (
-    Store<K>,
-    impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-)
-where
-    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
-{
-    let (store, writer) = reflector::store();
-    let events = watcher(api, watcher::Config::default())
         .modify(|object| object.managed_fields_mut().clear());
     let stream = reflector(writer, events)
         .default_backoff()

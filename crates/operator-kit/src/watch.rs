@@ -29,3 +29,54 @@ where
         );
     Controller::for_stream(triggers, reader)
 }
+
+/// A watch of `api`'s objects (those `config` selects) into a new store, for reading instead
+/// of listing; the stream yields each changed object (and each watch error: the stream retries
+/// with back-off). Only what is read is kept: managed fields are dropped.
+pub fn store<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> (
+    reflector::Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    let (reader, writer) = reflector::store();
+    let events = watcher(api, config).modify(|object| object.managed_fields_mut().clear());
+    let stream = reflector::reflector(writer, events)
+        .default_backoff()
+        .touched_objects();
+    (reader, stream)
+}
+
+/// Resolves to `true` once `store` holds its first complete listing (`false`: its writer is gone).
+pub fn listed<K>(store: &reflector::Store<K>) -> futures::future::BoxFuture<'static, bool>
+where
+    K: Resource + Clone + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    let store = store.clone();
+    Box::pin(async move { store.wait_until_ready().await.is_ok() })
+}
+
+/// A channel that turns `true` once every one of `stores` (see [`listed`]) has listed. Reconcile
+/// must not read an empty store before (it would take a running cluster for a new one); many
+/// reconciles wait at once, so they wait on this channel, as a store's own readiness wakes only
+/// one waiter.
+pub fn readiness(
+    stores: Vec<futures::future::BoxFuture<'static, bool>>,
+) -> tokio::sync::watch::Receiver<bool> {
+    let (sender, receiver) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        for listed in stores {
+            if !listed.await {
+                return;
+            }
+        }
+        let _ = sender.send(true);
+    });
+    receiver
+}
