@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
@@ -19,7 +19,6 @@ use lcm_core::capi::{self, DELETE_MACHINE_ANNOTATION};
 use lcm_core::crd::ProvisioningRequest;
 use lcm_core::status::provisioning::Observed;
 use lcm_core::template::{ClusterParameters, Cni};
-use operator_kit::apply::apply;
 
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -50,7 +49,8 @@ pub async fn apply_owned(
             Some("Namespace" | "Cluster" | "Job" | "ConfigMap" | "BootstrapKubeconfig")
         );
         object["metadata"]["ownerReferences"] = json!([owner_reference(request, controller)]);
-        if apply(&ctx.client, &object, capi::MANAGED_BY).await? {
+        let cached = ctx.index.cached(&object);
+        if ctx.applier.apply(&object, cached.as_ref()).await? {
             written += 1;
         }
     }
@@ -105,7 +105,7 @@ pub async fn ensure(
     hosts: &BTreeMap<String, (ByoHostView, Value)>,
 ) -> Result<(Option<String>, bool)> {
     let calico = match params.cni {
-        Cni::Calico => calico_manifest(ctx).await?,
+        Cni::Calico => calico_manifest(ctx),
         Cni::None => None,
     };
     let warning = (params.cni == Cni::Calico && calico.is_none()).then(|| {
@@ -175,7 +175,8 @@ async fn mark_machines_for_deletion(
                 "apiVersion": capi::CLUSTER_API, "kind": "Machine",
                 "metadata": {"name": machine, "namespace": namespace, "annotations": {DELETE_MACHINE_ANNOTATION: "true"}},
             });
-            apply(&ctx.client, &mark, capi::MANAGED_BY).await?;
+            let cached = ctx.index.cached(&mark);
+            ctx.applier.apply(&mark, cached.as_ref()).await?;
             tracing::info!(host = %host, machine = %machine, "marked the machine of a removed worker for deletion");
         }
     }
@@ -196,8 +197,10 @@ pub async fn apply_secret(ctx: &Context, secret: &Value) -> Result<()> {
     Ok(())
 }
 
-async fn calico_manifest(ctx: &Context) -> Result<Option<String>> {
-    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ctx.config.namespace());
-    let config_map = api.get_opt(&ctx.config.calico_manifest_configmap).await?;
-    Ok(config_map.and_then(|cm| cm.data?.remove("calico.yaml")))
+fn calico_manifest(ctx: &Context) -> Option<String> {
+    let config_map = ctx.index.config_map(
+        ctx.config.namespace(),
+        &ctx.config.calico_manifest_configmap,
+    )?;
+    config_map.data.as_ref()?.get("calico.yaml").cloned()
 }

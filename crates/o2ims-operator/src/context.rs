@@ -4,6 +4,7 @@ use kube::Client;
 use kube::runtime::events::Recorder;
 
 use lcm_core::crd::ProvisioningRequest;
+use operator_kit::apply::Applier;
 use operator_kit::metrics::Metrics;
 
 use crate::config::Config;
@@ -17,6 +18,8 @@ pub struct Context {
     pub config: Config,
     /// What the watches see: requests, host claims, Cluster API objects and hosts.
     pub index: Index,
+    /// Applies the generated objects, remembering what each holds.
+    pub applier: Applier,
 }
 
 impl Context {

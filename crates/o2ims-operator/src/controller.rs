@@ -3,16 +3,18 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 
-use lcm_core::capi::{CAPI_CLUSTER_NAME_LABEL, Kind};
+use lcm_core::capi::{CAPI_CLUSTER_NAME_LABEL, Kind, MANAGED_BY};
 use lcm_core::crd::{HostClaim, ProvisioningRequest, host_claim_name};
 use lcm_core::{HOST_ID_LABEL, PROVISIONING_REQUEST_LABEL};
+
+use operator_kit::apply::Applier;
 
 use crate::config::Config;
 use crate::context::Context;
@@ -31,6 +33,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (controller, index) = watch_children(controller, &client, &config);
     let ctx = Arc::new(Context {
         recorder: runtime.recorder(),
+        applier: Applier::new(client.clone(), MANAGED_BY),
         client,
         metrics: runtime.metrics.clone(),
         config,
@@ -146,6 +149,12 @@ fn watch_children(
             Some(ObjectRef::new(&claim.spec.request_name))
         },
     );
+    // Read, not acted on: the next reconcile of each request uses what they hold.
+    let (config_maps, config_map_events) = operator_kit::watch::store(
+        Api::<ConfigMap>::namespaced(client.clone(), config.namespace()),
+        watcher::Config::default(),
+    );
+    let controller = controller.watches_stream(config_map_events, |_| None);
     let ready = operator_kit::watch::readiness(
         [
             &clusters,
@@ -157,7 +166,10 @@ fn watch_children(
         ]
         .into_iter()
         .map(operator_kit::watch::listed)
-        .chain([operator_kit::watch::listed(&claims)])
+        .chain([
+            operator_kit::watch::listed(&claims),
+            operator_kit::watch::listed(&config_maps),
+        ])
         .collect(),
     );
     let index = Index {
@@ -170,6 +182,7 @@ fn watch_children(
         machines,
         byo_machines,
         byo_hosts,
+        config_maps,
     };
     (controller, index)
 }

@@ -2,7 +2,10 @@
 //! reconciles (the controller-rs / linkerd policy-controller shape). Reconcile reads them; a
 //! reconcile of an unchanged world makes no request to the API server for them.
 
+use std::sync::Arc;
+
 use futures::Stream;
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -10,6 +13,16 @@ use kube::{Client, ResourceExt};
 
 use lcm_core::capi::Kind;
 use lcm_core::crd::{HostClaim, ProvisioningRequest};
+
+/// The Cluster API kinds the index holds.
+const WATCHED: [Kind; 6] = [
+    Kind::Cluster,
+    Kind::KubeadmControlPlane,
+    Kind::MachineDeployment,
+    Kind::Machine,
+    Kind::ByoMachine,
+    Kind::ByoHost,
+];
 
 /// The watched objects, each kind in its own store.
 #[derive(Clone)]
@@ -22,6 +35,9 @@ pub struct Index {
     pub machines: Store<DynamicObject>,
     pub byo_machines: Store<DynamicObject>,
     pub byo_hosts: Store<DynamicObject>,
+    /// The ConfigMaps of the operator's namespace, among them the Calico manifest and the host
+    /// inventory (read once per change of theirs, not per reconcile).
+    pub config_maps: Store<ConfigMap>,
     /// Whether every store is ready (see [`Index::ready`]).
     pub ready: tokio::sync::watch::Receiver<bool>,
 }
@@ -60,6 +76,23 @@ impl Index {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// `object` as the index has it, when its kind is watched.
+    pub fn cached(&self, object: &serde_json::Value) -> Option<serde_json::Value> {
+        let kind = WATCHED
+            .into_iter()
+            .find(|k| object["kind"] == k.name() && object["apiVersion"] == k.api_version())?;
+        let metadata = &object["metadata"];
+        let namespace = metadata["namespace"].as_str()?;
+        let cached = self.get(kind, namespace, metadata["name"].as_str()?)?;
+        serde_json::to_value(cached).ok()
+    }
+
+    /// The ConfigMap `name` of the operator's namespace.
+    pub fn config_map(&self, namespace: &str, name: &str) -> Option<Arc<ConfigMap>> {
+        self.config_maps
+            .get(&ObjectRef::new(name).within(namespace))
     }
 
     fn store(&self, kind: Kind) -> Option<&Store<DynamicObject>> {

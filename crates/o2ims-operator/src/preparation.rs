@@ -3,9 +3,7 @@
 //! How hosts are reached comes from the O-Cloud's own host inventory, not from requests. The
 //! objects themselves are built in `hostprep`.
 
-use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
-use kube::api::Api;
 use serde_json::Value;
 
 use lcm_core::conditions::Desired;
@@ -91,10 +89,12 @@ fn access(
 
 /// The host inventory ConfigMap's inventory (`None` when the ConfigMap does not exist), or the
 /// HostsPrepared condition saying why it cannot be used.
-async fn host_inventory(ctx: &Context) -> Result<std::result::Result<Option<Inventory>, Desired>> {
-    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ctx.config.namespace());
-    let Some(config_map) = api.get_opt(&ctx.config.host_inventory_configmap).await? else {
-        return Ok(Ok(None));
+fn host_inventory(ctx: &Context) -> std::result::Result<Option<Inventory>, Desired> {
+    let Some(config_map) = ctx
+        .index
+        .config_map(ctx.config.namespace(), &ctx.config.host_inventory_configmap)
+    else {
+        return Ok(None);
     };
     let text = config_map
         .data
@@ -103,13 +103,13 @@ async fn host_inventory(ctx: &Context) -> Result<std::result::Result<Option<Inve
         .map(String::as_str)
         .unwrap_or_default();
     let parsed = Inventory::parse(&ctx.config.host_inventory(), text);
-    Ok(parsed.map(Some).map_err(|e| {
+    parsed.map(Some).map_err(|e| {
         Desired::false_(
             HOSTS_PREPARED,
             "HostPreparationFailed",
             format!("the host inventory cannot be used: {e}"),
         )
-    }))
+    })
 }
 
 /// HostPreparationFailed for `missing` hosts that neither the host inventory nor an allowed
@@ -205,7 +205,7 @@ pub async fn prepare_hosts(
             Some(hostprep::outcome(job)),
         ),
         None => {
-            let inventory = match host_inventory(ctx).await? {
+            let inventory = match host_inventory(ctx) {
                 Ok(inventory) => inventory,
                 Err(unusable) => return Ok(unusable),
             };

@@ -158,6 +158,7 @@ async fn an_unchanged_request_causes_no_writes_and_the_operator_reports_itself()
     let before = read_all().await?;
     let runs = operator.metric("o2ims_reconcile_runs_total").await?;
     let writes_before = testcluster::writes(&w.client).await?;
+    let requests_before = testcluster::requests(&w.client).await?;
 
     // Touch the request: a reconcile runs on an unchanged world.
     let api = Api::<ProvisioningRequest>::all(w.client.clone());
@@ -170,6 +171,23 @@ async fn an_unchanged_request_causes_no_writes_and_the_operator_reports_itself()
         .await?;
     wait_idle(&operator, runs).await?;
     let writes_after = testcluster::writes(&w.client).await?;
+    // It reads the request's objects, hosts, claims and the admin's ConfigMaps from its index,
+    // and the generated objects it applied before are neither read nor written again.
+    let reads: Vec<(String, f64)> = testcluster::requests(&w.client)
+        .await?
+        .into_iter()
+        .map(|(k, v)| (v - requests_before.get(&k).copied().unwrap_or(0.0), k))
+        .filter(|(d, k)| {
+            let (verb, resource) = k.split_once(' ').unwrap_or_default();
+            *d != 0.0 && ["GET", "LIST"].contains(&verb) && !["/", "leases/"].contains(&resource)
+        })
+        .map(|(d, k)| (k, d))
+        .collect();
+    assert_eq!(
+        reads,
+        [],
+        "a reconcile of an unchanged world reads nothing from the API server"
+    );
     let changed: Vec<&str> = writes_after
         .iter()
         .filter(|(k, v)| writes_before.get(*k) != Some(v))

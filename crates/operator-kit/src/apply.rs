@@ -1,6 +1,11 @@
 //! Server-side apply of generated objects, under one field manager, writing only
 //! when the live object does not already hold every desired field.
 
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Client, ResourceExt};
@@ -67,41 +72,131 @@ pub fn api_for(client: &Client, object: &Value) -> Result<Api<DynamicObject>, Ap
     })
 }
 
-/// Applies `desired` unless the live object already matches it; returns whether it wrote.
-pub async fn apply(
-    client: &Client,
-    desired: &Value,
-    field_manager: &str,
-) -> Result<bool, ApplyError> {
-    let api = api_for(client, desired)?;
-    let name = desired["metadata"]["name"]
-        .as_str()
-        .ok_or(ApplyError::Incomplete("metadata.name"))?;
-    let kube_error = |source| ApplyError::Kube {
-        kind: desired["kind"].as_str().unwrap_or_default().to_string(),
-        name: name.to_string(),
-        source,
-    };
-    if let Some(live) = api.get_opt(name).await.map_err(kube_error)? {
-        let live = serde_json::to_value(&live).unwrap_or_default();
-        if is_subset(desired, &live) {
-            return Ok(false);
+/// How long an object this process applied, or found as desired, is taken to still be so
+/// without reading it again: what another writer changes meanwhile is corrected that much later.
+const TRUSTED_FOR: Duration = Duration::from_secs(300);
+
+/// Applies generated objects under one field manager, writing only when the live object does
+/// not already hold every desired field. It remembers what each object was last seen to hold
+/// (a hash of the desired object), so a pass rendering the same objects again neither reads
+/// nor writes them: the cost of a reconcile does not grow with the number of its objects.
+pub struct Applier {
+    client: Client,
+    field_manager: &'static str,
+    seen: Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    hashes: HashMap<String, (u64, Instant)>,
+    /// Expired entries are dropped when the map outgrows this.
+    prune_at: usize,
+}
+
+impl Applier {
+    pub fn new(client: Client, field_manager: &'static str) -> Self {
+        Self {
+            client,
+            field_manager,
+            seen: Mutex::default(),
         }
     }
-    let applied = api
-        .patch(
-            name,
-            &PatchParams::apply(field_manager).force(),
-            &Patch::Apply(desired),
-        )
-        .await
-        .map_err(kube_error)?;
-    tracing::debug!(
-        kind = desired["kind"].as_str(),
-        name = applied.name_any(),
-        "applied"
-    );
-    Ok(true)
+
+    /// Applies `desired` unless it holds already; returns whether it wrote. `cached` is the
+    /// object as a watch-fed cache has it, if the caller watches its kind: compared instead of
+    /// remembered, so a change of a watched object is corrected at once.
+    pub async fn apply(&self, desired: &Value, cached: Option<&Value>) -> Result<bool, ApplyError> {
+        let key = key(desired)?;
+        let hash = hash(desired);
+        match cached {
+            Some(live) if is_subset(desired, live) => {
+                self.remember(key, hash);
+                return Ok(false);
+            }
+            Some(_) => {}
+            None if self.remembers(&key, hash) => return Ok(false),
+            None => {
+                if let Some(live) = self.get(desired).await?
+                    && is_subset(desired, &live)
+                {
+                    self.remember(key, hash);
+                    return Ok(false);
+                }
+            }
+        }
+        let applied = api_for(&self.client, desired)?
+            .patch(
+                name(desired)?,
+                &PatchParams::apply(self.field_manager).force(),
+                &Patch::Apply(desired),
+            )
+            .await
+            .map_err(|e| kube_error(desired, e))?;
+        tracing::debug!(
+            kind = desired["kind"].as_str(),
+            name = applied.name_any(),
+            "applied"
+        );
+        self.remember(key, hash);
+        Ok(true)
+    }
+
+    async fn get(&self, desired: &Value) -> Result<Option<Value>, ApplyError> {
+        let live = api_for(&self.client, desired)?
+            .get_opt(name(desired)?)
+            .await
+            .map_err(|e| kube_error(desired, e))?;
+        Ok(live.map(|live| serde_json::to_value(live).unwrap_or_default()))
+    }
+
+    fn remembers(&self, key: &str, hash: u64) -> bool {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.hashes
+            .get(key)
+            .is_some_and(|(h, at)| *h == hash && at.elapsed() < TRUSTED_FOR)
+    }
+
+    fn remember(&self, key: String, hash: u64) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        seen.hashes.insert(key, (hash, Instant::now()));
+        if seen.hashes.len() > seen.prune_at {
+            seen.hashes.retain(|_, (_, at)| at.elapsed() < TRUSTED_FOR);
+            seen.prune_at = (seen.hashes.len() * 2).max(1024);
+        }
+    }
+}
+
+fn name(object: &Value) -> Result<&str, ApplyError> {
+    object["metadata"]["name"]
+        .as_str()
+        .ok_or(ApplyError::Incomplete("metadata.name"))
+}
+
+fn key(object: &Value) -> Result<String, ApplyError> {
+    Ok(format!(
+        "{}/{}/{}/{}",
+        object["apiVersion"].as_str().unwrap_or_default(),
+        object["kind"].as_str().unwrap_or_default(),
+        object["metadata"]["namespace"].as_str().unwrap_or_default(),
+        name(object)?
+    ))
+}
+
+fn hash(object: &Value) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    object.to_string().hash(&mut hasher);
+    hasher.finish()
+}
+
+fn kube_error(object: &Value, source: kube::Error) -> ApplyError {
+    ApplyError::Kube {
+        kind: object["kind"].as_str().unwrap_or_default().to_string(),
+        name: object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        source,
+    }
 }
 
 #[cfg(test)]
