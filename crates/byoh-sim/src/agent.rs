@@ -8,8 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DynamicObject, ObjectMeta};
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::controller::Action;
 use lcm_core::HOST_ID_LABEL;
 use lcm_core::capi::{CAPI_CLUSTER_NAME_LABEL, Kind};
 use serde_json::{Map, Value, json};
@@ -117,13 +116,9 @@ fn mac_address(id: &str) -> String {
 }
 
 /// Runs the agents: reacts to changes of their ByoHosts.
-pub async fn run(ctx: Arc<Context>) {
-    let controller = Controller::new_with(
-        ctx.api_all(Kind::ByoHost),
-        watcher::Config::default(),
-        Kind::ByoHost.api_resource(),
-    );
-    runner::drive("agent", controller.run(reconcile, runner::retry, ctx)).await;
+pub fn run(ctx: Arc<Context>) -> impl Future<Output = ()> + Send {
+    let controller = ctx.stores.controller(Kind::ByoHost);
+    runner::drive("agent", controller.run(reconcile, runner::retry, ctx))
 }
 
 async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action> {
@@ -170,8 +165,7 @@ async fn report(ctx: &Context, host: &Value, condition: Condition) -> Result<()>
 /// Runs the bootstrap data (kubeadm init/join), which takes the configured time.
 async fn bootstrap(ctx: &Context, agent: &SimHost, host: &Value) -> Result<()> {
     tokio::time::sleep(ctx.config.bootstrap_delay).await;
-    let api = ctx.api(Kind::ByoHost, namespace(host));
-    let Some(current) = objects::get(&api, name(host)).await? else {
+    let Some(current) = ctx.stores.get(Kind::ByoHost, namespace(host), name(host)) else {
         return Ok(());
     };
     // The machine may have let go of the host meanwhile.

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::objects::{self, name, namespace, to_json};
 use crate::runner;
 
-pub async fn run(ctx: Arc<Context>) {
+pub fn run(ctx: Arc<Context>) -> impl Future<Output = ()> + Send {
     let controller = Controller::new_with(
         ctx.api_scoped(Kind::BootstrapKubeconfig),
         watcher::Config::default(),
@@ -25,7 +25,6 @@ pub async fn run(ctx: Arc<Context>) {
         "bootstrap-kubeconfigs",
         controller.run(reconcile, runner::retry, ctx),
     )
-    .await;
 }
 
 async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action> {

@@ -3,12 +3,18 @@
 //! selector matches, in any namespace; when deleted it marks the host for cleanup, which the
 //! host's agent performs.
 
+use std::collections::BTreeSet;
+
+use kube::ResourceExt;
+use kube::api::DynamicObject;
+use kube::core::{Expression, Selector};
 use lcm_core::capi::{CAPI_CLUSTER_NAME_LABEL, Kind};
 use serde_json::{Value, json};
 
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::objects::{self, label, name, namespace};
+use crate::stores::labelled;
 
 /// Label naming the ByoMachine (`<namespace>.<name>`) a host is attached to.
 pub const BYOMACHINE_NAME_LABEL: &str = "byoh.infrastructure.cluster.x-k8s.io/byomachine-name";
@@ -24,39 +30,43 @@ pub const CLAIM_ANNOTATIONS: [&str; 3] = [
     BUNDLE_REGISTRY_ANNOTATION,
 ];
 
-/// A `metav1.LabelSelector` as a label-selector string the API server evaluates.
-pub fn selector_string(selector: &Value) -> std::result::Result<String, String> {
-    let mut requirements: Vec<String> = selector["matchLabels"]
+/// A `metav1.LabelSelector` as a selector, refusing what the API server refuses: `In` and
+/// `NotIn` without values, unknown operators.
+pub fn label_selector(selector: &Value) -> std::result::Result<Selector, String> {
+    let mut requirements: Vec<Expression> = selector["matchLabels"]
         .as_object()
         .into_iter()
         .flatten()
-        .map(|(key, value)| format!("{key}={}", value.as_str().unwrap_or_default()))
+        .map(|(key, value)| {
+            Expression::Equal(key.clone(), value.as_str().unwrap_or_default().into())
+        })
         .collect();
     for expression in selector["matchExpressions"]
         .as_array()
         .into_iter()
         .flatten()
     {
-        let key = expression["key"].as_str().unwrap_or_default();
-        let values: Vec<&str> = expression["values"]
+        let key = expression["key"].as_str().unwrap_or_default().to_string();
+        let values: BTreeSet<String> = expression["values"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(Value::as_str)
+            .map(String::from)
             .collect();
         let operator = expression["operator"].as_str().unwrap_or_default();
         requirements.push(match operator {
             "In" | "NotIn" if values.is_empty() => {
                 return Err(format!("{operator} on `{key}` needs values"));
             }
-            "In" => format!("{key} in ({})", values.join(",")),
-            "NotIn" => format!("{key} notin ({})", values.join(",")),
-            "Exists" => key.to_string(),
-            "DoesNotExist" => format!("!{key}"),
+            "In" => Expression::In(key, values),
+            "NotIn" => Expression::NotIn(key, values),
+            "Exists" => Expression::Exists(key),
+            "DoesNotExist" => Expression::DoesNotExist(key),
             other => return Err(format!("unknown operator `{other}` on `{key}`")),
         });
     }
-    Ok(requirements.join(","))
+    Ok(requirements.into_iter().collect())
 }
 
 fn attachment(byo_machine: &Value) -> String {
@@ -64,12 +74,12 @@ fn attachment(byo_machine: &Value) -> String {
 }
 
 /// The host attached to `byo_machine`, if any.
-pub async fn attached_host(ctx: &Context, byo_machine: &Value) -> Result<Option<Value>> {
-    let selector = format!("{BYOMACHINE_NAME_LABEL}={}", attachment(byo_machine));
-    Ok(objects::list(&ctx.api_all(Kind::ByoHost), &selector)
-        .await?
+pub fn attached_host(ctx: &Context, byo_machine: &Value) -> Option<Value> {
+    let attached = labelled(BYOMACHINE_NAME_LABEL, &attachment(byo_machine));
+    ctx.stores
+        .list(Kind::ByoHost, None, &attached)
         .into_iter()
-        .next())
+        .next()
 }
 
 /// What a claim needs to know besides the ByoMachine.
@@ -81,14 +91,14 @@ pub struct ClaimFor<'a> {
 
 /// Attaches the first free host `byo_machine`'s selector matches; `None` when there is none.
 pub async fn claim(ctx: &Context, byo_machine: &Value, by: ClaimFor<'_>) -> Result<Option<Value>> {
-    let selector = match selector_string(&byo_machine["spec"]["selector"]) {
-        Ok(s) if s.is_empty() => format!("!{CAPI_CLUSTER_NAME_LABEL}"),
-        Ok(s) => format!("{s},!{CAPI_CLUSTER_NAME_LABEL}"),
+    let mut selector = match label_selector(&byo_machine["spec"]["selector"]) {
+        Ok(selector) => selector,
         Err(problem) => {
             tracing::warn!(byo_machine = name(byo_machine), %problem, "invalid host selector: no host matches");
             return Ok(None);
         }
     };
+    selector.extend(Expression::DoesNotExist(CAPI_CLUSTER_NAME_LABEL.into()));
     let version = by.machine["spec"]["version"].as_str().unwrap_or_default();
     let mut annotations = json!({
         ENDPOINT_IP_ANNOTATION: by.cluster["spec"]["controlPlaneEndpoint"]["host"],
@@ -114,28 +124,47 @@ pub async fn claim(ctx: &Context, byo_machine: &Value, by: ClaimFor<'_>) -> Resu
             "name": by.machine["spec"]["bootstrap"]["dataSecretName"],
         }},
     });
-    for host in objects::list(&ctx.api_all(Kind::ByoHost), &selector).await? {
-        let api = ctx.api(Kind::ByoHost, namespace(&host));
-        match objects::merge_guarded(&api, &host, claim.clone()).await {
-            // Another machine claimed it between our list and our write.
-            Err(Error::Kube(kube::Error::Api(status))) if status.is_conflict() => continue,
-            other => other?,
+    // A host that changed since it was cached, maybe claimed by another machine.
+    let mut changed = None;
+    for host in ctx.stores.list(Kind::ByoHost, None, &selector) {
+        match attach(ctx, &host, byo_machine, &claim).await {
+            Err(error) if is_conflict(&error) => changed = Some(error),
+            attached => return attached.map(|()| Some(host)),
         }
-        let machine_ref = json!({
-            "apiVersion": byo_machine["apiVersion"], "kind": byo_machine["kind"],
-            "namespace": namespace(byo_machine), "name": name(byo_machine),
-            "uid": byo_machine["metadata"]["uid"],
-        });
-        objects::merge_status(
-            &api,
-            name(&host),
-            json!({"status": {"machineRef": machine_ref}}),
-        )
-        .await?;
-        tracing::info!(host = name(&host), byo_machine = %attachment(byo_machine), "claimed host");
-        return Ok(Some(host));
     }
-    Ok(None)
+    // Only hosts whose cached copies were out of date: one may still be free, so try again soon
+    // rather than report that there is none.
+    changed.map_or(Ok(None), Err)
+}
+
+/// Writes `claim` to `host` for `byo_machine`, unless the host changed since it was read.
+async fn attach(ctx: &Context, host: &Value, byo_machine: &Value, claim: &Value) -> Result<()> {
+    let api = ctx.api(Kind::ByoHost, namespace(host));
+    objects::merge_guarded(&api, host, claim.clone()).await?;
+    let machine_ref = json!({
+        "apiVersion": byo_machine["apiVersion"], "kind": byo_machine["kind"],
+        "namespace": namespace(byo_machine), "name": name(byo_machine),
+        "uid": byo_machine["metadata"]["uid"],
+    });
+    objects::merge_status(
+        &api,
+        name(host),
+        json!({"status": {"machineRef": machine_ref}}),
+    )
+    .await?;
+    let attachment = attachment(byo_machine);
+    tracing::info!(host = name(host), byo_machine = %attachment, "claimed host");
+    // The machine's next reconcile must find this host attached, not claim another.
+    let attached = |cached: Option<&DynamicObject>| {
+        cached.is_some_and(|h| h.labels().get(BYOMACHINE_NAME_LABEL) == Some(&attachment))
+    };
+    ctx.stores
+        .wait_for_own_write(Kind::ByoHost, namespace(host), name(host), attached)
+        .await
+}
+
+fn is_conflict(error: &Error) -> bool {
+    matches!(error, Error::Kube(kube::Error::Api(status)) if status.is_conflict())
 }
 
 /// Asks the agent of `host` to give it back (BYOH's `markHostForCleanup`).
@@ -157,7 +186,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn selectors_become_label_selector_strings() {
+    fn selectors_read_as_the_api_server_reads_them() {
         let selector = json!({
             "matchLabels": {"site": "paris"},
             "matchExpressions": [
@@ -168,13 +197,12 @@ mod tests {
             ],
         });
         assert_eq!(
-            selector_string(&selector).as_deref(),
+            label_selector(&selector).map(|s| s.to_string()).as_deref(),
             Ok("site=paris,host-id in (h1,h2),rack notin (r9),gpu,!broken")
         );
-        assert_eq!(selector_string(&Value::Null).as_deref(), Ok(""));
+        assert_eq!(label_selector(&Value::Null), Ok(Selector::default()));
         assert!(
-            selector_string(&json!({"matchExpressions": [{"key": "a", "operator": "In"}]}))
-                .is_err()
+            label_selector(&json!({"matchExpressions": [{"key": "a", "operator": "In"}]})).is_err()
         );
     }
 }

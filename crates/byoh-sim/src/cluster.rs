@@ -7,9 +7,8 @@ use std::sync::Arc;
 
 use kube::api::DynamicObject;
 use kube::core::ApiResource;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use lcm_core::capi::{CAPI_CLUSTER_NAME_LABEL, Kind};
 use serde_json::{Value, json};
 
@@ -36,27 +35,20 @@ pub fn owner_cluster(object: &Value) -> Option<String> {
         .map(String::from)
 }
 
-pub async fn run(ctx: Arc<Context>) {
+pub fn run(ctx: Arc<Context>) -> impl Future<Output = ()> + Send {
     let resource = Kind::Cluster.api_resource();
-    let controller = Controller::new_with(
-        ctx.api_scoped(Kind::Cluster),
-        watcher::Config::default(),
-        resource.clone(),
-    );
+    let controller = ctx.stores.controller(Kind::Cluster);
     let (control_planes, infrastructures) = (controller.store(), controller.store());
     let (for_control_plane, for_infrastructure, for_machine) =
         (resource.clone(), resource.clone(), resource);
     let controller = controller
-        .watches_with(
-            ctx.api_scoped(Kind::KubeadmControlPlane),
-            Kind::KubeadmControlPlane.api_resource(),
-            watcher::Config::default(),
+        .watches_stream_with(
+            ctx.stores.changes(Kind::KubeadmControlPlane),
             move |kcp| referring(&control_planes, "controlPlaneRef", &kcp, &for_control_plane),
+            Kind::KubeadmControlPlane.api_resource(),
         )
-        .watches_with(
-            ctx.api_scoped(Kind::ByoCluster),
-            Kind::ByoCluster.api_resource(),
-            watcher::Config::default(),
+        .watches_stream_with(
+            ctx.stores.changes(Kind::ByoCluster),
             move |byo| {
                 referring(
                     &infrastructures,
@@ -65,19 +57,19 @@ pub async fn run(ctx: Arc<Context>) {
                     &for_infrastructure,
                 )
             },
+            Kind::ByoCluster.api_resource(),
         )
         // Machines going away let a deleted Cluster finish its teardown.
-        .watches_with(
-            ctx.api_scoped(Kind::Machine),
-            Kind::Machine.api_resource(),
-            watcher::Config::default(),
+        .watches_stream_with(
+            ctx.stores.changes(Kind::Machine),
             move |machine| {
                 let cluster = machine.data["spec"]["clusterName"].as_str()?;
                 let ns = machine.metadata.namespace.as_deref()?;
                 Some(ObjectRef::new_with(cluster, for_machine.clone()).within(ns))
             },
+            Kind::Machine.api_resource(),
         );
-    runner::drive("cluster", controller.run(reconcile, runner::retry, ctx)).await;
+    runner::drive("cluster", controller.run(reconcile, runner::retry, ctx))
 }
 
 /// The Clusters whose `field` reference names `object`.
@@ -140,8 +132,7 @@ async fn adopt(ctx: &Context, cluster: &Value, field: &str, kind: Kind) -> Resul
     let ns = reference["namespace"]
         .as_str()
         .unwrap_or(namespace(cluster));
-    let api = ctx.api(kind, ns);
-    let Some(object) = objects::get(&api, referred).await? else {
+    let Some(object) = ctx.stores.get(kind, ns, referred) else {
         return Ok(None);
     };
     let labelled = label(&object, CAPI_CLUSTER_NAME_LABEL) == Some(name(cluster));
@@ -160,7 +151,7 @@ async fn adopt(ctx: &Context, cluster: &Value, field: &str, kind: Kind) -> Resul
             "labels": {CAPI_CLUSTER_NAME_LABEL: name(cluster)},
             "ownerReferences": owners,
         }});
-        objects::merge_guarded(&api, &object, patch).await?;
+        objects::merge_guarded(&ctx.api(kind, ns), &object, patch).await?;
     }
     Ok(Some(object))
 }

@@ -7,9 +7,8 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
 use lcm_core::capi::{CAPI_CLUSTER_NAME_LABEL, CONTROL_PLANE_LABEL, Kind};
 use lcm_core::template::KubernetesVersion;
 use serde_json::{Map, Value, json};
@@ -24,37 +23,32 @@ use crate::runner;
 
 const CONTROL_PLANE_NAME_LABEL: &str = "cluster.x-k8s.io/control-plane-name";
 
-pub async fn run(ctx: Arc<Context>) {
+pub fn run(ctx: Arc<Context>) -> impl Future<Output = ()> + Send {
     let resource = Kind::KubeadmControlPlane.api_resource();
-    let controller = Controller::new_with(
-        ctx.api_scoped(Kind::KubeadmControlPlane),
-        watcher::Config::default(),
-        resource.clone(),
-    )
-    .owns_with(
-        ctx.api_scoped(Kind::Machine),
-        Kind::Machine.api_resource(),
-        watcher::Config::default(),
-    )
-    // The Cluster's infrastructure becoming ready, its endpoint, its deletion.
-    .watches_with(
-        ctx.api_scoped(Kind::Cluster),
-        Kind::Cluster.api_resource(),
-        watcher::Config::default(),
-        move |cluster| {
-            let reference = &cluster.data["spec"]["controlPlaneRef"];
-            let ns = cluster.metadata.namespace.clone().unwrap_or_default();
-            (reference["kind"] == Kind::KubeadmControlPlane.name())
-                .then(|| reference["name"].as_str())
-                .flatten()
-                .map(|kcp| ObjectRef::new_with(kcp, resource.clone()).within(&ns))
-        },
-    );
+    let controller = ctx
+        .stores
+        .controller(Kind::KubeadmControlPlane)
+        .owns_stream_with(
+            ctx.stores.changes(Kind::Machine),
+            Kind::Machine.api_resource(),
+        )
+        // The Cluster's infrastructure becoming ready, its endpoint, its deletion.
+        .watches_stream_with(
+            ctx.stores.changes(Kind::Cluster),
+            move |cluster| {
+                let reference = &cluster.data["spec"]["controlPlaneRef"];
+                let ns = cluster.metadata.namespace.clone().unwrap_or_default();
+                (reference["kind"] == Kind::KubeadmControlPlane.name())
+                    .then(|| reference["name"].as_str())
+                    .flatten()
+                    .map(|kcp| ObjectRef::new_with(kcp, resource.clone()).within(&ns))
+            },
+            Kind::Cluster.api_resource(),
+        );
     runner::drive(
         "control-plane",
         controller.run(reconcile, runner::retry, ctx),
     )
-    .await;
 }
 
 async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action> {
@@ -67,8 +61,10 @@ async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Acti
     let Some(cluster_name) = crate::cluster::owner_cluster(&kcp) else {
         return Ok(Action::await_change());
     };
-    let cluster = objects::get(&ctx.api(Kind::Cluster, namespace(&kcp)), &cluster_name).await?;
-    let machines = replicas::owned_machines(&ctx, &kcp, &cluster_name).await?;
+    let cluster = ctx
+        .stores
+        .get(Kind::Cluster, namespace(&kcp), &cluster_name);
+    let machines = replicas::owned_machines(&ctx, &kcp, &cluster_name);
     if let Some(cluster) = cluster.filter(|c| !deleting(c)) {
         ensure_kubeconfig(&ctx, &cluster, &kcp).await?;
         if cluster["status"]["infrastructureReady"] == true {
@@ -132,9 +128,8 @@ async fn ensure_kubeconfig(ctx: &Context, cluster: &Value, kcp: &Value) -> Resul
     if host.is_empty() || port == 0 {
         return Ok(());
     }
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace(kcp));
     let secret_name = format!("{}-kubeconfig", name(cluster));
-    if api.get_opt(&secret_name).await?.is_some() {
+    if ctx.stores.secret_exists(namespace(kcp), &secret_name) {
         return Ok(());
     }
     let secret: Secret = serde_json::from_value(json!({
@@ -146,6 +141,7 @@ async fn ensure_kubeconfig(ctx: &Context, cluster: &Value, kcp: &Value) -> Resul
         "type": "cluster.x-k8s.io/secret",
         "stringData": {"value": kubeconfig(name(cluster), host, port)},
     }))?;
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace(kcp));
     objects::create_if_missing(&api, &secret).await.map(|_| ())
 }
 

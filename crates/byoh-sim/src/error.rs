@@ -8,6 +8,9 @@ pub enum Error {
     Json(#[from] serde_json::Error),
     #[error("{0}")]
     Invalid(String),
+    /// A store did not show this simulator's own write in time.
+    #[error("{0}")]
+    Stale(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -14,7 +14,6 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::{Job, JobStatus};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::ResourceExt;
 use kube::api::{Api, Patch};
 use kube::runtime::controller::{Action, Controller};
@@ -24,7 +23,7 @@ use serde_json::{Value, json};
 
 use crate::agent;
 use crate::config::{SimConfig, SimHost};
-use crate::context::Context;
+use crate::context::{Context, typed_api};
 use crate::error::{Error, Result};
 use crate::objects::{merge_params, now};
 use crate::runner;
@@ -42,14 +41,11 @@ struct PreparedHost {
     namespace: String,
 }
 
-pub async fn run(ctx: Arc<Context>) {
-    let api: Api<Job> = match &ctx.config.namespace {
-        Some(namespace) => Api::namespaced(ctx.client.clone(), namespace),
-        None => Api::all(ctx.client.clone()),
-    };
+pub fn run(ctx: Arc<Context>) -> impl Future<Output = ()> + Send {
+    let api: Api<Job> = typed_api(&ctx.client, ctx.config.namespace.as_deref());
     let jobs = watcher::Config::default().labels(PROVISIONING_REQUEST_LABEL);
     let controller = Controller::new(api, jobs);
-    runner::drive("jobs", controller.run(reconcile, runner::retry, ctx)).await;
+    runner::drive("jobs", controller.run(reconcile, runner::retry, ctx))
 }
 
 fn holds(status: &JobStatus, type_: &str) -> bool {
@@ -68,7 +64,13 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action> {
     }
     let namespace = job.namespace().unwrap_or_default();
     let complete = holds(&status, "Complete");
-    let (hosts, agent_verifiable) = match inventory(&ctx, &namespace, &job.name_any()).await? {
+    if !complete && let Some(missing) = missing_volume(&ctx, &namespace, &job) {
+        // As kubelet: the pod waits in ContainerCreating until it appears (the inventory too,
+        // which it mounts).
+        tracing::info!(job = %job.name_any(), %missing, "the Job's pod waits for what it mounts");
+        return Ok(Action::requeue(VOLUME_RECHECK));
+    }
+    let (hosts, agent_verifiable) = match inventory(&ctx, &namespace, &job.name_any())? {
         Some(inventory) => (
             prepared_hosts(&inventory, &ctx.config),
             agent_verifiable(&inventory),
@@ -84,11 +86,6 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action> {
         }
     };
     if !complete {
-        if let Some(missing) = missing_volume(&ctx, &namespace, &job).await? {
-            // As kubelet: the pod waits in ContainerCreating until it appears.
-            tracing::info!(job = %job.name_any(), %missing, "the Job's pod waits for what it mounts");
-            return Ok(Action::requeue(VOLUME_RECHECK));
-        }
         let failing: Vec<&str> = hosts
             .iter()
             .filter(|p| p.host.named_in(&ctx.config.faults.fail_job_for))
@@ -115,7 +112,7 @@ async fn reconcile(job: Arc<Job>, ctx: Arc<Context>) -> Result<Action> {
 }
 
 /// The first Secret or ConfigMap the Job's pod mounts that does not exist.
-async fn missing_volume(ctx: &Context, namespace: &str, job: &Job) -> Result<Option<String>> {
+fn missing_volume(ctx: &Context, namespace: &str, job: &Job) -> Option<String> {
     let volumes = job
         .spec
         .as_ref()
@@ -123,33 +120,30 @@ async fn missing_volume(ctx: &Context, namespace: &str, job: &Job) -> Result<Opt
         .and_then(|p| p.volumes.clone())
         .unwrap_or_default();
     for volume in volumes {
-        if let Some(name) = volume.secret.and_then(|s| s.secret_name) {
-            let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace);
-            if api.get_metadata_opt(&name).await?.is_none() {
-                return Ok(Some(format!("Secret {namespace}/{name}")));
-            }
+        if let Some(name) = volume.secret.and_then(|s| s.secret_name)
+            && !ctx.stores.secret_exists(namespace, &name)
+        {
+            return Some(format!("Secret {namespace}/{name}"));
         }
-        if let Some(name) = volume.config_map.map(|c| c.name) {
-            let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
-            if api.get_metadata_opt(&name).await?.is_none() {
-                return Ok(Some(format!("ConfigMap {namespace}/{name}")));
-            }
+        if let Some(name) = volume.config_map.map(|c| c.name)
+            && ctx.stores.config_map(namespace, &name).is_none()
+        {
+            return Some(format!("ConfigMap {namespace}/{name}"));
         }
     }
-    Ok(None)
+    None
 }
 
 /// The Ansible inventory in the ConfigMap named like the Job.
-async fn inventory(ctx: &Context, namespace: &str, name: &str) -> Result<Option<Value>> {
-    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), namespace);
-    let Some(text) = api
-        .get_opt(name)
-        .await?
-        .and_then(|cm| cm.data?.remove(INVENTORY_KEY))
+fn inventory(ctx: &Context, namespace: &str, name: &str) -> Result<Option<Value>> {
+    let config_map = ctx.stores.config_map(namespace, name);
+    let Some(text) = config_map
+        .as_ref()
+        .and_then(|cm| cm.data.as_ref()?.get(INVENTORY_KEY))
     else {
         return Ok(None);
     };
-    lcm_core::yaml::from_str(&text)
+    lcm_core::yaml::from_str(text)
         .map(Some)
         .map_err(|e| Error::Invalid(format!("{namespace}/{name} {INVENTORY_KEY}: {e}")))
 }

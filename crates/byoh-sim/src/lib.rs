@@ -29,35 +29,49 @@ mod objects;
 mod replicas;
 mod rollout;
 mod runner;
+mod stores;
 mod teardown;
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use futures::FutureExt;
+use futures::future;
 use kube::Client;
 use tokio::task::JoinHandle;
 
 pub use config::{Faults, SimConfig, SimHost, parse_duration};
 
 use context::Context;
+use stores::Stores;
 
 /// Runs the simulator until the returned future is dropped (or its task aborted). Fails only
 /// when the hosts present from the start cannot register.
 pub async fn run(client: Client, config: SimConfig) -> anyhow::Result<()> {
-    let ctx = Arc::new(Context::new(client, config));
+    let (stores, watches) = Stores::new(&client, config.namespace.as_deref());
+    let ctx = Arc::new(Context::new(client, config, stores));
     agent::register_at_start(&ctx)
         .await
         .context("registering the hosts present at start")?;
+    // Each subscribes to the watches it needs here, before they run.
+    let controllers = future::join_all([
+        agent::run(ctx.clone()).boxed(),
+        bootstrap::run(ctx.clone()).boxed(),
+        jobs::run(ctx.clone()).boxed(),
+        machines::run(ctx.clone()).boxed(),
+        control_plane::run(ctx.clone()).boxed(),
+        machine_deployment::run(ctx.clone()).boxed(),
+        cluster::run(ctx.clone()).boxed(),
+    ]);
     tracing::info!(namespace = ?ctx.config.namespace, "byoh-sim running");
-    futures::join!(
-        agent::run(ctx.clone()),
-        bootstrap::run(ctx.clone()),
-        jobs::run(ctx.clone()),
-        machines::run(ctx.clone()),
-        control_plane::run(ctx.clone()),
-        machine_deployment::run(ctx.clone()),
-        cluster::run(ctx),
-    );
+    futures::join!(watches, async {
+        // Not before every store holds its first listing: a reconcile reading an empty store
+        // would create what exists (machines) or miss what it needs (hosts). The stores are
+        // ready unless their watches stopped.
+        if ctx.stores.wait_until_ready().await.is_ok() {
+            controllers.await;
+        }
+    });
     Ok(())
 }
 

@@ -7,8 +7,7 @@
 use std::sync::Arc;
 
 use kube::api::DynamicObject;
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::controller::Action;
 use lcm_core::capi::{CAPI_CLUSTER_NAME_LABEL, Kind};
 use serde_json::{Map, Value, json};
 
@@ -22,22 +21,18 @@ use crate::runner;
 
 const DEPLOYMENT_NAME_LABEL: &str = "cluster.x-k8s.io/deployment-name";
 
-pub async fn run(ctx: Arc<Context>) {
-    let controller = Controller::new_with(
-        ctx.api_scoped(Kind::MachineDeployment),
-        watcher::Config::default(),
-        Kind::MachineDeployment.api_resource(),
-    )
-    .owns_with(
-        ctx.api_scoped(Kind::Machine),
-        Kind::Machine.api_resource(),
-        watcher::Config::default(),
-    );
+pub fn run(ctx: Arc<Context>) -> impl Future<Output = ()> + Send {
+    let controller = ctx
+        .stores
+        .controller(Kind::MachineDeployment)
+        .owns_stream_with(
+            ctx.stores.changes(Kind::Machine),
+            Kind::Machine.api_resource(),
+        );
     runner::drive(
         "machine-deployment",
         controller.run(reconcile, runner::retry, ctx),
     )
-    .await;
 }
 
 async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action> {
@@ -48,12 +43,10 @@ async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Acti
     let cluster_name = deployment["spec"]["clusterName"]
         .as_str()
         .unwrap_or_default();
-    let cluster = objects::get(
-        &ctx.api(Kind::Cluster, namespace(&deployment)),
-        cluster_name,
-    )
-    .await?;
-    let machines = replicas::owned_machines(&ctx, &deployment, cluster_name).await?;
+    let cluster = ctx
+        .stores
+        .get(Kind::Cluster, namespace(&deployment), cluster_name);
+    let machines = replicas::owned_machines(&ctx, &deployment, cluster_name);
     if cluster.is_some_and(|c| !deleting(&c)) {
         scale(&ctx, &deployment, cluster_name, &machines).await?;
     }

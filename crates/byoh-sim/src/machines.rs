@@ -9,9 +9,8 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject};
 use kube::core::ApiResource;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use lcm_core::HOST_ID_LABEL;
 use lcm_core::capi::{CAPI_CLUSTER_NAME_LABEL, Kind};
 use serde_json::{Value, json};
@@ -33,42 +32,35 @@ const HOSTS_UNAVAILABLE: &str = "BYOHostsUnavailable";
 /// `failureReason` of a Machine whose host could not bootstrap its node.
 const BOOTSTRAP_FAILED: &str = "BootstrapFailed";
 
-pub async fn run(ctx: Arc<Context>) {
+pub fn run(ctx: Arc<Context>) -> impl Future<Output = ()> + Send {
     let resource = Kind::Machine.api_resource();
-    let controller = Controller::new_with(
-        ctx.api_scoped(Kind::Machine),
-        watcher::Config::default(),
-        resource.clone(),
-    );
+    let controller = ctx.stores.controller(Kind::Machine);
     let (for_hosts, for_clusters) = (controller.store(), controller.store());
     let (same_name, host_resource, cluster_resource) =
         (resource.clone(), resource.clone(), resource);
     let controller = controller
         // A ByoMachine has the name of its Machine.
-        .watches_with(
-            ctx.api_scoped(Kind::ByoMachine),
-            Kind::ByoMachine.api_resource(),
-            watcher::Config::default(),
+        .watches_stream_with(
+            ctx.stores.changes(Kind::ByoMachine),
             move |byo_machine| {
                 let ns = byo_machine.metadata.namespace.clone().unwrap_or_default();
                 let name = byo_machine.metadata.name.clone().unwrap_or_default();
                 Some(ObjectRef::new_with(&name, same_name.clone()).within(&ns))
             },
+            Kind::ByoMachine.api_resource(),
         )
-        .watches_with(
-            ctx.api_all(Kind::ByoHost),
-            Kind::ByoHost.api_resource(),
-            watcher::Config::default(),
+        .watches_stream_with(
+            ctx.stores.changes(Kind::ByoHost),
             move |host| affected_by_host(&for_hosts, &host, &host_resource),
+            Kind::ByoHost.api_resource(),
         )
         // A Cluster's infrastructure becoming ready lets its machines claim hosts.
-        .watches_with(
-            ctx.api_scoped(Kind::Cluster),
-            Kind::Cluster.api_resource(),
-            watcher::Config::default(),
+        .watches_stream_with(
+            ctx.stores.changes(Kind::Cluster),
             move |cluster| machines_of(&for_clusters, &cluster, &cluster_resource),
+            Kind::Cluster.api_resource(),
         );
-    runner::drive("machines", controller.run(reconcile, runner::retry, ctx)).await;
+    runner::drive("machines", controller.run(reconcile, runner::retry, ctx))
 }
 
 /// The machine a host is attached to, and every machine that waits for a host or for its own
@@ -130,7 +122,7 @@ async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Acti
     let byo_name = machine["spec"]["infrastructureRef"]["name"]
         .as_str()
         .unwrap_or(name(&machine));
-    let byo_machine = objects::get(&byo_api, byo_name).await?;
+    let byo_machine = ctx.stores.get(Kind::ByoMachine, ns, byo_name);
     if deleting(&machine) {
         delete(&ctx, &machine, byo_machine.as_ref()).await?;
         return Ok(Action::await_change());
@@ -163,7 +155,7 @@ async fn infrastructure(
     byo_machine: &Value,
     bootstrap_ready: bool,
 ) -> Result<Infrastructure> {
-    if let Some(host) = claiming::attached_host(ctx, byo_machine).await? {
+    if let Some(host) = claiming::attached_host(ctx, byo_machine) {
         let bootstrapped = conditions::find(&host, BOOTSTRAPPED);
         return Ok(match bootstrapped {
             Some(c) if c["status"] == "True" => Infrastructure::Ready {
@@ -176,7 +168,7 @@ async fn infrastructure(
     }
     let ns = namespace(machine);
     let cluster_name = machine["spec"]["clusterName"].as_str().unwrap_or_default();
-    let cluster = objects::get(&ctx.api(Kind::Cluster, ns), cluster_name).await?;
+    let cluster = ctx.stores.get(Kind::Cluster, ns, cluster_name);
     let Some(cluster) = cluster.filter(|c| c["status"]["infrastructureReady"] == true) else {
         return Ok(Infrastructure::Waiting(WAITING_FOR_CLUSTER_INFRASTRUCTURE));
     };
@@ -186,7 +178,7 @@ async fn infrastructure(
     let byo_cluster_name = cluster["spec"]["infrastructureRef"]["name"]
         .as_str()
         .unwrap_or(cluster_name);
-    let byo_cluster = objects::get(&ctx.api(Kind::ByoCluster, ns), byo_cluster_name).await?;
+    let byo_cluster = ctx.stores.get(Kind::ByoCluster, ns, byo_cluster_name);
     let by = ClaimFor {
         machine,
         cluster: &cluster,
@@ -204,8 +196,7 @@ async fn ensure_bootstrap_data(ctx: &Context, machine: &Value) -> Result<bool> {
     let Some(secret_name) = machine["spec"]["bootstrap"]["dataSecretName"].as_str() else {
         return Ok(false);
     };
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace(machine));
-    if api.get_opt(secret_name).await?.is_some() {
+    if ctx.stores.secret_exists(namespace(machine), secret_name) {
         return Ok(true);
     }
     let cloud_config = format!(
@@ -221,6 +212,7 @@ async fn ensure_bootstrap_data(ctx: &Context, machine: &Value) -> Result<bool> {
         "type": "cluster.x-k8s.io/secret",
         "stringData": {"value": cloud_config, "format": "cloud-config"},
     }))?;
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace(machine));
     objects::create_if_missing(&api, &secret).await?;
     Ok(true)
 }
@@ -372,7 +364,7 @@ async fn delete(ctx: &Context, machine: &Value, byo_machine: Option<&Value>) -> 
 /// A deleted ByoMachine has its host cleaned up by the host's agent, and goes once the host
 /// is free again.
 async fn release(ctx: &Context, byo_machine: &Value) -> Result<()> {
-    match claiming::attached_host(ctx, byo_machine).await? {
+    match claiming::attached_host(ctx, byo_machine) {
         Some(host) => claiming::mark_for_cleanup(ctx, &host).await,
         None => {
             let api = ctx.api(Kind::ByoMachine, namespace(byo_machine));

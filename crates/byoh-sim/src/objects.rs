@@ -1,11 +1,11 @@
-//! Reading and writing objects as JSON, as the simulated controllers do: a status by
-//! server-side apply (an apply that changes nothing writes nothing, so it triggers no watch
-//! event), metadata by merge patches guarded by the resourceVersion read.
+//! Objects as JSON, and writing them as the simulated controllers do: a status by server-side
+//! apply (an apply that changes nothing writes nothing, so it triggers no watch event), metadata
+//! by merge patches guarded by the resourceVersion read (from the stores, `crate::stores`).
 
 use std::fmt::Debug;
 
 use kube::Resource;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use lcm_core::capi::Kind;
 use operator_kit::apply::is_subset;
 use serde::Serialize;
@@ -34,17 +34,6 @@ pub fn label<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
 
 pub fn deleting(object: &Value) -> bool {
     !object["metadata"]["deletionTimestamp"].is_null()
-}
-
-pub async fn get(api: &Api<DynamicObject>, name: &str) -> Result<Option<Value>> {
-    Ok(api.get_opt(name).await?.as_ref().map(to_json))
-}
-
-pub async fn list(api: &Api<DynamicObject>, label_selector: &str) -> Result<Vec<Value>> {
-    let objects = api
-        .list(&ListParams::default().labels(label_selector))
-        .await?;
-    Ok(objects.items.iter().map(to_json).collect())
 }
 
 fn post_params() -> PostParams {

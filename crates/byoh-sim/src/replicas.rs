@@ -1,7 +1,8 @@
-//! The machines of a KubeadmControlPlane or MachineDeployment (their owner): listing them,
+//! The machines of a KubeadmControlPlane or MachineDeployment (their owner): finding them,
 //! creating one (a ByoMachine cloned from the owner's ByoMachineTemplate, and its Machine),
 //! deleting some, and counting them for the owner's status.
 
+use kube::api::DynamicObject;
 use lcm_core::capi::{CAPI_CLUSTER_NAME_LABEL, DELETE_MACHINE_ANNOTATION, Kind};
 use serde_json::{Map, Value, json};
 
@@ -9,15 +10,16 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::objects::{self, deleting, name, namespace};
 use crate::rollout::Replica;
+use crate::stores::labelled;
 
 /// The Machines `owner` controls, in its namespace.
-pub async fn owned_machines(ctx: &Context, owner: &Value, cluster: &str) -> Result<Vec<Value>> {
-    let api = ctx.api(Kind::Machine, namespace(owner));
-    let machines = objects::list(&api, &format!("{CAPI_CLUSTER_NAME_LABEL}={cluster}")).await?;
-    Ok(machines
+pub fn owned_machines(ctx: &Context, owner: &Value, cluster: &str) -> Vec<Value> {
+    let of_cluster = labelled(CAPI_CLUSTER_NAME_LABEL, cluster);
+    ctx.stores
+        .list(Kind::Machine, Some(namespace(owner)), &of_cluster)
         .into_iter()
         .filter(|m| objects::owned_by(m, owner))
-        .collect())
+        .collect()
 }
 
 /// A Machine counts as Ready once its node is there (phase Running); nodes are Ready at once
@@ -83,16 +85,14 @@ pub async fn create(ctx: &Context, new: NewMachine<'_>) -> Result<String> {
     let ns = namespace(new.owner);
     let template_name = new.template["name"].as_str().unwrap_or_default();
     let template_ns = new.template["namespace"].as_str().unwrap_or(ns);
-    let template = objects::get(
-        &ctx.api(Kind::ByoMachineTemplate, template_ns),
-        template_name,
-    )
-    .await?
-    .ok_or_else(|| {
-        Error::Invalid(format!(
-            "no ByoMachineTemplate {template_ns}/{template_name}"
-        ))
-    })?;
+    let template = ctx
+        .stores
+        .get(Kind::ByoMachineTemplate, template_ns, template_name)
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "no ByoMachineTemplate {template_ns}/{template_name}"
+            ))
+        })?;
     let mut labels = new.labels;
     if let Some(template_labels) = template["spec"]["template"]["metadata"]["labels"].as_object() {
         labels.extend(template_labels.clone());
@@ -140,6 +140,10 @@ pub async fn create(ctx: &Context, new: NewMachine<'_>) -> Result<String> {
     )
     .await?;
     tracing::info!(owner = name(new.owner), machine = %machine_name, version = version(&machine), "machine created");
+    // The owner's next reconcile must count it, not create another.
+    ctx.stores
+        .wait_for_own_write(Kind::Machine, ns, &machine_name, |cached| cached.is_some())
+        .await?;
     Ok(machine_name)
 }
 
@@ -148,6 +152,13 @@ pub async fn delete(ctx: &Context, namespace: &str, names: &[String]) -> Result<
     for machine in names {
         tracing::info!(%machine, "deleting machine");
         objects::delete(&api, machine).await?;
+        // The owner's next reconcile must see it going, not delete another.
+        let going = |cached: Option<&DynamicObject>| {
+            cached.is_none_or(|m| m.metadata.deletion_timestamp.is_some())
+        };
+        ctx.stores
+            .wait_for_own_write(Kind::Machine, namespace, machine, going)
+            .await?;
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! are deleted, then its Machines (each releasing its host); once every Machine is gone the
 //! infrastructure goes and the finalizer comes off, so the Cluster disappears last.
 
+use kube::core::Selector;
 use lcm_core::capi::{CAPI_CLUSTER_NAME_LABEL, Kind};
 use serde_json::{Value, json};
 
@@ -9,6 +10,7 @@ use crate::cluster::CLUSTER_FINALIZER;
 use crate::context::Context;
 use crate::error::Result;
 use crate::objects::{self, deleting, name, namespace};
+use crate::stores::labelled;
 
 pub async fn run(ctx: &Context, cluster: &Value) -> Result<()> {
     let ns = namespace(cluster);
@@ -20,7 +22,8 @@ pub async fn run(ctx: &Context, cluster: &Value) -> Result<()> {
     }
     // First what creates machines, so no machine comes back.
     let deployments = ctx.api(Kind::MachineDeployment, ns);
-    for deployment in objects::list(&deployments, "").await? {
+    let every = Selector::default();
+    for deployment in ctx.stores.list(Kind::MachineDeployment, Some(ns), &every) {
         if deployment["spec"]["clusterName"] == name(cluster) && !deleting(&deployment) {
             objects::delete(&deployments, name(&deployment)).await?;
         }
@@ -29,11 +32,8 @@ pub async fn run(ctx: &Context, cluster: &Value) -> Result<()> {
         objects::delete(&ctx.api(Kind::KubeadmControlPlane, ns), control_plane).await?;
     }
     let machines_api = ctx.api(Kind::Machine, ns);
-    let machines = objects::list(
-        &machines_api,
-        &format!("{CAPI_CLUSTER_NAME_LABEL}={}", name(cluster)),
-    )
-    .await?;
+    let of_cluster = labelled(CAPI_CLUSTER_NAME_LABEL, name(cluster));
+    let machines = ctx.stores.list(Kind::Machine, Some(ns), &of_cluster);
     for machine in machines.iter().filter(|m| !deleting(m)) {
         objects::delete(&machines_api, name(machine)).await?;
     }

@@ -17,7 +17,7 @@ use lcm_core::capi::{DELETE_MACHINE_ANNOTATION, Kind};
 use lcm_core::crd::ResourceProvisioningPhase;
 use lcm_core::status::provisioning::host_phase;
 use serde_json::json;
-use testcluster::wait_for;
+use testcluster::{TestCluster, wait_for};
 
 #[tokio::test]
 async fn provisions_the_operators_objects_into_a_fulfilled_cluster() -> anyhow::Result<()> {
@@ -123,6 +123,64 @@ async fn provisions_the_operators_objects_into_a_fulfilled_cluster() -> anyhow::
             machine_name.as_str()
         );
     }
+    world.cleanup().await
+}
+
+/// As Cluster API's and BYOH's controllers read their informer caches, the simulator reads its
+/// watches: while a cluster provisions, it lists each kind once (starting its watch) and gets
+/// nothing. On a control plane of its own, where only this test reads besides: it polls the
+/// cluster's progress (LISTs of Machines and ByoMachines; GETs of the Cluster, control plane and
+/// MachineDeployment, which the garbage collector may also get as owners, as Machines).
+#[tokio::test]
+async fn a_cluster_provisions_with_every_read_from_a_watch() -> anyhow::Result<()> {
+    let control_plane = TestCluster::start_new().await?;
+    let world = World::on(&control_plane, "watched", 3).await?;
+    let before = testcluster::requests(&world.client).await?;
+    let _sim = world.start(world.config());
+    world
+        .apply_cluster(&[world.id(0)], &[world.id(1), world.id(2)], VERSION)
+        .await?;
+    let polls = Cell::new(0.0);
+    wait_for("the cluster fulfilled", TIMEOUT, || async {
+        polls.set(polls.get() + 1.0);
+        let progress = world.progress().await?;
+        Ok((progress.state.as_str() == "fulfilled").then_some(()))
+    })
+    .await?;
+
+    let after = testcluster::requests(&world.client).await?;
+    let served = |request: &String| after[request] - before.get(request).copied().unwrap_or(0.0);
+    let allowed = |verb: &str, resource: &str| match (verb, resource) {
+        ("GET", "clusters" | "kubeadmcontrolplanes" | "machinedeployments" | "machines") => None,
+        ("GET", _) => Some(0.0),
+        ("LIST", "machines" | "byomachines") => Some(polls.get() + 1.0),
+        ("LIST", _) => Some(1.0),
+        _ => None,
+    };
+    let read = [
+        "clusters",
+        "kubeadmcontrolplanes",
+        "machinedeployments",
+        "machines",
+        "byoclusters",
+        "byomachinetemplates",
+        "byomachines",
+        "byohosts",
+        "bootstrapkubeconfigs",
+        "jobs",
+        "secrets",
+        "configmaps",
+    ];
+    let excess: Vec<(&String, f64)> = after
+        .keys()
+        .filter_map(|request| {
+            let (verb, resource) = request.split_once(' ')?;
+            let resource = resource.strip_suffix('/')?;
+            let limit = allowed(verb, resource).filter(|_| read.contains(&resource))?;
+            (served(request) > limit).then(|| (request, served(request)))
+        })
+        .collect();
+    assert_eq!(excess, [], "reads beyond the watches and this test's polls");
     world.cleanup().await
 }
 

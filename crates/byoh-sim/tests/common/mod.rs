@@ -35,7 +35,11 @@ pub struct World {
 impl World {
     /// A world with `count` hosts, `<prefix>-<n>-<suffix>`, for the cluster `<prefix>-<suffix>`.
     pub async fn new(prefix: &str, count: usize) -> anyhow::Result<World> {
-        let cluster = TestCluster::shared().await?;
+        Self::on(TestCluster::shared().await?, prefix, count).await
+    }
+
+    /// A world as [`World::new`] on the control plane `cluster`.
+    pub async fn on(cluster: &TestCluster, prefix: &str, count: usize) -> anyhow::Result<World> {
         let hosts_namespace = cluster.namespace(prefix).await?;
         let suffix = hosts_namespace
             .name()
