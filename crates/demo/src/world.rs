@@ -22,6 +22,8 @@ pub struct WorldOptions {
     pub o2ims_args: Vec<String>,
     /// Extra flags of the FOCOM operator.
     pub focom_args: Vec<String>,
+    /// A directory for the API server's audit log, to count requests by client.
+    pub audit_dir: Option<std::path::PathBuf>,
 }
 
 impl WorldOptions {
@@ -39,6 +41,7 @@ impl WorldOptions {
             simulator,
             o2ims_args: Vec::new(),
             focom_args: Vec::new(),
+            audit_dir: None,
         })
     }
 }
@@ -108,6 +111,8 @@ impl Operator {
 /// A running installation; dropping it stops everything.
 pub struct World {
     pub cluster: TestCluster,
+    /// The API server's audit log, when [`WorldOptions::audit_dir`] asked for one.
+    pub audit: Option<testcluster::AuditLog>,
     pub o2ims: OperatorProcess,
     pub focom: OperatorProcess,
     _simulator: byoh_sim::Handle,
@@ -116,7 +121,13 @@ pub struct World {
 
 impl World {
     pub async fn start(options: WorldOptions) -> anyhow::Result<Self> {
-        let cluster = TestCluster::start_new().await?;
+        let (cluster, audit) = match &options.audit_dir {
+            Some(dir) => {
+                let (cluster, audit) = TestCluster::start_audited(dir).await?;
+                (cluster, Some(audit))
+            }
+            None => (TestCluster::start_new().await?, None),
+        };
         let client = cluster.admin_client()?;
         for namespace in [
             FOCOM_NAMESPACE,
@@ -164,8 +175,12 @@ impl World {
         }
         let o2ims = Operator::O2ims.start(&cluster, &options).await?;
         let focom = Operator::Focom.start(&cluster, &options).await?;
-        let simulator = byoh_sim::spawn(client, options.simulator.clone());
+        let simulator = byoh_sim::spawn(
+            cluster.admin_client_as("byoh-sim")?,
+            options.simulator.clone(),
+        );
         Ok(Self {
+            audit,
             cluster,
             o2ims,
             focom,
@@ -185,8 +200,9 @@ impl World {
         Ok(())
     }
 
+    /// A client of the demo's own (User-Agent `lcm-demo`).
     pub fn client(&self) -> anyhow::Result<Client> {
-        self.cluster.admin_client()
+        self.cluster.admin_client_as("lcm-demo")
     }
 
     pub fn options(&self) -> &WorldOptions {

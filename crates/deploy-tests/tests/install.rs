@@ -576,7 +576,7 @@ async fn refuses_what_the_chart_does_not_grant(
         .list(&ListParams::default())
         .await?;
     Api::<ConfigMap>::namespaced(focom_client.clone(), focom)
-        .get("lcm-inventory")
+        .list(&ListParams::default().fields("metadata.name=lcm-inventory"))
         .await?;
 
     let o2ims_requests = Api::<ProvisioningRequest>::all(o2ims_client.clone());

@@ -36,7 +36,14 @@ pub async fn start(
     options: &RuntimeOptions,
 ) -> anyhow::Result<Runtime> {
     telemetry::init(options.log_format);
-    let client = Client::try_default().await?;
+    let mut config = kube::Config::infer().await?;
+    // Names this operator in the API server's audit log.
+    let agent = format!("{name}/{}", env!("CARGO_PKG_VERSION"));
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_str(&agent)?,
+    ));
+    let client = Client::try_from(config)?;
     let metrics = Metrics::new(metric_prefix);
     let readiness = Readiness::default();
     let address = server::serve(options.metrics_addr, metrics.clone(), readiness.clone()).await?;

@@ -8,6 +8,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use tokio::sync::OnceCell;
 
+use crate::audit::AuditLog;
 use crate::clients;
 use crate::crds::{crd_dirs, install_crds};
 use crate::harness::Harness;
@@ -48,11 +49,23 @@ impl TestCluster {
     /// Starts a separate control plane owned by the caller, e.g. to play a remote O-Cloud.
     /// It stops when the value is dropped.
     pub async fn start_new() -> anyhow::Result<TestCluster> {
+        Self::start_with_flags(Vec::new()).await
+    }
+
+    /// Starts a separate control plane, as [`TestCluster::start_new`] does, whose API server
+    /// writes an audit log into `dir` (for counting requests by client).
+    pub async fn start_audited(dir: &Path) -> anyhow::Result<(TestCluster, AuditLog)> {
+        let (log, flags) = AuditLog::prepare(dir)?;
+        Ok((Self::start_with_flags(flags).await?, log))
+    }
+
+    async fn start_with_flags(apiserver_flags: Vec<String>) -> anyhow::Result<TestCluster> {
         let binary = harness_binary();
         let dirs = crd_dirs()?;
-        let harness = tokio::task::spawn_blocking(move || Harness::start(&binary, &dirs))
-            .await
-            .context("harness start task")??;
+        let harness =
+            tokio::task::spawn_blocking(move || Harness::start(&binary, &dirs, &apiserver_flags))
+                .await
+                .context("harness start task")??;
         crate::notice(format_args!(
             "control plane ready in {:.1}s ({})",
             harness.startup.as_secs_f64(),
@@ -140,6 +153,17 @@ impl TestCluster {
     /// A new admin client. Must be called inside the tokio runtime that will use it.
     pub fn admin_client(&self) -> anyhow::Result<Client> {
         Ok(Client::try_from(self.config.clone())?)
+    }
+
+    /// A new admin client that names itself `agent` (its User-Agent), so the audit log tells
+    /// its requests from others'.
+    pub fn admin_client_as(&self, agent: &str) -> anyhow::Result<Client> {
+        let mut config = self.config.clone();
+        config.headers.push((
+            http::header::USER_AGENT,
+            http::HeaderValue::from_str(agent)?,
+        ));
+        Ok(Client::try_from(config)?)
     }
 
     /// A fresh namespace named `<prefix>-<random>`; call `cleanup()` on it at the end.

@@ -19,9 +19,14 @@ pub(crate) struct Harness {
 }
 
 impl Harness {
-    /// Starts the harness with the given CRD directories and blocks until it is ready.
+    /// Starts the harness with the given CRD directories (and extra kube-apiserver flags) and
+    /// blocks until it is ready.
     /// Blocking: call it via `spawn_blocking`.
-    pub(crate) fn start(binary: &Path, crd_dirs: &[PathBuf]) -> anyhow::Result<Harness> {
+    pub(crate) fn start(
+        binary: &Path,
+        crd_dirs: &[PathBuf],
+        apiserver_flags: &[String],
+    ) -> anyhow::Result<Harness> {
         if !binary.is_file() {
             bail!(
                 "{} does not exist: build it with tools/testcluster/build.sh (or set TESTCLUSTER_BIN)",
@@ -32,6 +37,9 @@ impl Harness {
         command.arg("up");
         for dir in crd_dirs {
             command.arg("--crds").arg(dir);
+        }
+        for flag in apiserver_flags {
+            command.arg(format!("--apiserver-arg={flag}"));
         }
         // stderr is inherited so a failed start explains itself in the test output.
         let mut child = command

@@ -15,6 +15,7 @@
 //! Clients are cheap to create and tied to the tokio runtime that creates them (each
 //! `#[tokio::test]` has its own), so the cluster hands out new clients instead of storing one.
 
+mod audit;
 pub mod capi;
 mod clients;
 mod cluster;
@@ -28,6 +29,7 @@ mod strict;
 mod wait;
 mod writes;
 
+pub use audit::AuditLog;
 pub use cluster::{BYOH_AGENT_CHECKSUM, HOST_PREPARATION_IMAGE, TestCluster};
 pub use crds::{crd_dirs, install_crds};
 pub use namespace::TestNamespace;

@@ -1,8 +1,47 @@
-//! What the API server served, from its own counter (`testcluster::requests`).
+//! What the API server served, from its own counter (`testcluster::requests`) and, by client,
+//! from its audit log.
 
 use std::collections::BTreeMap;
 
 use kube::Client;
+use serde_json::{Value, json};
+
+/// The clients told apart (by User-Agent); the rest are counted as `other` (the API server's
+/// own loopback client among them).
+pub const CLIENTS: [&str; 5] = [
+    "o2ims-operator",
+    "focom-operator",
+    "byoh-sim",
+    "lcm-demo",
+    "kube-controller-manager",
+];
+
+/// Audit-logged requests per cluster of each client: all, LIST, writes, and by request.
+pub fn by_client(logged: &BTreeMap<(String, String), u64>, clusters: usize) -> Value {
+    let n = clusters as f64;
+    let mut clients = serde_json::Map::new();
+    for ((agent, request), count) in logged {
+        let client = match CLIENTS.iter().find(|c| *c == agent) {
+            Some(client) => client.to_string(),
+            None => "other".to_string(),
+        };
+        let entry = clients
+            .entry(client)
+            .or_insert_with(|| json!({"all": 0.0, "list": 0.0, "writes": 0.0, "by_request": {}}));
+        let per_cluster = *count as f64 / n;
+        let verb = request.split(' ').next().unwrap_or_default();
+        let add = |value: &mut Value| *value = json!(value.as_f64().unwrap_or(0.0) + per_cluster);
+        add(&mut entry["all"]);
+        if verb == "list" {
+            add(&mut entry["list"]);
+        }
+        if ["create", "update", "patch", "delete", "deletecollection"].contains(&verb) {
+            add(&mut entry["writes"]);
+        }
+        add(&mut entry["by_request"][request]);
+    }
+    Value::Object(clients)
+}
 
 /// Requests served so far, by `"<VERB> <resource>/<subresource>"`.
 #[derive(Clone, Debug, Default)]
