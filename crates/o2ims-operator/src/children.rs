@@ -19,6 +19,7 @@ use lcm_core::capi::{self, DELETE_MACHINE_ANNOTATION};
 use lcm_core::crd::ProvisioningRequest;
 use lcm_core::status::provisioning::Observed;
 use lcm_core::template::{ClusterParameters, Cni};
+use operator_kit::apply::Live;
 
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -36,25 +37,30 @@ pub fn owner_reference(request: &ProvisioningRequest, controller: bool) -> Value
     })
 }
 
-/// Applies `objects` owned by `request`; returns how many were written.
+/// Applies `objects` owned by `request`, all at once (they refer to each other by name only);
+/// returns how many were written. `new`: the cluster's objects do not exist yet.
 pub async fn apply_owned(
     ctx: &Context,
     request: &ProvisioningRequest,
     objects: Vec<Value>,
+    new: bool,
 ) -> Result<usize> {
-    let mut written = 0;
-    for mut object in objects {
+    let writes = objects.into_iter().map(|mut object| async move {
         let controller = matches!(
             object["kind"].as_str(),
             Some("Namespace" | "Cluster" | "Job" | "ConfigMap" | "BootstrapKubeconfig")
         );
         object["metadata"]["ownerReferences"] = json!([owner_reference(request, controller)]);
         let cached = ctx.index.cached(&object);
-        if ctx.applier.apply(&object, cached.as_ref()).await? {
-            written += 1;
-        }
-    }
-    Ok(written)
+        let live = match &cached {
+            Some(cached) => Live::Cached(cached),
+            None if new => Live::Absent,
+            None => Live::Unknown,
+        };
+        ctx.applier.apply(&object, live).await
+    });
+    let written = futures::future::try_join_all(writes).await?;
+    Ok(written.into_iter().filter(|written| *written).count())
 }
 
 /// Takes the cluster's namespace for `request`: created if absent (atomically: the API server
@@ -68,19 +74,13 @@ pub async fn claim_namespace(
 ) -> Result<Option<String>> {
     let api: Api<Namespace> = Api::all(ctx.client.clone());
     let name = params.namespace();
-    let existing = match api.get_opt(&name).await? {
-        Some(existing) => existing,
-        None => {
-            let mut object = capi::namespace_object(&request.name_any(), params);
-            object["metadata"]["ownerReferences"] = json!([owner_reference(request, true)]);
-            let namespace: Namespace =
-                serde_json::from_value(object).map_err(kube::Error::SerdeError)?;
-            match api.create(&PostParams::default(), &namespace).await {
-                Ok(_) => return Ok(None),
-                Err(kube::Error::Api(s)) if s.is_already_exists() => api.get(&name).await?,
-                Err(e) => return Err(e.into()),
-            }
-        }
+    let mut object = capi::namespace_object(&request.name_any(), params);
+    object["metadata"]["ownerReferences"] = json!([owner_reference(request, true)]);
+    let namespace: Namespace = serde_json::from_value(object).map_err(kube::Error::SerdeError)?;
+    let existing = match api.create(&PostParams::default(), &namespace).await {
+        Ok(_) => return Ok(None),
+        Err(kube::Error::Api(s)) if s.is_already_exists() => api.get(&name).await?,
+        Err(e) => return Err(e.into()),
     };
     if observe::controlled_by(&existing, request) {
         return Ok(None);
@@ -128,7 +128,7 @@ pub async fn ensure(
             .collect();
         mark_machines_for_deletion(ctx, &removed, hosts).await?;
     }
-    let written = apply_owned(ctx, request, generated.objects).await?;
+    let written = apply_owned(ctx, request, generated.objects, applied.is_none()).await?;
     Ok((warning, written > 0))
 }
 
@@ -176,7 +176,8 @@ async fn mark_machines_for_deletion(
                 "metadata": {"name": machine, "namespace": namespace, "annotations": {DELETE_MACHINE_ANNOTATION: "true"}},
             });
             let cached = ctx.index.cached(&mark);
-            ctx.applier.apply(&mark, cached.as_ref()).await?;
+            let live = cached.as_ref().map_or(Live::Unknown, Live::Cached);
+            ctx.applier.apply(&mark, live).await?;
             tracing::info!(host = %host, machine = %machine, "marked the machine of a removed worker for deletion");
         }
     }

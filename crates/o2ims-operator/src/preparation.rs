@@ -247,7 +247,7 @@ pub async fn prepare_hosts(
                 &kubeconfig,
             );
             children::apply_secret(ctx, &preparation.secret).await?;
-            children::apply_owned(ctx, request, preparation.objects).await?;
+            children::apply_owned(ctx, request, preparation.objects, false).await?;
             (name, None)
         }
     };
@@ -326,7 +326,7 @@ async fn bootstrap_kubeconfig(
                 settings.apiserver,
                 &ca,
             );
-            children::apply_owned(ctx, request, vec![asked]).await?;
+            children::apply_owned(ctx, request, vec![asked], false).await?;
             issuing()
         }
     }

@@ -76,6 +76,19 @@ pub fn api_for(client: &Client, object: &Value) -> Result<Api<DynamicObject>, Ap
 /// without reading it again: what another writer changes meanwhile is corrected that much later.
 const TRUSTED_FOR: Duration = Duration::from_secs(300);
 
+/// What the caller of [`Applier::apply`] knows of the live object.
+#[derive(Clone, Copy, Debug)]
+pub enum Live<'a> {
+    /// Its kind is watched: the object as the cache has it, compared instead of remembered, so a
+    /// change of a watched object is corrected at once.
+    Cached(&'a Value),
+    /// It is new (e.g. the first pass of its cluster): written without being read first; an
+    /// apply of what already holds changes nothing.
+    Absent,
+    /// Nothing: what was remembered holds, else it is read.
+    Unknown,
+}
+
 /// Applies generated objects under one field manager, writing only when the live object does
 /// not already hold every desired field. It remembers what each object was last seen to hold
 /// (a hash of the desired object), so a pass rendering the same objects again neither reads
@@ -102,27 +115,23 @@ impl Applier {
         }
     }
 
-    /// Applies `desired` unless it holds already; returns whether it wrote. `cached` is the
-    /// object as a watch-fed cache has it, if the caller watches its kind: compared instead of
-    /// remembered, so a change of a watched object is corrected at once.
-    pub async fn apply(&self, desired: &Value, cached: Option<&Value>) -> Result<bool, ApplyError> {
+    /// Applies `desired` unless it holds already; returns whether it wrote. `live` is what
+    /// the caller knows of the object (see [`Live`]).
+    pub async fn apply(&self, desired: &Value, live: Live<'_>) -> Result<bool, ApplyError> {
         let key = key(desired)?;
         let hash = hash(desired);
-        match cached {
-            Some(live) if is_subset(desired, live) => {
-                self.remember(key, hash);
-                return Ok(false);
-            }
-            Some(_) => {}
-            None if self.remembers(&key, hash) => return Ok(false),
-            None => {
-                if let Some(live) = self.get(desired).await?
-                    && is_subset(desired, &live)
-                {
-                    self.remember(key, hash);
-                    return Ok(false);
-                }
-            }
+        let holds = match live {
+            Live::Cached(live) => is_subset(desired, live),
+            Live::Absent => false,
+            Live::Unknown if self.remembers(&key, hash) => return Ok(false),
+            Live::Unknown => self
+                .get(desired)
+                .await?
+                .is_some_and(|live| is_subset(desired, &live)),
+        };
+        if holds {
+            self.remember(key, hash);
+            return Ok(false);
         }
         let applied = api_for(&self.client, desired)?
             .patch(

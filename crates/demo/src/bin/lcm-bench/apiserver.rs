@@ -16,6 +16,23 @@ pub const CLIENTS: [&str; 5] = [
     "kube-controller-manager",
 ];
 
+/// The product's clients: the operators, and the simulator standing in for Cluster API and BYOH.
+const PRODUCT: [&str; 3] = ["o2ims-operator", "focom-operator", "byoh-sim"];
+
+const WRITE_VERBS: [&str; 5] = ["create", "update", "patch", "delete", "deletecollection"];
+
+fn is_write(request: &str) -> bool {
+    WRITE_VERBS.contains(&request.split(' ').next().unwrap_or_default())
+}
+
+/// Audit-logged writes of the product's clients.
+pub fn product_writes(logged: &BTreeMap<(String, String), u64>) -> f64 {
+    logged
+        .iter()
+        .filter(|((agent, request), _)| PRODUCT.contains(&agent.as_str()) && is_write(request))
+        .fold(0.0, |sum, (_, n)| sum + *n as f64)
+}
+
 /// Audit-logged requests per cluster of each client: all, LIST, writes, and by request.
 pub fn by_client(logged: &BTreeMap<(String, String), u64>, clusters: usize) -> Value {
     let n = clusters as f64;
@@ -35,7 +52,7 @@ pub fn by_client(logged: &BTreeMap<(String, String), u64>, clusters: usize) -> V
         if verb == "list" {
             add(&mut entry["list"]);
         }
-        if ["create", "update", "patch", "delete", "deletecollection"].contains(&verb) {
+        if is_write(request) {
             add(&mut entry["writes"]);
         }
         add(&mut entry["by_request"][request]);
