@@ -5,6 +5,7 @@
 //! status.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use kube::api::DynamicObject;
 use kube::runtime::controller::Action;
@@ -20,6 +21,7 @@ use crate::rollout::{self, Policy, ScaleIn, Step};
 use crate::runner;
 
 const DEPLOYMENT_NAME_LABEL: &str = "cluster.x-k8s.io/deployment-name";
+const CLUSTER_NOT_FOUND_RETRY: Duration = Duration::from_secs(1);
 
 pub fn run(ctx: Arc<Context>) -> impl Future<Output = ()> + Send {
     let controller = ctx
@@ -43,11 +45,16 @@ async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Acti
     let cluster_name = deployment["spec"]["clusterName"]
         .as_str()
         .unwrap_or_default();
-    let cluster = ctx
+    let Some(cluster) = ctx
         .stores
-        .get(Kind::Cluster, namespace(&deployment), cluster_name);
+        .get(Kind::Cluster, namespace(&deployment), cluster_name)
+    else {
+        // As Cluster API's MachineDeployment controller: a Cluster not found (yet: the objects
+        // may arrive in any order) is an error, retried with back-off.
+        return Ok(Action::requeue(CLUSTER_NOT_FOUND_RETRY));
+    };
     let machines = replicas::owned_machines(&ctx, &deployment, cluster_name);
-    if cluster.is_some_and(|c| !deleting(&c)) {
+    if !deleting(&cluster) {
         scale(&ctx, &deployment, cluster_name, &machines).await?;
     }
     write_status(&ctx, &deployment, cluster_name, &machines).await?;

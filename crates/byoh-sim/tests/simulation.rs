@@ -16,7 +16,7 @@ use kube::api::{Api, DeleteParams};
 use lcm_core::capi::{DELETE_MACHINE_ANNOTATION, Kind};
 use lcm_core::crd::ResourceProvisioningPhase;
 use lcm_core::status::provisioning::host_phase;
-use serde_json::json;
+use serde_json::{Value, json};
 use testcluster::{TestCluster, wait_for};
 
 #[tokio::test]
@@ -181,6 +181,31 @@ async fn a_cluster_provisions_with_every_read_from_a_watch() -> anyhow::Result<(
         })
         .collect();
     assert_eq!(excess, [], "reads beyond the watches and this test's polls");
+    world.cleanup().await
+}
+
+#[tokio::test]
+async fn a_cluster_applied_after_its_machine_deployment_still_gets_its_workers()
+-> anyhow::Result<()> {
+    let world = World::new("order", 2).await?;
+    let _sim = world.start(world.config());
+    let objects = world.cluster_objects(&[world.id(0)], &[world.id(1)], VERSION)?;
+    let (cluster, rest): (Vec<Value>, Vec<Value>) =
+        objects.into_iter().partition(|o| o["kind"] == "Cluster");
+    for object in &rest {
+        common::apply(&world.client, object).await?;
+    }
+    // The simulator has seen them: the control plane reports itself, with no Cluster yet.
+    let control_plane = format!("{}-control-plane", world.cluster);
+    wait_for("the control plane's first status", TIMEOUT, || async {
+        let kcp = world.get(Kind::KubeadmControlPlane, &control_plane).await?;
+        Ok(kcp.filter(|kcp| !kcp["status"].is_null()))
+    })
+    .await?;
+    for object in &cluster {
+        common::apply(&world.client, object).await?;
+    }
+    world.wait_for_state("fulfilled").await?;
     world.cleanup().await
 }
 

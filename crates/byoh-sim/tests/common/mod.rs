@@ -95,6 +95,19 @@ impl World {
         workers: &[String],
         version: &str,
     ) -> anyhow::Result<()> {
+        for object in &self.cluster_objects(control_plane, workers, version)? {
+            apply(&self.client, object).await?;
+        }
+        Ok(())
+    }
+
+    /// What the O2IMS operator applies for the cluster with these hosts and version.
+    pub fn cluster_objects(
+        &self,
+        control_plane: &[String],
+        workers: &[String],
+        version: &str,
+    ) -> anyhow::Result<Vec<Value>> {
         let params = lcm_core::template::validate(&json!({
             "clusterName": self.cluster,
             "kubernetesVersion": version,
@@ -104,10 +117,7 @@ impl World {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
         let generated =
             lcm_core::capi::generate(&format!("request-{}", self.cluster), &params, None);
-        for object in &generated.objects {
-            apply(&self.client, object).await?;
-        }
-        Ok(())
+        Ok(generated.objects)
     }
 
     pub fn api(&self, kind: Kind) -> Api<DynamicObject> {
