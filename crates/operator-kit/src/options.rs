@@ -23,4 +23,8 @@ pub struct RuntimeOptions {
     /// Identity in the Lease (the pod's name).
     #[arg(long, env = "POD_NAME")]
     pub pod_name: Option<String>,
+    /// How many objects are reconciled at once (0: no limit). A fleet changing at once queues
+    /// instead of crowding the API server and holding every object's copies in memory together.
+    #[arg(long, env = "CONCURRENCY", default_value_t = 16)]
+    pub concurrency: u16,
 }

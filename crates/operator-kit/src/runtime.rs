@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use futures::{StreamExt, TryFuture};
 use kube::Client;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use serde::de::DeserializeOwned;
 use tokio::sync::oneshot;
@@ -26,6 +26,7 @@ pub struct Runtime {
     /// Who this replica is (the pod's name), in the Lease and in Events.
     pub identity: String,
     name: String,
+    concurrency: u16,
     leadership: Option<leader::Leadership>,
 }
 
@@ -73,6 +74,7 @@ pub async fn start(
         readiness,
         identity,
         name: name.to_string(),
+        concurrency: options.concurrency,
         leadership,
     })
 }
@@ -118,8 +120,10 @@ impl Runtime {
             controller.store(),
             self.readiness.clone(),
         ));
+        let config = controller::Config::default().concurrency(self.concurrency);
         let (stop_signal, stopping) = self.stop_signal();
         controller
+            .with_config(config)
             .graceful_shutdown_on(stop_signal)
             .run(reconcile, error_policy, ctx)
             .for_each(|result| async move {
