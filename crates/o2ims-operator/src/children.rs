@@ -37,30 +37,51 @@ pub fn owner_reference(request: &ProvisioningRequest, controller: bool) -> Value
     })
 }
 
-/// Applies `objects` owned by `request`, all at once (they refer to each other by name only);
-/// returns how many were written. `new`: the cluster's objects do not exist yet.
+/// The kinds that make Cluster API act on templates they name: applied after everything else,
+/// so that a machine created for a change is cloned from its changed template.
+const CONSUMERS: [&str; 3] = ["Cluster", "KubeadmControlPlane", "MachineDeployment"];
+
+/// Applies `objects` owned by `request`, the templates and the rest at once, then their
+/// consumers at once; returns how many were written. `new`: the cluster's objects do not exist
+/// yet.
 pub async fn apply_owned(
     ctx: &Context,
     request: &ProvisioningRequest,
     objects: Vec<Value>,
     new: bool,
 ) -> Result<usize> {
-    let writes = objects.into_iter().map(|mut object| async move {
-        let controller = matches!(
-            object["kind"].as_str(),
-            Some("Namespace" | "Cluster" | "Job" | "ConfigMap" | "BootstrapKubeconfig")
-        );
-        object["metadata"]["ownerReferences"] = json!([owner_reference(request, controller)]);
-        let cached = ctx.index.cached(&object);
-        let live = match &cached {
-            Some(cached) => Live::Cached(cached),
-            None if new => Live::Absent,
-            None => Live::Unknown,
-        };
-        ctx.applier.apply(&object, live).await
-    });
-    let written = futures::future::try_join_all(writes).await?;
-    Ok(written.into_iter().filter(|written| *written).count())
+    let (consumers, first): (Vec<Value>, Vec<Value>) = objects
+        .into_iter()
+        .partition(|o| CONSUMERS.contains(&o["kind"].as_str().unwrap_or_default()));
+    let mut written = 0;
+    for objects in [first, consumers] {
+        let writes = objects
+            .into_iter()
+            .map(|object| apply_one(ctx, request, object, new));
+        let applied = futures::future::try_join_all(writes).await?;
+        written += applied.into_iter().filter(|written| *written).count();
+    }
+    Ok(written)
+}
+
+async fn apply_one(
+    ctx: &Context,
+    request: &ProvisioningRequest,
+    mut object: Value,
+    new: bool,
+) -> Result<bool> {
+    let controller = matches!(
+        object["kind"].as_str(),
+        Some("Namespace" | "Cluster" | "Job" | "ConfigMap" | "BootstrapKubeconfig")
+    );
+    object["metadata"]["ownerReferences"] = json!([owner_reference(request, controller)]);
+    let cached = ctx.index.cached(&object);
+    let live = match &cached {
+        Some(cached) => Live::Cached(cached),
+        None if new => Live::Absent,
+        None => Live::Unknown,
+    };
+    Ok(ctx.applier.apply(&object, live).await?)
 }
 
 /// Takes the cluster's namespace for `request`: created if absent (atomically: the API server
