@@ -16,7 +16,7 @@ use lcm_core::conditions::Desired;
 use lcm_core::crd::{FocomProvisioningRequest, HostClaim, Operation, ProvisioningRequest};
 use lcm_core::focom::{self, Claim, Selected};
 use lcm_core::inventory::Inventory;
-use lcm_core::template;
+use lcm_core::template::{self, schema::Schema};
 
 use crate::config::INVENTORY_KEY;
 use crate::context::Context;
@@ -233,10 +233,23 @@ async fn select(
             return Ok(Err(Desired::false_(VALIDATED, "UnknownTemplate", message)));
         }
     };
+    // Compiled once: a fleet's clusters are each checked against it.
+    let template = format!("template {} {}", spec.template_name, spec.template_version);
+    let schema = match Schema::compile(&schema, &template) {
+        Ok(schema) => schema,
+        Err(errors) => {
+            let problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            return Ok(Err(Desired::false_(
+                VALIDATED,
+                "InvalidRequest",
+                problems.join("; "),
+            )));
+        }
+    };
     // The request's own parameters are checked as sent; inventory clusters as derived.
     let mut problems = Vec::new();
     if let Some(parameters) = &spec.template_parameters
-        && let Err(errors) = template::schema::check(&schema, parameters, "spec.templateParameters")
+        && let Err(errors) = schema.check(parameters, "spec.templateParameters")
     {
         problems.extend(errors.iter().map(ToString::to_string));
     }
@@ -261,11 +274,9 @@ async fn select(
                     .filter(|_| spec.template_parameters.is_none())
                 {
                     let value = serde_json::to_value(&cluster.parameters).unwrap_or_default();
-                    if let Err(errors) = template::schema::check(
-                        &schema,
-                        &value,
-                        &format!("cluster `{}`", cluster.name),
-                    ) {
+                    if let Err(errors) =
+                        schema.check(&value, &format!("cluster `{}`", cluster.name))
+                    {
                         problems.extend(errors.iter().map(ToString::to_string));
                     }
                 }

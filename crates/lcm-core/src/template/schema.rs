@@ -9,38 +9,59 @@ pub fn check(
     parameters: &serde_json::Value,
     path_prefix: &str,
 ) -> Result<(), Vec<FieldError>> {
-    let schema: serde_json::Value = serde_json::from_str(schema_text)
-        .or_else(|_| crate::yaml::from_str(schema_text))
-        .map_err(|e| {
+    Schema::compile(schema_text, path_prefix)?.check(parameters, path_prefix)
+}
+
+/// A template's JSON Schema, compiled once to check many parameter sets (a fleet's clusters).
+pub struct Schema(jsonschema::Validator);
+
+impl Schema {
+    /// Compiles `schema_text` (JSON or YAML); the error, under `path_prefix`, says why it
+    /// cannot be used.
+    pub fn compile(schema_text: &str, path_prefix: &str) -> Result<Self, Vec<FieldError>> {
+        let schema: serde_json::Value = serde_json::from_str(schema_text)
+            .or_else(|_| crate::yaml::from_str(schema_text))
+            .map_err(|e| {
+                vec![error(
+                    path_prefix,
+                    format!("the TemplateInfo's schema is neither JSON nor YAML: {e}"),
+                )]
+            })?;
+        let validator = jsonschema::validator_for(&schema).map_err(|e| {
             vec![error(
                 path_prefix,
-                format!("the TemplateInfo's schema is neither JSON nor YAML: {e}"),
+                format!("the TemplateInfo's schema is not a valid JSON Schema: {e}"),
             )]
         })?;
-    let validator = jsonschema::validator_for(&schema).map_err(|e| {
-        vec![error(
-            path_prefix,
-            format!("the TemplateInfo's schema is not a valid JSON Schema: {e}"),
-        )]
-    })?;
-    let errors: Vec<FieldError> = validator
-        .iter_errors(parameters)
-        .map(|e| {
-            let pointer = e.instance_path().to_string();
-            let path = pointer.split('/').filter(|s| !s.is_empty()).fold(
-                path_prefix.to_string(),
-                |path, segment| match segment.parse::<usize>() {
-                    Ok(index) => format!("{path}[{index}]"),
-                    Err(_) => format!("{path}.{segment}"),
-                },
-            );
-            error(&path, e.to_string())
-        })
-        .collect();
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors)
+        Ok(Self(validator))
+    }
+
+    /// Every violation of `parameters`, with its path under `path_prefix`.
+    pub fn check(
+        &self,
+        parameters: &serde_json::Value,
+        path_prefix: &str,
+    ) -> Result<(), Vec<FieldError>> {
+        let errors: Vec<FieldError> = self
+            .0
+            .iter_errors(parameters)
+            .map(|e| {
+                let pointer = e.instance_path().to_string();
+                let path = pointer.split('/').filter(|s| !s.is_empty()).fold(
+                    path_prefix.to_string(),
+                    |path, segment| match segment.parse::<usize>() {
+                        Ok(index) => format!("{path}[{index}]"),
+                        Err(_) => format!("{path}.{segment}"),
+                    },
+                );
+                error(&path, e.to_string())
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 }
 
@@ -73,6 +94,18 @@ mod tests {
             "{paths:?}"
         );
         assert!(check(schema, &json!({"clusterName": "a"}), "p").is_ok());
+    }
+
+    #[test]
+    fn one_compiled_schema_checks_each_parameter_set_on_its_own() {
+        let schema = Schema::compile(r#"{"required": ["clusterName"]}"#, "template t v1")
+            .expect("a valid schema");
+        assert!(schema.check(&json!({"clusterName": "a"}), "cluster `a`").is_ok());
+        let errors = schema.check(&json!({}), "cluster `b`").expect_err("missing");
+        assert_eq!(errors[0].path, "cluster `b`");
+        assert!(schema.check(&json!({"clusterName": "c"}), "cluster `c`").is_ok());
+        let bad = Schema::compile("type: 12", "template t v1").err().expect("invalid");
+        assert_eq!(bad[0].path, "template t v1");
     }
 
     #[test]
