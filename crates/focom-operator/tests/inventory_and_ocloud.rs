@@ -358,16 +358,8 @@ async fn unreachable_oclouds_are_reported_and_unchanged_requests_cause_no_writes
         "templateinfoes/",
         "oclouds/",
     ];
-    let reads: Vec<(String, f64)> = testcluster::requests(&w.client)
-        .await?
-        .into_iter()
-        .map(|(k, v)| (v - requests_before.get(&k).copied().unwrap_or(0.0), k))
-        .filter(|(d, k)| {
-            let (verb, resource) = k.split_once(' ').unwrap_or_default();
-            *d != 0.0 && ["GET", "LIST"].contains(&verb) && read.contains(&resource)
-        })
-        .map(|(d, k)| (k, d))
-        .collect();
+    let reads =
+        testcluster::reads_since(&w.client, &requests_before, |r| read.contains(&r)).await?;
     assert_eq!(
         reads,
         [],

@@ -37,7 +37,7 @@ pub use operator::OperatorProcess;
 pub use paths::{harness_binary, repo_root, workspace_binary};
 pub use strict::create_strict;
 pub use wait::{time_changes, wait_for, wait_until};
-pub use writes::{WRITE_VERBS, requests, writes};
+pub use writes::{WRITE_VERBS, reads_since, requests, writes};
 
 /// A note for the person running the tests. Written to the stderr handle directly because libtest
 /// captures `eprintln!`, and e.g. the control plane's start-up time should show without

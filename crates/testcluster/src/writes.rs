@@ -56,3 +56,24 @@ pub async fn writes(client: &Client) -> anyhow::Result<BTreeMap<String, f64>> {
     });
     Ok(counts)
 }
+
+/// The GETs and LISTs of resources `counted` selects that the API server served since
+/// `before` (a [`requests`] reading), by `"<VERB> <resource>/<subresource>"`.
+pub async fn reads_since(
+    client: &Client,
+    before: &BTreeMap<String, f64>,
+    counted: impl Fn(&str) -> bool,
+) -> anyhow::Result<Vec<(String, f64)>> {
+    Ok(requests(client)
+        .await?
+        .into_iter()
+        .map(|(key, n)| {
+            let served = n - before.get(&key).copied().unwrap_or(0.0);
+            (key, served)
+        })
+        .filter(|(key, served)| {
+            let (verb, resource) = key.split_once(' ').unwrap_or_default();
+            *served != 0.0 && ["GET", "LIST"].contains(&verb) && counted(resource)
+        })
+        .collect())
+}

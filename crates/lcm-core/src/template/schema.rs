@@ -100,11 +100,23 @@ mod tests {
     fn one_compiled_schema_checks_each_parameter_set_on_its_own() {
         let schema = Schema::compile(r#"{"required": ["clusterName"]}"#, "template t v1")
             .expect("a valid schema");
-        assert!(schema.check(&json!({"clusterName": "a"}), "cluster `a`").is_ok());
-        let errors = schema.check(&json!({}), "cluster `b`").expect_err("missing");
+        assert!(
+            schema
+                .check(&json!({"clusterName": "a"}), "cluster `a`")
+                .is_ok()
+        );
+        let errors = schema
+            .check(&json!({}), "cluster `b`")
+            .expect_err("missing");
         assert_eq!(errors[0].path, "cluster `b`");
-        assert!(schema.check(&json!({"clusterName": "c"}), "cluster `c`").is_ok());
-        let bad = Schema::compile("type: 12", "template t v1").err().expect("invalid");
+        assert!(
+            schema
+                .check(&json!({"clusterName": "c"}), "cluster `c`")
+                .is_ok()
+        );
+        let bad = Schema::compile("type: 12", "template t v1")
+            .err()
+            .expect("invalid");
         assert_eq!(bad[0].path, "template t v1");
     }
 
