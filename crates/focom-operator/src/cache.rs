@@ -24,7 +24,7 @@ pub struct OCloudCache {
     pub requests: Store<ProvisioningRequest>,
     pub claims: Store<HostClaim>,
     /// `true` once both stores hold their first complete listing.
-    synced: watch::Receiver<bool>,
+    synced: operator_kit::watch::Listed,
     /// The last watch error, cleared by the next event that arrives.
     last_error: watch::Receiver<Option<String>>,
     tasks: Vec<JoinHandle<()>>,
@@ -83,16 +83,16 @@ impl OCloudCache {
     /// [`SYNC_TIMEOUT`]); one whose watch failed since is checked with a one-item listing, as a
     /// watch that reconnects says nothing until the next change.
     pub async fn usable(&self) -> Result<(), String> {
-        let (mut synced, mut failed) = (self.synced.clone(), self.last_error.clone());
+        let mut failed = self.last_error.clone();
         let _ = tokio::time::timeout(SYNC_TIMEOUT, async {
             tokio::select! {
-                _ = synced.wait_for(|synced| *synced) => {}
+                () = self.synced.wait() => {}
                 _ = failed.wait_for(Option::is_some) => {}
             }
         })
         .await;
         let last_error = self.last_error.borrow().clone();
-        if !*self.synced.borrow() {
+        if !self.synced.now() {
             return Err(last_error.unwrap_or_else(|| {
                 format!(
                     "its ProvisioningRequests and HostClaims are not listed after {}s",

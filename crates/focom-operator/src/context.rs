@@ -20,17 +20,9 @@ pub struct Inputs {
     /// The admin's TemplateInfos.
     pub templates: Store<TemplateInfo>,
     pub oclouds: Store<OCloud>,
-    /// `true` once every store has listed.
-    pub ready: tokio::sync::watch::Receiver<bool>,
-}
-
-impl Inputs {
-    /// Resolves once every store has listed: before, an empty store would read as a missing
-    /// inventory or OCloud.
-    pub async fn ready(&self) {
-        // An error means the sender is gone: the operator is stopping.
-        let _ = self.ready.clone().wait_for(|ready| *ready).await;
-    }
+    /// Whether every store has listed: reconcile waits for it, as an empty store would read as
+    /// a missing inventory or OCloud.
+    pub ready: operator_kit::watch::Listed,
 }
 
 /// What every reconcile shares.

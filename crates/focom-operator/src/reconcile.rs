@@ -31,7 +31,7 @@ pub async fn reconcile(
     ctx: Arc<Context>,
 ) -> Result<Action> {
     let _timer = ctx.metrics.reconcile_started();
-    ctx.inputs.ready().await;
+    ctx.inputs.ready.wait().await;
     let has_finalizer = request.finalizers().iter().any(|f| f == FINALIZER);
     if request.metadata.deletion_timestamp.is_some() {
         if !has_finalizer {

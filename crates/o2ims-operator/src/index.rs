@@ -38,20 +38,12 @@ pub struct Index {
     /// The ConfigMaps of the operator's namespace, among them the Calico manifest and the host
     /// inventory (read once per change of theirs, not per reconcile).
     pub config_maps: Store<ConfigMap>,
-    /// Whether every store is ready (see [`Index::ready`]).
-    pub ready: tokio::sync::watch::Receiver<bool>,
+    /// Whether every store has listed: reconcile waits for it, as an empty store would show a
+    /// running cluster as a new one.
+    pub ready: operator_kit::watch::Listed,
 }
 
 impl Index {
-    /// Resolves once every store holds its first complete listing: a reconcile that read an
-    /// empty store would take a running cluster for a new one. Many reconciles wait at once,
-    /// so they wait on a watch channel: a store's own readiness wakes only one waiter.
-    pub async fn ready(&self) {
-        let mut ready = self.ready.clone();
-        // An error means the sender is gone: the operator is stopping.
-        let _ = ready.wait_for(|ready| *ready).await;
-    }
-
     /// The `kind` object `name` in `namespace`.
     pub fn get(&self, kind: Kind, namespace: &str, name: &str) -> Option<DynamicObject> {
         let store = self.store(kind)?;

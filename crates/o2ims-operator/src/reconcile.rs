@@ -37,7 +37,7 @@ pub type Hosts = BTreeMap<String, (ByoHostView, Value)>;
 const WAIT_FOR_HOST: Duration = Duration::from_secs(2);
 
 pub async fn reconcile(request: Arc<ProvisioningRequest>, ctx: Arc<Context>) -> Result<Action> {
-    ctx.index.ready().await;
+    ctx.index.ready.wait().await;
     let _timer = ctx.metrics.reconcile_started();
     let has_finalizer = request.finalizers().iter().any(|f| f == FINALIZER);
     if request.metadata.deletion_timestamp.is_some() {

@@ -62,13 +62,26 @@ where
     Box::pin(async move { store.wait_until_ready().await.is_ok() })
 }
 
-/// A channel that turns `true` once every one of `stores` (see [`listed`]) has listed. Reconcile
-/// must not read an empty store before (it would take a running cluster for a new one); many
-/// reconciles wait at once, so they wait on this channel, as a store's own readiness wakes only
-/// one waiter.
-pub fn readiness(
-    stores: Vec<futures::future::BoxFuture<'static, bool>>,
-) -> tokio::sync::watch::Receiver<bool> {
+/// Whether every store of a set has listed (see [`readiness`]).
+#[derive(Clone)]
+pub struct Listed(tokio::sync::watch::Receiver<bool>);
+
+impl Listed {
+    /// Resolves once every store has listed (or at once when the operator is stopping).
+    pub async fn wait(&self) {
+        let _ = self.0.clone().wait_for(|listed| *listed).await;
+    }
+
+    /// Whether every store has listed by now.
+    pub fn now(&self) -> bool {
+        *self.0.borrow()
+    }
+}
+
+/// Says once every one of `stores` (see [`listed`]) has listed. Reconcile must not read an
+/// empty store before (it would take a running cluster for a new one); many reconciles wait at
+/// once, so they wait on a channel, as a store's own readiness wakes only one waiter.
+pub fn readiness(stores: Vec<futures::future::BoxFuture<'static, bool>>) -> Listed {
     let (sender, receiver) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         for listed in stores {
@@ -78,5 +91,5 @@ pub fn readiness(
         }
         let _ = sender.send(true);
     });
-    receiver
+    Listed(receiver)
 }
