@@ -5,7 +5,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
+	"k8s.io/client-go/rest"
 )
 
 type upOptions struct {
@@ -48,6 +48,9 @@ Starts etcd (in this process), kube-apiserver and kube-controller-manager (child
 writes <dir>/kubeconfig (admin token, CA embedded) and prints one line to stdout:
   READY <kubeconfig-path> <seconds-to-start>
 Component logs go to <dir>/*.log. Stops everything on SIGINT/SIGTERM or when stdin closes.
+Commands, one per line on stdin:
+  restart-apiserver   stop kube-apiserver and start it again on the same port and etcd data;
+                      prints RESTARTED <seconds> once it is ready again
 
 Flags:
 `)
@@ -77,9 +80,13 @@ func runUp(args []string) int {
 	defer stopSignals()
 	ctx, shutdown := context.WithCancel(signalCtx)
 	defer shutdown()
+	commands := make(chan string)
 	if opts.stdinLifeline {
 		go func() {
-			_, _ = io.Copy(io.Discard, os.Stdin)
+			lines := bufio.NewScanner(os.Stdin)
+			for lines.Scan() {
+				commands <- strings.TrimSpace(lines.Text())
+			}
 			shutdown()
 		}()
 	}
@@ -113,18 +120,36 @@ func runUp(args []string) int {
 
 	fmt.Printf("READY %s %.2f\n", cp.kubeconfig, time.Since(started).Seconds())
 
-	select {
-	case <-ctx.Done():
-		return 0
-	case <-cp.apiserver.exited:
-		fmt.Fprintf(os.Stderr, "testcluster up: kube-apiserver exited unexpectedly (%v)\n", cp.apiserver.waitErr)
-	case <-cp.controllerManagerExited():
-		fmt.Fprintf(os.Stderr, "testcluster up: kube-controller-manager exited unexpectedly (%v)\n", cp.controllerManager.waitErr)
-	case err := <-cp.etcd.Err():
-		fmt.Fprintf(os.Stderr, "testcluster up: etcd failed: %v\n", err)
+	for {
+		select {
+		case <-ctx.Done():
+			return 0
+		case command := <-commands:
+			if command != "restart-apiserver" {
+				fmt.Fprintf(os.Stderr, "testcluster up: unknown command %q (known: restart-apiserver)\n", command)
+				continue
+			}
+			restarted := time.Now()
+			restartCtx, cancelRestart := context.WithTimeout(ctx, opts.timeout)
+			err := cp.restartAPIServer(restartCtx)
+			cancelRestart()
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "testcluster up: restart kube-apiserver:", err)
+				cp.dumpLogs()
+				return 1
+			}
+			fmt.Printf("RESTARTED %.2f\n", time.Since(restarted).Seconds())
+			continue
+		case <-cp.apiserver.exited:
+			fmt.Fprintf(os.Stderr, "testcluster up: kube-apiserver exited unexpectedly (%v)\n", cp.apiserver.waitErr)
+		case <-cp.controllerManagerExited():
+			fmt.Fprintf(os.Stderr, "testcluster up: kube-controller-manager exited unexpectedly (%v)\n", cp.controllerManager.waitErr)
+		case err := <-cp.etcd.Err():
+			fmt.Fprintf(os.Stderr, "testcluster up: etcd failed: %v\n", err)
+		}
+		cp.dumpLogs()
+		return 1
 	}
-	cp.dumpLogs()
-	return 1
 }
 
 // controlPlane is one running etcd + kube-apiserver + kube-controller-manager.
@@ -134,6 +159,9 @@ type controlPlane struct {
 	etcd              *embed.Etcd
 	apiserver         *child
 	controllerManager *child
+	// How the running kube-apiserver was started, to start it again the same way.
+	apiserverArgs []string
+	apiserverREST *rest.Config
 }
 
 func (cp *controlPlane) start(ctx context.Context, opts *upOptions) error {
@@ -202,10 +230,11 @@ func (cp *controlPlane) startAPIServer(ctx context.Context, p *pki, etcdURL stri
 			"--enable-priority-and-fairness=false",
 			"--profiling=false",
 		}, extraArgs...)
+		cp.apiserverArgs, cp.apiserverREST = args, adminRESTConfig(server, p)
 		if cp.apiserver, err = startChild(cp.dir, "kube-apiserver", args...); err != nil {
 			return "", err
 		}
-		err = waitAPIServerReady(ctx, adminRESTConfig(server, p), cp.apiserver)
+		err = waitAPIServerReady(ctx, cp.apiserverREST, cp.apiserver)
 		if err == nil {
 			return server, nil
 		}
@@ -213,6 +242,29 @@ func (cp *controlPlane) startAPIServer(ctx context.Context, p *pki, etcdURL stri
 			return "", err
 		}
 		_ = os.Rename(cp.apiserver.logPath, cp.apiserver.logPath+"."+strconv.Itoa(attempt))
+	}
+}
+
+// restartAPIServer stops kube-apiserver as a node's shutdown would (SIGTERM, graceful) and starts
+// it again with the same flags: same port, certificates and etcd, whose data stays. Clients see
+// their connections and watches end, then the same server come back.
+func (cp *controlPlane) restartAPIServer(ctx context.Context) error {
+	cp.apiserver.stop(20 * time.Second)
+	for {
+		var err error
+		if cp.apiserver, err = startChild(cp.dir, "kube-apiserver", cp.apiserverArgs...); err != nil {
+			return err
+		}
+		err = waitAPIServerReady(ctx, cp.apiserverREST, cp.apiserver)
+		// The port was just released; binding it again can fail for a moment.
+		if err == nil || !cp.apiserver.hasExited() || !logContains(cp.apiserver.logPath, "address already in use") || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
 	}
 }
 
