@@ -260,6 +260,8 @@ func (cp *controlPlane) restartAPIServer(ctx context.Context) error {
 		if err == nil || !cp.apiserver.hasExited() || !logContains(cp.apiserver.logPath, "address already in use") || ctx.Err() != nil {
 			return err
 		}
+		// Set the failed attempt's log aside, so the next attempt is judged by its own.
+		_ = os.Rename(cp.apiserver.logPath, cp.apiserver.logPath+".restart")
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
