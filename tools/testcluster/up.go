@@ -251,6 +251,9 @@ func (cp *controlPlane) startAPIServer(ctx context.Context, p *pki, etcdURL stri
 func (cp *controlPlane) restartAPIServer(ctx context.Context) error {
 	cp.apiserver.stop(20 * time.Second)
 	for {
+		// Each start gets a log of its own (the log is appended to), so an attempt is judged by
+		// what it wrote; the earlier log is kept beside it.
+		_ = os.Rename(cp.apiserver.logPath, cp.apiserver.logPath+".before-restart")
 		var err error
 		if cp.apiserver, err = startChild(cp.dir, "kube-apiserver", cp.apiserverArgs...); err != nil {
 			return err
@@ -260,8 +263,6 @@ func (cp *controlPlane) restartAPIServer(ctx context.Context) error {
 		if err == nil || !cp.apiserver.hasExited() || !logContains(cp.apiserver.logPath, "address already in use") || ctx.Err() != nil {
 			return err
 		}
-		// Set the failed attempt's log aside, so the next attempt is judged by its own.
-		_ = os.Rename(cp.apiserver.logPath, cp.apiserver.logPath+".restart")
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
