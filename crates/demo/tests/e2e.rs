@@ -411,29 +411,66 @@ async fn an_operator_killed_mid_provisioning_finishes_without_duplicates() -> an
     .await?;
     world.restart(Operator::O2ims).await?;
     wait_phase(&client, "crash", FocomPhase::Synced).await?;
-    for (kind, count) in [
-        (Kind::Cluster, 2),
-        (Kind::ByoCluster, 2),
-        (Kind::KubeadmControlPlane, 2),
-        (Kind::MachineDeployment, 2),
-        (Kind::KubeadmConfigTemplate, 2),
-        (Kind::ByoMachineTemplate, 4),
-        (Kind::Machine, 4),
-        (Kind::ByoMachine, 4),
+    assert_one_of_each_per_cluster(&client, 2).await
+}
+
+/// `clusters` clusters of one control-plane host and one worker each, and not one object more:
+/// a request, a host-preparation Job with its inventory, Secret and BootstrapKubeconfig, and the
+/// Cluster API objects (templates per role, machines per host).
+async fn assert_one_of_each_per_cluster(client: &Client, clusters: usize) -> anyhow::Result<()> {
+    for (kind, per_cluster) in [
+        (Kind::Cluster, 1),
+        (Kind::ByoCluster, 1),
+        (Kind::KubeadmControlPlane, 1),
+        (Kind::MachineDeployment, 1),
+        (Kind::KubeadmConfigTemplate, 1),
+        (Kind::ByoMachineTemplate, 2),
+        (Kind::Machine, 2),
+        (Kind::ByoMachine, 2),
     ] {
         assert_eq!(
-            list(&client, kind).await?.len(),
-            count,
-            "{kind:?}: one per cluster (templates: per role; machines: per host)"
+            list(client, kind).await?.len(),
+            clusters * per_cluster,
+            "{kind:?}: {per_cluster} per cluster"
         );
     }
-    assert_eq!(prs.list(&ListParams::default()).await?.items.len(), 2);
+    let requests = Api::<ProvisioningRequest>::all(client.clone())
+        .list(&ListParams::default())
+        .await?;
     assert_eq!(
-        host_preparation_objects(&client).await?,
-        [2; 4],
+        requests.items.len(),
+        clusters,
+        "one ProvisioningRequest per cluster"
+    );
+    assert_eq!(
+        host_preparation_objects(client).await?,
+        [clusters; 4],
         "one host-preparation Job (inventory, Secret, BootstrapKubeconfig) per cluster"
     );
     Ok(())
+}
+
+/// The API server goes away mid-provisioning and comes back on the same etcd data: every watch
+/// of both operators and the simulator breaks. The request in flight still finishes without a
+/// duplicate, and a request made afterwards is seen and served, so every watch was re-established.
+#[tokio::test]
+async fn an_api_server_restart_mid_provisioning_loses_no_watch() -> anyhow::Result<()> {
+    let world = World::start(WorldOptions::from_inventory(&shipped())?).await?;
+    let client = world.client()?;
+    world
+        .apply_manifest(&request("before", json!({"clusterNames": ["core"]})))
+        .await?;
+    testcluster::wait_for("the first Cluster to exist", TIMEOUT, || async {
+        Ok((!list(&client, Kind::Cluster).await?.is_empty()).then_some(()))
+    })
+    .await?;
+    world.cluster.restart_apiserver().await?;
+    wait_phase(&client, "before", FocomPhase::Synced).await?;
+    world
+        .apply_manifest(&request("after", json!({"clusterNames": ["edge"]})))
+        .await?;
+    wait_phase(&client, "after", FocomPhase::Synced).await?;
+    assert_one_of_each_per_cluster(&client, 2).await
 }
 
 /// Ten FocomProvisioningRequests, each describing a cluster on two of twelve hosts that others

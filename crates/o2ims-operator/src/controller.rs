@@ -15,6 +15,7 @@ use lcm_core::crd::{HostClaim, ProvisioningRequest, host_claim_name};
 use lcm_core::{HOST_ID_LABEL, PROVISIONING_REQUEST_LABEL};
 
 use operator_kit::apply::Applier;
+use operator_kit::watch::triggers;
 
 use crate::config::Config;
 use crate::context::Context;
@@ -74,23 +75,26 @@ fn watch_children(
     let labelled = watcher::Config::default().labels(PROVISIONING_REQUEST_LABEL);
     let requests = controller.store();
     let mut controller = controller
-        .watches(
-            Api::<Namespace>::all(client.clone()),
-            labelled.clone(),
+        .watches_stream(
+            triggers(Api::<Namespace>::all(client.clone()), labelled.clone()),
             |o| by_owner(&o),
         )
-        .watches(
-            Api::<Job>::namespaced(client.clone(), config.namespace()),
-            labelled.clone(),
+        .watches_stream(
+            triggers(
+                Api::<Job>::namespaced(client.clone(), config.namespace()),
+                labelled.clone(),
+            ),
             |o| by_owner(&o),
         );
     // Host preparation waits for BYOH to issue its bootstrap kubeconfig.
     let bootstrap = Kind::BootstrapKubeconfig.api_resource();
-    controller = controller.watches_with(
-        Api::<DynamicObject>::namespaced_with(client.clone(), config.namespace(), &bootstrap),
-        bootstrap,
-        labelled,
+    controller = controller.watches_stream_with(
+        triggers(
+            Api::<DynamicObject>::namespaced_with(client.clone(), config.namespace(), &bootstrap),
+            labelled,
+        ),
         |o| by_owner(&o),
+        bootstrap,
     );
     // A claim's change reconciles its holder (a released host, a claim deleted by hand).
     let (claims, claim_events) = operator_kit::watch::store(

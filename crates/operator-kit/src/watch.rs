@@ -27,7 +27,37 @@ where
                 .combine(predicates::finalizers),
             Default::default(),
         );
-    Controller::for_stream(triggers, reader)
+    Controller::for_stream(triggers, reader).trigger_backoff(EachWatchBacksOff)
+}
+
+/// The back-off of a controller's merged triggers: none, since each watch feeding it backs off
+/// on its own. kube-runtime's default backs off the merged stream, so one watch's error pauses
+/// every other watch; after an API-server restart each watch errs once or twice and the pauses
+/// add up to minutes in which no change is seen.
+struct EachWatchBacksOff;
+
+impl Iterator for EachWatchBacksOff {
+    type Item = std::time::Duration;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(std::time::Duration::ZERO)
+    }
+}
+
+impl kube::runtime::utils::Backoff for EachWatchBacksOff {
+    fn reset(&mut self) {}
+}
+
+/// A watch of `api`'s objects (those `config` selects) that only wakes a controller: each
+/// changed object, and each watch error (the stream retries with back-off of its own).
+pub fn triggers<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    watcher(api, config).default_backoff().touched_objects()
 }
 
 /// A watch of `api`'s objects (those `config` selects) into a new store, for reading instead

@@ -1,6 +1,7 @@
 //! The control plane handle: shared per test process, or started on its own.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -27,7 +28,7 @@ pub struct TestCluster {
     config: Config,
     startup: Option<Duration>,
     // Dropping it stops a control plane this value started; None for a reused cluster.
-    _harness: Option<Harness>,
+    harness: Option<Arc<Harness>>,
 }
 
 static SHARED: OnceCell<TestCluster> = OnceCell::const_new();
@@ -76,7 +77,7 @@ impl TestCluster {
             kubeconfig: harness.kubeconfig.clone(),
             config,
             startup: Some(harness.startup),
-            _harness: Some(harness),
+            harness: Some(Arc::new(harness)),
         })
     }
 
@@ -96,8 +97,26 @@ impl TestCluster {
             kubeconfig,
             config,
             startup: None,
-            _harness: None,
+            harness: None,
         })
+    }
+
+    /// Restarts this control plane's kube-apiserver on the same address while etcd keeps its
+    /// data: every watch breaks and every client sees the server away for a few seconds.
+    /// Returns how long the restart took. Only for a control plane this process started.
+    pub async fn restart_apiserver(&self) -> anyhow::Result<Duration> {
+        let harness = self.harness.clone().context(
+            "cannot restart the API server of a reused TEST_KUBECONFIG cluster: run this test \
+             without TEST_KUBECONFIG",
+        )?;
+        let took = tokio::task::spawn_blocking(move || harness.restart_apiserver())
+            .await
+            .context("harness restart task")??;
+        crate::notice(format_args!(
+            "kube-apiserver restarted in {:.1}s",
+            took.as_secs_f64()
+        ));
+        Ok(took)
     }
 
     /// The admin kubeconfig (token of a `system:masters` user, CA embedded).
