@@ -7,7 +7,7 @@ use demo::{O2IMS_NAMESPACE, Operator, World, WorldOptions};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use lcm_core::capi::Kind;
-use lcm_core::crd::{FocomPhase, FocomProvisioningRequest, ProvisioningRequest};
+use lcm_core::crd::{FocomPhase, FocomProvisioningRequest, ProvisioningRequest, ProvisioningState};
 use serde_json::{Value, json};
 
 const TIMEOUT: Duration = Duration::from_secs(90);
@@ -473,12 +473,13 @@ async fn an_api_server_restart_mid_provisioning_loses_no_watch() -> anyhow::Resu
     assert_one_of_each_per_cluster(&client, 2).await
 }
 
-/// Ten FocomProvisioningRequests, each describing a cluster on two of twelve hosts that others
-/// want too, created at once, with two O2IMS operators that both act: no host is selected by two
-/// clusters' ByoMachineTemplates, every winner is Synced on the hosts it asked for, and every
-/// loser failed naming a host it wanted.
+/// Twenty requests for twelve hosts, each wanting two that others want too, created at once:
+/// ten FocomProvisioningRequests each describing its cluster, and ten ProvisioningRequests made
+/// directly on the O-Cloud, with two O2IMS operators that both act. No host is selected by two
+/// clusters' ByoMachineTemplates, every winner runs on the hosts it asked for, and every loser
+/// failed naming a host it wanted and the cluster that got it.
 #[tokio::test]
-async fn focom_requests_racing_for_hosts_with_two_o2ims_operators_never_share_one()
+async fn focom_and_direct_requests_racing_for_hosts_with_two_o2ims_operators_never_share_one()
 -> anyhow::Result<()> {
     let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1xFkK3JrBEAWJ8qfusMvXIUw+xkDzE2wIlhxeSGkiB";
     let hosts: Vec<Value> = (1..=12)
@@ -498,39 +499,61 @@ async fn focom_requests_racing_for_hosts_with_two_o2ims_operators_never_share_on
             format!("r{}", (k * 5 + 3) % 12 + 1),
         ]
     };
-    let manifests: Vec<String> = (0..10)
+    // Requests 0..10 go through FOCOM, 10..20 straight to the O-Cloud.
+    let through_focom = |k: usize| k < 10;
+    let cluster_name = |k: usize| format!("race{k}");
+    let manifests: Vec<String> = (0..20)
         .map(|k| {
             let [control_plane, worker] = wanted(k);
             let parameters = json!({
-                "clusterName": format!("race{k}"), "kubernetesVersion": "v1.26.6",
+                "clusterName": cluster_name(k), "kubernetesVersion": "v1.26.6",
                 "controlPlaneEndpoint": {"host": format!("10.9.1.{k}")},
                 "hosts": {"controlPlane": [control_plane], "workers": [worker]},
                 "hostPreparation": "skip", "cni": "none",
             });
-            request(
-                &format!("race{k}"),
-                json!({"templateParameters": parameters}),
-            )
+            if through_focom(k) {
+                return request(&cluster_name(k), json!({"templateParameters": parameters}));
+            }
+            json!({"apiVersion": "o2ims.provisioning.oran.org/v1alpha1", "kind": "ProvisioningRequest",
+                "metadata": {"name": cluster_name(k)},
+                "spec": {"templateName": "byoh-workload-cluster", "templateVersion": "v1", "templateParameters": parameters}})
+            .to_string()
         })
         .collect();
     futures::future::try_join_all(manifests.iter().map(|m| world.apply_manifest(m))).await?;
 
-    let api = Api::<FocomProvisioningRequest>::namespaced(client.clone(), NS);
+    // Each request's outcome once settled: whether it won, and its message.
+    let focom = Api::<FocomProvisioningRequest>::namespaced(client.clone(), NS);
+    let direct = Api::<ProvisioningRequest>::all(client.clone());
+    let outcome = |k: usize| {
+        let (focom, direct) = (focom.clone(), direct.clone());
+        async move {
+            if through_focom(k) {
+                let request = focom.get(&cluster_name(k)).await?;
+                return anyhow::Ok(match request.status.as_ref().and_then(|s| s.phase) {
+                    Some(FocomPhase::Synced) => Some((true, message(&request))),
+                    Some(FocomPhase::Failed) => Some((false, message(&request))),
+                    _ => None,
+                });
+            }
+            let status = direct.get(&cluster_name(k)).await?.status;
+            let status = status.and_then(|s| s.provisioning_status);
+            Ok(status.and_then(|s| match s.provisioning_state {
+                ProvisioningState::Fulfilled => Some((true, s.provisioning_message)),
+                ProvisioningState::Failed => Some((false, s.provisioning_message)),
+                _ => None,
+            }))
+        }
+    };
     let settled = testcluster::wait_for("every racing request to settle", TIMEOUT, || async {
-        let all = api.list(&ListParams::default()).await?.items;
-        let done = all.len() == 10
-            && all.iter().all(|r| {
-                matches!(
-                    r.status.as_ref().and_then(|s| s.phase),
-                    Some(FocomPhase::Synced | FocomPhase::Failed)
-                )
-            });
-        Ok(done.then_some(all))
+        let all = futures::future::try_join_all((0..20).map(outcome)).await?;
+        Ok(all.into_iter().collect::<Option<Vec<_>>>())
     })
     .await?;
     let mut selected_by: std::collections::BTreeMap<String, String> = Default::default();
     for template in list(&client, Kind::ByoMachineTemplate).await? {
-        let cluster = template.namespace().unwrap_or_default();
+        let namespace = template.namespace().unwrap_or_default();
+        let cluster = namespace.trim_start_matches("cluster-").to_string();
         for host in testcluster::capi::selected_hosts(&template.data) {
             if let Some(other) = selected_by.insert(host.clone(), cluster.clone()) {
                 assert_eq!(
@@ -541,26 +564,29 @@ async fn focom_requests_racing_for_hosts_with_two_o2ims_operators_never_share_on
         }
     }
     let mut winners = 0;
-    for request in &settled {
-        let k: usize = request.name_any().trim_start_matches("race").parse()?;
+    for (k, (won, text)) in settled.iter().enumerate() {
+        let name = cluster_name(k);
         let [control_plane, worker] = wanted(k);
-        if request.status.as_ref().and_then(|s| s.phase) == Some(FocomPhase::Synced) {
+        if *won {
             winners += 1;
             let mut expected = vec![control_plane, worker];
             expected.sort();
-            assert_eq!(hosts_of(&client, &format!("race{k}")).await?, expected);
+            assert_eq!(hosts_of(&client, &name).await?, expected, "hosts of {name}");
             continue;
         }
-        let text = message(request);
+        let names_host_and_winner = [control_plane, worker].iter().any(|host| {
+            selected_by.get(host).is_some_and(|winner| {
+                text.contains(&format!("host `{host}`"))
+                    && text.contains(&format!("cluster `{winner}`"))
+            })
+        });
         assert!(
-            text.contains(&format!("`{control_plane}`")) || text.contains(&format!("`{worker}`")),
-            "race{k} failed without naming a host it wanted: {text}"
+            names_host_and_winner,
+            "{name} failed without naming a host it wanted and the cluster that got it: {text}"
         );
         assert!(
-            !selected_by
-                .values()
-                .any(|c| *c == format!("cluster-race{k}")),
-            "race{k} failed but its cluster selects hosts"
+            !selected_by.values().any(|c| *c == name),
+            "{name} failed but its cluster selects hosts"
         );
     }
     assert!(winners >= 3, "only {winners} clusters won");

@@ -2,6 +2,8 @@
 //! a reflector store fed by one watch. Reconcile reads the stores, so a pass over an unchanged
 //! world lists nothing; every change of a ProvisioningRequest reconciles its owner.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::channel::mpsc::UnboundedSender;
@@ -27,8 +29,13 @@ pub struct OCloudCache {
     synced: operator_kit::watch::Listed,
     /// The last watch error, cleared by the next event that arrives.
     last_error: watch::Receiver<Option<String>>,
+    /// Requests waiting for other requests to use or give up hosts: every change of a
+    /// ProvisioningRequest or of the ledger reconciles them.
+    waiting: Waiting,
     tasks: Vec<JoinHandle<()>>,
 }
+
+type Waiting = Arc<Mutex<HashSet<ObjectRef<FocomProvisioningRequest>>>>;
 
 impl Drop for OCloudCache {
     fn drop(&mut self) {
@@ -60,13 +67,25 @@ impl OCloudCache {
             operator_kit::watch::listed(&requests),
             operator_kit::watch::listed(&claims),
         ]);
+        let waiting = Waiting::default();
+        let wake_waiting = {
+            let (waiting, triggers) = (waiting.clone(), triggers.clone());
+            move || {
+                let waiting = waiting.lock().unwrap_or_else(PoisonError::into_inner);
+                for request in waiting.iter() {
+                    let _ = triggers.unbounded_send(request.clone());
+                }
+            }
+        };
+        let wake_waiting_too = wake_waiting.clone();
         let tasks = vec![
             tokio::spawn(drive(request_events, errors.clone(), move |request| {
                 if let Some(owner) = crate::ocloud::owner_of(request) {
                     let _ = triggers.unbounded_send(owner);
                 }
+                wake_waiting();
             })),
-            tokio::spawn(drive(claim_events, errors, |_| {})),
+            tokio::spawn(drive(claim_events, errors, move |_| wake_waiting_too())),
         ];
         Self {
             client,
@@ -74,7 +93,18 @@ impl OCloudCache {
             claims,
             synced,
             last_error,
+            waiting,
             tasks,
+        }
+    }
+
+    /// Records whether `request` waits for hosts other requests may still give up.
+    pub fn set_waiting(&self, request: ObjectRef<FocomProvisioningRequest>, waits: bool) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        if waits {
+            waiting.insert(request);
+        } else {
+            waiting.remove(&request);
         }
     }
 

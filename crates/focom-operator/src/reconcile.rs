@@ -130,7 +130,12 @@ async fn provision(request: &FocomProvisioningRequest, ctx: &Context) -> Result<
             outcome.owned = with_written(std::mem::take(&mut outcome.owned), written);
             status::write(ctx, request, outcome).await
         }
-        Err(infeasible) => status::write(ctx, request, outcome.infeasible(infeasible)).await,
+        Err(Undecided::Infeasible(condition)) => {
+            status::write(ctx, request, outcome.infeasible(condition)).await
+        }
+        Err(Undecided::Waiting(condition)) => {
+            status::write(ctx, request, outcome.waiting(condition)).await
+        }
     }
 }
 
@@ -318,15 +323,22 @@ fn template_schema(ctx: &Context, request: &FocomProvisioningRequest) -> Option<
 /// clusters are requested in seconds, few enough not to crowd out the O-Cloud's other clients.
 const CONCURRENT_WRITES: usize = 16;
 
+/// Why a pass created nothing: the Feasible condition to report.
+enum Undecided {
+    Infeasible(Desired),
+    /// Hosts other requests want may still be given up: the request waits for them.
+    Waiting(Desired),
+}
+
 /// Creates the ProvisioningRequests that do not exist yet (and, with `scale`, updates the
 /// workers of those that do), after checking the whole request is feasible. Returns what it
-/// wrote, or the infeasibility; then nothing was written.
+/// wrote, or why it wrote nothing.
 async fn create_missing(
     request: &FocomProvisioningRequest,
     target: &Target,
     selected: &[Selected],
     scale: bool,
-) -> Result<std::result::Result<Vec<ProvisioningRequest>, Desired>> {
+) -> Result<std::result::Result<Vec<ProvisioningRequest>, Undecided>> {
     let existing = target.cache.requests.state();
     // The O-Cloud's host ledger says who holds a host; two FOCOM passes deciding at once may
     // both find a host free, and then the O-Cloud gives it to one request and fails the other.
@@ -342,14 +354,33 @@ async fn create_missing(
         .filter_map(Claim::of)
         .collect();
     let claims: Vec<Claim> = existing.iter().filter_map(|r| Claim::of(r)).collect();
-    let problems = focom::feasibility(selected, &own, &claims, &held);
-    if !problems.is_empty() {
-        let message = problems
+    let feasibility = focom::feasibility(selected, &own, &claims, &held);
+    let waits = feasibility.conflicts.is_empty() && !feasibility.waiting.is_empty();
+    target
+        .cache
+        .set_waiting(ObjectRef::from_obj(request), waits);
+    let joined = |problems: &[focom::Problem]| {
+        problems
             .iter()
             .map(ToString::to_string)
             .collect::<Vec<_>>()
-            .join("; ");
-        return Ok(Err(Desired::false_(FEASIBLE, "Infeasible", message)));
+            .join("; ")
+    };
+    if !feasibility.conflicts.is_empty() {
+        let message = joined(&feasibility.conflicts);
+        return Ok(Err(Undecided::Infeasible(Desired::false_(
+            FEASIBLE,
+            "Infeasible",
+            message,
+        ))));
+    }
+    if waits {
+        let message = joined(&feasibility.waiting);
+        return Ok(Err(Undecided::Waiting(Desired::unknown(
+            FEASIBLE,
+            "WaitingForHosts",
+            message,
+        ))));
     }
     let api = Api::<ProvisioningRequest>::all(target.client.clone());
     let mut writes = Vec::new();
@@ -466,6 +497,9 @@ async fn delete_all(request: &FocomProvisioningRequest, ctx: &Context) -> Result
             return Ok(Some(status::write_retrying(ctx, request, blocked).await?));
         }
     };
+    target
+        .cache
+        .set_waiting(ObjectRef::from_obj(request), false);
     if owned.is_empty() {
         return Ok(None);
     }

@@ -35,7 +35,7 @@ pub fn run(args: &Args) -> Result<()> {
         )
     };
     let selected = focom::select(&request, Some(&inventory)).map_err(fail)?;
-    let problems = focom::feasibility(&selected, &[], &[], &[]);
+    let problems = focom::feasibility(&selected, &[], &[], &[]).conflicts;
     if !problems.is_empty() {
         return Err(fail(problems));
     }

@@ -85,6 +85,13 @@ impl Outcome {
         self.with(condition, FocomPhase::Failed)
     }
 
+    /// Hosts it needs are wanted by other requests that may still give them up: pending.
+    pub fn waiting(mut self, condition: Desired) -> Self {
+        self.conditions
+            .push(Desired::true_(VALIDATED, "Valid", "the request is valid"));
+        self.with(condition, FocomPhase::Pending)
+    }
+
     /// The inventory is unusable: a request with nothing provisioned fails; one with
     /// clusters keeps reporting them, and says the inventory is broken.
     pub fn failed_or_current(mut self) -> Self {

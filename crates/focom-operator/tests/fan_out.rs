@@ -6,7 +6,7 @@ mod support;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use lcm_core::crd::{
-    FocomPhase, FocomProvisioningRequest, FocomProvisioningRequestSpec, Operation,
+    FocomPhase, FocomProvisioningRequest, FocomProvisioningRequestSpec, HostClaim, Operation,
     ProvisioningRequest,
 };
 use serde_json::json;
@@ -41,6 +41,7 @@ fn test_inventory() -> String {
         ("ghost", &["ghost-h1"], &[], "10.1.0.14"),
         ("kept", &["kept-h1"], &[], "10.1.0.15"),
         ("freed", &["freed-h1"], &[], "10.1.0.16"),
+        ("waits", &["waits-h1"], &[], "10.1.0.17"),
     ]);
     // `ghost` names a host the inventory does not have.
     if let Some(hosts) = inventory["hosts"].as_array_mut() {
@@ -239,15 +240,16 @@ async fn template_info_schemas_validate_parameters_with_paths() -> anyhow::Resul
 #[tokio::test]
 async fn infeasible_requests_name_the_conflict_and_create_nothing() -> anyhow::Result<()> {
     let (client, ns) = setup().await?;
-    // A ProvisioningRequest made by someone else already holds taken-h1.
+    // A ProvisioningRequest made by someone else already uses taken-h1.
     let legacy = ("legacy", "taken-h1", "10.9.9.9");
     foreign_request(&client, "someone-elses", legacy, json!([])).await?;
+    hold_in_ledger(&client, "taken-h1", "someone-elses", "legacy").await?;
     let cases = [
         (
             "held",
             vec!["taken"],
             "Feasible",
-            "cluster `taken`: host `taken-h1` is already used by cluster `legacy` (ProvisioningRequest someone-elses)",
+            "cluster `taken`: host `taken-h1` is held by cluster `legacy` (ProvisioningRequest someone-elses)",
         ),
         (
             "vips",
@@ -308,6 +310,63 @@ async fn infeasible_requests_name_the_conflict_and_create_nothing() -> anyhow::R
             "{name}: nothing is created"
         );
     }
+    Ok(())
+}
+
+/// Another request that wants a host but does not use it yet may still give it up: the
+/// cluster waits, creating nothing, and fails naming that request once the ledger says it uses
+/// the host (the ledger's change alone wakes it).
+#[tokio::test]
+async fn a_host_another_request_only_wants_is_waited_for_until_it_is_used() -> anyhow::Result<()> {
+    let (client, ns) = setup().await?;
+    let wanter = ("wanter", "waits-h1", "10.2.0.3");
+    foreign_request(&client, "wants-waits-h1", wanter, json!([])).await?;
+    create(&client, ns, &request("waits", by_names(&["waits"]))).await?;
+    let waiting = wait_request(&client, ns, "waits", "waits to wait for waits-h1", |r| {
+        condition(r, "Feasible").is_some_and(|(_, reason, _)| reason == "WaitingForHosts")
+    })
+    .await?;
+    let (status, _, text) = condition(&waiting, "Feasible").unwrap_or_default();
+    assert_eq!(status, "Unknown");
+    assert!(
+        text.contains(
+            "host `waits-h1` is wanted by cluster `wanter` (ProvisioningRequest wants-waits-h1)"
+        ),
+        "{text}"
+    );
+    assert_eq!(phase(&waiting), Some(FocomPhase::Pending));
+    assert!(
+        owned(&client, ns, "waits").await?.is_empty(),
+        "nothing is created while waiting"
+    );
+
+    hold_in_ledger(&client, "waits-h1", "wants-waits-h1", "wanter").await?;
+    let failed = wait_phase(&client, ns, "waits", FocomPhase::Failed).await?;
+    let (_, reason, text) = condition(&failed, "Feasible").unwrap_or_default();
+    assert_eq!(reason, "Infeasible");
+    assert!(
+        text.contains(
+            "host `waits-h1` is held by cluster `wanter` (ProvisioningRequest wants-waits-h1)"
+        ),
+        "{text}"
+    );
+    assert!(owned(&client, ns, "waits").await?.is_empty());
+    Ok(())
+}
+
+/// `host` in use by `request` (of `cluster`) in the O-Cloud's ledger, as the O2IMS operator
+/// records it once a Job or Cluster API object names the host.
+async fn hold_in_ledger(
+    client: &Client,
+    host: &str,
+    request: &str,
+    cluster: &str,
+) -> anyhow::Result<()> {
+    let mut claim = HostClaim::for_host(host, request, "uid-of-someone-else", cluster);
+    claim.spec.in_use = true;
+    Api::<HostClaim>::all(client.clone())
+        .create(&PostParams::default(), &claim)
+        .await?;
     Ok(())
 }
 

@@ -164,19 +164,32 @@ impl Claim {
     }
 }
 
+/// What stands between the selected clusters and their creation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Feasibility {
+    /// What makes the request impossible as it is.
+    pub conflicts: Vec<Problem>,
+    /// Hosts other requests want but do not use yet: they may still give them up, so the
+    /// request waits for them to decide instead of failing on a holder that may lose.
+    pub waiting: Vec<Problem>,
+}
+
 /// Whether the selected clusters can be provisioned together, next to the existing requests
 /// (`existing`). `own` are this request's existing ProvisioningRequests: they do not conflict,
 /// and a cluster that already has one was decided when it was created, so only requests older
 /// than it can conflict with it (a newer request for its hosts is the one refused). Every
-/// conflict is reported. `held` is the O-Cloud's host ledger: a host another request holds
-/// there is taken, whatever its request's spec says now.
+/// conflict is reported. `held` is the O-Cloud's host ledger: a host another request uses
+/// there is taken, whatever its request's spec says now; one only claimed or wanted by another
+/// request is waited for, as the O2IMS operator waits for it (a cluster already created leaves
+/// that to the O2IMS operator).
 pub fn feasibility(
     selected: &[Selected],
     own: &[Claim],
     existing: &[Claim],
     held: &[HostClaim],
-) -> Vec<Problem> {
+) -> Feasibility {
     let mut problems = Vec::new();
+    let mut waiting = Vec::new();
     let own_names: Vec<&str> = own.iter().map(|c| c.request.as_str()).collect();
     let all_others: Vec<&Claim> = existing
         .iter()
@@ -202,18 +215,26 @@ pub fn feasibility(
             if let Some(claim) = held.iter().find(|c| {
                 c.spec.host_id == *host && !own_names.contains(&c.spec.request_name.as_str())
             }) {
-                problems.push(Problem::new(
+                let (cluster, request) = (&claim.spec.cluster_name, &claim.spec.request_name);
+                if claim.spec.in_use {
+                    problems.push(Problem::new(
+                        &path,
+                        format!("host `{host}` is held by cluster `{cluster}` (ProvisioningRequest {request})"),
+                    ));
+                } else if mine.is_none() {
+                    waiting.push(Problem::new(
+                        &path,
+                        format!("host `{host}` is claimed by cluster `{cluster}` (ProvisioningRequest {request}), which has not started using it"),
+                    ));
+                }
+            } else if let Some(claim) = others
+                .iter()
+                .find(|c| mine.is_none() && c.hosts.contains(host))
+            {
+                waiting.push(Problem::new(
                     &path,
                     format!(
-                        "host `{host}` is held by cluster `{}` (ProvisioningRequest {})",
-                        claim.spec.cluster_name, claim.spec.request_name
-                    ),
-                ));
-            } else if let Some(claim) = others.iter().find(|c| c.hosts.contains(host)) {
-                problems.push(Problem::new(
-                    &path,
-                    format!(
-                        "host `{host}` is already used by cluster `{}` (ProvisioningRequest {})",
+                        "host `{host}` is wanted by cluster `{}` (ProvisioningRequest {}), which holds nothing yet",
                         claim.cluster, claim.request
                     ),
                 ));
@@ -245,7 +266,10 @@ pub fn feasibility(
             ));
         }
     }
-    problems
+    Feasibility {
+        conflicts: problems,
+        waiting,
+    }
 }
 
 /// Deterministic name of the ProvisioningRequest for `cluster` of the request `namespace/name`.

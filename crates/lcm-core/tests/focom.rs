@@ -5,7 +5,9 @@ mod common;
 use lcm_core::crd::{
     FocomProvisioningRequest, FocomProvisioningRequestSpec, HostClaim, ProvisioningRequest,
 };
-use lcm_core::focom::{Claim, feasibility, provisioning_request, request_name, select};
+use lcm_core::focom::{
+    Claim, Feasibility, feasibility, provisioning_request, request_name, select,
+};
 use lcm_core::inventory::Inventory;
 use lcm_core::{CLUSTER_NAME_LABEL, FOCOM_REQUEST_LABEL};
 use serde_json::json;
@@ -36,7 +38,10 @@ fn all_clusters_selects_the_whole_inventory() {
     let selected = select(&all, Some(&inventory())).expect("valid");
     let names: Vec<&str> = selected.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["core", "edge"]);
-    assert!(feasibility(&selected, &[], &[], &[]).is_empty());
+    assert_eq!(
+        feasibility(&selected, &[], &[], &[]),
+        Feasibility::default()
+    );
 }
 
 #[test]
@@ -118,6 +123,7 @@ fn conflicts_name_cluster_and_host() {
     inventory.clusters[0].control_plane_hosts.truncate(1);
     let selected = select(&by_names(&["core", "edge"]), Some(&inventory)).expect("selectable");
     let problems: Vec<String> = feasibility(&selected, &[], &[], &[])
+        .conflicts
         .iter()
         .map(ToString::to_string)
         .collect();
@@ -142,56 +148,75 @@ fn claim(request: &str, created: &str, cluster: &str, host: &str) -> Claim {
     }
 }
 
+/// Another request that wants a host but holds nothing yet may still lose it: the cluster waits
+/// (it does not fail naming a holder that may never hold the host); its own request is no one.
 #[test]
-fn hosts_held_by_other_requests_conflict_but_own_requests_do_not() {
+fn hosts_wanted_by_other_requests_are_waited_for_but_own_requests_are_not() {
     let selected = select(&by_names(&["core"]), Some(&inventory())).expect("valid");
     let other = claim("other-pr", "2026-01-01T00:00:00Z", "legacy", "host-2");
-    let problems = feasibility(&selected, &[], std::slice::from_ref(&other), &[]);
-    assert_eq!(problems.len(), 1);
-    assert!(problems[0].message.contains(
-        "host `host-2` is already used by cluster `legacy` (ProvisioningRequest other-pr)"
+    let found = feasibility(&selected, &[], std::slice::from_ref(&other), &[]);
+    assert!(found.conflicts.is_empty(), "{found:?}");
+    assert_eq!(found.waiting.len(), 1, "{found:?}");
+    assert!(found.waiting[0].message.contains(
+        "host `host-2` is wanted by cluster `legacy` (ProvisioningRequest other-pr), which holds nothing yet"
     ));
     let own = claim("other-pr", "2026-01-01T00:00:00Z", "core", "host-2");
-    assert!(feasibility(&selected, &[own], &[other], &[]).is_empty());
+    assert_eq!(
+        feasibility(&selected, &[own], &[other], &[]),
+        Feasibility::default()
+    );
 }
 
-/// The host ledger says who holds a host, whatever that request's spec says now; a host the
-/// cluster's own request holds is no conflict.
+/// The host ledger says who holds a host, whatever that request's spec says now: a host another
+/// request uses is a conflict, one it only claimed is waited for (it may still give it up); a
+/// host the cluster's own request holds is neither.
 #[test]
-fn hosts_held_in_the_ledger_conflict_unless_held_by_own_requests() {
+fn hosts_used_in_the_ledger_conflict_and_hosts_only_claimed_are_waited_for() {
     let selected = select(&by_names(&["core"]), Some(&inventory())).expect("valid");
-    let held = HostClaim::for_host("host-2", "running-pr", "uid-1", "running");
-    let problems = feasibility(&selected, &[], &[], std::slice::from_ref(&held));
-    assert_eq!(problems.len(), 1, "{problems:?}");
+    let claimed = HostClaim::for_host("host-2", "running-pr", "uid-1", "running");
+    let found = feasibility(&selected, &[], &[], std::slice::from_ref(&claimed));
+    assert!(found.conflicts.is_empty(), "{found:?}");
     assert!(
-        problems[0].message.contains(
+        found.waiting[0].message.contains(
+            "host `host-2` is claimed by cluster `running` (ProvisioningRequest running-pr), which has not started using it"
+        ),
+        "{found:?}"
+    );
+    let mut used = claimed;
+    used.spec.in_use = true;
+    let found = feasibility(&selected, &[], &[], std::slice::from_ref(&used));
+    assert_eq!(found.conflicts.len(), 1, "{found:?}");
+    assert!(
+        found.conflicts[0].message.contains(
             "host `host-2` is held by cluster `running` (ProvisioningRequest running-pr)"
         ),
-        "{problems:?}"
+        "{found:?}"
     );
     let own = claim("running-pr", "2026-01-01T00:00:00Z", "core", "host-2");
-    assert!(feasibility(&selected, &[own], &[], &[held]).is_empty());
+    assert_eq!(
+        feasibility(&selected, &[own], &[], &[used]),
+        Feasibility::default()
+    );
 }
 
-/// A cluster whose ProvisioningRequest exists was decided when it was created: a newer request
-/// naming its hosts does not make it infeasible (that one is refused), an older one still does.
+/// A cluster whose ProvisioningRequest exists was decided when it was created: other requests
+/// wanting its hosts are for the O2IMS operator to refuse, and a host another request uses in
+/// the ledger is still a conflict.
 #[test]
-fn a_created_cluster_conflicts_only_with_older_requests() {
+fn a_created_cluster_waits_for_nobody_but_still_conflicts_with_a_used_host() {
     let selected = select(&by_names(&["core"]), Some(&inventory())).expect("valid");
     let mine = claim("core-pr", "2026-06-01T00:00:00Z", "core", "host-1");
-    let newer = claim("newer-pr", "2026-06-02T00:00:00Z", "late", "host-2");
     let older = claim("older-pr", "2026-05-01T00:00:00Z", "early", "host-2");
     let own = std::slice::from_ref(&mine);
-    assert!(feasibility(&selected, own, &[mine.clone(), newer.clone()], &[]).is_empty());
-    let problems = feasibility(&selected, own, &[mine.clone(), newer, older], &[]);
-    assert_eq!(problems.len(), 1, "{problems:?}");
-    assert!(
-        problems[0].message.contains("ProvisioningRequest older-pr"),
-        "{problems:?}"
+    assert_eq!(
+        feasibility(&selected, own, &[mine.clone(), older], &[]),
+        Feasibility::default()
     );
-    // Same second: the name breaks the tie, as in the O2IMS operator.
-    let tie = claim("a-pr", "2026-06-01T00:00:00Z", "tie", "host-2");
-    assert_eq!(feasibility(&selected, own, &[tie], &[]).len(), 1);
+    let mut used = HostClaim::for_host("host-2", "older-pr", "uid-2", "early");
+    used.spec.in_use = true;
+    let found = feasibility(&selected, own, &[], &[used]);
+    assert_eq!(found.conflicts.len(), 1, "{found:?}");
+    assert!(found.waiting.is_empty(), "{found:?}");
 }
 
 /// A ProvisioningRequest that failed validation holds nothing; one whose change was refused
