@@ -23,8 +23,17 @@ async fn wait_phase(
     name: &str,
     phase: FocomPhase,
 ) -> anyhow::Result<FocomProvisioningRequest> {
+    wait_phase_within(client, name, phase, TIMEOUT).await
+}
+
+async fn wait_phase_within(
+    client: &Client,
+    name: &str,
+    phase: FocomPhase,
+    timeout: Duration,
+) -> anyhow::Result<FocomProvisioningRequest> {
     let api = Api::<FocomProvisioningRequest>::namespaced(client.clone(), NS);
-    let found = testcluster::wait_for(&format!("{name} to be {phase}"), TIMEOUT, || async {
+    let found = testcluster::wait_for(&format!("{name} to be {phase}"), timeout, || async {
         Ok(api
             .get_opt(name)
             .await?
@@ -465,7 +474,9 @@ async fn an_api_server_restart_mid_provisioning_loses_no_watch() -> anyhow::Resu
     })
     .await?;
     world.cluster.restart_apiserver().await?;
-    wait_phase(&client, "before", FocomPhase::Synced).await?;
+    // Each watch retried with a back-off growing to about 30 s while the API server was away.
+    let after_backoff = TIMEOUT + Duration::from_secs(60);
+    wait_phase_within(&client, "before", FocomPhase::Synced, after_backoff).await?;
     world
         .apply_manifest(&request("after", json!({"clusterNames": ["edge"]})))
         .await?;

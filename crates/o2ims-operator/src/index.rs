@@ -121,3 +121,6 @@ pub fn watch(
         .touched_objects();
     (store, stream)
 }
+
+#[cfg(test)]
+mod tests;

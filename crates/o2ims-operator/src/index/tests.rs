@@ -1,0 +1,185 @@
+//! The index against LISTs of the real API server: the same objects, before and after changes.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use lcm_core::HOST_ID_LABEL;
+use lcm_core::capi::CAPI_CLUSTER_NAME_LABEL;
+use serde_json::{Value, json};
+
+use super::*;
+
+/// An index of Machines (by cluster label) and ByoHosts (by host id), the other stores empty.
+fn machines_and_hosts(client: &Client) -> Index {
+    let (machines, machine_events) = watch(client, Kind::Machine, CAPI_CLUSTER_NAME_LABEL);
+    let (byo_hosts, host_events) = watch(client, Kind::ByoHost, HOST_ID_LABEL);
+    tokio::spawn(machine_events.for_each(|_| async {}));
+    tokio::spawn(host_events.for_each(|_| async {}));
+    let empty = |kind: Kind| reflector::store::Writer::new(kind.api_resource()).as_reader();
+    Index {
+        ready: operator_kit::watch::readiness(vec![
+            operator_kit::watch::listed(&machines),
+            operator_kit::watch::listed(&byo_hosts),
+        ]),
+        requests: reflector::store().0,
+        claims: reflector::store().0,
+        clusters: empty(Kind::Cluster),
+        control_planes: empty(Kind::KubeadmControlPlane),
+        machine_deployments: empty(Kind::MachineDeployment),
+        machines,
+        byo_machines: empty(Kind::ByoMachine),
+        byo_hosts,
+        config_maps: reflector::store().0,
+    }
+}
+
+fn object(kind: Kind, namespace: &str, name: &str, labels: Value, spec: Value) -> Value {
+    json!({"apiVersion": kind.api_version(), "kind": kind.name(),
+        "metadata": {"name": name, "namespace": namespace, "labels": labels}, "spec": spec})
+}
+
+fn machine(namespace: &str, name: &str, labels: Value) -> Value {
+    let infrastructure = json!({"apiVersion": Kind::ByoMachine.api_version(), "kind": Kind::ByoMachine.name(), "name": name});
+    let spec = json!({"clusterName": "a", "bootstrap": {"dataSecretName": "none"}, "infrastructureRef": infrastructure});
+    object(Kind::Machine, namespace, name, labels, spec)
+}
+
+/// Name → (labels, spec) of `objects`, as a LIST and the index both give them.
+fn summary<'a>(objects: impl IntoIterator<Item = &'a DynamicObject>) -> BTreeMap<String, Value> {
+    objects
+        .into_iter()
+        .map(|o| {
+            let labels = json!(o.metadata.labels);
+            (o.name_any(), json!([labels, o.data["spec"]]))
+        })
+        .collect()
+}
+
+/// Waits until what the index gives for `kind` objects of `namespace` with the label
+/// `selector` (all of them, one by one, and as [`Index::cached`] finds them) equals a LIST.
+async fn agrees_with_list(
+    index: &Index,
+    client: &Client,
+    kind: Kind,
+    namespace: &str,
+    selector: &str,
+) -> anyhow::Result<()> {
+    let api =
+        Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &kind.api_resource());
+    let (key, value) = selector.split_once('=').unwrap_or((selector, ""));
+    testcluster::wait_for(
+        "the index to agree with a LIST",
+        Duration::from_secs(20),
+        || async {
+            let listed = api
+                .list(&ListParams::default().labels(selector))
+                .await?
+                .items;
+            let indexed = index.list(kind, namespace, |o| {
+                o.labels()
+                    .get(key)
+                    .is_some_and(|v| value.is_empty() || v == value)
+            });
+            let one_by_one: Vec<DynamicObject> = listed
+                .iter()
+                .filter_map(|o| index.get(kind, namespace, &o.name_any()))
+                .collect();
+            let cached: Vec<DynamicObject> = listed
+                .iter()
+                .filter_map(|o| index.cached(&serde_json::to_value(o).ok()?))
+                .filter_map(|v| serde_json::from_value(v).ok())
+                .collect();
+            let expected = summary(&listed);
+            let same = summary(&indexed) == expected
+                && summary(&one_by_one) == expected
+                && summary(&cached) == expected;
+            Ok(same.then_some(()))
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn look_ups_give_the_same_answers_as_lists() -> anyhow::Result<()> {
+    let cluster = testcluster::TestCluster::shared().await?;
+    let client = cluster.admin_client()?;
+    let namespace = cluster.namespace("index").await?;
+    let ns = namespace.name();
+    let index = machines_and_hosts(&client);
+    let create = |object: Value| {
+        let client = client.clone();
+        async move {
+            let kind = [Kind::Machine, Kind::ByoHost]
+                .into_iter()
+                .find(|k| object["kind"] == k.name())
+                .expect("a watched kind");
+            let api = Api::<DynamicObject>::namespaced_with(client, ns, &kind.api_resource());
+            api.create(&PostParams::default(), &serde_json::from_value(object)?)
+                .await?;
+            anyhow::Ok(())
+        }
+    };
+    for (name, labels) in [
+        ("a-0", json!({CAPI_CLUSTER_NAME_LABEL: "a"})),
+        ("a-1", json!({CAPI_CLUSTER_NAME_LABEL: "a"})),
+        ("b-0", json!({CAPI_CLUSTER_NAME_LABEL: "b"})),
+        ("unlabelled", json!({})),
+    ] {
+        create(machine(ns, name, labels)).await?;
+    }
+    for (name, id) in [("node-1", "h1"), ("node-2", "h2")] {
+        let labels = json!({HOST_ID_LABEL: id});
+        create(object(Kind::ByoHost, ns, name, labels, json!({}))).await?;
+    }
+    index.ready.wait().await;
+    let by_cluster = |c: &str| format!("{CAPI_CLUSTER_NAME_LABEL}={c}");
+    for selector in [
+        by_cluster("a"),
+        by_cluster("b"),
+        CAPI_CLUSTER_NAME_LABEL.to_string(),
+    ] {
+        agrees_with_list(&index, &client, Kind::Machine, ns, &selector).await?;
+    }
+    for id in ["h1", "h2", "h3"] {
+        let selector = format!("{HOST_ID_LABEL}={id}");
+        agrees_with_list(&index, &client, Kind::ByoHost, ns, &selector).await?;
+    }
+    assert!(
+        index.get(Kind::Machine, ns, "unlabelled").is_none(),
+        "an object without the watched label is not indexed"
+    );
+    let indexed = index.get(Kind::Machine, ns, "a-0").expect("indexed");
+    assert!(
+        indexed.metadata.managed_fields.is_none_or(|f| f.is_empty()),
+        "managed fields are dropped"
+    );
+
+    // Changes: a machine moves to another cluster, one is deleted, a host changes its id.
+    let machines =
+        Api::<DynamicObject>::namespaced_with(client.clone(), ns, &Kind::Machine.api_resource());
+    let relabel = json!({"metadata": {"labels": {CAPI_CLUSTER_NAME_LABEL: "b"}}});
+    machines
+        .patch("a-1", &PatchParams::default(), &Patch::Merge(&relabel))
+        .await?;
+    machines.delete("b-0", &DeleteParams::default()).await?;
+    let hosts =
+        Api::<DynamicObject>::namespaced_with(client.clone(), ns, &Kind::ByoHost.api_resource());
+    let new_id = json!({"metadata": {"labels": {HOST_ID_LABEL: "h3"}}});
+    hosts
+        .patch("node-2", &PatchParams::default(), &Patch::Merge(&new_id))
+        .await?;
+    for selector in [
+        by_cluster("a"),
+        by_cluster("b"),
+        CAPI_CLUSTER_NAME_LABEL.to_string(),
+    ] {
+        agrees_with_list(&index, &client, Kind::Machine, ns, &selector).await?;
+    }
+    for id in ["h1", "h2", "h3"] {
+        let selector = format!("{HOST_ID_LABEL}={id}");
+        agrees_with_list(&index, &client, Kind::ByoHost, ns, &selector).await?;
+    }
+    Ok(())
+}
