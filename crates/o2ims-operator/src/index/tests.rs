@@ -101,6 +101,24 @@ async fn agrees_with_list(
     .await
 }
 
+/// Machines by cluster (each, and all labelled) and ByoHosts by host id agree with LISTs.
+async fn every_look_up_agrees(index: &Index, client: &Client, ns: &str) -> anyhow::Result<()> {
+    let by_cluster = |c: &str| format!("{CAPI_CLUSTER_NAME_LABEL}={c}");
+    let machines = [
+        by_cluster("a"),
+        by_cluster("b"),
+        CAPI_CLUSTER_NAME_LABEL.into(),
+    ];
+    for selector in machines {
+        agrees_with_list(index, client, Kind::Machine, ns, &selector).await?;
+    }
+    for id in ["h1", "h2", "h3"] {
+        let selector = format!("{HOST_ID_LABEL}={id}");
+        agrees_with_list(index, client, Kind::ByoHost, ns, &selector).await?;
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn look_ups_give_the_same_answers_as_lists() -> anyhow::Result<()> {
     let cluster = testcluster::TestCluster::shared().await?;
@@ -134,18 +152,7 @@ async fn look_ups_give_the_same_answers_as_lists() -> anyhow::Result<()> {
         create(object(Kind::ByoHost, ns, name, labels, json!({}))).await?;
     }
     index.ready.wait().await;
-    let by_cluster = |c: &str| format!("{CAPI_CLUSTER_NAME_LABEL}={c}");
-    for selector in [
-        by_cluster("a"),
-        by_cluster("b"),
-        CAPI_CLUSTER_NAME_LABEL.to_string(),
-    ] {
-        agrees_with_list(&index, &client, Kind::Machine, ns, &selector).await?;
-    }
-    for id in ["h1", "h2", "h3"] {
-        let selector = format!("{HOST_ID_LABEL}={id}");
-        agrees_with_list(&index, &client, Kind::ByoHost, ns, &selector).await?;
-    }
+    every_look_up_agrees(&index, &client, ns).await?;
     assert!(
         index.get(Kind::Machine, ns, "unlabelled").is_none(),
         "an object without the watched label is not indexed"
@@ -170,16 +177,6 @@ async fn look_ups_give_the_same_answers_as_lists() -> anyhow::Result<()> {
     hosts
         .patch("node-2", &PatchParams::default(), &Patch::Merge(&new_id))
         .await?;
-    for selector in [
-        by_cluster("a"),
-        by_cluster("b"),
-        CAPI_CLUSTER_NAME_LABEL.to_string(),
-    ] {
-        agrees_with_list(&index, &client, Kind::Machine, ns, &selector).await?;
-    }
-    for id in ["h1", "h2", "h3"] {
-        let selector = format!("{HOST_ID_LABEL}={id}");
-        agrees_with_list(&index, &client, Kind::ByoHost, ns, &selector).await?;
-    }
+    every_look_up_agrees(&index, &client, ns).await?;
     Ok(())
 }
