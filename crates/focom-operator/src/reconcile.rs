@@ -339,6 +339,10 @@ async fn create_missing(
     selected: &[Selected],
     scale: bool,
 ) -> Result<std::result::Result<Vec<ProvisioningRequest>, Undecided>> {
+    // Marked waiting before the stores are read, so a change arriving while this pass decides
+    // wakes it again instead of being missed.
+    let this = ObjectRef::from_obj(request);
+    target.cache.set_waiting(this.clone(), true);
     let existing = target.cache.requests.state();
     // The O-Cloud's host ledger says who holds a host; two FOCOM passes deciding at once may
     // both find a host free, and then the O-Cloud gives it to one request and fails the other.
@@ -356,9 +360,7 @@ async fn create_missing(
     let claims: Vec<Claim> = existing.iter().filter_map(|r| Claim::of(r)).collect();
     let feasibility = focom::feasibility(selected, &own, &claims, &held);
     let waits = feasibility.conflicts.is_empty() && !feasibility.waiting.is_empty();
-    target
-        .cache
-        .set_waiting(ObjectRef::from_obj(request), waits);
+    target.cache.set_waiting(this, waits);
     let joined = |problems: &[focom::Problem]| {
         problems
             .iter()

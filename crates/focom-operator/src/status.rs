@@ -79,17 +79,20 @@ impl Outcome {
         self.with(condition, FocomPhase::Failed)
     }
 
-    pub fn infeasible(mut self, condition: Desired) -> Self {
-        self.conditions
-            .push(Desired::true_(VALIDATED, "Valid", "the request is valid"));
-        self.with(condition, FocomPhase::Failed)
+    pub fn infeasible(self, condition: Desired) -> Self {
+        self.valid_but(condition, FocomPhase::Failed)
     }
 
     /// Hosts it needs are wanted by other requests that may still give them up: pending.
-    pub fn waiting(mut self, condition: Desired) -> Self {
+    pub fn waiting(self, condition: Desired) -> Self {
+        self.valid_but(condition, FocomPhase::Pending)
+    }
+
+    /// A valid request that `condition` keeps from being created.
+    fn valid_but(mut self, condition: Desired, phase: FocomPhase) -> Self {
         self.conditions
             .push(Desired::true_(VALIDATED, "Valid", "the request is valid"));
-        self.with(condition, FocomPhase::Pending)
+        self.with(condition, phase)
     }
 
     /// The inventory is unusable: a request with nothing provisioned fails; one with

@@ -35,6 +35,10 @@ fn machines_and_hosts(client: &Client) -> Index {
     }
 }
 
+fn api(client: &Client, namespace: &str, kind: Kind) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), namespace, &kind.api_resource())
+}
+
 fn object(kind: Kind, namespace: &str, name: &str, labels: Value, spec: Value) -> Value {
     json!({"apiVersion": kind.api_version(), "kind": kind.name(),
         "metadata": {"name": name, "namespace": namespace, "labels": labels}, "spec": spec})
@@ -66,8 +70,7 @@ async fn agrees_with_list(
     namespace: &str,
     selector: &str,
 ) -> anyhow::Result<()> {
-    let api =
-        Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &kind.api_resource());
+    let api = api(client, namespace, kind);
     let (key, value) = selector.split_once('=').unwrap_or((selector, ""));
     testcluster::wait_for(
         "the index to agree with a LIST",
@@ -133,8 +136,8 @@ async fn look_ups_give_the_same_answers_as_lists() -> anyhow::Result<()> {
                 .into_iter()
                 .find(|k| object["kind"] == k.name())
                 .expect("a watched kind");
-            let api = Api::<DynamicObject>::namespaced_with(client, ns, &kind.api_resource());
-            api.create(&PostParams::default(), &serde_json::from_value(object)?)
+            api(&client, ns, kind)
+                .create(&PostParams::default(), &serde_json::from_value(object)?)
                 .await?;
             anyhow::Ok(())
         }
@@ -164,19 +167,19 @@ async fn look_ups_give_the_same_answers_as_lists() -> anyhow::Result<()> {
     );
 
     // Changes: a machine moves to another cluster, one is deleted, a host changes its id.
-    let machines =
-        Api::<DynamicObject>::namespaced_with(client.clone(), ns, &Kind::Machine.api_resource());
-    let relabel = json!({"metadata": {"labels": {CAPI_CLUSTER_NAME_LABEL: "b"}}});
-    machines
-        .patch("a-1", &PatchParams::default(), &Patch::Merge(&relabel))
+    let relabel = |kind: Kind, name: &'static str, label: &'static str, value: &'static str| {
+        let patch = json!({"metadata": {"labels": {label: value}}});
+        let api = api(&client, ns, kind);
+        async move {
+            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+        }
+    };
+    relabel(Kind::Machine, "a-1", CAPI_CLUSTER_NAME_LABEL, "b").await?;
+    api(&client, ns, Kind::Machine)
+        .delete("b-0", &DeleteParams::default())
         .await?;
-    machines.delete("b-0", &DeleteParams::default()).await?;
-    let hosts =
-        Api::<DynamicObject>::namespaced_with(client.clone(), ns, &Kind::ByoHost.api_resource());
-    let new_id = json!({"metadata": {"labels": {HOST_ID_LABEL: "h3"}}});
-    hosts
-        .patch("node-2", &PatchParams::default(), &Patch::Merge(&new_id))
-        .await?;
+    relabel(Kind::ByoHost, "node-2", HOST_ID_LABEL, "h3").await?;
     every_look_up_agrees(&index, &client, ns).await?;
     Ok(())
 }
