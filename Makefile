@@ -66,7 +66,7 @@ CLUSTER_DIR := $(CURDIR)/.cache/cluster
 UPSTREAM_CRDS := ../shared/upstream-crds
 cluster: testcluster
 	rm -rf $(CLUSTER_DIR)
-	$(TESTCLUSTER) up --stdin-lifeline=false --dir $(CLUSTER_DIR) --crds crds --crds $(UPSTREAM_CRDS)/cluster-api-v1.4.4 \
+	$(TESTCLUSTER) up --stdin-lifeline=false --dir $(CLUSTER_DIR) --crds crds --crds $(UPSTREAM_CRDS)/cluster-api-v1.10.10 \
 	  --crds $(UPSTREAM_CRDS)/cluster-api-provider-bringyourownhost-v0.5.0 \
 	  | while read -r _ kubeconfig seconds; do \
 	      echo "control plane ready in $${seconds}s; Ctrl-C stops it"; \

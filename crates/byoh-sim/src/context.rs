@@ -2,6 +2,7 @@
 
 use kube::api::{Api, DynamicObject};
 use kube::core::NamespaceResourceScope;
+use kube::runtime::events::{Recorder, Reporter};
 use kube::{Client, Resource};
 use lcm_core::capi::Kind;
 
@@ -14,13 +15,20 @@ pub(crate) struct Context {
     pub config: SimConfig,
     /// The hosts whose agents run in this simulator.
     pub registry: Registry,
+    /// Events of the host agents.
+    pub recorder: Recorder,
     /// What the controllers read: every object they look at, watched once for all of them.
     pub stores: Stores,
 }
 
 impl Context {
     pub fn new(client: Client, config: SimConfig, stores: Stores) -> Self {
+        let reporter = Reporter {
+            controller: "byoh-hostagent".into(),
+            instance: None,
+        };
         Self {
+            recorder: Recorder::new(client.clone(), reporter),
             client,
             config,
             registry: Registry::default(),

@@ -109,6 +109,7 @@ async fn scale(ctx: &Context, kcp: &Value, cluster: &str, machines: &[Value]) ->
                     labels,
                     spec: json!({"clusterName": cluster, "version": desired_version(kcp)}),
                     template: &kcp["spec"]["machineTemplate"]["infrastructureRef"],
+                    bootstrap: bootstrap_config(kcp, machines.is_empty()),
                 };
                 replicas::create(ctx, new).await?;
             }
@@ -117,6 +118,21 @@ async fn scale(ctx: &Context, kcp: &Value, cluster: &str, machines: &[Value]) ->
         Step::Wait | Step::Steady => {}
     }
     Ok(())
+}
+
+/// The KubeadmConfig spec of a new machine: the first one inits (no `joinConfiguration`), the
+/// others join (no `initConfiguration`), as `InitialControlPlaneConfig` and
+/// `JoinControlPlaneConfig` in controlplane/kubeadm/internal/control_plane.go.
+fn bootstrap_config(kcp: &Value, first: bool) -> Value {
+    let mut spec = kcp["spec"]["kubeadmConfigSpec"].clone();
+    if let Some(fields) = spec.as_object_mut() {
+        fields.remove(if first {
+            "joinConfiguration"
+        } else {
+            "initConfiguration"
+        });
+    }
+    spec
 }
 
 /// The workload cluster's admin kubeconfig. It exists before any node does, as with Cluster API.

@@ -282,7 +282,7 @@ mod tests {
         };
         let inventory = lcm_core::ansible::inventory(
             &[access("h1", Some("node-1")), access("h22", None)],
-            "v1.26.6",
+            "v1.32.9",
             "pool",
         );
         let config = SimConfig {
@@ -319,7 +319,7 @@ mod tests {
 
     #[test]
     fn the_playbook_refuses_an_agent_without_a_checksum_unless_allowed() {
-        let base = || lcm_core::ansible::inventory(&[], "v1.26.6", "pool");
+        let base = || lcm_core::ansible::inventory(&[], "v1.32.9", "pool");
         assert!(!agent_verifiable(&base()));
         for (name, value, verifiable) in [
             ("byoh_agent_checksum", json!("sha256:00"), true),

@@ -16,6 +16,7 @@
 mod agent;
 mod bootstrap;
 mod claiming;
+mod cloud_init;
 mod cluster;
 mod conditions;
 mod config;
@@ -23,6 +24,7 @@ mod context;
 mod control_plane;
 mod error;
 mod jobs;
+mod kubeadm_bootstrap;
 mod machine_deployment;
 mod machines;
 mod objects;

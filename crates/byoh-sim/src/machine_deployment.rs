@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 
 use crate::conditions::{self, Condition, Severity};
 use crate::context::Context;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::objects::{self, deleting, name, namespace, to_json};
 use crate::replicas::{self, NewMachine};
 use crate::rollout::{self, Policy, ScaleIn, Step};
@@ -92,6 +92,7 @@ async fn scale(ctx: &Context, deployment: &Value, cluster: &str, machines: &[Val
         &policy,
     ) {
         Step::Create(count) => {
+            let bootstrap = bootstrap_config(ctx, deployment)?;
             for _ in 0..count {
                 let mut labels: Map<String, Value> = template["metadata"]["labels"]
                     .as_object()
@@ -104,6 +105,7 @@ async fn scale(ctx: &Context, deployment: &Value, cluster: &str, machines: &[Val
                     labels,
                     spec: template["spec"].clone(),
                     template: &template["spec"]["infrastructureRef"],
+                    bootstrap: bootstrap.clone(),
                 };
                 replicas::create(ctx, new).await?;
             }
@@ -112,6 +114,26 @@ async fn scale(ctx: &Context, deployment: &Value, cluster: &str, machines: &[Val
         Step::Wait | Step::Steady => {}
     }
     Ok(())
+}
+
+/// The spec a new machine's KubeadmConfig is cloned from: the template's (as the MachineSet
+/// controller clones `bootstrap.configRef`, internal/controllers/machineset/machineset_controller.go).
+fn bootstrap_config(ctx: &Context, deployment: &Value) -> Result<Value> {
+    let reference = &deployment["spec"]["template"]["spec"]["bootstrap"]["configRef"];
+    let template_name = reference["name"].as_str().unwrap_or_default();
+    let template = ctx
+        .stores
+        .get(
+            Kind::KubeadmConfigTemplate,
+            namespace(deployment),
+            template_name,
+        )
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "failed to clone bootstrap config: KubeadmConfigTemplate {template_name} not found"
+            ))
+        })?;
+    Ok(template["spec"]["template"]["spec"].clone())
 }
 
 async fn write_status(

@@ -1,8 +1,11 @@
 //! Each Machine and its ByoMachine through their lives, as Cluster API's Machine controller, the
-//! kubeadm bootstrap provider and BYOH's ByoMachine controller take them: bootstrap data; a host
-//! claimed once the cluster's infrastructure is ready; Running once the host's agent bootstrapped
-//! the node, or Failed when it could not; on deletion the host is released before the machine
-//! goes, so a machine that is gone means a host that is free.
+//! kubeadm bootstrap provider ([`kubeadm_bootstrap`]) and BYOH's ByoMachine controller take
+//! them: bootstrap data; a host claimed once the cluster's infrastructure is ready; Running
+//! once the host's agent bootstrapped the node. A host that fails to bootstrap leaves the
+//! Machine Provisioning: BYOH reports it only on the ByoHost (its condition and Events) and
+//! sets no failure on the Machine. A deleted ByoMachine marks its host for cleanup and goes at
+//! once (controllers/infrastructure/byomachine_controller.go `reconcileDelete`): a Machine
+//! that is gone does not mean a host that is free.
 
 use std::sync::Arc;
 
@@ -11,15 +14,15 @@ use kube::api::{Api, DynamicObject};
 use kube::core::ApiResource;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use lcm_core::HOST_ID_LABEL;
-use lcm_core::capi::{CAPI_CLUSTER_NAME_LABEL, Kind};
+use lcm_core::capi::{CAPI_CLUSTER_NAME_LABEL, CONTROL_PLANE_LABEL, Kind};
 use serde_json::{Value, json};
 
-use crate::agent::{BOOTSTRAPPED, CLOUD_INIT_FAILED};
+use crate::agent::BOOTSTRAPPED;
 use crate::claiming::{self, ClaimFor};
 use crate::conditions::{self, Condition, Severity};
 use crate::context::Context;
 use crate::error::Result;
+use crate::kubeadm_bootstrap;
 use crate::objects::{self, deleting, name, namespace, to_json};
 use crate::runner;
 
@@ -29,8 +32,6 @@ const HOST_READY: &str = "BYOHostReady";
 const WAITING_FOR_CLUSTER_INFRASTRUCTURE: &str = "WaitingForClusterInfrastructure";
 const WAITING_FOR_BOOTSTRAP_DATA: &str = "WaitingForBootstrapDataSecret";
 const HOSTS_UNAVAILABLE: &str = "BYOHostsUnavailable";
-/// `failureReason` of a Machine whose host could not bootstrap its node.
-const BOOTSTRAP_FAILED: &str = "BootstrapFailed";
 
 pub fn run(ctx: Arc<Context>) -> impl Future<Output = ()> + Send {
     let resource = Kind::Machine.api_resource();
@@ -107,12 +108,10 @@ fn machines_of(
 enum Infrastructure {
     /// No host yet; BYOHostReady is False for this reason.
     Waiting(&'static str),
-    /// A host is attached and bootstrapping the node.
+    /// A host is attached and bootstrapping the node (or retrying).
     Bootstrapping,
     /// The node is up on this host, known by this provider ID.
     Ready { host: Value, provider_id: String },
-    /// The host could not bootstrap the node.
-    Failed(Value),
 }
 
 async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action> {
@@ -162,7 +161,6 @@ async fn infrastructure(
                 provider_id: provider_id(&host, byo_machine),
                 host,
             },
-            Some(c) if c["reason"] == CLOUD_INIT_FAILED => Infrastructure::Failed(host),
             _ => Infrastructure::Bootstrapping,
         });
     }
@@ -190,29 +188,47 @@ async fn infrastructure(
     })
 }
 
-/// The kubeadm bootstrap provider's output: the Secret `bootstrap.dataSecretName` names.
-/// Returns whether the bootstrap data is there.
+/// The kubeadm bootstrap provider's output: the Secret `bootstrap.dataSecretName` names,
+/// rendered from the Machine's KubeadmConfig once it may init or join. Returns whether the
+/// bootstrap data is there.
 async fn ensure_bootstrap_data(ctx: &Context, machine: &Value) -> Result<bool> {
     let Some(secret_name) = machine["spec"]["bootstrap"]["dataSecretName"].as_str() else {
         return Ok(false);
     };
-    if ctx.stores.secret_exists(namespace(machine), secret_name) {
+    let ns = namespace(machine);
+    if ctx.stores.secret_exists(ns, secret_name) {
         return Ok(true);
     }
-    let cloud_config = format!(
-        "#cloud-config\n# byoh-sim: bootstrap data of Machine {}; simulated hosts do not run it\nruncmd: []\n",
-        name(machine)
-    );
+    let config_name = machine["spec"]["bootstrap"]["configRef"]["name"]
+        .as_str()
+        .unwrap_or(secret_name);
+    let Some(config) = ctx.stores.get(Kind::KubeadmConfig, ns, config_name) else {
+        return Ok(false);
+    };
+    let cluster_name = machine["spec"]["clusterName"].as_str().unwrap_or_default();
+    let initialized = ctx
+        .stores
+        .get(Kind::Cluster, ns, cluster_name)
+        .and_then(|c| {
+            conditions::find(&c, "ControlPlaneInitialized").map(|c| c["status"] == "True")
+        })
+        .unwrap_or(false);
+    let control_plane = !machine["metadata"]["labels"][CONTROL_PLANE_LABEL].is_null();
+    let Some(role) = kubeadm_bootstrap::role(&config["spec"], control_plane, initialized) else {
+        return Ok(false);
+    };
+    let version = machine["spec"]["version"].as_str().unwrap_or_default();
+    let cloud_config = kubeadm_bootstrap::cloud_config(&config["spec"], role, version);
     let secret: Secret = serde_json::from_value(json!({
         "metadata": {
-            "name": secret_name, "namespace": namespace(machine),
-            "labels": {CAPI_CLUSTER_NAME_LABEL: machine["spec"]["clusterName"]},
-            "ownerReferences": [objects::controller_reference(machine)],
+            "name": secret_name, "namespace": ns,
+            "labels": {CAPI_CLUSTER_NAME_LABEL: cluster_name},
+            "ownerReferences": [objects::controller_reference(&config)],
         },
         "type": "cluster.x-k8s.io/secret",
         "stringData": {"value": cloud_config, "format": "cloud-config"},
     }))?;
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace(machine));
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     objects::create_if_missing(&api, &secret).await?;
     Ok(true)
 }
@@ -241,9 +257,7 @@ async fn write_byo_machine(
             "conditions": conditions::render(&[Condition::false_(HOST_READY, *reason, Severity::Info)], previous),
         }),
         // BYOH reports nothing new until the node is there.
-        Infrastructure::Bootstrapping | Infrastructure::Failed(_) => {
-            json!({"ready": false, "conditions": []})
-        }
+        Infrastructure::Bootstrapping => json!({"ready": false, "conditions": []}),
     };
     objects::apply_status(&api, Kind::ByoMachine, byo_machine, status).await
 }
@@ -299,27 +313,6 @@ async fn write_machine(
             ];
             ("Running", Condition::true_("Ready"), all_true)
         }
-        Infrastructure::Failed(host) => {
-            let message = format!(
-                "bootstrapping the node failed on host {} (host-id {}): {}",
-                name(host),
-                host["metadata"]["labels"][HOST_ID_LABEL]
-                    .as_str()
-                    .unwrap_or("?"),
-                conditions::find(host, BOOTSTRAPPED)
-                    .and_then(|c| c["message"].as_str())
-                    .unwrap_or(CLOUD_INIT_FAILED),
-            );
-            status["failureReason"] = json!(BOOTSTRAP_FAILED);
-            status["failureMessage"] = json!(message);
-            let ready =
-                Condition::false_("Ready", BOOTSTRAP_FAILED, Severity::Error).with_message(message);
-            (
-                "Failed",
-                ready,
-                [waiting_for_infrastructure, waiting_for_node],
-            )
-        }
         Infrastructure::Waiting(_) | Infrastructure::Bootstrapping => {
             let phase = if bootstrap_ready {
                 "Provisioning"
@@ -361,14 +354,12 @@ async fn delete(ctx: &Context, machine: &Value, byo_machine: Option<&Value>) -> 
     }
 }
 
-/// A deleted ByoMachine has its host cleaned up by the host's agent, and goes once the host
-/// is free again.
+/// A deleted ByoMachine marks its host for cleanup by the host's agent and goes without
+/// waiting for it.
 async fn release(ctx: &Context, byo_machine: &Value) -> Result<()> {
-    match claiming::attached_host(ctx, byo_machine) {
-        Some(host) => claiming::mark_for_cleanup(ctx, &host).await,
-        None => {
-            let api = ctx.api(Kind::ByoMachine, namespace(byo_machine));
-            objects::remove_finalizer(&api, byo_machine, BYO_MACHINE_FINALIZER).await
-        }
+    if let Some(host) = claiming::attached_host(ctx, byo_machine) {
+        claiming::mark_for_cleanup(ctx, &host).await?;
     }
+    let api = ctx.api(Kind::ByoMachine, namespace(byo_machine));
+    objects::remove_finalizer(&api, byo_machine, BYO_MACHINE_FINALIZER).await
 }

@@ -77,10 +77,13 @@ pub struct NewMachine<'a> {
     pub spec: Value,
     /// The owner's reference to its ByoMachineTemplate.
     pub template: &'a Value,
+    /// The spec of the machine's KubeadmConfig.
+    pub bootstrap: Value,
 }
 
-/// Creates a ByoMachine cloned from the template, then its Machine of the same name (as Cluster
-/// API does: infrastructure first), which then owns the ByoMachine.
+/// Creates a ByoMachine cloned from the template and a KubeadmConfig, then their Machine of the
+/// same name (as Cluster API does: infrastructure and bootstrap config first), which then owns
+/// them.
 pub async fn create(ctx: &Context, new: NewMachine<'_>) -> Result<String> {
     let ns = namespace(new.owner);
     let template_name = new.template["name"].as_str().unwrap_or_default();
@@ -115,8 +118,23 @@ pub async fn create(ctx: &Context, new: NewMachine<'_>) -> Result<String> {
     )
     .await?;
     let machine_name = name(&byo_machine).to_string();
+    objects::create(
+        &ctx.api(Kind::KubeadmConfig, ns),
+        json!({
+            "apiVersion": Kind::KubeadmConfig.api_version(), "kind": Kind::KubeadmConfig.name(),
+            "metadata": {"name": machine_name, "namespace": ns, "labels": labels},
+            "spec": new.bootstrap,
+        }),
+    )
+    .await?;
     let mut spec = new.spec;
-    spec["bootstrap"] = json!({"dataSecretName": machine_name});
+    spec["bootstrap"] = json!({
+        "configRef": {
+            "apiVersion": Kind::KubeadmConfig.api_version(), "kind": Kind::KubeadmConfig.name(),
+            "name": machine_name, "namespace": ns,
+        },
+        "dataSecretName": machine_name,
+    });
     spec["infrastructureRef"] = json!({
         "apiVersion": Kind::ByoMachine.api_version(), "kind": Kind::ByoMachine.name(),
         "name": machine_name, "namespace": ns,
@@ -133,12 +151,10 @@ pub async fn create(ctx: &Context, new: NewMachine<'_>) -> Result<String> {
         }),
     )
     .await?;
-    objects::merge(
-        &ctx.api(Kind::ByoMachine, ns),
-        &machine_name,
-        json!({"metadata": {"ownerReferences": [objects::controller_reference(&machine)]}}),
-    )
-    .await?;
+    let owned = json!({"metadata": {"ownerReferences": [objects::controller_reference(&machine)]}});
+    for kind in [Kind::ByoMachine, Kind::KubeadmConfig] {
+        objects::merge(&ctx.api(kind, ns), &machine_name, owned.clone()).await?;
+    }
     tracing::info!(owner = name(new.owner), machine = %machine_name, version = version(&machine), "machine created");
     // The owner's next reconcile must count it, not create another.
     ctx.stores

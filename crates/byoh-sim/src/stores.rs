@@ -30,9 +30,11 @@ use crate::error::{Error, Result};
 use crate::objects::to_json;
 
 /// The Cluster API and BYOH kinds the simulated controllers read or react to.
-const WATCHED: [Kind; 8] = [
+const WATCHED: [Kind; 10] = [
     Kind::Cluster,
     Kind::KubeadmControlPlane,
+    Kind::KubeadmConfigTemplate,
+    Kind::KubeadmConfig,
     Kind::MachineDeployment,
     Kind::Machine,
     Kind::ByoCluster,

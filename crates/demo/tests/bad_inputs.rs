@@ -61,7 +61,7 @@ fn bad_template(change: Value) -> Value {
 }
 
 fn valid_parameters() -> Value {
-    json!({"clusterName": "lab", "kubernetesVersion": "v1.26.6",
+    json!({"clusterName": "lab", "kubernetesVersion": "v1.32.9",
         "controlPlaneEndpoint": {"host": "172.20.10.120"},
         "hosts": {"controlPlane": ["host-3"], "workers": ["host-4"]}, "hostPreparation": "skip"})
 }

@@ -201,7 +201,7 @@ async fn every_selection_mode_reaches_synced_and_deletion_returns_the_hosts() ->
 
     // A Nephio-style request describing its cluster in full.
     let parameters = json!({
-        "clusterName": "lab", "kubernetesVersion": "v1.26.6", "controlPlaneEndpoint": {"host": "172.20.10.120"},
+        "clusterName": "lab", "kubernetesVersion": "v1.32.9", "controlPlaneEndpoint": {"host": "172.20.10.120"},
         "hosts": {"controlPlane": ["host-2"], "workers": ["host-1"]}, "hostPreparation": "auto",
         "hostAccess": [{"id": "host-2", "hostname": "edge-node-2", "address": "172.20.10.12", "sshUser": "ubuntu", "sshHostKeys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1xFkK3JrBEAWJ8qfusMvXIUw+xkDzE2wIlhxeSGkiB"]},
                        {"id": "host-1", "hostname": "edge-node-1", "address": "172.20.10.11", "sshUser": "ubuntu", "sshHostKeys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1xFkK3JrBEAWJ8qfusMvXIUw+xkDzE2wIlhxeSGkiB"]}],
@@ -366,18 +366,18 @@ async fn an_upgrade_rolls_through_every_machine() -> anyhow::Result<()> {
     prs.patch(
         &pr,
         &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"templateParameters": {"kubernetesVersion": "v1.27.3"}}})),
+        &Patch::Merge(json!({"spec": {"templateParameters": {"kubernetesVersion": "v1.33.5"}}})),
     )
     .await?;
     testcluster::wait_for(
-        "every machine to run v1.27.3 and the request to be fulfilled again",
+        "every machine to run v1.33.5 and the request to be fulfilled again",
         TIMEOUT,
         || async {
             let machines = list(&client, Kind::Machine).await?;
             let upgraded = machines.len() == 4
                 && machines
                     .iter()
-                    .all(|m| m.data["spec"]["version"] == "v1.27.3");
+                    .all(|m| m.data["spec"]["version"] == "v1.33.5");
             let state = prs
                 .get(&pr)
                 .await?
@@ -532,7 +532,7 @@ async fn focom_and_direct_requests_racing_for_hosts_with_two_o2ims_operators_nev
         .map(|k| {
             let [control_plane, worker] = wanted(k);
             let parameters = json!({
-                "clusterName": cluster_name(k), "kubernetesVersion": "v1.26.6",
+                "clusterName": cluster_name(k), "kubernetesVersion": "v1.32.9",
                 "controlPlaneEndpoint": {"host": format!("10.9.1.{k}")},
                 "hosts": {"controlPlane": [control_plane], "workers": [worker]},
                 "hostPreparation": "skip", "cni": "none",

@@ -133,7 +133,7 @@ async fn helm_installs_the_chart_and_every_object_passes_strict_validation() -> 
 
 /// The inventory of the end-to-end test: one cluster, a control-plane host and a worker.
 const INVENTORY: &str = r#"{
-  "defaults": {"kubernetesVersion": "v1.26.6", "cni": "calico", "hostPreparation": "auto"},
+  "defaults": {"kubernetesVersion": "v1.32.9", "cni": "calico", "hostPreparation": "auto"},
   "hosts": [
     {"id": "lp-h1", "hostname": "lp-node1", "address": "192.0.2.11", "sshHostKeys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1xFkK3JrBEAWJ8qfusMvXIUw+xkDzE2wIlhxeSGkiB"]},
     {"id": "lp-h2", "hostname": "lp-node2", "address": "192.0.2.12", "sshHostKeys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1xFkK3JrBEAWJ8qfusMvXIUw+xkDzE2wIlhxeSGkiB"]}
@@ -364,7 +364,7 @@ async fn provision_and_delete(
         false,
     )
     .await?;
-    capi::all_ready(admin, CLUSTER_NAMESPACE, CLUSTER, 1, 1, "v1.26.6").await?;
+    capi::all_ready(admin, CLUSTER_NAMESPACE, CLUSTER, 1, 1, "v1.32.9").await?;
     let requests = Api::<FocomProvisioningRequest>::namespaced(admin.clone(), focom);
     let provisioning = Api::<ProvisioningRequest>::all(admin.clone());
     synced(&requests, &provisioning, &pr_name).await?;
@@ -398,22 +398,22 @@ async fn provision_and_delete(
     )
     .await?;
     machines.delete("lp-m2", &DeleteParams::default()).await?;
-    capi::all_ready(admin, CLUSTER_NAMESPACE, CLUSTER, 1, 0, "v1.26.6").await?;
+    capi::all_ready(admin, CLUSTER_NAMESPACE, CLUSTER, 1, 0, "v1.32.9").await?;
     synced(&requests, &provisioning, &pr_name).await?;
 
     // An upgrade, asked on the ProvisioningRequest: the control plane rolls, then the workers'
     // version follows (Cluster API, this test, reports the rolled control plane).
-    let upgrade = json!({"spec": {"templateParameters": {"kubernetesVersion": "v1.27.3"}}});
+    let upgrade = json!({"spec": {"templateParameters": {"kubernetesVersion": "v1.33.5"}}});
     provisioning
         .patch(&pr_name, &params, &Patch::Merge(&upgrade))
         .await?;
     let at_version = |kind: Kind, name: &'static str, pointer: &'static str| {
         let api = capi::api(admin, kind, CLUSTER_NAMESPACE);
         async move {
-            wait_for(&format!("{name} at v1.27.3"), TIMEOUT, || async {
+            wait_for(&format!("{name} at v1.33.5"), TIMEOUT, || async {
                 let object = api.get_opt(name).await?;
                 Ok(object
-                    .filter(|o| o.data.pointer(pointer) == Some(&json!("v1.27.3")))
+                    .filter(|o| o.data.pointer(pointer) == Some(&json!("v1.33.5")))
                     .map(|_| ()))
             })
             .await
@@ -425,7 +425,7 @@ async fn provision_and_delete(
         "/spec/version",
     )
     .await?;
-    capi::all_ready(admin, CLUSTER_NAMESPACE, CLUSTER, 1, 0, "v1.27.3").await?;
+    capi::all_ready(admin, CLUSTER_NAMESPACE, CLUSTER, 1, 0, "v1.33.5").await?;
     at_version(
         Kind::MachineDeployment,
         "lp-md-0",

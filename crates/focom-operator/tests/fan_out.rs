@@ -153,7 +153,7 @@ async fn a_template_request_creates_one_named_request() -> anyhow::Result<()> {
         template_name: "byoh-workload-cluster".into(),
         template_version: "v1".into(),
         template_parameters: Some(json!({
-            "clusterName": "lab", "kubernetesVersion": "v1.26.6", "controlPlaneEndpoint": {"host": "10.9.0.1"},
+            "clusterName": "lab", "kubernetesVersion": "v1.32.9", "controlPlaneEndpoint": {"host": "10.9.0.1"},
             "hosts": {"controlPlane": ["lab-h1"]},
         })),
         ..Default::default()
@@ -183,7 +183,7 @@ async fn template_info_schemas_validate_parameters_with_paths() -> anyhow::Resul
         "properties": {"site": {"type": "string"}, "hosts": {"type": "object", "properties": {"controlPlane": {"type": "array", "maxItems": 1}}}},
     }))
     .await?;
-    let params = json!({"clusterName": "st", "kubernetesVersion": "v1.26.6", "controlPlaneEndpoint": {"host": "10.9.0.2"},
+    let params = json!({"clusterName": "st", "kubernetesVersion": "v1.32.9", "controlPlaneEndpoint": {"host": "10.9.0.2"},
         "hosts": {"controlPlane": ["st-1", "st-2", "st-3"]}});
     let spec = |template: &str, version: &str| FocomProvisioningRequestSpec {
         template_name: template.into(),
@@ -384,7 +384,7 @@ async fn foreign_request(
         lcm_core::crd::ProvisioningRequestSpec {
             template_name: "byoh-workload-cluster".into(),
             template_version: "v1".into(),
-            template_parameters: json!({"clusterName": cluster, "kubernetesVersion": "v1.26.6",
+            template_parameters: json!({"clusterName": cluster, "kubernetesVersion": "v1.32.9",
                 "controlPlaneEndpoint": {"host": endpoint}, "hosts": {"controlPlane": [host]}}),
             ..Default::default()
         },

@@ -10,7 +10,7 @@
 //! | `byoh_host_id` | the host id, given to the agent as `--label host-id=...` |
 //! | `byoh_hostname` | the hostname the host registers under (only when known) |
 //!
-//! and the playbook needs two more, `kubernetes_version` (without the `v`, e.g. `1.26.6`) and
+//! and the playbook needs two more, `kubernetes_version` (without the `v`, e.g. `1.33.5`) and
 //! `byoh_namespace` (where the agent creates the ByoHost):
 //!
 //! * [`inventory`] prepares the hosts of one cluster: both are group variables of `byoh_hosts`.
@@ -34,8 +34,8 @@ pub const GROUP: &str = "byoh_hosts";
 /// of the O2IMS operator's `BYOH_NAMESPACE`. BYOH finds hosts in any namespace.
 pub const DEFAULT_BYOH_NAMESPACE: &str = "byoh-hosts";
 
-/// The inventory for the hosts of one cluster running `kubernetes_version` (`v1.26.6` or
-/// `1.26.6`), whose agents register their ByoHosts in `byoh_namespace`.
+/// The inventory for the hosts of one cluster running `kubernetes_version` (`v1.33.5` or
+/// `1.33.5`), whose agents register their ByoHosts in `byoh_namespace`.
 pub fn inventory(hosts: &[HostAccess], kubernetes_version: &str, byoh_namespace: &str) -> Value {
     let hosts: Map<String, Value> = hosts
         .iter()

@@ -57,7 +57,7 @@ impl Default for Defaults {
 }
 
 fn default_kubernetes_version() -> String {
-    "v1.26.6".into()
+    "v1.33.5".into()
 }
 fn default_ssh_user() -> String {
     "ubuntu".into()

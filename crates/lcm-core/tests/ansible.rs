@@ -37,9 +37,9 @@ fn one_cluster_has_host_vars_and_group_vars() {
         access("host-1", Some("edge-node-1"), "172.20.10.11", "ubuntu"),
         access("host-2", None, "node2.example.org", "admin"),
     ];
-    let parsed = round_trip(&inventory(&hosts, "v1.26.6", "cluster-core"));
+    let parsed = round_trip(&inventory(&hosts, "v1.32.9", "cluster-core"));
     let group = group(&parsed);
-    assert_eq!(group["vars"]["kubernetes_version"], "1.26.6");
+    assert_eq!(group["vars"]["kubernetes_version"], "1.32.9");
     assert_eq!(group["vars"]["byoh_namespace"], "cluster-core");
     let h1 = &group["hosts"]["host-1"];
     assert_eq!(h1["ansible_host"], "172.20.10.11");
@@ -56,7 +56,7 @@ fn one_cluster_has_host_vars_and_group_vars() {
 #[test]
 fn version_without_v_is_kept_and_numeric_looking_strings_stay_strings() {
     let hosts = [access("1", Some("1.0"), "10.0.0.1", "yes")];
-    let value = inventory(&hosts, "1.27.3", "default");
+    let value = inventory(&hosts, "1.33.5", "default");
     // PyYAML (YAML 1.1) would read these unquoted as an int, a float and a boolean.
     let yaml = lcm_core::ansible::render(&value);
     for quoted in [
@@ -68,7 +68,7 @@ fn version_without_v_is_kept_and_numeric_looking_strings_stay_strings() {
     }
     let parsed = round_trip(&value);
     let group = group(&parsed);
-    assert_eq!(group["vars"]["kubernetes_version"], "1.27.3");
+    assert_eq!(group["vars"]["kubernetes_version"], "1.33.5");
     assert_eq!(group["hosts"]["1"]["byoh_host_id"], "1");
     assert_eq!(group["hosts"]["1"]["byoh_hostname"], "1.0");
     assert_eq!(group["hosts"]["1"]["ansible_user"], "yes");
@@ -116,7 +116,7 @@ fn whole_file_lists_every_host_with_its_clusters_version() {
         assert_eq!(host["ansible_user"], "ubuntu", "{id}");
         assert_eq!(host["byoh_host_id"], id);
         assert_eq!(host["byoh_hostname"], hostname, "{id}");
-        assert_eq!(host["kubernetes_version"], "1.26.6", "{id}");
+        assert_eq!(host["kubernetes_version"], "1.33.5", "{id}");
         assert!(host.get("byoh_namespace").is_none(), "{id}: {host}");
     }
 }
@@ -129,13 +129,13 @@ fn selected_clusters_only_and_their_own_overrides() {
         .iter_mut()
         .find(|c| c.name == "edge")
         .expect("edge");
-    edge.kubernetes_version = Some("v1.27.3".into());
+    edge.kubernetes_version = Some("v1.33.5".into());
     file.hosts[3].ssh_user = Some("root".into());
     let parsed = round_trip(&inventory_from_file(&file, Some(&["edge".into()])).expect("valid"));
     let hosts = group(&parsed)["hosts"].as_object().expect("hosts").clone();
     let ids: Vec<&String> = hosts.keys().collect();
     assert_eq!(ids, ["host-3", "host-4"]);
-    assert_eq!(hosts["host-3"]["kubernetes_version"], "1.27.3");
+    assert_eq!(hosts["host-3"]["kubernetes_version"], "1.33.5");
     assert_eq!(hosts["host-3"]["ansible_user"], "ubuntu");
     assert_eq!(hosts["host-4"]["ansible_user"], "root");
 }

@@ -26,20 +26,20 @@ fn worker_changes_are_scales() {
 #[test]
 fn upgrades_go_one_minor_up_at_a_time() {
     let applied = validate(&common::parameters()).expect("valid");
-    let up = classify(&applied, &params("/kubernetesVersion", json!("v1.27.3"))).expect("upgrade");
-    assert_eq!(up.upgrade_to.as_deref(), Some("v1.27.3"));
-    let patch =
-        classify(&applied, &params("/kubernetesVersion", json!("v1.26.9"))).expect("patch upgrade");
-    assert_eq!(patch.upgrade_to.as_deref(), Some("v1.26.9"));
-    let down = classify(&applied, &params("/kubernetesVersion", json!("v1.25.11")))
+    let up = classify(&applied, &params("/kubernetesVersion", json!("v1.33.5"))).expect("upgrade");
+    assert_eq!(up.upgrade_to.as_deref(), Some("v1.33.5"));
+    let patch = classify(&applied, &params("/kubernetesVersion", json!("v1.32.10")))
+        .expect("patch upgrade");
+    assert_eq!(patch.upgrade_to.as_deref(), Some("v1.32.10"));
+    let down = classify(&applied, &params("/kubernetesVersion", json!("v1.31.13")))
         .expect_err("downgrade");
     assert!(
-        down.contains("downgrade from v1.26.6 to v1.25.11"),
+        down.contains("downgrade from v1.32.9 to v1.31.13"),
         "{down}"
     );
-    let older = validate(&common::with("/kubernetesVersion", json!("v1.25.11"))).expect("valid");
+    let older = validate(&common::with("/kubernetesVersion", json!("v1.31.13"))).expect("valid");
     let skip =
-        classify(&older, &params("/kubernetesVersion", json!("v1.27.3"))).expect_err("skips 1.26");
+        classify(&older, &params("/kubernetesVersion", json!("v1.33.5"))).expect_err("skips 1.32");
     assert!(skip.contains("skips a minor version"), "{skip}");
 }
 

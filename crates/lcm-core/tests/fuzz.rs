@@ -138,7 +138,7 @@ proptest! {
         let mut access = json!({"id": "h1", "hostname": "node-1", "address": "10.0.0.1", "sshUser": "ubuntu"});
         access[field] = field_value(field, value.clone());
         let parameters = json!({
-            "clusterName": "c", "kubernetesVersion": "v1.26.6", "controlPlaneEndpoint": {"host": "10.1.0.1"},
+            "clusterName": "c", "kubernetesVersion": "v1.32.9", "controlPlaneEndpoint": {"host": "10.1.0.1"},
             "hosts": {"controlPlane": ["h1"]}, "hostPreparation": "auto", "hostAccess": [access],
         });
         if let Ok(params) = validate(&parameters) {

@@ -54,8 +54,8 @@ fn replicas_follow_the_host_counts() {
     let md = find(&generated.objects, "MachineDeployment", "demo-md-0");
     assert_eq!(kcp["spec"]["replicas"], 3);
     assert_eq!(md["spec"]["replicas"], 2);
-    assert_eq!(kcp["spec"]["version"], "v1.26.6");
-    assert_eq!(md["spec"]["template"]["spec"]["version"], "v1.26.6");
+    assert_eq!(kcp["spec"]["version"], "v1.32.9");
+    assert_eq!(md["spec"]["template"]["spec"]["version"], "v1.32.9");
 }
 
 #[test]
@@ -168,12 +168,20 @@ fn endpoint_is_served_by_kube_vip_and_tolerated_by_kubeadm() {
     let spec =
         &find(objects, "KubeadmControlPlane", "demo-control-plane")["spec"]["kubeadmConfigSpec"];
     let file = &spec["files"][0];
-    assert_eq!(file["path"], "/etc/kubernetes/manifests/kube-vip.yaml");
+    assert_eq!(file["path"], "/etc/kube-vip/kube-vip.yaml");
     assert!(
         file["content"]
             .as_str()
             .unwrap_or_default()
             .contains("10.0.0.100")
+    );
+    assert!(
+        spec["preKubeadmCommands"]
+            .as_array()
+            .expect("commands")
+            .contains(&json!(
+                "install -m 0644 /etc/kube-vip/kube-vip.yaml /etc/kubernetes/manifests/kube-vip.yaml"
+            ))
     );
     for phase in ["initConfiguration", "joinConfiguration"] {
         let ignored = &spec[phase]["nodeRegistration"]["ignorePreflightErrors"];
@@ -238,13 +246,30 @@ fn the_cluster_records_its_parameters_and_workers_can_be_held_back() {
     let mut generated = generate("r", &p, None);
     let cluster = find(&generated.objects, "Cluster", "demo").clone();
     assert_eq!(lcm_core::capi::applied_parameters(&cluster), Some(p));
-    lcm_core::capi::hold_worker_version(&mut generated, "v1.25.11");
+    lcm_core::capi::hold_worker_version(&mut generated, "v1.31.13");
     let md = find(&generated.objects, "MachineDeployment", "demo-md-0");
-    assert_eq!(md["spec"]["template"]["spec"]["version"], "v1.25.11");
+    assert_eq!(md["spec"]["template"]["spec"]["version"], "v1.31.13");
     let kcp = find(
         &generated.objects,
         "KubeadmControlPlane",
         "demo-control-plane",
     );
-    assert_eq!(kcp["spec"]["version"], "v1.26.6");
+    assert_eq!(kcp["spec"]["version"], "v1.32.9");
+}
+
+#[test]
+fn every_bootstrap_resets_the_host_before_anything_is_installed() {
+    let generated = generate("r", &params(common::parameters()), None);
+    let objects = &generated.objects;
+    let control_plane =
+        &find(objects, "KubeadmControlPlane", "demo-control-plane")["spec"]["kubeadmConfigSpec"];
+    let workers = &find(objects, "KubeadmConfigTemplate", "demo-md-0")["spec"]["template"]["spec"];
+    for spec in [control_plane, workers] {
+        assert_eq!(spec["preKubeadmCommands"][0], "kubeadm reset --force");
+    }
+    // Nothing is written where the reset empties: kube-vip goes in after it.
+    for file in control_plane["files"].as_array().expect("files") {
+        let path = file["path"].as_str().expect("path");
+        assert!(!path.starts_with("/etc/kubernetes/"), "{path}");
+    }
 }

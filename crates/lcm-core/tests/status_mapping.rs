@@ -8,7 +8,7 @@ use lcm_core::status::focom::{ClusterState, aggregate, ready_count};
 use lcm_core::status::provisioning::{Observed, cluster_progress, host_phase};
 use serde_json::json;
 
-/// A fully provisioned cluster: 3 control-plane nodes and 2 workers Ready at v1.26.6.
+/// A fully provisioned cluster: 3 control-plane nodes and 2 workers Ready at v1.32.9.
 fn provisioned() -> Observed {
     Observed {
         cluster: Some(ClusterView {
@@ -21,18 +21,18 @@ fn provisioned() -> Observed {
         }),
         control_plane: Some(ControlPlaneView {
             desired_replicas: 3,
-            desired_version: "v1.26.6".into(),
+            desired_version: "v1.32.9".into(),
             replicas: 3,
             ready_replicas: 3,
             updated_replicas: 3,
             initialized: true,
             ready: true,
-            version: Some("v1.26.6".into()),
+            version: Some("v1.32.9".into()),
             ..Default::default()
         }),
         workers: Some(WorkersView {
             desired_replicas: 2,
-            desired_version: Some("v1.26.6".into()),
+            desired_version: Some("v1.32.9".into()),
             replicas: 2,
             ready_replicas: 2,
             updated_replicas: 2,
@@ -41,7 +41,32 @@ fn provisioned() -> Observed {
         }),
         machines: vec![],
         byo_machines: vec![],
+        hosts: vec![],
     }
+}
+
+/// A worker machine waiting on `host`, whose agent reports a failed bootstrap as BYOH does:
+/// only the ByoHost's condition, the Machine Provisioning without a failure.
+fn worker_failing_on_host(o: &mut Observed) {
+    let md = o.workers.as_mut().expect("md");
+    md.ready_replicas = 1;
+    o.byo_machines.push(ByoMachineView {
+        name: "demo-md-0-abc".into(),
+        ..Default::default()
+    });
+    o.machines.push(MachineView {
+        name: "demo-md-0-abc".into(),
+        phase: Some("Provisioning".into()),
+        ..Default::default()
+    });
+    o.hosts.push(ByoHostView {
+        name: "edge-node-5".into(),
+        host_id: Some("h5".into()),
+        machine: Some("demo-md-0-abc".into()),
+        bootstrapped: Some(false),
+        bootstrap_reason: Some("CloudInitExecutionFailed".into()),
+        ..Default::default()
+    });
 }
 
 fn failure(reason: &str, message: &str) -> Failure {
@@ -102,11 +127,11 @@ fn provisioning_state_table() {
             "control plane upgrading",
             |o| {
                 let cp = o.control_plane.as_mut().expect("cp");
-                cp.desired_version = "v1.27.3".into();
+                cp.desired_version = "v1.33.5".into();
                 cp.updated_replicas = 1;
             },
             ProvisioningState::Progressing,
-            "rolling out v1.27.3: 1/3 machines updated",
+            "rolling out v1.33.5: 1/3 machines updated",
         ),
         (
             "workers scaling in",
@@ -171,6 +196,12 @@ fn provisioning_state_table() {
             },
             ProvisioningState::Failed,
             "Machine demo-md-0-abc failed: BootstrapFailed: kubeadm join failed",
+        ),
+        (
+            "a worker host failing to bootstrap, as BYOH reports it",
+            worker_failing_on_host,
+            ProvisioningState::Progressing,
+            "workers: 1/2 worker nodes ready; bootstrapping the node failed on h5 (ByoHost edge-node-5) (CloudInitExecutionFailed",
         ),
         (
             "nodes Ready, the Cluster not yet",
@@ -294,9 +325,9 @@ fn host_phase_table() {
 #[test]
 fn capi_objects_parse_into_views() {
     let kcp = ControlPlaneView::from_object(&json!({
-        "spec": {"replicas": 3, "version": "v1.26.6"},
+        "spec": {"replicas": 3, "version": "v1.32.9"},
         "status": {"replicas": 3, "readyReplicas": 2, "updatedReplicas": 3, "initialized": true, "ready": true,
-                   "version": "v1.26.6", "failureReason": "UpdateError"},
+                   "version": "v1.32.9", "failureReason": "UpdateError"},
     }));
     assert_eq!((kcp.desired_replicas, kcp.ready_replicas), (3, 2));
     assert_eq!(kcp.failure.describe().as_deref(), Some("UpdateError"));

@@ -30,7 +30,7 @@ fn the_fixture_is_valid() {
 
 #[test]
 fn the_supported_range_includes_both_ends() {
-    for version in ["v1.24.0", "v1.27.16"] {
+    for version in ["v1.27.0", "v1.33.99"] {
         let params = common::with("/kubernetesVersion", json!(version));
         assert!(validate(&params).is_ok(), "{version} is supported");
     }
@@ -39,7 +39,7 @@ fn the_supported_range_includes_both_ends() {
 #[test]
 fn defaults_fill_optional_fields() {
     let minimal = json!({
-        "clusterName": "mini", "kubernetesVersion": "v1.25.11",
+        "clusterName": "mini", "kubernetesVersion": "v1.31.13",
         "controlPlaneEndpoint": {"host": "10.0.0.5"}, "hosts": {"controlPlane": ["a"]}
     });
     let params = validate(&minimal).expect("valid");
@@ -72,12 +72,12 @@ fn each_invalid_field_is_named() {
             "must start with `v`",
         ),
         (
-            common::with("/kubernetesVersion", json!("v1.28.0")),
+            common::with("/kubernetesVersion", json!("v1.34.0")),
             "templateParameters.kubernetesVersion",
             "outside the range",
         ),
         (
-            common::with("/kubernetesVersion", json!("v1.23.99")),
+            common::with("/kubernetesVersion", json!("v1.26.99")),
             "templateParameters.kubernetesVersion",
             "outside the range",
         ),

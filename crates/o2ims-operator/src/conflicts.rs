@@ -161,7 +161,7 @@ mod tests {
                 template_name: "byoh-workload-cluster".into(),
                 template_version: "v1".into(),
                 template_parameters: json!({
-                    "clusterName": cluster, "kubernetesVersion": "v1.26.6",
+                    "clusterName": cluster, "kubernetesVersion": "v1.32.9",
                     "controlPlaneEndpoint": {"host": vip}, "hosts": {"controlPlane": hosts},
                 }),
                 ..Default::default()

@@ -285,7 +285,7 @@ mod tests {
 
     fn params() -> ClusterParameters {
         lcm_core::template::validate(&json!({
-            "clusterName": "c", "kubernetesVersion": "v1.26.6", "controlPlaneEndpoint": {"host": "10.1.0.1"},
+            "clusterName": "c", "kubernetesVersion": "v1.32.9", "controlPlaneEndpoint": {"host": "10.1.0.1"},
             "hosts": {"controlPlane": ["h1"]}, "hostPreparation": "auto",
             "hostAccess": [{"id": "h1", "address": "10.0.0.1", "sshUser": "ubuntu",
                 "sshHostKeys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1xFkK3JrBEAWJ8qfusMvXIUw+xkDzE2wIlhxeSGkiB"]}],

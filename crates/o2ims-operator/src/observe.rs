@@ -60,8 +60,9 @@ pub fn controlled_by(object: &impl Resource, request: &ProvisioningRequest) -> b
         .any(|o| o.controller == Some(true) && Some(&o.uid) == uid.as_ref())
 }
 
-/// Everything the status mapping reads of the cluster `name` in `namespace`.
-pub fn cluster_objects(index: &Index, namespace: &str, name: &str) -> Observed {
+/// Everything the status mapping reads of the cluster `name` in `namespace`, with those of
+/// `hosts` it claimed.
+pub fn cluster_objects(index: &Index, namespace: &str, name: &str, hosts: &Hosts) -> Observed {
     let get = |kind, name: &str| index.get(kind, namespace, name).map(json);
     let of_cluster = |kind| {
         index
@@ -89,6 +90,12 @@ pub fn cluster_objects(index: &Index, namespace: &str, name: &str) -> Observed {
         byo_machines: of_cluster(Kind::ByoMachine)
             .iter()
             .map(ByoMachineView::from_object)
+            .collect(),
+        hosts: hosts
+            .values()
+            .map(|(view, _)| view)
+            .filter(|view| view.claimed_by_cluster(namespace, name))
+            .cloned()
             .collect(),
     }
 }

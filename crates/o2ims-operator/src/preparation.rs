@@ -350,7 +350,7 @@ mod tests {
 
     fn parameters(host_access: Value) -> Value {
         json!({
-            "clusterName": "c", "kubernetesVersion": "v1.26.6", "controlPlaneEndpoint": {"host": "10.1.0.1"},
+            "clusterName": "c", "kubernetesVersion": "v1.32.9", "controlPlaneEndpoint": {"host": "10.1.0.1"},
             "hosts": {"controlPlane": ["h1"], "workers": ["h2"]}, "hostPreparation": "auto",
             "hostAccess": host_access,
         })

@@ -78,7 +78,7 @@ async fn provision(request: &ProvisioningRequest, ctx: &Context) -> Result<Actio
     let wanted = observe::hosts_of_request(request, applied.as_ref(), ledger::held(ctx, request));
     let (hosts, ambiguous) = observe::byo_hosts(&ctx.index, &wanted);
     let current = match &applied {
-        Some(a) => observe::cluster_objects(&ctx.index, &a.namespace(), &a.cluster_name),
+        Some(a) => observe::cluster_objects(&ctx.index, &a.namespace(), &a.cluster_name, &hosts),
         None => Observed::default(),
     };
     let spec = &request.spec;
@@ -162,7 +162,12 @@ async fn provision(request: &ProvisioningRequest, ctx: &Context) -> Result<Actio
         ),
         None => Desired::true_(RESOURCES_CREATED, "Created", created),
     });
-    let observed = observe::cluster_objects(&ctx.index, &params.namespace(), &params.cluster_name);
+    let observed = observe::cluster_objects(
+        &ctx.index,
+        &params.namespace(),
+        &params.cluster_name,
+        &hosts,
+    );
     let mut report = refusal_shown(cluster_report(&params, &observed, &hosts, conditions));
     if written && report.state == ProvisioningState::Fulfilled {
         // The index shows the objects as they were before this write: fulfilled is for the

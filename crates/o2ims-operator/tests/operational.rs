@@ -78,7 +78,7 @@ impl World {
         )
         .await?;
         drive::adopt(&self.client, &ns, name).await?;
-        drive::all_ready(&self.client, &ns, name, 1, 0, "v1.26.6").await
+        drive::all_ready(&self.client, &ns, name, 1, 0, "v1.32.9").await
     }
 }
 

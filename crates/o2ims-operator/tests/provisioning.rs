@@ -652,7 +652,7 @@ async fn workers_scale_out_and_in_and_control_plane_changes_are_refused() -> any
         false,
     )
     .await?;
-    drive::all_ready(&client, &s.namespace(), &s.name, 1, 3, "v1.26.6").await?;
+    drive::all_ready(&client, &s.namespace(), &s.name, 1, 3, "v1.32.9").await?;
     wait_state(&client, &s.request, ProvisioningState::Fulfilled).await?;
 
     // Scale in: exactly the removed host's machine is marked for deletion first.
@@ -737,7 +737,7 @@ async fn upgrades_roll_the_control_plane_then_the_workers() -> anyhow::Result<()
     wait_state(&client, &s.request, ProvisioningState::Fulfilled).await?;
 
     let mut upgraded = s.parameters(&[1], &[2]);
-    upgraded["kubernetesVersion"] = json!("v1.27.3");
+    upgraded["kubernetesVersion"] = json!("v1.33.5");
     update_parameters(&client, &s.request, upgraded.clone()).await?;
     let (ns, kcp, md) = (
         s.namespace(),
@@ -745,12 +745,12 @@ async fn upgrades_roll_the_control_plane_then_the_workers() -> anyhow::Result<()
         format!("{}-md-0", s.name),
     );
     testcluster::wait_for(
-        "the control plane to be asked for v1.27.3",
+        "the control plane to be asked for v1.33.5",
         TIMEOUT,
         || async {
             Ok(drive::get(&client, Kind::KubeadmControlPlane, &ns, &kcp)
                 .await?
-                .filter(|o| o["spec"]["version"] == "v1.27.3"))
+                .filter(|o| o["spec"]["version"] == "v1.33.5"))
         },
     )
     .await?;
@@ -758,12 +758,12 @@ async fn upgrades_roll_the_control_plane_then_the_workers() -> anyhow::Result<()
         .await?
         .expect("md");
     assert_eq!(
-        workers["spec"]["template"]["spec"]["version"], "v1.26.6",
+        workers["spec"]["template"]["spec"]["version"], "v1.32.9",
         "workers wait for the control plane"
     );
     let pr = wait_state(&client, &s.request, ProvisioningState::Progressing).await?;
     assert!(
-        message(&pr).contains("rolling out v1.27.3"),
+        message(&pr).contains("rolling out v1.33.5"),
         "{}",
         message(&pr)
     );
@@ -774,22 +774,22 @@ async fn upgrades_roll_the_control_plane_then_the_workers() -> anyhow::Result<()
         Kind::KubeadmControlPlane,
         &ns,
         &kcp,
-        json!({"version": "v1.27.3"}),
+        json!({"version": "v1.33.5"}),
     )
     .await?;
-    testcluster::wait_for("the workers to be asked for v1.27.3", TIMEOUT, || async {
+    testcluster::wait_for("the workers to be asked for v1.33.5", TIMEOUT, || async {
         let md = drive::get(&client, Kind::MachineDeployment, &ns, &md).await?;
-        Ok(md.filter(|o| o["spec"]["template"]["spec"]["version"] == "v1.27.3"))
+        Ok(md.filter(|o| o["spec"]["template"]["spec"]["version"] == "v1.33.5"))
     })
     .await?;
-    drive::all_ready(&client, &ns, &s.name, 1, 1, "v1.27.3").await?;
+    drive::all_ready(&client, &ns, &s.name, 1, 1, "v1.33.5").await?;
     wait_state(&client, &s.request, ProvisioningState::Fulfilled).await?;
 
     // Downgrades are refused.
     update_parameters(&client, &s.request, s.parameters(&[1], &[2])).await?;
     let pr = wait_request(&client, &s.request, "the downgrade to be refused", |r| {
         condition(r, "ProvisioningRequestValidated")
-            .is_some_and(|c| c.2.contains("downgrade from v1.27.3 to v1.26.6"))
+            .is_some_and(|c| c.2.contains("downgrade from v1.33.5 to v1.32.9"))
     })
     .await?;
     // The spec is not what runs, so the request does not read fulfilled.

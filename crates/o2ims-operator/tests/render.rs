@@ -76,7 +76,7 @@ fn bad_input_fails_naming_the_field() {
         ),
         (
             "version.yaml",
-            example.replace("kubernetesVersion: v1.26.6", "kubernetesVersion: 1.26.6"),
+            example.replace("kubernetesVersion: v1.33.5", "kubernetesVersion: 1.26.6"),
             "templateParameters.kubernetesVersion",
         ),
         (

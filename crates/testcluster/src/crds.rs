@@ -15,7 +15,7 @@ const FIELD_MANAGER: &str = "testcluster";
 const ESTABLISHED_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The CRD directories every test cluster gets: this project's `<repo>/crds` (skipped while it
-/// does not exist) and the upstream Cluster API v1.4.4 and BYOH v0.5.0 CRDs from the shared dir.
+/// does not exist) and the upstream Cluster API v1.10.10 and BYOH v0.5.0 CRDs from the shared dir.
 pub fn crd_dirs() -> anyhow::Result<Vec<PathBuf>> {
     let mut dirs = Vec::new();
     let own = repo_root().join("crds");
@@ -24,7 +24,7 @@ pub fn crd_dirs() -> anyhow::Result<Vec<PathBuf>> {
     }
     let upstream = shared_dir().join("upstream-crds");
     for name in [
-        "cluster-api-v1.4.4",
+        "cluster-api-v1.10.10",
         "cluster-api-provider-bringyourownhost-v0.5.0",
     ] {
         let dir = upstream.join(name);

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use byoh_sim::{Handle, SimConfig, SimHost};
+use k8s_openapi::api::events::v1::Event;
 use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -19,7 +20,7 @@ use testcluster::{TestCluster, TestNamespace};
 /// Long enough for a loaded CI machine; the waits end as soon as their condition holds.
 pub const TIMEOUT: Duration = Duration::from_secs(90);
 pub const DELAY: Duration = Duration::from_millis(200);
-pub const VERSION: &str = "v1.26.6";
+pub const VERSION: &str = "v1.32.9";
 pub const ENDPOINT: &str = "10.10.0.100";
 /// The field manager the O2IMS operator applies with.
 const OPERATOR: &str = "o2ims-operator";
@@ -183,6 +184,13 @@ impl World {
                 .iter()
                 .map(ByoMachineView::from_object)
                 .collect(),
+            hosts: self
+                .hosts_api()
+                .list(&ListParams::default().labels(&format!("{CAPI_CLUSTER_NAME_LABEL}={name}")))
+                .await?
+                .iter()
+                .map(|h| ByoHostView::from_object(&json_of(h)))
+                .collect(),
         };
         Ok(cluster_progress(&observed))
     }
@@ -212,6 +220,23 @@ impl World {
             Ok(self.host(n).await?.filter(|h| check(h)))
         })
         .await
+    }
+
+    /// How many Events with `reason` host `n`'s ByoHost got (an Event series counts each).
+    pub async fn events(&self, n: usize, reason: &str) -> anyhow::Result<i32> {
+        let api: Api<Event> = Api::namespaced(self.client.clone(), self.hosts_namespace.name());
+        let hostname = &self.hosts[n].hostname;
+        Ok(api
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .filter(|e| {
+                e.reason.as_deref() == Some(reason)
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(hostname)
+            })
+            .map(|e| e.series.as_ref().map_or(1, |s| s.count))
+            .sum())
     }
 
     pub async fn cleanup(self) -> anyhow::Result<()> {

@@ -70,7 +70,7 @@ pub fn one_cluster(cluster: &str, endpoint: &str) -> FocomProvisioningRequestSpe
         template_name: "byoh-workload-cluster".into(),
         template_version: "v1".into(),
         template_parameters: Some(json!({
-            "clusterName": cluster, "kubernetesVersion": "v1.26.6",
+            "clusterName": cluster, "kubernetesVersion": "v1.32.9",
             "controlPlaneEndpoint": {"host": endpoint}, "hosts": {"controlPlane": [format!("{cluster}-h1")]},
         })),
         ..Default::default()

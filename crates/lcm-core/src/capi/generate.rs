@@ -25,8 +25,13 @@ const APPLIED_PARAMETERS_ANNOTATION: &str = "o2ims.provisioning.oran.org/applied
 pub const MANAGED_BY: &str = "o2ims-operator";
 /// containerd's socket on hosts prepared by the project's playbook.
 const CRI_SOCKET: &str = "/var/run/containerd/containerd.sock";
-/// kubeadm preflight checks that fail on BYOH hosts: kube-vip's static pod is written into the
-/// manifests directory before kubeadm runs, and swap is the host owner's choice.
+/// First of every bootstrap: BYOH's agent, run with `--skip-installation`, gives a host back
+/// without `kubeadm reset` (`hostCleanUp` in agent/reconciler/host_reconciler.go), so a host
+/// released by scale-in, rollout or deletion still runs kubelet and its static pods; kubeadm
+/// would fail on it. On a clean host it does nothing.
+const RESET: &str = "kubeadm reset --force";
+/// kubeadm preflight checks that fail on BYOH hosts: kube-vip's static pod is installed into
+/// the manifests directory before kubeadm runs, and swap is the host owner's choice.
 const IGNORED_PREFLIGHT_ERRORS: [&str; 3] = [
     "Swap",
     "DirAvailable--etc-kubernetes-manifests",
@@ -159,9 +164,10 @@ fn kubeadm_control_plane(
     // KCP allows scale-down-first rollouts only from three replicas; a single control plane
     // surges, which needs a free host in its selector.
     let max_surge = if replicas >= 3 { 0 } else { 1 };
+    let version = &params.kubernetes_version;
     json!({"apiVersion": CONTROL_PLANE_API, "kind": "KubeadmControlPlane", "metadata": metadata, "spec": {
         "replicas": replicas,
-        "version": params.kubernetes_version,
+        "version": version,
         "rolloutStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": max_surge}},
         "machineTemplate": {"infrastructureRef": {
             "apiVersion": INFRASTRUCTURE_API, "kind": "ByoMachineTemplate",
@@ -171,21 +177,26 @@ fn kubeadm_control_plane(
             "clusterConfiguration": {"apiServer": {"certSANs": [
                 "localhost", "127.0.0.1", params.control_plane_endpoint.host,
             ]}},
-            "files": [{
-                "path": "/etc/kubernetes/manifests/kube-vip.yaml",
-                "owner": "root:root",
-                "permissions": "0644",
-                "content": kube_vip::static_pod(&params.control_plane_endpoint),
-            }],
+            "files": kube_vip::files(&params.control_plane_endpoint, version),
+            "preKubeadmCommands": pre_kubeadm_commands(kube_vip::pre_kubeadm_commands(version)),
+            "postKubeadmCommands": kube_vip::post_kubeadm_commands(version),
             "initConfiguration": {"nodeRegistration": node_registration()},
             "joinConfiguration": {"nodeRegistration": node_registration()},
         },
     }})
 }
 
+/// The reset, then `then`.
+fn pre_kubeadm_commands(then: Vec<String>) -> Vec<String> {
+    std::iter::once(RESET.to_string()).chain(then).collect()
+}
+
 fn kubeadm_config_template(metadata: Value) -> Value {
     json!({"apiVersion": BOOTSTRAP_API, "kind": "KubeadmConfigTemplate", "metadata": metadata, "spec": {
-        "template": {"spec": {"joinConfiguration": {"nodeRegistration": node_registration()}}}
+        "template": {"spec": {
+            "preKubeadmCommands": pre_kubeadm_commands(Vec::new()),
+            "joinConfiguration": {"nodeRegistration": node_registration()},
+        }}
     }})
 }
 

@@ -32,6 +32,7 @@ pub enum Kind {
     Machine,
     KubeadmControlPlane,
     KubeadmConfigTemplate,
+    KubeadmConfig,
     ByoCluster,
     ByoMachineTemplate,
     ByoMachine,
@@ -45,7 +46,7 @@ impl Kind {
         match self {
             Self::Cluster | Self::MachineDeployment | Self::Machine => CLUSTER_API,
             Self::KubeadmControlPlane => CONTROL_PLANE_API,
-            Self::KubeadmConfigTemplate => BOOTSTRAP_API,
+            Self::KubeadmConfigTemplate | Self::KubeadmConfig => BOOTSTRAP_API,
             Self::ByoCluster
             | Self::ByoMachineTemplate
             | Self::ByoMachine
@@ -62,6 +63,7 @@ impl Kind {
             Self::Machine => "Machine",
             Self::KubeadmControlPlane => "KubeadmControlPlane",
             Self::KubeadmConfigTemplate => "KubeadmConfigTemplate",
+            Self::KubeadmConfig => "KubeadmConfig",
             Self::ByoCluster => "ByoCluster",
             Self::ByoMachineTemplate => "ByoMachineTemplate",
             Self::ByoMachine => "ByoMachine",

@@ -248,6 +248,9 @@ impl ByoMachineView {
     }
 }
 
+/// Reason of `K8sNodeBootstrapSucceeded=False` after a failed bootstrap.
+pub const BOOTSTRAP_FAILED_REASON: &str = "CloudInitExecutionFailed";
+
 /// A registered host (`ByoHost`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ByoHostView {
@@ -259,6 +262,8 @@ pub struct ByoHostView {
     pub claimed_by: Option<String>,
     /// Namespace of the ByoMachine that claimed it.
     pub machine_namespace: Option<String>,
+    /// Name of the ByoMachine (and so of the Machine) that claimed it.
+    pub machine: Option<String>,
     /// `K8sNodeBootstrapSucceeded`: None while unknown.
     pub bootstrapped: Option<bool>,
     pub bootstrap_reason: Option<String>,
@@ -282,9 +287,18 @@ impl ByoHostView {
             machine_namespace: object["status"]["machineRef"]["namespace"]
                 .as_str()
                 .map(String::from),
+            machine: object["status"]["machineRef"]["name"]
+                .as_str()
+                .map(String::from),
             bootstrapped: bootstrap.map(|c| c.status == "True"),
             bootstrap_reason: bootstrap.and_then(|c| c.reason.clone()),
         }
+    }
+
+    /// Whether its agent's last bootstrap failed (BYOH reports it only this way, and retries).
+    pub fn bootstrap_failed(&self) -> bool {
+        self.bootstrapped == Some(false)
+            && self.bootstrap_reason.as_deref() == Some(BOOTSTRAP_FAILED_REASON)
     }
 
     /// Whether the host is claimed by the cluster `cluster` in `namespace`.

@@ -5,7 +5,8 @@
 //! every worker node are Ready at the requested version.
 
 use crate::capi::observe::{
-    ByoHostView, ByoMachineView, ClusterView, ControlPlaneView, MachineView, WorkersView,
+    BOOTSTRAP_FAILED_REASON, ByoHostView, ByoMachineView, ClusterView, ControlPlaneView,
+    MachineView, WorkersView,
 };
 use crate::conditions::{self, Desired};
 use crate::crd::{ProvisioningRequest, ProvisioningState, ResourceProvisioningPhase};
@@ -30,6 +31,8 @@ pub struct Observed {
     pub workers: Option<WorkersView>,
     pub machines: Vec<MachineView>,
     pub byo_machines: Vec<ByoMachineView>,
+    /// The ByoHosts the cluster's machines claimed.
+    pub hosts: Vec<ByoHostView>,
 }
 
 /// The mapped state of a cluster.
@@ -124,6 +127,33 @@ fn failure(observed: &Observed) -> Option<String> {
     None
 }
 
+/// The hosts of the control plane (or of the workers) whose last bootstrap failed, named for a
+/// message: BYOH's agent retries them, and the stage's timeout decides when it is a failure.
+fn failing_hosts(observed: &Observed, control_plane: bool) -> Option<String> {
+    let of_role = |host: &&ByoHostView| {
+        observed
+            .byo_machines
+            .iter()
+            .any(|m| Some(&m.name) == host.machine.as_ref() && m.control_plane == control_plane)
+    };
+    let names: Vec<String> = observed
+        .hosts
+        .iter()
+        .filter(|h| h.bootstrap_failed())
+        .filter(of_role)
+        .map(|h| match &h.host_id {
+            Some(id) => format!("{id} (ByoHost {})", h.name),
+            None => format!("ByoHost {}", h.name),
+        })
+        .collect();
+    (!names.is_empty()).then(|| {
+        format!(
+            "bootstrapping the node failed on {} ({BOOTSTRAP_FAILED_REASON}; see the ByoHost's Warning Events); BYOH's agent resets the host and retries",
+            names.join(", ")
+        )
+    })
+}
+
 /// How many machines of the control plane (or of the workers) wait for a free host.
 fn hosts_wanted(observed: &Observed, control_plane: bool) -> usize {
     observed
@@ -165,6 +195,12 @@ fn control_plane_condition(observed: &Observed) -> Desired {
             CONTROL_PLANE_READY,
             "Updating",
             "control plane: waiting for Cluster API to act on the new spec",
+        )
+    } else if let Some(failing) = failing_hosts(observed, true) {
+        Desired::false_(
+            CONTROL_PLANE_READY,
+            "BootstrapFailing",
+            format!("control plane: {counts}; {failing}"),
         )
     } else if waiting_hosts > 0 {
         Desired::false_(
@@ -221,6 +257,12 @@ fn workers_condition(observed: &Observed) -> Desired {
             "Updating",
             "workers: waiting for Cluster API to act on the new spec",
         )
+    } else if let Some(failing) = failing_hosts(observed, false) {
+        Desired::false_(
+            WORKERS_READY,
+            "BootstrapFailing",
+            format!("workers: {counts}; {failing}"),
+        )
     } else if waiting_hosts > 0 {
         Desired::false_(
             WORKERS_READY,
@@ -264,9 +306,7 @@ pub fn host_phase(
         Some(h) if h.claimed_by_cluster(namespace, cluster) => {
             match (h.bootstrapped, h.bootstrap_reason.as_deref()) {
                 (Some(true), _) => ResourceProvisioningPhase::Provisioned,
-                (Some(false), Some("CloudInitExecutionFailed")) => {
-                    ResourceProvisioningPhase::Failed
-                }
+                (Some(false), Some(BOOTSTRAP_FAILED_REASON)) => ResourceProvisioningPhase::Failed,
                 _ => ResourceProvisioningPhase::Processing,
             }
         }

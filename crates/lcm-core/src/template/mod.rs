@@ -17,10 +17,10 @@ pub const NAME: &str = "byoh-workload-cluster";
 /// Version of the built-in template.
 pub const VERSION: &str = "v1";
 
-/// Oldest Kubernetes minor the BYOH provider (v0.5) runs.
-pub const MIN_KUBERNETES: KubernetesVersion = KubernetesVersion::new(1, 24, 0);
-/// First Kubernetes minor Cluster API v1.4 no longer supports for workload clusters.
-pub const UNSUPPORTED_KUBERNETES: KubernetesVersion = KubernetesVersion::new(1, 28, 0);
+/// Oldest Kubernetes minor Cluster API v1.10 supports for workload clusters.
+pub const MIN_KUBERNETES: KubernetesVersion = KubernetesVersion::new(1, 27, 0);
+/// First Kubernetes minor Cluster API v1.10 no longer supports for workload clusters.
+pub const UNSUPPORTED_KUBERNETES: KubernetesVersion = KubernetesVersion::new(1, 34, 0);
 
 /// JSON Schema of the template's parameters, as published in its TemplateInfo.
 pub fn parameter_schema() -> serde_json::Value {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 pub struct ClusterParameters {
     /// Name of the workload cluster (a DNS label of at most 40 characters).
     pub cluster_name: String,
-    /// Kubernetes version with the `v` prefix, for example `v1.26.6`.
+    /// Kubernetes version with the `v` prefix, for example `v1.33.5`.
     pub kubernetes_version: String,
     /// The free virtual IP (and port) the control plane is reached on; kube-vip serves it.
     pub control_plane_endpoint: Endpoint,

@@ -135,7 +135,7 @@ mod tests {
     #[test]
     fn the_builtin_schema_accepts_valid_parameters_and_names_bad_ones() {
         let schema = serde_json::to_string(&crate::template::parameter_schema()).expect("json");
-        let valid = json!({"clusterName": "a", "kubernetesVersion": "v1.26.6",
+        let valid = json!({"clusterName": "a", "kubernetesVersion": "v1.32.9",
             "controlPlaneEndpoint": {"host": "10.0.0.1"}, "hosts": {"controlPlane": ["h1"]}});
         assert!(check(&schema, &valid, "p").is_ok());
         let mut invalid = valid.clone();

@@ -201,7 +201,7 @@ fn check_version(version: &str, errors: &mut Errors) {
         Ok(v) if v < MIN_KUBERNETES || v >= UNSUPPORTED_KUBERNETES => errors.add(
             "kubernetesVersion",
             format!(
-                "{v} is outside the range the BYOH provider supports: at least {MIN_KUBERNETES} and below {UNSUPPORTED_KUBERNETES}"
+                "{v} is outside the range Cluster API v1.10 supports for workload clusters: at least {MIN_KUBERNETES} and below {UNSUPPORTED_KUBERNETES}"
             ),
         ),
         Ok(_) => {}

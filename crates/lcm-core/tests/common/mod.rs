@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 pub fn parameters() -> Value {
     json!({
         "clusterName": "demo",
-        "kubernetesVersion": "v1.26.6",
+        "kubernetesVersion": "v1.32.9",
         "controlPlaneEndpoint": {"host": "10.0.0.100", "port": 6443},
         "hosts": {"controlPlane": ["h1", "h2", "h3"], "workers": ["h4", "h5"]},
         "network": {"podCIDRs": ["192.168.0.0/16"], "serviceCIDRs": ["10.128.0.0/12"], "serviceDomain": "cluster.local"},

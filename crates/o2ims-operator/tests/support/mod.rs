@@ -71,7 +71,7 @@ pub async fn add_to_host_inventory(
 pub fn parameters(name: &str, control_plane: &[&str], workers: &[&str], vip: &str) -> Value {
     json!({
         "clusterName": name,
-        "kubernetesVersion": "v1.26.6",
+        "kubernetesVersion": "v1.32.9",
         "controlPlaneEndpoint": {"host": vip},
         "hosts": {"controlPlane": control_plane, "workers": workers},
         "cni": "none",
@@ -265,7 +265,7 @@ impl Scenario {
         let ids = |hosts: &[usize]| hosts.iter().map(|i| self.host(*i)).collect::<Vec<_>>();
         let (cp, w) = (ids(control_plane), ids(workers));
         json!({
-            "clusterName": self.name, "kubernetesVersion": "v1.26.6",
+            "clusterName": self.name, "kubernetesVersion": "v1.32.9",
             "controlPlaneEndpoint": {"host": self.vip},
             "hosts": {"controlPlane": cp, "workers": w},
             "cni": "none", "hostPreparation": "skip",
@@ -305,7 +305,7 @@ impl Scenario {
             &self.name,
             control_plane.len() as i64,
             workers.len() as i64,
-            "v1.26.6",
+            "v1.32.9",
         )
         .await
     }
