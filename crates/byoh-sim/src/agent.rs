@@ -20,7 +20,9 @@ use lcm_core::HOST_ID_LABEL;
 use lcm_core::capi::{CAPI_CLUSTER_NAME_LABEL, Kind};
 use serde_json::{Map, Value, json};
 
-use crate::claiming::{BYOMACHINE_NAME_LABEL, CLAIM_ANNOTATIONS, CLEANUP_ANNOTATION};
+use crate::claiming::{
+    BYOMACHINE_NAME_LABEL, CLAIM_ANNOTATIONS, CLEANUP_ANNOTATION, K8S_VERSION_ANNOTATION,
+};
 use crate::cloud_init::{self, AGENT_CLEANED_DIRECTORIES};
 use crate::conditions::{self, Condition, Severity};
 use crate::config::SimHost;
@@ -79,6 +81,14 @@ impl Registry {
 
     fn agent_of(&self, namespace: &str, name: &str) -> Option<SimHost> {
         self.with_agent(namespace, name, |a| a.host.clone())
+    }
+
+    /// The kubelet version the host's Node reports, for hosts of this simulator.
+    pub fn kubelet_version(&self, namespace: &str, name: &str) -> Option<String> {
+        self.with_agent(namespace, name, |a| {
+            a.node.kubelet_version().map(String::from)
+        })
+        .flatten()
     }
 }
 
@@ -255,13 +265,18 @@ async fn bootstrap(ctx: &Context, agent: &SimHost, host: &Value) -> Result<Actio
     };
     let script = String::from_utf8_lossy(&script.0).into_owned();
     let injected = agent.named_in(&ctx.config.faults.fail_bootstrap);
+    // The version the playbook prepared the host for: that of the machine claiming it.
+    let prepared_for = current["metadata"]["annotations"][K8S_VERSION_ANNOTATION]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let outcome = ctx
         .registry
         .with_agent(namespace(&current), name(&current), |a| {
             a.node.remove_under(&AGENT_CLEANED_DIRECTORIES);
             let outcome = match injected {
                 true => Err("kubeadm exited with status 1 (injected fault)".to_string()),
-                false => a.node.run(&script),
+                false => a.node.run(&script, &prepared_for),
             };
             match &outcome {
                 Ok(()) => a.failures = 0,

@@ -21,7 +21,7 @@ pub const BYOMACHINE_NAME_LABEL: &str = "byoh.infrastructure.cluster.x-k8s.io/by
 /// Annotation asking a host's agent to reset the node and give the host back.
 pub const CLEANUP_ANNOTATION: &str = "byoh.infrastructure.cluster.x-k8s.io/unregistering";
 const ENDPOINT_IP_ANNOTATION: &str = "byoh.infrastructure.cluster.x-k8s.io/endpointip";
-const K8S_VERSION_ANNOTATION: &str = "byoh.infrastructure.cluster.x-k8s.io/k8sversion";
+pub const K8S_VERSION_ANNOTATION: &str = "byoh.infrastructure.cluster.x-k8s.io/k8sversion";
 const BUNDLE_REGISTRY_ANNOTATION: &str = "byoh.infrastructure.cluster.x-k8s.io/bundle-registry";
 /// Annotations a claim puts on a host; its agent removes them on release.
 pub const CLAIM_ANNOTATIONS: [&str; 3] = [

@@ -6,7 +6,11 @@
 //! `kubeadm reset` (stops everything, empties /etc/kubernetes and /var/lib/etcd),
 //! `kubeadm init` / `kubeadm join` (their preflight fails while Kubernetes runs: ports 10250,
 //! 6443 and 2379 in use), `install -m MODE SOURCE TARGET`, `if [ -f FILE ]; then COMMAND; fi`,
-//! `echo ... > FILE` and `&&`. Any other command succeeds and changes nothing.
+//! `echo ... > FILE`, `sh FILE` (a FILE with a line `kubernetes_version=vX.Y.Z` installs
+//! kubelet and kubeadm at that version, as the project's package script does) and `&&`. Any
+//! other command succeeds and changes nothing. A host no script installed packages on runs
+//! the version it was prepared for (by the playbook, for the first machine that claims it);
+//! `kubeadm reset` uninstalls nothing, so the kubelet version stays until a script changes it.
 //!
 //! `kubeadm init` also needs the control-plane endpoint served while it runs: a kube-vip
 //! manifest in /etc/kubernetes/manifests, using super-admin.conf from Kubernetes 1.29 (with
@@ -34,6 +38,8 @@ pub struct Host {
     files: BTreeMap<String, String>,
     /// What kubeadm started here and still runs, if anything.
     running: Option<&'static str>,
+    /// The version of the installed kubelet and kubeadm packages.
+    kubelet: Option<String>,
 }
 
 impl Host {
@@ -54,11 +60,17 @@ impl Host {
             .retain(|path, _| !directories.iter().any(|d| path.starts_with(d)));
     }
 
-    /// Runs a cloud-config: its files, then its commands. The error is what the failing
-    /// command printed.
-    pub fn run(&mut self, cloud_config: &str) -> Result<(), String> {
+    /// The kubelet version the host's Node reports.
+    pub fn kubelet_version(&self) -> Option<&str> {
+        self.kubelet.as_deref()
+    }
+
+    /// Runs a cloud-config on a host prepared for `prepared_for`: its files, then its
+    /// commands. The error is what the failing command printed.
+    pub fn run(&mut self, cloud_config: &str, prepared_for: &str) -> Result<(), String> {
         let config: Value = lcm_core::yaml::from_str(cloud_config)
             .map_err(|e| format!("cloud-config is not valid YAML: {e}"))?;
+        self.kubelet.get_or_insert_with(|| prepared_for.to_string());
         for file in config["write_files"].as_array().into_iter().flatten() {
             let (Some(path), content) = (file["path"].as_str(), &file["content"]) else {
                 return Err("a write_files entry has no path".into());
@@ -111,6 +123,18 @@ impl Host {
                     format!("install: cannot stat '{source}': No such file or directory")
                 })?;
                 self.files.insert((*target).into(), content);
+                Ok(())
+            }
+            ["sh", script] => {
+                let installed = self.files.get(*script).and_then(|content| {
+                    content
+                        .lines()
+                        .find_map(|l| l.strip_prefix("kubernetes_version="))
+                        .map(String::from)
+                });
+                if installed.is_some() {
+                    self.kubelet = installed;
+                }
                 Ok(())
             }
             ["echo", .., ">", target] => {
@@ -192,22 +216,24 @@ mod tests {
     fn a_second_init_fails_until_the_host_is_reset() {
         let mut host = Host::default();
         let config = init_config("v1.28.15", &[], &[ADMIN_VIP]);
-        host.run(&config).expect("clean host");
+        host.run(&config, "v1.28.15").expect("clean host");
         assert!(host.is_dirty());
-        let error = host.run(&config).expect_err("dirty host");
+        let error = host.run(&config, "v1.28.15").expect_err("dirty host");
         assert!(error.contains("Port 10250 is in use"), "{error}");
         host.reset();
-        host.run(&config).expect("reset host");
+        host.run(&config, "v1.28.15").expect("reset host");
     }
 
     #[test]
     fn a_reset_in_the_bootstrap_makes_a_dirty_host_clean_but_empties_the_manifests() {
         let mut host = Host::default();
-        host.run(&init_config("v1.28.15", &[], &[ADMIN_VIP]))
+        host.run(&init_config("v1.28.15", &[], &[ADMIN_VIP]), "v1.28.15")
             .expect("first");
         let written_before_reset =
             init_config("v1.28.15", &["kubeadm reset --force"], &[ADMIN_VIP]);
-        let error = host.run(&written_before_reset).expect_err("no kube-vip");
+        let error = host
+            .run(&written_before_reset, "v1.28.15")
+            .expect_err("no kube-vip");
         assert!(
             error.contains("no /etc/kubernetes/manifests/kube-vip.yaml"),
             "{error}"
@@ -223,13 +249,14 @@ mod tests {
                 "path: /etc/kubernetes/admin.conf",
             )],
         );
-        host.run(&staged).expect("reset, then kube-vip installed");
+        host.run(&staged, "v1.28.15")
+            .expect("reset, then kube-vip installed");
     }
 
     #[test]
     fn from_1_29_init_needs_kube_vip_on_super_admin_conf() {
         let error = Host::default()
-            .run(&init_config("v1.29.0", &[], &[ADMIN_VIP]))
+            .run(&init_config("v1.29.0", &[], &[ADMIN_VIP]), "v1.29.0")
             .expect_err("admin.conf");
         assert!(error.contains("super-admin.conf"), "{error}");
         let conditional = format!(
@@ -246,6 +273,43 @@ mod tests {
                 ),
             ],
         );
-        Host::default().run(&config).expect("super-admin.conf");
+        Host::default()
+            .run(&config, "v1.33.5")
+            .expect("super-admin.conf");
+    }
+
+    #[test]
+    fn a_host_keeps_its_kubelet_until_a_package_script_installs_another() {
+        let staged = (
+            "/etc/kube-vip/kube-vip.yaml",
+            "path: /etc/kubernetes/admin.conf",
+        );
+        let install =
+            "install -m 0644 /etc/kube-vip/kube-vip.yaml /etc/kubernetes/manifests/kube-vip.yaml";
+        let script = (
+            "/etc/lcm/install.sh",
+            "#!/bin/sh\nkubernetes_version=v1.28.15\n",
+        );
+        let mut host = Host::default();
+        let config = |version: &str, pre: &[&str]| init_config(version, pre, &[staged, script]);
+        host.run(
+            &config("v1.28.14", &["kubeadm reset --force", install]),
+            "v1.28.14",
+        )
+        .expect("prepared for v1.28.14");
+        assert_eq!(host.kubelet_version(), Some("v1.28.14"));
+        // Claimed again for v1.28.15: a reset uninstalls nothing.
+        host.run(
+            &config("v1.28.15", &["kubeadm reset --force", install]),
+            "v1.28.15",
+        )
+        .expect("reset first");
+        assert_eq!(host.kubelet_version(), Some("v1.28.14"));
+        let upgraded = config(
+            "v1.28.15",
+            &["kubeadm reset --force", "sh /etc/lcm/install.sh", install],
+        );
+        host.run(&upgraded, "v1.28.15").expect("packages installed");
+        assert_eq!(host.kubelet_version(), Some("v1.28.15"));
     }
 }

@@ -307,6 +307,9 @@ async fn write_machine(
             }
             status["infrastructureReady"] = json!(true);
             status["nodeRef"] = json!({"apiVersion": "v1", "kind": "Node", "name": name(host)});
+            if let Some(kubelet) = ctx.registry.kubelet_version(namespace(host), name(host)) {
+                status["nodeInfo"] = node_info(host, &kubelet);
+            }
             let all_true = [
                 Condition::true_("InfrastructureReady"),
                 Condition::true_("NodeHealthy"),
@@ -334,6 +337,19 @@ async fn write_machine(
         &machine["status"]["conditions"],
     );
     objects::apply_status(&api, Kind::Machine, machine, status).await
+}
+
+/// The Node's `status.nodeInfo`, which Cluster API copies to the Machine
+/// (internal/controllers/machine/machine_controller_noderef.go).
+fn node_info(host: &Value, kubelet: &str) -> Value {
+    let info = &host["status"]["hostinfo"];
+    let uid = host["metadata"]["uid"].as_str().unwrap_or_default();
+    json!({
+        "architecture": info["architecture"], "operatingSystem": info["osname"],
+        "osImage": info["osimage"], "kernelVersion": "6.8.0-sim",
+        "containerRuntimeVersion": "containerd://1.7.28", "kubeletVersion": kubelet,
+        "kubeProxyVersion": kubelet, "machineID": uid, "systemUUID": uid, "bootID": uid,
+    })
 }
 
 /// Deletes the ByoMachine, which releases its host; the Machine goes once the ByoMachine is gone.

@@ -392,6 +392,60 @@ async fn an_upgrade_rolls_every_machine_to_the_new_version() -> anyhow::Result<(
             NEW
         );
     }
+    // The bootstraps installed the new packages: every Node runs the new kubelet.
+    for machine in world.list(Kind::Machine).await? {
+        assert_eq!(
+            machine["status"]["nodeInfo"]["kubeletVersion"], NEW,
+            "{machine}"
+        );
+    }
+    world.cleanup().await
+}
+
+#[tokio::test]
+async fn an_upgrade_that_installs_no_packages_leaves_the_nodes_at_the_old_kubelet()
+-> anyhow::Result<()> {
+    const NEW: &str = "v1.33.5";
+    let world = World::new("nopkgs", 4).await?;
+    let _sim = world.start(world.config());
+    let control_plane = [world.id(0), world.id(1), world.id(2)];
+    world
+        .apply_cluster(&control_plane, &[world.id(3)], VERSION)
+        .await?;
+    world.wait_for_state("fulfilled").await?;
+    let mut objects = world.cluster_objects(&control_plane, &[world.id(3)], NEW)?;
+    for object in &mut objects {
+        let spec = match object["kind"].as_str() {
+            Some("KubeadmControlPlane") => &mut object["spec"]["kubeadmConfigSpec"],
+            Some("KubeadmConfigTemplate") => &mut object["spec"]["template"]["spec"],
+            _ => continue,
+        };
+        let commands = spec["preKubeadmCommands"].as_array_mut().expect("commands");
+        commands.retain(|c| c != "sh /etc/lcm/install-kubernetes.sh");
+    }
+    for object in &objects {
+        common::apply(&world.client, object).await?;
+    }
+    let progress = wait_for(
+        "every machine asked for the new version",
+        TIMEOUT,
+        || async {
+            let machines = world.list(Kind::Machine).await?;
+            let all_new = machines.len() == 4
+                && machines
+                    .iter()
+                    .all(|m| m["spec"]["version"] == NEW && m["status"]["phase"] == "Running");
+            let progress = world.progress().await?;
+            Ok(all_new.then_some(progress))
+        },
+    )
+    .await?;
+    assert_eq!(progress.state.as_str(), "progressing");
+    assert!(
+        progress.message.contains("runs kubelet v1.32.9"),
+        "{}",
+        progress.message
+    );
     world.cleanup().await
 }
 

@@ -260,28 +260,60 @@ async fn failed_host_preparation_and_hosts_that_never_register_fail_with_their_c
 }
 
 #[tokio::test]
-async fn a_machine_that_fails_to_bootstrap_fails_its_cluster() -> anyhow::Result<()> {
+async fn a_host_failing_to_bootstrap_is_named_while_retried_and_fails_its_cluster_at_the_timeout()
+-> anyhow::Result<()> {
     let mut options = WorldOptions::from_inventory(&shipped())?;
+    // host-2 is core's worker; BYOH retries it, the workers stage's timeout decides.
     options
         .simulator
         .faults
         .fail_bootstrap
         .insert("host-2".into());
+    options.o2ims_args = vec!["--workers-timeout-seconds".into(), "40".into()];
     let world = World::start(options).await?;
     let client = world.client()?;
     world
         .apply_manifest(&request("boot", json!({"clusterNames": ["core"]})))
         .await?;
+    let requests = Api::<ProvisioningRequest>::all(client.clone());
+    let retrying = testcluster::wait_for(
+        "core's request to name the failing host",
+        TIMEOUT,
+        || async {
+            let listed = requests.list(&ListParams::default()).await?.items;
+            Ok(listed.into_iter().find(|r| {
+                r.status
+                    .as_ref()
+                    .and_then(|s| s.provisioning_status.as_ref())
+                    .is_some_and(|s| {
+                        s.provisioning_state == ProvisioningState::Progressing
+                            && s.provisioning_message
+                                .contains("bootstrapping the node failed on host-2")
+                    })
+            }))
+        },
+    )
+    .await?;
+    let machines = list(&client, Kind::Machine).await?;
+    assert!(
+        machines
+            .iter()
+            .all(|m| m.data["status"]["failureReason"].is_null()),
+        "BYOH sets no failure on a Machine"
+    );
     let failed = wait_phase(&client, "boot", FocomPhase::Failed).await?;
     let text = message(&failed);
     assert!(
-        text.contains("core: Machine") && text.contains("failed"),
-        "{text}"
+        text.contains("WorkersReady is still False after")
+            && text.contains("bootstrapping the node failed on host-2"),
+        "the timeout and its cause: {text}"
     );
-    assert!(
-        text.contains("host-2") || text.contains("edge-node-2"),
-        "the host is named: {text}"
-    );
+    let request = requests.get(&retrying.name_any()).await?;
+    let state = request
+        .status
+        .and_then(|s| s.provisioning_status)
+        .map(|s| s.provisioning_state);
+    assert_eq!(state, Some(ProvisioningState::Failed));
     Ok(())
 }
 

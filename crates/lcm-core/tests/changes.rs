@@ -44,6 +44,21 @@ fn upgrades_go_one_minor_up_at_a_time() {
 }
 
 #[test]
+fn a_single_control_plane_is_not_upgraded_in_place() {
+    let single = validate(&common::with("/hosts/controlPlane", json!(["h1"]))).expect("valid");
+    let mut upgraded = single.clone();
+    upgraded.kubernetes_version = "v1.33.5".into();
+    let refused = classify(&single, &upgraded).expect_err("no spare host");
+    assert!(
+        refused.contains("a control plane of 1 host(s) cannot be upgraded in place"),
+        "{refused}"
+    );
+    let mut scaled = single.clone();
+    scaled.hosts.workers.push("h9".into());
+    assert!(classify(&single, &scaled).is_ok(), "workers still scale");
+}
+
+#[test]
 fn control_plane_and_identity_changes_are_refused_by_name() {
     let applied = validate(&common::parameters()).expect("valid");
     let cases = [

@@ -249,6 +249,11 @@ fn the_cluster_records_its_parameters_and_workers_can_be_held_back() {
     lcm_core::capi::hold_worker_version(&mut generated, "v1.31.13");
     let md = find(&generated.objects, "MachineDeployment", "demo-md-0");
     assert_eq!(md["spec"]["template"]["spec"]["version"], "v1.31.13");
+    let workers = find(&generated.objects, "KubeadmConfigTemplate", "demo-md-0");
+    let script = workers["spec"]["template"]["spec"]["files"][0]["content"]
+        .as_str()
+        .expect("script");
+    assert!(script.contains("kubernetes_version=v1.31.13"), "{script}");
     let kcp = find(
         &generated.objects,
         "KubeadmControlPlane",
@@ -266,10 +271,44 @@ fn every_bootstrap_resets_the_host_before_anything_is_installed() {
     let workers = &find(objects, "KubeadmConfigTemplate", "demo-md-0")["spec"]["template"]["spec"];
     for spec in [control_plane, workers] {
         assert_eq!(spec["preKubeadmCommands"][0], "kubeadm reset --force");
+        // Then the packages of the machine's version, before kubeadm runs.
+        assert_eq!(
+            spec["preKubeadmCommands"][1],
+            "sh /etc/lcm/install-kubernetes.sh"
+        );
+        let script = spec["files"]
+            .as_array()
+            .expect("files")
+            .iter()
+            .find(|f| f["path"] == "/etc/lcm/install-kubernetes.sh")
+            .expect("the packages script");
+        let content = script["content"].as_str().expect("content");
+        assert!(content.contains("kubernetes_version=v1.32.9"), "{content}");
     }
     // Nothing is written where the reset empties: kube-vip goes in after it.
     for file in control_plane["files"].as_array().expect("files") {
         let path = file["path"].as_str().expect("path");
         assert!(!path.starts_with("/etc/kubernetes/"), "{path}");
     }
+}
+
+#[test]
+fn a_running_control_plane_keeps_its_bootstrap_until_it_is_upgraded() {
+    let mut generated = generate("r", &params(common::parameters()), None);
+    let live =
+        json!({"spec": {"kubeadmConfigSpec": {"files": [], "preKubeadmCommands": ["older"]}}});
+    lcm_core::capi::keep_control_plane_bootstrap(&mut generated, &live);
+    let kcp = find(
+        &generated.objects,
+        "KubeadmControlPlane",
+        "demo-control-plane",
+    );
+    assert_eq!(
+        kcp["spec"]["kubeadmConfigSpec"],
+        live["spec"]["kubeadmConfigSpec"]
+    );
+    // A live object without one (not created yet) changes nothing.
+    let mut fresh = generate("r", &params(common::parameters()), None);
+    lcm_core::capi::keep_control_plane_bootstrap(&mut fresh, &json!({}));
+    assert_eq!(fresh, generate("r", &params(common::parameters()), None));
 }

@@ -39,9 +39,35 @@ fn provisioned() -> Observed {
             phase: Some("Running".into()),
             stale: false,
         }),
-        machines: vec![],
+        machines: (0..5)
+            .map(|i| MachineView {
+                name: format!("m{i}"),
+                phase: Some("Running".into()),
+                control_plane: i < 3,
+                kubelet_version: Some("v1.32.9".into()),
+                ..Default::default()
+            })
+            .collect(),
         byo_machines: vec![],
         hosts: vec![],
+    }
+}
+
+/// Cluster API reports the control plane upgraded (every machine's spec at the new version),
+/// but one host never installed the new packages: its Node still runs the old kubelet.
+fn control_plane_upgraded_but_a_node_kept_its_kubelet(o: &mut Observed) {
+    let cp = o.control_plane.as_mut().expect("cp");
+    cp.desired_version = "v1.33.5".into();
+    cp.version = Some("v1.33.5".into());
+    for (i, machine) in o
+        .machines
+        .iter_mut()
+        .filter(|m| m.control_plane)
+        .enumerate()
+    {
+        if i > 0 {
+            machine.kubelet_version = Some("v1.33.5".into());
+        }
     }
 }
 
@@ -192,6 +218,7 @@ fn provisioning_state_table() {
                     name: "demo-md-0-abc".into(),
                     phase: Some("Failed".into()),
                     failure: failure("BootstrapFailed", "kubeadm join failed"),
+                    ..Default::default()
                 })
             },
             ProvisioningState::Failed,
@@ -202,6 +229,12 @@ fn provisioning_state_table() {
             worker_failing_on_host,
             ProvisioningState::Progressing,
             "workers: 1/2 worker nodes ready; bootstrapping the node failed on h5 (ByoHost edge-node-5) (CloudInitExecutionFailed",
+        ),
+        (
+            "machines at the new version, a Node at the old kubelet",
+            control_plane_upgraded_but_a_node_kept_its_kubelet,
+            ProvisioningState::Progressing,
+            "control plane: waiting for nodes at v1.33.5: m0 runs kubelet v1.32.9",
         ),
         (
             "nodes Ready, the Cluster not yet",

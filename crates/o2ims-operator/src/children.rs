@@ -15,7 +15,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use lcm_core::capi::observe::{ByoHostView, WorkersView};
-use lcm_core::capi::{self, DELETE_MACHINE_ANNOTATION};
+use lcm_core::capi::{self, DELETE_MACHINE_ANNOTATION, Kind};
 use lcm_core::crd::ProvisioningRequest;
 use lcm_core::status::provisioning::Observed;
 use lcm_core::template::{ClusterParameters, Cni};
@@ -139,6 +139,17 @@ pub async fn ensure(
     let mut generated = capi::generate(&request.name_any(), params, calico.as_deref());
     if let Some(held) = held_worker_version(params, observed) {
         capi::hold_worker_version(&mut generated, &held);
+    }
+    let same_version = applied.is_some_and(|a| a.kubernetes_version == params.kubernetes_version);
+    let control_plane = format!("{}-control-plane", params.cluster_name);
+    let live = ctx.index.get(
+        Kind::KubeadmControlPlane,
+        &params.namespace(),
+        &control_plane,
+    );
+    if let Some(live) = live.filter(|_| same_version) {
+        let live = serde_json::to_value(live).unwrap_or_default();
+        capi::keep_control_plane_bootstrap(&mut generated, &live);
     }
     if let Some(applied) = applied {
         let removed: Vec<&String> = applied

@@ -727,16 +727,81 @@ async fn workers_scale_out_and_in_and_control_plane_changes_are_refused() -> any
 }
 
 #[tokio::test]
-async fn upgrades_roll_the_control_plane_then_the_workers() -> anyhow::Result<()> {
+async fn a_single_control_plane_upgrade_is_refused_and_a_newer_bootstrap_does_not_roll_it()
+-> anyhow::Result<()> {
     let (client, _) = setup().await?;
-    let s = Scenario::new("upgrade");
-    s.register(&client, &[1, 2]).await?;
+    let s = Scenario::new("single");
+    s.register(&client, &[1, 2, 3]).await?;
     create(&client, &request(&s.request, s.parameters(&[1], &[2]))).await?;
     wait_state(&client, &s.request, ProvisioningState::Progressing).await?;
     s.provision(&client, &[1], &[2]).await?;
     wait_state(&client, &s.request, ProvisioningState::Fulfilled).await?;
+    let (ns, kcp, md) = (
+        s.namespace(),
+        format!("{}-control-plane", s.name),
+        format!("{}-md-0", s.name),
+    );
 
-    let mut upgraded = s.parameters(&[1], &[2]);
+    // As an older release of the operator left it: another bootstrap than this one generates.
+    let older = json!(["echo an older release"]);
+    drive::api(&client, Kind::KubeadmControlPlane, &ns)
+        .patch(
+            &kcp,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"kubeadmConfigSpec": {"preKubeadmCommands": older}}})),
+        )
+        .await?;
+    // A scale applies every object again; the control plane keeps its bootstrap (no rollout).
+    update_parameters(&client, &s.request, s.parameters(&[1], &[2, 3])).await?;
+    testcluster::wait_for("the MachineDeployment to scale out", TIMEOUT, || async {
+        let md = drive::get(&client, Kind::MachineDeployment, &ns, &md).await?;
+        Ok(md.filter(|m| m["spec"]["replicas"] == 2))
+    })
+    .await?;
+    let live = drive::get(&client, Kind::KubeadmControlPlane, &ns, &kcp)
+        .await?
+        .expect("kcp");
+    assert_eq!(
+        live["spec"]["kubeadmConfigSpec"]["preKubeadmCommands"],
+        older
+    );
+    let machine3 = format!("{}-m3", s.name);
+    drive::machine_on_host(&client, &ns, &s.name, &machine3, &s.hostname(3), false).await?;
+    drive::all_ready(&client, &ns, &s.name, 1, 2, "v1.32.9").await?;
+    wait_state(&client, &s.request, ProvisioningState::Fulfilled).await?;
+
+    // One control-plane host has no spare to surge onto: refused up front, nothing touched.
+    let mut upgraded = s.parameters(&[1], &[2, 3]);
+    upgraded["kubernetesVersion"] = json!("v1.33.5");
+    update_parameters(&client, &s.request, upgraded).await?;
+    let pr = wait_request(&client, &s.request, "the upgrade to be refused", |r| {
+        condition(r, "ProvisioningRequestValidated")
+            .is_some_and(|c| c.2.contains("cannot be upgraded in place"))
+    })
+    .await?;
+    assert_eq!(state(&pr), Some(ProvisioningState::Failed));
+    let live = drive::get(&client, Kind::KubeadmControlPlane, &ns, &kcp)
+        .await?
+        .expect("kcp");
+    assert_eq!(live["spec"]["version"], "v1.32.9");
+    Ok(())
+}
+
+#[tokio::test]
+async fn upgrades_roll_the_control_plane_then_the_workers() -> anyhow::Result<()> {
+    let (client, _) = setup().await?;
+    let s = Scenario::new("upgrade");
+    s.register(&client, &[1, 2, 3, 4]).await?;
+    create(
+        &client,
+        &request(&s.request, s.parameters(&[1, 3, 4], &[2])),
+    )
+    .await?;
+    wait_state(&client, &s.request, ProvisioningState::Progressing).await?;
+    s.provision(&client, &[1, 3, 4], &[2]).await?;
+    wait_state(&client, &s.request, ProvisioningState::Fulfilled).await?;
+
+    let mut upgraded = s.parameters(&[1, 3, 4], &[2]);
     upgraded["kubernetesVersion"] = json!("v1.33.5");
     update_parameters(&client, &s.request, upgraded.clone()).await?;
     let (ns, kcp, md) = (
@@ -782,11 +847,11 @@ async fn upgrades_roll_the_control_plane_then_the_workers() -> anyhow::Result<()
         Ok(md.filter(|o| o["spec"]["template"]["spec"]["version"] == "v1.33.5"))
     })
     .await?;
-    drive::all_ready(&client, &ns, &s.name, 1, 1, "v1.33.5").await?;
+    drive::all_ready(&client, &ns, &s.name, 3, 1, "v1.33.5").await?;
     wait_state(&client, &s.request, ProvisioningState::Fulfilled).await?;
 
     // Downgrades are refused.
-    update_parameters(&client, &s.request, s.parameters(&[1], &[2])).await?;
+    update_parameters(&client, &s.request, s.parameters(&[1, 3, 4], &[2])).await?;
     let pr = wait_request(&client, &s.request, "the downgrade to be refused", |r| {
         condition(r, "ProvisioningRequestValidated")
             .is_some_and(|c| c.2.contains("downgrade from v1.33.5 to v1.32.9"))

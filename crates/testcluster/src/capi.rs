@@ -302,7 +302,8 @@ pub async fn infrastructure_ready(
     .await
 }
 
-/// Every node Ready at `version`: Cluster, KubeadmControlPlane and MachineDeployment status.
+/// Every node Ready at `version`: Cluster, KubeadmControlPlane and MachineDeployment status, and
+/// every Machine's `nodeInfo`.
 pub async fn all_ready(
     client: &Client,
     namespace: &str,
@@ -321,6 +322,29 @@ pub async fn all_ready(
         "unavailableReplicas": 0, "phase": "Running",
     }))
     .await?;
+    // Every Node runs the version: Cluster API copies each Node's nodeInfo to its Machine.
+    let machines = api(client, Kind::Machine, namespace)
+        .list(&kube::api::ListParams::default().labels(&format!(
+            "{}={cluster}",
+            lcm_core::capi::CAPI_CLUSTER_NAME_LABEL
+        )))
+        .await?;
+    for machine in machines.items {
+        let name = machine.metadata.name.unwrap_or_default();
+        let node_info = json!({
+            "architecture": "amd64", "bootID": name, "containerRuntimeVersion": "containerd://1.7.28",
+            "kernelVersion": "6.8.0", "kubeProxyVersion": version, "kubeletVersion": version,
+            "machineID": name, "operatingSystem": "linux", "osImage": "Ubuntu 22.04.4 LTS", "systemUUID": name,
+        });
+        patch_status(
+            client,
+            Kind::Machine,
+            namespace,
+            &name,
+            json!({"nodeInfo": node_info}),
+        )
+        .await?;
+    }
     patch_status(client, Kind::Cluster, namespace, cluster, json!({
         "phase": "Provisioned", "infrastructureReady": true, "controlPlaneReady": true,
         "conditions": [condition("Ready", "True", ""), condition("ControlPlaneReady", "True", ""), condition("InfrastructureReady", "True", "")],

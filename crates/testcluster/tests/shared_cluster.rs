@@ -56,7 +56,11 @@ async fn upstream_crds_are_established() -> anyhow::Result<()> {
         .into_iter()
         .filter(|crd| crd.spec.group.ends_with("cluster.x-k8s.io"))
         .collect();
-    assert_eq!(upstream.len(), 13 + 8, "13 Cluster API and 8 BYOH CRDs");
+    assert_eq!(
+        upstream.len(),
+        17 + 8,
+        "17 Cluster API (v1.10) and 8 BYOH CRDs"
+    );
     for crd in &upstream {
         assert!(
             is_crd_established().matches_object(Some(crd)),
@@ -66,6 +70,7 @@ async fn upstream_crds_are_established() -> anyhow::Result<()> {
     }
     for name in [
         "clusters.cluster.x-k8s.io",
+        "machinedrainrules.cluster.x-k8s.io",
         "byohosts.infrastructure.cluster.x-k8s.io",
         "byomachines.infrastructure.cluster.x-k8s.io",
     ] {

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::{
     BOOTSTRAP_API, CAPI_CLUSTER_NAME_LABEL, CLUSTER_API, CONTROL_PLANE_API, INFRASTRUCTURE_API,
-    kube_vip,
+    kube_vip, packages,
 };
 use crate::template::{ClusterParameters, Cni};
 use crate::{HOST_ID_LABEL, PROVISIONING_REQUEST_LABEL};
@@ -83,7 +83,7 @@ pub fn generate(
         byo_machine_template(meta(&names.control_plane), &params.hosts.control_plane),
         kubeadm_control_plane(meta(&names.control_plane), params, &names, &namespace),
         byo_machine_template(meta(&names.workers), &params.hosts.workers),
-        kubeadm_config_template(meta(&names.workers)),
+        kubeadm_config_template(meta(&names.workers), &params.kubernetes_version),
         machine_deployment(meta(&names.workers), params, &names),
     ];
     if params.cni == Cni::Calico {
@@ -177,7 +177,10 @@ fn kubeadm_control_plane(
             "clusterConfiguration": {"apiServer": {"certSANs": [
                 "localhost", "127.0.0.1", params.control_plane_endpoint.host,
             ]}},
-            "files": kube_vip::files(&params.control_plane_endpoint, version),
+            "files": kube_vip::files(&params.control_plane_endpoint, version)
+                .into_iter()
+                .chain([packages::script_file(version)])
+                .collect::<Vec<_>>(),
             "preKubeadmCommands": pre_kubeadm_commands(kube_vip::pre_kubeadm_commands(version)),
             "postKubeadmCommands": kube_vip::post_kubeadm_commands(version),
             "initConfiguration": {"nodeRegistration": node_registration()},
@@ -186,14 +189,18 @@ fn kubeadm_control_plane(
     }})
 }
 
-/// The reset, then `then`.
+/// The reset, the node's Kubernetes packages, then `then`.
 fn pre_kubeadm_commands(then: Vec<String>) -> Vec<String> {
-    std::iter::once(RESET.to_string()).chain(then).collect()
+    [RESET.to_string(), packages::command()]
+        .into_iter()
+        .chain(then)
+        .collect()
 }
 
-fn kubeadm_config_template(metadata: Value) -> Value {
+fn kubeadm_config_template(metadata: Value, version: &str) -> Value {
     json!({"apiVersion": BOOTSTRAP_API, "kind": "KubeadmConfigTemplate", "metadata": metadata, "spec": {
         "template": {"spec": {
+            "files": [packages::script_file(version)],
             "preKubeadmCommands": pre_kubeadm_commands(Vec::new()),
             "joinConfiguration": {"nodeRegistration": node_registration()},
         }}
@@ -243,14 +250,33 @@ fn calico(meta: impl Fn(&str) -> Value, names: &Names, manifest: Option<&str>) -
 }
 
 /// Keeps the workers at `version` while the control plane upgrades: Cluster API would
-/// otherwise roll both at once, and workers must not run ahead of the control plane.
+/// otherwise roll both at once, and workers must not run ahead of the control plane. A worker
+/// created meanwhile installs that version's packages too.
 pub fn hold_worker_version(generated: &mut Generated, version: &str) {
+    for object in generated.objects.iter_mut() {
+        if object["kind"] == "MachineDeployment" {
+            object["spec"]["template"]["spec"]["version"] = json!(version);
+        } else if object["kind"] == "KubeadmConfigTemplate" {
+            object["spec"]["template"]["spec"]["files"] = json!([packages::script_file(version)]);
+        }
+    }
+}
+
+/// Keeps the control plane's bootstrap as `live` (a KubeadmControlPlane) has it. Any change of
+/// `kubeadmConfigSpec` rolls every control-plane machine, so a newer operator generating it
+/// differently must not roll running clusters: the new spec reaches a cluster with its next
+/// Kubernetes upgrade, which rolls it anyway.
+pub fn keep_control_plane_bootstrap(generated: &mut Generated, live: &Value) {
+    let kept = &live["spec"]["kubeadmConfigSpec"];
+    if !kept.is_object() {
+        return;
+    }
     for object in generated
         .objects
         .iter_mut()
-        .filter(|o| o["kind"] == "MachineDeployment")
+        .filter(|o| o["kind"] == "KubeadmControlPlane")
     {
-        object["spec"]["template"]["spec"]["version"] = json!(version);
+        object["spec"]["kubeadmConfigSpec"] = kept.clone();
     }
 }
 

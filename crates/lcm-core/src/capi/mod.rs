@@ -4,9 +4,11 @@
 mod generate;
 mod kube_vip;
 pub mod observe;
+mod packages;
 
 pub use generate::{
-    Generated, MANAGED_BY, applied_parameters, generate, hold_worker_version, namespace_object,
+    Generated, MANAGED_BY, applied_parameters, generate, hold_worker_version,
+    keep_control_plane_bootstrap, namespace_object,
 };
 
 use kube::core::{ApiResource, GroupVersionKind};

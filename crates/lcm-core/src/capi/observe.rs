@@ -197,12 +197,17 @@ impl WorkersView {
     }
 }
 
-/// A `Machine`: only its failure matters to the mapping.
+/// A `Machine`: its failure, and the kubelet version its Node reports.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MachineView {
     pub name: String,
     pub phase: Option<String>,
     pub failure: Failure,
+    /// Whether it belongs to the control plane (`cluster.x-k8s.io/control-plane` label).
+    pub control_plane: bool,
+    pub deleting: bool,
+    /// `status.nodeInfo.kubeletVersion`, copied by Cluster API from the Node.
+    pub kubelet_version: Option<String>,
 }
 
 impl MachineView {
@@ -214,6 +219,11 @@ impl MachineView {
                 .to_string(),
             phase: object["status"]["phase"].as_str().map(String::from),
             failure: parse(&object["status"]),
+            control_plane: !object["metadata"]["labels"][CONTROL_PLANE_LABEL].is_null(),
+            deleting: !object["metadata"]["deletionTimestamp"].is_null(),
+            kubelet_version: object["status"]["nodeInfo"]["kubeletVersion"]
+                .as_str()
+                .map(String::from),
         }
     }
 }

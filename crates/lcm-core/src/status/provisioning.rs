@@ -154,6 +154,23 @@ fn failing_hosts(observed: &Observed, control_plane: bool) -> Option<String> {
     })
 }
 
+/// The machines of the control plane (or of the workers) whose Node does not report kubelet
+/// `version`: Cluster API's `spec.version` says what a machine was asked for, only the Node
+/// what runs.
+fn nodes_not_at(observed: &Observed, control_plane: bool, version: &str) -> Option<String> {
+    let behind: Vec<String> = observed
+        .machines
+        .iter()
+        .filter(|m| m.control_plane == control_plane && !m.deleting)
+        .filter(|m| m.kubelet_version.as_deref() != Some(version))
+        .map(|m| match &m.kubelet_version {
+            Some(running) => format!("{} runs kubelet {running}", m.name),
+            None => format!("{} reports no kubelet version yet", m.name),
+        })
+        .collect();
+    (!behind.is_empty()).then(|| format!("waiting for nodes at {version}: {}", behind.join(", ")))
+}
+
 /// How many machines of the control plane (or of the workers) wait for a free host.
 fn hosts_wanted(observed: &Observed, control_plane: bool) -> usize {
     observed
@@ -177,14 +194,21 @@ fn control_plane_condition(observed: &Observed) -> Desired {
     );
     let waiting_hosts = hosts_wanted(observed, true);
     let at_version = cp.version.as_deref() == Some(cp.desired_version.as_str());
-    if !cp.stale
+    let behind = nodes_not_at(observed, true, &cp.desired_version);
+    let counted_ready = !cp.stale
         && cp.initialized
         && cp.ready
         && at_version
         && cp.ready_replicas == cp.desired_replicas
         && cp.updated_replicas == cp.desired_replicas
-        && cp.replicas == cp.desired_replicas
-    {
+        && cp.replicas == cp.desired_replicas;
+    if counted_ready && let Some(behind) = behind {
+        Desired::false_(
+            CONTROL_PLANE_READY,
+            "NodesNotAtVersion",
+            format!("control plane: {behind}"),
+        )
+    } else if counted_ready {
         Desired::true_(
             CONTROL_PLANE_READY,
             "Ready",
@@ -245,11 +269,21 @@ fn workers_condition(observed: &Observed) -> Desired {
         md.ready_replicas, md.desired_replicas
     );
     let waiting_hosts = hosts_wanted(observed, false);
-    if !md.stale
+    let behind = md
+        .desired_version
+        .as_deref()
+        .and_then(|version| nodes_not_at(observed, false, version));
+    let counted_ready = !md.stale
         && md.ready_replicas == md.desired_replicas
         && md.updated_replicas == md.desired_replicas
-        && md.replicas == md.desired_replicas
-    {
+        && md.replicas == md.desired_replicas;
+    if counted_ready && let Some(behind) = behind {
+        Desired::false_(
+            WORKERS_READY,
+            "NodesNotAtVersion",
+            format!("workers: {behind}"),
+        )
+    } else if counted_ready {
         Desired::true_(WORKERS_READY, "Ready", counts)
     } else if md.stale {
         Desired::false_(

@@ -24,6 +24,9 @@ impl Change {
     }
 }
 
+/// The smallest control plane KubeadmControlPlane rolls by removing a machine first.
+const MIN_IN_PLACE_CONTROL_PLANE: usize = 3;
+
 /// Classifies going from `applied` to `desired`; an error says why the change is refused.
 /// Only workers and (upwards) the Kubernetes version may change in place; SSH access and
 /// the host-preparation policy may change freely, since they only matter for new hosts.
@@ -61,6 +64,13 @@ pub fn classify(
             (Ok(from), Ok(to)) if to.minor > from.minor + 1 => refused.push(format!(
                 "upgrade from {from} to {to} skips a minor version; upgrade one minor at a time"
             )),
+            _ if desired.hosts.control_plane.len() < MIN_IN_PLACE_CONTROL_PLANE => {
+                refused.push(format!(
+                    "a control plane of {} host(s) cannot be upgraded in place: below {MIN_IN_PLACE_CONTROL_PLANE} replicas Cluster API's KubeadmControlPlane creates a machine's successor before removing it (maxSurge 1), and the template selects no spare host for it; provision the cluster with {MIN_IN_PLACE_CONTROL_PLANE} control-plane hosts, or create a new one at {}",
+                    desired.hosts.control_plane.len(),
+                    desired.kubernetes_version
+                ))
+            }
             _ => change.upgrade_to = Some(desired.kubernetes_version.clone()),
         }
     }
