@@ -29,4 +29,26 @@ impl Error {
     }
 }
 
+impl Error {
+    /// What the API server said when it refused an object (schema validation, admission
+    /// policy or webhook, forbidden): trying the same object again cannot succeed, so the
+    /// request must say it, not only the log.
+    pub fn refusal(&self) -> Option<String> {
+        let Self::Apply(operator_kit::apply::ApplyError::Kube {
+            kind,
+            name,
+            source: kube::Error::Api(status),
+        }) = self
+        else {
+            return None;
+        };
+        matches!(status.code, 400 | 403 | 422).then(|| {
+            format!(
+                "the API server refused {kind} {name} ({}): {}",
+                status.reason, status.message
+            )
+        })
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;

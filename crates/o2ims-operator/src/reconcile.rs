@@ -24,7 +24,7 @@ use lcm_core::template::{self, ClusterParameters, HostPreparation, ParameterErro
 use crate::config::Config;
 use crate::conflicts::Conflict;
 use crate::context::Context;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::observe::Ambiguous;
 use crate::status::{self, HOSTS_PREPARED, RESOURCES_CREATED, Report, VALIDATED};
 use crate::{children, cleanup, conflicts, ledger, observe, preparation};
@@ -35,6 +35,7 @@ pub type Hosts = BTreeMap<String, (ByoHostView, Value)>;
 
 /// How often a request waiting for a host that a request coming first wants looks again.
 const WAIT_FOR_HOST: Duration = Duration::from_secs(2);
+const RETRY_REFUSED_APPLY: Duration = Duration::from_secs(15);
 
 pub async fn reconcile(request: Arc<ProvisioningRequest>, ctx: Arc<Context>) -> Result<Action> {
     ctx.index.ready.wait().await;
@@ -147,8 +148,21 @@ async fn provision(request: &ProvisioningRequest, ctx: &Context) -> Result<Actio
         return finish(ctx, request, report, Some(&params)).await;
     }
 
-    let (warning, written) =
-        children::ensure(ctx, request, &params, applied.as_ref(), &current, &hosts).await?;
+    let ensured = children::ensure(ctx, request, &params, applied.as_ref(), &current, &hosts).await;
+    let (warning, written) = match ensured.as_ref().err().and_then(Error::refusal) {
+        Some(refusal) => {
+            conditions.push(Desired::false_(
+                RESOURCES_CREATED,
+                "ApplyRefused",
+                refusal.clone(),
+            ));
+            let report = Report::new(ProvisioningState::Failed, refusal, conditions);
+            status::write(ctx, request, &report).await?;
+            // What refused may change (a policy or webhook fixed): try again now and then.
+            return Ok(Action::requeue(RETRY_REFUSED_APPLY));
+        }
+        None => ensured?,
+    };
     let created = format!(
         "Cluster API objects of cluster `{}` are in namespace {}",
         params.cluster_name,

@@ -195,6 +195,7 @@ fn is_failure(reason: &str) -> bool {
             | "HostConflict"
             | "ChangeRefused"
             | "HostPreparationFailed"
+            | "ApplyRefused"
             | "Failed"
             | "TimedOut"
     )

@@ -226,6 +226,106 @@ async fn a_capi_failure_fails_the_request_naming_the_object() -> anyhow::Result<
     Ok(())
 }
 
+fn admission(client: &Client, kind: &str) -> Api<kube::api::DynamicObject> {
+    let resource = kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
+        "admissionregistration.k8s.io",
+        "v1",
+        kind,
+    ));
+    Api::all_with(client.clone(), &resource)
+}
+
+/// A ValidatingAdmissionPolicy refusing Clusters labelled for `cluster`, with its binding
+/// (named `binding`), effective once a dry-run create of such a Cluster is refused.
+async fn refuse_clusters(client: &Client, cluster: &str, binding: &str) -> anyhow::Result<()> {
+    let policy = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": binding},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{"apiGroups": ["cluster.x-k8s.io"], "apiVersions": ["*"],
+                "operations": ["CREATE", "UPDATE"], "resources": ["clusters"]}]},
+            "validations": [{"expression": "false", "message": "Clusters are frozen by policy"}],
+        },
+    });
+    let binding_object = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": binding},
+        "spec": {"policyName": binding, "validationActions": ["Deny"],
+            "matchResources": {"objectSelector": {"matchLabels": {lcm_core::capi::CAPI_CLUSTER_NAME_LABEL: cluster}}}},
+    });
+    for object in [policy, binding_object] {
+        let kind = object["kind"].as_str().unwrap_or_default().to_string();
+        admission(client, &kind)
+            .create(
+                &kube::api::PostParams::default(),
+                &serde_json::from_value(object)?,
+            )
+            .await?;
+    }
+    let probe = json!({"apiVersion": lcm_core::capi::CLUSTER_API, "kind": "Cluster",
+        "metadata": {"name": "probe", "namespace": "default",
+            "labels": {lcm_core::capi::CAPI_CLUSTER_NAME_LABEL: cluster}}, "spec": {}});
+    let clusters = drive::api(client, Kind::Cluster, "default");
+    let dry_run = kube::api::PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    testcluster::wait_for("the policy to take effect", TIMEOUT, || async {
+        let created = clusters
+            .create(&dry_run, &serde_json::from_value(probe.clone())?)
+            .await;
+        let refused = created.is_err_and(|e| e.to_string().contains("frozen by policy"));
+        Ok(refused.then_some(()))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_object_the_api_server_refuses_fails_the_request_with_its_message() -> anyhow::Result<()>
+{
+    let (client, _) = setup().await?;
+    let s = Scenario::new("refused");
+    let binding = format!("freeze-{}", s.name);
+    refuse_clusters(&client, &s.name, &binding).await?;
+    s.register(&client, &[1]).await?;
+    create(&client, &request(&s.request, s.parameters(&[1], &[]))).await?;
+    let pr = wait_request(&client, &s.request, "the refusal in the status", |r| {
+        condition(r, "ClusterResourcesCreated").is_some_and(|c| c.1 == "ApplyRefused")
+    })
+    .await?;
+    assert_eq!(state(&pr), Some(ProvisioningState::Failed));
+    let text = message(&pr);
+    assert!(
+        text.contains("refused Cluster") && text.contains("Clusters are frozen by policy"),
+        "{text}"
+    );
+    let events = Api::<k8s_openapi::api::events::v1::Event>::all(client.clone());
+    testcluster::wait_for("a Warning Event saying why", TIMEOUT, || async {
+        let listed = events.list(&ListParams::default()).await?.items;
+        Ok(listed.into_iter().find(|e| {
+            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(s.request.as_str())
+                && e.type_.as_deref() == Some("Warning")
+                && e.note
+                    .as_deref()
+                    .is_some_and(|n| n.contains("frozen by policy"))
+        }))
+    })
+    .await?;
+
+    // Once the policy goes, the next try goes on.
+    for kind in [
+        "ValidatingAdmissionPolicyBinding",
+        "ValidatingAdmissionPolicy",
+    ] {
+        admission(&client, kind)
+            .delete(&binding, &DeleteParams::default())
+            .await?;
+    }
+    wait_state(&client, &s.request, ProvisioningState::Progressing).await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn invalid_requests_fail_and_create_nothing() -> anyhow::Result<()> {
     let (client, _) = setup().await?;
