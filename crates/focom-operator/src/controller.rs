@@ -101,11 +101,7 @@ fn watch_inputs(
             for_oclouds
                 .state()
                 .iter()
-                .filter(|r| {
-                    let namespace = r.spec.o_cloud_namespace.clone().or_else(|| r.namespace());
-                    r.spec.o_cloud_id.as_deref() == Some(ocloud.name_any().as_str())
-                        && namespace == ocloud.namespace()
-                })
+                .filter(|r| crate::ocloud_in_use::targets(r, &ocloud))
                 .map(|r| ObjectRef::from_obj(r.as_ref()))
                 .collect::<Vec<_>>()
         });

@@ -7,6 +7,7 @@ mod controller;
 mod error;
 mod kubeconfig;
 mod ocloud;
+mod ocloud_in_use;
 mod reconcile;
 mod render;
 mod status;

@@ -71,6 +71,7 @@ pub async fn target(
             format!("OCloud {namespace}/{id} does not exist"),
         );
     };
+    crate::ocloud_in_use::hold(ctx, &ocloud).await?;
     let Some(secret_ref) = ocloud
         .spec
         .o2ims_secret

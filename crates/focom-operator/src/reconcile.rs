@@ -22,6 +22,7 @@ use crate::config::INVENTORY_KEY;
 use crate::context::Context;
 use crate::error::Result;
 use crate::ocloud::{self, OCLOUD_NOT_ALLOWED, OCLOUD_REACHABLE, Target};
+use crate::ocloud_in_use;
 use crate::status::{self, FEASIBLE, INVENTORY_VALID, Outcome, VALIDATED};
 
 pub const FINALIZER: &str = "focom.nephio.org/finalizer";
@@ -41,6 +42,7 @@ pub async fn reconcile(
             Some(waiting) => Ok(waiting),
             None => {
                 set_finalizer(&ctx, &request, false).await?;
+                ocloud_in_use::release_unused(&ctx, Some(&request)).await?;
                 Ok(Action::await_change())
             }
         };
@@ -51,6 +53,8 @@ pub async fn reconcile(
     }
     let action = provision(&request, &ctx).await;
     ctx.refresh_phase_metrics();
+    // The OCloud the request used before a change of its `oCloudId`.
+    ocloud_in_use::release_unused(&ctx, None).await?;
     action
 }
 

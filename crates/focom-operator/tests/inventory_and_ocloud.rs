@@ -221,12 +221,26 @@ async fn a_remote_ocloud_gets_the_requests_and_its_status_flows_back() -> anyhow
         Some(created.name_any())
     );
 
-    // Deleting the request deletes the remote ProvisioningRequest.
+    // The OCloud deleted first waits for the requests that use it: else nobody could reach
+    // the remote ProvisioningRequest to delete it.
+    let oclouds = Api::<OCloud>::namespaced(w.client.clone(), ns);
+    oclouds.delete("paris", &DeleteParams::default()).await?;
+    let waiting = oclouds.get("paris").await?;
+    assert!(
+        waiting.metadata.deletion_timestamp.is_some()
+            && waiting
+                .finalizers()
+                .contains(&"focom.nephio.org/in-use".to_string()),
+        "{:?}",
+        waiting.metadata
+    );
+
+    // Deleting the request deletes the remote ProvisioningRequest, then the OCloud goes.
     Api::<FocomProvisioningRequest>::namespaced(w.client.clone(), ns)
         .delete("far", &DeleteParams::default())
         .await?;
     testcluster::wait_for(
-        "the remote request and the local one to be gone",
+        "the remote request, the local one and the OCloud to be gone",
         TIMEOUT,
         || async {
             let remote_gone = Api::<ProvisioningRequest>::all(remote_client.clone())
@@ -237,7 +251,8 @@ async fn a_remote_ocloud_gets_the_requests_and_its_status_flows_back() -> anyhow
                 .get_opt("far")
                 .await?
                 .is_none();
-            Ok((remote_gone && local_gone).then_some(()))
+            let ocloud_gone = oclouds.get_opt("paris").await?.is_none();
+            Ok((remote_gone && local_gone && ocloud_gone).then_some(()))
         },
     )
     .await
