@@ -104,10 +104,16 @@ async fn scale(ctx: &Context, kcp: &Value, cluster: &str, machines: &[Value]) ->
                 labels.insert(CAPI_CLUSTER_NAME_LABEL.into(), json!(cluster));
                 labels.insert(CONTROL_PLANE_LABEL.into(), json!(""));
                 labels.insert(CONTROL_PLANE_NAME_LABEL.into(), json!(name(kcp)));
+                let mut spec = json!({"clusterName": cluster, "version": desired_version(kcp)});
+                // KCP copies these of its machine template to each Machine.
+                let drain = &kcp["spec"]["machineTemplate"]["nodeDrainTimeout"];
+                if drain.is_string() {
+                    spec["nodeDrainTimeout"] = drain.clone();
+                }
                 let new = NewMachine {
                     owner: kcp,
                     labels,
-                    spec: json!({"clusterName": cluster, "version": desired_version(kcp)}),
+                    spec,
                     template: &kcp["spec"]["machineTemplate"]["infrastructureRef"],
                     bootstrap: bootstrap_config(kcp, machines.is_empty()),
                 };

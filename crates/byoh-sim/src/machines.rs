@@ -8,6 +8,7 @@
 //! that is gone does not mean a host that is free.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject};
@@ -32,6 +33,8 @@ const HOST_READY: &str = "BYOHostReady";
 const WAITING_FOR_CLUSTER_INFRASTRUCTURE: &str = "WaitingForClusterInfrastructure";
 const WAITING_FOR_BOOTSTRAP_DATA: &str = "WaitingForBootstrapDataSecret";
 const HOSTS_UNAVAILABLE: &str = "BYOHostsUnavailable";
+/// How often a blocked drain is tried again.
+const DRAIN_RETRY: Duration = Duration::from_secs(5);
 
 pub fn run(ctx: Arc<Context>) -> impl Future<Output = ()> + Send {
     let resource = Kind::Machine.api_resource();
@@ -123,8 +126,8 @@ async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Acti
         .unwrap_or(name(&machine));
     let byo_machine = ctx.stores.get(Kind::ByoMachine, ns, byo_name);
     if deleting(&machine) {
-        delete(&ctx, &machine, byo_machine.as_ref()).await?;
-        return Ok(Action::await_change());
+        let draining = delete(&ctx, &machine, byo_machine.as_ref()).await?;
+        return Ok(draining.map_or_else(Action::await_change, Action::requeue));
     }
     objects::add_finalizer(&ctx.api(Kind::Machine, ns), &machine, MACHINE_FINALIZER).await?;
     let bootstrap_ready = ensure_bootstrap_data(&ctx, &machine).await?;
@@ -352,13 +355,22 @@ fn node_info(host: &Value, kubelet: &str) -> Value {
     })
 }
 
-/// Deletes the ByoMachine, which releases its host; the Machine goes once the ByoMachine is gone.
-async fn delete(ctx: &Context, machine: &Value, byo_machine: Option<&Value>) -> Result<()> {
+/// Drains the node, then deletes the ByoMachine, which releases its host; the Machine goes once
+/// the ByoMachine is gone. Returns when to look again while the drain goes on.
+async fn delete(
+    ctx: &Context,
+    machine: &Value,
+    byo_machine: Option<&Value>,
+) -> Result<Option<Duration>> {
     let api = ctx.api(Kind::Machine, namespace(machine));
     let mut status = machine["status"].clone();
-    if status["phase"] != "Deleting" {
-        status["phase"] = json!("Deleting");
+    status["phase"] = json!("Deleting");
+    let draining = drain(ctx, machine, &mut status);
+    if status != machine["status"] {
         objects::apply_status(&api, Kind::Machine, machine, status).await?;
+    }
+    if draining.is_some() {
+        return Ok(draining);
     }
     match byo_machine {
         Some(byo_machine) if deleting(byo_machine) => release(ctx, byo_machine).await,
@@ -368,6 +380,61 @@ async fn delete(ctx: &Context, machine: &Value, byo_machine: Option<&Value>) -> 
         }
         None => objects::remove_finalizer(&api, machine, MACHINE_FINALIZER).await,
     }
+    .map(|()| None)
+}
+
+/// The drain of a deleted Machine's node, as Cluster API's Machine controller does it
+/// (internal/controllers/machine/machine_controller.go `reconcileDelete`, `isNodeDrainAllowed`):
+/// evictions a PodDisruptionBudget refuses are retried until `spec.nodeDrainTimeout` (none:
+/// forever) has passed since `status.deletion.nodeDrainStartTime`. Writes the drain into
+/// `status`; returns when to look again while it goes on.
+fn drain(ctx: &Context, machine: &Value, status: &mut Value) -> Option<Duration> {
+    let node = machine["status"]["nodeRef"]["name"].as_str()?;
+    let blocked = ctx
+        .config
+        .hosts
+        .iter()
+        .any(|h| h.hostname == node && h.named_in(&ctx.config.faults.pdb_blocks_drain));
+    if !blocked {
+        return None;
+    }
+    let now = jiff::Timestamp::now();
+    let started = status["deletion"]["nodeDrainStartTime"]
+        .as_str()
+        .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+        .unwrap_or(now);
+    let timeout = machine["spec"]["nodeDrainTimeout"]
+        .as_str()
+        .and_then(|t| crate::config::parse_duration(t).ok())
+        .filter(|t| !t.is_zero());
+    let left = match timeout {
+        None => DRAIN_RETRY,
+        Some(timeout) => {
+            let elapsed = now.duration_since(started).unsigned_abs();
+            match timeout.checked_sub(elapsed) {
+                Some(left) if !left.is_zero() => left.min(DRAIN_RETRY),
+                _ => return None,
+            }
+        }
+    };
+    status["deletion"] = json!({"nodeDrainStartTime": started.to_string()});
+    let previous = &machine["status"]["conditions"];
+    let draining = Condition::false_("DrainingSucceeded", "Draining", Severity::Info);
+    let mut kept: Vec<Value> = previous
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["type"] != "DrainingSucceeded")
+        .cloned()
+        .collect();
+    kept.extend(
+        conditions::render(&[draining], previous)
+            .as_array()
+            .cloned()
+            .unwrap_or_default(),
+    );
+    status["conditions"] = json!(kept);
+    Some(left)
 }
 
 /// A deleted ByoMachine marks its host for cleanup by the host's agent and goes without

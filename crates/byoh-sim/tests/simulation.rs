@@ -552,6 +552,52 @@ async fn reuse_the_worker_host(world: &World, objects: &[Value]) -> anyhow::Resu
     Ok(())
 }
 
+/// Scales the world's one worker (host 1, whose node a PodDisruptionBudget protects) in and
+/// waits until its host is released.
+async fn scale_in_a_worker_whose_drain_is_blocked(
+    world: &World,
+    objects: &[Value],
+) -> anyhow::Result<()> {
+    for object in objects {
+        common::apply(&world.client, object).await?;
+    }
+    world.wait_for_state("fulfilled").await?;
+    for object in objects.iter().filter(|o| o["kind"] == "MachineDeployment") {
+        let mut scaled_in = object.clone();
+        scaled_in["spec"]["replicas"] = json!(0);
+        common::apply(&world.client, &scaled_in).await?;
+    }
+    wait_for("the worker's drain to be blocked", TIMEOUT, || async {
+        let machines = world.list(Kind::Machine).await?;
+        Ok(machines.into_iter().find(|m| {
+            m["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "DrainingSucceeded" && c["reason"] == "Draining")
+            })
+        }))
+    })
+    .await?;
+    world.wait_for_host(1, "released", is_free).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_drain_a_pod_disruption_budget_blocks_ends_at_the_generated_timeout() -> anyhow::Result<()>
+{
+    let world = World::new("drain", 2).await?;
+    let mut config = world.config();
+    config.faults.pdb_blocks_drain = [world.id(1)].into();
+    let _sim = world.start(config);
+    let mut generated = lcm_core::capi::Generated {
+        namespace: world.namespace(),
+        objects: world.cluster_objects(&[world.id(0)], &[world.id(1)], VERSION)?,
+    };
+    lcm_core::capi::drain_within(&mut generated, std::time::Duration::from_secs(3));
+    scale_in_a_worker_whose_drain_is_blocked(&world, &generated.objects).await?;
+    assert_eq!(world.list(Kind::Machine).await?.len(), 1);
+    world.cleanup().await
+}
+
 #[tokio::test]
 async fn a_released_host_is_not_reset_so_a_bootstrap_without_a_reset_fails_there_once()
 -> anyhow::Result<()> {

@@ -312,3 +312,17 @@ fn a_running_control_plane_keeps_its_bootstrap_until_it_is_upgraded() {
     lcm_core::capi::keep_control_plane_bootstrap(&mut fresh, &json!({}));
     assert_eq!(fresh, generate("r", &params(common::parameters()), None));
 }
+
+#[test]
+fn nodes_are_drained_within_the_given_time() {
+    let mut generated = generate("r", &params(common::parameters()), None);
+    lcm_core::capi::drain_within(&mut generated, std::time::Duration::from_secs(600));
+    let kcp = find(
+        &generated.objects,
+        "KubeadmControlPlane",
+        "demo-control-plane",
+    );
+    assert_eq!(kcp["spec"]["machineTemplate"]["nodeDrainTimeout"], "600s");
+    let md = find(&generated.objects, "MachineDeployment", "demo-md-0");
+    assert_eq!(md["spec"]["template"]["spec"]["nodeDrainTimeout"], "600s");
+}

@@ -21,6 +21,7 @@ use lcm_core::status::provisioning::Observed;
 use lcm_core::template::{ClusterParameters, Cni};
 use operator_kit::apply::Live;
 
+use crate::config::Config;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::observe;
@@ -137,6 +138,10 @@ pub async fn ensure(
         )
     });
     let mut generated = capi::generate(&request.name_any(), params, calico.as_deref());
+    capi::drain_within(
+        &mut generated,
+        Config::timeout(ctx.config.node_drain_timeout_seconds),
+    );
     if let Some(held) = held_worker_version(params, observed) {
         capi::hold_worker_version(&mut generated, &held);
     }

@@ -81,6 +81,11 @@ pub struct Config {
     /// Seconds the workers may take to become Ready (also per scale or upgrade).
     #[arg(long, env = "WORKERS_TIMEOUT_SECONDS", default_value_t = 1800)]
     pub workers_timeout_seconds: u64,
+    /// Seconds Cluster API may spend draining a node before deleting its machine
+    /// (`nodeDrainTimeout` of control plane and workers).
+    #[arg(long, env = "NODE_DRAIN_TIMEOUT_SECONDS", default_value_t = 600,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub node_drain_timeout_seconds: u64,
 }
 
 /// What host preparation is run with, once the operator has all it needs.

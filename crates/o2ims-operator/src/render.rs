@@ -18,6 +18,9 @@ pub struct Args {
     /// Accept `templateParameters.hostAccess`, as the operator does with this flag.
     #[arg(long)]
     allow_request_host_access: bool,
+    /// `nodeDrainTimeout` of control plane and workers, as the operator's flag.
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..))]
+    node_drain_timeout_seconds: u64,
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -51,7 +54,11 @@ pub fn run(args: &Args) -> Result<()> {
         ),
         None => None,
     };
-    let generated = capi::generate(&request.name_any(), &params, manifest.as_deref());
+    let mut generated = capi::generate(&request.name_any(), &params, manifest.as_deref());
+    capi::drain_within(
+        &mut generated,
+        std::time::Duration::from_secs(args.node_drain_timeout_seconds),
+    );
     if generated.objects.is_empty() {
         bail!("nothing generated");
     }

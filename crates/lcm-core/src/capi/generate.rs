@@ -262,6 +262,21 @@ pub fn hold_worker_version(generated: &mut Generated, version: &str) {
     }
 }
 
+/// Bounds how long Cluster API drains a node before deleting its machine (control plane and
+/// workers): without it a PodDisruptionBudget no eviction can satisfy blocks a scale-in, a
+/// rollout or the cluster's deletion forever. Cluster API changes it on running machines in
+/// place (no rollout).
+pub fn drain_within(generated: &mut Generated, timeout: std::time::Duration) {
+    let timeout = json!(format!("{}s", timeout.as_secs()));
+    for object in generated.objects.iter_mut() {
+        if object["kind"] == "KubeadmControlPlane" {
+            object["spec"]["machineTemplate"]["nodeDrainTimeout"] = timeout.clone();
+        } else if object["kind"] == "MachineDeployment" {
+            object["spec"]["template"]["spec"]["nodeDrainTimeout"] = timeout.clone();
+        }
+    }
+}
+
 /// Keeps the control plane's bootstrap as `live` (a KubeadmControlPlane) has it. Any change of
 /// `kubeadmConfigSpec` rolls every control-plane machine, so a newer operator generating it
 /// differently must not roll running clusters: the new spec reaches a cluster with its next

@@ -7,7 +7,7 @@ pub mod observe;
 mod packages;
 
 pub use generate::{
-    Generated, MANAGED_BY, applied_parameters, generate, hold_worker_version,
+    Generated, MANAGED_BY, applied_parameters, drain_within, generate, hold_worker_version,
     keep_control_plane_bootstrap, namespace_object,
 };
 
