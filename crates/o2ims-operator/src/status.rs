@@ -1,9 +1,10 @@
 //! A reconcile's conclusion (`Report`) -> the ProvisioningRequest's status, written only
 //! when it changed, with an Event for every state change.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
@@ -88,6 +89,7 @@ pub fn next_status(
         .map(|t| Desired::unknown(t, "NotReached", "this stage has not been reached"))
         .collect();
     desired.extend(report.conditions.iter().cloned());
+    let conditions = conditions::merge(&old.conditions, &desired, generation, now);
     let unchanged = old.provisioning_status.as_ref().is_some_and(|s| {
         s.provisioning_state == report.state && s.provisioning_message == report.message
     });
@@ -105,9 +107,37 @@ pub fn next_status(
         node_cluster_provisioning_status: report.node_cluster.clone(),
         infrastructure_resource_provisioning_status: report.hosts.clone(),
         kubeconfig_secret: report.kubeconfig.clone(),
-        conditions: conditions::merge(&old.conditions, &desired, generation, now),
+        stage_since: stage_since(&old, &conditions, now),
+        conditions,
         observed_generation: generation,
     }
+}
+
+/// Stages with a timeout.
+const TIMED_STAGES: [&str; 3] = [HOSTS_PREPARED, CONTROL_PLANE_READY, WORKERS_READY];
+
+/// Since when each False timed stage has had its reason: kept while the reason stays, `now`
+/// when it changes (for a status written before this field, the condition's transition).
+fn stage_since(
+    old: &ProvisioningRequestStatus,
+    new: &[Condition],
+    now: &Time,
+) -> BTreeMap<String, Time> {
+    TIMED_STAGES
+        .iter()
+        .filter_map(|stage| {
+            let current = conditions::find(new, stage).filter(|c| c.status == conditions::FALSE)?;
+            let before = conditions::find(&old.conditions, stage)
+                .filter(|b| b.status == conditions::FALSE && b.reason == current.reason);
+            let since = before.map(|b| {
+                old.stage_since
+                    .get(*stage)
+                    .cloned()
+                    .unwrap_or_else(|| b.last_transition_time.clone())
+            });
+            Some((stage.to_string(), since.unwrap_or_else(|| now.clone())))
+        })
+        .collect()
 }
 
 /// Writes the status `report` gives, unless it is already there; publishes an Event when
@@ -220,8 +250,8 @@ fn truncate(s: &str, max: usize) -> String {
     format!("{}…", &s[..end])
 }
 
-/// A stage condition that has been False longer than `timeout` (counted from `not_before`
-/// if that is later) fails the request; otherwise, how long until it would.
+/// A stage condition that has been False with its reason longer than `timeout` (counted from
+/// `not_before` if that is later) fails the request; otherwise, how long until it would.
 pub fn stage_deadline(
     status: &ProvisioningRequestStatus,
     stage: &str,
@@ -231,9 +261,11 @@ pub fn stage_deadline(
 ) -> Option<Result<Duration, String>> {
     let condition =
         conditions::find(&status.conditions, stage).filter(|c| c.status == conditions::FALSE)?;
-    let since = not_before.map_or(condition.last_transition_time.0, |t| {
-        t.max(condition.last_transition_time.0)
-    });
+    let reason_since = status
+        .stage_since
+        .get(stage)
+        .map_or(condition.last_transition_time.0, |t| t.0);
+    let since = not_before.map_or(reason_since, |t| t.max(reason_since));
     let elapsed = now.duration_since(since).unsigned_abs();
     Some(match timeout.checked_sub(elapsed) {
         Some(left) => Ok(left),
@@ -391,6 +423,32 @@ mod tests {
             None,
             "Unknown stages do not time out"
         );
+        // The stage recovers: another reason, and its clock starts again.
+        let mut timed_out = request();
+        timed_out.status = Some(status.clone());
+        let recovered = Report::new(
+            ProvisioningState::Progressing,
+            "",
+            vec![Desired::false_(
+                CONTROL_PLANE_READY,
+                "WaitingForNodes",
+                "0/1 ready",
+            )],
+        );
+        let later = next_status(&timed_out, &recovered, &time("2026-01-01T00:40:00Z"));
+        let soon: jiff::Timestamp = "2026-01-01T00:45:00Z".parse().expect("ts");
+        assert_eq!(
+            stage_deadline(&later, CONTROL_PLANE_READY, timeout, None, soon),
+            Some(Ok(Duration::from_secs(1500)))
+        );
+        // The same reason keeps its clock.
+        let mut stuck = request();
+        stuck.status = Some(status.clone());
+        let again = next_status(&stuck, &report, &time("2026-01-01T00:40:00Z"));
+        assert!(matches!(
+            stage_deadline(&again, CONTROL_PLANE_READY, timeout, None, soon),
+            Some(Err(_))
+        ));
         let started: jiff::Timestamp = "2026-01-01T00:20:00Z".parse().expect("ts");
         assert_eq!(
             stage_deadline(&status, CONTROL_PLANE_READY, timeout, Some(started), late),

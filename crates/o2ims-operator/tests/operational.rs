@@ -297,19 +297,32 @@ async fn a_stage_timeout_or_missing_configuration_fails_the_request_with_its_cau
 -> anyhow::Result<()> {
     let w = world().await?;
     let _operator = w
-        .operator(&["--control-plane-timeout-seconds", "2"])
+        .operator(&["--control-plane-timeout-seconds", "6"])
         .await?;
     w.request("slow").await?;
     let pr = wait_state(&w.client, "slow", ProvisioningState::Failed).await?;
     let (_, reason, text) = condition(&pr, "ClusterProvisioned").expect("condition");
     assert_eq!(reason, "TimedOut");
     assert!(
-        text.contains("ControlPlaneReady is still False after") && text.contains("(timeout 2s)"),
+        text.contains("ControlPlaneReady is still False after") && text.contains("(timeout 6s)"),
         "{text}"
     );
     assert!(
         text.contains("waiting for kubeadm init"),
         "the cause is named: {text}"
+    );
+
+    // The stage recovers (kubeadm init done, the node not Ready yet): its clock starts again,
+    // so the request progresses instead of staying failed.
+    let ns = "cluster-slow";
+    drive::patch_status(&w.client, Kind::KubeadmControlPlane, ns, "slow-control-plane", json!({
+        "initialized": true, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 0, "version": "v1.32.9",
+    }))
+    .await?;
+    let pr = wait_state(&w.client, "slow", ProvisioningState::Progressing).await?;
+    assert_eq!(
+        condition(&pr, "ControlPlaneReady").map(|c| c.1),
+        Some("WaitingForNodes".to_string())
     );
 
     // Host preparation with an operator not told where hosts register fails, naming the flag.

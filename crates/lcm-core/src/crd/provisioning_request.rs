@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -89,6 +91,11 @@ pub struct ProvisioningRequestStatus {
     /// The metadata.generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// For each stage condition that is False: since when it has had its current reason. A
+    /// stage's timeout counts from then, so a stage that recovers (a new host-preparation Job
+    /// runs, a missing host registers) gets its full time again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stage_since: BTreeMap<String, Time>,
 }
 
 /// Overall provisioning state as Nephio and the O2ims model report it.
