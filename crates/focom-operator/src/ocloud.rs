@@ -30,8 +30,27 @@ pub struct Target {
     pub description: String,
 }
 
-/// The request's target, or the condition saying why it cannot be reached.
+/// The request's target, or the condition saying why it cannot be reached. An OCloud it
+/// reaches is held until no request uses it (one it never reached has nothing of it).
 pub async fn target(
+    ctx: &Context,
+    request: &FocomProvisioningRequest,
+) -> Result<Result<Target, Desired>> {
+    let reached = locate(ctx, request).await?;
+    if reached.is_ok()
+        && let Some(ocloud) = ctx
+            .inputs
+            .oclouds
+            .state()
+            .into_iter()
+            .find(|o| crate::ocloud_in_use::targets(request, o))
+    {
+        crate::ocloud_in_use::hold(ctx, &ocloud).await?;
+    }
+    Ok(reached)
+}
+
+async fn locate(
     ctx: &Context,
     request: &FocomProvisioningRequest,
 ) -> Result<Result<Target, Desired>> {
@@ -71,7 +90,6 @@ pub async fn target(
             format!("OCloud {namespace}/{id} does not exist"),
         );
     };
-    crate::ocloud_in_use::hold(ctx, &ocloud).await?;
     let Some(secret_ref) = ocloud
         .spec
         .o2ims_secret
