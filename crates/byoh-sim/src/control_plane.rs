@@ -86,6 +86,19 @@ fn desired_version(kcp: &Value) -> &str {
     kcp["spec"]["version"].as_str().unwrap_or_default()
 }
 
+/// What rolls the control plane: its version, its `kubeadmConfigSpec` (compared with each
+/// machine's KubeadmConfig) and the infrastructure template machines are cloned from, as
+/// `UpToDate` in controlplane/kubeadm/internal/filters.go. `machineTemplate`'s drain and
+/// deletion timeouts change in place.
+fn current_template(kcp: &Value) -> String {
+    let spec = &kcp["spec"];
+    replicas::made_from(&json!({
+        "version": spec["version"],
+        "kubeadmConfigSpec": spec["kubeadmConfigSpec"],
+        "infrastructureRef": spec["machineTemplate"]["infrastructureRef"]["name"],
+    }))
+}
+
 async fn scale(ctx: &Context, kcp: &Value, cluster: &str, machines: &[Value]) -> Result<()> {
     let desired = desired_replicas(kcp);
     let policy = Policy {
@@ -97,7 +110,8 @@ async fn scale(ctx: &Context, kcp: &Value, cluster: &str, machines: &[Value]) ->
         scale_in: ScaleIn::OldestFirst,
     };
     let replicas = replicas::replicas(machines);
-    match rollout::plan(desired, desired_version(kcp), &replicas, &policy) {
+    let template = current_template(kcp);
+    match rollout::plan(desired, &template, &replicas, &policy) {
         Step::Create(count) => {
             for _ in 0..count {
                 let mut labels = Map::new();
@@ -116,6 +130,7 @@ async fn scale(ctx: &Context, kcp: &Value, cluster: &str, machines: &[Value]) ->
                     spec,
                     template: &kcp["spec"]["machineTemplate"]["infrastructureRef"],
                     bootstrap: bootstrap_config(kcp, machines.is_empty()),
+                    made_from: template.clone(),
                 };
                 replicas::create(ctx, new).await?;
             }
@@ -203,7 +218,7 @@ fn running_version(machines: &[Value]) -> Option<&str> {
 
 async fn write_status(ctx: &Context, kcp: &Value, cluster: &str, machines: &[Value]) -> Result<()> {
     let desired = desired_replicas(kcp);
-    let counts = replicas::count(machines, desired_version(kcp));
+    let counts = replicas::count(machines, &current_template(kcp));
     // Set by the first `kubeadm init` and never unset.
     let initialized = kcp["status"]["initialized"] == true || counts.ready > 0;
     let ready = if !initialized {

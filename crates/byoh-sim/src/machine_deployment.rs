@@ -68,10 +68,18 @@ fn desired_replicas(deployment: &Value) -> usize {
         .unwrap_or(1)
 }
 
-fn desired_version(deployment: &Value) -> &str {
-    deployment["spec"]["template"]["spec"]["version"]
-        .as_str()
-        .unwrap_or_default()
+/// What rolls the workers: the machine template's version, bootstrap, infrastructure
+/// reference and failure domain, as `MachineTemplateUpToDate` in
+/// internal/controllers/machinedeployment/mdutil/util.go (labels, annotations and the drain
+/// and deletion timeouts change in place).
+fn current_template(deployment: &Value) -> String {
+    let spec = &deployment["spec"]["template"]["spec"];
+    replicas::made_from(&json!({
+        "version": spec["version"],
+        "bootstrap": spec["bootstrap"],
+        "infrastructureRef": spec["infrastructureRef"],
+        "failureDomain": spec["failureDomain"],
+    }))
 }
 
 async fn scale(ctx: &Context, deployment: &Value, cluster: &str, machines: &[Value]) -> Result<()> {
@@ -85,12 +93,8 @@ async fn scale(ctx: &Context, deployment: &Value, cluster: &str, machines: &[Val
         scale_in: ScaleIn::NewestFirst,
     };
     let template = &deployment["spec"]["template"];
-    match rollout::plan(
-        desired,
-        desired_version(deployment),
-        &replicas::replicas(machines),
-        &policy,
-    ) {
+    let current = current_template(deployment);
+    match rollout::plan(desired, &current, &replicas::replicas(machines), &policy) {
         Step::Create(count) => {
             let bootstrap = bootstrap_config(ctx, deployment)?;
             for _ in 0..count {
@@ -106,6 +110,7 @@ async fn scale(ctx: &Context, deployment: &Value, cluster: &str, machines: &[Val
                     spec: template["spec"].clone(),
                     template: &template["spec"]["infrastructureRef"],
                     bootstrap: bootstrap.clone(),
+                    made_from: current.clone(),
                 };
                 replicas::create(ctx, new).await?;
             }
@@ -143,7 +148,7 @@ async fn write_status(
     machines: &[Value],
 ) -> Result<()> {
     let desired = desired_replicas(deployment);
-    let counts = replicas::count(machines, desired_version(deployment));
+    let counts = replicas::count(machines, &current_template(deployment));
     // Machines become available as soon as they are Ready (no minReadySeconds).
     let available = counts.ready;
     let failed = machines

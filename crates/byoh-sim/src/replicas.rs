@@ -32,12 +32,28 @@ pub fn version(machine: &Value) -> &str {
     machine["spec"]["version"].as_str().unwrap_or_default()
 }
 
+/// Annotation on a Machine: what its owner's rollout compares, as it was when the Machine was
+/// made (the simulator's stand-in for KCP's comparison of the machine's KubeadmConfig and
+/// cloned-from template, and for the MachineSet a MachineDeployment's template makes).
+const MADE_FROM_ANNOTATION: &str = "byoh-sim.oran-lcm/made-from";
+
+fn made_from_of(machine: &Value) -> &str {
+    machine["metadata"]["annotations"][MADE_FROM_ANNOTATION]
+        .as_str()
+        .unwrap_or_default()
+}
+
+/// The fields of an owner whose change rolls its machines, as one string.
+pub fn made_from(fields: &Value) -> String {
+    fields.to_string()
+}
+
 pub fn replicas(machines: &[Value]) -> Vec<Replica> {
     machines
         .iter()
         .map(|m| Replica {
             name: name(m).into(),
-            version: version(m).into(),
+            template: made_from_of(m).into(),
             created: m["metadata"]["creationTimestamp"]
                 .as_str()
                 .unwrap_or_default()
@@ -53,19 +69,19 @@ pub fn replicas(machines: &[Value]) -> Vec<Replica> {
 pub struct Counts {
     pub replicas: usize,
     pub ready: usize,
-    /// At the desired version (and staying).
+    /// Made from the current template (and staying).
     pub updated: usize,
-    /// At another version (and staying).
+    /// Made from another (and staying).
     pub outdated: usize,
 }
 
-pub fn count(machines: &[Value], desired_version: &str) -> Counts {
+pub fn count(machines: &[Value], template: &str) -> Counts {
     let staying = || machines.iter().filter(|m| !deleting(m));
     Counts {
         replicas: machines.len(),
         ready: machines.iter().filter(|m| is_ready(m)).count(),
-        updated: staying().filter(|m| version(m) == desired_version).count(),
-        outdated: staying().filter(|m| version(m) != desired_version).count(),
+        updated: staying().filter(|m| made_from_of(m) == template).count(),
+        outdated: staying().filter(|m| made_from_of(m) != template).count(),
     }
 }
 
@@ -79,6 +95,8 @@ pub struct NewMachine<'a> {
     pub template: &'a Value,
     /// The spec of the machine's KubeadmConfig.
     pub bootstrap: Value,
+    /// What the owner's rollout compares ([`made_from`]).
+    pub made_from: String,
 }
 
 /// Creates a ByoMachine cloned from the template and a KubeadmConfig, then their Machine of the
@@ -145,6 +163,7 @@ pub async fn create(ctx: &Context, new: NewMachine<'_>) -> Result<String> {
             "apiVersion": Kind::Machine.api_version(), "kind": Kind::Machine.name(),
             "metadata": {
                 "name": machine_name, "namespace": ns, "labels": labels,
+                "annotations": {MADE_FROM_ANNOTATION: new.made_from},
                 "ownerReferences": [objects::controller_reference(new.owner)],
             },
             "spec": spec,

@@ -1,8 +1,9 @@
 //! Which machine a KubeadmControlPlane or MachineDeployment creates or deletes next: it scales
-//! to the desired replicas, and replaces machines of another version one at a time, either
-//! surging (`maxSurge` ≥ 1: create one, wait until it is Ready, delete an old one) or deleting
-//! first (`maxSurge: 0`: delete an old one, wait until it is gone, which means its host is free
-//! again, then create its successor).
+//! to the desired replicas, and replaces machines made from another template (what the owner's
+//! rollout compares: see `replicas::made_from`) one at a time, either surging (`maxSurge` ≥ 1:
+//! create one, wait until it is Ready, delete an old one) or deleting first (`maxSurge: 0`:
+//! delete an old one, wait until it is gone, which means its host is free again, then create its
+//! successor).
 
 use std::cmp::Reverse;
 
@@ -10,7 +11,8 @@ use std::cmp::Reverse;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Replica {
     pub name: String,
-    pub version: String,
+    /// What it was made from (`replicas::made_from` of its owner then).
+    pub template: String,
     /// `creationTimestamp` (RFC 3339, so it sorts as text).
     pub created: String,
     pub ready: bool,
@@ -44,14 +46,14 @@ pub enum Step {
     Steady,
 }
 
-pub fn plan(desired: usize, version: &str, replicas: &[Replica], policy: &Policy) -> Step {
+pub fn plan(desired: usize, template: &str, replicas: &[Replica], policy: &Policy) -> Step {
     // One change at a time: a deleting machine holds its host until it is gone.
     if replicas.iter().any(|r| r.deleting) {
         return Step::Wait;
     }
     let count = replicas.len();
     let all_ready = replicas.iter().all(|r| r.ready);
-    let outdated: Vec<&Replica> = replicas.iter().filter(|r| r.version != version).collect();
+    let outdated: Vec<&Replica> = replicas.iter().filter(|r| r.template != template).collect();
     if outdated.is_empty() {
         return if count > desired {
             let victims = by_deletion_priority(replicas.iter().collect(), policy.scale_in);
@@ -124,10 +126,10 @@ fn by_deletion_priority(mut candidates: Vec<&Replica>, scale_in: ScaleIn) -> Vec
 mod tests {
     use super::*;
 
-    fn replica(name: &str, version: &str, created: &str) -> Replica {
+    fn replica(name: &str, template: &str, created: &str) -> Replica {
         Replica {
             name: name.into(),
-            version: version.into(),
+            template: template.into(),
             created: format!("2024-01-01T00:00:{created}Z"),
             ready: true,
             deleting: false,

@@ -403,6 +403,77 @@ async fn an_upgrade_rolls_every_machine_to_the_new_version() -> anyhow::Result<(
 }
 
 #[tokio::test]
+async fn a_bootstrap_change_rolls_the_control_plane_and_a_drain_timeout_rolls_nothing()
+-> anyhow::Result<()> {
+    let world = World::new("respec", 4).await?;
+    let _sim = world.start(world.config());
+    let control_plane = [world.id(0), world.id(1), world.id(2)];
+    let objects = world.cluster_objects(&control_plane, &[world.id(3)], VERSION)?;
+    for object in &objects {
+        common::apply(&world.client, object).await?;
+    }
+    world.wait_for_state("fulfilled").await?;
+    let before = names(&world.list(Kind::Machine).await?);
+
+    // Changed in place: no machine is replaced.
+    let mut generated = lcm_core::capi::Generated {
+        namespace: world.namespace(),
+        objects: objects.clone(),
+    };
+    lcm_core::capi::drain_within(&mut generated, std::time::Duration::from_secs(60));
+    for object in &generated.objects {
+        common::apply(&world.client, object).await?;
+    }
+    world.wait_for_state("fulfilled").await?;
+    assert_eq!(names(&world.list(Kind::Machine).await?), before);
+
+    // Another bootstrap at the same version: every control-plane machine is replaced.
+    for object in generated
+        .objects
+        .iter_mut()
+        .filter(|o| o["kind"] == "KubeadmControlPlane")
+    {
+        let commands = object["spec"]["kubeadmConfigSpec"]["preKubeadmCommands"]
+            .as_array_mut()
+            .expect("commands");
+        commands.push(json!("echo another bootstrap"));
+    }
+    for object in &generated.objects {
+        common::apply(&world.client, object).await?;
+    }
+    wait_for("the control plane rolled", TIMEOUT, || async {
+        let machines = world.list(Kind::Machine).await?;
+        let control_plane: Vec<&Value> = machines
+            .iter()
+            .filter(|m| m["metadata"]["labels"]["cluster.x-k8s.io/control-plane"].is_string())
+            .collect();
+        let replaced = control_plane.len() == 3
+            && control_plane.iter().all(|m| {
+                !before.contains(
+                    &m["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            });
+        let fulfilled = world.progress().await?.state.as_str() == "fulfilled";
+        Ok((replaced && fulfilled).then_some(()))
+    })
+    .await?;
+    let worker = world
+        .list(Kind::Machine)
+        .await?
+        .into_iter()
+        .find(|m| m["metadata"]["labels"]["cluster.x-k8s.io/deployment-name"].is_string())
+        .expect("worker");
+    assert!(
+        before.contains(&names(&[worker])[0]),
+        "the workers did not roll"
+    );
+    world.cleanup().await
+}
+
+#[tokio::test]
 async fn an_upgrade_that_installs_no_packages_leaves_the_nodes_at_the_old_kubelet()
 -> anyhow::Result<()> {
     const NEW: &str = "v1.33.5";
