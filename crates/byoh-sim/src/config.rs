@@ -70,6 +70,10 @@ pub struct SimConfig {
     pub job_delay: Duration,
     /// How long a host takes to bootstrap Kubernetes once a machine claimed it.
     pub bootstrap_delay: Duration,
+    /// Clusters without a ClusterResourceSet get a CNI from their owner once their control
+    /// plane is initialized (as an owner who brings their own does); otherwise their nodes stay
+    /// NotReady, as with Cluster API.
+    pub cni_by_cluster_owner: bool,
     pub faults: Faults,
 }
 
@@ -83,6 +87,7 @@ impl Default for SimConfig {
             namespace: None,
             job_delay: Duration::from_secs(2),
             bootstrap_delay: Duration::from_secs(3),
+            cni_by_cluster_owner: false,
             faults: Faults::default(),
         }
     }

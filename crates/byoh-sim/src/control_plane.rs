@@ -207,11 +207,10 @@ current-context: {user}@{cluster}
     )
 }
 
-/// The lowest version among Ready machines: the new one only once every machine runs it.
-fn running_version(machines: &[Value]) -> Option<&str> {
+/// The lowest `spec.version` among the machines, as `LowestVersion` (deleting ones too).
+fn lowest_version(machines: &[Value]) -> Option<&str> {
     machines
         .iter()
-        .filter(|m| replicas::is_ready(m))
         .map(replicas::version)
         .min_by_key(|v| v.parse::<KubernetesVersion>().ok())
 }
@@ -219,8 +218,11 @@ fn running_version(machines: &[Value]) -> Option<&str> {
 async fn write_status(ctx: &Context, kcp: &Value, cluster: &str, machines: &[Value]) -> Result<()> {
     let desired = desired_replicas(kcp);
     let counts = replicas::count(machines, &current_template(kcp));
-    // Set by the first `kubeadm init` and never unset.
-    let initialized = kcp["status"]["initialized"] == true || counts.ready > 0;
+    // Once the kubeadm configuration `kubeadm init` uploads is readable (a node joined), and
+    // never unset; `readyReplicas` counts Ready Nodes (controlplane/kubeadm/internal/
+    // controllers/status.go).
+    let initialized =
+        kcp["status"]["initialized"] == true || machines.iter().any(replicas::has_node);
     let ready = if !initialized {
         Condition::false_("Ready", "WaitingForKubeadmInit", Severity::Info)
     } else if counts.outdated > 0 {
@@ -250,7 +252,7 @@ async fn write_status(ctx: &Context, kcp: &Value, cluster: &str, machines: &[Val
         "observedGeneration": kcp["metadata"]["generation"],
         "conditions": conditions::render(&[ready, available], &kcp["status"]["conditions"]),
     });
-    if let Some(version) = running_version(machines) {
+    if let Some(version) = lowest_version(machines) {
         status["version"] = json!(version);
     }
     let api = ctx.api(Kind::KubeadmControlPlane, namespace(kcp));

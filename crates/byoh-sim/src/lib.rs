@@ -18,6 +18,7 @@ mod bootstrap;
 mod claiming;
 mod cloud_init;
 mod cluster;
+mod cni;
 mod conditions;
 mod config;
 mod context;

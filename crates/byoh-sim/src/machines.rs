@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use crate::agent::BOOTSTRAPPED;
 use crate::claiming::{self, ClaimFor};
+use crate::cni;
 use crate::conditions::{self, Condition, Severity};
 use crate::context::Context;
 use crate::error::Result;
@@ -33,6 +34,8 @@ const HOST_READY: &str = "BYOHostReady";
 const WAITING_FOR_CLUSTER_INFRASTRUCTURE: &str = "WaitingForClusterInfrastructure";
 const WAITING_FOR_BOOTSTRAP_DATA: &str = "WaitingForBootstrapDataSecret";
 const HOSTS_UNAVAILABLE: &str = "BYOHostsUnavailable";
+/// Reason of `NodeHealthy=False` for a Node whose Ready condition is False (no CNI yet).
+const NODE_CONDITIONS_FAILED: &str = "NodeConditionsFailed";
 /// How often a blocked drain is tried again.
 const DRAIN_RETRY: Duration = Duration::from_secs(5);
 
@@ -40,8 +43,10 @@ pub fn run(ctx: Arc<Context>) -> impl Future<Output = ()> + Send {
     let resource = Kind::Machine.api_resource();
     let controller = ctx.stores.controller(Kind::Machine);
     let (for_hosts, for_clusters) = (controller.store(), controller.store());
+    let (for_resource_sets, for_config_maps) = (controller.store(), controller.store());
     let (same_name, host_resource, cluster_resource) =
-        (resource.clone(), resource.clone(), resource);
+        (resource.clone(), resource.clone(), resource.clone());
+    let (set_resource, config_map_resource) = (resource.clone(), resource);
     let controller = controller
         // A ByoMachine has the name of its Machine.
         .watches_stream_with(
@@ -63,7 +68,20 @@ pub fn run(ctx: Arc<Context>) -> impl Future<Output = ()> + Send {
             ctx.stores.changes(Kind::Cluster),
             move |cluster| machines_of(&for_clusters, &cluster, &cluster_resource),
             Kind::Cluster.api_resource(),
-        );
+        )
+        // A ClusterResourceSet, or a resource it lists, may bring the CNI that makes nodes Ready.
+        .watches_stream_with(
+            ctx.stores.changes(Kind::ClusterResourceSet),
+            move |set| in_namespace(&for_resource_sets, set.metadata.namespace, &set_resource),
+            Kind::ClusterResourceSet.api_resource(),
+        )
+        .watches_stream(ctx.stores.config_map_changes(), move |config_map| {
+            in_namespace(
+                &for_config_maps,
+                config_map.metadata.namespace,
+                &config_map_resource,
+            )
+        });
     runner::drive("machines", controller.run(reconcile, runner::retry, ctx))
 }
 
@@ -107,14 +125,31 @@ fn machines_of(
         .collect()
 }
 
+fn in_namespace(
+    store: &Store<DynamicObject>,
+    namespace: Option<String>,
+    resource: &ApiResource,
+) -> Vec<ObjectRef<DynamicObject>> {
+    store
+        .state()
+        .iter()
+        .filter(|m| m.metadata.namespace == namespace)
+        .map(|m| ObjectRef::from_obj_with(m.as_ref(), resource.clone()))
+        .collect()
+}
+
 /// Where a machine's infrastructure (ByoMachine and host) stands.
 enum Infrastructure {
     /// No host yet; BYOHostReady is False for this reason.
     Waiting(&'static str),
     /// A host is attached and bootstrapping the node (or retrying).
     Bootstrapping,
-    /// The node is up on this host, known by this provider ID.
-    Ready { host: Value, provider_id: String },
+    /// The node is up on this host, known by this provider ID; Ready once a CNI runs.
+    Ready {
+        host: Value,
+        provider_id: String,
+        node_ready: bool,
+    },
 }
 
 async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action> {
@@ -162,13 +197,17 @@ async fn infrastructure(
         return Ok(match bootstrapped {
             Some(c) if c["status"] == "True" => Infrastructure::Ready {
                 provider_id: provider_id(&host, byo_machine),
+                node_ready: ctx
+                    .stores
+                    .get(Kind::Cluster, namespace(machine), cluster_name(machine))
+                    .is_some_and(|cluster| cni::installed(ctx, &cluster)),
                 host,
             },
             _ => Infrastructure::Bootstrapping,
         });
     }
     let ns = namespace(machine);
-    let cluster_name = machine["spec"]["clusterName"].as_str().unwrap_or_default();
+    let cluster_name = cluster_name(machine);
     let cluster = ctx.stores.get(Kind::Cluster, ns, cluster_name);
     let Some(cluster) = cluster.filter(|c| c["status"]["infrastructureReady"] == true) else {
         return Ok(Infrastructure::Waiting(WAITING_FOR_CLUSTER_INFRASTRUCTURE));
@@ -189,6 +228,10 @@ async fn infrastructure(
         Some(_) => Infrastructure::Bootstrapping,
         None => Infrastructure::Waiting(HOSTS_UNAVAILABLE),
     })
+}
+
+fn cluster_name(machine: &Value) -> &str {
+    machine["spec"]["clusterName"].as_str().unwrap_or_default()
 }
 
 /// The kubeadm bootstrap provider's output: the Secret `bootstrap.dataSecretName` names,
@@ -244,7 +287,9 @@ async fn write_byo_machine(
     let api = ctx.api(Kind::ByoMachine, namespace(byo_machine));
     let previous = &byo_machine["status"]["conditions"];
     let status = match infrastructure {
-        Infrastructure::Ready { host, provider_id } => {
+        Infrastructure::Ready {
+            host, provider_id, ..
+        } => {
             if byo_machine["spec"]["providerID"] != *provider_id {
                 let patch = json!({"spec": {"providerID": provider_id}});
                 objects::merge(&api, name(byo_machine), patch).await?;
@@ -302,7 +347,11 @@ async fn write_machine(
     let mut status = json!({"bootstrapReady": bootstrap_ready, "infrastructureReady": false,
         "observedGeneration": machine["metadata"]["generation"]});
     let (phase, ready, others) = match infrastructure {
-        Infrastructure::Ready { host, provider_id } => {
+        Infrastructure::Ready {
+            host,
+            provider_id,
+            node_ready,
+        } => {
             // Cluster API copies it from the infrastructure machine.
             if machine["spec"]["providerID"] != *provider_id {
                 let patch = json!({"spec": {"providerID": provider_id}});
@@ -313,11 +362,19 @@ async fn write_machine(
             if let Some(kubelet) = ctx.registry.kubelet_version(namespace(host), name(host)) {
                 status["nodeInfo"] = node_info(host, &kubelet);
             }
-            let all_true = [
-                Condition::true_("InfrastructureReady"),
-                Condition::true_("NodeHealthy"),
-            ];
-            ("Running", Condition::true_("Ready"), all_true)
+            // Running once the Node exists; Ready (and so counted ready) once the Node is.
+            let (node, ready) = if *node_ready {
+                (Condition::true_("NodeHealthy"), Condition::true_("Ready"))
+            } else {
+                let not_ready =
+                    |type_| Condition::false_(type_, NODE_CONDITIONS_FAILED, Severity::Warning);
+                (not_ready("NodeHealthy"), not_ready("Ready"))
+            };
+            (
+                "Running",
+                ready,
+                [Condition::true_("InfrastructureReady"), node],
+            )
         }
         Infrastructure::Waiting(_) | Infrastructure::Bootstrapping => {
             let phase = if bootstrap_ready {

@@ -56,6 +56,10 @@ struct Cli {
     /// so draining them never ends but by the machine's nodeDrainTimeout.
     #[arg(long, value_delimiter = ',')]
     pdb_blocks_drain: Vec<String>,
+    /// Clusters without a ClusterResourceSet get a CNI from their owner once their control
+    /// plane is initialized; otherwise their nodes stay NotReady.
+    #[arg(long)]
+    cni_by_cluster_owner: bool,
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
 }
@@ -78,6 +82,7 @@ impl Cli {
             hosts,
             byoh_namespace: self.byoh_namespace,
             register_inventory_hosts: self.register_inventory_hosts,
+            cni_by_cluster_owner: self.cni_by_cluster_owner,
             preregistered: self.preregistered.into_iter().collect(),
             namespace: self.namespace,
             job_delay: self.job_delay.unwrap_or(defaults.job_delay),

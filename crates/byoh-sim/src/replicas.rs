@@ -22,10 +22,16 @@ pub fn owned_machines(ctx: &Context, owner: &Value, cluster: &str) -> Vec<Value>
         .collect()
 }
 
-/// A Machine counts as Ready once its node is there (phase Running); nodes are Ready at once
-/// in the simulation, as no CNI has to start.
+/// A Machine counts as Ready once its Node is (Running and `Ready=True`): a Node without a CNI
+/// is NotReady.
 pub fn is_ready(machine: &Value) -> bool {
-    machine["status"]["phase"] == "Running" && !deleting(machine)
+    let ready = crate::conditions::find(machine, "Ready").is_some_and(|c| c["status"] == "True");
+    machine["status"]["phase"] == "Running" && ready && !deleting(machine)
+}
+
+/// Whether the machine's node has joined (`kubeadm init` or `join` done), Ready or not.
+pub fn has_node(machine: &Value) -> bool {
+    !machine["status"]["nodeRef"].is_null()
 }
 
 pub fn version(machine: &Value) -> &str {

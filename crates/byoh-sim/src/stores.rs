@@ -30,8 +30,9 @@ use crate::error::{Error, Result};
 use crate::objects::to_json;
 
 /// The Cluster API and BYOH kinds the simulated controllers read or react to.
-const WATCHED: [Kind; 10] = [
+const WATCHED: [Kind; 11] = [
     Kind::Cluster,
+    Kind::ClusterResourceSet,
     Kind::KubeadmControlPlane,
     Kind::KubeadmConfigTemplate,
     Kind::KubeadmConfig,
@@ -128,6 +129,13 @@ impl Stores {
         kind: Kind,
     ) -> impl Stream<Item = watcher::Result<DynamicObject>> + Send + 'static {
         self.watched(kind).changes()
+    }
+
+    /// The ConfigMaps that change, to trigger a controller.
+    pub fn config_map_changes(
+        &self,
+    ) -> impl Stream<Item = watcher::Result<ConfigMap>> + Send + 'static {
+        self.config_maps.changes()
     }
 
     /// The object of `kind` named `name` in `namespace`.

@@ -403,6 +403,37 @@ async fn an_upgrade_rolls_every_machine_to_the_new_version() -> anyhow::Result<(
 }
 
 #[tokio::test]
+async fn nodes_without_a_cni_stay_not_ready_until_its_manifest_exists() -> anyhow::Result<()> {
+    let world = World::new("nocni", 2).await?;
+    let _sim = world.start(world.config());
+    let objects = world.cluster_objects(&[world.id(0)], &[world.id(1)], VERSION)?;
+    // The ClusterResourceSet names a ConfigMap that is not there yet (the operator's
+    // CreatedWithoutCni).
+    let (manifest, rest): (Vec<Value>, Vec<Value>) =
+        objects.into_iter().partition(|o| o["kind"] == "ConfigMap");
+    for object in &rest {
+        common::apply(&world.client, object).await?;
+    }
+    let kcp_name = format!("{}-control-plane", world.cluster);
+    let kcp = wait_for("kubeadm init, with no Ready node", TIMEOUT, || async {
+        let machines = world.list(Kind::Machine).await?;
+        let joined =
+            machines.len() == 2 && machines.iter().all(|m| m["status"]["phase"] == "Running");
+        let kcp = world.get(Kind::KubeadmControlPlane, &kcp_name).await?;
+        Ok(kcp.filter(|k| joined && k["status"]["initialized"] == true))
+    })
+    .await?;
+    assert_eq!(kcp["status"]["readyReplicas"], 0, "{kcp}");
+    assert_eq!(world.progress().await?.state.as_str(), "progressing");
+
+    for object in &manifest {
+        common::apply(&world.client, object).await?;
+    }
+    world.wait_for_state("fulfilled").await?;
+    world.cleanup().await
+}
+
+#[tokio::test]
 async fn a_bootstrap_change_rolls_the_control_plane_and_a_drain_timeout_rolls_nothing()
 -> anyhow::Result<()> {
     let world = World::new("respec", 4).await?;

@@ -546,6 +546,8 @@ async fn focom_and_direct_requests_racing_for_hosts_with_two_o2ims_operators_nev
     let inventory = json!({"defaults": {"hostPreparation": "skip", "cni": "none"}, "hosts": hosts, "clusters": []});
     let mut options = WorldOptions::from_inventory(&inventory.to_string())?;
     options.simulator.register_inventory_hosts = true;
+    // `cni: none`: the clusters' owner brings the CNI.
+    options.simulator.cni_by_cluster_owner = true;
     let world = World::start(options).await?;
     let _second = Operator::O2ims
         .start(&world.cluster, world.options())

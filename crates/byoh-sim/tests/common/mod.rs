@@ -116,8 +116,12 @@ impl World {
             "hosts": {"controlPlane": control_plane, "workers": workers},
         }))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let generated =
-            lcm_core::capi::generate(&format!("request-{}", self.cluster), &params, None);
+        // With the CNI's manifest, as the operator applies it: without one, nodes stay NotReady.
+        let generated = lcm_core::capi::generate(
+            &format!("request-{}", self.cluster),
+            &params,
+            Some("# stand-in for the Calico manifest\n"),
+        );
         Ok(generated.objects)
     }
 

@@ -96,6 +96,8 @@ async fn run(clusters: usize, steady: Duration, out: &std::path::Path) -> anyhow
     let audit_dir = out.join(format!("audit-{clusters}"));
     options.audit_dir = Some(audit_dir.clone());
     options.simulator.register_inventory_hosts = true;
+    // `cni: none`: the clusters' owner brings the CNI.
+    options.simulator.cni_by_cluster_owner = true;
     options.simulator.job_delay = Duration::ZERO;
     options.simulator.bootstrap_delay = Duration::ZERO;
     let mut world = World::start(options).await?;
