@@ -32,6 +32,11 @@ pub fn run(ctx: Arc<Context>) -> impl Future<Output = ()> + Send {
             ctx.stores.changes(Kind::Machine),
             Kind::Machine.api_resource(),
         )
+        // Infrastructure machines it made, until their Machine owns them (or as orphans).
+        .owns_stream_with(
+            ctx.stores.changes(Kind::ByoMachine),
+            Kind::ByoMachine.api_resource(),
+        )
         // The Cluster's infrastructure becoming ready, its endpoint, its deletion.
         .watches_stream_with(
             ctx.stores.changes(Kind::Cluster),
@@ -65,6 +70,7 @@ async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Acti
         .stores
         .get(Kind::Cluster, namespace(&kcp), &cluster_name);
     let machines = replicas::owned_machines(&ctx, &kcp, &cluster_name);
+    replicas::delete_orphans(&ctx, &kcp, &machines).await?;
     if let Some(cluster) = cluster.filter(|c| !deleting(c)) {
         ensure_kubeconfig(&ctx, &cluster, &kcp).await?;
         if cluster["status"]["infrastructureReady"] == true {

@@ -30,6 +30,11 @@ pub fn run(ctx: Arc<Context>) -> impl Future<Output = ()> + Send {
         .owns_stream_with(
             ctx.stores.changes(Kind::Machine),
             Kind::Machine.api_resource(),
+        )
+        // Infrastructure machines it made, until their Machine owns them (or as orphans).
+        .owns_stream_with(
+            ctx.stores.changes(Kind::ByoMachine),
+            Kind::ByoMachine.api_resource(),
         );
     runner::drive(
         "machine-deployment",
@@ -54,6 +59,7 @@ async fn reconcile(object: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Acti
         return Ok(Action::requeue(CLUSTER_NOT_FOUND_RETRY));
     };
     let machines = replicas::owned_machines(&ctx, &deployment, cluster_name);
+    replicas::delete_orphans(&ctx, &deployment, &machines).await?;
     if !deleting(&cluster) {
         scale(&ctx, &deployment, cluster_name, &machines).await?;
     }

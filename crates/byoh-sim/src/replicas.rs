@@ -105,9 +105,10 @@ pub struct NewMachine<'a> {
     pub made_from: String,
 }
 
-/// Creates a ByoMachine cloned from the template and a KubeadmConfig, then their Machine of the
-/// same name (as Cluster API does: infrastructure and bootstrap config first), which then owns
-/// them.
+/// Creates a ByoMachine cloned from the template and a KubeadmConfig, both owned by `owner`,
+/// then their Machine of the same name (as Cluster API's MachineSet controller does:
+/// infrastructure and bootstrap config first), which then owns them; if the Machine cannot be
+/// created they are deleted.
 pub async fn create(ctx: &Context, new: NewMachine<'_>) -> Result<String> {
     let ns = namespace(new.owner);
     let template_name = new.template["name"].as_str().unwrap_or_default();
@@ -132,6 +133,7 @@ pub async fn create(ctx: &Context, new: NewMachine<'_>) -> Result<String> {
                 "generateName": format!("{}-", name(new.owner)),
                 "namespace": ns,
                 "labels": labels,
+                "ownerReferences": [objects::controller_reference(new.owner)],
                 "annotations": {
                     "cluster.x-k8s.io/cloned-from-name": template_name,
                     "cluster.x-k8s.io/cloned-from-groupkind": "ByoMachineTemplate.infrastructure.cluster.x-k8s.io",
@@ -146,7 +148,10 @@ pub async fn create(ctx: &Context, new: NewMachine<'_>) -> Result<String> {
         &ctx.api(Kind::KubeadmConfig, ns),
         json!({
             "apiVersion": Kind::KubeadmConfig.api_version(), "kind": Kind::KubeadmConfig.name(),
-            "metadata": {"name": machine_name, "namespace": ns, "labels": labels},
+            "metadata": {
+                "name": machine_name, "namespace": ns, "labels": labels,
+                "ownerReferences": [objects::controller_reference(new.owner)],
+            },
             "spec": new.bootstrap,
         }),
     )
@@ -163,7 +168,7 @@ pub async fn create(ctx: &Context, new: NewMachine<'_>) -> Result<String> {
         "apiVersion": Kind::ByoMachine.api_version(), "kind": Kind::ByoMachine.name(),
         "name": machine_name, "namespace": ns,
     });
-    let machine = objects::create(
+    let created = objects::create(
         &ctx.api(Kind::Machine, ns),
         json!({
             "apiVersion": Kind::Machine.api_version(), "kind": Kind::Machine.name(),
@@ -175,7 +180,17 @@ pub async fn create(ctx: &Context, new: NewMachine<'_>) -> Result<String> {
             "spec": spec,
         }),
     )
-    .await?;
+    .await;
+    let machine = match created {
+        Ok(machine) => machine,
+        Err(error) => {
+            // As the MachineSet controller: what was made for the Machine goes with it.
+            for kind in [Kind::ByoMachine, Kind::KubeadmConfig] {
+                objects::delete(&ctx.api(kind, ns), &machine_name).await?;
+            }
+            return Err(error);
+        }
+    };
     let owned = json!({"metadata": {"ownerReferences": [objects::controller_reference(&machine)]}});
     for kind in [Kind::ByoMachine, Kind::KubeadmConfig] {
         objects::merge(&ctx.api(kind, ns), &machine_name, owned.clone()).await?;
@@ -186,6 +201,31 @@ pub async fn create(ctx: &Context, new: NewMachine<'_>) -> Result<String> {
         .wait_for_own_write(Kind::Machine, ns, &machine_name, |cached| cached.is_some())
         .await?;
     Ok(machine_name)
+}
+
+/// Deletes the ByoMachines and KubeadmConfigs `owner` made for a Machine that does not exist
+/// (the simulator stopped between the creates), as the MachineSet controller's
+/// `cleanupOrphanedBootstrapConfigsInfraMachines` does.
+pub async fn delete_orphans(ctx: &Context, owner: &Value, machines: &[Value]) -> Result<()> {
+    let ns = namespace(owner);
+    let everything = kube::core::Selector::default();
+    for kind in [Kind::ByoMachine, Kind::KubeadmConfig] {
+        for orphan in ctx
+            .stores
+            .list(kind, Some(ns), &everything)
+            .iter()
+            .filter(|o| objects::owned_by(o, owner))
+            .filter(|o| !machines.iter().any(|m| name(m) == name(o)))
+        {
+            tracing::info!(
+                kind = kind.name(),
+                name = name(orphan),
+                "deleting an orphan"
+            );
+            objects::delete(&ctx.api(kind, ns), name(orphan)).await?;
+        }
+    }
+    Ok(())
 }
 
 pub async fn delete(ctx: &Context, namespace: &str, names: &[String]) -> Result<()> {

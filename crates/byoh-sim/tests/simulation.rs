@@ -403,6 +403,44 @@ async fn an_upgrade_rolls_every_machine_to_the_new_version() -> anyhow::Result<(
 }
 
 #[tokio::test]
+async fn an_infrastructure_machine_left_without_its_machine_is_deleted() -> anyhow::Result<()> {
+    let world = World::new("orphan", 2).await?;
+    let _sim = world.start(world.config());
+    world
+        .apply_cluster(&[world.id(0)], &[world.id(1)], VERSION)
+        .await?;
+    world.wait_for_state("fulfilled").await?;
+    let before = names(&world.list(Kind::ByoMachine).await?);
+    // As a simulator stopped between creating a ByoMachine and its Machine leaves it.
+    let kcp = world
+        .get(
+            Kind::KubeadmControlPlane,
+            &format!("{}-control-plane", world.cluster),
+        )
+        .await?
+        .expect("KubeadmControlPlane");
+    let orphan = json!({
+        "apiVersion": Kind::ByoMachine.api_version(), "kind": "ByoMachine",
+        "metadata": {"name": "left-behind", "namespace": world.namespace(),
+            "labels": {lcm_core::capi::CAPI_CLUSTER_NAME_LABEL: world.cluster},
+            "ownerReferences": [{"apiVersion": kcp["apiVersion"], "kind": kcp["kind"],
+                "name": kcp["metadata"]["name"], "uid": kcp["metadata"]["uid"], "controller": true}]},
+        "spec": {"selector": {"matchLabels": {"host-id": "nowhere"}}},
+    });
+    common::apply(&world.client, &orphan).await?;
+    wait_for("the orphan to be deleted", TIMEOUT, || async {
+        Ok(world
+            .get(Kind::ByoMachine, "left-behind")
+            .await?
+            .is_none()
+            .then_some(()))
+    })
+    .await?;
+    assert_eq!(names(&world.list(Kind::ByoMachine).await?), before);
+    world.cleanup().await
+}
+
+#[tokio::test]
 async fn nodes_without_a_cni_stay_not_ready_until_its_manifest_exists() -> anyhow::Result<()> {
     let world = World::new("nocni", 2).await?;
     let _sim = world.start(world.config());
@@ -679,6 +717,21 @@ async fn scale_in_a_worker_whose_drain_is_blocked(
         }))
     })
     .await?;
+    // Cluster API counts the draining machine in status.replicas, above spec.replicas.
+    let md = world
+        .get(Kind::MachineDeployment, &format!("{}-md-0", world.cluster))
+        .await?
+        .expect("MachineDeployment");
+    assert_eq!(
+        (&md["spec"]["replicas"], &md["status"]["replicas"]),
+        (&json!(0), &json!(1))
+    );
+    let progress = world.progress().await?;
+    assert!(
+        progress.message.contains("removing 1 machine(s)"),
+        "{}",
+        progress.message
+    );
     world.wait_for_host(1, "released", is_free).await?;
     Ok(())
 }
