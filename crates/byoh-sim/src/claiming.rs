@@ -1,18 +1,20 @@
-//! How a ByoMachine gets a host and gives it back, as BYOH's ByoMachine controller does it: it
-//! takes the first free ByoHost (one without the `cluster.x-k8s.io/cluster-name` label) its
-//! selector matches, in any namespace; when deleted it marks the host for cleanup, which the
-//! host's agent performs.
+//! How a ByoMachine gets a host and gives it back, as BYOH's ByoMachine controller does it
+//! (controllers/infrastructure/byomachine_controller.go `attachByoHost`): one claim at a time
+//! (its single worker), it lists the free ByoHosts (no `cluster.x-k8s.io/cluster-name` label) its
+//! selector matches from its cache, in any namespace, takes the first and patches it from the
+//! cached copy, unguarded by resourceVersion, without waiting for its cache to show the claim:
+//! a claim right after may take the same host, and the machine that lost it (the host's
+//! `byomachine-name` label names the other) claims again. When deleted it marks the host for
+//! cleanup, which the host's agent performs.
 
 use std::collections::BTreeSet;
 
-use kube::ResourceExt;
-use kube::api::DynamicObject;
 use kube::core::{Expression, Selector};
 use lcm_core::capi::{CAPI_CLUSTER_NAME_LABEL, Kind};
 use serde_json::{Value, json};
 
 use crate::context::Context;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::objects::{self, label, name, namespace};
 use crate::stores::labelled;
 
@@ -124,23 +126,23 @@ pub async fn claim(ctx: &Context, byo_machine: &Value, by: ClaimFor<'_>) -> Resu
             "name": by.machine["spec"]["bootstrap"]["dataSecretName"],
         }},
     });
-    // A host that changed since it was cached, maybe claimed by another machine.
-    let mut changed = None;
-    for host in ctx.stores.list(Kind::ByoHost, None, &selector) {
-        match attach(ctx, &host, byo_machine, &claim).await {
-            Err(error) if is_conflict(&error) => changed = Some(error),
-            attached => return attached.map(|()| Some(host)),
-        }
-    }
-    // Only hosts whose cached copies were out of date: one may still be free, so try again soon
-    // rather than report that there is none.
-    changed.map_or(Ok(None), Err)
+    let _one_at_a_time = ctx.claiming.lock().await;
+    let Some(host) = ctx
+        .stores
+        .list(Kind::ByoHost, None, &selector)
+        .into_iter()
+        .next()
+    else {
+        return Ok(None);
+    };
+    attach(ctx, &host, byo_machine, &claim).await?;
+    Ok(Some(host))
 }
 
-/// Writes `claim` to `host` for `byo_machine`, unless the host changed since it was read.
+/// Writes `claim` to `host` for `byo_machine`: labels, annotations and spec, then the status.
 async fn attach(ctx: &Context, host: &Value, byo_machine: &Value, claim: &Value) -> Result<()> {
     let api = ctx.api(Kind::ByoHost, namespace(host));
-    objects::merge_guarded(&api, host, claim.clone()).await?;
+    objects::merge(&api, name(host), claim.clone()).await?;
     let machine_ref = json!({
         "apiVersion": byo_machine["apiVersion"], "kind": byo_machine["kind"],
         "namespace": namespace(byo_machine), "name": name(byo_machine),
@@ -152,19 +154,8 @@ async fn attach(ctx: &Context, host: &Value, byo_machine: &Value, claim: &Value)
         json!({"status": {"machineRef": machine_ref}}),
     )
     .await?;
-    let attachment = attachment(byo_machine);
-    tracing::info!(host = name(host), byo_machine = %attachment, "claimed host");
-    // The machine's next reconcile must find this host attached, not claim another.
-    let attached = |cached: Option<&DynamicObject>| {
-        cached.is_some_and(|h| h.labels().get(BYOMACHINE_NAME_LABEL) == Some(&attachment))
-    };
-    ctx.stores
-        .wait_for_own_write(Kind::ByoHost, namespace(host), name(host), attached)
-        .await
-}
-
-fn is_conflict(error: &Error) -> bool {
-    matches!(error, Error::Kube(kube::Error::Api(status)) if status.is_conflict())
+    tracing::info!(host = name(host), byo_machine = %attachment(byo_machine), "claimed host");
+    Ok(())
 }
 
 /// Asks the agent of `host` to give it back (BYOH's `markHostForCleanup`).

@@ -17,6 +17,8 @@ pub(crate) struct Context {
     pub registry: Registry,
     /// Events of the host agents.
     pub recorder: Recorder,
+    /// BYOH's ByoMachine controller runs one worker: one host claim at a time.
+    pub claiming: tokio::sync::Mutex<()>,
     /// What the controllers read: every object they look at, watched once for all of them.
     pub stores: Stores,
 }
@@ -29,6 +31,7 @@ impl Context {
         };
         Self {
             recorder: Recorder::new(client.clone(), reporter),
+            claiming: tokio::sync::Mutex::new(()),
             client,
             config,
             registry: Registry::default(),
