@@ -197,9 +197,7 @@ async fn a_cluster_applied_after_its_machine_deployment_still_gets_its_workers()
     let objects = world.cluster_objects(&[world.id(0)], &[world.id(1)], VERSION)?;
     let (cluster, rest): (Vec<Value>, Vec<Value>) =
         objects.into_iter().partition(|o| o["kind"] == "Cluster");
-    for object in &rest {
-        common::apply(&world.client, object).await?;
-    }
+    world.apply_all(&rest).await?;
     // The simulator has seen them: the control plane reports itself, with no Cluster yet.
     let control_plane = format!("{}-control-plane", world.cluster);
     wait_for("the control plane's first status", TIMEOUT, || async {
@@ -207,9 +205,7 @@ async fn a_cluster_applied_after_its_machine_deployment_still_gets_its_workers()
         Ok(kcp.filter(|kcp| !kcp["status"].is_null()))
     })
     .await?;
-    for object in &cluster {
-        common::apply(&world.client, object).await?;
-    }
+    world.apply_all(&cluster).await?;
     world.wait_for_state("fulfilled").await?;
     world.cleanup().await
 }
@@ -449,9 +445,7 @@ async fn nodes_without_a_cni_stay_not_ready_until_its_manifest_exists() -> anyho
     // CreatedWithoutCni).
     let (manifest, rest): (Vec<Value>, Vec<Value>) =
         objects.into_iter().partition(|o| o["kind"] == "ConfigMap");
-    for object in &rest {
-        common::apply(&world.client, object).await?;
-    }
+    world.apply_all(&rest).await?;
     let kcp_name = format!("{}-control-plane", world.cluster);
     let kcp = wait_for("kubeadm init, with no Ready node", TIMEOUT, || async {
         let machines = world.list(Kind::Machine).await?;
@@ -464,9 +458,7 @@ async fn nodes_without_a_cni_stay_not_ready_until_its_manifest_exists() -> anyho
     assert_eq!(kcp["status"]["readyReplicas"], 0, "{kcp}");
     assert_eq!(world.progress().await?.state.as_str(), "progressing");
 
-    for object in &manifest {
-        common::apply(&world.client, object).await?;
-    }
+    world.apply_all(&manifest).await?;
     world.wait_for_state("fulfilled").await?;
     world.cleanup().await
 }
@@ -478,9 +470,7 @@ async fn a_bootstrap_change_rolls_the_control_plane_and_a_drain_timeout_rolls_no
     let _sim = world.start(world.config());
     let control_plane = [world.id(0), world.id(1), world.id(2)];
     let objects = world.cluster_objects(&control_plane, &[world.id(3)], VERSION)?;
-    for object in &objects {
-        common::apply(&world.client, object).await?;
-    }
+    world.apply_all(&objects).await?;
     world.wait_for_state("fulfilled").await?;
     let before = names(&world.list(Kind::Machine).await?);
 
@@ -490,9 +480,7 @@ async fn a_bootstrap_change_rolls_the_control_plane_and_a_drain_timeout_rolls_no
         objects: objects.clone(),
     };
     lcm_core::capi::drain_within(&mut generated, std::time::Duration::from_secs(60));
-    for object in &generated.objects {
-        common::apply(&world.client, object).await?;
-    }
+    world.apply_all(&generated.objects).await?;
     world.wait_for_state("fulfilled").await?;
     assert_eq!(names(&world.list(Kind::Machine).await?), before);
 
@@ -507,9 +495,7 @@ async fn a_bootstrap_change_rolls_the_control_plane_and_a_drain_timeout_rolls_no
             .expect("commands");
         commands.push(json!("echo another bootstrap"));
     }
-    for object in &generated.objects {
-        common::apply(&world.client, object).await?;
-    }
+    world.apply_all(&generated.objects).await?;
     wait_for("the control plane rolled", TIMEOUT, || async {
         let machines = world.list(Kind::Machine).await?;
         let control_plane: Vec<&Value> = machines
@@ -563,9 +549,7 @@ async fn an_upgrade_that_installs_no_packages_leaves_the_nodes_at_the_old_kubele
         let commands = spec["preKubeadmCommands"].as_array_mut().expect("commands");
         commands.retain(|c| c != "sh /etc/lcm/install-kubernetes.sh");
     }
-    for object in &objects {
-        common::apply(&world.client, object).await?;
-    }
+    world.apply_all(&objects).await?;
     let progress = wait_for(
         "every machine asked for the new version",
         TIMEOUT,
@@ -670,13 +654,7 @@ async fn a_host_failing_to_bootstrap_shows_it_only_on_its_byo_host_and_is_retrie
 
 /// Scales the world's one worker (host 1) in and out again, onto the same host.
 async fn reuse_the_worker_host(world: &World, objects: &[Value]) -> anyhow::Result<()> {
-    let apply_all = |objects: Vec<Value>| async move {
-        for object in &objects {
-            common::apply(&world.client, object).await?;
-        }
-        anyhow::Ok(())
-    };
-    apply_all(objects.to_vec()).await?;
+    world.apply_all(objects).await?;
     world.wait_for_state("fulfilled").await?;
     let mut scaled_in = objects.to_vec();
     for object in scaled_in
@@ -685,9 +663,9 @@ async fn reuse_the_worker_host(world: &World, objects: &[Value]) -> anyhow::Resu
     {
         object["spec"]["replicas"] = json!(0);
     }
-    apply_all(scaled_in).await?;
+    world.apply_all(&scaled_in).await?;
     world.wait_for_host(1, "released", is_free).await?;
-    apply_all(objects.to_vec()).await?;
+    world.apply_all(objects).await?;
     world.wait_for_state("fulfilled").await?;
     Ok(())
 }
@@ -698,9 +676,7 @@ async fn scale_in_a_worker_whose_drain_is_blocked(
     world: &World,
     objects: &[Value],
 ) -> anyhow::Result<()> {
-    for object in objects {
-        common::apply(&world.client, object).await?;
-    }
+    world.apply_all(objects).await?;
     world.wait_for_state("fulfilled").await?;
     for object in objects.iter().filter(|o| o["kind"] == "MachineDeployment") {
         let mut scaled_in = object.clone();

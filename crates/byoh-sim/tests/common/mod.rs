@@ -96,7 +96,13 @@ impl World {
         workers: &[String],
         version: &str,
     ) -> anyhow::Result<()> {
-        for object in &self.cluster_objects(control_plane, workers, version)? {
+        self.apply_all(&self.cluster_objects(control_plane, workers, version)?)
+            .await
+    }
+
+    /// Applies `objects` as the O2IMS operator applies them.
+    pub async fn apply_all(&self, objects: &[Value]) -> anyhow::Result<()> {
+        for object in objects {
             apply(&self.client, object).await?;
         }
         Ok(())
