@@ -190,7 +190,7 @@ fn waiting(reason: &'static str) -> Condition {
 }
 
 fn bootstrapped(host: &Value) -> bool {
-    conditions::find(host, BOOTSTRAPPED).is_some_and(|c| c["status"] == "True")
+    conditions::is_true(host, BOOTSTRAPPED)
 }
 
 /// Writes the agent's only condition unless it already reads so.

@@ -17,8 +17,7 @@ use crate::objects::namespace;
 
 /// Whether a CNI runs on the nodes of `cluster`.
 pub fn installed(ctx: &Context, cluster: &Value) -> bool {
-    let initialized =
-        conditions::find(cluster, "ControlPlaneInitialized").is_some_and(|c| c["status"] == "True");
+    let initialized = conditions::is_true(cluster, "ControlPlaneInitialized");
     initialized && (ctx.config.cni_by_cluster_owner || applied_by_a_resource_set(ctx, cluster))
 }
 

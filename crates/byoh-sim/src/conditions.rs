@@ -116,6 +116,11 @@ pub fn render(conditions: &[Condition], previous: &Value) -> Value {
         .collect()
 }
 
+/// Whether an object's condition of `type_` is True.
+pub fn is_true(object: &Value, type_: &str) -> bool {
+    find(object, type_).is_some_and(|c| c["status"] == "True")
+}
+
 /// An object's condition of `type_`.
 pub fn find<'a>(object: &'a Value, type_: &str) -> Option<&'a Value> {
     object["status"]["conditions"]

@@ -251,14 +251,11 @@ async fn ensure_bootstrap_data(ctx: &Context, machine: &Value) -> Result<bool> {
     let Some(config) = ctx.stores.get(Kind::KubeadmConfig, ns, config_name) else {
         return Ok(false);
     };
-    let cluster_name = machine["spec"]["clusterName"].as_str().unwrap_or_default();
+    let cluster_name = cluster_name(machine);
     let initialized = ctx
         .stores
         .get(Kind::Cluster, ns, cluster_name)
-        .and_then(|c| {
-            conditions::find(&c, "ControlPlaneInitialized").map(|c| c["status"] == "True")
-        })
-        .unwrap_or(false);
+        .is_some_and(|c| conditions::is_true(&c, "ControlPlaneInitialized"));
     let control_plane = !machine["metadata"]["labels"][CONTROL_PLANE_LABEL].is_null();
     let Some(role) = kubeadm_bootstrap::role(&config["spec"], control_plane, initialized) else {
         return Ok(false);

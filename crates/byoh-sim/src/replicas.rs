@@ -25,7 +25,7 @@ pub fn owned_machines(ctx: &Context, owner: &Value, cluster: &str) -> Vec<Value>
 /// A Machine counts as Ready once its Node is (Running and `Ready=True`): a Node without a CNI
 /// is NotReady.
 pub fn is_ready(machine: &Value) -> bool {
-    let ready = crate::conditions::find(machine, "Ready").is_some_and(|c| c["status"] == "True");
+    let ready = crate::conditions::is_true(machine, "Ready");
     machine["status"]["phase"] == "Running" && ready && !deleting(machine)
 }
 

@@ -39,7 +39,7 @@ async fn provisions_the_operators_objects_into_a_fulfilled_cluster() -> anyhow::
         cluster["metadata"]["finalizers"],
         json!(["cluster.cluster.x-k8s.io"])
     );
-    let kcp_name = format!("{}-control-plane", world.cluster);
+    let kcp_name = world.control_plane();
     let kcp = world
         .get(Kind::KubeadmControlPlane, &kcp_name)
         .await?
@@ -199,7 +199,7 @@ async fn a_cluster_applied_after_its_machine_deployment_still_gets_its_workers()
         objects.into_iter().partition(|o| o["kind"] == "Cluster");
     world.apply_all(&rest).await?;
     // The simulator has seen them: the control plane reports itself, with no Cluster yet.
-    let control_plane = format!("{}-control-plane", world.cluster);
+    let control_plane = world.control_plane();
     wait_for("the control plane's first status", TIMEOUT, || async {
         let kcp = world.get(Kind::KubeadmControlPlane, &control_plane).await?;
         Ok(kcp.filter(|kcp| !kcp["status"].is_null()))
@@ -368,10 +368,7 @@ async fn an_upgrade_rolls_every_machine_to_the_new_version() -> anyhow::Result<(
         "{most_control_plane_machines:?}"
     );
     let kcp = world
-        .get(
-            Kind::KubeadmControlPlane,
-            &format!("{}-control-plane", world.cluster),
-        )
+        .get(Kind::KubeadmControlPlane, &world.control_plane())
         .await?
         .expect("KubeadmControlPlane");
     assert_eq!(kcp["status"]["version"], NEW);
@@ -409,10 +406,7 @@ async fn an_infrastructure_machine_left_without_its_machine_is_deleted() -> anyh
     let before = names(&world.list(Kind::ByoMachine).await?);
     // As a simulator stopped between creating a ByoMachine and its Machine leaves it.
     let kcp = world
-        .get(
-            Kind::KubeadmControlPlane,
-            &format!("{}-control-plane", world.cluster),
-        )
+        .get(Kind::KubeadmControlPlane, &world.control_plane())
         .await?
         .expect("KubeadmControlPlane");
     let orphan = json!({
@@ -446,7 +440,7 @@ async fn nodes_without_a_cni_stay_not_ready_until_its_manifest_exists() -> anyho
     let (manifest, rest): (Vec<Value>, Vec<Value>) =
         objects.into_iter().partition(|o| o["kind"] == "ConfigMap");
     world.apply_all(&rest).await?;
-    let kcp_name = format!("{}-control-plane", world.cluster);
+    let kcp_name = world.control_plane();
     let kcp = wait_for("kubeadm init, with no Ready node", TIMEOUT, || async {
         let machines = world.list(Kind::Machine).await?;
         let joined =
@@ -597,10 +591,7 @@ async fn deleting_the_cluster_releases_every_host() -> anyhow::Result<()> {
     assert!(world.list(Kind::Machine).await?.is_empty());
     assert!(world.list(Kind::ByoMachine).await?.is_empty());
     let kcp = world
-        .get(
-            Kind::KubeadmControlPlane,
-            &format!("{}-control-plane", world.cluster),
-        )
+        .get(Kind::KubeadmControlPlane, &world.control_plane())
         .await?;
     assert!(kcp.is_none());
     // BYOH lets a ByoMachine go once its host is marked for cleanup, not once it is clean:

@@ -10,7 +10,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Client, ResourceExt};
 
 use lcm_core::conditions::Desired;
-use lcm_core::crd::{FocomProvisioningRequest, ProvisioningRequest};
+use lcm_core::crd::{FocomProvisioningRequest, OCloud, ProvisioningRequest};
 
 use crate::cache::OCloudCache;
 use crate::context::Context;
@@ -28,6 +28,20 @@ pub struct Target {
     pub cache: Arc<OCloudCache>,
     /// For messages: `this cluster` or `OCloud <namespace>/<name>`.
     pub description: String,
+    /// The OCloud it was reached through, if any.
+    ocloud: Option<Arc<OCloud>>,
+}
+
+/// The OCloud `request` names: its `oCloudId`, in `oCloudNamespace` or its own namespace.
+pub fn ocloud_of(request: &FocomProvisioningRequest) -> Option<ObjectRef<OCloud>> {
+    let id = request.spec.o_cloud_id.as_deref()?;
+    let namespace = request
+        .spec
+        .o_cloud_namespace
+        .clone()
+        .or_else(|| request.namespace())
+        .unwrap_or_default();
+    Some(ObjectRef::new(id).within(&namespace))
 }
 
 /// The request's target, or the condition saying why it cannot be reached. An OCloud it
@@ -37,15 +51,12 @@ pub async fn target(
     request: &FocomProvisioningRequest,
 ) -> Result<Result<Target, Desired>> {
     let reached = locate(ctx, request).await?;
-    if reached.is_ok()
-        && let Some(ocloud) = ctx
-            .inputs
-            .oclouds
-            .state()
-            .into_iter()
-            .find(|o| crate::ocloud_in_use::targets(request, o))
+    if let Ok(Target {
+        ocloud: Some(ocloud),
+        ..
+    }) = &reached
     {
-        crate::ocloud_in_use::hold(ctx, &ocloud).await?;
+        crate::ocloud_in_use::hold(ctx, ocloud).await?;
     }
     Ok(reached)
 }
@@ -54,20 +65,19 @@ async fn locate(
     ctx: &Context,
     request: &FocomProvisioningRequest,
 ) -> Result<Result<Target, Desired>> {
-    let local = || Target {
+    let local = |ocloud| Target {
         client: ctx.client.clone(),
         cache: ctx.local.clone(),
         description: "this cluster".into(),
+        ocloud,
     };
-    let Some(id) = &request.spec.o_cloud_id else {
-        return Ok(Ok(local()));
+    let Some(reference) = ocloud_of(request) else {
+        return Ok(Ok(local(None)));
     };
-    let namespace = request
-        .spec
-        .o_cloud_namespace
-        .clone()
-        .or_else(|| request.namespace())
-        .unwrap_or_default();
+    let (id, namespace) = (
+        &reference.name,
+        reference.namespace.clone().unwrap_or_default(),
+    );
     let unreachable =
         |reason: &str, message: String| Ok(Err(Desired::false_(OCLOUD_REACHABLE, reason, message)));
     let own = request.namespace().unwrap_or_default();
@@ -80,11 +90,7 @@ async fn locate(
             ),
         );
     }
-    let Some(ocloud) = ctx
-        .inputs
-        .oclouds
-        .get(&ObjectRef::new(id).within(&namespace))
-    else {
+    let Some(ocloud) = ctx.inputs.oclouds.get(&reference) else {
         return unreachable(
             "OCloudNotFound",
             format!("OCloud {namespace}/{id} does not exist"),
@@ -96,7 +102,7 @@ async fn locate(
         .as_ref()
         .map(|s| s.secret_ref.clone())
     else {
-        return Ok(Ok(local()));
+        return Ok(Ok(local(Some(ocloud))));
     };
     // Else anyone who may create an OCloud could use any Secret the operator can read.
     if secret_ref.namespace != namespace {
@@ -137,6 +143,7 @@ async fn locate(
             client: cache.client().clone(),
             cache: cache.clone(),
             description,
+            ocloud: Some(ocloud),
         }));
     }
     let client = match remote_client(&kubeconfig.0).await {
@@ -157,6 +164,7 @@ async fn locate(
         client,
         cache,
         description,
+        ocloud: Some(ocloud),
     }))
 }
 

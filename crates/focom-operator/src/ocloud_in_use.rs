@@ -4,6 +4,7 @@
 //! for the requests to go.
 
 use kube::api::Api;
+use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
 use lcm_core::crd::{FocomProvisioningRequest, OCloud};
@@ -13,15 +14,9 @@ use crate::error::Result;
 
 pub const IN_USE_FINALIZER: &str = "focom.nephio.org/in-use";
 
-/// Whether `request` provisions on `ocloud` (its `oCloudId`, in `oCloudNamespace` or its own).
+/// Whether `request` provisions on `ocloud`.
 pub fn targets(request: &FocomProvisioningRequest, ocloud: &OCloud) -> bool {
-    let namespace = request
-        .spec
-        .o_cloud_namespace
-        .clone()
-        .or_else(|| request.namespace());
-    request.spec.o_cloud_id.as_deref() == Some(ocloud.name_any().as_str())
-        && namespace == ocloud.namespace()
+    crate::ocloud::ocloud_of(request).is_some_and(|r| r == ObjectRef::from_obj(ocloud))
 }
 
 fn api(ctx: &Context, ocloud: &OCloud) -> Api<OCloud> {

@@ -67,6 +67,11 @@ impl World {
         format!("cluster-{}", self.cluster)
     }
 
+    /// The name of the cluster's KubeadmControlPlane.
+    pub fn control_plane(&self) -> String {
+        format!("{}-control-plane", self.cluster)
+    }
+
     pub fn id(&self, n: usize) -> String {
         self.hosts[n].id.clone()
     }
