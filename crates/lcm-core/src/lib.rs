@@ -9,6 +9,7 @@ pub mod crd;
 pub mod focom;
 pub mod inventory;
 pub mod names;
+pub mod rest;
 pub mod status;
 pub mod template;
 pub mod yaml;

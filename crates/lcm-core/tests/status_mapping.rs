@@ -410,7 +410,7 @@ fn focom_phase_table() {
         ),
         (
             Operation::Create,
-            vec![row("core", Some(Pending), ""), row("edge", None, "")],
+            vec![row("core", Some(Progressing), ""), row("edge", None, "")],
             FocomPhase::Creating,
             "edge is not requested yet",
         ),

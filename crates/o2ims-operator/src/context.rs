@@ -3,7 +3,6 @@ use std::sync::Arc;
 use kube::Client;
 use kube::runtime::events::Recorder;
 
-use lcm_core::crd::ProvisioningRequest;
 use operator_kit::apply::Applier;
 use operator_kit::metrics::Metrics;
 
@@ -23,21 +22,22 @@ pub struct Context {
 }
 
 impl Context {
-    /// Recounts the requests per state for the `o2ims_objects` gauge.
+    /// Recounts the requests per phase (as the O2ims REST API reports it, `pending` until
+    /// validated) for the `o2ims_objects` gauge.
     pub fn refresh_state_metrics(&self) {
+        use lcm_core::rest::provisioning::{Phase, phase};
         let requests = self.index.requests.state();
-        let state_of = |r: &ProvisioningRequest| {
-            r.status
-                .as_ref()
-                .and_then(|s| s.provisioning_status.as_ref())
-                .map(|s| s.provisioning_state.as_str())
-        };
-        let states = ["pending", "progressing", "fulfilled", "failed", "deleting"];
-        self.metrics.set_objects(states, |state| {
-            requests
-                .iter()
-                .filter(|r| state_of(r).unwrap_or("pending") == state)
-                .count()
-        });
+        let phases = [
+            ("pending", Phase::Pending),
+            ("progressing", Phase::Progressing),
+            ("fulfilled", Phase::Fulfilled),
+            ("failed", Phase::Failed),
+            ("deleting", Phase::Deleting),
+        ];
+        self.metrics
+            .set_objects(phases.map(|(label, _)| label), |label| {
+                let wanted = phases.iter().find(|(l, _)| *l == label).map(|(_, p)| *p);
+                requests.iter().filter(|r| Some(phase(r)) == wanted).count()
+            });
     }
 }

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use futures::Stream;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, DynamicObject};
-use kube::runtime::reflector::{self, ObjectRef, Store, reflector};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::api::DynamicObject;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 
 use lcm_core::capi::Kind;
@@ -110,16 +110,11 @@ pub fn watch(
     Store<DynamicObject>,
     impl Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static,
 ) {
-    let resource = kind.api_resource();
-    let writer = reflector::store::Writer::new(resource.clone());
-    let store = writer.as_reader();
-    let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
-    let events = watcher(api, watcher::Config::default().labels(label))
-        .modify(|object| object.managed_fields_mut().clear());
-    let stream = reflector(writer, events)
-        .default_backoff()
-        .touched_objects();
-    (store, stream)
+    operator_kit::watch::dynamic_store(
+        client,
+        &kind.api_resource(),
+        watcher::Config::default().labels(label),
+    )
 }
 
 #[cfg(test)]

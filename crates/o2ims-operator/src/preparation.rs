@@ -4,14 +4,11 @@
 //! objects themselves are built in `hostprep`.
 
 use kube::ResourceExt;
-use serde_json::Value;
 
 use lcm_core::conditions::Desired;
 use lcm_core::crd::ProvisioningRequest;
 use lcm_core::inventory::Inventory;
-use lcm_core::template::{
-    ClusterParameters, FieldError, HostAccess, HostPreparation, ParameterErrors,
-};
+use lcm_core::template::{ClusterParameters, HostAccess, HostPreparation};
 
 use crate::config::{Config, HOST_INVENTORY_KEY, HostPreparationSettings};
 use crate::context::Context;
@@ -20,40 +17,6 @@ use crate::hostprep::{self, JobOutcome};
 use crate::reconcile::Hosts;
 use crate::status::HOSTS_PREPARED;
 use crate::{children, observe};
-
-/// `validation` of a request's `parameters`, refusing host access the request gives unless
-/// `allowed`: addresses, users and keys decide where the fleet's SSH key is used, and are the
-/// O-Cloud admin's to give, in the host `inventory`. Host access a running cluster was
-/// provisioned with (`applied`) is not refused again.
-pub fn refuse_request_host_access(
-    allowed: bool,
-    inventory: &str,
-    applied: Option<&ClusterParameters>,
-    parameters: &Value,
-    validation: std::result::Result<ClusterParameters, ParameterErrors>,
-) -> std::result::Result<ClusterParameters, ParameterErrors> {
-    let given = &parameters["hostAccess"];
-    let applied_access = applied.map(|a| serde_json::json!(a.host_access));
-    if allowed
-        || given.as_array().is_none_or(Vec::is_empty)
-        || applied_access.as_ref() == Some(given)
-    {
-        return validation;
-    }
-    let refusal = FieldError {
-        path: "templateParameters.hostAccess".into(),
-        message: format!(
-            "requests may not say how hosts are reached: not allowed on this O-Cloud, whose host inventory ({inventory}) does; remove it (the operator accepts it only with --allow-request-host-access)"
-        ),
-    };
-    match validation {
-        Ok(_) => Err(ParameterErrors(vec![refusal])),
-        Err(ParameterErrors(mut errors)) => {
-            errors.push(refusal);
-            Err(ParameterErrors(errors))
-        }
-    }
-}
 
 /// How host preparation reaches each of `hosts`: from the host inventory, else (only where the
 /// operator allows it) from the request's hostAccess; the hosts neither describes are `Err`.
@@ -335,7 +298,8 @@ async fn bootstrap_kubeconfig(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use lcm_core::template::{ParameterErrors, refuse_request_host_access};
+    use serde_json::{Value, json};
 
     const KEY: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1xFkK3JrBEAWJ8qfusMvXIUw+xkDzE2wIlhxeSGkiB";

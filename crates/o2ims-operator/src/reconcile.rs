@@ -49,9 +49,14 @@ pub async fn reconcile(request: Arc<ProvisioningRequest>, ctx: Arc<Context>) -> 
     }
     if !has_finalizer {
         // The finalizer goes on before anything exists that would need cleaning up; the
-        // request is pending until the next reconcile (which the change triggers) judges it.
+        // request is progressing, not yet validated, until the next reconcile (which the
+        // change triggers) judges it.
         set_finalizer(&ctx, &request, true).await?;
-        let pending = Report::new(ProvisioningState::Pending, "accepted; validating", vec![]);
+        let pending = Report::new(
+            ProvisioningState::Progressing,
+            "accepted; validating",
+            vec![],
+        );
         status::write(&ctx, &request, &pending).await?;
         return Ok(Action::await_change());
     }
@@ -83,7 +88,7 @@ async fn provision(request: &ProvisioningRequest, ctx: &Context) -> Result<Actio
         None => Observed::default(),
     };
     let spec = &request.spec;
-    let validation = preparation::refuse_request_host_access(
+    let validation = template::refuse_request_host_access(
         ctx.config.allow_request_host_access,
         &ctx.config.host_inventory(),
         applied.as_ref(),
@@ -113,7 +118,7 @@ async fn provision(request: &ProvisioningRequest, ctx: &Context) -> Result<Actio
         Ok(held) => held,
         Err(waiting) if waiting.status == lcm_core::conditions::UNKNOWN => {
             let message = waiting.message.clone();
-            let report = Report::new(ProvisioningState::Pending, message, vec![waiting]);
+            let report = Report::new(ProvisioningState::Progressing, message, vec![waiting]);
             status::write(ctx, request, &report).await?;
             return Ok(Action::requeue(WAIT_FOR_HOST));
         }

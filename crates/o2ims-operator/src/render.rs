@@ -29,7 +29,7 @@ pub fn run(args: &Args) -> Result<()> {
     let request: ProvisioningRequest = yaml::from_str(&text)
         .with_context(|| format!("{} is not a ProvisioningRequest", args.file.display()))?;
     let spec = &request.spec;
-    let params = crate::preparation::refuse_request_host_access(
+    let params = lcm_core::template::refuse_request_host_access(
         args.allow_request_host_access,
         "--host-inventory-configmap",
         None,

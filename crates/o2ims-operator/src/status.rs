@@ -304,7 +304,7 @@ mod tests {
 
     #[test]
     fn first_status_sets_every_condition() {
-        let report = Report::new(ProvisioningState::Pending, "validating", vec![]);
+        let report = Report::new(ProvisioningState::Progressing, "validating", vec![]);
         let status = next_status(&request(), &report, &time("2026-01-01T00:00:00Z"));
         let types: Vec<&str> = status.conditions.iter().map(|c| c.type_.as_str()).collect();
         assert_eq!(types, ALL_CONDITIONS);

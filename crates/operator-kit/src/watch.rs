@@ -82,6 +82,25 @@ where
     (reader, stream)
 }
 
+/// [`store`] for a kind without a Rust type (Cluster API's, BYOH's), across namespaces.
+pub fn dynamic_store(
+    client: &kube::Client,
+    resource: &kube::api::ApiResource,
+    config: watcher::Config,
+) -> (
+    reflector::Store<kube::api::DynamicObject>,
+    impl futures::Stream<Item = Result<kube::api::DynamicObject, watcher::Error>> + Send + use<>,
+) {
+    let writer = reflector::store::Writer::new(resource.clone());
+    let store = writer.as_reader();
+    let api = Api::<kube::api::DynamicObject>::all_with(client.clone(), resource);
+    let events = watcher(api, config).modify(|object| object.managed_fields_mut().clear());
+    let stream = reflector::reflector(writer, events)
+        .default_backoff()
+        .touched_objects();
+    (store, stream)
+}
+
 /// Resolves to `true` once `store` holds its first complete listing (`false`: its writer is gone).
 pub fn listed<K>(store: &reflector::Store<K>) -> futures::future::BoxFuture<'static, bool>
 where

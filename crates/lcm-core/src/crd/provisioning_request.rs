@@ -102,7 +102,8 @@ pub struct ProvisioningRequestStatus {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ProvisioningStatus {
-    /// One of pending, progressing, fulfilled, failed, deleting.
+    /// One of progressing, fulfilled, failed, deleting (Nephio's values). A request not yet
+    /// validated is progressing, its `ProvisioningRequestValidated` condition Unknown.
     pub provisioning_state: ProvisioningState,
     /// What the request waits for, or why it failed.
     #[serde(default)]
@@ -112,12 +113,13 @@ pub struct ProvisioningStatus {
     pub provisioning_update_time: Option<Time>,
 }
 
-/// Provisioning state of a request.
+/// Provisioning state of a request: only the values Nephio's ProvisioningRequest allows, so an
+/// SMO written for Nephio understands every state (the O2ims REST API's `PENDING` is derived
+/// from the conditions).
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum ProvisioningState {
     #[default]
-    Pending,
     Progressing,
     Fulfilled,
     Failed,
@@ -127,7 +129,6 @@ pub enum ProvisioningState {
 impl ProvisioningState {
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Pending => "pending",
             Self::Progressing => "progressing",
             Self::Fulfilled => "fulfilled",
             Self::Failed => "failed",

@@ -2,12 +2,14 @@
 //! validation, and the JSON Schema a TemplateInfo publishes for them.
 
 mod changes;
+mod host_access;
 mod parameters;
 pub mod schema;
 pub(crate) mod validate;
 mod version;
 
 pub use changes::{Change, classify};
+pub use host_access::refuse_request_host_access;
 pub use parameters::*;
 pub use validate::{FieldError, ParameterErrors, validate, validate_request};
 pub use version::KubernetesVersion;

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::reflector;
 use lcm_core::HOST_ID_LABEL;
 use lcm_core::capi::CAPI_CLUSTER_NAME_LABEL;
 use serde_json::{Value, json};

@@ -1,0 +1,320 @@
+//! The O-Cloud's inventory as the O2ims inventory API shows it: the O-Cloud, its one resource
+//! type (a bare-metal BYOH host), one resource pool per site, each host, and each fulfilled
+//! cluster as a deployment manager. Built from the inventory, the ByoHosts, the host ledger
+//! and the ProvisioningRequests; ids the API wants as UUIDs are derived from names.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::derived_id;
+
+/// The pool of hosts without a `site` label.
+pub const DEFAULT_POOL: &str = "default";
+/// The host label naming its site, and so its resource pool.
+pub const SITE_LABEL: &str = "site";
+/// Name of the one resource type.
+pub const HOST_TYPE: &str = "byoh-host";
+
+/// How the O-Cloud describes itself (flags of the server).
+#[derive(Clone, Debug)]
+pub struct Cloud {
+    pub ocloud_id: String,
+    pub global_cloud_id: String,
+    pub name: String,
+    pub description: String,
+    pub service_uri: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OCloudInfo {
+    pub o_cloud_id: String,
+    pub global_cloud_id: String,
+    pub name: String,
+    pub description: String,
+    pub service_uri: String,
+    pub extensions: Map<String, Value>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceType {
+    pub resource_type_id: String,
+    pub name: String,
+    pub description: String,
+    pub vendor: String,
+    pub model: String,
+    pub version: String,
+    pub resource_kind: String,
+    pub resource_class: String,
+    pub extensions: Map<String, Value>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourcePool {
+    pub resource_pool_id: String,
+    pub name: String,
+    pub o_cloud_site_id: String,
+    pub description: String,
+    pub extensions: Map<String, Value>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Resource {
+    pub resource_id: String,
+    pub resource_pool_id: String,
+    pub resource_type_id: String,
+    pub global_asset_id: String,
+    pub description: String,
+    pub elements: Vec<Resource>,
+    pub tags: Vec<String>,
+    pub groups: Vec<String>,
+    pub extensions: Map<String, Value>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentManager {
+    pub deployment_manager_id: String,
+    pub name: String,
+    pub description: String,
+    pub o_cloud_id: String,
+    pub service_uri: String,
+    pub supported_locations: Vec<String>,
+    pub capabilities: Map<String, Value>,
+    pub capacity: Map<String, Value>,
+    pub extensions: Map<String, Value>,
+}
+
+/// One host as the server sees it: from the inventory, its ByoHost and its HostClaim.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HostView {
+    pub id: String,
+    /// From the inventory; a registered host it lacks has none.
+    pub hostname: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    /// Name and UID of the ByoHost carrying its `host-id`, once the agent registered.
+    pub byo_host: Option<(String, String)>,
+    /// The request holding it (the ledger): its name, the cluster, whether it is in use.
+    pub claim: Option<(String, String, bool)>,
+}
+
+impl HostView {
+    pub fn pool(&self) -> &str {
+        self.labels
+            .get(SITE_LABEL)
+            .map(String::as_str)
+            .unwrap_or(DEFAULT_POOL)
+    }
+}
+
+/// A fulfilled cluster, for its deployment manager.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterView {
+    /// The Cluster API Cluster's UID.
+    pub cluster_uid: String,
+    pub name: String,
+    pub description: String,
+    pub request: String,
+    /// `https://<control-plane endpoint>:<port>`.
+    pub server: String,
+    pub kubernetes_version: String,
+    pub control_plane_nodes: usize,
+    pub worker_nodes: usize,
+    /// The pools (sites) of its hosts.
+    pub pools: Vec<String>,
+}
+
+pub fn ocloud(cloud: &Cloud) -> OCloudInfo {
+    OCloudInfo {
+        o_cloud_id: cloud.ocloud_id.clone(),
+        global_cloud_id: cloud.global_cloud_id.clone(),
+        name: cloud.name.clone(),
+        description: cloud.description.clone(),
+        service_uri: cloud.service_uri.clone(),
+        extensions: Map::new(),
+    }
+}
+
+pub fn resource_type_id(cloud: &Cloud) -> String {
+    derived_id(&cloud.ocloud_id, "resourceType", HOST_TYPE)
+}
+
+pub fn resource_types(cloud: &Cloud) -> Vec<ResourceType> {
+    vec![ResourceType {
+        resource_type_id: resource_type_id(cloud),
+        name: HOST_TYPE.into(),
+        description: "a bare-metal Linux host that Cluster API's BYOH provider turns into a node"
+            .into(),
+        vendor: String::new(),
+        model: String::new(),
+        version: String::new(),
+        resource_kind: "PHYSICAL".into(),
+        resource_class: "COMPUTE".into(),
+        extensions: Map::new(),
+    }]
+}
+
+pub fn pool_id(cloud: &Cloud, pool: &str) -> String {
+    derived_id(&cloud.ocloud_id, "resourcePool", pool)
+}
+
+/// One pool per site the hosts name, sorted by name.
+pub fn resource_pools(cloud: &Cloud, hosts: &[HostView]) -> Vec<ResourcePool> {
+    let mut pools: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for host in hosts {
+        let (all, free) = pools.entry(host.pool()).or_default();
+        *all += 1;
+        *free += usize::from(host.claim.is_none());
+    }
+    pools
+        .into_iter()
+        .map(|(name, (all, free))| ResourcePool {
+            resource_pool_id: pool_id(cloud, name),
+            name: name.into(),
+            o_cloud_site_id: derived_id(&cloud.ocloud_id, "site", name),
+            description: if name == DEFAULT_POOL {
+                "hosts without a site label".into()
+            } else {
+                format!("hosts of site {name}")
+            },
+            extensions: object(json!({"hosts": all, "freeHosts": free})),
+        })
+        .collect()
+}
+
+pub fn resource(cloud: &Cloud, host: &HostView) -> Resource {
+    let claim = host.claim.as_ref().map(|(request, cluster, in_use)| {
+        json!({"provisioningRequestId": request, "clusterName": cluster, "inUse": in_use})
+    });
+    let mut extensions = object(json!({
+        "hostId": host.id,
+        "labels": host.labels,
+        "registered": host.byo_host.is_some(),
+        "claimed": claim.is_some(),
+    }));
+    let mut optional = |key: &str, value: Option<Value>| {
+        if let Some(value) = value {
+            extensions.insert(key.into(), value);
+        }
+    };
+    optional("hostname", host.hostname.clone().map(Value::from));
+    optional(
+        "byoHostName",
+        host.byo_host.as_ref().map(|(n, _)| n.clone().into()),
+    );
+    optional(
+        "byoHostUid",
+        host.byo_host.as_ref().map(|(_, u)| u.clone().into()),
+    );
+    optional("claimedBy", claim);
+    Resource {
+        resource_id: derived_id(&cloud.ocloud_id, "resource", &host.id),
+        resource_pool_id: pool_id(cloud, host.pool()),
+        resource_type_id: resource_type_id(cloud),
+        global_asset_id: String::new(),
+        description: host.hostname.clone().unwrap_or_else(|| host.id.clone()),
+        elements: vec![],
+        tags: host
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect(),
+        groups: vec![host.pool().to_string()],
+        extensions,
+    }
+}
+
+pub fn deployment_manager(cloud: &Cloud, cluster: &ClusterView) -> DeploymentManager {
+    DeploymentManager {
+        deployment_manager_id: cluster.cluster_uid.clone(),
+        name: cluster.name.clone(),
+        description: cluster.description.clone(),
+        o_cloud_id: cloud.ocloud_id.clone(),
+        service_uri: cluster.server.clone(),
+        supported_locations: vec![],
+        capabilities: object(json!({"kubernetesVersion": cluster.kubernetes_version})),
+        capacity: object(json!({
+            "controlPlaneNodes": cluster.control_plane_nodes,
+            "workerNodes": cluster.worker_nodes,
+        })),
+        extensions: object(json!({
+            "provisioningRequestId": cluster.request,
+            "resourcePools": cluster.pools,
+        })),
+    }
+}
+
+fn object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cloud() -> Cloud {
+        Cloud {
+            ocloud_id: "262c8f17-52b5-4614-9e56-812ae21fa8a7".into(),
+            global_cloud_id: "00000000-0000-0000-0000-000000000000".into(),
+            name: "lab".into(),
+            description: "d".into(),
+            service_uri: "https://o2ims.example".into(),
+        }
+    }
+
+    fn host(id: &str, site: Option<&str>, claimed: bool) -> HostView {
+        HostView {
+            id: id.into(),
+            hostname: Some(format!("{id}-name")),
+            labels: site
+                .map(|s| (SITE_LABEL.into(), s.into()))
+                .into_iter()
+                .collect(),
+            byo_host: None,
+            claim: claimed.then(|| ("pr".into(), "edge".into(), true)),
+        }
+    }
+
+    #[test]
+    fn one_pool_per_site_counts_its_free_hosts() {
+        let hosts = [
+            host("h1", Some("paris"), true),
+            host("h2", Some("paris"), false),
+            host("h3", None, false),
+        ];
+        let pools = resource_pools(&cloud(), &hosts);
+        let summary: Vec<(String, Value)> = pools
+            .iter()
+            .map(|p| (p.name.clone(), Value::Object(p.extensions.clone())))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("default".into(), json!({"hosts": 1, "freeHosts": 1})),
+                ("paris".into(), json!({"hosts": 2, "freeHosts": 1})),
+            ]
+        );
+        let resource = resource(&cloud(), &hosts[0]);
+        assert_eq!(resource.resource_pool_id, pools[1].resource_pool_id);
+        assert_eq!(resource.extensions["claimedBy"]["clusterName"], "edge");
+        assert_eq!(resource.extensions["registered"], false);
+    }
+
+    #[test]
+    fn a_host_keeps_its_id_when_it_registers() {
+        let mut h = host("h1", None, false);
+        let before = resource(&cloud(), &h).resource_id;
+        h.byo_host = Some(("edge-node-1".into(), "uid-1".into()));
+        let after = resource(&cloud(), &h);
+        assert_eq!(after.resource_id, before);
+        assert_eq!(after.extensions["byoHostUid"], "uid-1");
+    }
+}

@@ -1,0 +1,293 @@
+//! How a ProvisioningRequest looks over REST (`ProvisioningRequestInfo`), and how a REST body
+//! (`ProvisioningRequestData`) becomes one.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use serde::{Deserialize, Serialize};
+
+use crate::conditions::{self, find};
+use crate::crd::{
+    ProvisioningRequest, ProvisioningRequestSpec, ProvisioningState, ResourceProvisioningPhase,
+    ResourceProvisioningStatus,
+};
+use crate::status::provisioning::VALIDATED;
+
+/// The body of a POST or PUT: what the SMO asks for.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProvisioningRequestData {
+    pub provisioning_request_id: String,
+    pub name: String,
+    pub description: String,
+    pub template_name: String,
+    pub template_version: String,
+    pub template_parameters: serde_json::Value,
+}
+
+/// A ProvisioningRequest as the API returns it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvisioningRequestInfo {
+    /// The custom resource's UID.
+    pub provisioning_request_reference: String,
+    pub provisioning_request_data: ProvisioningRequestData,
+    pub provisioned_resource_set: ProvisionedResourceSet,
+    pub status: Status,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvisionedResourceSet {
+    /// The Cluster API Cluster's UID; empty until the Cluster exists.
+    pub node_cluster_id: String,
+    pub infrastructure_resource_ids: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    pub update_time: String,
+    pub message: String,
+    pub provisioning_phase: Phase,
+    pub node_cluster_provisioning_status: ResourceStatus,
+    pub infrastructure_resource_provisioning_status: Vec<ResourceStatus>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceStatus {
+    pub resource_name: String,
+    /// The resource's UID; empty until it exists.
+    pub resource_id: String,
+    pub resource_provisioning_phase: ResourceProvisioningPhase,
+}
+
+/// The provisioning phase the API reports.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Phase {
+    /// Not yet validated: the custom resource says `progressing` (Nephio's SMOs know no other
+    /// state) and its condition `ProvisioningRequestValidated` is not yet True or False.
+    Pending,
+    Progressing,
+    Fulfilled,
+    Failed,
+    Deleting,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Progressing => "PROGRESSING",
+            Self::Fulfilled => "FULFILLED",
+            Self::Failed => "FAILED",
+            Self::Deleting => "DELETING",
+        }
+    }
+}
+
+/// The phase of a request: its state, with `progressing` split by whether it was validated.
+pub fn phase(request: &ProvisioningRequest) -> Phase {
+    let state = request
+        .status
+        .as_ref()
+        .and_then(|s| s.provisioning_status.as_ref())
+        .map(|s| s.provisioning_state);
+    let judged =
+        find(request.conditions(), VALIDATED).is_some_and(|c| c.status != conditions::UNKNOWN);
+    match state {
+        _ if request.metadata.deletion_timestamp.is_some() => Phase::Deleting,
+        Some(ProvisioningState::Deleting) => Phase::Deleting,
+        Some(ProvisioningState::Failed) => Phase::Failed,
+        Some(ProvisioningState::Fulfilled) => Phase::Fulfilled,
+        Some(ProvisioningState::Progressing) if judged => Phase::Progressing,
+        Some(ProvisioningState::Progressing) | None => Phase::Pending,
+    }
+}
+
+/// Message of a request no operator has looked at yet.
+pub const NOT_YET_SEEN: &str = "accepted; waiting for the O2IMS operator to validate it";
+
+/// The request as the API shows it. Ids the O2ims model requires before the resources exist
+/// are empty strings, never invented.
+pub fn info(request: &ProvisioningRequest) -> ProvisioningRequestInfo {
+    let status = request.status.clone().unwrap_or_default();
+    let provisioning = status.provisioning_status.clone();
+    let set = status.provisioned_resource_set.clone().unwrap_or_default();
+    let resource = |r: &ResourceProvisioningStatus| ResourceStatus {
+        resource_name: r.resource_name.clone(),
+        resource_id: r.resource_id.clone().unwrap_or_default(),
+        resource_provisioning_phase: r.resource_provisioning_phase,
+    };
+    let cluster_name = request.spec.template_parameters["clusterName"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let node_cluster = status
+        .node_cluster_provisioning_status
+        .as_ref()
+        .map(resource)
+        .unwrap_or(ResourceStatus {
+            resource_name: cluster_name,
+            resource_id: String::new(),
+            resource_provisioning_phase: ResourceProvisioningPhase::Processing,
+        });
+    let update_time = provisioning
+        .as_ref()
+        .and_then(|p| p.provisioning_update_time.clone())
+        .or_else(|| request.metadata.creation_timestamp.clone());
+    ProvisioningRequestInfo {
+        provisioning_request_reference: request.uid().unwrap_or_default(),
+        provisioning_request_data: data(request),
+        provisioned_resource_set: ProvisionedResourceSet {
+            node_cluster_id: set.o_cloud_node_cluster_id.unwrap_or_default(),
+            infrastructure_resource_ids: set.o_cloud_infrastructure_resource_ids,
+        },
+        status: Status {
+            update_time: update_time.map(|Time(t)| t.to_string()).unwrap_or_default(),
+            message: provisioning
+                .map(|p| p.provisioning_message)
+                .unwrap_or_else(|| NOT_YET_SEEN.into()),
+            provisioning_phase: phase(request),
+            node_cluster_provisioning_status: node_cluster,
+            infrastructure_resource_provisioning_status: status
+                .infrastructure_resource_provisioning_status
+                .iter()
+                .map(resource)
+                .collect(),
+        },
+    }
+}
+
+/// What the SMO asked for, as a REST body. A request created with `kubectl` without a
+/// `spec.name` shows its object name.
+pub fn data(request: &ProvisioningRequest) -> ProvisioningRequestData {
+    let spec = &request.spec;
+    ProvisioningRequestData {
+        provisioning_request_id: request.name_any(),
+        name: spec.name.clone().unwrap_or_else(|| request.name_any()),
+        description: spec.description.clone().unwrap_or_default(),
+        template_name: spec.template_name.clone(),
+        template_version: spec.template_version.clone(),
+        template_parameters: spec.template_parameters.clone(),
+    }
+}
+
+/// The custom resource's spec for a REST body.
+pub fn spec(data: &ProvisioningRequestData) -> ProvisioningRequestSpec {
+    ProvisioningRequestSpec {
+        name: Some(data.name.clone()),
+        description: Some(data.description.clone()),
+        template_name: data.template_name.clone(),
+        template_version: data.template_version.clone(),
+        template_parameters: data.template_parameters.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+    use super::*;
+    use crate::crd::{ProvisioningRequestStatus, ProvisioningStatus};
+
+    fn request(state: Option<ProvisioningState>, validated: Option<&str>) -> ProvisioningRequest {
+        let mut pr = ProvisioningRequest::new(
+            "123e4567-e89b-12d3-a456-426614174000",
+            ProvisioningRequestSpec {
+                template_name: "byoh-workload-cluster".into(),
+                template_version: "v1".into(),
+                template_parameters: serde_json::json!({"clusterName": "edge"}),
+                ..Default::default()
+            },
+        );
+        pr.status = state.map(|provisioning_state| ProvisioningRequestStatus {
+            provisioning_status: Some(ProvisioningStatus {
+                provisioning_state,
+                provisioning_message: "m".into(),
+                provisioning_update_time: None,
+            }),
+            conditions: validated
+                .map(|status| Condition {
+                    type_: VALIDATED.into(),
+                    status: status.into(),
+                    reason: "R".into(),
+                    message: String::new(),
+                    last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
+                    observed_generation: None,
+                })
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        });
+        pr
+    }
+
+    #[test]
+    fn progressing_is_pending_until_the_request_is_judged() {
+        use ProvisioningState::*;
+        let cases = [
+            (None, None, Phase::Pending),
+            (Some(Progressing), None, Phase::Pending),
+            (Some(Progressing), Some("Unknown"), Phase::Pending),
+            (Some(Progressing), Some("True"), Phase::Progressing),
+            (Some(Failed), Some("False"), Phase::Failed),
+            (Some(Fulfilled), Some("True"), Phase::Fulfilled),
+            (Some(Deleting), Some("True"), Phase::Deleting),
+        ];
+        for (state, validated, want) in cases {
+            assert_eq!(
+                phase(&request(state, validated)),
+                want,
+                "{state:?} {validated:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_request_being_deleted_is_deleting_whatever_its_status_says() {
+        let mut pr = request(Some(ProvisioningState::Fulfilled), Some("True"));
+        pr.metadata.deletion_timestamp = Some(Time(jiff::Timestamp::UNIX_EPOCH));
+        assert_eq!(phase(&pr), Phase::Deleting);
+    }
+
+    #[test]
+    fn a_request_before_any_status_has_empty_ids_and_says_it_waits() {
+        let info = info(&request(None, None));
+        assert_eq!(info.provisioned_resource_set.node_cluster_id, "");
+        assert_eq!(
+            info.status.node_cluster_provisioning_status.resource_name,
+            "edge"
+        );
+        assert_eq!(info.status.message, NOT_YET_SEEN);
+        assert_eq!(
+            info.provisioning_request_data.provisioning_request_id,
+            "123e4567-e89b-12d3-a456-426614174000"
+        );
+        let json = serde_json::to_value(&info).expect("json");
+        assert_eq!(json["status"]["provisioningPhase"], "PENDING");
+    }
+
+    #[test]
+    fn a_body_round_trips_through_the_spec() {
+        let body: ProvisioningRequestData = serde_json::from_value(serde_json::json!({
+            "provisioningRequestId": "123e4567-e89b-12d3-a456-426614174000",
+            "name": "n", "description": "d", "templateName": "t", "templateVersion": "v",
+            "templateParameters": {"clusterName": "edge"}
+        }))
+        .expect("body");
+        let mut pr = ProvisioningRequest::new(&body.provisioning_request_id, spec(&body));
+        pr.metadata.uid = Some("u".into());
+        assert_eq!(data(&pr), body);
+    }
+
+    #[test]
+    fn unknown_body_fields_are_refused() {
+        let body = serde_json::json!({
+            "provisioningRequestId": "x", "name": "n", "description": "d", "templateName": "t",
+            "templateVersion": "v", "templateParameters": {}, "extra": 1
+        });
+        assert!(serde_json::from_value::<ProvisioningRequestData>(body).is_err());
+    }
+}

@@ -1,0 +1,102 @@
+//! No anonymous access: every request carries a bearer token, which the API server
+//! authenticates (TokenReview), and is authorized by Kubernetes RBAC (SubjectAccessReview) on
+//! its path as a non-resource URL with the HTTP method as verb, so ClusterRoles grant the API
+//! as `nonResourceURLs` (the chart's reader, provisioner and subscriber roles).
+
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec, UserInfo};
+use k8s_openapi::api::authorization::v1::{
+    NonResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
+use kube::api::{Api, PostParams};
+
+use crate::problem::Problem;
+use crate::server::Shared;
+
+pub async fn authorize(
+    State(shared): State<Shared>,
+    request: Request,
+    next: Next,
+) -> Result<Response, Problem> {
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "no bearer token: send `Authorization: Bearer <token>`",
+            )
+        })?;
+    let user = authenticate(&shared.client, token).await?;
+    let path = request.uri().path().to_string();
+    let verb = request.method().as_str().to_ascii_lowercase();
+    if !allowed(&shared.client, &user, &path, &verb).await? {
+        let name = user.username.unwrap_or_default();
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "{name} may not {verb} {path}: no ClusterRole bound to it grants nonResourceURL {path} with verb {verb}"
+            ),
+        ));
+    }
+    Ok(next.run(request).await)
+}
+
+async fn authenticate(client: &kube::Client, token: &str) -> Result<UserInfo, Problem> {
+    let review = TokenReview {
+        spec: TokenReviewSpec {
+            token: token.to_string(),
+            ..TokenReviewSpec::default()
+        },
+        ..TokenReview::default()
+    };
+    let reviewed = Api::<TokenReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .map_err(Problem::internal)?;
+    let status = reviewed.status.unwrap_or_default();
+    match (status.authenticated, status.user) {
+        (Some(true), Some(user)) => Ok(user),
+        _ => Err(Problem::new(
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "the bearer token is not valid{}",
+                status.error.map(|e| format!(": {e}")).unwrap_or_default()
+            ),
+        )),
+    }
+}
+
+async fn allowed(
+    client: &kube::Client,
+    user: &UserInfo,
+    path: &str,
+    verb: &str,
+) -> Result<bool, Problem> {
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: user.username.clone(),
+            uid: user.uid.clone(),
+            groups: user.groups.clone(),
+            extra: user.extra.clone(),
+            non_resource_attributes: Some(NonResourceAttributes {
+                path: Some(path.to_string()),
+                verb: Some(verb.to_string()),
+            }),
+            ..SubjectAccessReviewSpec::default()
+        },
+        ..SubjectAccessReview::default()
+    };
+    let reviewed = Api::<SubjectAccessReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .map_err(Problem::internal)?;
+    Ok(reviewed.status.is_some_and(|s| s.allowed))
+}

@@ -1,0 +1,80 @@
+//! The server's configuration (flags, each also an environment variable).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use lcm_core::rest::inventory::Cloud;
+use operator_kit::RuntimeOptions;
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct Config {
+    #[command(flatten)]
+    pub runtime: RuntimeOptions,
+    /// Address the O2ims API listens on (HTTPS).
+    #[arg(long, env = "API_ADDR", default_value = "0.0.0.0:8443")]
+    pub api_addr: SocketAddr,
+    /// PEM certificate chain of the API (the chart mounts it from a TLS Secret).
+    #[arg(long, env = "TLS_CERT_FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of that certificate.
+    #[arg(long, env = "TLS_KEY_FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
+    /// Serve plain HTTP, bearer tokens in clear text (behind a TLS-terminating proxy only).
+    #[arg(long, env = "PLAIN_HTTP", conflicts_with = "tls_cert_file")]
+    pub plain_http: bool,
+    /// The O-Cloud's id (a UUID); default: derived from its name.
+    #[arg(long, env = "OCLOUD_ID", value_parser = parse_uuid)]
+    pub ocloud_id: Option<String>,
+    /// The id the SMO assigned this O-Cloud (a UUID); default: the nil UUID (none assigned).
+    #[arg(long, env = "GLOBAL_CLOUD_ID", value_parser = parse_uuid, default_value = "00000000-0000-0000-0000-000000000000")]
+    pub global_cloud_id: String,
+    /// The O-Cloud's name.
+    #[arg(long, env = "OCLOUD_NAME", default_value = "o-cloud")]
+    pub ocloud_name: String,
+    /// The O-Cloud's description.
+    #[arg(long, env = "OCLOUD_DESCRIPTION", default_value = "")]
+    pub ocloud_description: String,
+    /// The URL SMOs reach this API at (the O-Cloud's `serviceUri`), e.g. `https://o2ims.example:8443`.
+    #[arg(long, env = "EXTERNAL_URL")]
+    pub external_url: String,
+    /// ConfigMap (in the server's namespace, key `input.json`) of the O-Cloud's hosts: the same
+    /// host inventory the O2IMS operator prepares hosts from.
+    #[arg(
+        long,
+        env = "HOST_INVENTORY_CONFIGMAP",
+        default_value = "lcm-inventory"
+    )]
+    pub host_inventory_configmap: String,
+    /// Accept `templateParameters.hostAccess` in requests, as the O2IMS operator's flag of the
+    /// same name; off, such a request is refused here as the operator would refuse it.
+    #[arg(long, env = "ALLOW_REQUEST_HOST_ACCESS")]
+    pub allow_request_host_access: bool,
+}
+
+fn parse_uuid(text: &str) -> Result<String, String> {
+    if lcm_core::rest::is_object_uuid(text) {
+        Ok(text.to_string())
+    } else {
+        Err(format!("`{text}` is not a lower-case UUID"))
+    }
+}
+
+impl Config {
+    pub fn cloud(&self) -> Cloud {
+        let derived = || {
+            uuid::Uuid::new_v5(
+                &uuid::Uuid::NAMESPACE_OID,
+                format!("o-cloud/{}", self.ocloud_name).as_bytes(),
+            )
+            .hyphenated()
+            .to_string()
+        };
+        Cloud {
+            ocloud_id: self.ocloud_id.clone().unwrap_or_else(derived),
+            global_cloud_id: self.global_cloud_id.clone(),
+            name: self.ocloud_name.clone(),
+            description: self.ocloud_description.clone(),
+            service_uri: self.external_url.trim_end_matches('/').to_string(),
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! `/o2ims-infrastructureInventory/v2`: the O-Cloud, its resource type, resource pools (one
+//! per site), resources (hosts: inventory, ByoHost, ledger) and deployment managers (each
+//! fulfilled cluster: its API endpoint, never its credentials).
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use kube::ResourceExt;
+
+use lcm_core::rest::inventory::{
+    self, ClusterView, DeploymentManager, HostView, OCloudInfo, Resource, ResourcePool,
+    ResourceType,
+};
+use lcm_core::rest::provisioning::{Phase, phase};
+use lcm_core::rest::{ApiVersions, INVENTORY_PREFIX, INVENTORY_VERSION};
+use lcm_core::template::ClusterParameters;
+
+use crate::problem::Problem;
+use crate::server::{Shared, list_response};
+
+pub async fn all_versions() -> Json<ApiVersions> {
+    Json(ApiVersions::of(INVENTORY_PREFIX, INVENTORY_VERSION))
+}
+
+pub async fn cloud(State(shared): State<Shared>) -> Json<OCloudInfo> {
+    Json(inventory::ocloud(&shared.cloud))
+}
+
+pub async fn resource_types(State(shared): State<Shared>, RawQuery(query): RawQuery) -> Response {
+    list_response(query, inventory::resource_types(&shared.cloud))
+}
+
+pub async fn resource_type(
+    State(shared): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<ResourceType>, Problem> {
+    inventory::resource_types(&shared.cloud)
+        .into_iter()
+        .find(|t| t.resource_type_id == id)
+        .map(Json)
+        .ok_or_else(|| Problem::not_found("resource type", &id))
+}
+
+pub async fn resource_pools(State(shared): State<Shared>, RawQuery(query): RawQuery) -> Response {
+    list_response(query, pools(&shared))
+}
+
+pub async fn resource_pool(
+    State(shared): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<ResourcePool>, Problem> {
+    pools(&shared)
+        .into_iter()
+        .find(|p| p.resource_pool_id == id)
+        .map(Json)
+        .ok_or_else(|| Problem::not_found("resource pool", &id))
+}
+
+pub async fn resources(
+    State(shared): State<Shared>,
+    Path(pool): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, Problem> {
+    let in_pool = resources_of(&shared, &pool)?;
+    Ok(list_response(query, in_pool))
+}
+
+pub async fn resource(
+    State(shared): State<Shared>,
+    Path((pool, id)): Path<(String, String)>,
+) -> Result<Json<Resource>, Problem> {
+    resources_of(&shared, &pool)?
+        .into_iter()
+        .find(|r| r.resource_id == id)
+        .map(Json)
+        .ok_or_else(|| Problem::not_found("resource", &id))
+}
+
+pub async fn deployment_managers(
+    State(shared): State<Shared>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    list_response(query, managers(&shared))
+}
+
+pub async fn deployment_manager(
+    State(shared): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    managers(&shared)
+        .into_iter()
+        .find(|m| m.deployment_manager_id == id)
+        .map(|m| Json(m).into_response())
+        .ok_or_else(|| Problem::not_found("deployment manager", &id))
+}
+
+fn pools(shared: &Shared) -> Vec<ResourcePool> {
+    inventory::resource_pools(&shared.cloud, &shared.stores.hosts())
+}
+
+fn resources_of(shared: &Shared, pool: &str) -> Result<Vec<Resource>, Problem> {
+    let hosts = shared.stores.hosts();
+    if !pools(shared).iter().any(|p| p.resource_pool_id == pool) {
+        return Err(Problem::not_found("resource pool", pool));
+    }
+    Ok(hosts
+        .iter()
+        .filter(|h| inventory::pool_id(&shared.cloud, h.pool()) == pool)
+        .map(|h| inventory::resource(&shared.cloud, h))
+        .collect())
+}
+
+/// One deployment manager per fulfilled cluster, sorted by name.
+fn managers(shared: &Shared) -> Vec<DeploymentManager> {
+    let hosts = shared.stores.hosts();
+    let mut clusters: Vec<ClusterView> = shared
+        .stores
+        .requests
+        .state()
+        .iter()
+        .filter(|r| phase(r) == Phase::Fulfilled)
+        .filter_map(|r| cluster_view(r, &hosts))
+        .collect();
+    clusters.sort_by(|a, b| a.name.cmp(&b.name));
+    clusters
+        .iter()
+        .map(|c| inventory::deployment_manager(&shared.cloud, c))
+        .collect()
+}
+
+fn cluster_view(
+    request: &lcm_core::crd::ProvisioningRequest,
+    hosts: &[HostView],
+) -> Option<ClusterView> {
+    let params: ClusterParameters =
+        serde_json::from_value(request.spec.template_parameters.clone()).ok()?;
+    let status = request.status.as_ref()?;
+    let cluster_uid = status
+        .provisioned_resource_set
+        .as_ref()?
+        .o_cloud_node_cluster_id
+        .clone()?;
+    let mut pools: Vec<String> = params
+        .all_hosts()
+        .filter_map(|id| hosts.iter().find(|h| &h.id == id))
+        .map(|h| h.pool().to_string())
+        .collect();
+    pools.sort();
+    pools.dedup();
+    let endpoint = &params.control_plane_endpoint;
+    Some(ClusterView {
+        cluster_uid,
+        name: params.cluster_name.clone(),
+        description: request
+            .spec
+            .description
+            .clone()
+            .unwrap_or_else(|| format!("cluster {}", params.cluster_name)),
+        request: request.name_any(),
+        server: format!("https://{}:{}", endpoint.host, endpoint.port),
+        kubernetes_version: params.kubernetes_version.clone(),
+        control_plane_nodes: params.hosts.control_plane.len(),
+        worker_nodes: params.hosts.workers.len(),
+        pools,
+    })
+}

@@ -1,0 +1,126 @@
+//! What the server reads, from watches (never a LIST per request): the ProvisioningRequests,
+//! the host ledger, the ByoHosts and the host inventory ConfigMap.
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, DynamicObject};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+
+use lcm_core::capi::Kind;
+use lcm_core::crd::{HostClaim, ProvisioningRequest};
+use lcm_core::inventory::Inventory;
+use lcm_core::rest::inventory::HostView;
+use operator_kit::watch::{self, Listed};
+
+/// The key of the host inventory ConfigMap (as the O2IMS operator reads it).
+const INVENTORY_KEY: &str = "input.json";
+
+#[derive(Clone)]
+pub struct Stores {
+    pub requests: Store<ProvisioningRequest>,
+    pub claims: Store<HostClaim>,
+    pub byo_hosts: Store<DynamicObject>,
+    pub inventory: Store<ConfigMap>,
+    pub listed: Listed,
+}
+
+impl Stores {
+    /// Starts the watches; they run until the process ends.
+    pub fn start(client: &Client, namespace: &str, inventory_configmap: &str) -> Self {
+        let (requests, requests_events) = watch::store(
+            Api::<ProvisioningRequest>::all(client.clone()),
+            watcher::Config::default(),
+        );
+        let (claims, claims_events) = watch::store(
+            Api::<HostClaim>::all(client.clone()),
+            watcher::Config::default(),
+        );
+        let (byo_hosts, byo_events) = watch::dynamic_store(
+            client,
+            &Kind::ByoHost.api_resource(),
+            watcher::Config::default().labels(lcm_core::HOST_ID_LABEL),
+        );
+        let (inventory, inventory_events) = watch::store(
+            Api::<ConfigMap>::namespaced(client.clone(), namespace),
+            watcher::Config::default().fields(&format!("metadata.name={inventory_configmap}")),
+        );
+        drain(requests_events);
+        drain(claims_events);
+        drain(byo_events);
+        drain(inventory_events);
+        let listed = watch::readiness(vec![
+            watch::listed(&requests),
+            watch::listed(&claims),
+            watch::listed(&byo_hosts),
+            watch::listed(&inventory),
+        ]);
+        Self {
+            requests,
+            claims,
+            byo_hosts,
+            inventory,
+            listed,
+        }
+    }
+
+    /// Every host the O-Cloud knows: those of the inventory, then registered ones it lacks.
+    pub fn hosts(&self) -> Vec<HostView> {
+        let inventory = self
+            .inventory
+            .state()
+            .first()
+            .and_then(|cm| cm.data.as_ref()?.get(INVENTORY_KEY).cloned())
+            .and_then(|text| Inventory::parse(INVENTORY_KEY, &text).ok());
+        let registered: Vec<(String, String, String)> = self
+            .byo_hosts
+            .state()
+            .iter()
+            .filter_map(|h| {
+                let id = h.labels().get(lcm_core::HOST_ID_LABEL)?.clone();
+                Some((id, h.name_any(), h.uid().unwrap_or_default()))
+            })
+            .collect();
+        let claims = self.claims.state();
+        let view = |id: &str, hostname: Option<String>, labels| HostView {
+            id: id.to_string(),
+            hostname,
+            labels,
+            byo_host: registered
+                .iter()
+                .find(|(host, _, _)| host == id)
+                .map(|(_, name, uid)| (name.clone(), uid.clone())),
+            claim: claims.iter().find(|c| c.spec.host_id == id).map(|c| {
+                (
+                    c.spec.request_name.clone(),
+                    c.spec.cluster_name.clone(),
+                    c.spec.in_use,
+                )
+            }),
+        };
+        let mut hosts: Vec<HostView> = inventory
+            .iter()
+            .flat_map(|i| i.hosts.iter())
+            .map(|h| view(&h.id, Some(h.hostname.clone()), h.labels.clone()))
+            .collect();
+        for (id, _, _) in &registered {
+            if !hosts.iter().any(|h| &h.id == id) {
+                hosts.push(view(id, None, Default::default()));
+            }
+        }
+        hosts
+    }
+}
+
+/// Runs a store's watch; its errors are logged (the watch retries with back-off).
+fn drain<K>(events: impl Stream<Item = Result<K, watcher::Error>> + Send + 'static) {
+    tokio::spawn(async move {
+        let mut events = std::pin::pin!(events);
+        while let Some(event) = events.next().await {
+            if let Err(error) = event {
+                tracing::warn!(%error, "watch failed; retrying");
+            }
+        }
+    });
+}
