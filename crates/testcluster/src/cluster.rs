@@ -200,6 +200,16 @@ impl TestCluster {
         clients::service_account_client(self.admin_client()?, &self.config, namespace, name).await
     }
 
+    /// A bearer token of ServiceAccount `namespace/name` (created when missing) from the
+    /// TokenRequest API, as a client outside the cluster would send it.
+    pub async fn service_account_token(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> anyhow::Result<String> {
+        clients::service_account_token(self.admin_client()?, namespace, name).await
+    }
+
     /// Writes to `path` a kubeconfig authenticated as ServiceAccount `namespace/name` (created
     /// when missing), for a process under test that must hold only that account's permissions.
     pub async fn write_service_account_kubeconfig(

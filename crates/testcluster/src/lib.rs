@@ -22,6 +22,7 @@ mod cluster;
 mod crds;
 mod harness;
 mod namespace;
+pub mod openapi;
 mod operator;
 mod paths;
 pub mod processes;
