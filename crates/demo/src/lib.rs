@@ -2,6 +2,7 @@
 //! (built from the Kubernetes sources), both operators as processes, and the infrastructure
 //! simulator playing the hosts, the host-preparation Jobs and Cluster API + BYOH.
 
+pub mod rest;
 mod table;
 mod world;
 

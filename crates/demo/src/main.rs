@@ -107,6 +107,15 @@ async fn run(args: &Args, keep: bool) -> anyhow::Result<()> {
         "all clusters Synced in {:.1}s",
         started.elapsed().as_secs_f64()
     );
+    let reader = demo::rest::reader(&world).await?;
+    println!(
+        "the O2ims REST API at {}, as an SMO with the reader role lists the provisioning requests:\n  {}",
+        world.api.base,
+        demo::rest::curl(&world, &reader)
+    );
+    for line in demo::rest::list(&world, &reader).await? {
+        println!("  {line}");
+    }
     if keep {
         let kubeconfig = world.cluster.kubeconfig_path().display().to_string();
         println!("\neverything keeps running; Ctrl-C stops it.\n");
@@ -117,10 +126,12 @@ async fn run(args: &Args, keep: bool) -> anyhow::Result<()> {
         println!(
             "  kubectl -n cluster-core get secret core-kubeconfig -o jsonpath='{{.data.value}}' | base64 -d"
         );
+        println!("  {}", demo::rest::curl(&world, &reader));
         println!(
-            "  operator logs: {} and {}",
+            "  logs: {}, {} and {}",
             world.o2ims.log.display(),
-            world.focom.log.display()
+            world.focom.log.display(),
+            world.api.process.log.display()
         );
         std::future::pending::<()>().await;
     }

@@ -115,6 +115,8 @@ pub struct World {
     pub audit: Option<testcluster::AuditLog>,
     pub o2ims: OperatorProcess,
     pub focom: OperatorProcess,
+    /// The O2ims REST API over this world's custom resources.
+    pub api: testcluster::api_server::ApiServer,
     _simulator: byoh_sim::Handle,
     options: WorldOptions,
 }
@@ -175,6 +177,13 @@ impl World {
         }
         let o2ims = Operator::O2ims.start(&cluster, &options).await?;
         let focom = Operator::Focom.start(&cluster, &options).await?;
+        let api = testcluster::api_server::ApiServer::start(
+            &cluster,
+            &testcluster::workspace_binary("o2ims-api")?.to_string_lossy(),
+            O2IMS_NAMESPACE,
+            &["--ocloud-name", "demo"],
+        )
+        .await?;
         let simulator = byoh_sim::spawn(
             cluster.admin_client_as("byoh-sim")?,
             options.simulator.clone(),
@@ -184,6 +193,7 @@ impl World {
             cluster,
             o2ims,
             focom,
+            api,
             _simulator: simulator,
             options,
         })

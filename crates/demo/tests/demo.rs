@@ -44,6 +44,24 @@ fn the_demo_ends_with_every_cluster_synced() -> anyhow::Result<()> {
         );
     }
     assert!(stdout.contains("all clusters Synced in"), "{stdout}");
+    // The SMO's view over REST: the curl to run, and both requests FULFILLED.
+    assert!(
+        stdout.contains("curl --cacert ")
+            && stdout.contains("/o2ims-infrastructureProvisioning/v1/provisioningRequests"),
+        "{stdout}"
+    );
+    let after = stdout
+        .split("all clusters Synced in")
+        .nth(1)
+        .unwrap_or_default();
+    for cluster in ["core", "edge"] {
+        assert!(
+            after
+                .lines()
+                .any(|l| l.contains("FULFILLED") && l.contains(&format!("  {cluster}  "))),
+            "{cluster} listed over REST: {after}"
+        );
+    }
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use testcluster::TestCluster;
 use tokio::sync::OnceCell;
 
 struct Fixture {
-    server: ApiServer,
+    server: Checked,
     namespace: String,
     reader: String,
     provisioner: String,
@@ -29,7 +29,7 @@ async fn setup() -> anyhow::Result<(Client, &'static Fixture)> {
         .get_or_try_init(|| async {
             let namespace = cluster.namespace("o2ims-api").await?.name().to_string();
             write_inventory(&client, &namespace, &inventory()).await?;
-            let server = ApiServer::start(cluster, &namespace, &[]).await?;
+            let server = start(cluster, &namespace).await?;
             let reader =
                 token_with_roles(cluster, &namespace, "reader", &["oran-lcm-o2ims-reader"]).await?;
             let provisioner = token_with_roles(

@@ -15,6 +15,7 @@
 //! Clients are cheap to create and tied to the tokio runtime that creates them (each
 //! `#[tokio::test]` has its own), so the cluster hands out new clients instead of storing one.
 
+pub mod api_server;
 mod audit;
 pub mod capi;
 mod clients;

@@ -1,20 +1,19 @@
-//! The O2ims REST server as a real process against the real control plane, over HTTPS with a
-//! certificate of the tests' own; every response a test gets is checked against the O2ims
-//! OpenAPI documents.
+//! The O2ims REST server under test (see `testcluster::api_server`), with every response a
+//! test gets checked against the O2ims OpenAPI documents.
 
 #![allow(dead_code)] // each test binary uses a different part of the support module
 
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use anyhow::Context;
 use k8s_openapi::api::core::v1::ConfigMap;
-use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
 use kube::Client;
-use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, ObjectMeta, Patch, PatchParams};
 use serde_json::Value;
+use testcluster::TestCluster;
 use testcluster::openapi::Documents;
-use testcluster::{OperatorProcess, TestCluster};
+
+pub use testcluster::api_server::{ApiServer, token_with_roles};
 
 pub const PROVISIONING: &str = "/o2ims-infrastructureProvisioning/v1";
 pub const INVENTORY: &str = "/o2ims-infrastructureInventory/v2";
@@ -26,11 +25,16 @@ pub fn documents() -> &'static Documents {
     DOCUMENTS.get_or_init(|| Documents::load(&[]).expect("the O2ims OpenAPI documents load"))
 }
 
-pub struct ApiServer {
-    pub process: OperatorProcess,
-    pub base: String,
-    ca_pem: String,
+/// Starts this crate's server in `namespace`.
+pub async fn start(cluster: &TestCluster, namespace: &str) -> anyhow::Result<Checked> {
+    let args = ["--ocloud-id", OCLOUD_ID, "--ocloud-name", "test-cloud"];
+    let server =
+        ApiServer::start(cluster, env!("CARGO_BIN_EXE_o2ims-api"), namespace, &args).await?;
+    Ok(Checked(server))
 }
+
+/// A server whose every response is checked.
+pub struct Checked(pub ApiServer);
 
 /// One response, already checked against the documents.
 #[derive(Debug)]
@@ -49,73 +53,7 @@ impl Reply {
     }
 }
 
-impl ApiServer {
-    /// Starts `o2ims-api run` in `namespace` with a fresh certificate for 127.0.0.1.
-    pub async fn start(
-        cluster: &TestCluster,
-        namespace: &str,
-        args: &[&str],
-    ) -> anyhow::Result<Self> {
-        let certified =
-            rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])?;
-        let dir = std::env::temp_dir().join(format!("o2ims-api-{namespace}"));
-        std::fs::create_dir_all(&dir)?;
-        let (cert, key) = (dir.join("tls.crt"), dir.join("tls.key"));
-        std::fs::write(&cert, certified.cert.pem())?;
-        std::fs::write(&key, certified.key_pair.serialize_pem())?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let address = format!("127.0.0.1:{port}");
-        let base = format!("https://{address}");
-        let mut all = vec![
-            "--api-addr",
-            &address,
-            "--tls-cert-file",
-            cert.to_str().context("path")?,
-            "--tls-key-file",
-            key.to_str().context("path")?,
-            "--external-url",
-            &base,
-            "--ocloud-id",
-            OCLOUD_ID,
-            "--ocloud-name",
-            "test-cloud",
-        ];
-        all.extend_from_slice(args);
-        let process = OperatorProcess::start(
-            env!("CARGO_BIN_EXE_o2ims-api"),
-            cluster.kubeconfig_path(),
-            namespace,
-            &all,
-        )
-        .await?;
-        testcluster::wait_for("the API's /readyz", Duration::from_secs(30), || async {
-            Ok(process
-                .get("/readyz")
-                .await
-                .ok()
-                .filter(|(s, _)| *s == 200)
-                .map(drop))
-        })
-        .await
-        .with_context(|| process.log_tail())?;
-        Ok(Self {
-            process,
-            base,
-            ca_pem: certified.cert.pem(),
-        })
-    }
-
-    fn http(&self) -> anyhow::Result<reqwest::Client> {
-        let ca = reqwest::Certificate::from_pem(self.ca_pem.as_bytes())?;
-        Ok(reqwest::Client::builder()
-            .add_root_certificate(ca)
-            .tls_built_in_root_certs(false)
-            .timeout(Duration::from_secs(10))
-            .build()?)
-    }
-
+impl Checked {
     /// Sends one request and checks the response against the documents (path without query).
     pub async fn call(
         &self,
@@ -138,8 +76,9 @@ impl ApiServer {
     /// require by design, so only the status and content type are checked.
     pub async fn call_projected(&self, path_and_query: &str, token: &str) -> anyhow::Result<Value> {
         let response = self
+            .0
             .http()?
-            .get(format!("{}{path_and_query}", self.base))
+            .get(format!("{}{path_and_query}", self.0.base))
             .bearer_auth(token)
             .send()
             .await?;
@@ -169,8 +108,9 @@ impl ApiServer {
     ) -> anyhow::Result<Reply> {
         let method: reqwest::Method = method.parse()?;
         let mut request = self
+            .0
             .http()?
-            .request(method.clone(), format!("{}{path_and_query}", self.base))
+            .request(method.clone(), format!("{}{path_and_query}", self.0.base))
             .header(name, value);
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -218,63 +158,6 @@ impl ApiServer {
             body,
         })
     }
-}
-
-/// A token of a new ServiceAccount bound (cluster-wide) to each of `roles`, the chart's
-/// ClusterRoles for the API (applied from the chart's file first).
-pub async fn token_with_roles(
-    cluster: &TestCluster,
-    namespace: &str,
-    account: &str,
-    roles: &[&str],
-) -> anyhow::Result<String> {
-    let client = cluster.admin_client()?;
-    apply_api_roles(&client).await?;
-    for role in roles {
-        let binding = ClusterRoleBinding {
-            metadata: ObjectMeta {
-                name: Some(format!("{namespace}-{account}-{role}")),
-                ..Default::default()
-            },
-            role_ref: RoleRef {
-                api_group: Some("rbac.authorization.k8s.io".into()),
-                kind: "ClusterRole".into(),
-                name: role.to_string(),
-            },
-            subjects: Some(vec![Subject {
-                kind: "ServiceAccount".into(),
-                name: account.into(),
-                namespace: Some(namespace.into()),
-                ..Default::default()
-            }]),
-        };
-        match Api::<ClusterRoleBinding>::all(client.clone())
-            .create(&PostParams::default(), &binding)
-            .await
-        {
-            Err(kube::Error::Api(s)) if s.is_already_exists() => {}
-            other => drop(other?),
-        }
-    }
-    cluster.service_account_token(namespace, account).await
-}
-
-/// The chart's ClusterRoles of the API, as it installs them (`files/o2ims-api-roles.yaml`).
-async fn apply_api_roles(client: &Client) -> anyhow::Result<()> {
-    let path = testcluster::repo_root().join("deploy/helm/oran-lcm/files/o2ims-api-roles.yaml");
-    let text = std::fs::read_to_string(&path)?;
-    let roles: Vec<k8s_openapi::api::rbac::v1::ClusterRole> = serde_saphyr::from_multiple(&text)?;
-    let api = Api::<k8s_openapi::api::rbac::v1::ClusterRole>::all(client.clone());
-    for role in roles {
-        let name = role.metadata.name.clone().context("role name")?;
-        api.patch(
-            &name,
-            &PatchParams::apply("o2ims-api-tests").force(),
-            &Patch::Apply(&role),
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 /// Writes the host inventory ConfigMap (`input.json`) the server reads in `namespace`.
