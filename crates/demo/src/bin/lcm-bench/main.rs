@@ -8,6 +8,7 @@
 
 mod apiserver;
 mod plot;
+mod rest;
 mod timeline;
 
 use std::time::{Duration, Instant};
@@ -157,6 +158,11 @@ async fn run(clusters: usize, steady: Duration, out: &std::path::Path) -> anyhow
     let steady_writes = Requests::read(&client).await?.since(&quiet).writes();
     let steady_product_writes = apiserver::product_writes(&audit.requests_since(quiet_from)?);
     let usage = [world.o2ims.usage()?, world.focom.usage()?];
+    let (list_seconds, listed) = rest::list_latencies(&world, 200).await?;
+    anyhow::ensure!(
+        listed == clusters,
+        "the API listed {listed} of {clusters} requests"
+    );
 
     let before_restart = Requests::read(&client).await?;
     let restart_from = audit.end()?;
@@ -207,6 +213,7 @@ async fn run(clusters: usize, steady: Duration, out: &std::path::Path) -> anyhow
         "restart_converge_seconds": converged,
         "restart_writes": restart_writes,
         "restart_product_writes": restart_product_writes,
+        "rest_list_seconds": {"p50": quantile(&list_seconds, 0.5), "p99": quantile(&list_seconds, 0.99), "samples": list_seconds.len()},
         "o2ims": {"peak_rss_mib": usage[0].0, "cpu_seconds": usage[0].1},
         "focom": {"peak_rss_mib": usage[1].0, "cpu_seconds": usage[1].1},
     }))
@@ -286,6 +293,19 @@ fn print_table(runs: &[Value]) {
         &num("restart_product_writes", 0),
     );
     row("  all clients", &num("restart_writes", 0));
+    let millis = |key: &'static str| {
+        move |r: &Value| {
+            format!(
+                "{:.1}",
+                r["rest_list_seconds"][key].as_f64().unwrap_or(f64::NAN) * 1000.0
+            )
+        }
+    };
+    row("REST: list every request p50 (ms)", &millis("p50"));
+    row(
+        "REST: list every request p99 (ms, goal < 50)",
+        &millis("p99"),
+    );
     row(
         "o2ims-operator peak RSS (MiB, goal < 64)",
         &nested("o2ims", "peak_rss_mib", 1),
