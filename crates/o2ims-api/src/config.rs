@@ -49,6 +49,17 @@ pub struct Config {
     /// same name; off, such a request is refused here as the operator would refuse it.
     #[arg(long, env = "ALLOW_REQUEST_HOST_ACCESS")]
     pub allow_request_host_access: bool,
+    /// Hosts subscription callbacks may be on (`smo.example.com`, or `*.example.com` for its
+    /// subdomains), comma-separated; none: no subscription can be made.
+    #[arg(long, env = "ALLOWED_CALLBACK_HOSTS", value_delimiter = ',')]
+    pub allowed_callback_hosts: Vec<String>,
+    /// Accept `http://` callbacks, whose notifications travel in clear text (a lab only).
+    #[arg(long, env = "ALLOW_HTTP_CALLBACKS")]
+    pub allow_http_callbacks: bool,
+    /// The Lease (in the server's namespace) whose holder sends the notifications: one
+    /// replica sends them, whichever serves the API.
+    #[arg(long, env = "NOTIFIER_LEASE", default_value = "o2ims-api-notifier")]
+    pub notifier_lease: String,
 }
 
 fn parse_uuid(text: &str) -> Result<String, String> {

@@ -2,10 +2,13 @@
 //! per site), resources (hosts: inventory, ByoHost, ledger) and deployment managers (each
 //! fulfilled cluster: its API endpoint, never its credentials).
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use kube::ResourceExt;
+use serde_json::Value;
 
 use lcm_core::rest::inventory::{
     self, ClusterView, DeploymentManager, HostView, OCloudInfo, Resource, ResourcePool,
@@ -92,6 +95,43 @@ pub async fn deployment_manager(
         .find(|m| m.deployment_manager_id == id)
         .map(|m| Json(m).into_response())
         .ok_or_else(|| Problem::not_found("deployment manager", &id))
+}
+
+/// Every pool, resource and deployment manager by its URL path: what inventory subscribers
+/// are told.
+pub fn objects(shared: &Shared) -> BTreeMap<String, Value> {
+    let hosts = shared.stores.hosts();
+    let cloud = &shared.cloud;
+    let mut objects = BTreeMap::new();
+    let mut add = |path: String, value: Option<Value>| {
+        if let Some(value) = value {
+            objects.insert(path, value);
+        }
+    };
+    for pool in inventory::resource_pools(cloud, &hosts) {
+        add(
+            format!("{INVENTORY_PREFIX}/resourcePools/{}", pool.resource_pool_id),
+            serde_json::to_value(pool).ok(),
+        );
+    }
+    for host in &hosts {
+        let resource = inventory::resource(cloud, host);
+        let path = format!(
+            "{INVENTORY_PREFIX}/resourcePools/{}/resources/{}",
+            resource.resource_pool_id, resource.resource_id
+        );
+        add(path, serde_json::to_value(resource).ok());
+    }
+    for manager in managers(shared) {
+        add(
+            format!(
+                "{INVENTORY_PREFIX}/deploymentManagers/{}",
+                manager.deployment_manager_id
+            ),
+            serde_json::to_value(manager).ok(),
+        );
+    }
+    objects
 }
 
 fn pools(shared: &Shared) -> Vec<ResourcePool> {

@@ -1,12 +1,15 @@
 //! The O2ims REST server: a thin, authenticated view over the O-Cloud's custom resources.
 
 mod auth;
+mod callback;
 mod config;
 mod inventory;
+mod notifier;
 mod problem;
 mod provisioning;
 mod server;
 mod stores;
+mod subscriptions;
 
 use std::process::ExitCode;
 

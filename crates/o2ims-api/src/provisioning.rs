@@ -2,6 +2,8 @@
 //! is the request: POST creates it (named by its id), PUT replaces its spec, DELETE deletes it;
 //! the O2IMS operator does the rest. Validation and change rules are the operator's own.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -10,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 use kube::runtime::reflector::ObjectRef;
+use serde_json::Value;
 
 use lcm_core::capi::{self, Kind};
 use lcm_core::crd::ProvisioningRequest;
@@ -145,6 +148,26 @@ pub async fn delete(
     }
 }
 
+/// Every request as the API shows it, by its URL path: what provisioning subscribers are told.
+pub fn objects(shared: &Shared) -> BTreeMap<String, Value> {
+    shared
+        .stores
+        .requests
+        .state()
+        .iter()
+        .filter_map(|r| {
+            Some((
+                request_path(&r.name_any()),
+                serde_json::to_value(info(r)).ok()?,
+            ))
+        })
+        .collect()
+}
+
+fn request_path(id: &str) -> String {
+    format!("{PROVISIONING_PREFIX}/provisioningRequests/{id}")
+}
+
 fn api(shared: &Shared) -> Api<ProvisioningRequest> {
     Api::all(shared.client.clone())
 }
@@ -223,7 +246,7 @@ fn refused_or_internal(error: kube::Error) -> Problem {
 }
 
 fn set_location(response: &mut Response, id: &str) {
-    if let Ok(value) = format!("{PROVISIONING_PREFIX}/provisioningRequests/{id}").parse() {
+    if let Ok(value) = request_path(id).parse() {
         response.headers_mut().insert(header::LOCATION, value);
     }
 }

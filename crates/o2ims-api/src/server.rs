@@ -10,6 +10,7 @@ use axum::routing::get;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use lcm_core::crd::SubscribedApi;
 use lcm_core::rest::inventory::Cloud;
 use lcm_core::rest::selection::Selection;
 use lcm_core::rest::{INVENTORY_PREFIX, PROVISIONING_PREFIX};
@@ -17,7 +18,7 @@ use lcm_core::rest::{INVENTORY_PREFIX, PROVISIONING_PREFIX};
 use crate::config::Config;
 use crate::problem::Problem;
 use crate::stores::Stores;
-use crate::{auth, inventory, provisioning};
+use crate::{auth, inventory, provisioning, subscriptions};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -58,6 +59,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         cloud: Arc::new(config.cloud()),
         config: Arc::new(config.clone()),
     };
+    tokio::spawn(crate::notifier::run(
+        shared.clone(),
+        runtime.identity.clone(),
+    ));
     let app = routes(shared.clone());
     let address = config.api_addr;
     tracing::info!(%address, tls = tls.is_some(), "serving the O2ims API");
@@ -140,6 +145,8 @@ fn routes(shared: Shared) -> Router {
             &format!("{i}/deploymentManagers/{{id}}"),
             get(inventory::deployment_manager),
         )
+        .merge(subscriptions::routes(SubscribedApi::Inventory))
+        .merge(subscriptions::routes(SubscribedApi::Provisioning))
         .fallback(|uri: axum::http::Uri| async move {
             Problem::new(
                 StatusCode::NOT_FOUND,

@@ -9,7 +9,11 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 
 use lcm_core::capi::Kind;
-use lcm_core::crd::{HostClaim, ProvisioningRequest};
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use lcm_core::crd::{HostClaim, O2imsSubscription, ProvisioningRequest};
 use lcm_core::inventory::Inventory;
 use lcm_core::rest::inventory::HostView;
 use operator_kit::watch::{self, Listed};
@@ -23,7 +27,10 @@ pub struct Stores {
     pub claims: Store<HostClaim>,
     pub byo_hosts: Store<DynamicObject>,
     pub inventory: Store<ConfigMap>,
+    pub subscriptions: Store<O2imsSubscription>,
     pub listed: Listed,
+    /// Wakes the notifier on every change any watch sees.
+    pub changed: Arc<Notify>,
 }
 
 impl Stores {
@@ -46,22 +53,31 @@ impl Stores {
             Api::<ConfigMap>::namespaced(client.clone(), namespace),
             watcher::Config::default().fields(&format!("metadata.name={inventory_configmap}")),
         );
-        drain(requests_events);
-        drain(claims_events);
-        drain(byo_events);
-        drain(inventory_events);
+        let (subscriptions, subscription_events) = watch::store(
+            Api::<O2imsSubscription>::namespaced(client.clone(), namespace),
+            watcher::Config::default(),
+        );
+        let changed = Arc::new(Notify::new());
+        drain(requests_events, &changed);
+        drain(claims_events, &changed);
+        drain(byo_events, &changed);
+        drain(inventory_events, &changed);
+        drain(subscription_events, &changed);
         let listed = watch::readiness(vec![
             watch::listed(&requests),
             watch::listed(&claims),
             watch::listed(&byo_hosts),
             watch::listed(&inventory),
+            watch::listed(&subscriptions),
         ]);
         Self {
             requests,
             claims,
             byo_hosts,
             inventory,
+            subscriptions,
             listed,
+            changed,
         }
     }
 
@@ -113,13 +129,19 @@ impl Stores {
     }
 }
 
-/// Runs a store's watch; its errors are logged (the watch retries with back-off).
-fn drain<K>(events: impl Stream<Item = Result<K, watcher::Error>> + Send + 'static) {
+/// Runs a store's watch, waking `changed` on each change; its errors are logged (the watch
+/// retries with back-off).
+fn drain<K>(
+    events: impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+    changed: &Arc<Notify>,
+) {
+    let changed = changed.clone();
     tokio::spawn(async move {
         let mut events = std::pin::pin!(events);
         while let Some(event) = events.next().await {
-            if let Err(error) = event {
-                tracing::warn!(%error, "watch failed; retrying");
+            match event {
+                Ok(_) => changed.notify_one(),
+                Err(error) => tracing::warn!(%error, "watch failed; retrying"),
             }
         }
     });

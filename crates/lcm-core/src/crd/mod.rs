@@ -6,11 +6,13 @@
 mod focom;
 mod host_claim;
 mod provisioning_request;
+mod subscription;
 mod template_info;
 
 pub use focom::*;
 pub use host_claim::*;
 pub use provisioning_request::*;
+pub use subscription::*;
 pub use template_info::*;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -24,6 +26,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         OCloud::crd(),
         TemplateInfo::crd(),
         HostClaim::crd(),
+        O2imsSubscription::crd(),
     ]
 }
 

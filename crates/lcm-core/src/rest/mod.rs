@@ -3,6 +3,7 @@
 //! truth. Pure: the server (`crates/o2ims-api`) and FOCOM's REST client do the I/O.
 
 pub mod inventory;
+pub mod notifications;
 pub mod provisioning;
 pub mod selection;
 

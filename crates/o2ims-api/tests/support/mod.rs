@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the support module
 
+pub mod receiver;
+
 use std::sync::OnceLock;
 
 use anyhow::Context;
@@ -22,12 +24,25 @@ pub const OCLOUD_ID: &str = "262c8f17-52b5-4614-9e56-812ae21fa8a7";
 /// The documents every response is checked against, loaded once.
 pub fn documents() -> &'static Documents {
     static DOCUMENTS: OnceLock<Documents> = OnceLock::new();
-    DOCUMENTS.get_or_init(|| Documents::load(&[]).expect("the O2ims OpenAPI documents load"))
+    DOCUMENTS.get_or_init(|| {
+        let extension = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("openapi/provisioning-subscriptions.yaml");
+        Documents::load(&[extension]).expect("the O2ims OpenAPI documents load")
+    })
 }
 
 /// Starts this crate's server in `namespace`.
 pub async fn start(cluster: &TestCluster, namespace: &str) -> anyhow::Result<Checked> {
-    let args = ["--ocloud-id", OCLOUD_ID, "--ocloud-name", "test-cloud"];
+    // Callbacks may be on this machine, over HTTP.
+    let args = [
+        "--ocloud-id",
+        OCLOUD_ID,
+        "--ocloud-name",
+        "test-cloud",
+        "--allowed-callback-hosts",
+        "127.0.0.1",
+        "--allow-http-callbacks",
+    ];
     let server =
         ApiServer::start(cluster, env!("CARGO_BIN_EXE_o2ims-api"), namespace, &args).await?;
     Ok(Checked(server))

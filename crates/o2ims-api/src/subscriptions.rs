@@ -1,0 +1,171 @@
+//! `.../subscriptions` of both APIs: a subscription is an O2imsSubscription in the server's
+//! namespace. Its callback must be on a host the admin allows (no request forgery through the
+//! server) and must answer a GET with 204 before the subscription exists.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, PostParams};
+use kube::runtime::reflector::ObjectRef;
+use serde::{Deserialize, Serialize};
+
+use lcm_core::crd::{O2imsSubscription, O2imsSubscriptionSpec, SubscribedApi};
+use lcm_core::rest::selection::Selection;
+use lcm_core::rest::{INVENTORY_PREFIX, PROVISIONING_PREFIX, is_object_uuid};
+
+use lcm_core::rest::notifications::fingerprint;
+
+use crate::problem::Problem;
+use crate::server::{Shared, list_response, parse_body};
+use crate::{callback, notifier};
+
+/// A subscription as the API shows and takes it (`Subscription` of the inventory document).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Subscription {
+    /// Assigned by the server; ignored in a POST.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer_subscription_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    pub callback: String,
+}
+
+fn prefix(api: SubscribedApi) -> &'static str {
+    match api {
+        SubscribedApi::Inventory => INVENTORY_PREFIX,
+        SubscribedApi::Provisioning => PROVISIONING_PREFIX,
+    }
+}
+
+fn view(subscription: &O2imsSubscription) -> Subscription {
+    Subscription {
+        subscription_id: Some(subscription.name_any()),
+        consumer_subscription_id: subscription.spec.consumer_subscription_id.clone(),
+        filter: subscription.spec.filter.clone(),
+        callback: subscription.spec.callback.clone(),
+    }
+}
+
+fn of_api(shared: &Shared, api: SubscribedApi) -> Vec<O2imsSubscription> {
+    let mut all: Vec<O2imsSubscription> = shared
+        .stores
+        .subscriptions
+        .state()
+        .iter()
+        .filter(|s| s.spec.api == api)
+        .map(|s| s.as_ref().clone())
+        .collect();
+    all.sort_by_key(|s| s.name_any());
+    all
+}
+
+pub async fn list(shared: Shared, api: SubscribedApi, query: Option<String>) -> Response {
+    list_response(query, of_api(&shared, api).iter().map(view))
+}
+
+pub async fn get(shared: Shared, api: SubscribedApi, id: String) -> Result<Response, Problem> {
+    shared
+        .stores
+        .subscriptions
+        .get(&ObjectRef::new(&id).within(&shared.config.runtime.pod_namespace))
+        .filter(|s| s.spec.api == api)
+        .map(|s| Json(view(&s)).into_response())
+        .ok_or_else(|| Problem::not_found("subscription", &id))
+}
+
+pub async fn create(shared: Shared, api: SubscribedApi, body: Bytes) -> Result<Response, Problem> {
+    let body: Subscription = parse_body(&body)?;
+    if let Some(consumer) = &body.consumer_subscription_id
+        && uuid::Uuid::try_parse(consumer).is_err()
+    {
+        return Err(Problem::bad_request(format!(
+            "consumerSubscriptionId: `{consumer}` is not a UUID"
+        )));
+    }
+    if let Some(filter) = &body.filter {
+        Selection::parse([("filter", filter.as_str())])
+            .map_err(|e| Problem::bad_request(e.to_string()))?;
+    }
+    callback::verify(&shared.config, &body.callback)
+        .await
+        .map_err(Problem::bad_request)?;
+    let id = uuid::Uuid::new_v4().hyphenated().to_string();
+    let subscription = O2imsSubscription::new(
+        &id,
+        O2imsSubscriptionSpec {
+            api,
+            callback: body.callback,
+            consumer_subscription_id: body.consumer_subscription_id,
+            filter: body.filter,
+        },
+    );
+    let created = subscriptions(&shared)
+        .create(&PostParams::default(), &subscription)
+        .await
+        .map_err(Problem::internal)?;
+    // What exists now is what the subscriber starts from: only later changes are notified.
+    let baseline = notifier::current(&shared, &created)
+        .map_err(Problem::bad_request)?
+        .iter()
+        .map(|(path, state)| (path.clone(), fingerprint(state)))
+        .collect();
+    if let Err(error) = notifier::write_status(&shared, &id, &baseline, None).await {
+        let _ = subscriptions(&shared)
+            .delete(&id, &DeleteParams::default())
+            .await;
+        return Err(Problem::internal(error));
+    }
+    let mut response = (StatusCode::CREATED, Json(view(&created))).into_response();
+    if let Ok(location) = format!("{}/subscriptions/{id}", prefix(api)).parse() {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+pub async fn delete(shared: Shared, api: SubscribedApi, id: String) -> Result<Response, Problem> {
+    let found = is_object_uuid(&id)
+        && subscriptions(&shared)
+            .get_opt(&id)
+            .await
+            .map_err(Problem::internal)?
+            .is_some_and(|s| s.spec.api == api);
+    if !found {
+        return Err(Problem::not_found("subscription", &id));
+    }
+    match subscriptions(&shared)
+        .delete(&id, &DeleteParams::default())
+        .await
+    {
+        Ok(_) => Ok(StatusCode::OK.into_response()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Err(Problem::not_found("subscription", &id)),
+        Err(other) => Err(Problem::internal(other)),
+    }
+}
+
+fn subscriptions(shared: &Shared) -> Api<O2imsSubscription> {
+    Api::namespaced(shared.client.clone(), &shared.config.runtime.pod_namespace)
+}
+
+/// The routes of one API's subscriptions.
+pub fn routes(api: SubscribedApi) -> axum::Router<Shared> {
+    use axum::routing::get as route;
+    let list_path = format!("{}/subscriptions", prefix(api));
+    let item_path = format!("{list_path}/{{id}}");
+    axum::Router::new()
+        .route(
+            &list_path,
+            route(move |State(s): State<Shared>, RawQuery(q): RawQuery| list(s, api, q))
+                .post(move |State(s): State<Shared>, body: Bytes| create(s, api, body)),
+        )
+        .route(
+            &item_path,
+            route(move |State(s): State<Shared>, Path(id): Path<String>| get(s, api, id))
+                .delete(move |State(s): State<Shared>, Path(id): Path<String>| delete(s, api, id)),
+        )
+}
