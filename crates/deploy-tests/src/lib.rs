@@ -6,7 +6,8 @@ mod manifests;
 mod paths;
 
 pub use manifests::{
-    api_for, apply, compare, helm_template, kustomize, named, normalize, parse_manifests,
+    API_EXTERNAL_URL, api_for, apply, compare, helm_template, kustomize, named, normalize,
+    parse_manifests,
 };
 pub use paths::{chart_dir, helm, operator_binary, repo_root, run};
 

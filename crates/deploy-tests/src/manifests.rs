@@ -21,10 +21,16 @@ const HELM_ONLY: [&str; 3] = [
     "helm.sh/resource-policy",
 ];
 
-/// `helm template` of the chart, CRDs included, with extra arguments (`--set`, `--set-file`).
+/// The O2ims API's URL in the kustomize base (`EXTERNAL_URL`), which [`helm_template`] gives the
+/// chart as `api.externalUrl` (the chart requires one).
+pub const API_EXTERNAL_URL: &str = "https://o2ims-api.o2ims-system.svc:8443";
+
+/// `helm template` of the chart, CRDs included, with `api.externalUrl` [`API_EXTERNAL_URL`]
+/// (`args` may set another, or an empty one) and extra arguments (`--set`, `--set-file`).
 pub fn helm_template(args: &[&str]) -> anyhow::Result<Vec<Value>> {
     let chart = chart_dir();
     let chart = chart.to_str().context("chart path")?;
+    let external_url = format!("api.externalUrl={API_EXTERNAL_URL}");
     let mut all = vec![
         "template",
         RELEASE,
@@ -32,6 +38,8 @@ pub fn helm_template(args: &[&str]) -> anyhow::Result<Vec<Value>> {
         "--namespace",
         RELEASE_NAMESPACE,
         "--include-crds",
+        "--set",
+        &external_url,
     ];
     all.extend_from_slice(args);
     parse_manifests(&run(&helm()?, &all)?)

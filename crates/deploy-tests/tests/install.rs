@@ -1,24 +1,31 @@
 //! The install against the real control plane (RBAC enforced, the CRDs installed): Helm installs
 //! the chart, every rendered object is accepted with strict field validation, and both operators
-//! do their whole job with nothing but the chart's ServiceAccounts and RBAC.
+//! do their whole job, and the O2ims API serves it, with nothing but the chart's ServiceAccounts
+//! and RBAC.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use deploy_tests::{
-    api_for, apply, expect_refused, helm_template, kustomize, operator_binary, run,
+    API_EXTERNAL_URL, api_for, apply, expect_refused, helm_template, kustomize, operator_binary,
+    run,
 };
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+use k8s_openapi::api::authorization::v1::{
+    NonResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchParams};
 use kube::{Client, ResourceExt};
 use lcm_core::PROVISIONING_REQUEST_LABEL;
 use lcm_core::capi::{DELETE_MACHINE_ANNOTATION, Kind};
 use lcm_core::crd::{
-    FocomProvisioningRequest, ProvisioningRequest, ProvisioningState, TemplateInfo,
+    FocomProvisioningRequest, HostClaim, ProvisioningRequest, ProvisioningRequestSpec,
+    ProvisioningState, TemplateInfo,
 };
 use serde_json::{Value, json};
 use testcluster::capi::{self, HOSTS_NAMESPACE};
@@ -68,10 +75,13 @@ async fn helm_installs_the_chart_and_every_object_passes_strict_validation() -> 
             "--create-namespace",
             "--set-file",
             inventory,
+            "--set",
+            &format!("api.externalUrl={API_EXTERNAL_URL}"),
         ])?;
         for (namespace, name) in [
             ("focom-system", "focom-operator"),
             ("o2ims-system", "o2ims-operator"),
+            ("o2ims-system", "o2ims-api"),
         ] {
             Api::<Deployment>::namespaced(client.clone(), namespace)
                 .get(name)
@@ -158,15 +168,18 @@ struct Install {
 /// With only the chart's RBAC: the inventory ConfigMap, a FocomProvisioningRequest choosing a
 /// cluster on an OCloud reached through a kubeconfig Secret, FOCOM's ProvisioningRequest,
 /// O2IMS's host-preparation Job, then its Cluster API objects; Cluster API status driven to
-/// Ready until the request is Synced; a scale-in through FOCOM (the removed worker's Machine
-/// marked for deletion); then deletion of it all. Neither operator logs a refusal, and what the
-/// chart does not grant is refused.
+/// Ready until the request is Synced, when the O2ims API lists it to a caller bound to the
+/// chart's reader role (and to no one else); a scale-in through FOCOM (the removed worker's
+/// Machine marked for deletion); then deletion of it all. Neither operator nor the API logs a
+/// refusal, the API's ServiceAccount can make each of its calls, and what the chart does not
+/// grant is refused.
 #[tokio::test]
 async fn operators_run_end_to_end_with_only_the_charts_rbac() -> anyhow::Result<()> {
     let _alone = CLUSTER_SCOPED.lock().await;
     let binaries = [
         operator_binary("focom-operator")?,
         operator_binary("o2ims-operator")?,
+        operator_binary("o2ims-api")?,
     ];
     let cluster = TestCluster::shared().await?;
     let admin = cluster.admin_client()?;
@@ -185,7 +198,7 @@ async fn run_end_to_end(
     cluster: &TestCluster,
     admin: &Client,
     install: &mut Install,
-    binaries: &[PathBuf; 2],
+    binaries: &[PathBuf; 3],
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&install.dir)?;
     let inventory = install.dir.join("input.json");
@@ -231,6 +244,7 @@ async fn run_end_to_end(
     let kubeconfigs = [
         install.dir.join("focom.kubeconfig"),
         install.dir.join("o2ims.kubeconfig"),
+        install.dir.join("o2ims-api.kubeconfig"),
     ];
     cluster
         .write_service_account_kubeconfig(&focom, "focom-operator", &kubeconfigs[0])
@@ -238,6 +252,25 @@ async fn run_end_to_end(
     cluster
         .write_service_account_kubeconfig(&o2ims, "o2ims-operator", &kubeconfigs[1])
         .await?;
+    cluster
+        .write_service_account_kubeconfig(&o2ims, "o2ims-api", &kubeconfigs[2])
+        .await?;
+    // An SMO bound to the chart's reader role (cluster-wide: the roles grant non-resource URLs),
+    // and one bound to nothing.
+    let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+        "metadata": {"name": format!("{o2ims}-smo-o2ims-reader")},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "oran-lcm-o2ims-reader"},
+        "subjects": [{"kind": "ServiceAccount", "name": "smo", "namespace": o2ims}]});
+    install.shared.push(binding.clone());
+    apply(admin, &binding, false).await?;
+    let api_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let rest = RestApi {
+        base: format!("http://127.0.0.1:{api_port}"),
+        reader: cluster.service_account_token(&o2ims, "smo").await?,
+        stranger: cluster.service_account_token(&o2ims, "stranger").await?,
+    };
     let secret = json!({"apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "o-cloud-kubeconfig", "namespace": focom},
         "stringData": {"kubeconfig": std::fs::read_to_string(&kubeconfigs[0])?}});
@@ -249,6 +282,7 @@ async fn run_end_to_end(
 
     let preparation = cluster.host_preparation_args();
     let preparation: Vec<&str> = preparation.iter().map(String::as_str).collect();
+    let api_address = format!("127.0.0.1:{api_port}");
     let operators = [
         start(
             &binaries[0],
@@ -266,10 +300,31 @@ async fn run_end_to_end(
             &preparation,
         )
         .await?,
+        // Not leader-elected; plain HTTP on loopback (the chart serves HTTPS with its Secret).
+        OperatorProcess::start(
+            binaries[2].to_str().context("binary path")?,
+            &kubeconfigs[2],
+            &o2ims,
+            &[
+                "--pod-name",
+                "o2ims-api-0",
+                "--plain-http",
+                "--api-addr",
+                &api_address,
+                "--external-url",
+                &rest.base,
+            ],
+        )
+        .await?,
     ];
-    let flow = provision_and_delete(admin, &focom, &o2ims, &operators).await;
-    let flow =
-        flow.with_context(|| format!("{}\n{}", operators[0].log_tail(), operators[1].log_tail()));
+    let flow = provision_and_delete(admin, &focom, &o2ims, &operators, &rest).await;
+    let flow = flow.with_context(|| {
+        operators
+            .iter()
+            .map(OperatorProcess::log_tail)
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
     for operator in &operators {
         operator.terminate().await?;
     }
@@ -278,6 +333,7 @@ async fn run_end_to_end(
         no_refusals(operator)?;
     }
     refuses_what_the_chart_does_not_grant(cluster, &focom, &o2ims).await?;
+    the_api_can_make_its_calls_and_no_other(cluster, &o2ims).await?;
     for operator in &operators {
         std::fs::remove_file(&operator.log)?; // kept when the test fails
     }
@@ -301,7 +357,8 @@ async fn provision_and_delete(
     admin: &Client,
     focom: &str,
     o2ims: &str,
-    operators: &[OperatorProcess; 2],
+    operators: &[OperatorProcess; 3],
+    rest: &RestApi,
 ) -> anyhow::Result<()> {
     for (operator, namespace, lease) in [
         (&operators[0], focom, "focom-operator"),
@@ -319,6 +376,17 @@ async fn provision_and_delete(
         .await
         .with_context(|| operator.log_tail())?;
     }
+    // The API is Ready once its watches (requests, host ledger, ByoHosts, inventory) have listed
+    // under its ServiceAccount.
+    wait_for("the O2ims API's /readyz", TIMEOUT, || async {
+        Ok(operators[2]
+            .get("/readyz")
+            .await
+            .ok()
+            .filter(|(status, _)| *status == 200)
+            .map(drop))
+    })
+    .await?;
 
     let request = json!({"apiVersion": "focom.nephio.org/v1alpha1", "kind": "FocomProvisioningRequest",
         "metadata": {"name": REQUEST, "namespace": focom},
@@ -369,6 +437,7 @@ async fn provision_and_delete(
     let provisioning = Api::<ProvisioningRequest>::all(admin.clone());
     synced(&requests, &provisioning, &pr_name).await?;
     events_published(admin, focom, &pr_name).await?;
+    rest.lists_the_request(&pr_name).await?;
 
     // Scale-in through FOCOM: the worker leaves the cluster in the inventory; O2IMS marks its
     // Machine for deletion, and Cluster API (this test) deletes it.
@@ -468,6 +537,57 @@ async fn provision_and_delete(
         },
     )
     .await
+}
+
+/// The O2ims API as an SMO calls it: `reader`'s token is bound to the chart's
+/// oran-lcm-o2ims-reader, `stranger`'s to nothing.
+struct RestApi {
+    base: String,
+    reader: String,
+    stranger: String,
+}
+
+impl RestApi {
+    /// GET of the ProvisioningRequests: 200 with a list holding `name` for the reader, 401
+    /// without a token, 403 for a caller no role grants the API.
+    async fn lists_the_request(&self, name: &str) -> anyhow::Result<()> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        let url = format!(
+            "{}{}/provisioningRequests",
+            self.base,
+            lcm_core::rest::PROVISIONING_PREFIX
+        );
+        wait_for(
+            "the O2ims API to list the ProvisioningRequest",
+            TIMEOUT,
+            || async {
+                let response = http.get(&url).bearer_auth(&self.reader).send().await?;
+                let status = response.status();
+                let body: Value = response.json().await?;
+                ensure!(status == 200, "GET {url}: {status} {body}");
+                let items = body
+                    .as_array()
+                    .with_context(|| format!("not a list: {body}"))?;
+                Ok(items
+                    .iter()
+                    .any(|item| item["provisioningRequestData"]["provisioningRequestId"] == name)
+                    .then_some(()))
+            },
+        )
+        .await?;
+        let anonymous = http.get(&url).send().await?.status();
+        ensure!(anonymous == 401, "GET {url} without a token: {anonymous}");
+        let stranger = http
+            .get(&url)
+            .bearer_auth(&self.stranger)
+            .send()
+            .await?
+            .status();
+        ensure!(stranger == 403, "GET {url} with no role: {stranger}");
+        Ok(())
+    }
 }
 
 /// Waits until the FocomProvisioningRequest is Synced and its ProvisioningRequest fulfilled, both
@@ -627,6 +747,178 @@ async fn refuses_what_the_chart_does_not_grant(
     Ok(())
 }
 
+/// The O2ims API's ServiceAccount can make every call the server makes (crates/o2ims-api/src:
+/// auth.rs, stores.rs, provisioning.rs), and nothing else.
+async fn the_api_can_make_its_calls_and_no_other(
+    cluster: &TestCluster,
+    o2ims: &str,
+) -> anyhow::Result<()> {
+    let client = cluster.service_account_client(o2ims, "o2ims-api").await?;
+    let watch = WatchParams::default().timeout(1);
+
+    // Every API call: the caller's token, then the caller's permission.
+    let review = TokenReview {
+        spec: TokenReviewSpec {
+            token: "not-a-token".into(),
+            ..TokenReviewSpec::default()
+        },
+        ..TokenReview::default()
+    };
+    Api::<TokenReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .context("create a TokenReview")?;
+    let access = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some("smo".into()),
+            non_resource_attributes: Some(NonResourceAttributes {
+                path: Some(format!(
+                    "{}/provisioningRequests",
+                    lcm_core::rest::PROVISIONING_PREFIX
+                )),
+                verb: Some("get".into()),
+            }),
+            ..SubjectAccessReviewSpec::default()
+        },
+        ..SubjectAccessReview::default()
+    };
+    Api::<SubjectAccessReview>::all(client.clone())
+        .create(&PostParams::default(), &access)
+        .await
+        .context("create a SubjectAccessReview")?;
+
+    // ProvisioningRequests: watched, created (POST), read and replaced (PUT), deleted (DELETE).
+    let requests = Api::<ProvisioningRequest>::all(client.clone());
+    requests.list(&ListParams::default()).await?;
+    watched(requests.watch(&watch, "0").await).context("watch ProvisioningRequests")?;
+    let name = format!("{o2ims}-api-rbac");
+    let spec = ProvisioningRequestSpec {
+        name: None,
+        description: None,
+        template_name: "byoh-workload-cluster".into(),
+        template_version: "v1".into(),
+        template_parameters: json!({}),
+    };
+    let created = requests
+        .create(
+            &PostParams::default(),
+            &ProvisioningRequest::new(&name, spec),
+        )
+        .await
+        .context("create a ProvisioningRequest")?;
+    let mut replaced = requests.get(&name).await?;
+    replaced.spec.description = Some("replaced".into());
+    requests
+        .replace(&name, &PostParams::default(), &replaced)
+        .await
+        .context("replace a ProvisioningRequest")?;
+    expect_refused(
+        "o2ims-api patches a ProvisioningRequest",
+        requests
+            .patch(&name, &PatchParams::default(), &Patch::Merge(json!({})))
+            .await,
+    )?;
+    expect_refused(
+        "o2ims-api writes a ProvisioningRequest's status",
+        requests
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {}})),
+            )
+            .await,
+    )?;
+    requests
+        .delete(&name, &DeleteParams::default())
+        .await
+        .context("delete a ProvisioningRequest")?;
+
+    // The inventory: host ledger and ByoHosts watched everywhere, the inventory ConfigMap by
+    // name, a cluster's Cluster read.
+    let claims = Api::<HostClaim>::all(client.clone());
+    claims.list(&ListParams::default()).await?;
+    watched(claims.watch(&watch, "0").await).context("watch HostClaims")?;
+    let byo_hosts = capi::api(&client, Kind::ByoHost, HOSTS_NAMESPACE);
+    let all_byo_hosts: Api<kube::api::DynamicObject> =
+        Api::all_with(client.clone(), &Kind::ByoHost.api_resource());
+    all_byo_hosts.list(&ListParams::default()).await?;
+    watched(all_byo_hosts.watch(&watch, "0").await).context("watch ByoHosts")?;
+    capi::api(&client, Kind::Cluster, CLUSTER_NAMESPACE)
+        .get_opt(CLUSTER)
+        .await
+        .context("get a Cluster")?;
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), o2ims);
+    let inventory = ListParams::default().fields("metadata.name=lcm-inventory");
+    config_maps.list(&inventory).await?;
+    watched(
+        config_maps
+            .watch(&watch.clone().fields("metadata.name=lcm-inventory"), "0")
+            .await,
+    )
+    .context("watch the inventory ConfigMap")?;
+
+    expect_refused(
+        "o2ims-api claims a host",
+        claims
+            .create(
+                &PostParams::default(),
+                &HostClaim::for_host(
+                    "h1",
+                    &name,
+                    created.metadata.uid.as_deref().unwrap_or("uid"),
+                    "c",
+                ),
+            )
+            .await,
+    )?;
+    expect_refused(
+        "o2ims-api reads a Secret in its namespace",
+        Api::<Secret>::namespaced(client.clone(), o2ims)
+            .get("o2ims-host-ssh-key")
+            .await,
+    )?;
+    expect_refused(
+        "o2ims-api lists Secrets cluster-wide",
+        Api::<Secret>::all(client.clone())
+            .list(&ListParams::default())
+            .await,
+    )?;
+    expect_refused(
+        "o2ims-api lists every ConfigMap of its namespace",
+        config_maps.list(&ListParams::default()).await,
+    )?;
+    expect_refused(
+        "o2ims-api reads the playbook ConfigMap",
+        config_maps.get("o2ims-host-preparation-playbook").await,
+    )?;
+    expect_refused("o2ims-api reads a ByoHost", byo_hosts.get("lp-node1").await)?;
+    expect_refused(
+        "o2ims-api lists Cluster API Clusters",
+        capi::api(&client, Kind::Cluster, CLUSTER_NAMESPACE)
+            .list(&ListParams::default())
+            .await,
+    )?;
+    expect_refused(
+        "o2ims-api takes a Lease",
+        Api::<Lease>::namespaced(client.clone(), o2ims)
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": "o2ims-api"}}))?,
+            )
+            .await,
+    )?;
+    expect_refused(
+        "o2ims-api publishes an Event",
+        Api::<k8s_openapi::api::events::v1::Event>::namespaced(client.clone(), "default")
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": "o2ims-api"}, "eventTime": "2025-01-01T00:00:00.000000Z", "reportingController": "o2ims-api", "reportingInstance": "o2ims-api-0", "action": "Listed", "reason": "Listed", "type": "Normal"}))?,
+            )
+            .await,
+    )?;
+    Ok(())
+}
+
 /// Removes what the test made, whatever state it stopped in: finalizers first, so nothing waits
 /// for an operator that is gone.
 async fn clean_up(admin: &Client, install: &Install) -> anyhow::Result<()> {
@@ -664,6 +956,14 @@ async fn clean_up(admin: &Client, install: &Install) -> anyhow::Result<()> {
             .patch(&cluster.name_any(), &params, &Patch::Merge(&unfinalize))
             .await?;
     }
+    ignore_missing(
+        provisioning
+            .delete(
+                &format!("{}-api-rbac", install.o2ims),
+                &DeleteParams::default(),
+            )
+            .await,
+    )?;
     let namespaces = Api::<Namespace>::all(admin.clone());
     for namespace in [CLUSTER_NAMESPACE, &install.focom, &install.o2ims] {
         ignore_missing(namespaces.delete(namespace, &DeleteParams::default()).await)?;
@@ -683,6 +983,11 @@ async fn clean_up(admin: &Client, install: &Install) -> anyhow::Result<()> {
     }
     let _ = std::fs::remove_dir_all(&install.dir);
     Ok(())
+}
+
+/// A watch that the API server accepted (its events are not read).
+fn watched<T>(result: kube::Result<T>) -> kube::Result<()> {
+    result.map(drop)
 }
 
 fn ignore_missing<T>(result: kube::Result<T>) -> anyhow::Result<()> {

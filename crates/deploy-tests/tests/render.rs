@@ -6,8 +6,8 @@ use std::path::Path;
 
 use anyhow::{Context, ensure};
 use deploy_tests::{
-    chart_dir, compare, helm, helm_template, kustomize, named, normalize, operator_binary,
-    repo_root, run,
+    API_EXTERNAL_URL, chart_dir, compare, helm, helm_template, kustomize, named, normalize,
+    operator_binary, parse_manifests, repo_root, run,
 };
 use serde_json::{Value, json};
 
@@ -51,11 +51,27 @@ fn every_copy_in_deploy_is_up_to_date() -> anyhow::Result<()> {
 fn helm_lint_passes() -> anyhow::Result<()> {
     let chart = chart_dir();
     let chart = chart.to_str().context("chart path")?;
+    let external_url = format!("api.externalUrl={API_EXTERNAL_URL}");
     run(
         &helm()?,
-        &["lint", "--strict", chart, "--set-file", INVENTORY],
+        &[
+            "lint",
+            "--strict",
+            chart,
+            "--set-file",
+            INVENTORY,
+            "--set",
+            &external_url,
+        ],
     )?;
-    run(&helm()?, &["lint", "--strict", chart])?;
+    run(
+        &helm()?,
+        &["lint", "--strict", chart, "--set", &external_url],
+    )?;
+    run(
+        &helm()?,
+        &["lint", "--strict", chart, "--set", "api.enabled=false"],
+    )?;
     Ok(())
 }
 
@@ -89,9 +105,9 @@ fn chart_with_dev_values_is_the_dev_overlay() -> anyhow::Result<()> {
         "--set-file",
         INVENTORY,
         "--set",
-        "image.tag=dev,leaderElection.enabled=false,focom.replicas=1,o2ims.replicas=1,logging.format=text",
+        "image.tag=dev,leaderElection.enabled=false,focom.replicas=1,o2ims.replicas=1,api.replicas=1,logging.format=text",
         "--set",
-        r"logging.filter=info\,kube=warn\,o2ims_operator=debug\,focom_operator=debug",
+        r"logging.filter=info\,kube=warn\,o2ims_operator=debug\,focom_operator=debug\,o2ims_api=debug",
     ])?;
     same_install(chart, "overlays/dev")
 }
@@ -132,6 +148,10 @@ fn the_chart_sets_only_flags_and_variables_the_operators_read() -> anyhow::Resul
         ),
         "--set",
         "focom.allowedOCloudNamespaces={smo-a,smo-b},focom.templateNamespace=catalogue",
+        "--set",
+        &format!(
+            "api.oCloudId={OCLOUD_ID},api.globalCloudId={GLOBAL_CLOUD_ID},api.oCloudDescription=lab,api.allowRequestHostAccess=true"
+        ),
     ])?;
     let focom_env = &named(&objects, "Deployment", "focom-operator")?["spec"]["template"]["spec"]["containers"]
         [0]["env"];
@@ -168,7 +188,28 @@ fn the_chart_sets_only_flags_and_variables_the_operators_read() -> anyhow::Resul
             "{variable} reaches the O2IMS operator: {o2ims}"
         );
     }
-    for name in ["focom-operator", "o2ims-operator"] {
+    let api = &named(&objects, "Deployment", "o2ims-api")?["spec"]["template"]["spec"]["containers"]
+        [0]["env"];
+    for (variable, value) in [
+        ("EXTERNAL_URL", API_EXTERNAL_URL),
+        ("OCLOUD_ID", OCLOUD_ID),
+        ("GLOBAL_CLOUD_ID", GLOBAL_CLOUD_ID),
+        ("OCLOUD_NAME", "o-cloud"),
+        ("OCLOUD_DESCRIPTION", "lab"),
+        ("ALLOW_REQUEST_HOST_ACCESS", "true"),
+        ("HOST_INVENTORY_CONFIGMAP", "lcm-inventory"),
+        ("TLS_CERT_FILE", "/etc/o2ims-api/tls/tls.crt"),
+        ("TLS_KEY_FILE", "/etc/o2ims-api/tls/tls.key"),
+    ] {
+        ensure!(
+            api.as_array()
+                .context("env")?
+                .iter()
+                .any(|e| e["name"] == variable && e["value"] == value),
+            "{variable} reaches the O2ims API: {api}"
+        );
+    }
+    for name in ["focom-operator", "o2ims-operator", "o2ims-api"] {
         let container =
             &named(&objects, "Deployment", name)?["spec"]["template"]["spec"]["containers"][0];
         let help = run(&operator_binary(name)?, &["run", "--help"])?;
@@ -272,7 +313,7 @@ fn operator_pods_are_restricted_probed_and_leader_elected() -> anyhow::Result<()
 #[test]
 fn service_monitors_select_the_metrics_services() -> anyhow::Result<()> {
     let objects = helm_template(&["--set", "serviceMonitor.enabled=true"])?;
-    for name in ["focom-operator", "o2ims-operator"] {
+    for name in ["focom-operator", "o2ims-operator", "o2ims-api"] {
         let monitor = named(&objects, "ServiceMonitor", name)?;
         let service = named(&objects, "Service", &format!("{name}-metrics"))?;
         let selector = monitor["spec"]["selector"]["matchLabels"]
@@ -312,6 +353,189 @@ fn replicas_without_leader_election_are_refused() -> anyhow::Result<()> {
         format!("{refused:#}").contains("2 replicas without leader election"),
         "{refused:#}"
     );
+    Ok(())
+}
+
+const OCLOUD_ID: &str = "262c8f17-52b5-4614-9e56-812ae21fa8a7";
+const GLOBAL_CLOUD_ID: &str = "5a4b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d";
+
+/// What the chart promises the O2ims API's Pods: the operators' restricted security and probes,
+/// no leader election (every replica serves, so two replicas even without it, updated by rolling),
+/// HTTPS on 8443 with the TLS Secret mounted read-only, the image's o2ims-api, and a Service.
+#[test]
+fn api_pods_are_restricted_probed_and_serve_tls() -> anyhow::Result<()> {
+    let objects = helm_template(&["--set-file", INVENTORY])?;
+    let operator = named(&objects, "Deployment", "o2ims-operator")?;
+    let deployment = named(&objects, "Deployment", "o2ims-api")?;
+    ensure!(
+        deployment["metadata"]["namespace"] == "o2ims-system",
+        "namespace"
+    );
+    ensure!(deployment["spec"]["replicas"] == 2, "replicas");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let operator_pod = &operator["spec"]["template"]["spec"];
+    for field in ["securityContext", "terminationGracePeriodSeconds"] {
+        ensure!(
+            pod[field] == operator_pod[field],
+            "pod {field}: {}",
+            pod[field]
+        );
+    }
+    for field in [
+        "securityContext",
+        "livenessProbe",
+        "readinessProbe",
+        "resources",
+        "image",
+    ] {
+        ensure!(
+            container[field] == operator_pod["containers"][0][field],
+            "container {field}: {}",
+            container[field]
+        );
+    }
+    ensure!(
+        pod["serviceAccountName"] == "o2ims-api",
+        "serviceAccountName"
+    );
+    ensure!(
+        container["command"] == json!(["/usr/local/bin/o2ims-api"])
+            && container["args"] == json!(["run"]),
+        "command {} args {}",
+        container["command"],
+        container["args"]
+    );
+    ensure!(
+        container["ports"]
+            == json!([{"name": "https", "containerPort": 8443}, {"name": "http", "containerPort": 8080}]),
+        "ports {}",
+        container["ports"]
+    );
+    ensure!(
+        container["volumeMounts"]
+            == json!([{"name": "tls", "mountPath": "/etc/o2ims-api/tls", "readOnly": true}])
+            && pod["volumes"]
+                == json!([{"name": "tls", "secret": {"secretName": "o2ims-api-tls"}}]),
+        "TLS: {} {}",
+        container["volumeMounts"],
+        pod["volumes"]
+    );
+    let names: Vec<&str> = container["env"]
+        .as_array()
+        .context("env")?
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    ensure!(
+        !names.contains(&"LEASE_NAME") && !names.contains(&"LEADER_ELECT"),
+        "env {names:?}"
+    );
+    let service = named(&objects, "Service", "o2ims-api")?;
+    ensure!(
+        service["spec"]["ports"] == json!([{"name": "https", "port": 8443, "targetPort": "https"}]),
+        "Service ports {}",
+        service["spec"]["ports"]
+    );
+    let selector = service["spec"]["selector"]
+        .as_object()
+        .context("selector")?;
+    ensure!(
+        selector
+            .iter()
+            .all(|(k, v)| deployment["spec"]["template"]["metadata"]["labels"][k] == *v),
+        "the Service selects {selector:?}"
+    );
+    ensure!(
+        named(&objects, "Service", "o2ims-api-metrics")?["spec"]["ports"]
+            == json!([{"name": "http", "port": 8080, "targetPort": "http"}]),
+        "metrics Service"
+    );
+
+    // Without leader election the operators need one replica; the API keeps its two.
+    let unelected = helm_template(&[
+        "--set",
+        "leaderElection.enabled=false,focom.replicas=1,o2ims.replicas=1",
+    ])?;
+    let api = named(&unelected, "Deployment", "o2ims-api")?;
+    ensure!(
+        api["spec"]["replicas"] == 2 && api["spec"].get("strategy").is_none(),
+        "without leader election: {}",
+        api["spec"]
+    );
+    Ok(())
+}
+
+/// The API's URL is required (and checked), its ids must be UUIDs; `api.enabled=false` renders
+/// nothing of the API.
+#[test]
+fn the_api_needs_an_external_url_and_can_be_disabled() -> anyhow::Result<()> {
+    for (values, message) in [
+        ("api.externalUrl=", "api.externalUrl is required"),
+        ("api.externalUrl=o2ims.example.org", "is not a URL"),
+        (
+            "api.oCloudId=O-CLOUD",
+            "api.oCloudId \"O-CLOUD\" is not a lower-case UUID",
+        ),
+        (
+            "api.globalCloudId=262C8F17-52B5-4614-9E56-812AE21FA8A7",
+            "is not a lower-case UUID",
+        ),
+    ] {
+        let refused = helm_template(&["--set", values])
+            .err()
+            .with_context(|| format!("{values} was rendered"))?;
+        ensure!(
+            format!("{refused:#}").contains(message),
+            "{values}: {refused:#}"
+        );
+    }
+    let disabled = helm_template(&["--set", "api.enabled=false,api.externalUrl="])?;
+    let api: Vec<String> = disabled
+        .iter()
+        .filter(|o| {
+            o["metadata"]["labels"]["app.kubernetes.io/component"] == "o2ims-api"
+                || o["metadata"]["name"].as_str().is_some_and(|n| {
+                    n.contains("o2ims-api") || n.starts_with("oran-lcm-o2ims-reader")
+                })
+        })
+        .map(|o| format!("{} {}", o["kind"], o["metadata"]["name"]))
+        .collect();
+    ensure!(api.is_empty(), "rendered with api.enabled=false: {api:?}");
+    Ok(())
+}
+
+/// Who may call the API: the chart installs files/o2ims-api-roles.yaml as it is, and so does
+/// kustomize (through the chart-root kustomization).
+#[test]
+fn the_api_roles_are_the_charts_file_as_it_is() -> anyhow::Result<()> {
+    let file = std::fs::read_to_string(chart_dir().join("files/o2ims-api-roles.yaml"))?;
+    let roles = parse_manifests(&file)?;
+    let names: Vec<&str> = roles
+        .iter()
+        .filter_map(|r| r["metadata"]["name"].as_str())
+        .collect();
+    ensure!(
+        names
+            == [
+                "oran-lcm-o2ims-reader",
+                "oran-lcm-o2ims-provisioner",
+                "oran-lcm-o2ims-subscriber"
+            ],
+        "{names:?}"
+    );
+    for (render, objects) in [
+        ("the chart", helm_template(&[])?),
+        ("overlays/default", kustomize("overlays/default")?),
+    ] {
+        for role in &roles {
+            let name = role["metadata"]["name"].as_str().context("name")?;
+            ensure!(
+                named(&objects, "ClusterRole", name)? == role,
+                "{render}: ClusterRole {name} differs from files/o2ims-api-roles.yaml"
+            );
+        }
+    }
     Ok(())
 }
 

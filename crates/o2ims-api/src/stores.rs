@@ -1,5 +1,7 @@
 //! What the server reads, from watches (never a LIST per request): the ProvisioningRequests,
-//! the host ledger, the ByoHosts and the host inventory ConfigMap.
+//! the host ledger, the ByoHosts, the host inventory ConfigMap and the subscriptions.
+
+use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -7,12 +9,9 @@ use kube::api::{Api, DynamicObject};
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
-
-use lcm_core::capi::Kind;
-use std::sync::Arc;
-
 use tokio::sync::Notify;
 
+use lcm_core::capi::Kind;
 use lcm_core::crd::{HostClaim, O2imsSubscription, ProvisioningRequest};
 use lcm_core::inventory::Inventory;
 use lcm_core::rest::inventory::HostView;

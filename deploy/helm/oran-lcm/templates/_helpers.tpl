@@ -20,12 +20,18 @@ app.kubernetes.io/managed-by: {{ $root.Release.Service }}
 An operator's ServiceAccount, Deployment and metrics Service. Called with a dict:
   root: $, name: the operator (also its ServiceAccount, Lease and component), namespace, replicas,
   command: optional, env: extra environment variables (a YAML list as a string).
+Optional, for a server that is not an operator (the O2ims API):
+  leaderElected: false (no --leader-elect, no Lease, every replica serves: any number of
+  replicas, rolling updates), container: its name (default operator), ports, volumeMounts,
+  volumes: YAML lists as strings (ports before the `http` port of /metrics and the probes).
 */}}
 {{- define "oran-lcm.operator" -}}
 {{- $root := .root -}}
 {{- $values := $root.Values -}}
 {{- $component := list $root .name -}}
-{{- if and (not $values.leaderElection.enabled) (gt (int .replicas) 1) -}}
+{{- $elected := ternary .leaderElected true (hasKey . "leaderElected") -}}
+{{- $container := .container | default "operator" -}}
+{{- if and $elected (not $values.leaderElection.enabled) (gt (int .replicas) 1) -}}
 {{- fail (printf "%s: %v replicas without leader election would all reconcile; set replicas to 1 or leaderElection.enabled=true" .name .replicas) -}}
 {{- end -}}
 apiVersion: v1
@@ -46,7 +52,7 @@ metadata:
     {{- include "oran-lcm.labels" $component | nindent 4 }}
 spec:
   replicas: {{ .replicas }}
-  {{- if not $values.leaderElection.enabled }}
+  {{- if and $elected (not $values.leaderElection.enabled) }}
   # Without leader election two replicas must never run at once, not even during a rollout.
   strategy:
     type: Recreate
@@ -59,7 +65,7 @@ spec:
       labels:
         {{- include "oran-lcm.selectorLabels" $component | nindent 8 }}
       annotations:
-        kubectl.kubernetes.io/default-container: operator
+        kubectl.kubernetes.io/default-container: {{ $container }}
     spec:
       serviceAccountName: {{ .name }}
       terminationGracePeriodSeconds: 30
@@ -70,7 +76,7 @@ spec:
       securityContext:
         {{- toYaml $values.podSecurityContext | nindent 8 }}
       containers:
-        - name: operator
+        - name: {{ $container }}
           image: {{ printf "%s:%s" $values.image.repository ($values.image.tag | default $root.Chart.AppVersion) }}
           imagePullPolicy: {{ $values.image.pullPolicy }}
           {{- with .command }}
@@ -79,7 +85,7 @@ spec:
           {{- end }}
           args:
             - run
-            {{- if $values.leaderElection.enabled }}
+            {{- if and $elected $values.leaderElection.enabled }}
             - --leader-elect
             {{- end }}
           env:
@@ -91,8 +97,10 @@ spec:
               valueFrom:
                 fieldRef:
                   fieldPath: metadata.namespace
+            {{- if $elected }}
             - name: LEASE_NAME
               value: {{ .name }}
+            {{- end }}
             - name: LOG_FORMAT
               value: {{ $values.logging.format }}
             - name: RUST_LOG
@@ -101,6 +109,9 @@ spec:
             {{- . | nindent 12 }}
             {{- end }}
           ports:
+            {{- with .ports }}
+            {{- . | nindent 12 }}
+            {{- end }}
             - name: http
               containerPort: 8080
           livenessProbe:
@@ -117,6 +128,14 @@ spec:
             {{- toYaml $values.resources | nindent 12 }}
           securityContext:
             {{- toYaml $values.securityContext | nindent 12 }}
+          {{- with .volumeMounts }}
+          volumeMounts:
+            {{- . | nindent 12 }}
+          {{- end }}
+      {{- with .volumes }}
+      volumes:
+        {{- . | nindent 8 }}
+      {{- end }}
       {{- with $values.nodeSelector }}
       nodeSelector:
         {{- toYaml . | nindent 8 }}
