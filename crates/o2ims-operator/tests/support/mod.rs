@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Client;
 use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
 use lcm_core::crd::{ProvisioningRequest, ProvisioningRequestSpec, ProvisioningState};
+use lcm_core::rest::provisioning::Phase;
 use serde_json::{Value, json};
 
 pub const TIMEOUT: Duration = Duration::from_secs(30);
@@ -140,7 +141,8 @@ pub async fn wait_request(
     .await
 }
 
-/// Waits for a state; on timeout the error shows the last message.
+/// Waits for a state; on timeout the error shows the last message. `Progressing` means judged
+/// (its validation done): a request not yet validated is progressing too, with nothing created.
 pub async fn wait_state(
     client: &Client,
     name: &str,
@@ -149,6 +151,8 @@ pub async fn wait_state(
     let api = Api::<ProvisioningRequest>::all(client.clone());
     match wait_request(client, name, &format!("{name} to be {state}"), |r| {
         self::state(r) == Some(state)
+            && (state != ProvisioningState::Progressing
+                || lcm_core::rest::provisioning::phase(r) == Phase::Progressing)
     })
     .await
     {
