@@ -23,6 +23,10 @@ pub struct Config {
     /// (`templateParameters.hostAccess`). Off: host access comes only from the admin's inventory.
     #[arg(long, env = "ALLOW_REQUEST_HOST_ACCESS")]
     pub allow_request_host_access: bool,
+    /// Seconds between two listings of an O-Cloud reached over its O2ims REST API (which has
+    /// no watch): how late FOCOM sees its changes.
+    #[arg(long, env = "OCLOUD_POLL_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub ocloud_poll_seconds: u64,
 }
 
 impl Config {

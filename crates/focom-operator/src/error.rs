@@ -2,6 +2,9 @@
 pub enum Error {
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+    /// A call to an O-Cloud's O2ims REST API failed: what was called and why.
+    #[error("O2ims REST API: {0}")]
+    Rest(String),
 }
 
 impl Error {
@@ -9,6 +12,7 @@ impl Error {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Self::Kube(_) => "kube",
+            Self::Rest(_) => "rest",
         }
     }
 }

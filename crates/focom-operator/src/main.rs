@@ -6,10 +6,12 @@ mod context;
 mod controller;
 mod error;
 mod kubeconfig;
+mod o2ims;
 mod ocloud;
 mod ocloud_in_use;
 mod reconcile;
 mod render;
+mod rest;
 mod status;
 
 use std::process::ExitCode;

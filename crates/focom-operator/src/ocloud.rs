@@ -1,7 +1,9 @@
-//! Where a request's ProvisioningRequests live: this cluster, or a remote O-Cloud reached
-//! through the kubeconfig in its OCloud's Secret (its objects watched, not polled).
+//! Where a request's ProvisioningRequests live: this cluster, a remote O-Cloud reached through
+//! the kubeconfig in its OCloud's Secret (its objects watched), or one reached through its O2ims
+//! REST API with the token in its OCloud's Secret (listed every poll interval).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
@@ -10,11 +12,12 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Client, ResourceExt};
 
 use lcm_core::conditions::Desired;
-use lcm_core::crd::{FocomProvisioningRequest, OCloud, ProvisioningRequest};
+use lcm_core::crd::{FocomProvisioningRequest, OCloud, ProvisioningRequest, SecretReference};
 
 use crate::cache::OCloudCache;
 use crate::context::Context;
 use crate::error::Result;
+use crate::rest::RestClient;
 
 pub const OCLOUD_REACHABLE: &str = "OCloudReachable";
 /// Reason of `OCloudReachable=False` for an OCloud of a namespace the request may not use: a
@@ -23,8 +26,7 @@ pub const OCLOUD_NOT_ALLOWED: &str = "OCloudNotAllowed";
 
 /// The O-Cloud a request provisions on.
 pub struct Target {
-    pub client: Client,
-    /// Its ProvisioningRequests and host ledger.
+    /// Its ProvisioningRequests and host ledger, and how to write there.
     pub cache: Arc<OCloudCache>,
     /// For messages: `this cluster` or `OCloud <namespace>/<name>`.
     pub description: String,
@@ -66,7 +68,6 @@ async fn locate(
     request: &FocomProvisioningRequest,
 ) -> Result<Result<Target, Desired>> {
     let local = |ocloud| Target {
-        client: ctx.client.clone(),
         cache: ctx.local.clone(),
         description: "this cluster".into(),
         ocloud,
@@ -78,8 +79,6 @@ async fn locate(
         &reference.name,
         reference.namespace.clone().unwrap_or_default(),
     );
-    let unreachable =
-        |reason: &str, message: String| Ok(Err(Desired::false_(OCLOUD_REACHABLE, reason, message)));
     let own = request.namespace().unwrap_or_default();
     // Checked before the OCloud is read: another namespace's OClouds are not even looked at.
     if !ctx.config.ocloud_allowed(&own, &namespace) {
@@ -96,76 +95,142 @@ async fn locate(
             format!("OCloud {namespace}/{id} does not exist"),
         );
     };
-    let Some(secret_ref) = ocloud
-        .spec
-        .o2ims_secret
-        .as_ref()
-        .map(|s| s.secret_ref.clone())
-    else {
-        return Ok(Ok(local(Some(ocloud))));
+    let description = format!("OCloud {namespace}/{id}");
+    let (secret_ref, api, field) = match (&ocloud.spec.o2ims_secret, &ocloud.spec.o2ims_api) {
+        (Some(kubeconfig), _) => (kubeconfig.secret_ref.clone(), None, "o2imsSecret"),
+        (None, Some(api)) => (api.secret_ref.clone(), Some(api.url.clone()), "o2imsApi"),
+        (None, None) => return Ok(Ok(local(Some(ocloud)))),
     };
-    // Else anyone who may create an OCloud could use any Secret the operator can read.
-    if secret_ref.namespace != namespace {
-        return unreachable(
-            "SecretNotAllowed",
-            format!(
-                "OCloud {namespace}/{id}: spec.o2imsSecret.secretRef.namespace {} is not the OCloud's namespace: an OCloud may only use Secrets of its own namespace",
-                secret_ref.namespace
-            ),
-        );
-    }
+    let secret = match read_secret(ctx, &description, field, &namespace, &secret_ref).await? {
+        Ok(secret) => secret,
+        Err(unreachable) => return Ok(Err(unreachable)),
+    };
     let where_ = format!("Secret {}/{}", secret_ref.namespace, secret_ref.name);
-    let Some(secret) = Api::<Secret>::namespaced(ctx.client.clone(), &secret_ref.namespace)
-        .get_opt(&secret_ref.name)
-        .await?
-    else {
-        return unreachable(
-            "SecretNotFound",
-            format!("{where_} of OCloud {namespace}/{id} does not exist"),
-        );
-    };
-    let Some(kubeconfig) = secret.data.as_ref().and_then(|d| d.get("kubeconfig")) else {
-        return unreachable(
-            "KubeconfigMissing",
-            format!("{where_} has no `kubeconfig` key"),
-        );
-    };
-    let key = format!(
+    let data = secret.data.clone().unwrap_or_default();
+    let version = format!(
         "{}/{}@{}",
         secret_ref.namespace,
         secret_ref.name,
         secret.resource_version().unwrap_or_default()
     );
-    let description = format!("OCloud {namespace}/{id}");
-    let mut remotes = ctx.remotes.lock().await;
-    if let Some(cache) = remotes.get(&key) {
-        return Ok(Ok(Target {
-            client: cache.client().clone(),
-            cache: cache.clone(),
-            description,
-            ocloud: Some(ocloud),
-        }));
-    }
-    let client = match remote_client(&kubeconfig.0).await {
-        Ok(client) => client,
-        Err(e) => {
-            return unreachable(
-                "InvalidKubeconfig",
-                format!("the kubeconfig in {where_} is unusable: {e}"),
-            );
+    let cached = match api {
+        None => {
+            let Some(kubeconfig) = data.get("kubeconfig") else {
+                return unreachable(
+                    "KubeconfigMissing",
+                    format!("{where_} has no `kubeconfig` key"),
+                );
+            };
+            let kubeconfig = kubeconfig.0.clone();
+            cached(ctx, version, "kubeconfig".into(), || async move {
+                match remote_client(&kubeconfig).await {
+                    Ok(client) => Ok(OCloudCache::watch(client, ctx.triggers.clone())),
+                    Err(e) => Err(Desired::false_(
+                        OCLOUD_REACHABLE,
+                        "InvalidKubeconfig",
+                        format!("the kubeconfig in {where_} is unusable: {e}"),
+                    )),
+                }
+            })
+            .await
+        }
+        Some(url) => {
+            let Some(token) = data.get("token") else {
+                return unreachable(
+                    "TokenMissing",
+                    format!(
+                        "{where_} has no `token` key (the bearer token of the O2ims API at {url})"
+                    ),
+                );
+            };
+            let (token, ca) = (token.0.clone(), data.get("ca.crt").map(|c| c.0.clone()));
+            let interval = Duration::from_secs(ctx.config.ocloud_poll_seconds);
+            cached(ctx, version, url.clone(), || async move {
+                let token = String::from_utf8(token).map_err(anyhow::Error::from);
+                match token.and_then(|t| RestClient::new(&url, &t, ca.as_deref())) {
+                    Ok(rest) => Ok(OCloudCache::poll(
+                        Arc::new(rest),
+                        interval,
+                        ctx.triggers.clone(),
+                    )),
+                    Err(e) => Err(Desired::false_(
+                        OCLOUD_REACHABLE,
+                        "InvalidSecret",
+                        format!("the token or `ca.crt` in {where_} is unusable: {e}"),
+                    )),
+                }
+            })
+            .await
         }
     };
-    // A new Secret version replaces the old client and stops its watch.
-    remotes
-        .retain(|k, _| !k.starts_with(&format!("{}/{}@", secret_ref.namespace, secret_ref.name)));
-    let cache = Arc::new(OCloudCache::watch(client.clone(), ctx.triggers.clone()));
-    remotes.insert(key, cache.clone());
-    Ok(Ok(Target {
-        client,
+    Ok(cached.map(|cache| Target {
         cache,
         description,
         ocloud: Some(ocloud),
     }))
+}
+
+fn unreachable<T>(reason: &str, message: String) -> Result<Result<T, Desired>> {
+    Ok(Err(Desired::false_(OCLOUD_REACHABLE, reason, message)))
+}
+
+/// The Secret an OCloud of `namespace` names in `spec.<field>.secretRef`, or why it cannot be
+/// used.
+async fn read_secret(
+    ctx: &Context,
+    description: &str,
+    field: &str,
+    namespace: &str,
+    secret_ref: &SecretReference,
+) -> Result<Result<Secret, Desired>> {
+    // Else anyone who may create an OCloud could use any Secret the operator can read.
+    if secret_ref.namespace != namespace {
+        return unreachable(
+            "SecretNotAllowed",
+            format!(
+                "{description}: spec.{field}.secretRef.namespace {} is not the OCloud's namespace: an OCloud may only use Secrets of its own namespace",
+                secret_ref.namespace
+            ),
+        );
+    }
+    match Api::<Secret>::namespaced(ctx.client.clone(), &secret_ref.namespace)
+        .get_opt(&secret_ref.name)
+        .await?
+    {
+        Some(secret) => Ok(Ok(secret)),
+        None => unreachable(
+            "SecretNotFound",
+            format!(
+                "Secret {}/{} of {description} does not exist",
+                secret_ref.namespace, secret_ref.name
+            ),
+        ),
+    }
+}
+
+/// The cache of the O-Cloud reached at `endpoint` (`kubeconfig`, or the REST API's URL) with
+/// Secret version `version` (`<namespace>/<name>@<rv>`), made by `make` when there is none; a
+/// new Secret version replaces the old cache and stops its watches.
+async fn cached<F, Fut>(
+    ctx: &Context,
+    version: String,
+    endpoint: String,
+    make: F,
+) -> Result<Arc<OCloudCache>, Desired>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<OCloudCache, Desired>>,
+{
+    let key = format!("{endpoint} {version}");
+    let mut remotes = ctx.remotes.lock().await;
+    if let Some(cache) = remotes.get(&key) {
+        return Ok(cache.clone());
+    }
+    let cache = Arc::new(make().await?);
+    let secret = version.split_once('@').map_or(version.as_str(), |(s, _)| s);
+    remotes.retain(|k, _| !k.starts_with(&format!("{endpoint} {secret}@")));
+    remotes.insert(key, cache.clone());
+    Ok(cache)
 }
 
 async fn remote_client(kubeconfig: &[u8]) -> anyhow::Result<Client> {

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt, TryStreamExt};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
-use kube::{Client, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use lcm_core::conditions::Desired;
@@ -21,6 +21,7 @@ use lcm_core::template::{self, schema::Schema};
 use crate::config::INVENTORY_KEY;
 use crate::context::Context;
 use crate::error::Result;
+use crate::o2ims::O2ims;
 use crate::ocloud::{self, OCLOUD_NOT_ALLOWED, OCLOUD_REACHABLE, Target};
 use crate::ocloud_in_use;
 use crate::status::{self, FEASIBLE, INVENTORY_VALID, Outcome, VALIDATED};
@@ -149,13 +150,13 @@ fn needs_inventory(request: &FocomProvisioningRequest) -> bool {
 
 /// The ProvisioningRequests `request` created on `target`, as its cache has them.
 fn owned(target: &Target, request: &FocomProvisioningRequest) -> Vec<ProvisioningRequest> {
-    let owner = Some((request.namespace().unwrap_or_default(), request.name_any()));
+    let (namespace, name) = (request.namespace().unwrap_or_default(), request.name_any());
     target
         .cache
         .requests
         .state()
         .iter()
-        .filter(|r| focom::owner_of(r) == owner)
+        .filter(|r| focom::is_owned_by(r, &namespace, &name))
         .map(|r| r.as_ref().clone())
         .collect()
 }
@@ -183,6 +184,7 @@ async fn reach(
         Ok(target) => target,
         Err(unreachable) => return Ok(Err(unreachable)),
     };
+    target.cache.set_user(ObjectRef::from_obj(request), true);
     Ok(match target.cache.usable().await {
         Ok(()) => {
             let owned = owned(&target, request);
@@ -388,13 +390,13 @@ async fn create_missing(
             message,
         ))));
     }
-    let api = Api::<ProvisioningRequest>::all(target.client.clone());
+    let o2ims = target.cache.o2ims();
     let mut writes = Vec::new();
     for cluster in selected {
         let desired = focom::provisioning_request(request, cluster);
         match existing.iter().find(|r| r.name_any() == desired.name_any()) {
-            None => writes.push(create(&api, desired, &cluster.name).boxed()),
-            Some(current) if scale => writes.push(update_workers(&api, current, cluster).boxed()),
+            None => writes.push(create(o2ims, desired, &cluster.name).boxed()),
+            Some(current) if scale => writes.push(update_workers(o2ims, current, cluster).boxed()),
             Some(_) => {}
         }
     }
@@ -407,24 +409,21 @@ async fn create_missing(
 
 /// Creates `desired`; `None` when it exists already (the cache had not seen it yet).
 async fn create(
-    api: &Api<ProvisioningRequest>,
+    o2ims: &O2ims,
     desired: ProvisioningRequest,
     cluster: &str,
 ) -> Result<Option<ProvisioningRequest>> {
-    match api.create(&PostParams::default(), &desired).await {
-        Ok(created) => {
-            tracing::info!(provisioning_request = %created.name_any(), %cluster, "created");
-            Ok(Some(created))
-        }
-        Err(kube::Error::Api(s)) if s.is_already_exists() => Ok(None),
-        Err(e) => Err(e.into()),
+    let created = o2ims.create(&desired).await?;
+    if let Some(created) = &created {
+        tracing::info!(provisioning_request = %created.name_any(), %cluster, "created");
     }
+    Ok(created)
 }
 
 /// `scale`: the worker hosts follow the inventory; the O2IMS operator does the rest (how it
 /// reaches them comes from the O-Cloud's own inventory).
 async fn update_workers(
-    api: &Api<ProvisioningRequest>,
+    o2ims: &O2ims,
     current: &ProvisioningRequest,
     cluster: &Selected,
 ) -> Result<Option<ProvisioningRequest>> {
@@ -432,14 +431,7 @@ async fn update_workers(
     if current.spec.template_parameters["hosts"]["workers"] == workers {
         return Ok(None);
     }
-    let patch = json!({"spec": {"templateParameters": {"hosts": {"workers": workers}}}});
-    let updated = api
-        .patch(
-            &current.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await?;
+    let updated = o2ims.set_workers(current, workers).await?;
     tracing::info!(provisioning_request = %current.name_any(), cluster = %cluster.name, "workers updated");
     Ok(Some(updated))
 }
@@ -460,7 +452,7 @@ async fn delete_selected(
         })
         .collect();
     delete_requests(
-        &target.client,
+        target.cache.o2ims(),
         owned(target, request)
             .into_iter()
             .filter(|r| names.contains(&r.name_any())),
@@ -469,19 +461,12 @@ async fn delete_selected(
 }
 
 async fn delete_requests(
-    client: &Client,
+    o2ims: &O2ims,
     requests: impl Iterator<Item = ProvisioningRequest>,
 ) -> Result<()> {
-    let api = Api::<ProvisioningRequest>::all(client.clone());
     for pr in requests.filter(|r| r.meta().deletion_timestamp.is_none()) {
-        match api
-            .delete(&pr.name_any(), &DeleteParams::background())
-            .await
-        {
-            Ok(_) => tracing::info!(provisioning_request = %pr.name_any(), "deleting"),
-            Err(kube::Error::Api(s)) if s.is_not_found() => {}
-            Err(e) => return Err(e.into()),
-        }
+        o2ims.delete(&pr.name_any()).await?;
+        tracing::info!(provisioning_request = %pr.name_any(), "deleting");
     }
     Ok(())
 }
@@ -503,13 +488,13 @@ async fn delete_all(request: &FocomProvisioningRequest, ctx: &Context) -> Result
             return Ok(Some(status::write_retrying(ctx, request, blocked).await?));
         }
     };
-    target
-        .cache
-        .set_waiting(ObjectRef::from_obj(request), false);
+    let this = ObjectRef::from_obj(request);
+    target.cache.set_waiting(this.clone(), false);
     if owned.is_empty() {
+        target.cache.set_user(this, false);
         return Ok(None);
     }
-    delete_requests(&target.client, owned.clone().into_iter()).await?;
+    delete_requests(target.cache.o2ims(), owned.clone().into_iter()).await?;
     let mut outcome = Outcome::new(Operation::Delete);
     outcome.selected = owned
         .iter()

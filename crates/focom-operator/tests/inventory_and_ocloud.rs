@@ -1,6 +1,6 @@
 //! The FOCOM operator with its own control plane per test: allClusters and inventory edits,
-//! scale, a remote O-Cloud (a second control plane), unreachable O-Clouds, and no writes on an
-//! unchanged world.
+//! scale, a remote O-Cloud (a second control plane) reached through a kubeconfig or through its
+//! O2ims REST API only, unreachable O-Clouds, and no writes on an unchanged world.
 
 mod support;
 
@@ -8,11 +8,12 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use lcm_core::crd::{
-    FocomPhase, FocomProvisioningRequest, FocomProvisioningRequestSpec, O2imsSecret, OCloud,
-    OCloudSpec, Operation, ProvisioningRequest, SecretReference,
+    FocomPhase, FocomProvisioningRequest, FocomProvisioningRequestSpec, HostClaim, O2imsApi,
+    O2imsSecret, OCloud, OCloudSpec, Operation, ProvisioningRequest, SecretReference,
 };
 use serde_json::{Value, json};
 use support::*;
+use testcluster::api_server::{ApiServer, token_with_roles};
 use testcluster::{OperatorProcess, TestCluster};
 
 struct World {
@@ -23,12 +24,17 @@ struct World {
 }
 
 async fn world(inventory_text: &str) -> anyhow::Result<World> {
+    world_with(inventory_text, &[]).await
+}
+
+/// The operator run with `args`.
+async fn world_with(inventory_text: &str, args: &[&str]) -> anyhow::Result<World> {
     let cluster = TestCluster::start_new().await?;
     let client = cluster.admin_client()?;
     let namespace = cluster.namespace("focom").await?.name().to_string();
     put_inventory(&client, &namespace, inventory_text).await?;
     let operator =
-        OperatorProcess::start(BINARY, cluster.kubeconfig_path(), &namespace, &[]).await?;
+        OperatorProcess::start(BINARY, cluster.kubeconfig_path(), &namespace, args).await?;
     Ok(World {
         cluster,
         client,
@@ -161,6 +167,7 @@ async fn ocloud(w: &World, name: &str, secret: Option<&str>) -> anyhow::Result<(
                 namespace: w.namespace.clone(),
             },
         }),
+        o2ims_api: None,
     };
     Api::<OCloud>::namespaced(w.client.clone(), &w.namespace)
         .create(&PostParams::default(), &OCloud::new(name, spec))
@@ -253,6 +260,192 @@ async fn a_remote_ocloud_gets_the_requests_and_its_status_flows_back() -> anyhow
                 .is_none();
             let ocloud_gone = oclouds.get_opt("paris").await?.is_none();
             Ok((remote_gone && local_gone && ocloud_gone).then_some(()))
+        },
+    )
+    .await
+}
+
+/// An OCloud reached through the O2ims REST API at `url`, with `token` (and the API's CA) in
+/// the Secret `name`.
+async fn rest_ocloud(
+    w: &World,
+    name: &str,
+    url: &str,
+    token: &str,
+    ca: &str,
+) -> anyhow::Result<()> {
+    let secret: Secret = serde_json::from_value(
+        json!({"metadata": {"name": name}, "stringData": {"token": token, "ca.crt": ca}}),
+    )?;
+    Api::<Secret>::namespaced(w.client.clone(), &w.namespace)
+        .create(&PostParams::default(), &secret)
+        .await?;
+    let spec = OCloudSpec {
+        o2ims_secret: None,
+        o2ims_api: Some(O2imsApi {
+            url: url.into(),
+            secret_ref: SecretReference {
+                name: name.into(),
+                namespace: w.namespace.clone(),
+            },
+        }),
+    };
+    Api::<OCloud>::namespaced(w.client.clone(), &w.namespace)
+        .create(&PostParams::default(), &OCloud::new(name, spec))
+        .await?;
+    Ok(())
+}
+
+/// FOCOM holds only the URL of the second control plane's O2ims REST API, its CA and a token
+/// bound to the chart's provisioner role: it creates the request there (POST), reads its status
+/// and the O-Cloud's host ledger by listing, scales it (PUT) and deletes it (DELETE).
+#[tokio::test]
+async fn a_remote_ocloud_is_provisioned_through_its_rest_api_only() -> anyhow::Result<()> {
+    let text = inventory(&[
+        ("far", &["far-h1"], &["far-h2"], "10.2.0.1"),
+        ("taken", &["taken-h1"], &[], "10.2.0.2"),
+    ])
+    .to_string();
+    let w = world_with(&text, &["--ocloud-poll-seconds", "1"]).await?;
+    let ns = w.namespace.as_str();
+
+    let remote = TestCluster::start_new().await?;
+    let remote_client = remote.admin_client()?;
+    let api_namespace = remote.namespace("o2ims").await?.name().to_string();
+    // The O-Cloud's host ledger: `taken-h1` is in use by a request FOCOM knows nothing of.
+    put_inventory(&remote_client, &api_namespace, &text).await?;
+    Api::<HostClaim>::all(remote_client.clone())
+        .create(&PostParams::default(), &{
+            let mut claim = HostClaim::for_host("taken-h1", "someone-else", "uid", "theirs");
+            claim.spec.in_use = true;
+            claim
+        })
+        .await?;
+    let api = ApiServer::start(
+        &remote,
+        &testcluster::workspace_binary("o2ims-api")?.to_string_lossy(),
+        &api_namespace,
+        &[],
+    )
+    .await?;
+    let token = token_with_roles(
+        &remote,
+        &api_namespace,
+        "focom",
+        &["oran-lcm-o2ims-provisioner"],
+    )
+    .await?;
+    let ca = std::fs::read_to_string(&api.ca_file)?;
+    rest_ocloud(&w, "lyon", &api.base, &token, &ca).await?;
+
+    let mut spec = by_names(&["far"]);
+    spec.o_cloud_id = Some("lyon".into());
+    create(&w.client, ns, &request("far", spec)).await?;
+    let remote_requests = Api::<ProvisioningRequest>::all(remote_client.clone());
+    let created = testcluster::wait_for("the request on the remote O-Cloud", TIMEOUT, || async {
+        Ok(remote_requests
+            .list(&Default::default())
+            .await?
+            .items
+            .into_iter()
+            .next())
+    })
+    .await?;
+    // Created over REST, which carries no labels or annotations: FOCOM did not use Kubernetes.
+    assert!(created.labels().is_empty() && created.annotations().is_empty());
+    assert_eq!(
+        created.name_any(),
+        lcm_core::focom::request_name(ns, "far", "far")
+    );
+    assert_eq!(
+        created.spec.template_parameters["hosts"]["workers"],
+        json!(["far-h2"])
+    );
+    let fpr = wait_request(&w.client, ns, "far", "the request's row", |r| {
+        r.status.as_ref().is_some_and(|s| {
+            s.clusters
+                .iter()
+                .any(|c| c.state.as_deref() == Some("progressing"))
+        })
+    })
+    .await?;
+    assert_eq!(
+        condition(&fpr, "OCloudReachable").map(|c| c.2),
+        Some(format!("provisioning on OCloud {ns}/lyon"))
+    );
+
+    // Its status is read by listing.
+    set_state(&remote_client, &created.name_any(), "fulfilled", "done").await?;
+    let fpr = wait_phase(&w.client, ns, "far", FocomPhase::Synced).await?;
+    let row = &fpr.status.as_ref().expect("status").clusters[0];
+    assert_eq!(
+        row.node_cluster_id,
+        Some(format!("uid-of-{}", created.name_any()))
+    );
+
+    // Scale-in through REST: the worker leaves the cluster in the inventory.
+    let scaled = inventory(&[
+        ("far", &["far-h1"], &[], "10.2.0.1"),
+        ("taken", &["taken-h1"], &[], "10.2.0.2"),
+    ]);
+    put_inventory(&w.client, ns, &scaled.to_string()).await?;
+    Api::<FocomProvisioningRequest>::namespaced(w.client.clone(), ns)
+        .patch(
+            "far",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"operation": "scale"}})),
+        )
+        .await?;
+    testcluster::wait_for("the worker to leave over REST", TIMEOUT, || async {
+        let pr = remote_requests.get(&created.name_any()).await?;
+        Ok((pr.spec.template_parameters["hosts"]["workers"] == json!([])).then_some(()))
+    })
+    .await?;
+
+    // The host ledger is read over REST too: a host in use there makes a request infeasible.
+    let mut spec = by_names(&["taken"]);
+    spec.o_cloud_id = Some("lyon".into());
+    create(&w.client, ns, &request("taken", spec)).await?;
+    let infeasible = wait_phase(&w.client, ns, "taken", FocomPhase::Failed).await?;
+    let feasible = condition(&infeasible, "Feasible").expect("Feasible");
+    assert_eq!(feasible.1, "Infeasible");
+    assert!(
+        feasible
+            .2
+            .contains("host `taken-h1` is held by cluster `theirs`"),
+        "{}",
+        feasible.2
+    );
+
+    // A token the O-Cloud does not accept: unreachable, with the API's answer.
+    rest_ocloud(&w, "lyon-stranger", &api.base, "not-a-token", &ca).await?;
+    let mut spec = by_names(&["far"]);
+    spec.o_cloud_id = Some("lyon-stranger".into());
+    create(&w.client, ns, &request("stranger", spec)).await?;
+    let refused = wait_request(&w.client, ns, "stranger", "the refused token", |r| {
+        condition(r, "OCloudReachable").is_some_and(|c| c.1 == "Unreachable")
+    })
+    .await?;
+    let message = condition(&refused, "OCloudReachable").expect("condition").2;
+    assert!(message.contains("401"), "{message}");
+
+    // Deleting the request deletes the remote request (DELETE).
+    Api::<FocomProvisioningRequest>::namespaced(w.client.clone(), ns)
+        .delete("far", &DeleteParams::default())
+        .await?;
+    testcluster::wait_for(
+        "the remote request and the local one to be gone",
+        TIMEOUT,
+        || async {
+            let remote_gone = remote_requests
+                .get_opt(&created.name_any())
+                .await?
+                .is_none();
+            let local_gone = Api::<FocomProvisioningRequest>::namespaced(w.client.clone(), ns)
+                .get_opt("far")
+                .await?
+                .is_none();
+            Ok((remote_gone && local_gone).then_some(()))
         },
     )
     .await

@@ -82,6 +82,7 @@ async fn ocloud(
                 namespace: namespace.into(),
             },
         }),
+        o2ims_api: None,
     };
     Api::<OCloud>::namespaced(client.clone(), namespace)
         .create(&PostParams::default(), &OCloud::new(name, spec))

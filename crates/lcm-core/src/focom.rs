@@ -307,6 +307,20 @@ pub fn owner_of(request: &ProvisioningRequest) -> Option<(String, String)> {
     Some((namespace.to_string(), name.to_string()))
 }
 
+/// Whether `request` is the ProvisioningRequest of the FocomProvisioningRequest
+/// `namespace/name`: by its owner annotation or label; one without them (created over REST,
+/// which carries neither) by its name, the UUID derived from the owner and its `clusterName`.
+pub fn is_owned_by(request: &ProvisioningRequest, namespace: &str, name: &str) -> bool {
+    match owner_of(request) {
+        Some((owner_namespace, owner_name)) => owner_namespace == namespace && owner_name == name,
+        None => request.spec.template_parameters["clusterName"]
+            .as_str()
+            .is_some_and(|cluster| {
+                request.metadata.name.as_deref() == Some(&request_name(namespace, name, cluster))
+            }),
+    }
+}
+
 /// The ProvisioningRequest provisioning `cluster` for `request`.
 pub fn provisioning_request(
     request: &FocomProvisioningRequest,
@@ -364,6 +378,34 @@ mod tests {
         request.metadata.labels = map(labels);
         request.metadata.annotations = map(annotations);
         request
+    }
+
+    #[test]
+    fn a_request_without_owner_marks_is_owned_by_the_request_its_name_derives_from() {
+        let named = |name: &str, cluster: &str| {
+            let mut request = labelled(&[], &[]);
+            request.metadata.name = Some(name.into());
+            request.spec.template_parameters = serde_json::json!({"clusterName": cluster});
+            request
+        };
+        let own = named(&request_name("tenant", "fleet", "edge"), "edge");
+        assert!(is_owned_by(&own, "tenant", "fleet"));
+        assert!(!is_owned_by(&own, "tenant", "other"));
+        assert!(!is_owned_by(&own, "other", "fleet"));
+        // The name of another cluster's request: not this cluster's.
+        let moved = named(&request_name("tenant", "fleet", "core"), "edge");
+        assert!(!is_owned_by(&moved, "tenant", "fleet"));
+        // An owner annotation decides, whatever the name.
+        let mut annotated = own.clone();
+        annotated.metadata.annotations = Some(
+            [(
+                FOCOM_REQUEST_ANNOTATION.to_string(),
+                "tenant/other".to_string(),
+            )]
+            .into(),
+        );
+        assert!(!is_owned_by(&annotated, "tenant", "fleet"));
+        assert!(is_owned_by(&annotated, "tenant", "other"));
     }
 
     #[test]

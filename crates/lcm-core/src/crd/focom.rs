@@ -198,13 +198,34 @@ pub struct ClusterStatus {
     kind = "OCloud",
     namespaced,
     category = "oran",
-    doc = "An O-Cloud reachable through a kubeconfig Secret; without one, the cluster the FOCOM operator runs in."
+    doc = "An O-Cloud reachable through a kubeconfig Secret or its O2ims REST API; with neither, the cluster the FOCOM operator runs in."
 )]
+#[x_kube(validation = Rule::new("!(has(self.o2imsSecret) && has(self.o2imsApi))").message(ONE_WAY_IN))]
 #[serde(rename_all = "camelCase")]
 pub struct OCloudSpec {
     /// Credentials of the O-Cloud's O2ims (Kubernetes) API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub o2ims_secret: Option<O2imsSecret>,
+    /// The O-Cloud's O2ims REST API, which FOCOM then provisions through (no kubeconfig).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub o2ims_api: Option<O2imsApi>,
+}
+
+pub const ONE_WAY_IN: &str =
+    "an OCloud is reached through o2imsSecret (a kubeconfig) or o2imsApi (its REST API), not both";
+pub const HTTPS_ONLY: &str = "o2imsApi.url must be https://<host>[:<port>][/<path>], without query or fragment: the bearer token travels with every request";
+
+/// The O-Cloud's O2ims REST API (the o2ims-api server) and the credentials to call it with.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(validation = Rule::new("self.url.matches('^https://[^/?#]+(/[^?#]*)?$')").message(HTTPS_ONLY))]
+#[serde(rename_all = "camelCase")]
+pub struct O2imsApi {
+    /// The API's URL (its `serviceUri`), e.g. `https://o2ims.example.org:8443`.
+    pub url: String,
+    /// The Secret, in the OCloud's namespace, whose `token` key is the bearer token (of an
+    /// account bound to the provisioner role) and whose optional `ca.crt` key is the CA the
+    /// API's certificate is checked against (else the system's roots).
+    pub secret_ref: crate::crd::SecretReference,
 }
 
 /// Where the O-Cloud's kubeconfig is stored.

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::derived_id;
+use crate::crd::HostClaim;
 
 /// The pool of hosts without a `site` label.
 pub const DEFAULT_POOL: &str = "default";
@@ -229,6 +230,22 @@ pub fn resource(cloud: &Cloud, host: &HostView) -> Resource {
     }
 }
 
+/// The host ledger's entry for a resource as a REST client reads it (its `claimedBy`
+/// extension): what FOCOM, reaching an O-Cloud over REST, checks feasibility against. The
+/// requester's UID is not part of it.
+pub fn claim_of(resource: &Resource) -> Option<HostClaim> {
+    let host = resource.extensions.get("hostId")?.as_str()?;
+    let claim = resource.extensions.get("claimedBy")?;
+    let mut held = HostClaim::for_host(
+        host,
+        claim["provisioningRequestId"].as_str()?,
+        "",
+        claim["clusterName"].as_str()?,
+    );
+    held.spec.in_use = claim["inUse"].as_bool()?;
+    Some(held)
+}
+
 pub fn deployment_manager(cloud: &Cloud, cluster: &ClusterView) -> DeploymentManager {
     DeploymentManager {
         deployment_manager_id: cluster.cluster_uid.clone(),
@@ -306,6 +323,21 @@ mod tests {
         assert_eq!(resource.resource_pool_id, pools[1].resource_pool_id);
         assert_eq!(resource.extensions["claimedBy"]["clusterName"], "edge");
         assert_eq!(resource.extensions["registered"], false);
+    }
+
+    #[test]
+    fn a_claimed_resource_reads_back_as_its_ledger_entry() {
+        let claimed = claim_of(&resource(&cloud(), &host("h1", None, true))).expect("claimed");
+        assert_eq!(
+            (
+                claimed.spec.host_id.as_str(),
+                claimed.spec.request_name.as_str(),
+                claimed.spec.cluster_name.as_str(),
+                claimed.spec.in_use
+            ),
+            ("h1", "pr", "edge", true)
+        );
+        assert!(claim_of(&resource(&cloud(), &host("h2", None, false))).is_none());
     }
 
     #[test]

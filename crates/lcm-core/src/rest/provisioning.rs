@@ -185,6 +185,85 @@ pub fn spec(data: &ProvisioningRequestData) -> ProvisioningRequestSpec {
     }
 }
 
+const EPOCH: Time = Time(jiff::Timestamp::UNIX_EPOCH);
+
+/// A request as a REST client of the API sees it, as a custom resource: what FOCOM, reaching an
+/// O-Cloud over REST, decides from. What REST does not carry stays empty: no owner annotation,
+/// no creation time; the only condition is `ProvisioningRequestValidated`, Unknown while
+/// `PENDING`, True once past it, absent for `FAILED` (REST does not say whether validation or
+/// provisioning failed, so a failed request counts as holding its hosts). `DELETING` sets the
+/// deletion time to the status's update time. A time REST does not give is the epoch.
+pub fn request_of(info: &ProvisioningRequestInfo) -> ProvisioningRequest {
+    let data = &info.provisioning_request_data;
+    let mut request = ProvisioningRequest::new(&data.provisioning_request_id, spec(data));
+    let updated = info
+        .status
+        .update_time
+        .parse::<jiff::Timestamp>()
+        .ok()
+        .map(Time);
+    let meta = &mut request.metadata;
+    meta.uid = Some(info.provisioning_request_reference.clone()).filter(|u| !u.is_empty());
+    if let Some(cluster) = data.template_parameters["clusterName"].as_str() {
+        meta.labels = Some([(crate::CLUSTER_NAME_LABEL.to_string(), cluster.to_string())].into());
+    }
+    let state = match info.status.provisioning_phase {
+        Phase::Pending | Phase::Progressing => ProvisioningState::Progressing,
+        Phase::Fulfilled => ProvisioningState::Fulfilled,
+        Phase::Failed => ProvisioningState::Failed,
+        Phase::Deleting => {
+            meta.deletion_timestamp = Some(updated.clone().unwrap_or(EPOCH));
+            ProvisioningState::Deleting
+        }
+    };
+    let validated = match info.status.provisioning_phase {
+        Phase::Failed => None,
+        Phase::Pending => Some(conditions::UNKNOWN),
+        _ => Some(conditions::TRUE),
+    };
+    let resource = |r: &ResourceStatus| ResourceProvisioningStatus {
+        resource_name: r.resource_name.clone(),
+        resource_id: Some(r.resource_id.clone()).filter(|id| !id.is_empty()),
+        resource_provisioning_phase: r.resource_provisioning_phase,
+    };
+    let set = &info.provisioned_resource_set;
+    request.status = Some(crate::crd::ProvisioningRequestStatus {
+        provisioning_status: Some(crate::crd::ProvisioningStatus {
+            provisioning_state: state,
+            provisioning_message: info.status.message.clone(),
+            provisioning_update_time: updated.clone(),
+        }),
+        provisioned_resource_set: Some(crate::crd::ProvisionedResourceSet {
+            o_cloud_node_cluster_id: Some(set.node_cluster_id.clone()).filter(|id| !id.is_empty()),
+            o_cloud_infrastructure_resource_ids: set.infrastructure_resource_ids.clone(),
+        }),
+        node_cluster_provisioning_status: Some(resource(
+            &info.status.node_cluster_provisioning_status,
+        )),
+        infrastructure_resource_provisioning_status: info
+            .status
+            .infrastructure_resource_provisioning_status
+            .iter()
+            .map(resource)
+            .collect(),
+        conditions: validated
+            .map(
+                |status| k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+                    type_: VALIDATED.into(),
+                    status: status.into(),
+                    reason: info.status.provisioning_phase.as_str().into(),
+                    message: String::new(),
+                    last_transition_time: updated.unwrap_or(EPOCH),
+                    observed_generation: None,
+                },
+            )
+            .into_iter()
+            .collect(),
+        ..Default::default()
+    });
+    request
+}
+
 #[cfg(test)]
 mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -222,6 +301,49 @@ mod tests {
             ..Default::default()
         });
         pr
+    }
+
+    #[test]
+    fn a_request_read_back_over_rest_keeps_its_phase_spec_and_ids() {
+        use ProvisioningState::*;
+        for (state, validated) in [
+            (None, None),
+            (Some(Progressing), Some("Unknown")),
+            (Some(Progressing), Some("True")),
+            (Some(Fulfilled), Some("True")),
+            (Some(Failed), Some("False")),
+        ] {
+            let mut original = request(state, validated);
+            original.metadata.uid = Some("uid-1".into());
+            let read = request_of(&info(&original));
+            assert_eq!(phase(&read), phase(&original), "{state:?} {validated:?}");
+            assert_eq!(read.name_any(), original.name_any());
+            assert_eq!(read.uid().as_deref(), Some("uid-1"));
+            assert_eq!(
+                read.spec.template_parameters,
+                original.spec.template_parameters
+            );
+            assert_eq!(
+                read.labels()
+                    .get(crate::CLUSTER_NAME_LABEL)
+                    .map(String::as_str),
+                Some("edge")
+            );
+        }
+    }
+
+    #[test]
+    fn a_failed_request_read_over_rest_holds_its_hosts_and_a_deleted_one_is_deleting() {
+        let failed = request_of(&info(&request(
+            Some(ProvisioningState::Failed),
+            Some("False"),
+        )));
+        assert!(crate::status::provisioning::holds_resources(&failed));
+        let mut deleted = request(Some(ProvisioningState::Fulfilled), Some("True"));
+        deleted.metadata.deletion_timestamp = Some(Time(jiff::Timestamp::UNIX_EPOCH));
+        let read = request_of(&info(&deleted));
+        assert!(read.metadata.deletion_timestamp.is_some());
+        assert_eq!(phase(&read), Phase::Deleting);
     }
 
     #[test]
