@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1.7
-# Both operators in one static (musl) image. Build: docker build -t oran-lcm:dev .
+# Both operators and the O2ims API in one static (musl) image. Build: docker build -t oran-lcm:dev .
 # kube uses rustls with ring, so there is no OpenSSL to link; ring's C needs musl-gcc.
 
 FROM rust:1.95-slim-bookworm AS build
@@ -17,15 +17,17 @@ COPY crates crates
 RUN --mount=type=cache,id=cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,id=cargo-git,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,id=oran-lcm-target,target=/src/target,sharing=locked \
-    cargo build --release --locked --target "${TARGET}" -p o2ims-operator -p focom-operator \
+    cargo build --release --locked --target "${TARGET}" -p o2ims-operator -p focom-operator -p o2ims-api \
  && mkdir -p /out \
- && cp "target/${TARGET}/release/o2ims-operator" "target/${TARGET}/release/focom-operator" /out/
+ && cp "target/${TARGET}/release/o2ims-operator" "target/${TARGET}/release/focom-operator" \
+      "target/${TARGET}/release/o2ims-api" /out/
 
 # Static binaries need no libc: distroless static, non-root (uid/gid 65532), no shell.
 FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=build /out/o2ims-operator /out/focom-operator /usr/local/bin/
+COPY --from=build /out/o2ims-operator /out/focom-operator /out/o2ims-api /usr/local/bin/
 USER 65532:65532
 # The O2IMS operator by default; the FOCOM Deployment overrides `command` with
-# ["/usr/local/bin/focom-operator"] (and then sets `args`, as Kubernetes drops CMD with `command`).
+# ["/usr/local/bin/focom-operator"], the API's with ["/usr/local/bin/o2ims-api"] (and then set
+# `args`, as Kubernetes drops CMD with `command`).
 ENTRYPOINT ["/usr/local/bin/o2ims-operator"]
 CMD ["run"]

@@ -35,6 +35,8 @@ CALICO_CONFIGMAP=calico-manifest
 SSH_KEY=""
 SSH_KEY_SECRET=o2ims-host-ssh-key
 BOOTSTRAP_APISERVER=""
+O2IMS_API_URL=""
+O2IMS_API_TLS_SECRET=o2ims-api-tls
 TIMEOUT=600s
 DRY_RUN=false
 
@@ -52,7 +54,8 @@ Sets up the management cluster, idempotently, in this order:
      bootstrap and control plane) and BYOH $BYOH_VERSION, for the providers not installed yet; a
      provider installed at another, not older, version is kept, with a warning
   5. the Helm chart deploy/helm/oran-lcm as release '$RELEASE' in '$RELEASE_NAMESPACE', with the
-     inventory (--set-file inventory.json=INVENTORY); the chart also holds the host-preparation playbook
+     inventory (--set-file inventory.json=INVENTORY); the chart also holds the host-preparation playbook,
+     and with --o2ims-api-url the O2ims REST API
   6. the namespaces '$OPERATOR_NAMESPACE' and '$BYOH_NAMESPACE' (ByoHosts), and in '$OPERATOR_NAMESPACE'
      the ConfigMap '$CALICO_CONFIGMAP' (with --calico-version) and the Secret '$SSH_KEY_SECRET' (with --ssh-key)
   7. waits until every Deployment of the cluster is available
@@ -74,6 +77,9 @@ Options:
   --bootstrap-apiserver URL
                            this cluster's API server as the hosts reach it (https://host:port): the
                            hosts the O2IMS operator prepares register there (needed for hostPreparation: auto)
+  --o2ims-api-url URL      serve the O2ims REST API, SMOs reaching it at URL (https://host[:port]);
+                           the TLS Secret '$O2IMS_API_TLS_SECRET' must exist in '$OPERATOR_NAMESPACE' first.
+                           Without it the API is not installed (api.enabled=false)
   --cert-manager-version V cert-manager to install when absent (default: $CERT_MANAGER_VERSION)
   --timeout DURATION       how long each wait may take (default: $TIMEOUT)
   --dry-run                print every command instead of running it; needs no cluster and no tools
@@ -169,6 +175,7 @@ while (($# > 0)); do
     --calico-version) need_value "$1" $#; CALICO_VERSION=$2; shift 2 ;;
     --ssh-key) need_value "$1" $#; SSH_KEY=$2; shift 2 ;;
     --bootstrap-apiserver) need_value "$1" $#; BOOTSTRAP_APISERVER=$2; shift 2 ;;
+    --o2ims-api-url) need_value "$1" $#; O2IMS_API_URL=$2; shift 2 ;;
     --cert-manager-version) need_value "$1" $#; CERT_MANAGER_VERSION=$2; shift 2 ;;
     --timeout) need_value "$1" $#; TIMEOUT=$2; shift 2 ;;
     --dry-run) DRY_RUN=true; shift ;;
@@ -185,6 +192,8 @@ done
 [[ -z $SSH_KEY || -f $SSH_KEY ]] || die "SSH key $SSH_KEY does not exist"
 [[ -z $BOOTSTRAP_APISERVER || $BOOTSTRAP_APISERVER =~ ^https://[^/]+$ ]] ||
   die "--bootstrap-apiserver must look like https://192.0.2.10:6443, got '$BOOTSTRAP_APISERVER'"
+[[ -z $O2IMS_API_URL || $O2IMS_API_URL =~ ^https://[^/]+$ ]] ||
+  die "--o2ims-api-url must look like https://o2ims.example.org:8443, got '$O2IMS_API_URL'"
 [[ -z $CALICO_VERSION || $CALICO_VERSION =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] ||
   die "--calico-version must look like v3.26.1, got '$CALICO_VERSION'"
 if [[ -n $KUBECONFIG_FILE ]]; then
@@ -371,6 +380,14 @@ for file in "${VALUES_FILES[@]}"; do
 done
 [[ -z $IMAGE_TAG ]] || helm_args+=(--set "image.tag=$IMAGE_TAG")
 [[ -z $BOOTSTRAP_APISERVER ]] || helm_args+=(--set "o2ims.hostPreparation.bootstrapApiServer=$BOOTSTRAP_APISERVER")
+if [[ -n $O2IMS_API_URL ]]; then
+  # Its pods start only with their certificate: without it the wait below would time out.
+  $DRY_RUN || probe kubectl --namespace "$OPERATOR_NAMESPACE" get secret "$O2IMS_API_TLS_SECRET" ||
+    die "the O2ims API's TLS Secret $OPERATOR_NAMESPACE/$O2IMS_API_TLS_SECRET does not exist: create it first (kubectl create namespace $OPERATOR_NAMESPACE; kubectl --namespace $OPERATOR_NAMESPACE create secret tls $O2IMS_API_TLS_SECRET --cert=FILE --key=FILE, or a cert-manager Certificate)"
+  helm_args+=(--set "api.externalUrl=$O2IMS_API_URL" --set "api.tls.secretName=$O2IMS_API_TLS_SECRET")
+else
+  helm_args+=(--set api.enabled=false)
+fi
 run helm "${helm_args[@]}" --wait --timeout "$TIMEOUT"
 
 # --- 6. namespaces, ConfigMaps and Secrets the operator reads ----------------------------------

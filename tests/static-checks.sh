@@ -177,12 +177,14 @@ no_tools() {
 mgmt_dry_run() {
   local output
   output=$(no_tools ./mgmt.sh --dry-run --calico-version v3.26.1 --image-tag test \
-    --bootstrap-apiserver https://192.0.2.10:6443) || return 1
+    --bootstrap-apiserver https://192.0.2.10:6443 --o2ims-api-url https://o2ims.example.org:8443) || return 1
   echo "$output"
   grep -qxF "+ env $CLUSTERCTL_INIT --wait-providers" <<<"$output" || { echo "no clusterctl init line"; return 1; }
   grep -q '^+ helm upgrade --install oran-lcm .* --set-file inventory.json=' <<<"$output" || { echo "no helm line"; return 1; }
   grep -q '^+ helm .* --set o2ims.hostPreparation.bootstrapApiServer=https://192.0.2.10:6443 ' <<<"$output" ||
     { echo "the bootstrap API server does not reach the chart"; return 1; }
+  grep -q '^+ helm .* --set api.externalUrl=https://o2ims.example.org:8443 ' <<<"$output" ||
+    { echo "the O2ims API's URL does not reach the chart"; return 1; }
 }
 check "mgmt.sh --dry-run without cluster or tools" mgmt_dry_run
 

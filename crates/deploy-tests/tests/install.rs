@@ -24,8 +24,8 @@ use kube::{Client, ResourceExt};
 use lcm_core::PROVISIONING_REQUEST_LABEL;
 use lcm_core::capi::{DELETE_MACHINE_ANNOTATION, Kind};
 use lcm_core::crd::{
-    FocomProvisioningRequest, HostClaim, ProvisioningRequest, ProvisioningRequestSpec,
-    ProvisioningState, TemplateInfo,
+    FocomProvisioningRequest, HostClaim, O2imsSubscription, O2imsSubscriptionSpec,
+    ProvisioningRequest, ProvisioningRequestSpec, ProvisioningState, SubscribedApi, TemplateInfo,
 };
 use serde_json::{Value, json};
 use testcluster::capi::{self, HOSTS_NAMESPACE};
@@ -857,6 +857,53 @@ async fn the_api_can_make_its_calls_and_no_other(
     )
     .context("watch the inventory ConfigMap")?;
 
+    // The subscriptions: watched, created (POST) with what the subscriber was told so far in
+    // their status, read and deleted (DELETE); the notifier's Lease read and renewed.
+    let subscriptions = Api::<O2imsSubscription>::namespaced(client.clone(), o2ims);
+    subscriptions.list(&ListParams::default()).await?;
+    watched(subscriptions.watch(&watch, "0").await).context("watch O2imsSubscriptions")?;
+    let subscription = O2imsSubscription::new(
+        "7a5a2f55-5a4e-4c8e-9d1b-9a55f3f0b7a1",
+        O2imsSubscriptionSpec {
+            api: SubscribedApi::Provisioning,
+            callback: "https://smo.example.org/notify".into(),
+            consumer_subscription_id: None,
+            filter: None,
+        },
+    );
+    let id = subscription.name_any();
+    subscriptions
+        .create(&PostParams::default(), &subscription)
+        .await
+        .context("create an O2imsSubscription")?;
+    subscriptions
+        .patch_status(
+            &id,
+            &PatchParams::apply("o2ims-api"),
+            &Patch::Apply(json!({"apiVersion": "o2ims.provisioning.oran.org/v1alpha1",
+                "kind": "O2imsSubscription", "status": {"delivered": {}}})),
+        )
+        .await
+        .context("record what a subscriber was told")?;
+    subscriptions.get(&id).await?;
+    subscriptions
+        .delete(&id, &DeleteParams::default())
+        .await
+        .context("delete an O2imsSubscription")?;
+    let leases = Api::<Lease>::namespaced(client.clone(), o2ims);
+    leases
+        .get("o2ims-api-notifier")
+        .await
+        .context("read the notifier's Lease")?;
+    leases
+        .patch(
+            "o2ims-api-notifier",
+            &PatchParams::default(),
+            &Patch::Merge(json!({})),
+        )
+        .await
+        .context("renew the notifier's Lease")?;
+
     expect_refused(
         "o2ims-api claims a host",
         claims
@@ -899,12 +946,19 @@ async fn the_api_can_make_its_calls_and_no_other(
             .await,
     )?;
     expect_refused(
-        "o2ims-api takes a Lease",
+        "o2ims-api renews the O2IMS operator's Lease",
         Api::<Lease>::namespaced(client.clone(), o2ims)
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(json!({"metadata": {"name": "o2ims-api"}}))?,
+            .patch(
+                "o2ims-operator",
+                &PatchParams::default(),
+                &Patch::Merge(json!({})),
             )
+            .await,
+    )?;
+    expect_refused(
+        "o2ims-api lists subscriptions of another namespace",
+        Api::<O2imsSubscription>::namespaced(client.clone(), "default")
+            .list(&ListParams::default())
             .await,
     )?;
     expect_refused(
