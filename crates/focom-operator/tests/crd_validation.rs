@@ -199,6 +199,49 @@ async fn the_ocloud_of_a_request_cannot_change_after_creation() -> anyhow::Resul
 }
 
 #[tokio::test]
+async fn an_ocloud_is_reached_one_way_and_its_rest_api_only_over_https() -> anyhow::Result<()> {
+    let cluster = testcluster::TestCluster::shared().await?;
+    let client = cluster.admin_client()?;
+    let namespace = cluster.namespace("ocloud-ways").await?;
+    let api: Api<lcm_core::crd::OCloud> = Api::namespaced(client.clone(), namespace.name());
+    let ocloud = |name: &str, spec: Value| -> anyhow::Result<lcm_core::crd::OCloud> {
+        Ok(serde_json::from_value(json!({
+            "apiVersion": "focom.nephio.org/v1alpha1", "kind": "OCloud",
+            "metadata": {"name": name}, "spec": spec,
+        }))?)
+    };
+    let secret = json!({"name": "s", "namespace": namespace.name()});
+    let rest = |url: &str| json!({"url": url, "secretRef": secret});
+    let params = PostParams::default();
+    rejected(
+        "both ways",
+        api.create(&params, &ocloud("both", json!({"o2imsSecret": {"secretRef": secret}, "o2imsApi": rest("https://o2ims.example.org")}))?).await,
+        lcm_core::crd::ONE_WAY_IN,
+    );
+    for url in [
+        "http://o2ims.example.org",
+        "https://o2ims.example.org/?token=x",
+        "o2ims.example.org",
+    ] {
+        rejected(
+            url,
+            api.create(&params, &ocloud("plain", json!({"o2imsApi": rest(url)}))?)
+                .await,
+            lcm_core::crd::HTTPS_ONLY,
+        );
+    }
+    api.create(
+        &params,
+        &ocloud(
+            "rest",
+            json!({"o2imsApi": rest("https://o2ims.example.org:8443/base")}),
+        )?,
+    )
+    .await?;
+    namespace.cleanup().await
+}
+
+#[tokio::test]
 async fn the_ocloud_and_template_info_examples_pass_strict_validation() -> anyhow::Result<()> {
     let cluster = testcluster::TestCluster::shared().await?;
     let client = cluster.admin_client()?;
@@ -233,6 +276,7 @@ async fn the_ocloud_and_template_info_examples_pass_strict_validation() -> anyho
         [
             "OCloud/local",
             "OCloud/paris-edge",
+            "OCloud/lyon-edge",
             "TemplateInfo/byoh-workload-cluster-v1"
         ]
     );
