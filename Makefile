@@ -16,7 +16,7 @@ demo: testcluster
 ## bench: fleets of 10, 100 and 1000 clusters on the real control plane with simulated hosts (SIZES=10,100 for fewer); table, .cache/bench/bench.json and bench.png
 SIZES ?= 10,100,1000
 bench: testcluster
-	cargo build --release -p o2ims-operator -p focom-operator -p demo --bins
+	cargo build --release -p o2ims-operator -p focom-operator -p o2ims-api -p demo --bins
 	target/release/lcm-bench --sizes $(SIZES)
 
 ## test: everything that proves the product (formatting, lints, generated files, deployment files, unit and integration tests)

@@ -8,8 +8,8 @@ use demo::World;
 
 const LIST: &str = "/o2ims-infrastructureProvisioning/v1/provisioningRequests";
 
-/// Seconds each of `samples` sequential lists took (the whole response read), and the number of
-/// requests the last one listed.
+/// Seconds each of `samples` sequential lists took (the whole response read), sorted for the
+/// quantiles, and the number of requests the last one listed.
 pub async fn list_latencies(world: &World, samples: usize) -> anyhow::Result<(Vec<f64>, usize)> {
     let reader = demo::rest::reader(world).await?;
     let http = world.api.http()?;
@@ -28,5 +28,6 @@ pub async fn list_latencies(world: &World, samples: usize) -> anyhow::Result<(Ve
         seconds.push(started.elapsed().as_secs_f64());
         listed = body.as_array().context("a list")?.len();
     }
+    seconds.sort_by(f64::total_cmp);
     Ok((seconds, listed))
 }
