@@ -7,9 +7,10 @@ use std::collections::{BTreeMap, HashSet};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::template::validate::{host_access_problems, is_user_name};
+use crate::handoff::SITE_LABEL;
+use crate::template::validate::{host_access_problems, is_user_name, label_problems};
 use crate::template::{
-    ClusterParameters, Cni, Endpoint, HostAccess, HostPreparation, HostRoles, Network,
+    ClusterParameters, Cni, Endpoint, Handoff, HostAccess, HostPreparation, HostRoles, Network,
 };
 
 /// The whole inventory file.
@@ -117,6 +118,13 @@ pub struct Cluster {
     pub cni: Option<Cni>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_preparation: Option<HostPreparation>,
+    /// Labels of the cluster (`site`, `role`, ...) that GitOps tools route workloads by; `site`
+    /// defaults to the `site` label all its hosts share.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Opt-outs of the hand-offs the O-Cloud's admin enabled, and its Config Sync directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<Handoff>,
 }
 
 /// Why an inventory cannot be used; names the source, the JSON path and the problem.
@@ -181,6 +189,10 @@ impl Inventory {
                     format!("clusters[{i}].name"),
                     format!("cluster `{}` appears twice", cluster.name),
                 ));
+            }
+            let at = format!("clusters[{i}].labels");
+            if let Some((path, problem)) = label_problems(&cluster.labels, &at).into_iter().next() {
+                return Err(error(path, problem));
             }
         }
         Ok(inventory)
@@ -252,6 +264,25 @@ impl Inventory {
                 .host_preparation
                 .unwrap_or(defaults.host_preparation),
             host_access: Vec::new(),
+            labels: self.cluster_labels(cluster),
+            handoff: cluster.handoff.clone().unwrap_or_default(),
         }
+    }
+
+    /// The cluster's labels, with the `site` its hosts share when it names none.
+    fn cluster_labels(&self, cluster: &Cluster) -> BTreeMap<String, String> {
+        let mut labels = cluster.labels.clone();
+        if !labels.contains_key(SITE_LABEL) {
+            let sites: Option<HashSet<&String>> = cluster
+                .control_plane_hosts
+                .iter()
+                .chain(&cluster.worker_hosts)
+                .map(|id| self.host(id)?.labels.get(SITE_LABEL))
+                .collect();
+            if let Some(sites) = sites.filter(|s| s.len() == 1) {
+                labels.extend(sites.into_iter().map(|s| (SITE_LABEL.into(), s.clone())));
+            }
+        }
+        labels
     }
 }

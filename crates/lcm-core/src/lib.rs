@@ -7,6 +7,7 @@ pub mod capi;
 pub mod conditions;
 pub mod crd;
 pub mod focom;
+pub mod handoff;
 pub mod inventory;
 pub mod names;
 pub mod rest;

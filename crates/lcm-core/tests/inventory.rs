@@ -143,3 +143,45 @@ fn ill_typed_host_fields_are_refused_at_their_path() {
         assert_eq!(error.path, path, "{pointer} = {value}: {error}");
     }
 }
+
+#[test]
+fn a_cluster_takes_the_site_its_hosts_share_and_keeps_its_own_labels() {
+    let inventory = Inventory::parse("input.json", SHIPPED).expect("valid");
+    let core = inventory.parameters(inventory.cluster("core").expect("core"));
+    let edge = inventory.parameters(inventory.cluster("edge").expect("edge"));
+    assert_eq!(core.labels["site"], "edge1");
+    assert_eq!(core.labels["role"], "cu");
+    assert_eq!(edge.labels["site"], "edge2");
+    assert!(core.handoff.argocd, "registered unless opted out");
+    let text = r#"{"hosts": [
+        {"id": "a", "hostname": "a", "address": "192.0.2.1", "labels": {"site": "s1"}},
+        {"id": "b", "hostname": "b", "address": "192.0.2.2", "labels": {"site": "s2"}}],
+      "clusters": [
+        {"name": "split", "controlPlaneEndpoint": "192.0.2.10", "controlPlaneHosts": ["a"], "workerHosts": ["b"]},
+        {"name": "named", "controlPlaneEndpoint": "192.0.2.11", "controlPlaneHosts": ["a"],
+         "labels": {"site": "far"}, "handoff": {"argocd": false}}]}"#;
+    let inventory = Inventory::parse("t", text).expect("valid");
+    let split = inventory.parameters(inventory.cluster("split").expect("split"));
+    assert!(
+        !split.labels.contains_key("site"),
+        "hosts at two sites: no site"
+    );
+    let named = inventory.parameters(inventory.cluster("named").expect("named"));
+    assert_eq!(named.labels["site"], "far");
+    assert!(!named.handoff.argocd);
+}
+
+#[test]
+fn a_cluster_label_that_is_invalid_or_reserved_is_named() {
+    for (labels, fragment) in [
+        (r#"{"bad key": "x"}"#, "not a Kubernetes label key"),
+        (r#"{"argocd.argoproj.io/secret-type": "x"}"#, "reserved"),
+    ] {
+        let text = format!(
+            r#"{{"hosts": [], "clusters": [{{"name": "c", "controlPlaneEndpoint": "192.0.2.10", "controlPlaneHosts": ["a"], "labels": {labels}}}]}}"#
+        );
+        let error = Inventory::parse("t", &text).expect_err("refused");
+        assert!(error.path.starts_with("clusters[0].labels."), "{error}");
+        assert!(error.message.contains(fragment), "{error}");
+    }
+}

@@ -188,3 +188,76 @@ fn the_parameter_schema_refuses_ill_typed_host_access() {
         );
     }
 }
+
+fn with_field(field: &str, value: Value) -> Value {
+    let mut params = common::parameters();
+    params[field] = value;
+    params
+}
+
+#[test]
+fn labels_and_handoff_choices_are_accepted_and_default_to_every_handoff() {
+    let params = validate(&common::parameters()).expect("valid");
+    assert!(params.labels.is_empty());
+    assert!(params.handoff.argocd && params.handoff.rancher);
+    let labelled = with_field(
+        "labels",
+        json!({"site": "edge1", "role": "du", "example.org/tier": "gold", "empty": ""}),
+    );
+    let params = validate(&labelled).expect("valid labels");
+    assert_eq!(params.labels["site"], "edge1");
+    let opted_out = with_field(
+        "handoff",
+        json!({"argocd": false, "configSyncDirectory": "gitops/edge1-config"}),
+    );
+    let params = validate(&opted_out).expect("valid handoff");
+    assert!(!params.handoff.argocd && params.handoff.rancher);
+    assert_eq!(
+        params.handoff.config_sync_directory.as_deref(),
+        Some("gitops/edge1-config")
+    );
+}
+
+#[test]
+fn labels_that_are_invalid_or_steer_the_tools_are_refused() {
+    let cases = [
+        ("bad key!", "x", "not a Kubernetes label key"),
+        ("site", "-edge", "not a label value"),
+        ("site", &"a".repeat(64), "not a label value"),
+        ("argocd.argoproj.io/secret-type", "cluster", "reserved"),
+        (
+            "cluster-api.cattle.io/rancher-auto-import",
+            "true",
+            "reserved",
+        ),
+        ("node.kubernetes.io/role", "x", "reserved"),
+        (
+            "o2ims.provisioning.oran.org/provisioning-request",
+            "x",
+            "reserved",
+        ),
+    ];
+    for (key, value, fragment) in cases {
+        assert_error(
+            with_field("labels", json!({key: value})),
+            &format!("templateParameters.labels.{key}"),
+            fragment,
+        );
+    }
+}
+
+#[test]
+fn a_config_sync_directory_must_stay_inside_the_repository() {
+    for directory in ["/etc", "../other", "a/../../b", "a//b", "a b", ""] {
+        assert_error(
+            with_field("handoff", json!({"configSyncDirectory": directory})),
+            "templateParameters.handoff.configSyncDirectory",
+            "relative path",
+        );
+    }
+    assert_error(
+        with_field("handoff", json!({"argo": true})),
+        "templateParameters.handoff",
+        "unknown field",
+    );
+}

@@ -74,7 +74,7 @@ pub fn generate(
 ) -> Generated {
     let namespace = params.namespace();
     let names = Names::of(params);
-    let meta = |name: &str| metadata(name, &namespace, request_name, &names.cluster);
+    let meta = |name: &str| object_metadata(name, &namespace, request_name, &names.cluster);
     let mut objects = vec![
         namespace_object(request_name, params),
         cluster(meta(&names.cluster), params, &names),
@@ -108,7 +108,12 @@ fn common_labels(request_name: &str, cluster: &str) -> Value {
     })
 }
 
-fn metadata(name: &str, namespace: &str, request_name: &str, cluster: &str) -> Value {
+pub(crate) fn object_metadata(
+    name: &str,
+    namespace: &str,
+    request_name: &str,
+    cluster: &str,
+) -> Value {
     json!({"name": name, "namespace": namespace, "labels": common_labels(request_name, cluster)})
 }
 

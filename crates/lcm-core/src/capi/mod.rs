@@ -6,6 +6,7 @@ mod kube_vip;
 pub mod observe;
 mod packages;
 
+pub(crate) use generate::object_metadata;
 pub use generate::{
     Generated, MANAGED_BY, applied_parameters, drain_within, generate, hold_worker_version,
     keep_control_plane_bootstrap, namespace_object,

@@ -1,3 +1,5 @@
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +28,52 @@ pub struct ClusterParameters {
     /// How to reach each host over SSH, for host preparation.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub host_access: Vec<HostAccess>,
+    /// Labels of the cluster (its `site`, `role`, ...), copied onto where it is handed to once
+    /// fulfilled (ArgoCD's cluster Secret): what GitOps tools route workloads by. They may
+    /// change at any time.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// What the cluster is handed to once fulfilled, where the O-Cloud's admin enabled it.
+    #[serde(default, skip_serializing_if = "Handoff::is_default")]
+    pub handoff: Handoff,
+}
+
+/// A cluster's choices among the hand-offs the admin enabled (each may change at any time).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Handoff {
+    /// Register the cluster in ArgoCD (`false` opts it out).
+    #[serde(default = "yes")]
+    pub argocd: bool,
+    /// Let Rancher Turtles import the cluster (`false` opts it out).
+    #[serde(default = "yes")]
+    pub rancher: bool,
+    /// Directory of this cluster's configuration in the Config Sync repository, relative to
+    /// its root (default: `gitops/<site>-config` with a `site` label, else
+    /// `gitops/<clusterName>-config`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = patterns::RELATIVE_PATH))]
+    pub config_sync_directory: Option<String>,
+}
+
+impl Default for Handoff {
+    fn default() -> Self {
+        Self {
+            argocd: true,
+            rancher: true,
+            config_sync_directory: None,
+        }
+    }
+}
+
+impl Handoff {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Control-plane endpoint.
@@ -144,6 +192,7 @@ mod patterns {
     pub const DNS_LABEL: &str = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$";
     pub const ADDRESS: &str = "^[A-Za-z0-9.:-]{1,253}$";
     pub const USER_NAME: &str = "^[a-z_][a-z0-9_-]{0,31}$";
+    pub const RELATIVE_PATH: &str = "^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$";
     pub const PUBLIC_KEY: &str =
         "^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]{16,}$";
 }

@@ -63,6 +63,8 @@ pub fn validate(value: &serde_json::Value) -> Result<ClusterParameters, Paramete
     check_hosts(&params, &mut errors);
     check_networks(&params, &mut errors);
     check_host_access(&params, &mut errors);
+    check_labels(&params, &mut errors);
+    check_handoff(&params, &mut errors);
     if errors.0.is_empty() {
         Ok(params)
     } else {
@@ -323,6 +325,88 @@ fn check_host_access(params: &ClusterParameters, errors: &mut Errors) {
     }
     // hostPreparation: auto needs no hostAccess here: the O2IMS operator reads how hosts are
     // reached from the O-Cloud's own inventory, and reports the hosts it cannot reach.
+}
+
+/// Label prefixes that steer the tools a cluster is handed to, or belong to Kubernetes: a
+/// tenant's label must not register, import or route a cluster on its own.
+const RESERVED_LABEL_PREFIXES: [&str; 6] = [
+    "kubernetes.io",
+    "k8s.io",
+    "argocd.argoproj.io",
+    "cluster.x-k8s.io",
+    "cluster-api.cattle.io",
+    "o2ims.provisioning.oran.org",
+];
+
+/// Whether `key` is a Kubernetes label key: an optional DNS-subdomain prefix and `/`, then a name.
+pub(crate) fn is_label_key(key: &str) -> bool {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    is_label_value(name) && prefix.is_none_or(|p| p.len() <= 253 && p.split('.').all(is_dns_label))
+}
+
+/// The reserved prefix `key` uses, if any (the prefix itself or a subdomain of it).
+fn reserved_prefix(key: &str) -> Option<&'static str> {
+    let prefix = key.split_once('/')?.0;
+    RESERVED_LABEL_PREFIXES
+        .into_iter()
+        .find(|r| prefix == *r || prefix.ends_with(&format!(".{r}")))
+}
+
+/// Problems of labels a tenant gives a cluster, as (path under `at`, message).
+pub(crate) fn label_problems(
+    labels: &std::collections::BTreeMap<String, String>,
+    at: &str,
+) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    for (key, value) in labels {
+        let path = format!("{at}.{key}");
+        if !is_label_key(key) {
+            problems.push((path, format!("`{key}` is not a Kubernetes label key")));
+        } else if let Some(prefix) = reserved_prefix(key) {
+            problems.push((path, format!("the label prefix `{prefix}` is reserved")));
+        } else if !value.is_empty() && !is_label_value(value) {
+            problems.push((
+                path,
+                format!("`{value}` is not a label value (at most 63 letters, digits, '-', '_' or '.', alphanumeric at both ends)"),
+            ));
+        }
+    }
+    problems
+}
+
+fn check_labels(params: &ClusterParameters, errors: &mut Errors) {
+    for (path, message) in label_problems(&params.labels, "labels") {
+        errors.add(&path, message);
+    }
+}
+
+/// A relative path inside a repository: segments of letters, digits, '.', '_' and '-', none
+/// of them `.` or `..`.
+pub(crate) fn is_relative_path(path: &str) -> bool {
+    path.len() <= 253
+        && !path.is_empty()
+        && path.split('/').all(|segment| {
+            !segment.is_empty()
+                && segment != "."
+                && segment != ".."
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        })
+}
+
+fn check_handoff(params: &ClusterParameters, errors: &mut Errors) {
+    if let Some(directory) = &params.handoff.config_sync_directory
+        && !is_relative_path(directory)
+    {
+        errors.add(
+            "handoff.configSyncDirectory",
+            format!("`{directory}` is not a relative path of letters, digits, '.', '_' and '-' without `.` or `..` segments"),
+        );
+    }
 }
 
 /// Validates a whole request for this template: template name and version and the parameters.
