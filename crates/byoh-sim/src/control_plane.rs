@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 use crate::conditions::{self, Condition, Severity};
 use crate::context::Context;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::objects::{self, deleting, name, namespace, to_json};
 use crate::replicas::{self, NewMachine};
 use crate::rollout::{self, Policy, ScaleIn, Step};
@@ -182,35 +182,48 @@ async fn ensure_kubeconfig(ctx: &Context, cluster: &Value, kcp: &Value) -> Resul
             "ownerReferences": [objects::controller_reference(kcp)],
         },
         "type": "cluster.x-k8s.io/secret",
-        "stringData": {"value": kubeconfig(name(cluster), host, port)},
+        "stringData": {"value": kubeconfig(name(cluster), host, port).map_err(|e| Error::Invalid(format!("kubeconfig: {e}")))?},
     }))?;
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), namespace(kcp));
     objects::create_if_missing(&api, &secret).await.map(|_| ())
 }
 
-fn kubeconfig(cluster: &str, host: &str, port: i64) -> String {
+/// The kubeconfig as Cluster API writes it (util/kubeconfig/kubeconfig.go): the cluster CA and
+/// a client certificate of `kubernetes-admin` in `system:masters` signed by it, both inline.
+/// The CA is the simulator's own per cluster; nothing serves the endpoint.
+fn kubeconfig(cluster: &str, host: &str, port: i64) -> anyhow::Result<String> {
+    use base64::Engine as _;
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    let encode = |pem: String| base64::engine::general_purpose::STANDARD.encode(pem);
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "kubernetes");
+    let ca = ca.self_signed(&ca_key)?;
+    let client_key = KeyPair::generate()?;
+    let mut client = CertificateParams::new(Vec::<String>::new())?;
+    client
+        .distinguished_name
+        .push(DnType::CommonName, "kubernetes-admin");
+    client
+        .distinguished_name
+        .push(DnType::OrganizationName, "system:masters");
+    let client = client.signed_by(&client_key, &ca, &ca_key)?;
     let user = format!("{cluster}-admin");
-    format!(
-        "# byoh-sim: a simulated workload cluster; nothing serves this endpoint.
-apiVersion: v1
-kind: Config
-clusters:
-- name: {cluster}
-  cluster:
-    server: https://{host}:{port}
-    insecure-skip-tls-verify: true
-users:
-- name: {user}
-  user:
-    token: byoh-sim
-contexts:
-- name: {user}@{cluster}
-  context:
-    cluster: {cluster}
-    user: {user}
-current-context: {user}@{cluster}
-"
-    )
+    let kubeconfig = json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": cluster, "cluster": {
+            "server": format!("https://{host}:{port}"),
+            "certificate-authority-data": encode(ca.pem()),
+        }}],
+        "users": [{"name": user, "user": {
+            "client-certificate-data": encode(client.pem()),
+            "client-key-data": encode(client_key.serialize_pem()),
+        }}],
+        "contexts": [{"name": format!("{user}@{cluster}"), "context": {"cluster": cluster, "user": user}}],
+        "current-context": format!("{user}@{cluster}"),
+    });
+    Ok(lcm_core::yaml::to_string(&kubeconfig)?)
 }
 
 /// The lowest `spec.version` among the machines, as `LowestVersion` (deleting ones too).

@@ -56,8 +56,8 @@ fn the_argocd_secret_reaches_the_current_context_with_its_tls_data() {
     assert_eq!(labels["site"], "edge1");
     assert_eq!(labels["role"], "du");
     assert_eq!(
-        secret["metadata"]["annotations"][argocd::KUBECONFIG_VERSION_ANNOTATION],
-        "42"
+        secret["metadata"]["annotations"][argocd::FINGERPRINT_ANNOTATION],
+        argocd::fingerprint("req-1", &p, "42").as_str()
     );
     assert_eq!(secret["stringData"]["name"], "demo");
     assert_eq!(secret["stringData"]["server"], "https://10.0.0.100:6443");
@@ -246,5 +246,23 @@ fn a_private_repository_brings_its_credentials_as_a_resource_set_secret() {
     assert_eq!(
         root_sync["spec"]["git"]["secretRef"],
         json!({"name": "git-creds"})
+    );
+}
+
+#[test]
+fn the_fingerprint_changes_with_the_kubeconfig_and_with_the_labels() {
+    let p = params(json!({"site": "edge1"}), json!({}));
+    let base = argocd::fingerprint("r", &p, "42");
+    assert_eq!(base, argocd::fingerprint("r", &p, "42"));
+    assert_ne!(
+        base,
+        argocd::fingerprint("r", &p, "43"),
+        "rotated kubeconfig"
+    );
+    let relabelled = params(json!({"site": "edge2"}), json!({}));
+    assert_ne!(
+        base,
+        argocd::fingerprint("r", &relabelled, "42"),
+        "new labels"
     );
 }

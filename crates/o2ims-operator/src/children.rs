@@ -142,6 +142,9 @@ pub async fn ensure(
         &mut generated,
         Config::timeout(ctx.config.node_drain_timeout_seconds),
     );
+    if ctx.config.handoff.rancher_auto_import {
+        lcm_core::handoff::rancher::import(&mut generated, params);
+    }
     if let Some(held) = held_worker_version(params, observed) {
         capi::hold_worker_version(&mut generated, &held);
     }

@@ -1,5 +1,6 @@
-//! Ordered deletion: the Cluster first (Cluster API tears the machines down and releases the
-//! hosts), then everything else of the request, then the finalizer goes.
+//! Ordered deletion: the cluster's registration in ArgoCD first (nothing deploys to it any
+//! more), then the Cluster (Cluster API tears the machines down and releases the hosts), then
+//! everything else of the request, then the finalizer goes.
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
@@ -13,7 +14,7 @@ use lcm_core::provisioning_request_selector;
 use crate::context::Context;
 use crate::error::Result;
 use crate::status::{self, Report};
-use crate::{ledger, observe};
+use crate::{handoff, ledger, observe};
 
 /// One step of the deletion; true once nothing of the request is left.
 pub async fn run(request: &ProvisioningRequest, ctx: &Context) -> Result<bool> {
@@ -28,6 +29,14 @@ pub async fn run(request: &ProvisioningRequest, ctx: &Context) -> Result<bool> {
             .as_str()
             .unwrap_or_default()
             .to_string();
+        if !handoff::withdraw(ctx, &cluster_name).await? {
+            let message = format!(
+                "removing the registration of cluster {cluster_name} in ArgoCD before tearing it down"
+            );
+            let report = Report::new(ProvisioningState::Deleting, message, vec![]);
+            status::write(ctx, request, &report).await?;
+            return Ok(false);
+        }
         if cluster["metadata"]["deletionTimestamp"].is_null() {
             let api: Api<DynamicObject> = Api::namespaced_with(
                 ctx.client.clone(),

@@ -86,6 +86,31 @@ pub struct Config {
     #[arg(long, env = "NODE_DRAIN_TIMEOUT_SECONDS", default_value_t = 600,
         value_parser = clap::value_parser!(u64).range(1..))]
     pub node_drain_timeout_seconds: u64,
+    #[command(flatten)]
+    pub handoff: HandoffConfig,
+}
+
+/// Day 2: what each cluster is handed to, as the admin enables it (each cluster may opt out).
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct HandoffConfig {
+    /// ArgoCD's namespace: each fulfilled cluster is registered there by a declarative cluster
+    /// Secret (the operator then reads Cluster API's kubeconfig Secrets). Unset: no ArgoCD.
+    #[arg(long, env = "ARGOCD_NAMESPACE", value_parser = parse_dns_label)]
+    pub argocd_namespace: Option<String>,
+    /// Label each Cluster for Rancher Turtles' auto-import.
+    #[arg(long, env = "RANCHER_AUTO_IMPORT")]
+    pub rancher_auto_import: bool,
+    /// The Config Sync repository (an https URL): each cluster gets a RootSync of its
+    /// directory there, through a ClusterResourceSet. Unset: no Config Sync.
+    #[arg(long, env = "CONFIG_SYNC_REPO", value_parser = parse_https_url)]
+    pub config_sync_repo: Option<String>,
+    /// The branch Config Sync follows.
+    #[arg(long, env = "CONFIG_SYNC_BRANCH", default_value = "main")]
+    pub config_sync_branch: String,
+    /// Secret (in the operator's namespace, keys `username` and `token`) of the Config Sync
+    /// repository's credentials, copied to each cluster. Unset: a public repository.
+    #[arg(long, env = "CONFIG_SYNC_SECRET", value_parser = parse_dns_label)]
+    pub config_sync_secret: Option<String>,
 }
 
 /// What host preparation is run with, once the operator has all it needs.
@@ -159,6 +184,30 @@ fn is_pinned(image: &str) -> bool {
     image
         .split_once('@')
         .is_some_and(|(name, digest)| !name.is_empty() && parse_sha256(digest).is_ok())
+}
+
+fn parse_dns_label(text: &str) -> Result<String, String> {
+    let valid = !text.is_empty()
+        && text.len() <= 63
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !text.starts_with('-')
+        && !text.ends_with('-');
+    valid
+        .then(|| text.to_string())
+        .ok_or_else(|| "expected a DNS label (lower-case letters, digits and '-')".into())
+}
+
+fn parse_https_url(text: &str) -> Result<String, String> {
+    let rest = text
+        .strip_prefix("https://")
+        .ok_or("expected an https:// URL")?;
+    let host = rest.split('/').next().unwrap_or_default();
+    let clean = !host.is_empty() && !text.chars().any(|c| c.is_whitespace() || c.is_control());
+    clean
+        .then(|| text.to_string())
+        .ok_or_else(|| "expected an https:// URL with a host and no spaces".into())
 }
 
 fn parse_sha256(text: &str) -> Result<String, String> {
@@ -273,6 +322,30 @@ mod tests {
             &DIGEST.replace('a', "g"),
         ] {
             assert!(parse_sha256(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn handoff_settings_are_typed_at_start() {
+        let config = Config::parse(&[
+            "--argocd-namespace",
+            "argocd",
+            "--config-sync-repo",
+            "https://git.example.org/fleet.git",
+        ]);
+        assert_eq!(config.handoff.argocd_namespace.as_deref(), Some("argocd"));
+        assert_eq!(config.handoff.config_sync_branch, "main");
+        assert!(!config.handoff.rancher_auto_import);
+        for bad in [
+            "http://git.example.org/x",
+            "https://",
+            "git@example.org:x",
+            "https://a b",
+        ] {
+            assert!(parse_https_url(bad).is_err(), "{bad}");
+        }
+        for bad in ["", "Argo", "-a", "a/b"] {
+            assert!(parse_dns_label(bad).is_err(), "{bad}");
         }
     }
 }

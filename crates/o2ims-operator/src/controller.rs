@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{Api, DynamicObject};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
@@ -12,6 +13,7 @@ use kube::{Client, Resource, ResourceExt};
 
 use lcm_core::capi::{CAPI_CLUSTER_NAME_LABEL, Kind, MANAGED_BY};
 use lcm_core::crd::{HostClaim, ProvisioningRequest, host_claim_name};
+use lcm_core::handoff::argocd;
 use lcm_core::{HOST_ID_LABEL, PROVISIONING_REQUEST_LABEL};
 
 use operator_kit::apply::Applier;
@@ -159,6 +161,7 @@ fn watch_children(
         watcher::Config::default(),
     );
     let controller = controller.watches_stream(config_map_events, |_| None);
+    let (controller, handoff) = watch_handoff(controller, client, config, clusters.clone());
     let ready = operator_kit::watch::readiness(
         [
             &clusters,
@@ -174,6 +177,7 @@ fn watch_children(
             operator_kit::watch::listed(&claims),
             operator_kit::watch::listed(&config_maps),
         ])
+        .chain(handoff.listed)
         .collect(),
     );
     let index = Index {
@@ -187,8 +191,75 @@ fn watch_children(
         byo_machines,
         byo_hosts,
         config_maps,
+        cluster_secrets: handoff.cluster_secrets,
+        registrations: handoff.registrations,
+        git_credentials: handoff.git_credentials,
     };
     (controller, index)
+}
+
+/// The stores of the day-2 hand-offs the admin enabled (the others stay empty, never watched).
+struct HandoffStores {
+    cluster_secrets: Store<PartialObjectMeta<Secret>>,
+    registrations: Store<PartialObjectMeta<Secret>>,
+    git_credentials: Store<Secret>,
+    listed: Vec<futures::future::BoxFuture<'static, bool>>,
+}
+
+/// With ArgoCD: a kubeconfig's change (Cluster API rotating it) reconciles the request of its
+/// Cluster, a registration's change (deleted by hand) its request; with a private Config Sync
+/// repository, a change of its credentials reconciles every request.
+fn watch_handoff(
+    mut controller: Controller<ProvisioningRequest>,
+    client: &Client,
+    config: &Config,
+    clusters: Store<DynamicObject>,
+) -> (Controller<ProvisioningRequest>, HandoffStores) {
+    let mut stores = HandoffStores {
+        cluster_secrets: kube::runtime::reflector::store().0,
+        registrations: kube::runtime::reflector::store().0,
+        git_credentials: kube::runtime::reflector::store().0,
+        listed: Vec::new(),
+    };
+    if let Some(namespace) = &config.handoff.argocd_namespace {
+        let (secrets, events) = operator_kit::watch::store(
+            Api::<PartialObjectMeta<Secret>>::all(client.clone()),
+            watcher::Config::default().labels(CAPI_CLUSTER_NAME_LABEL),
+        );
+        controller = controller.watches_stream(events, move |secret| {
+            let name = secret.labels().get(CAPI_CLUSTER_NAME_LABEL)?.clone();
+            let key = ObjectRef::new_with(&name, Kind::Cluster.api_resource())
+                .within(&secret.namespace()?);
+            by_owner(clusters.get(&key)?.as_ref())
+        });
+        let mine = format!(
+            "{}=cluster,app.kubernetes.io/managed-by={MANAGED_BY}",
+            argocd::SECRET_TYPE_LABEL
+        );
+        let (registrations, events) = operator_kit::watch::store(
+            Api::<PartialObjectMeta<Secret>>::namespaced(client.clone(), namespace),
+            watcher::Config::default().labels(&mine),
+        );
+        controller = controller.watches_stream(events, |o| by_owner(&o));
+        stores.listed.push(operator_kit::watch::listed(&secrets));
+        stores
+            .listed
+            .push(operator_kit::watch::listed(&registrations));
+        (stores.cluster_secrets, stores.registrations) = (secrets, registrations);
+    }
+    if let Some(name) = &config.handoff.config_sync_secret {
+        let (credentials, events) = operator_kit::watch::store(
+            Api::<Secret>::namespaced(client.clone(), config.namespace()),
+            watcher::Config::default().fields(&format!("metadata.name={name}")),
+        );
+        // Every cluster's copy follows the credentials.
+        controller = controller.reconcile_all_on(futures::StreamExt::map(events, |_| ()));
+        stores
+            .listed
+            .push(operator_kit::watch::listed(&credentials));
+        stores.git_credentials = credentials;
+    }
+    (controller, stores)
 }
 
 /// Watches the `kind` objects carrying `label` into a store of the index; each change

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use futures::Stream;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::DynamicObject;
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
@@ -38,6 +39,13 @@ pub struct Index {
     /// The ConfigMaps of the operator's namespace, among them the Calico manifest and the host
     /// inventory (read once per change of theirs, not per reconcile).
     pub config_maps: Store<ConfigMap>,
+    /// With ArgoCD registration: the metadata of Cluster API's Secrets (which kubeconfig
+    /// exists, at which resourceVersion) and of the ArgoCD cluster Secrets this operator made.
+    /// Metadata only: no credentials are held in memory.
+    pub cluster_secrets: Store<PartialObjectMeta<Secret>>,
+    pub registrations: Store<PartialObjectMeta<Secret>>,
+    /// With Config Sync of a private repository: its credentials Secret.
+    pub git_credentials: Store<Secret>,
     /// Whether every store has listed: reconcile waits for it, as an empty store would show a
     /// running cluster as a new one.
     pub ready: operator_kit::watch::Listed,
@@ -85,6 +93,15 @@ impl Index {
     pub fn config_map(&self, namespace: &str, name: &str) -> Option<Arc<ConfigMap>> {
         self.config_maps
             .get(&ObjectRef::new(name).within(namespace))
+    }
+
+    /// The metadata of the Secret `name` in `namespace` of `store` (a metadata store).
+    pub fn secret_meta(
+        store: &Store<PartialObjectMeta<Secret>>,
+        namespace: &str,
+        name: &str,
+    ) -> Option<Arc<PartialObjectMeta<Secret>>> {
+        store.get(&ObjectRef::new(name).within(namespace))
     }
 
     fn store(&self, kind: Kind) -> Option<&Store<DynamicObject>> {

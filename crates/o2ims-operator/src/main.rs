@@ -7,6 +7,7 @@ mod conflicts;
 mod context;
 mod controller;
 mod error;
+mod handoff;
 mod hostprep;
 mod index;
 mod ledger;

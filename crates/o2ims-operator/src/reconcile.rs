@@ -27,7 +27,7 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::observe::Ambiguous;
 use crate::status::{self, HOSTS_PREPARED, RESOURCES_CREATED, Report, VALIDATED};
-use crate::{children, cleanup, conflicts, ledger, observe, preparation};
+use crate::{children, cleanup, conflicts, handoff, ledger, observe, preparation};
 
 pub const FINALIZER: &str = "o2ims.provisioning.oran.org/finalizer";
 
@@ -195,6 +195,9 @@ async fn provision(request: &ProvisioningRequest, ctx: &Context) -> Result<Actio
         report.message =
             "Cluster API objects updated; waiting for Cluster API to report them".into();
     }
+    let fulfilled = report.state == ProvisioningState::Fulfilled;
+    let handed_off = handoff::keep(ctx, request, &params, fulfilled).await?;
+    report.conditions.extend(handed_off);
     let keep: Vec<&String> = params.all_hosts().collect();
     ledger::release(ctx, request, &keep, &hosts).await?;
     finish(ctx, request, report, Some(&params)).await

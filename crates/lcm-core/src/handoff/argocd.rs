@@ -13,10 +13,10 @@ use crate::{PROVISIONING_REQUEST_LABEL, names};
 
 /// The label ArgoCD finds its cluster Secrets by.
 pub const SECRET_TYPE_LABEL: &str = "argocd.argoproj.io/secret-type";
-/// The resourceVersion of the kubeconfig Secret a registration was made from: the operator
-/// rebuilds it only when the kubeconfig changed (Cluster API rotates its client certificate).
-pub const KUBECONFIG_VERSION_ANNOTATION: &str =
-    "o2ims.provisioning.oran.org/kubeconfig-resource-version";
+/// What a registration was made from (the kubeconfig Secret's resourceVersion and the labels):
+/// the operator rebuilds it only when that changed (Cluster API rotating the client
+/// certificate, the inventory relabelling the cluster), reading the kubeconfig only then.
+pub const FINGERPRINT_ANNOTATION: &str = "o2ims.provisioning.oran.org/registered-from";
 
 /// The name of the ArgoCD cluster Secret of cluster `cluster_name` (unique: so are clusters).
 pub fn secret_name(cluster_name: &str) -> String {
@@ -54,7 +54,38 @@ pub fn cluster_secret(
     if let Some(token) = target.token {
         config["bearerToken"] = json!(token);
     }
-    let mut labels: BTreeMap<String, String> = params.labels.clone();
+    Ok(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {
+            "name": secret_name(&params.cluster_name),
+            "namespace": namespace,
+            "labels": labels(request_name, params),
+            "annotations": {FINGERPRINT_ANNOTATION: fingerprint(request_name, params, resource_version)},
+        },
+        "type": "Opaque",
+        "stringData": {
+            "name": params.cluster_name,
+            "server": target.server,
+            "config": config.to_string(),
+        },
+    }))
+}
+
+/// The fingerprint of a registration made from the kubeconfig at `resource_version`.
+pub fn fingerprint(
+    request_name: &str,
+    params: &ClusterParameters,
+    resource_version: &str,
+) -> String {
+    let labels = serde_json::to_string(&labels(request_name, params)).unwrap_or_default();
+    let hash = names::fnv1a64(format!("{resource_version} {labels}").as_bytes());
+    format!("{resource_version}-{hash:016x}")
+}
+
+/// The registration's labels: the cluster's own (site, role, ...), then those ArgoCD and the
+/// operator find it by, which a cluster's label cannot override (their prefixes are reserved).
+fn labels(request_name: &str, params: &ClusterParameters) -> BTreeMap<String, String> {
+    let mut labels = params.labels.clone();
     labels.extend([
         (SECRET_TYPE_LABEL.to_string(), "cluster".to_string()),
         (
@@ -70,21 +101,7 @@ pub fn cluster_secret(
             MANAGED_BY.to_string(),
         ),
     ]);
-    Ok(json!({
-        "apiVersion": "v1", "kind": "Secret",
-        "metadata": {
-            "name": secret_name(&params.cluster_name),
-            "namespace": namespace,
-            "labels": labels,
-            "annotations": {KUBECONFIG_VERSION_ANNOTATION: resource_version},
-        },
-        "type": "Opaque",
-        "stringData": {
-            "name": params.cluster_name,
-            "server": target.server,
-            "config": config.to_string(),
-        },
-    }))
+    labels
 }
 
 /// The parts of a kubeconfig that name its current context's cluster and credentials.

@@ -33,6 +33,9 @@ fn machines_and_hosts(client: &Client) -> Index {
         byo_machines: empty(Kind::ByoMachine),
         byo_hosts,
         config_maps: reflector::store().0,
+        cluster_secrets: reflector::store().0,
+        registrations: reflector::store().0,
+        git_credentials: reflector::store().0,
     }
 }
 

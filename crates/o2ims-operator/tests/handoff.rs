@@ -1,0 +1,435 @@
+//! Day 2 against the real control plane: a fulfilled cluster registered in ArgoCD (content,
+//! labels, kubeconfig rotation, opt-out, removal before the Cluster), Rancher Turtles' label,
+//! and Config Sync's ClusterResourceSet. One operator with every hand-off enabled.
+
+mod support;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use lcm_core::capi::Kind;
+use lcm_core::crd::{ProvisioningRequest, ProvisioningState};
+use serde_json::{Value, json};
+use support::capi as drive;
+use support::*;
+use testcluster::OperatorProcess;
+use tokio::sync::OnceCell;
+
+struct Fixture {
+    _operator: OperatorProcess,
+    namespace: String,
+    argocd: String,
+}
+
+static FIXTURE: OnceCell<Fixture> = OnceCell::const_new();
+const REPO: &str = "https://git.example.org/fleet.git";
+const GIT_CREDENTIALS: &str = "fleet-git-credentials";
+
+async fn setup() -> anyhow::Result<(Client, &'static Fixture)> {
+    let cluster = testcluster::TestCluster::shared().await?;
+    let client = cluster.admin_client()?;
+    let fixture = FIXTURE
+        .get_or_try_init(|| async {
+            let namespace = cluster.namespace("o2ims-system").await?.name().to_string();
+            let argocd = cluster.namespace("argocd").await?.name().to_string();
+            drive::ensure_hosts_namespace(&client).await?;
+            let args = [
+                "--argocd-namespace",
+                &argocd,
+                "--rancher-auto-import",
+                "--config-sync-repo",
+                REPO,
+                "--config-sync-branch",
+                "release",
+                "--config-sync-secret",
+                GIT_CREDENTIALS,
+            ];
+            let operator = OperatorProcess::start(
+                env!("CARGO_BIN_EXE_o2ims-operator"),
+                cluster.kubeconfig_path(),
+                &namespace,
+                &args,
+            )
+            .await?;
+            anyhow::Ok(Fixture {
+                _operator: operator,
+                namespace,
+                argocd,
+            })
+        })
+        .await?;
+    Ok((client, fixture))
+}
+
+/// Writes the cluster's kubeconfig Secret as Cluster API's KubeadmControlPlane does (again on
+/// rotation, with a new client certificate).
+async fn write_kubeconfig(client: &Client, s: &Scenario, cert: &str) -> anyhow::Result<()> {
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\n\
+         clusters: [{{name: {n}, cluster: {{server: 'https://{vip}:6443', certificate-authority-data: Q0EtUEVN}}}}]\n\
+         users: [{{name: {n}-admin, user: {{client-certificate-data: {cert}, client-key-data: S0VZLVBFTQ==}}}}]\n\
+         contexts: [{{name: {n}-admin@{n}, context: {{cluster: {n}, user: {n}-admin}}}}]\n\
+         current-context: {n}-admin@{n}\n",
+        n = s.name,
+        vip = s.vip
+    );
+    let secret = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": format!("{}-kubeconfig", s.name), "namespace": s.namespace(),
+                     "labels": {"cluster.x-k8s.io/cluster-name": s.name}},
+        "type": "cluster.x-k8s.io/secret", "stringData": {"value": kubeconfig}});
+    Api::<Secret>::namespaced(client.clone(), &s.namespace())
+        .patch(
+            &format!("{}-kubeconfig", s.name),
+            &PatchParams::apply("kubeadm-control-plane").force(),
+            &Patch::Apply(&secret),
+        )
+        .await?;
+    Ok(())
+}
+
+/// A provisioned, fulfilled cluster of one control-plane host with `labels` and `handoff`.
+async fn fulfilled(client: &Client, s: &Scenario, extra: Value) -> anyhow::Result<()> {
+    s.register(client, &[1]).await?;
+    let mut parameters = s.parameters(&[1], &[]);
+    for (key, value) in extra.as_object().into_iter().flatten() {
+        parameters[key] = value.clone();
+    }
+    create(client, &request(&s.request, parameters)).await?;
+    wait_state(client, &s.request, ProvisioningState::Progressing).await?;
+    s.provision(client, &[1], &[]).await?;
+    wait_state(client, &s.request, ProvisioningState::Fulfilled).await?;
+    Ok(())
+}
+
+fn string_data(secret: &Secret, key: &str) -> String {
+    secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+        .unwrap_or_default()
+}
+
+async fn registration(
+    client: &Client,
+    argocd: &str,
+    s: &Scenario,
+    what: &str,
+    check: impl Fn(Option<&Secret>) -> bool,
+) -> anyhow::Result<Option<Secret>> {
+    let api = Api::<Secret>::namespaced(client.clone(), argocd);
+    let name = format!("cluster-{}", s.name);
+    testcluster::wait_for(what, TIMEOUT, || async {
+        let secret = api.get_opt(&name).await?;
+        Ok(check(secret.as_ref()).then_some(secret))
+    })
+    .await
+}
+
+fn tls(secret: &Secret) -> Value {
+    let config: Value = serde_json::from_str(&string_data(secret, "config")).unwrap_or_default();
+    config["tlsClientConfig"].clone()
+}
+
+async fn set_parameter(
+    client: &Client,
+    s: &Scenario,
+    key: &str,
+    value: Value,
+) -> anyhow::Result<()> {
+    Api::<ProvisioningRequest>::all(client.clone())
+        .patch(
+            &s.request,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"templateParameters": {key: value}}})),
+        )
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_fulfilled_cluster_is_registered_in_argocd_and_follows_its_kubeconfig_labels_and_opt_out()
+-> anyhow::Result<()> {
+    let (client, fixture) = setup().await?;
+    let argocd = fixture.argocd.as_str();
+    let s = Scenario::new("argo");
+    fulfilled(
+        &client,
+        &s,
+        json!({"labels": {"site": "edge1", "role": "du"}}),
+    )
+    .await?;
+    let waiting = wait_request(&client, &s.request, "waiting for the kubeconfig", |r| {
+        condition(r, "ArgoCDRegistered").is_some_and(|c| c.1 == "WaitingForKubeconfig")
+    })
+    .await?;
+    assert_eq!(state(&waiting), Some(ProvisioningState::Fulfilled));
+
+    write_kubeconfig(&client, &s, "Q0VSVC0x").await?;
+    let secret = registration(&client, argocd, &s, "the ArgoCD cluster Secret", |s| {
+        s.is_some()
+    })
+    .await?
+    .expect("registered");
+    let labels = secret.labels();
+    assert_eq!(labels["argocd.argoproj.io/secret-type"], "cluster");
+    assert_eq!(labels["site"], "edge1");
+    assert_eq!(labels["role"], "du");
+    assert_eq!(string_data(&secret, "name"), s.name);
+    assert_eq!(
+        string_data(&secret, "server"),
+        format!("https://{}:6443", s.vip)
+    );
+    assert_eq!(
+        tls(&secret),
+        json!({"caData": "Q0EtUEVN", "certData": "Q0VSVC0x", "keyData": "S0VZLVBFTQ==", "insecure": false})
+    );
+    let owner = &secret.owner_references()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str()),
+        ("ProvisioningRequest", s.request.as_str())
+    );
+    wait_request(&client, &s.request, "the condition to say so", |r| {
+        condition(r, "ArgoCDRegistered")
+            .is_some_and(|c| c.0 == "True" && c.2.contains(&format!("{argocd}/cluster-{}", s.name)))
+    })
+    .await?;
+
+    // Cluster API rotates the client certificate: the registration follows.
+    write_kubeconfig(&client, &s, "Q0VSVC0y").await?;
+    registration(&client, argocd, &s, "the rotated certificate", |s| {
+        s.is_some_and(|s| tls(s)["certData"] == "Q0VSVC0y")
+    })
+    .await?;
+    // The inventory relabels the cluster: so is the registration, the old label gone.
+    // A merge patch: `null` removes the role.
+    set_parameter(
+        &client,
+        &s,
+        "labels",
+        json!({"site": "edge2", "role": null}),
+    )
+    .await?;
+    let relabelled = registration(&client, argocd, &s, "the new labels", |s| {
+        s.is_some_and(|s| s.labels().get("site").map(String::as_str) == Some("edge2"))
+    })
+    .await?
+    .expect("registered");
+    assert!(
+        !relabelled.labels().contains_key("role"),
+        "{:?}",
+        relabelled.labels()
+    );
+
+    // Opting out removes the registration; opting in again brings it back.
+    set_parameter(&client, &s, "handoff", json!({"argocd": false})).await?;
+    registration(
+        &client,
+        argocd,
+        &s,
+        "the opted-out registration to go",
+        |s| s.is_none(),
+    )
+    .await?;
+    let opted_out = wait_request(&client, &s.request, "the opt-out condition", |r| {
+        condition(r, "ArgoCDRegistered").is_some_and(|c| c.0 == "False" && c.1 == "OptedOut")
+    })
+    .await?;
+    assert_eq!(state(&opted_out), Some(ProvisioningState::Fulfilled));
+    set_parameter(&client, &s, "handoff", json!({"argocd": true})).await?;
+    registration(&client, argocd, &s, "the registration back", |s| {
+        s.is_some()
+    })
+    .await?;
+
+    // A registration deleted by hand is made again.
+    Api::<Secret>::namespaced(client.clone(), argocd)
+        .delete(&format!("cluster-{}", s.name), &DeleteParams::default())
+        .await?;
+    registration(&client, argocd, &s, "the deleted registration back", |s| {
+        s.is_some_and(|s| {
+            s.metadata.deletion_timestamp.is_none() && tls(s)["certData"] == "Q0VSVC0y"
+        })
+    })
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_kubeconfig_argocd_cannot_use_is_reported_and_nothing_is_registered() -> anyhow::Result<()>
+{
+    let (client, fixture) = setup().await?;
+    let s = Scenario::new("badkc");
+    fulfilled(&client, &s, json!({})).await?;
+    let secret = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": format!("{}-kubeconfig", s.name), "namespace": s.namespace(),
+                     "labels": {"cluster.x-k8s.io/cluster-name": s.name}},
+        "type": "cluster.x-k8s.io/secret",
+        "stringData": {"value": "apiVersion: v1\nkind: Config\ncurrent-context: nowhere\n"}});
+    Api::<Secret>::namespaced(client.clone(), &s.namespace())
+        .create(&PostParams::default(), &serde_json::from_value(secret)?)
+        .await?;
+    let refused = wait_request(&client, &s.request, "the kubeconfig to be refused", |r| {
+        condition(r, "ArgoCDRegistered").is_some_and(|c| c.1 == "InvalidKubeconfig")
+    })
+    .await?;
+    let (_, _, why) = condition(&refused, "ArgoCDRegistered").expect("condition");
+    assert!(why.contains("no context `nowhere`"), "{why}");
+    assert_eq!(state(&refused), Some(ProvisioningState::Fulfilled));
+    let none = Api::<Secret>::namespaced(client.clone(), &fixture.argocd)
+        .get_opt(&format!("cluster-{}", s.name))
+        .await?;
+    assert!(none.is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_registration_is_removed_before_the_cluster_is_torn_down() -> anyhow::Result<()> {
+    let (client, fixture) = setup().await?;
+    let s = Scenario::new("argodel");
+    fulfilled(&client, &s, json!({})).await?;
+    write_kubeconfig(&client, &s, "Q0VSVC0x").await?;
+    registration(&client, &fixture.argocd, &s, "the registration", |s| {
+        s.is_some()
+    })
+    .await?;
+    // Cluster API holds a finalizer on the Cluster until it has torn the machines down.
+    let ns = s.namespace();
+    drive::patch(
+        &client,
+        Kind::Cluster,
+        &ns,
+        &s.name,
+        json!({"metadata": {"finalizers": ["cluster.cluster.x-k8s.io"]}}),
+    )
+    .await?;
+    Api::<ProvisioningRequest>::all(client.clone())
+        .delete(&s.request, &DeleteParams::default())
+        .await?;
+    testcluster::wait_for("the Cluster to be deleted", TIMEOUT, || async {
+        let cluster = drive::get(&client, Kind::Cluster, &ns, &s.name).await?;
+        Ok(cluster.filter(|c| !c["metadata"]["deletionTimestamp"].is_null()))
+    })
+    .await?;
+    let left = Api::<Secret>::namespaced(client.clone(), &fixture.argocd)
+        .get_opt(&format!("cluster-{}", s.name))
+        .await?;
+    assert!(
+        left.is_none(),
+        "the registration outlived the Cluster's deletion"
+    );
+    drive::patch(
+        &client,
+        Kind::Cluster,
+        &ns,
+        &s.name,
+        json!({"metadata": {"finalizers": null}}),
+    )
+    .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn rancher_turtles_imports_every_cluster_but_one_that_opted_out() -> anyhow::Result<()> {
+    let (client, _) = setup().await?;
+    let label = |cluster: Option<Value>| {
+        cluster.and_then(|c| {
+            c["metadata"]["labels"]["cluster-api.cattle.io/rancher-auto-import"]
+                .as_str()
+                .map(str::to_string)
+        })
+    };
+    let imported = Scenario::new("turtle");
+    imported.register(&client, &[1]).await?;
+    create(
+        &client,
+        &request(&imported.request, imported.parameters(&[1], &[])),
+    )
+    .await?;
+    wait_state(&client, &imported.request, ProvisioningState::Progressing).await?;
+    let cluster = drive::get(
+        &client,
+        Kind::Cluster,
+        &imported.namespace(),
+        &imported.name,
+    )
+    .await?;
+    assert_eq!(label(cluster).as_deref(), Some("true"));
+
+    let private = Scenario::new("noturtle");
+    private.register(&client, &[1]).await?;
+    let mut parameters = private.parameters(&[1], &[]);
+    parameters["handoff"] = json!({"rancher": false});
+    create(&client, &request(&private.request, parameters)).await?;
+    wait_state(&client, &private.request, ProvisioningState::Progressing).await?;
+    let cluster = drive::get(&client, Kind::Cluster, &private.namespace(), &private.name).await?;
+    assert!(cluster.is_some(), "the Cluster exists");
+    assert_eq!(label(cluster), None);
+    Ok(())
+}
+
+#[tokio::test]
+async fn config_sync_is_bootstrapped_by_a_resource_set_once_its_credentials_exist()
+-> anyhow::Result<()> {
+    let (client, fixture) = setup().await?;
+    let s = Scenario::new("csync");
+    s.register(&client, &[1]).await?;
+    let mut parameters = s.parameters(&[1], &[]);
+    parameters["labels"] = json!({"site": "edge1"});
+    create(&client, &request(&s.request, parameters)).await?;
+    let missing = wait_request(&client, &s.request, "the credentials to be missed", |r| {
+        condition(r, "ConfigSyncApplied").is_some_and(|c| c.1 == "CredentialsMissing")
+    })
+    .await?;
+    let (_, _, why) = condition(&missing, "ConfigSyncApplied").expect("condition");
+    assert!(why.contains(GIT_CREDENTIALS), "{why}");
+
+    let credentials = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": GIT_CREDENTIALS, "namespace": fixture.namespace},
+        "stringData": {"username": "fleet-bot", "token": "s3cret"}});
+    Api::<Secret>::namespaced(client.clone(), &fixture.namespace)
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(credentials)?,
+        )
+        .await?;
+    wait_request(&client, &s.request, "the resource set to be applied", |r| {
+        condition(r, "ConfigSyncApplied").is_some_and(|c| c.0 == "True")
+    })
+    .await?;
+    let name = format!("{}-config-sync", s.name);
+    let crs = drive::get(&client, Kind::ClusterResourceSet, &s.namespace(), &name)
+        .await?
+        .expect("the ClusterResourceSet");
+    assert_eq!(
+        crs["spec"]["clusterSelector"],
+        json!({"matchLabels": {"cluster.x-k8s.io/cluster-name": s.name}})
+    );
+    assert_eq!(
+        crs["spec"]["resources"],
+        json!([{"kind": "ConfigMap", "name": name}, {"kind": "Secret", "name": name}])
+    );
+    let config_map = Api::<ConfigMap>::namespaced(client.clone(), &s.namespace())
+        .get(&name)
+        .await?;
+    let root_sync: Value = serde_json::from_str(&config_map.data.expect("data")["root-sync.json"])?;
+    assert_eq!(
+        root_sync["spec"]["git"],
+        json!({"repo": REPO, "branch": "release", "dir": "gitops/edge1-config", "auth": "token", "secretRef": {"name": "git-creds"}})
+    );
+    let bundle = Api::<Secret>::namespaced(client.clone(), &s.namespace())
+        .get(&name)
+        .await?;
+    assert_eq!(
+        bundle.type_.as_deref(),
+        Some("addons.cluster.x-k8s.io/resource-set")
+    );
+    let inner: Secret = serde_json::from_str(&string_data(&bundle, "git-creds.json"))?;
+    assert_eq!(string_data(&inner, "username"), "fleet-bot");
+    assert_eq!(string_data(&inner, "token"), "s3cret");
+    assert_eq!(
+        inner.namespace().as_deref(),
+        Some("config-management-system")
+    );
+    Ok(())
+}
