@@ -62,7 +62,15 @@ async fn run(args: &Args, keep: bool) -> anyhow::Result<()> {
     println!(
         "starting the control plane (etcd, kube-apiserver, kube-controller-manager), both operators and the simulator..."
     );
-    let options = WorldOptions::from_inventory(&std::fs::read_to_string(&args.inventory)?)?;
+    let mut options = WorldOptions::from_inventory(&std::fs::read_to_string(&args.inventory)?)?;
+    // Day 2: every fulfilled cluster is registered in ArgoCD.
+    options.o2ims_args = vec!["--argocd-namespace".into(), demo::ARGOCD_NAMESPACE.into()];
+    let clusters: Vec<String> =
+        lcm_core::inventory::Inventory::parse("input.json", &options.inventory)?
+            .clusters
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
     let world = World::start(options).await?;
     println!(
         "ready after {:.1}s; applying {} (FocomProvisioningRequest {namespace}/{name})\n",
@@ -116,6 +124,10 @@ async fn run(args: &Args, keep: bool) -> anyhow::Result<()> {
     for line in demo::rest::list(&world, &reader).await? {
         println!("  {line}");
     }
+    println!("day 2: each cluster is registered in ArgoCD by a declarative cluster Secret:");
+    for line in demo::argocd::registrations(&client, demo::ARGOCD_NAMESPACE, &clusters).await? {
+        println!("  {line}");
+    }
     if keep {
         let kubeconfig = world.cluster.kubeconfig_path().display().to_string();
         println!("\neverything keeps running; Ctrl-C stops it.\n");
@@ -127,6 +139,10 @@ async fn run(args: &Args, keep: bool) -> anyhow::Result<()> {
             "  kubectl -n cluster-core get secret core-kubeconfig -o jsonpath='{{.data.value}}' | base64 -d"
         );
         println!("  {}", demo::rest::curl(&world, &reader));
+        println!(
+            "  kubectl -n {} get secrets -l argocd.argoproj.io/secret-type=cluster -L site,role",
+            demo::ARGOCD_NAMESPACE
+        );
         println!(
             "  logs: {}, {} and {}",
             world.o2ims.log.display(),

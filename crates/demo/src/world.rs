@@ -10,6 +10,8 @@ use testcluster::{OperatorProcess, TestCluster};
 
 pub const FOCOM_NAMESPACE: &str = "focom-system";
 pub const O2IMS_NAMESPACE: &str = "o2ims-system";
+/// Where ArgoCD would run: the demo registers its clusters there (`--argocd-namespace`).
+pub const ARGOCD_NAMESPACE: &str = "argocd";
 const FIELD_MANAGER: &str = "lcm-demo";
 
 /// How the world is set up.
@@ -134,6 +136,7 @@ impl World {
         for namespace in [
             FOCOM_NAMESPACE,
             O2IMS_NAMESPACE,
+            ARGOCD_NAMESPACE,
             &options.simulator.byoh_namespace,
         ] {
             apply(

@@ -62,6 +62,21 @@ fn the_demo_ends_with_every_cluster_synced() -> anyhow::Result<()> {
             "{cluster} listed over REST: {after}"
         );
     }
+    // Day 2: both clusters registered in ArgoCD, at their endpoints (input.json), with their
+    // sites (their hosts') and roles, and the kubeconfig's TLS credentials.
+    let day2 = after
+        .split("registered in ArgoCD")
+        .nth(1)
+        .unwrap_or_default();
+    for (cluster, server, labels) in [
+        ("core", "https://172.20.10.100:6443", "site=edge1 role=cu"),
+        ("edge", "https://172.20.10.101:6443", "site=edge2 role=du"),
+    ] {
+        assert!(
+            day2.lines().any(|l| l.contains(&format!("Secret argocd/cluster-{cluster}: name {cluster}, server {server}, {labels}; TLS CA, client certificate, client key"))),
+            "{cluster} registered in ArgoCD: {day2}"
+        );
+    }
     Ok(())
 }
 
