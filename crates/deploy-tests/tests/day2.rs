@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use deploy_tests::{apply, helm_template, named, operator_binary};
 use k8s_openapi::api::core::v1::Secret;
+use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use kube::{Client, ResourceExt};
 use lcm_core::capi::Kind;
 use lcm_core::crd::{ProvisioningRequest, ProvisioningState};
 use serde_json::{Value, json};
@@ -129,7 +129,7 @@ async fn provision_register_delete(admin: &Client, argocd: &str) -> anyhow::Resu
             "labels": {"site": "edge1"}}}}))?;
     requests.create(&Default::default(), &request).await?;
     wait_for("the Cluster", TIMEOUT, || async {
-        Ok(capi::get(admin, Kind::Cluster, CLUSTER_NAMESPACE, CLUSTER).await?)
+        capi::get(admin, Kind::Cluster, CLUSTER_NAMESPACE, CLUSTER).await
     })
     .await?;
     capi::machine_on_host(admin, CLUSTER_NAMESPACE, CLUSTER, "dt-m1", "dt-node1", true).await?;

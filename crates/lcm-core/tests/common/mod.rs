@@ -1,5 +1,7 @@
 //! Fixtures shared by the lcm-core tests.
 
+#![allow(dead_code)] // each test binary uses a different part of the fixtures
+
 use serde_json::{Value, json};
 
 /// Valid parameters: three control-plane hosts and two workers.
