@@ -53,7 +53,7 @@ ansible-inventory:
 	cargo run -q -p lcm-core --example ansible_inventory -- input.json $(CLUSTERS) > hosts.yaml
 	@echo "wrote hosts.yaml"
 
-## tools: helm and kustomize, built once through the Go module proxy into .cache/bin (the chart tests use it)
+## tools: helm and kustomize, built once through the Go module proxy into .cache/bin, and the Prometheus Operator's CRDs into .cache/prometheus-operator-crds (the chart tests use them)
 tools:
 	deploy/install-tools.sh
 

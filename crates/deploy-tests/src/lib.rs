@@ -3,13 +3,15 @@
 //! the Cluster API drivers come from `testcluster`.
 
 mod manifests;
+pub mod monitoring;
 mod paths;
+pub mod promql;
 
 pub use manifests::{
     API_EXTERNAL_URL, api_for, apply, compare, helm_template, kustomize, named, normalize,
     parse_manifests,
 };
-pub use paths::{chart_dir, helm, operator_binary, repo_root, run};
+pub use paths::{chart_dir, helm, operator_binary, prometheus_operator_crds, repo_root, run};
 
 /// Passes when the API server refused `result` with 403 Forbidden: RBAC, not another error.
 pub fn expect_refused<T>(what: &str, result: kube::Result<T>) -> anyhow::Result<()> {

@@ -25,6 +25,23 @@ pub fn tool(name: &str) -> anyhow::Result<PathBuf> {
         .with_context(|| format!("{name} is not installed: run deploy/install-tools.sh (it builds it into .cache/bin through the Go module proxy)"))
 }
 
+/// The Prometheus Operator's ServiceMonitor and PrometheusRule CRDs `deploy/install-tools.sh`
+/// fetches (pinned, hash-checked): not in the shared CRDs, and needed to validate the chart's
+/// monitoring objects.
+pub fn prometheus_operator_crds() -> anyhow::Result<PathBuf> {
+    let dir = repo_root().join(".cache/prometheus-operator-crds");
+    if !dir
+        .join("monitoring.coreos.com_prometheusrules.yaml")
+        .is_file()
+    {
+        bail!(
+            "{} has no Prometheus Operator CRDs: run deploy/install-tools.sh (make tools)",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
 /// Helm: `$HELM`, or [`tool`]'s.
 pub fn helm() -> anyhow::Result<PathBuf> {
     match std::env::var_os("HELM") {

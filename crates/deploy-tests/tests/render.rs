@@ -72,6 +72,19 @@ fn helm_lint_passes() -> anyhow::Result<()> {
         &helm()?,
         &["lint", "--strict", chart, "--set", "api.enabled=false"],
     )?;
+    let monitoring = "monitoring.serviceMonitor.enabled=true,monitoring.prometheusRule.enabled=true,monitoring.dashboard.enabled=true";
+    run(
+        &helm()?,
+        &[
+            "lint",
+            "--strict",
+            chart,
+            "--set",
+            &external_url,
+            "--set",
+            monitoring,
+        ],
+    )?;
     Ok(())
 }
 
@@ -309,10 +322,11 @@ fn operator_pods_are_restricted_probed_and_leader_elected() -> anyhow::Result<()
     Ok(())
 }
 
-/// With `serviceMonitor.enabled`, each operator's ServiceMonitor selects its metrics Service.
+/// With `monitoring.serviceMonitor.enabled`, each operator's ServiceMonitor selects its metrics
+/// Service; the value's old name is refused, not ignored.
 #[test]
 fn service_monitors_select_the_metrics_services() -> anyhow::Result<()> {
-    let objects = helm_template(&["--set", "serviceMonitor.enabled=true"])?;
+    let objects = helm_template(&["--set", "monitoring.serviceMonitor.enabled=true"])?;
     for name in ["focom-operator", "o2ims-operator", "o2ims-api"] {
         let monitor = named(&objects, "ServiceMonitor", name)?;
         let service = named(&objects, "Service", &format!("{name}-metrics"))?;
@@ -338,8 +352,43 @@ fn service_monitors_select_the_metrics_services() -> anyhow::Result<()> {
         !helm_template(&[])?
             .iter()
             .any(|o| o["kind"] == "ServiceMonitor"),
-        "a ServiceMonitor without serviceMonitor.enabled"
+        "a ServiceMonitor without monitoring.serviceMonitor.enabled"
     );
+    let moved = helm_template(&["--set", "serviceMonitor.enabled=true"])
+        .err()
+        .context("the old serviceMonitor value was accepted")?;
+    ensure!(
+        format!("{moved:#}").contains("serviceMonitor moved to monitoring.serviceMonitor"),
+        "{moved:#}"
+    );
+    Ok(())
+}
+
+/// The monitoring parts are off by default (their CRDs may be missing); the dashboard ConfigMap
+/// holds the chart's JSON file as it is.
+#[test]
+fn monitoring_is_off_by_default_and_the_dashboard_is_the_charts_file() -> anyhow::Result<()> {
+    let monitoring = |o: &&Value| {
+        o["apiVersion"] == "monitoring.coreos.com/v1"
+            || o["metadata"]["name"] == "oran-lcm-dashboard"
+    };
+    ensure!(
+        !helm_template(&[])?.iter().any(|o| monitoring(&o)),
+        "monitoring rendered by default"
+    );
+    let objects = helm_template(&["--set", "monitoring.dashboard.enabled=true"])?;
+    let dashboard = named(&objects, "ConfigMap", "oran-lcm-dashboard")?;
+    ensure!(
+        dashboard["metadata"]["labels"]["grafana_dashboard"] == "1",
+        "sidecar label"
+    );
+    let file = std::fs::read_to_string(chart_dir().join("files/grafana-dashboard.json"))?;
+    ensure!(
+        dashboard["data"]["oran-lcm.json"].as_str() == Some(file.trim_end()),
+        "the ConfigMap's JSON differs from files/grafana-dashboard.json"
+    );
+    let json: Value = serde_json::from_str(&file)?;
+    ensure!(json["uid"] == "oran-lcm", "dashboard uid");
     Ok(())
 }
 

@@ -24,6 +24,7 @@ const NAME: &str = "focom-operator";
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let runtime = operator_kit::runtime::start(NAME, "focom", &config.runtime).await?;
+    runtime.metrics.declare_failures(&Error::METRIC_LABELS);
     let client = runtime.client.clone();
     let requests: Api<FocomProvisioningRequest> = Api::all(client.clone());
     let controller = operator_kit::watch::controller(requests);

@@ -8,6 +8,9 @@ pub enum Error {
 }
 
 impl Error {
+    /// Every label [`Error::metric_label`] gives: their failure counters start at 0.
+    pub const METRIC_LABELS: [&'static str; 2] = ["kube", "rest"];
+
     /// Low-cardinality label for the failure metric.
     pub fn metric_label(&self) -> &'static str {
         match self {

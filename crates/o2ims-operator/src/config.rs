@@ -174,6 +174,16 @@ impl Config {
         )
     }
 
+    /// Each timed stage (its condition type) with its timeout in seconds.
+    pub fn stage_timeouts(&self) -> [(&'static str, u64); 3] {
+        use crate::status::{CONTROL_PLANE_READY, HOSTS_PREPARED, WORKERS_READY};
+        [
+            (HOSTS_PREPARED, self.host_preparation_timeout_seconds),
+            (CONTROL_PLANE_READY, self.control_plane_timeout_seconds),
+            (WORKERS_READY, self.workers_timeout_seconds),
+        ]
+    }
+
     pub fn timeout(seconds: u64) -> Duration {
         Duration::from_secs(seconds)
     }

@@ -23,8 +23,11 @@ pub struct Context {
 
 impl Context {
     /// Recounts the requests per phase (as the O2ims REST API reports it, `pending` until
-    /// validated) for the `o2ims_objects` gauge.
+    /// validated) for the `o2ims_objects` gauge. The operator's own metrics (`crate::metrics`)
+    /// are registered by the first call; the host pool and the stages' waits are counted when
+    /// scraped, so they need no refresh.
     pub fn refresh_state_metrics(&self) {
+        crate::metrics::O2imsMetrics::of(self);
         use lcm_core::rest::provisioning::{Phase, phase};
         let requests = self.index.requests.state();
         let phases = [

@@ -42,6 +42,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         config,
         index,
     });
+    // Registered before the first reconcile, so every series exists from start-up.
+    crate::metrics::O2imsMetrics::of(&ctx);
     runtime.run(controller, reconcile, error_policy, ctx).await
 }
 

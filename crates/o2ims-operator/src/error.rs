@@ -17,6 +17,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// Every label [`Error::metric_label`] gives: their failure counters start at 0.
+    pub const METRIC_LABELS: [&'static str; 5] = [
+        "kube",
+        "apply",
+        "machine_not_found",
+        "namespace_terminating",
+        "ledger",
+    ];
+
     /// Low-cardinality label for the failure metric.
     pub fn metric_label(&self) -> &'static str {
         match self {

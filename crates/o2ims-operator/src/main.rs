@@ -11,6 +11,7 @@ mod handoff;
 mod hostprep;
 mod index;
 mod ledger;
+mod metrics;
 mod observe;
 mod preparation;
 mod reconcile;

@@ -462,31 +462,16 @@ fn timeouts(
         report,
         &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
     );
-    let control_plane = lcm_core::conditions::find(&status.conditions, status::CONTROL_PLANE_READY)
-        .filter(|c| c.status == lcm_core::conditions::TRUE);
-    let mut stages = vec![(
-        status::CONTROL_PLANE_READY,
-        config.control_plane_timeout_seconds,
-        None,
-    )];
-    if let Some(up) = control_plane {
-        // Workers cannot join before the control plane is up; their clock starts then.
-        stages.push((
-            status::WORKERS_READY,
-            config.workers_timeout_seconds,
-            Some(up.last_transition_time.0),
-        ));
-    }
-    if params.host_preparation == HostPreparation::Auto {
-        stages.push((
-            HOSTS_PREPARED,
-            config.host_preparation_timeout_seconds,
-            None,
-        ));
-    }
+    let timeouts = config.stage_timeouts();
     let mut earliest: Option<Duration> = None;
-    for (stage, seconds, not_before) in stages {
-        match status::stage_deadline(&status, stage, Config::timeout(seconds), not_before, now) {
+    for (stage, since) in status::running_stage_clocks(&status) {
+        if stage == HOSTS_PREPARED && params.host_preparation != HostPreparation::Auto {
+            continue;
+        }
+        let Some((_, seconds)) = timeouts.iter().find(|(timed, _)| *timed == stage) else {
+            continue;
+        };
+        match status::stage_deadline(&status, stage, Config::timeout(*seconds), Some(since), now) {
             Some(Err(message)) => return Err(message),
             Some(Ok(left)) => earliest = Some(earliest.map_or(left, |e| e.min(left))),
             None => {}

@@ -114,7 +114,7 @@ pub fn next_status(
 }
 
 /// Stages with a timeout.
-const TIMED_STAGES: [&str; 3] = [HOSTS_PREPARED, CONTROL_PLANE_READY, WORKERS_READY];
+pub const TIMED_STAGES: [&str; 3] = [HOSTS_PREPARED, CONTROL_PLANE_READY, WORKERS_READY];
 
 /// Since when each False timed stage has had its reason: kept while the reason stays, `now`
 /// when it changes (for a status written before this field, the condition's transition).
@@ -164,6 +164,8 @@ pub async fn write(
         &Patch::Apply(&patch),
     )
     .await?;
+    // Only a write that succeeded turns a stage True: a retry or a restart finds it True already.
+    crate::metrics::O2imsMetrics::of(ctx).stages_reached(request, &status);
     for event in events(request.status.as_ref(), &status) {
         if let Err(e) = ctx.recorder.publish(&event, &request.object_ref(&())).await {
             tracing::warn!(error = %e, "publishing an Event failed");
@@ -259,13 +261,7 @@ pub fn stage_deadline(
     not_before: Option<jiff::Timestamp>,
     now: jiff::Timestamp,
 ) -> Option<Result<Duration, String>> {
-    let condition =
-        conditions::find(&status.conditions, stage).filter(|c| c.status == conditions::FALSE)?;
-    let reason_since = status
-        .stage_since
-        .get(stage)
-        .map_or(condition.last_transition_time.0, |t| t.0);
-    let since = not_before.map_or(reason_since, |t| t.max(reason_since));
+    let (since, condition) = clock_start(status, stage, not_before)?;
     let elapsed = now.duration_since(since).unsigned_abs();
     Some(match timeout.checked_sub(elapsed) {
         Some(left) => Ok(left),
@@ -276,6 +272,59 @@ pub fn stage_deadline(
             condition.message
         )),
     })
+}
+
+/// When the timeout clock of a False `stage` started: when its reason did (`stage_since`), or
+/// `not_before` if that is later; with the condition.
+fn clock_start<'a>(
+    status: &'a ProvisioningRequestStatus,
+    stage: &str,
+    not_before: Option<jiff::Timestamp>,
+) -> Option<(jiff::Timestamp, &'a Condition)> {
+    let condition =
+        conditions::find(&status.conditions, stage).filter(|c| c.status == conditions::FALSE)?;
+    let reason_since = status
+        .stage_since
+        .get(stage)
+        .map_or(condition.last_transition_time.0, |t| t.0);
+    Some((
+        not_before.map_or(reason_since, |t| t.max(reason_since)),
+        condition,
+    ))
+}
+
+/// The HostsPrepared reason of `hostPreparation: skip`, waiting for hosts registered by others:
+/// no timeout runs for it (the control plane's does).
+const WAITING_FOR_HOSTS: &str = "WaitingForHosts";
+
+/// The timed stages whose timeout clock runs, each with when it started, as `reconcile`'s
+/// `timeouts` counts them: only while the request is progressing; the workers' not before the
+/// control plane is up; host preparation's not while it waits for hosts registered by others.
+pub fn running_stage_clocks(
+    status: &ProvisioningRequestStatus,
+) -> Vec<(&'static str, jiff::Timestamp)> {
+    let progressing = status
+        .provisioning_status
+        .as_ref()
+        .is_some_and(|s| s.provisioning_state == ProvisioningState::Progressing);
+    if !progressing {
+        return Vec::new();
+    }
+    let control_plane_up = conditions::find(&status.conditions, CONTROL_PLANE_READY)
+        .filter(|c| c.status == conditions::TRUE)
+        .map(|c| c.last_transition_time.0);
+    TIMED_STAGES
+        .into_iter()
+        .filter_map(|stage| {
+            let not_before = match stage {
+                WORKERS_READY => Some(control_plane_up?),
+                _ => None,
+            };
+            let (since, condition) = clock_start(status, stage, not_before)?;
+            let untimed = stage == HOSTS_PREPARED && condition.reason == WAITING_FOR_HOSTS;
+            (!untimed).then_some((stage, since))
+        })
+        .collect()
 }
 
 /// The node cluster's O2ims phase for a state.
@@ -390,6 +439,34 @@ mod tests {
                 ("Failed".to_string(), EventType::Warning)
             ]
         );
+    }
+
+    #[test]
+    fn the_workers_clock_starts_when_the_control_plane_is_up() {
+        let workers = Desired::false_(WORKERS_READY, "WaitingForNodes", "0/1 ready");
+        let waiting = Report::new(ProvisioningState::Progressing, "", vec![workers.clone()]);
+        let mut pr = request();
+        pr.status = Some(next_status(&pr, &waiting, &time("2026-01-01T00:00:00Z")));
+        assert_eq!(
+            running_stage_clocks(pr.status.as_ref().expect("status")),
+            [],
+            "the control plane is not up: the workers' clock does not run"
+        );
+        let up = Report::new(
+            ProvisioningState::Progressing,
+            "",
+            vec![Desired::true_(CONTROL_PLANE_READY, "Ready", "1/1"), workers],
+        );
+        let status = next_status(&pr, &up, &time("2026-01-01T00:07:00Z"));
+        assert_eq!(
+            running_stage_clocks(&status),
+            [(WORKERS_READY, "2026-01-01T00:07:00Z".parse().expect("ts"))]
+        );
+        let mut failed = status.clone();
+        if let Some(s) = failed.provisioning_status.as_mut() {
+            s.provisioning_state = ProvisioningState::Failed;
+        }
+        assert_eq!(running_stage_clocks(&failed), [], "only while progressing");
     }
 
     #[test]

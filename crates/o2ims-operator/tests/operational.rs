@@ -220,6 +220,28 @@ async fn an_unchanged_request_causes_no_writes_and_the_operator_reports_itself()
         1.0
     );
     assert_eq!(operator.metric("o2ims_leader").await?, 1.0);
+    // Each stage was reached once (the touch reached none again), and the one host is held.
+    for stage in [
+        "hosts_prepared",
+        "control_plane_ready",
+        "workers_ready",
+        "fulfilled",
+    ] {
+        let count = format!("o2ims_stage_duration_seconds_count{{stage=\"{stage}\"}}");
+        assert_eq!(operator.metric(&count).await?, 1.0, "{count}");
+    }
+    assert_eq!(
+        operator.metric("o2ims_hosts{state=\"claimed\"}").await?,
+        1.0
+    );
+    assert_eq!(operator.metric("o2ims_hosts{state=\"free\"}").await?, 0.0);
+    assert_eq!(
+        operator
+            .metric("o2ims_stage_longest_wait_seconds{stage=\"control_plane_ready\"}")
+            .await?,
+        0.0,
+        "a fulfilled request waits in no stage"
+    );
     let events = Api::<Event>::all(w.client.clone())
         .list(&ListParams::default())
         .await?;
@@ -296,11 +318,28 @@ async fn cluster_api_status_changes_reach_the_request_within_a_second() -> anyho
 async fn a_stage_timeout_or_missing_configuration_fails_the_request_with_its_cause()
 -> anyhow::Result<()> {
     let w = world().await?;
-    let _operator = w
+    let operator = w
         .operator(&["--control-plane-timeout-seconds", "6"])
         .await?;
     w.request("slow").await?;
+    // While the stage waits, /metrics shows its wait against its timeout (the alert's terms).
+    let wait = "o2ims_stage_longest_wait_seconds{stage=\"control_plane_ready\"}";
+    testcluster::wait_for("the control plane's wait to show", TIMEOUT, || async {
+        Ok((operator.metric(wait).await.unwrap_or(0.0) >= 1.0).then_some(()))
+    })
+    .await?;
+    assert_eq!(
+        operator
+            .metric("o2ims_stage_timeout_seconds{stage=\"control_plane_ready\"}")
+            .await?,
+        6.0
+    );
     let pr = wait_state(&w.client, "slow", ProvisioningState::Failed).await?;
+    // The operator's store follows its own write a moment after the API server has it.
+    testcluster::wait_for("a failed request to wait no more", TIMEOUT, || async {
+        Ok((operator.metric(wait).await? == 0.0).then_some(()))
+    })
+    .await?;
     let (_, reason, text) = condition(&pr, "ClusterProvisioned").expect("condition");
     assert_eq!(reason, "TimedOut");
     assert!(

@@ -1,6 +1,7 @@
 //! Prometheus metrics of a controller (no object names in labels: bounded cardinality).
 
-use std::sync::Arc;
+use std::any::Any;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -22,7 +23,10 @@ pub struct StateLabels {
 
 /// The metrics one controller publishes, prefixed by its name.
 pub struct Metrics {
-    registry: Registry,
+    /// Locked to add an operator's own metrics after start (see [`Metrics::extension`]).
+    registry: Mutex<Registry>,
+    /// Those metrics, one value per type.
+    extensions: Mutex<Vec<Arc<dyn Any + Send + Sync>>>,
     pub reconciles: Counter,
     pub failures: Family<ErrorLabels, Counter>,
     pub duration: Histogram,
@@ -58,7 +62,8 @@ impl Metrics {
             leader.clone(),
         );
         Arc::new(Self {
-            registry,
+            registry: Mutex::new(registry),
+            extensions: Mutex::default(),
             reconciles,
             failures,
             duration,
@@ -73,6 +78,17 @@ impl Metrics {
         ReconcileTimer {
             histogram: &self.duration,
             start: Instant::now(),
+        }
+    }
+
+    /// Starts the failure counter of each of `errors` (every label the operator's errors give)
+    /// at 0: the series exist before the first failure, and Prometheus sees that failure as an
+    /// increase (a series born at 1 has none).
+    pub fn declare_failures(&self, errors: &[&str]) {
+        for error in errors {
+            drop(self.failures.get_or_create(&ErrorLabels {
+                error: error.to_string(),
+            }));
         }
     }
 
@@ -100,14 +116,39 @@ impl Metrics {
         }
     }
 
+    /// An operator's own metrics of type `T`, in this registry under its prefix: `register`
+    /// adds them the first time they are asked for, later calls return the same value. An
+    /// operator's reconcile reaches them through the `Metrics` it already holds, and the
+    /// runtime that serves `/metrics` need not know them.
+    pub fn extension<T: Send + Sync + 'static>(
+        &self,
+        register: impl FnOnce(&mut Registry) -> T,
+    ) -> Arc<T> {
+        let mut extensions = lock(&self.extensions);
+        if let Some(found) = extensions
+            .iter()
+            .find_map(|e| Arc::clone(e).downcast::<T>().ok())
+        {
+            return found;
+        }
+        let added = Arc::new(register(&mut lock(&self.registry)));
+        extensions.push(added.clone());
+        added
+    }
+
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         let mut text = String::new();
-        match prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+        match prometheus_client::encoding::text::encode(&mut text, &lock(&self.registry)) {
             Ok(()) => text,
             Err(e) => format!("# encoding failed: {e}\n"),
         }
     }
+}
+
+/// A panic while registering or encoding leaves nothing half-done that matters to a scrape.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Records a reconciliation's duration when dropped.
@@ -119,5 +160,45 @@ pub struct ReconcileTimer<'a> {
 impl Drop for ReconcileTimer<'_> {
     fn drop(&mut self) {
         self.histogram.observe(self.start.elapsed().as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Extra(Counter);
+
+    #[test]
+    fn an_extension_is_registered_once_under_the_prefix() {
+        let metrics = Metrics::new("test");
+        let mut registrations = 0;
+        let mut register = |registry: &mut Registry| {
+            registrations += 1;
+            let counter = Counter::default();
+            registry.register("extra", "An operator's own counter", counter.clone());
+            Extra(counter)
+        };
+        metrics.extension(&mut register).0.inc();
+        metrics.extension(&mut register).0.inc();
+        assert_eq!(registrations, 1);
+        let text = metrics.encode();
+        assert!(text.contains("\ntest_extra_total 2\n"), "{text}");
+        assert!(text.contains("\ntest_reconcile_runs_total 0\n"), "{text}");
+    }
+
+    #[test]
+    fn declared_failures_are_exported_at_zero() {
+        let metrics = Metrics::new("test");
+        assert!(!metrics.encode().contains("test_reconcile_failures"));
+        metrics.declare_failures(&["kube", "apply"]);
+        metrics.reconcile_failed("kube");
+        let text = metrics.encode();
+        assert!(
+            text.contains("test_reconcile_failures_total{error=\"kube\"} 1\n")
+                && text.contains("test_reconcile_failures_total{error=\"apply\"} 0\n"),
+            "{text}"
+        );
     }
 }

@@ -164,7 +164,8 @@ spec:
     - name: http
       port: 8080
       targetPort: http
-{{- if $values.serviceMonitor.enabled }}
+{{- $monitor := $values.monitoring.serviceMonitor }}
+{{- if $monitor.enabled }}
 ---
 apiVersion: monitoring.coreos.com/v1
 kind: ServiceMonitor
@@ -173,7 +174,7 @@ metadata:
   namespace: {{ .namespace }}
   labels:
     {{- include "oran-lcm.labels" $component | nindent 4 }}
-    {{- with $values.serviceMonitor.labels }}
+    {{- with $monitor.labels }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
 spec:
@@ -183,7 +184,7 @@ spec:
   endpoints:
     - port: http
       path: /metrics
-      interval: {{ $values.serviceMonitor.interval }}
+      interval: {{ $monitor.interval }}
 {{- end }}
 {{- end }}
 
