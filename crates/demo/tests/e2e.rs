@@ -48,7 +48,18 @@ async fn wait_phase_within(
                 .await?
                 .and_then(|r| r.status)
                 .map(|s| format!("{:?}: {:?}", s.phase, s.message));
-            Err(e.context(format!("last seen: {last:?}")))
+            // What the O-Cloud's requests say, to tell which stage a stall is in.
+            let requests = Api::<ProvisioningRequest>::all(client.clone())
+                .list(&ListParams::default())
+                .await?;
+            let stages: Vec<Value> = requests
+                .iter()
+                .map(|r| json!({"name": r.name_any(), "status": r.status}))
+                .collect();
+            Err(e.context(format!(
+                "last seen: {last:?}; ProvisioningRequests: {}",
+                Value::Array(stages)
+            )))
         }
     }
 }
