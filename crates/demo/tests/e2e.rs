@@ -48,17 +48,22 @@ async fn wait_phase_within(
                 .await?
                 .and_then(|r| r.status)
                 .map(|s| format!("{:?}: {:?}", s.phase, s.message));
-            // What the O-Cloud's requests say, to tell which stage a stall is in.
-            let requests = Api::<ProvisioningRequest>::all(client.clone())
+            // What the O-Cloud's requests say, to tell which stage a stall is in; a failed
+            // listing must not hide the timeout.
+            let stages = match Api::<ProvisioningRequest>::all(client.clone())
                 .list(&ListParams::default())
-                .await?;
-            let stages: Vec<Value> = requests
-                .iter()
-                .map(|r| json!({"name": r.name_any(), "status": r.status}))
-                .collect();
+                .await
+            {
+                Ok(requests) => Value::Array(
+                    requests
+                        .iter()
+                        .map(|r| json!({"name": r.name_any(), "status": r.status}))
+                        .collect(),
+                ),
+                Err(error) => json!(format!("not listed: {error}")),
+            };
             Err(e.context(format!(
-                "last seen: {last:?}; ProvisioningRequests: {}",
-                Value::Array(stages)
+                "last seen: {last:?}; ProvisioningRequests: {stages}"
             )))
         }
     }
