@@ -84,7 +84,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
         None => {
             let listener = tokio::net::TcpListener::bind(address).await?.tap_io(|tcp| {
-                let _ = tcp.set_nodelay(true);
+                if let Err(error) = tcp.set_nodelay(true) {
+                    tracing::warn!(%error, "cannot turn Nagle off on a connection");
+                }
             });
             axum::serve(listener, app).await?;
         }
