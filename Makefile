@@ -6,21 +6,21 @@ export CARGO_TERM_COLOR ?= never
 
 TESTCLUSTER := tools/testcluster/bin/testcluster
 
-.PHONY: ansible-inventory bench demo test tools lint crds check-crds static-checks image-binaries testcluster cluster
+.PHONY: ansible-inventory bench demo test tools lint crds check-crds static-checks image-binaries testcluster managers cluster
 
 ## demo: the whole chain on a local control plane with simulated hosts (KEEP=1 keeps it running)
-demo: testcluster
+demo: testcluster managers
 	cargo build --workspace --bins
 	target/debug/lcm-demo
 
 ## bench: fleets of 10, 100 and 1000 clusters on the real control plane with simulated hosts (SIZES=10,100 for fewer); table, .cache/bench/bench.json and bench.png
 SIZES ?= 10,100,1000
-bench: testcluster
+bench: testcluster managers
 	cargo build --release -p o2ims-operator -p focom-operator -p o2ims-api -p demo --bins
 	target/release/lcm-bench --sizes $(SIZES)
 
 ## test: everything that proves the product (formatting, lints, generated files, deployment files, unit and integration tests)
-test: check-crds lint static-checks image-binaries testcluster tools
+test: check-crds lint static-checks image-binaries testcluster managers tools
 	cargo build --workspace --bins
 	mkdir -p .cache
 	cargo test --workspace --no-fail-fast 2>&1 | tee .cache/test.log
@@ -61,10 +61,14 @@ tools:
 testcluster:
 	tools/testcluster/build.sh
 
+## managers: build the real Cluster API v1.10.10 managers (core, kubeadm bootstrap, kubeadm control plane) and BYOH v0.5.0's manager once (tools/capi-managers/bin)
+managers:
+	tools/capi-managers/build.sh
+
 ## cluster: start a control plane in the foreground for kubectl (Ctrl-C stops it)
 CLUSTER_DIR := $(CURDIR)/.cache/cluster
 UPSTREAM_CRDS := ../shared/upstream-crds
-cluster: testcluster
+cluster: testcluster managers
 	rm -rf $(CLUSTER_DIR)
 	$(TESTCLUSTER) up --stdin-lifeline=false --dir $(CLUSTER_DIR) --crds crds --crds $(UPSTREAM_CRDS)/cluster-api-v1.10.10 \
 	  --crds $(UPSTREAM_CRDS)/cluster-api-provider-bringyourownhost-v0.5.0 \
