@@ -26,14 +26,15 @@ func (s *Server) serveCluster(w http.ResponseWriter, r *http.Request) {
 		writeStatus(w, apierrors.NewInternalError(err))
 		return
 	}
-	// Upstream's handlers resolve the cluster from the request's Host, and its port-forward dials
-	// that Host back: make it the endpoint the connection reached, whatever name the client used.
-	r.Host = ap.String()
-
 	if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+		// Upstream's etcd handler finds the cluster by the connection's local address, and the
+		// member by the request's :authority (its Host), which must stay etcd-<node>.
 		s.serveEtcd(w, r)
 		return
 	}
+	// Upstream's API handler resolves the cluster from the request's Host, and its port-forward
+	// dials that Host back: make it the endpoint the connection reached, whatever name the client used.
+	r.Host = ap.String()
 	// kube-apiserver authenticates client certificates signed by the cluster CA; the TLS layer
 	// verified any certificate given, so a request without one is anonymous.
 	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {

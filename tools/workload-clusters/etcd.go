@@ -76,7 +76,10 @@ func electLeader(ctx context.Context, store inmemoryruntime.Client) error {
 		if candidate == nil {
 			return nil
 		}
-		candidate.Annotations[cloudv1.EtcdLeaderFromAnnotationName] = time.Now().Format(time.RFC3339)
+		// Backdated by a second: upstream's MoveLeader stamps the target with the current time at
+		// one-second resolution and the latest stamp leads, so a move within the second of an
+		// election would otherwise tie with it.
+		candidate.Annotations[cloudv1.EtcdLeaderFromAnnotationName] = time.Now().Add(-time.Second).Format(time.RFC3339)
 		if err := store.Update(ctx, candidate); !isConflict(err) {
 			return err
 		}

@@ -65,6 +65,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, t requestTarget,
 		}
 	}
 	obj.SetUID(uuid.NewUUID())
+	prepareForStorage(obj)
 	if err := store.Create(r.Context(), obj); err != nil {
 		writeStatus(w, err)
 		return
@@ -193,6 +194,7 @@ func (s *Server) retryUpdate(ctx context.Context, store inmemoryruntime.Client, 
 		if err != nil {
 			return err
 		}
+		prepareForStorage(obj)
 		err = store.Update(ctx, obj)
 		if !isConflict(err) || !retryable {
 			return err
@@ -265,6 +267,22 @@ func checkNamespace(obj client.Object, t requestTarget) error {
 	}
 	obj.SetNamespace(t.namespace)
 	return nil
+}
+
+// prepareForStorage does what kube-apiserver's registry strategies do before storing that
+// clients can observe: a Secret's stringData is merged into data.
+func prepareForStorage(obj client.Object) {
+	secret, ok := obj.(*corev1.Secret)
+	if !ok || secret.StringData == nil {
+		return
+	}
+	if secret.Data == nil {
+		secret.Data = map[string][]byte{}
+	}
+	for k, v := range secret.StringData {
+		secret.Data[k] = []byte(v)
+	}
+	secret.StringData = nil
 }
 
 func writeObject(w http.ResponseWriter, code int, gvk schema.GroupVersionKind, obj client.Object) {
