@@ -74,6 +74,13 @@ func (s *Server) serveCluster(w http.ResponseWriter, r *http.Request) {
 		s.update(w, r, t, store)
 	case r.Method == http.MethodPatch:
 		s.patch(w, r, t, store)
+	case r.Method == http.MethodGet && r.URL.Query().Get("watch") == "true":
+		filtered, err := newWatchFilter(w, r, t.namespace)
+		if err != nil {
+			writeStatus(w, apierrors.NewBadRequest(err.Error()))
+			return
+		}
+		s.upstream.ServeHTTP(filtered, r)
 	default:
 		s.upstream.ServeHTTP(w, r)
 	}

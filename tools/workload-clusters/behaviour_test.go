@@ -253,6 +253,40 @@ func TestWatchSeesChanges(t *testing.T) {
 	t.Fatal("no MODIFIED event for the patch")
 }
 
+// TestWatchHonoursSelectors: KCP caches kube-system static pods by label selector.
+func TestWatchHonoursSelectors(t *testing.T) {
+	st := startStack(t, Options{})
+	c := st.newCluster("selectors", "127.0.23.101")
+	c.mustPut("cp-0", c.request(true, true), http.StatusCreated)
+	cs := c.clientset()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	list, err := cs.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "component in (etcd)"})
+	if err != nil || len(list.Items) != 1 {
+		t.Fatalf("list: %v %v", list, err)
+	}
+	w, err := cs.CoreV1().Pods("kube-system").Watch(ctx, metav1.ListOptions{LabelSelector: "component in (etcd)", ResourceVersion: list.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	pod := func(ns, name, component string) *corev1.Pod {
+		return &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{"component": component}},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "i"}}},
+		}
+	}
+	for _, p := range []*corev1.Pod{pod("default", "other-namespace", "etcd"), pod("kube-system", "other-label", "x"), pod("kube-system", "wanted", "etcd")} {
+		if _, err := cs.CoreV1().Pods(p.Namespace).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ev := <-w.ResultChan()
+	if p, ok := ev.Object.(*corev1.Pod); !ok || p.Name != "wanted" {
+		t.Fatalf("first event: %s %v", ev.Type, ev.Object)
+	}
+}
+
 // TestNodeLifecycle: a reset host's Node turns Unknown after the grace period and comes back
 // when the host joins again; a deleted Node's pods are collected after the quarantine.
 func TestNodeLifecycle(t *testing.T) {
