@@ -220,10 +220,17 @@ func TestWritesAsKubeAPIServer(t *testing.T) {
 	if err := cl.Get(ctx, client.ObjectKeyFromObject(pod), pod); !apierrors.IsNotFound(err) {
 		t.Fatalf("evicted pod: %v", err)
 	}
-	// Cluster API deletes the Node of a deleted Machine.
+	// Cluster API deletes the Node of a deleted Machine; the host claimed again without a reset
+	// fails kubeadm's preflight checks, and joins again once reset.
 	if err := cl.Delete(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "worker-0"}}); err != nil {
 		t.Fatal(err)
 	}
+	join["bootstrapToken"] = "abcdef.0123456789abcdef"
+	if code, _ := c.put("worker-0", join); code != http.StatusConflict {
+		t.Fatalf("join of a dirty host: %d", code)
+	}
+	c.reset("worker-0")
+	c.mustPut("worker-0", join, http.StatusCreated)
 }
 
 func TestWatchSeesChanges(t *testing.T) {

@@ -198,6 +198,13 @@ func (s *Server) joinNode(ctx context.Context, c *cluster, name string, req *nod
 	if n != nil && n.running && n.controlPlane != req.ControlPlane {
 		return false, failf(http.StatusConflict, "host %s runs as %s of cluster %s: reset it first", name, role(n.controlPlane), c.key)
 	}
+	if n != nil && n.running {
+		// A host still running whose Node is gone: its Machine was deleted and the host claimed
+		// again without a reset, where kubeadm's preflight checks fail (ports and files in use).
+		if err := s.client(c).Get(ctx, client.ObjectKey{Name: name}, &corev1.Node{}); apierrors.IsNotFound(err) {
+			return false, failf(http.StatusConflict, "host %s still runs the kubelet and static pods of a deleted Node of cluster %s: kubeadm's preflight checks fail until it is reset", name, c.key)
+		}
+	}
 	started := n == nil || !n.running
 	if n == nil {
 		n = &node{name: name}
