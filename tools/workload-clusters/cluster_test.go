@@ -273,3 +273,11 @@ func kubernetesFor(t testing.TB, cfg *rest.Config) *kubernetes.Clientset {
 	}
 	return cs
 }
+
+func TestListenPortGuard(t *testing.T) {
+	st := startStack(t, Options{ListenPort: 6443})
+	c := st.newCluster("port", "127.0.14.100") // on the stack's free port, not 6443
+	if code, resp := c.put("cp-0", c.request(true, true)); code != http.StatusBadRequest || !strings.Contains(resp["message"].(string), "--listen-port") {
+		t.Fatalf("endpoint on another port: %d %v", code, resp)
+	}
+}

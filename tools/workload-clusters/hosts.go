@@ -45,6 +45,9 @@ func (s *Server) putNode(ctx context.Context, key clusterKey, name string, req *
 	if err != nil {
 		return nodeView{}, false, failf(http.StatusBadRequest, "%v", err)
 	}
+	if s.opts.ListenPort != 0 && endpoint.Port() != s.opts.ListenPort {
+		return nodeView{}, false, failf(http.StatusBadRequest, "endpoint %s: this server serves API servers on port %d only (--listen-port)", endpoint, s.opts.ListenPort)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if owner, ok := s.hosts[name]; ok && owner != key {

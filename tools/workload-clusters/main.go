@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -47,6 +48,11 @@ func parseFlags(args []string) (*flags, error) {
 	fs.BoolVar(&f.stdinLifeline, "stdin-lifeline", true, "stop when stdin reaches EOF (the parent process is gone);\nuse --stdin-lifeline=false when stdin is /dev/null")
 	fs.BoolVar(&f.opts.CNIPreinstalled, "cni-preinstalled", false, "every cluster's owner brings a CNI: nodes are Ready as soon as their kubelet runs")
 	fs.DurationVar(&f.opts.NodeMonitorGracePeriod, "node-monitor-grace-period", 50*time.Second, "how long after a host is reset its Node turns Unknown (kube-controller-manager's default)")
+	fs.Func("listen-port", "accept only control-plane endpoints on this port, e.g. 6443 (default: any; each cluster is served on the <ip>:<port> its init names)", func(v string) error {
+		port, err := strconv.ParseUint(v, 10, 16)
+		f.opts.ListenPort = uint16(port)
+		return err
+	})
 	fs.DurationVar(&f.opts.PodGCQuarantine, "pod-gc-quarantine", 40*time.Second, "how long after a Node is deleted the Pods bound to it are (kube-controller-manager's podgc)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: workload-clusters [flags]

@@ -35,6 +35,8 @@ type Options struct {
 	// PodGCQuarantine is how long the pod garbage collector waits after a Node disappears
 	// before it deletes the Pods bound to it (kube-controller-manager's podgc quarantineTime, 40s).
 	PodGCQuarantine time.Duration
+	// ListenPort, when not 0, is the only port control-plane endpoints may use.
+	ListenPort uint16
 }
 
 // Server serves the workload clusters of one test stack: each cluster's API server and etcd
