@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -29,7 +30,7 @@ func (s *Server) serveCluster(w http.ResponseWriter, r *http.Request) {
 	if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
 		// Upstream's etcd handler finds the cluster by the connection's local address, and the
 		// member by the request's :authority (its Host), which must stay etcd-<node>.
-		s.serveEtcd(w, r)
+		s.serveEtcd(w, r, ap)
 		return
 	}
 	// Upstream's API handler resolves the cluster from the request's Host, and its port-forward
@@ -86,11 +87,15 @@ func (s *Server) serveCluster(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// serveEtcd serves gRPC only on connections that named an etcd member: their TLS layer required a
-// client certificate of the cluster's etcd CA, as etcd's --client-cert-auth does.
-func (s *Server) serveEtcd(w http.ResponseWriter, r *http.Request) {
-	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || !strings.HasPrefix(r.TLS.ServerName, "etcd-") {
-		writeStatus(w, apierrors.NewUnauthorized("etcd is served only to etcd clients"))
+// serveEtcd serves gRPC only on connections that named one of the cluster's etcd members: their
+// TLS layer required a client certificate of the cluster's etcd CA, as etcd's --client-cert-auth does.
+func (s *Server) serveEtcd(w http.ResponseWriter, r *http.Request, ap netip.AddrPort) {
+	s.mu.RLock()
+	c, ok := s.byAddr[ap]
+	member := ok && r.TLS != nil && c.etcdTLS[r.TLS.ServerName] != nil
+	s.mu.RUnlock()
+	if !member || len(r.TLS.VerifiedChains) == 0 {
+		writeStatus(w, apierrors.NewUnauthorized("etcd is served only to the clients of an etcd member"))
 		return
 	}
 	s.etcd.ServeHTTP(w, r)

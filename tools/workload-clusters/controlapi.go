@@ -3,12 +3,14 @@ package main
 // The control API: plain HTTP and JSON for the host agents (README.md, "Control API").
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/blang/semver/v4"
@@ -171,6 +173,9 @@ func (s *Server) listClusters(ctx context.Context) []clusterView {
 		}
 		views = append(views, v)
 	}
+	slices.SortFunc(views, func(a, b clusterView) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
 	return views
 }
 

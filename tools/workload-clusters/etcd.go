@@ -55,9 +55,10 @@ func annotateNewMember(c *cluster, pod *corev1.Pod, members []corev1.Pod) {
 // starts, or the leader's host was reset), as etcd's raft election does; it picks the first
 // member by name. KCP moves leadership itself before it removes a leader (ForwardEtcdLeadership).
 func electLeader(ctx context.Context, store inmemoryruntime.Client) error {
-	for {
-		pods, err := listEtcdPods(ctx, store)
-		if err != nil {
+	var err error
+	for range maxConflictRetries {
+		var pods []corev1.Pod
+		if pods, err = listEtcdPods(ctx, store); err != nil {
 			return err
 		}
 		var candidate *corev1.Pod
@@ -80,10 +81,11 @@ func electLeader(ctx context.Context, store inmemoryruntime.Client) error {
 		// one-second resolution and the latest stamp leads, so a move within the second of an
 		// election would otherwise tie with it.
 		candidate.Annotations[cloudv1.EtcdLeaderFromAnnotationName] = time.Now().Add(-time.Second).Format(time.RFC3339)
-		if err := store.Update(ctx, candidate); !isConflict(err) {
+		if err = store.Update(ctx, candidate); !isConflict(err) {
 			return err
 		}
 	}
+	return err
 }
 
 // etcdMemberTLS is what etcd serves a member's clients with: its certificate from the etcd CA

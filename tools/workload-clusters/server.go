@@ -180,19 +180,23 @@ func (s *Server) serve(l *vipListener) {
 	}
 }
 
+// maxConflictRetries bounds the retries of a write that lost a race with another writer.
+const maxConflictRetries = 10
+
 // mutate reads an object, applies change and writes it back when change reports a difference,
 // retrying when another writer got there first.
 func mutate(ctx context.Context, c inmemoryruntime.Client, obj client.Object, change func() bool) error {
-	for {
-		if err := c.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+	var err error
+	for range maxConflictRetries {
+		if err = c.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
 			return err
 		}
 		if !change() {
 			return nil
 		}
-		err := c.Update(ctx, obj)
-		if !isConflict(err) {
+		if err = c.Update(ctx, obj); !isConflict(err) {
 			return err
 		}
 	}
+	return err
 }

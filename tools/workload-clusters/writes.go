@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
@@ -181,25 +182,27 @@ func (s *Server) applyPatch(patchType types.PatchType, patchData []byte, current
 // retryUpdate reads the target, lets next compute the object to store, and stores it; a conflict
 // with a concurrent writer is retried when next says the write does not depend on the version read.
 func (s *Server) retryUpdate(ctx context.Context, store inmemoryruntime.Client, t requestTarget, next func(current client.Object) (client.Object, bool, error)) error {
-	for {
-		current, err := s.scheme.New(t.gvk())
-		if err != nil {
+	var err error
+	for range maxConflictRetries {
+		var current runtime.Object
+		if current, err = s.scheme.New(t.gvk()); err != nil {
 			return apierrors.NewInternalError(err)
 		}
 		currentObj := current.(client.Object)
-		if err := store.Get(ctx, client.ObjectKey{Namespace: t.namespace, Name: t.name}, currentObj); err != nil {
+		if err = store.Get(ctx, client.ObjectKey{Namespace: t.namespace, Name: t.name}, currentObj); err != nil {
 			return err
 		}
-		obj, retryable, err := next(currentObj)
-		if err != nil {
+		var obj client.Object
+		var retryable bool
+		if obj, retryable, err = next(currentObj); err != nil {
 			return err
 		}
 		prepareForStorage(obj)
-		err = store.Update(ctx, obj)
-		if !isConflict(err) || !retryable {
+		if err = store.Update(ctx, obj); !isConflict(err) || !retryable {
 			return err
 		}
 	}
+	return err
 }
 
 // evict serves pods/<name>/eviction. The in-memory server serves no PodDisruptionBudgets, so an
