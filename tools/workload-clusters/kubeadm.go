@@ -24,8 +24,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// Images kubeadm v1.33 deploys for its addons and etcd unless the ClusterConfiguration names
-// others (cmd/kubeadm/app/constants: CoreDNSVersion, SupportedEtcdVersion).
+// Images kubeadm v1.33.0 deploys for CoreDNS and etcd unless the ClusterConfiguration names
+// others (cmd/kubeadm/app/constants: CoreDNSVersion, SupportedEtcdVersion); KCP reads the
+// CoreDNS tag to decide on a Corefile migration.
 const (
 	defaultCoreDNSTag = "v1.12.0"
 	defaultEtcdTag    = "3.5.21-0"
