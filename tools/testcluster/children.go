@@ -26,6 +26,13 @@ func startChild(dir, name string, args ...string) (*child, error) {
 	if err != nil {
 		return nil, err
 	}
+	return startProcess(dir, name, exec.Command(self, append([]string{name}, args...)...))
+}
+
+// startProcess starts cmd with its output in <dir>/<name>.log, in its own process group and
+// killed by the kernel when we die. Attributes already in cmd.SysProcAttr (e.g. namespace flags)
+// are kept.
+func startProcess(dir, name string, cmd *exec.Cmd) (*child, error) {
 	logPath := filepath.Join(dir, name+".log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -33,14 +40,14 @@ func startChild(dir, name string, args ...string) (*child, error) {
 	}
 	defer logFile.Close() // the child has its own copy of the descriptor
 
-	cmd := exec.Command(self, append([]string{name}, args...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		// Own process group: a terminal's Ctrl-C reaches only us, and we stop children in order.
-		Setpgid: true,
-		// If we die without cleaning up (SIGKILL), the kernel kills the child.
-		Pdeathsig: syscall.SIGKILL,
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
+	// Own process group: a terminal's Ctrl-C reaches only us, and we stop children in order.
+	cmd.SysProcAttr.Setpgid = true
+	// If we die without cleaning up (SIGKILL), the kernel kills the child.
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	if err := spawn(cmd); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}

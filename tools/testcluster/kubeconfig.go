@@ -15,10 +15,15 @@ import (
 
 // writeKubeconfig writes an admin kubeconfig with the CA embedded, so it works from anywhere.
 func writeKubeconfig(path, server string, p *pki) error {
+	return writeTokenKubeconfig(path, server, p.caPEM, "admin", p.adminToken)
+}
+
+// writeTokenKubeconfig writes a kubeconfig that authenticates user with a bearer token.
+func writeTokenKubeconfig(path, server string, caPEM []byte, user, token string) error {
 	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["testcluster"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: p.caPEM}
-	cfg.AuthInfos["admin"] = &clientcmdapi.AuthInfo{Token: p.adminToken}
-	cfg.Contexts["testcluster"] = &clientcmdapi.Context{Cluster: "testcluster", AuthInfo: "admin", Namespace: "default"}
+	cfg.Clusters["testcluster"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: caPEM}
+	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{Token: token}
+	cfg.Contexts["testcluster"] = &clientcmdapi.Context{Cluster: "testcluster", AuthInfo: user, Namespace: "default"}
 	cfg.CurrentContext = "testcluster"
 	return clientcmd.WriteToFile(*cfg, path)
 }

@@ -27,7 +27,9 @@ type pki struct {
 	tokenAuthFile string
 }
 
-func newPKI(dir string) (*pki, error) {
+// newPKI generates the credentials; extraIPs are further addresses the API server is reached at
+// (with --managers: the host end of the managers' network namespace link).
+func newPKI(dir string, extraIPs ...net.IP) (*pki, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -39,13 +41,13 @@ func newPKI(dir string) (*pki, error) {
 		tokenAuthFile: filepath.Join(dir, "tokens.csv"),
 	}
 
-	caKey, caCert, err := newCA()
+	caKey, caCert, err := newCA("testcluster-ca")
 	if err != nil {
 		return nil, err
 	}
 	p.caPEM = pemBlock("CERTIFICATE", caCert.Raw)
 
-	servingKey, servingDER, err := newServingCert(caKey, caCert)
+	servingKey, servingDER, err := newServingCert(caKey, caCert, extraIPs)
 	if err != nil {
 		return nil, err
 	}
@@ -83,14 +85,14 @@ func newPKI(dir string) (*pki, error) {
 	return p, nil
 }
 
-func newCA() (*ecdsa.PrivateKey, *x509.Certificate, error) {
+func newCA(commonName string) (*ecdsa.PrivateKey, *x509.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "testcluster-ca"},
+		Subject:               pkix.Name{CommonName: commonName},
 		NotBefore:             time.Now().Add(-time.Hour), // tolerate small clock skew
 		NotAfter:              time.Now().Add(10 * 365 * 24 * time.Hour),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
@@ -105,7 +107,7 @@ func newCA() (*ecdsa.PrivateKey, *x509.Certificate, error) {
 	return key, cert, err
 }
 
-func newServingCert(caKey *ecdsa.PrivateKey, ca *x509.Certificate) (*ecdsa.PrivateKey, []byte, error) {
+func newServingCert(caKey *ecdsa.PrivateKey, ca *x509.Certificate, extraIPs []net.IP) (*ecdsa.PrivateKey, []byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -118,7 +120,7 @@ func newServingCert(caKey *ecdsa.PrivateKey, ca *x509.Certificate) (*ecdsa.Priva
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		// kube-rs connects to https://127.0.0.1:<port>, so the IP SAN is what gets verified.
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		IPAddresses: append([]net.IP{net.IPv4(127, 0, 0, 1)}, extraIPs...),
 		DNSNames:    []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -24,6 +25,8 @@ type upOptions struct {
 	timeout       time.Duration
 	stdinLifeline bool
 	apiserverArgs stringList
+	managersDir   string
+	managerArgs   stringList
 }
 
 type stringList []string
@@ -41,6 +44,10 @@ func parseUpFlags(args []string) (*upOptions, error) {
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Minute, "give up when the control plane is not ready within this time")
 	fs.BoolVar(&o.stdinLifeline, "stdin-lifeline", true, "shut down when stdin reaches EOF (the parent process is gone);\nuse --stdin-lifeline=false when stdin is /dev/null")
 	fs.Var(&o.apiserverArgs, "apiserver-arg", "extra kube-apiserver flag, e.g. --apiserver-arg=--v=4; repeatable")
+	fs.StringVar(&o.managersDir, "managers", "", "directory with the Cluster API and BYOH manager binaries (tools/capi-managers/bin):\n"+
+		"run them in a network namespace of their own, with their webhooks registered (needs root)")
+	fs.Var(&o.managerArgs, "manager-arg", "extra flag of one manager, <manager>=<flag>, e.g.\n"+
+		"--manager-arg=controlplane-kubeadm=--kubeadmcontrolplane-concurrency=50; repeatable")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: testcluster up [flags]
 
@@ -48,6 +55,9 @@ Starts etcd (in this process), kube-apiserver and kube-controller-manager (child
 writes <dir>/kubeconfig (admin token, CA embedded) and prints one line to stdout:
   READY <kubeconfig-path> <seconds-to-start>
 Component logs go to <dir>/*.log. Stops everything on SIGINT/SIGTERM or when stdin closes.
+With --managers, the real Cluster API managers (cluster-api, bootstrap-kubeadm,
+controlplane-kubeadm) and BYOH's (byoh) run too, in a network namespace of their own, before
+READY; <dir>/managers.json says how to reach them and join their namespace.
 Commands, one per line on stdin:
   restart-apiserver   stop kube-apiserver and start it again on the same port and etcd data;
                       prints RESTARTED <seconds> once it is ready again
@@ -61,6 +71,19 @@ Flags:
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if len(o.managerArgs) > 0 && o.managersDir == "" {
+		return nil, fmt.Errorf("--manager-arg needs --managers")
+	}
+	if _, err := parseManagerArgs(o.managerArgs); err != nil {
+		return nil, err
+	}
+	if o.managersDir != "" {
+		dir, err := filepath.Abs(o.managersDir)
+		if err != nil {
+			return nil, err
+		}
+		o.managersDir = dir
 	}
 	return o, nil
 }
@@ -144,6 +167,8 @@ func runUp(args []string) int {
 			fmt.Fprintf(os.Stderr, "testcluster up: kube-apiserver exited unexpectedly (%v)\n", cp.apiserver.waitErr)
 		case <-cp.controllerManagerExited():
 			fmt.Fprintf(os.Stderr, "testcluster up: kube-controller-manager exited unexpectedly (%v)\n", cp.controllerManager.waitErr)
+		case m := <-cp.managerExited():
+			fmt.Fprintf(os.Stderr, "testcluster up: manager %s exited unexpectedly (%v)\n", m.name, m.child.waitErr)
 		case err := <-cp.etcd.Err():
 			fmt.Fprintf(os.Stderr, "testcluster up: etcd failed: %v\n", err)
 		}
@@ -162,10 +187,22 @@ type controlPlane struct {
 	// How the running kube-apiserver was started, to start it again the same way.
 	apiserverArgs []string
 	apiserverREST *rest.Config
+	netns         *netns    // with --managers: their network namespace
+	managers      *managers // with --managers
 }
 
 func (cp *controlPlane) start(ctx context.Context, opts *upOptions) error {
-	p, err := newPKI(filepath.Join(cp.dir, "pki"))
+	var apiserverIPs []net.IP
+	if opts.managersDir != "" {
+		// First, so that kube-apiserver's certificate can name the address the managers reach
+		// it at.
+		var err error
+		if cp.netns, err = newNetns(cp.dir); err != nil {
+			return err
+		}
+		apiserverIPs = append(apiserverIPs, cp.netns.hostIP)
+	}
+	p, err := newPKI(filepath.Join(cp.dir, "pki"), apiserverIPs...)
 	if err != nil {
 		return err
 	}
@@ -195,6 +232,12 @@ func (cp *controlPlane) start(ctx context.Context, opts *upOptions) error {
 			"--leader-elect=false",
 			"--secure-port=0", // no serving, so no delegated authn/authz setup and no port to pick
 		)
+		if err != nil {
+			return err
+		}
+	}
+	if opts.managersDir != "" {
+		cp.managers, err = startManagers(ctx, cp, p, opts)
 	}
 	return err
 }
@@ -208,9 +251,14 @@ func (cp *controlPlane) startAPIServer(ctx context.Context, p *pki, etcdURL stri
 			return "", err
 		}
 		server := "https://127.0.0.1:" + strconv.Itoa(port)
+		bindAddress := "127.0.0.1"
+		if cp.netns != nil {
+			// Also on our end of the managers' link; clients here keep using 127.0.0.1.
+			bindAddress = "0.0.0.0"
+		}
 		args := append([]string{
 			"--etcd-servers=" + etcdURL,
-			"--bind-address=127.0.0.1",
+			"--bind-address=" + bindAddress,
 			"--advertise-address=127.0.0.1", // also avoids needing a default route
 			"--secure-port=" + strconv.Itoa(port),
 			"--tls-cert-file=" + p.servingCert,
@@ -271,6 +319,13 @@ func (cp *controlPlane) restartAPIServer(ctx context.Context) error {
 	}
 }
 
+func (cp *controlPlane) managerExited() <-chan *runningManager {
+	if cp.managers == nil {
+		return nil // blocks forever in select
+	}
+	return cp.managers.exited
+}
+
 func (cp *controlPlane) controllerManagerExited() <-chan struct{} {
 	if cp.controllerManager == nil {
 		return nil // blocks forever in select
@@ -280,6 +335,12 @@ func (cp *controlPlane) controllerManagerExited() <-chan struct{} {
 
 // stop shuts down in reverse start order so that no component loses its backend while running.
 func (cp *controlPlane) stop() {
+	if cp.managers != nil {
+		cp.managers.stop(10 * time.Second)
+	}
+	if cp.netns != nil {
+		cp.netns.stop()
+	}
 	if cp.controllerManager != nil {
 		cp.controllerManager.stop(10 * time.Second)
 	}
@@ -293,7 +354,11 @@ func (cp *controlPlane) stop() {
 
 // dumpLogs copies the end of each component log to stderr, since a temporary dir is removed.
 func (cp *controlPlane) dumpLogs() {
-	for _, name := range []string{"etcd", "kube-apiserver", "kube-controller-manager"} {
+	names := []string{"etcd", "kube-apiserver", "kube-controller-manager", "netns-holder"}
+	for _, p := range providers {
+		names = append(names, p.name)
+	}
+	for _, name := range names {
 		lines := tail(filepath.Join(cp.dir, name+".log"), 25)
 		if len(lines) == 0 {
 			continue

@@ -50,23 +50,47 @@ impl TestCluster {
     /// Starts a separate control plane owned by the caller, e.g. to play a remote O-Cloud.
     /// It stops when the value is dropped.
     pub async fn start_new() -> anyhow::Result<TestCluster> {
-        Self::start_with_flags(Vec::new()).await
+        Self::start_with_flags(Vec::new(), Vec::new()).await
+    }
+
+    /// Starts a separate control plane, as [`TestCluster::start_new`] does, that also runs the
+    /// real Cluster API v1.10.10 managers (core, kubeadm bootstrap, kubeadm control plane) and
+    /// BYOH v0.5.0's, with their webhooks registered, in a network namespace of their own
+    /// (`testcluster up --managers`; needs root). The binaries come from
+    /// `tools/capi-managers/build.sh` (or `CAPI_MANAGERS_BIN`). `manager_args` are
+    /// `<manager>=<flag>` pairs, e.g. `controlplane-kubeadm=--kubeadmcontrolplane-concurrency=50`.
+    /// [`TestCluster::managers_file`] says how to reach the managers and join their namespace.
+    pub async fn start_with_managers(manager_args: &[&str]) -> anyhow::Result<TestCluster> {
+        let dir = managers_dir();
+        if !dir.join("cluster-api").is_file() {
+            anyhow::bail!(
+                "{} holds no managers: build them with tools/capi-managers/build.sh (or set CAPI_MANAGERS_BIN)",
+                dir.display()
+            );
+        }
+        let mut up_flags = vec!["--managers".to_string(), dir.to_string_lossy().into_owned()];
+        up_flags.extend(manager_args.iter().map(|a| format!("--manager-arg={a}")));
+        Self::start_with_flags(Vec::new(), up_flags).await
     }
 
     /// Starts a separate control plane, as [`TestCluster::start_new`] does, whose API server
     /// writes an audit log into `dir` (for counting requests by client).
     pub async fn start_audited(dir: &Path) -> anyhow::Result<(TestCluster, AuditLog)> {
         let (log, flags) = AuditLog::prepare(dir)?;
-        Ok((Self::start_with_flags(flags).await?, log))
+        Ok((Self::start_with_flags(flags, Vec::new()).await?, log))
     }
 
-    async fn start_with_flags(apiserver_flags: Vec<String>) -> anyhow::Result<TestCluster> {
+    async fn start_with_flags(
+        apiserver_flags: Vec<String>,
+        up_flags: Vec<String>,
+    ) -> anyhow::Result<TestCluster> {
         let binary = harness_binary();
         let dirs = crd_dirs()?;
-        let harness =
-            tokio::task::spawn_blocking(move || Harness::start(&binary, &dirs, &apiserver_flags))
-                .await
-                .context("harness start task")??;
+        let harness = tokio::task::spawn_blocking(move || {
+            Harness::start(&binary, &dirs, &apiserver_flags, &up_flags)
+        })
+        .await
+        .context("harness start task")??;
         crate::notice(format_args!(
             "control plane ready in {:.1}s ({})",
             harness.startup.as_secs_f64(),
@@ -122,6 +146,18 @@ impl TestCluster {
     /// The admin kubeconfig (token of a `system:masters` user, CA embedded).
     pub fn kubeconfig_path(&self) -> &Path {
         &self.kubeconfig
+    }
+
+    /// `managers.json` of a control plane started by [`TestCluster::start_with_managers`]: its
+    /// network namespace (`netns`: holder `pid`, `path` for `nsenter --net=`, `hostIP`,
+    /// `namespaceIP`, `localRoutes`), the API server's URL from inside it (`apiServer`), the
+    /// webhook CA and each manager (`name`, `pid`, `module`, `args`, `log`, `kubeconfig`,
+    /// `webhookURL`, `healthURL`, `metricsURL`). Absent for other control planes.
+    pub fn managers_file(&self) -> PathBuf {
+        self.kubeconfig
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("managers.json")
     }
 
     /// The PEM of the CA that signed the API server's certificate, which `testcluster up`
@@ -232,6 +268,13 @@ impl TestCluster {
     pub fn impersonating_client(&self, user: &str, groups: &[&str]) -> anyhow::Result<Client> {
         clients::impersonating_client(&self.config, user, groups)
     }
+}
+
+/// The manager binaries of `tools/capi-managers/build.sh`, overridable with `CAPI_MANAGERS_BIN`.
+fn managers_dir() -> PathBuf {
+    std::env::var_os("CAPI_MANAGERS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::repo_root().join("tools/capi-managers/bin"))
 }
 
 async fn load_kubeconfig(path: &Path) -> anyhow::Result<Config> {

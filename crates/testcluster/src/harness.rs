@@ -20,13 +20,14 @@ pub(crate) struct Harness {
 }
 
 impl Harness {
-    /// Starts the harness with the given CRD directories (and extra kube-apiserver flags) and
-    /// blocks until it is ready.
+    /// Starts the harness with the given CRD directories (and extra kube-apiserver flags, and
+    /// further flags of `testcluster up` such as `--managers`) and blocks until it is ready.
     /// Blocking: call it via `spawn_blocking`.
     pub(crate) fn start(
         binary: &Path,
         crd_dirs: &[PathBuf],
         apiserver_flags: &[String],
+        up_flags: &[String],
     ) -> anyhow::Result<Harness> {
         if !binary.is_file() {
             bail!(
@@ -42,6 +43,7 @@ impl Harness {
         for flag in apiserver_flags {
             command.arg(format!("--apiserver-arg={flag}"));
         }
+        command.args(up_flags);
         // stderr is inherited so a failed start explains itself in the test output.
         let mut child = command
             .stdin(Stdio::piped())
