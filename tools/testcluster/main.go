@@ -58,9 +58,6 @@ func main() {
 		os.Exit(cli.Run(cmd))
 	case "etcd":
 		etcdmain.Main(append([]string{"etcd"}, args...))
-	case "netns-holder":
-		// Internal: the process that holds the managers' network namespace (netns.go).
-		os.Exit(runNetnsHolder())
 	case "version", "--version":
 		fmt.Println(kubernetesVersion)
 	case "help", "-h", "--help":

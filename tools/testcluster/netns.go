@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -37,28 +36,17 @@ type netns struct {
 	namespaceIP net.IP // the namespace's end: where the API server reaches the webhooks
 }
 
-// runNetnsHolder is the body of the holder child: it only exists so that the namespace it was
-// cloned into lives exactly as long as it does. It exits on SIGTERM (or dies with its parent).
-func runNetnsHolder() int {
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	<-signals
-	return 0
-}
-
 // newNetns starts the holder in a new network namespace, links it to ours with a veth pair on a
 // /30 that no other stack uses, and brings the namespace's loopback, link and local routes up.
 func newNetns(dir string) (*netns, error) {
-	for _, tool := range []string{"ip", "nsenter"} {
+	for _, tool := range []string{"ip", "nsenter", "sleep"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			return nil, fmt.Errorf("--managers needs %s (iproute2, util-linux) on the PATH: %w", tool, err)
+			return nil, fmt.Errorf("--managers needs %s (iproute2, util-linux, coreutils) on the PATH: %w", tool, err)
 		}
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(self, "netns-holder")
+	// The holder only has to exist: the namespace it is cloned into lives exactly as long as
+	// it does. sleep is 1 MB where this binary is 90 MB once its packages are initialized.
+	cmd := exec.Command("sleep", "infinity")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
 	holder, err := startProcess(dir, "netns-holder", cmd)
 	if err != nil {

@@ -3,11 +3,13 @@
 //! its stack's network namespace, their webhooks answering (KCP's defaulting, BYOH's ByoHost
 //! guard), and one cluster reconciled as far as it goes without hosts or a workload cluster: KCP
 //! makes the cluster's certificates and a Machine, CABPK its bootstrap data, BYOH claims a host.
-//! Stopping a stack leaves no process and no link behind.
+//! Stopping a stack leaves no process and no link behind, and so does SIGKILLing its harness.
 //!
 //! Needs root (a network namespace per stack) and `tools/capi-managers/build.sh`.
 
-use std::path::PathBuf;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -16,8 +18,8 @@ use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
 use serde_json::{Value, json};
-use testcluster::processes::{alive, wait_gone};
-use testcluster::{TestCluster, wait_for};
+use testcluster::processes::{alive, descendants, wait_gone};
+use testcluster::{TestCluster, crd_dirs, harness_binary, repo_root, wait_for};
 
 const MANAGERS: [&str; 4] = [
     "cluster-api",
@@ -70,23 +72,77 @@ async fn real_managers_run_side_by_side_serve_webhooks_and_reconcile() -> anyhow
             .context("hostInterface")?
             .to_string();
         drop(cluster);
-        wait_gone(
-            "the managers and the namespace holder to stop",
-            &pids,
-            Duration::from_secs(60),
-        )
-        .await?;
-        wait_for(
-            &format!("link {link} to be removed"),
-            Duration::from_secs(30),
-            || {
-                let gone = !PathBuf::from("/sys/class/net").join(&link).exists();
-                async move { Ok(gone.then_some(())) }
-            },
-        )
-        .await?;
+        nothing_left(&pids, &link).await?;
     }
     Ok(())
+}
+
+/// A harness killed outright cannot clean up: its children die through Pdeathsig, and the
+/// kernel removes the namespace, and both ends of the link with it, after its last process.
+#[tokio::test]
+async fn a_sigkilled_harness_leaves_no_manager_and_no_link() -> anyhow::Result<()> {
+    let managers = std::env::var_os("CAPI_MANAGERS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("tools/capi-managers/bin"));
+    let mut command = Command::new(harness_binary());
+    command.arg("up").arg("--managers").arg(&managers);
+    for dir in crd_dirs()? {
+        command.arg("--crds").arg(dir);
+    }
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
+    let kubeconfig = PathBuf::from(
+        line.split_whitespace()
+            .nth(1)
+            .with_context(|| format!("no READY line: {line:?}"))?,
+    );
+    let dir = kubeconfig.parent().context("harness dir")?.to_path_buf();
+    let state: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("managers.json"))?)?;
+    let mut pids = vec![as_pid(&state["netns"]["pid"])?];
+    for name in MANAGERS {
+        pids.push(as_pid(&manager(&state, name)?["pid"])?);
+    }
+    let link = state["netns"]["hostInterface"]
+        .as_str()
+        .context("hostInterface")?
+        .to_string();
+
+    // Every process it started: kube-apiserver and kube-controller-manager too, which must be
+    // gone before the directory is removed.
+    pids.extend(descendants(child.id()));
+    child.kill()?; // SIGKILL
+    tokio::task::spawn_blocking(move || child.wait()).await??;
+    let left = nothing_left(&pids, &link).await;
+    // Only the directory stays, as documented for a SIGKILLed harness.
+    remove_dir(&dir)?;
+    left
+}
+
+async fn nothing_left(pids: &[u32], link: &str) -> anyhow::Result<()> {
+    wait_gone(
+        "the managers and the namespace holder to stop",
+        pids,
+        Duration::from_secs(60),
+    )
+    .await?;
+    wait_for(
+        &format!("link {link} to be removed"),
+        Duration::from_secs(30),
+        || {
+            let gone = !PathBuf::from("/sys/class/net").join(link).exists();
+            async move { Ok(gone.then_some(())) }
+        },
+    )
+    .await
+}
+
+fn remove_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::remove_dir_all(dir).with_context(|| format!("remove {}", dir.display()))
 }
 
 /// Each manager's process runs in the stack's namespace, and answers its /readyz there.
@@ -243,9 +299,10 @@ async fn one_cluster_reconciles_until_a_host_is_claimed(
         let hosts = hosts.clone();
         async move {
             let host = hosts.get("host-smoke").await?;
-            Ok(host.data["spec"]["bootstrapSecret"]["name"]
-                .is_string()
-                .then_some(host))
+            // BYOH's patch helper writes the spec and the status in two requests.
+            let claimed = host.data["spec"]["bootstrapSecret"]["name"].is_string()
+                && host.data["status"]["machineRef"]["name"].is_string();
+            Ok(claimed.then_some(host))
         }
     })
     .await?;
