@@ -100,7 +100,9 @@ async fn notify(shared: &Shared) {
     shared.stores.listed.wait().await;
     let http = callback::client();
     let mut memory = Memory::default();
+    let mut changes = shared.stores.changed.subscribe();
     loop {
+        changes.borrow_and_update();
         let now = Instant::now();
         let subscriptions = shared.stores.subscriptions.state();
         let mut seen = HashSet::new();
@@ -129,7 +131,7 @@ async fn notify(shared: &Shared) {
             at.saturating_duration_since(Instant::now())
         });
         tokio::select! {
-            () = shared.stores.changed.notified() => {}
+            _ = changes.changed() => {}
             () = tokio::time::sleep(sleep) => {}
         }
     }

@@ -19,6 +19,7 @@ use lcm_core::crd::ProvisioningRequest;
 use lcm_core::rest::provisioning::{Phase, ProvisioningRequestData, data, info, phase, spec};
 use lcm_core::rest::{ApiVersions, PROVISIONING_PREFIX, PROVISIONING_VERSION, is_object_uuid};
 use lcm_core::template::{self, ClusterParameters};
+use operator_kit::fresh;
 
 use crate::problem::Problem;
 use crate::server::{Shared, list_response, parse_body};
@@ -68,6 +69,7 @@ pub async fn create(State(shared): State<Shared>, body: Bytes) -> Result<Respons
             ),
             other => refused_or_internal(other),
         })?;
+    fresh::written(&shared.stores.changed, &shared.stores.requests, &created).await;
     let mut response = (StatusCode::CREATED, Json(info(&created))).into_response();
     set_location(&mut response, &body.provisioning_request_id);
     Ok(with_etag(&created, response))
@@ -128,6 +130,7 @@ pub async fn replace(
             ),
             other => refused_or_internal(other),
         })?;
+    fresh::written(&shared.stores.changed, &shared.stores.requests, &replaced).await;
     Ok(with_etag(&replaced, Json(info(&replaced)).into_response()))
 }
 
@@ -135,8 +138,19 @@ pub async fn delete(
     State(shared): State<Shared>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
+    let stores = &shared.stores;
+    let key = ObjectRef::new(&id);
+    let uid = stores.requests.get(&key).and_then(|r| r.uid());
     match api(&shared).delete(&id, &DeleteParams::background()).await {
-        Ok(_) => {
+        Ok(deleted) => {
+            // The operator's finalizer keeps the request until its cluster is gone: then the
+            // answer waits for the deletion mark, else for the request to go.
+            match deleted.left() {
+                Some(marked) => fresh::written(&stores.changed, &stores.requests, &marked).await,
+                None => {
+                    fresh::deleted(&stores.changed, &stores.requests, &key, uid.as_deref()).await
+                }
+            }
             let mut response = StatusCode::ACCEPTED.into_response();
             set_location(&mut response, &id);
             Ok(response)

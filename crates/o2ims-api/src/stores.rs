@@ -1,20 +1,18 @@
 //! What the server reads, from watches (never a LIST per request): the ProvisioningRequests,
 //! the host ledger, the ByoHosts, the host inventory ConfigMap and the subscriptions.
 
-use std::sync::Arc;
-
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
-use tokio::sync::Notify;
 
 use lcm_core::capi::Kind;
 use lcm_core::crd::{HostClaim, O2imsSubscription, ProvisioningRequest};
 use lcm_core::inventory::Inventory;
 use lcm_core::rest::inventory::HostView;
+use operator_kit::fresh::Changes;
 use operator_kit::watch::{self, Listed};
 
 /// The key of the host inventory ConfigMap (as the O2IMS operator reads it).
@@ -28,8 +26,9 @@ pub struct Stores {
     pub inventory: Store<ConfigMap>,
     pub subscriptions: Store<O2imsSubscription>,
     pub listed: Listed,
-    /// Wakes the notifier on every change any watch sees.
-    pub changed: Arc<Notify>,
+    /// Counts every change the stores took in: wakes the notifier, and lets a write wait
+    /// until the stores hold it.
+    pub changed: Changes,
 }
 
 impl Stores {
@@ -56,7 +55,7 @@ impl Stores {
             Api::<O2imsSubscription>::namespaced(client.clone(), namespace),
             watcher::Config::default(),
         );
-        let changed = Arc::new(Notify::new());
+        let changed = Changes::default();
         drain(requests_events, &changed);
         drain(claims_events, &changed);
         drain(byo_events, &changed);
@@ -128,18 +127,18 @@ impl Stores {
     }
 }
 
-/// Runs a store's watch, waking `changed` on each change; its errors are logged (the watch
-/// retries with back-off).
+/// Runs a store's watch, counting each change once the store holds it; its errors are logged
+/// (the watch retries with back-off).
 fn drain<K>(
     events: impl Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-    changed: &Arc<Notify>,
+    changed: &Changes,
 ) {
     let changed = changed.clone();
     tokio::spawn(async move {
         let mut events = std::pin::pin!(events);
         while let Some(event) = events.next().await {
             match event {
-                Ok(_) => changed.notify_one(),
+                Ok(_) => changed.bump(),
                 Err(error) => tracing::warn!(%error, "watch failed; retrying"),
             }
         }

@@ -17,6 +17,7 @@ use lcm_core::rest::selection::Selection;
 use lcm_core::rest::{INVENTORY_PREFIX, PROVISIONING_PREFIX, is_object_uuid};
 
 use lcm_core::rest::notifications::fingerprint;
+use operator_kit::fresh;
 
 use crate::problem::Problem;
 use crate::server::{Shared, list_response, parse_body};
@@ -121,6 +122,12 @@ pub async fn create(shared: Shared, api: SubscribedApi, body: Bytes) -> Result<R
             .await;
         return Err(Problem::internal(error));
     }
+    fresh::written(
+        &shared.stores.changed,
+        &shared.stores.subscriptions,
+        &created,
+    )
+    .await;
     let mut response = (StatusCode::CREATED, Json(view(&created))).into_response();
     if let Ok(location) = format!("{}/subscriptions/{id}", prefix(api)).parse() {
         response.headers_mut().insert(header::LOCATION, location);
@@ -129,20 +136,33 @@ pub async fn create(shared: Shared, api: SubscribedApi, body: Bytes) -> Result<R
 }
 
 pub async fn delete(shared: Shared, api: SubscribedApi, id: String) -> Result<Response, Problem> {
-    let found = is_object_uuid(&id)
-        && subscriptions(&shared)
+    let found = match is_object_uuid(&id) {
+        true => subscriptions(&shared)
             .get_opt(&id)
             .await
             .map_err(Problem::internal)?
-            .is_some_and(|s| s.spec.api == api);
-    if !found {
+            .filter(|s| s.spec.api == api),
+        false => None,
+    };
+    let Some(found) = found else {
         return Err(Problem::not_found("subscription", &id));
-    }
+    };
     match subscriptions(&shared)
         .delete(&id, &DeleteParams::default())
         .await
     {
-        Ok(_) => Ok(StatusCode::OK.into_response()),
+        Ok(_) => {
+            let stores = &shared.stores;
+            let key = ObjectRef::from_obj(&found);
+            fresh::deleted(
+                &stores.changed,
+                &stores.subscriptions,
+                &key,
+                found.uid().as_deref(),
+            )
+            .await;
+            Ok(StatusCode::OK.into_response())
+        }
         Err(kube::Error::Api(s)) if s.code == 404 => Err(Problem::not_found("subscription", &id)),
         Err(other) => Err(Problem::internal(other)),
     }

@@ -1,8 +1,9 @@
 //! The I/O edges both operators share: structured logs, Prometheus metrics,
 //! `/healthz` + `/readyz` + `/metrics`, leader election on a Lease, and
-//! server-side apply that writes only what changed.
+//! server-side apply that writes only what changed, and read-your-writes over watch caches.
 
 pub mod apply;
+pub mod fresh;
 pub mod leader;
 pub mod metrics;
 pub mod runtime;
