@@ -288,9 +288,12 @@ func prepareForStorage(obj client.Object) {
 	secret.StringData = nil
 }
 
+// writeObject answers with a copy: the store hands the object it was given to its watchers,
+// which encode it concurrently.
 func writeObject(w http.ResponseWriter, code int, gvk schema.GroupVersionKind, obj client.Object) {
-	obj.GetObjectKind().SetGroupVersionKind(gvk)
-	writeJSON(w, code, obj)
+	out := obj.DeepCopyObject()
+	out.GetObjectKind().SetGroupVersionKind(gvk)
+	writeJSON(w, code, out)
 }
 
 func isConflict(err error) bool { return apierrors.IsConflict(err) }
