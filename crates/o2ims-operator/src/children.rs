@@ -19,7 +19,7 @@ use lcm_core::capi::{self, DELETE_MACHINE_ANNOTATION, Kind};
 use lcm_core::crd::ProvisioningRequest;
 use lcm_core::status::provisioning::Observed;
 use lcm_core::template::{ClusterParameters, Cni};
-use operator_kit::apply::Live;
+use operator_kit::apply::{Applied, Live};
 
 use crate::config::Config;
 use crate::context::Context;
@@ -43,26 +43,26 @@ pub fn owner_reference(request: &ProvisioningRequest, controller: bool) -> Value
 const CONSUMERS: [&str; 3] = ["Cluster", "KubeadmControlPlane", "MachineDeployment"];
 
 /// Applies `objects` owned by `request`, the templates and the rest at once, then their
-/// consumers at once; returns how many were written. `new`: the cluster's objects do not exist
-/// yet.
+/// consumers at once; returns the most any object's write changed. `new`: the cluster's
+/// objects do not exist yet.
 pub async fn apply_owned(
     ctx: &Context,
     request: &ProvisioningRequest,
     objects: Vec<Value>,
     new: bool,
-) -> Result<usize> {
+) -> Result<Applied> {
     let (consumers, first): (Vec<Value>, Vec<Value>) = objects
         .into_iter()
         .partition(|o| CONSUMERS.contains(&o["kind"].as_str().unwrap_or_default()));
-    let mut written = 0;
+    let mut most = Applied::Unchanged;
     for objects in [first, consumers] {
         let writes = objects
             .into_iter()
             .map(|object| apply_one(ctx, request, object, new));
         let applied = futures::future::try_join_all(writes).await?;
-        written += applied.into_iter().filter(|written| *written).count();
+        most = applied.into_iter().fold(most, Applied::max);
     }
-    Ok(written)
+    Ok(most)
 }
 
 async fn apply_one(
@@ -70,7 +70,7 @@ async fn apply_one(
     request: &ProvisioningRequest,
     mut object: Value,
     new: bool,
-) -> Result<bool> {
+) -> Result<Applied> {
     let controller = matches!(
         object["kind"].as_str(),
         Some("Namespace" | "Cluster" | "Job" | "ConfigMap" | "BootstrapKubeconfig")
@@ -117,7 +117,7 @@ pub async fn claim_namespace(
 
 /// Brings the cluster's objects to `params`. `applied` are the parameters the objects were
 /// last applied from; `observed` is their current state. Returns what the user should know
-/// (a missing CNI manifest), and whether anything was written.
+/// (a missing CNI manifest), and what the writes changed.
 pub async fn ensure(
     ctx: &Context,
     request: &ProvisioningRequest,
@@ -125,7 +125,7 @@ pub async fn ensure(
     applied: Option<&ClusterParameters>,
     observed: &Observed,
     hosts: &BTreeMap<String, (ByoHostView, Value)>,
-) -> Result<(Option<String>, bool)> {
+) -> Result<(Option<String>, Applied)> {
     let calico = match params.cni {
         Cni::Calico => calico_manifest(ctx),
         Cni::None => None,
@@ -169,7 +169,7 @@ pub async fn ensure(
         mark_machines_for_deletion(ctx, &removed, hosts).await?;
     }
     let written = apply_owned(ctx, request, generated.objects, applied.is_none()).await?;
-    Ok((warning, written > 0))
+    Ok((warning, written))
 }
 
 /// The version workers stay at while the control plane is not yet fully at the target.

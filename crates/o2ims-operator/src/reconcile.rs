@@ -20,6 +20,7 @@ use lcm_core::crd::{
 };
 use lcm_core::status::provisioning::{Observed, cluster_progress, host_phase};
 use lcm_core::template::{self, ClusterParameters, HostPreparation, ParameterErrors};
+use operator_kit::apply::Applied;
 
 use crate::config::Config;
 use crate::conflicts::Conflict;
@@ -188,9 +189,12 @@ async fn provision(request: &ProvisioningRequest, ctx: &Context) -> Result<Actio
         &hosts,
     );
     let mut report = refusal_shown(cluster_report(&params, &observed, &hosts, conditions));
-    if written && report.state == ProvisioningState::Fulfilled {
-        // The index shows the objects as they were before this write: fulfilled is for the
-        // next reconcile to say, once their watches bring what Cluster API makes of them.
+    if written == Applied::NewGeneration && report.state == ProvisioningState::Fulfilled {
+        // A spec changed (a version, hosts, a bootstrap): the index shows the objects as they
+        // were before this write, so fulfilled is for the next reconcile to say, once their
+        // watches bring what Cluster API makes of them. A write of labels or annotations only
+        // (hand-off settings, inventory labels) gives Cluster API nothing to do: the cluster
+        // stays fulfilled.
         report.state = ProvisioningState::Progressing;
         report.message =
             "Cluster API objects updated; waiting for Cluster API to report them".into();

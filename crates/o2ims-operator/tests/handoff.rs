@@ -131,19 +131,61 @@ fn tls(secret: &Secret) -> Value {
     config["tlsClientConfig"].clone()
 }
 
+/// Merges `value` into the template parameter `key`; returns the spec's new generation.
 async fn set_parameter(
     client: &Client,
     s: &Scenario,
     key: &str,
     value: Value,
-) -> anyhow::Result<()> {
-    Api::<ProvisioningRequest>::all(client.clone())
+) -> anyhow::Result<i64> {
+    let changed = Api::<ProvisioningRequest>::all(client.clone())
         .patch(
             &s.request,
             &PatchParams::default(),
             &Patch::Merge(json!({"spec": {"templateParameters": {key: value}}})),
         )
         .await?;
+    Ok(changed.metadata.generation.unwrap_or_default())
+}
+
+/// The lifecycle's rule: a spec change Cluster API has nothing to do for (labels, hand-off
+/// settings: only the operators act on them) keeps a fulfilled cluster fulfilled in every
+/// status written for it; a change Cluster API rolls or scales for (workers) takes it to
+/// progressing.
+#[tokio::test]
+async fn only_a_change_cluster_api_acts_on_takes_a_fulfilled_cluster_out_of_fulfilled()
+-> anyhow::Result<()> {
+    let (client, _) = setup().await?;
+    let s = Scenario::new("rule");
+    fulfilled(&client, &s, json!({"labels": {"site": "edge1"}})).await?;
+    write_kubeconfig(&client, &s, "Q0VSVC0x").await?;
+    let operators_only = [
+        ("labels", json!({"site": "edge2", "role": "cu"})),
+        ("handoff", json!({"argocd": false})),
+        ("handoff", json!({"rancher": false})),
+        ("handoff", json!({"argocd": true, "rancher": true})),
+    ];
+    for (key, value) in operators_only {
+        let since = resource_version_now(&client).await?;
+        let generation = set_parameter(&client, &s, key, value.clone()).await?;
+        let states = states_until_observed(&client, &s.request, &since, generation).await?;
+        assert_eq!(
+            states,
+            [ProvisioningState::Fulfilled],
+            "{key}: {value}: every state written"
+        );
+    }
+
+    s.register(&client, &[2]).await?;
+    let since = resource_version_now(&client).await?;
+    let hosts = s.parameters(&[1], &[2])["hosts"].clone();
+    set_parameter(&client, &s, "hosts", hosts).await?;
+    let states = states_since(&client, &s.request, &since, ProvisioningState::Progressing).await?;
+    assert_eq!(
+        states.last(),
+        Some(&ProvisioningState::Progressing),
+        "{states:?}"
+    );
     Ok(())
 }
 

@@ -89,6 +89,25 @@ pub enum Live<'a> {
     Unknown,
 }
 
+/// What an apply changed. The API server moves an object's `metadata.generation` with its
+/// spec only, so a write that leaves it (labels, annotations, owners; data of kinds without a
+/// generation) gives the object's controllers nothing new to reconcile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Applied {
+    /// Nothing was written: the live object held every desired field.
+    Unchanged,
+    /// Written, and the generation stayed.
+    SameGeneration,
+    /// The object is new, or its spec changed.
+    NewGeneration,
+}
+
+impl Applied {
+    pub fn written(self) -> bool {
+        self != Applied::Unchanged
+    }
+}
+
 /// Applies generated objects under one field manager, writing only when the live object does
 /// not already hold every desired field. It remembers what each object was last seen to hold
 /// (a hash of the desired object), so a pass rendering the same objects again neither reads
@@ -115,23 +134,24 @@ impl Applier {
         }
     }
 
-    /// Applies `desired` unless it holds already; returns whether it wrote. `live` is what
-    /// the caller knows of the object (see [`Live`]).
-    pub async fn apply(&self, desired: &Value, live: Live<'_>) -> Result<bool, ApplyError> {
+    /// Applies `desired` unless it holds already, and says what the write changed. `live` is
+    /// what the caller knows of the object (see [`Live`]).
+    pub async fn apply(&self, desired: &Value, live: Live<'_>) -> Result<Applied, ApplyError> {
         let key = key(desired)?;
         let hash = hash(desired);
-        let holds = match live {
-            Live::Cached(live) => is_subset(desired, live),
-            Live::Absent => false,
-            Live::Unknown if self.remembers(&key, hash) => return Ok(false),
-            Live::Unknown => self
-                .get(desired)
-                .await?
-                .is_some_and(|live| is_subset(desired, &live)),
+        let fetched;
+        let live = match live {
+            Live::Cached(live) => Some(live),
+            Live::Absent => None,
+            Live::Unknown if self.remembers(&key, hash) => return Ok(Applied::Unchanged),
+            Live::Unknown => {
+                fetched = self.get(desired).await?;
+                fetched.as_ref()
+            }
         };
-        if holds {
+        if live.is_some_and(|live| is_subset(desired, live)) {
             self.remember(key, hash);
-            return Ok(false);
+            return Ok(Applied::Unchanged);
         }
         let applied = api_for(&self.client, desired)?
             .patch(
@@ -147,7 +167,13 @@ impl Applier {
             "applied"
         );
         self.remember(key, hash);
-        Ok(true)
+        let generation = |object: &Value| object["metadata"]["generation"].as_i64();
+        Ok(match live {
+            Some(live) if generation(live) == applied.metadata.generation => {
+                Applied::SameGeneration
+            }
+            _ => Applied::NewGeneration,
+        })
     }
 
     async fn get(&self, desired: &Value) -> Result<Option<Value>, ApplyError> {

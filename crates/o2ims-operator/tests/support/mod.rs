@@ -224,6 +224,39 @@ pub async fn states_since(
     anyhow::bail!("{name} did not become {last} within {TIMEOUT:?}: states seen {states:?}")
 }
 
+/// Every state the request `name` was written in since `resource_version`, until its status
+/// describes `generation` of its spec (read from a watch, so no intermediate state is missed).
+pub async fn states_until_observed(
+    client: &Client,
+    name: &str,
+    resource_version: &str,
+    generation: i64,
+) -> anyhow::Result<Vec<ProvisioningState>> {
+    let api = Api::<ProvisioningRequest>::all(client.clone());
+    let params = WatchParams::default()
+        .fields(&format!("metadata.name={name}"))
+        .timeout(TIMEOUT.as_secs() as u32);
+    let mut events = api.watch(&params, resource_version).await?.boxed();
+    let mut states = Vec::new();
+    while let Some(event) = events.try_next().await? {
+        let (WatchEvent::Added(r) | WatchEvent::Modified(r)) = event else {
+            continue;
+        };
+        if let Some(now) = state(&r)
+            && states.last() != Some(&now)
+        {
+            states.push(now);
+        }
+        let observed = r.status.as_ref().and_then(|s| s.observed_generation);
+        if observed.is_some_and(|o| o >= generation) {
+            return Ok(states);
+        }
+    }
+    anyhow::bail!(
+        "{name}'s status did not describe generation {generation} within {TIMEOUT:?}: states seen {states:?}"
+    )
+}
+
 /// A unique suffix for names in a shared cluster.
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
