@@ -81,6 +81,9 @@ func (s *Server) serveCluster(w http.ResponseWriter, r *http.Request) {
 			writeStatus(w, apierrors.NewBadRequest(err.Error()))
 			return
 		}
+		// Upstream writes JSON events without a content type; net/http would sniff the first one
+		// as text/plain, which client-go refuses to decode.
+		w.Header().Set("Content-Type", "application/json")
 		s.upstream.ServeHTTP(filtered, r)
 	default:
 		s.upstream.ServeHTTP(w, r)

@@ -260,6 +260,25 @@ func TestWatchSeesChanges(t *testing.T) {
 	t.Fatal("no MODIFIED event for the patch")
 }
 
+// TestWatchFromNothing: a watch without resourceVersion starts with the current objects, which
+// client-go decodes by the response's content type.
+func TestWatchFromNothing(t *testing.T) {
+	st := startStack(t, Options{})
+	c := st.newCluster("watch0", "127.0.23.102")
+	c.mustPut("cp-0", c.request(true, true), http.StatusCreated)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	w, err := c.clientset().CoreV1().Nodes().Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	ev := <-w.ResultChan()
+	if n, ok := ev.Object.(*corev1.Node); !ok || ev.Type != watch.Added || n.Name != "cp-0" {
+		t.Fatalf("first event: %s %v", ev.Type, ev.Object)
+	}
+}
+
 // TestWatchHonoursSelectors: KCP caches kube-system static pods by label selector.
 func TestWatchHonoursSelectors(t *testing.T) {
 	st := startStack(t, Options{})
