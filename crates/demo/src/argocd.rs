@@ -57,12 +57,15 @@ fn describe(namespace: &str, secret: &Secret) -> String {
         .iter()
         .filter_map(|key| Some(format!("{key}={}", secret.labels().get(*key)?)))
         .collect();
+    let labels = match labels.is_empty() {
+        true => "no site or role label".to_string(),
+        false => labels.join(" "),
+    };
     format!(
-        "Secret {namespace}/{}: name {}, server {}, {}; TLS {}",
+        "Secret {namespace}/{}: name {}, server {}, {labels}; TLS {}",
         secret.name_any(),
         field("name"),
         field("server"),
-        labels.join(" "),
         present.join(", ")
     )
 }

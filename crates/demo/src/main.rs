@@ -63,14 +63,11 @@ async fn run(args: &Args, keep: bool) -> anyhow::Result<()> {
         "starting the control plane (etcd, kube-apiserver, kube-controller-manager), both operators and the simulator..."
     );
     let mut options = WorldOptions::from_inventory(&std::fs::read_to_string(&args.inventory)?)?;
+    // A request describing its cluster in full may name hosts the inventory lacks: they are
+    // simulated too, as hosts whose agents registered.
+    options.simulate_hosts_named_by(&request);
     // Day 2: every fulfilled cluster is registered in ArgoCD.
     options.o2ims_args = vec!["--argocd-namespace".into(), demo::ARGOCD_NAMESPACE.into()];
-    let clusters: Vec<String> =
-        lcm_core::inventory::Inventory::parse("input.json", &options.inventory)?
-            .clusters
-            .iter()
-            .map(|c| c.name.clone())
-            .collect();
     let world = World::start(options).await?;
     println!(
         "ready after {:.1}s; applying {} (FocomProvisioningRequest {namespace}/{name})\n",
@@ -83,7 +80,7 @@ async fn run(args: &Args, keep: bool) -> anyhow::Result<()> {
     let api = kube::Api::<FocomProvisioningRequest>::namespaced(client.clone(), &namespace);
     let deadline = Instant::now() + Duration::from_secs(args.timeout_seconds);
     let mut shown = String::new();
-    let outcome = loop {
+    let (outcome, status) = loop {
         // The status first: the table read after it shows at least that state, so the last
         // table printed is the final one.
         let status = api.get(&name).await?.status.unwrap_or_default();
@@ -92,25 +89,25 @@ async fn run(args: &Args, keep: bool) -> anyhow::Result<()> {
             println!("[{:>5.1}s]\n{table}\n", started.elapsed().as_secs_f64());
             shown = table;
         }
+        let message = status.message.clone().unwrap_or_default();
         match status.phase {
-            Some(FocomPhase::Synced) => break Ok(()),
+            Some(FocomPhase::Synced) => break (Ok(()), status),
             Some(FocomPhase::Failed) => {
-                break Err(anyhow::anyhow!(
-                    "{name} failed: {}",
-                    status.message.unwrap_or_default()
-                ));
+                break (Err(anyhow::anyhow!("{name} failed: {message}")), status);
             }
             _ if Instant::now() > deadline => {
-                break Err(anyhow::anyhow!(
-                    "timed out after {}s: {}",
-                    args.timeout_seconds,
-                    status.message.unwrap_or_default()
-                ));
+                let timeout = args.timeout_seconds;
+                break (
+                    Err(anyhow::anyhow!("timed out after {timeout}s: {message}")),
+                    status,
+                );
             }
             _ => tokio::time::sleep(Duration::from_millis(500)).await,
         }
     };
     outcome?;
+    // What the request selected, as its status lists it: not every cluster of the inventory.
+    let clusters: Vec<String> = status.clusters.iter().map(|c| c.name.clone()).collect();
     println!(
         "all clusters Synced in {:.1}s",
         started.elapsed().as_secs_f64()

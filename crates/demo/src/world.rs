@@ -4,6 +4,7 @@ use anyhow::Context as _;
 use kube::Client;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
+use lcm_core::crd::FocomProvisioningRequest;
 use lcm_core::inventory::Inventory;
 use serde_json::{Value, json};
 use testcluster::{OperatorProcess, TestCluster};
@@ -45,6 +46,31 @@ impl WorldOptions {
             focom_args: Vec::new(),
             audit_dir: None,
         })
+    }
+
+    /// Adds a simulated host (hostname = id) for every host `request`'s template parameters
+    /// name that the inventory lacks. No host-preparation Job knows how to reach them, so
+    /// their agents run from the start, as on hosts their owner prepared.
+    pub fn simulate_hosts_named_by(&mut self, request: &FocomProvisioningRequest) {
+        let Some(parameters) = &request.spec.template_parameters else {
+            return;
+        };
+        let hosts = &parameters["hosts"];
+        let named = ["controlPlane", "workers"]
+            .iter()
+            .filter_map(|role| hosts[role].as_array())
+            .flatten()
+            .filter_map(|id| id.as_str());
+        for id in named {
+            if !self.simulator.hosts.iter().any(|h| h.id == id) {
+                self.simulator.preregistered.insert(id.to_string());
+                self.simulator.hosts.push(byoh_sim::SimHost {
+                    id: id.to_string(),
+                    hostname: id.to_string(),
+                    address: None,
+                });
+            }
+        }
     }
 }
 

@@ -20,15 +20,19 @@ fn demo(args: &[&str]) -> anyhow::Result<Output> {
         .output()?)
 }
 
-fn text(bytes: &[u8]) -> String {
+fn text_of(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[test]
 fn the_demo_ends_with_every_cluster_synced() -> anyhow::Result<()> {
     let output = demo(&[])?;
-    let stdout = text(&output.stdout);
-    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    let stdout = text_of(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        text_of(&output.stderr)
+    );
     let last_table: Vec<&str> = stdout
         .rsplit("\n\n")
         .nth(1)
@@ -80,6 +84,115 @@ fn the_demo_ends_with_every_cluster_synced() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The clusters a shipped request selects, read from its file as a user reads it: the names it
+/// lists, the one it describes, or every cluster of the inventory.
+fn selected_clusters(request: &FocomProvisioningRequest) -> anyhow::Result<Vec<String>> {
+    let spec = &request.spec;
+    if let Some(names) = &spec.cluster_names {
+        return Ok(names.clone());
+    }
+    if let Some(name) = spec
+        .template_parameters
+        .as_ref()
+        .and_then(|p| p["clusterName"].as_str())
+    {
+        return Ok(vec![name.to_string()]);
+    }
+    let inventory: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+        testcluster::repo_root().join("input.json"),
+    )?)?;
+    Ok(inventory["clusters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["name"].as_str().map(String::from))
+        .collect())
+}
+
+#[test]
+fn every_shipped_request_runs_and_the_demo_shows_what_it_selected() -> anyhow::Result<()> {
+    let examples = testcluster::repo_root().join("examples");
+    let mut ran = Vec::new();
+    let mut all = std::fs::read_dir(&examples)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<Vec<_>, _>>()?;
+    all.sort();
+    for path in all {
+        let text = std::fs::read_to_string(&path)?;
+        let documents: Vec<serde_json::Value> = lcm_core::yaml::from_multi_str(&text)?;
+        let [object] = documents.as_slice() else {
+            continue;
+        };
+        if object["kind"] != "FocomProvisioningRequest" {
+            continue;
+        }
+        let request: FocomProvisioningRequest = serde_json::from_value(object.clone())?;
+        let selected = selected_clusters(&request)?;
+        let output = demo(&["--example", &path.to_string_lossy()])?;
+        let stdout = text_of(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{}: {stdout}{}",
+            path.display(),
+            text_of(&output.stderr)
+        );
+        let (tables, after) = stdout
+            .split_once("all clusters Synced in")
+            .unwrap_or_default();
+        let last_table = tables.trim_end().rsplit("\n\n").next().unwrap_or_default();
+        let rows: Vec<&str> = last_table.lines().skip(2).collect();
+        assert_eq!(
+            rows.len(),
+            selected.len(),
+            "{}: {last_table}",
+            path.display()
+        );
+        for cluster in &selected {
+            assert!(
+                rows.iter()
+                    .any(|l| l.starts_with(&format!("{cluster} ")) && l.contains("Synced")),
+                "{}: {cluster} Synced in the final table: {last_table}",
+                path.display()
+            );
+        }
+        let registered: Vec<&str> = after
+            .lines()
+            .filter(|l| l.contains("Secret argocd/cluster-"))
+            .collect();
+        assert_eq!(
+            registered.len(),
+            selected.len(),
+            "{}: {after}",
+            path.display()
+        );
+        for cluster in &selected {
+            assert!(
+                registered
+                    .iter()
+                    .any(|l| l.contains(&format!("argocd/cluster-{cluster}:"))),
+                "{}: {cluster} registered in ArgoCD: {after}",
+                path.display()
+            );
+        }
+        ran.push(
+            path.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
+        );
+    }
+    assert_eq!(
+        ran,
+        [
+            "focom-all-clusters.yaml",
+            "focom-provisioning-request.yaml",
+            "focom-template-request.yaml"
+        ],
+        "the shipped FocomProvisioningRequests"
+    );
+    Ok(())
+}
+
 #[test]
 fn a_failed_cluster_or_the_deadline_exits_non_zero_with_the_reason() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("lcm-demo-test-{}", std::process::id()));
@@ -94,7 +207,7 @@ fn a_failed_cluster_or_the_deadline_exits_non_zero_with_the_reason() -> anyhow::
     )?;
     let failed = demo(&["--example", unknown.to_str().unwrap_or_default()])?;
     assert_eq!(failed.status.code(), Some(1));
-    let stderr = text(&failed.stderr);
+    let stderr = text_of(&failed.stderr);
     assert!(
         stderr.contains("failed") && stderr.contains("no cluster `metro`"),
         "{stderr}"
@@ -103,9 +216,9 @@ fn a_failed_cluster_or_the_deadline_exits_non_zero_with_the_reason() -> anyhow::
     let late = demo(&["--timeout-seconds", "1"])?;
     assert_eq!(late.status.code(), Some(1));
     assert!(
-        text(&late.stderr).contains("timed out after 1s"),
+        text_of(&late.stderr).contains("timed out after 1s"),
         "{}",
-        text(&late.stderr)
+        text_of(&late.stderr)
     );
     std::fs::remove_dir_all(&dir).ok();
     Ok(())
