@@ -54,11 +54,13 @@ func (s *Server) putNode(ctx context.Context, key clusterKey, name string, req *
 		return nodeView{}, false, failf(http.StatusConflict, "host %s runs a kubelet of cluster %s: kubeadm's preflight checks fail (port 10250 is in use) until it is reset", name, owner)
 	}
 	c := s.clusters[key]
+	created := false
 	switch {
 	case req.Init && c == nil:
 		if c, err = s.initCluster(ctx, key, endpoint, req); err != nil {
 			return nodeView{}, false, err
 		}
+		created = true
 	case req.Init:
 		if n := c.nodes[name]; n == nil || !n.running || !n.controlPlane || c.endpoint != endpoint {
 			return nodeView{}, false, failf(http.StatusConflict, "cluster %s is already initialized on %s: another kubeadm init would make a second cluster", key, c.endpoint)
@@ -76,6 +78,10 @@ func (s *Server) putNode(ctx context.Context, key clusterKey, name string, req *
 	}
 	started, err := s.joinNode(ctx, c, name, req)
 	if err != nil {
+		if created { // kubeadm init failed: no API server came up
+			delete(s.hosts, name)
+			s.removeCluster(c)
+		}
 		return nodeView{}, false, err
 	}
 	return s.nodeViewLocked(ctx, c, c.nodes[name]), started, nil
