@@ -80,7 +80,7 @@ func (s *Server) putNode(ctx context.Context, key clusterKey, name string, req *
 	if err != nil {
 		if created { // kubeadm init failed: no API server came up
 			delete(s.hosts, name)
-			s.removeCluster(c)
+			s.removeCluster(c, "its init failed")
 		}
 		return nodeView{}, false, err
 	}
@@ -419,7 +419,7 @@ func (s *Server) resetNode(ctx context.Context, key clusterKey, name string) err
 	if n.controlPlane {
 		delete(c.etcdTLS, "etcd-"+name)
 		if len(c.runningControlPlanes()) == 0 {
-			s.removeCluster(c)
+			s.removeCluster(c, "its last control plane was reset")
 			return nil
 		}
 		store := s.client(c)
@@ -438,10 +438,10 @@ func (s *Server) resetNode(ctx context.Context, key clusterKey, name string) err
 }
 
 // removeCluster stops serving c and drops its objects.
-func (s *Server) removeCluster(c *cluster) {
+func (s *Server) removeCluster(c *cluster, why string) {
 	c.listener.closeAll()
 	delete(s.clusters, c.key)
 	delete(s.byAddr, c.endpoint)
 	s.manager.DeleteResourceGroup(c.key.String())
-	s.log.Info("Workload cluster removed: its last control plane was reset", "cluster", c.key.String())
+	s.log.Info("Workload cluster removed", "cluster", c.key.String(), "reason", why)
 }
