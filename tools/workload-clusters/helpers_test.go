@@ -30,8 +30,10 @@ import (
 	"google.golang.org/grpc"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
+	utilkubeconfig "sigs.k8s.io/cluster-api/util/kubeconfig"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -67,13 +69,13 @@ func newTestCA(t testing.TB, name string) *testCA {
 	}
 }
 
-// clientCert is a client certificate as in the <cluster>-kubeconfig Secret (kubernetes-admin,
-// system:masters) or KCP's etcd client certificate.
+// clientCert is a client certificate; serial 0 as KCP's etcd client certificates have
+// (controlplane/kubeadm/internal/workload_cluster.go, newClientCert).
 func (ca *testCA) clientCert(t testing.TB, cn string, orgs ...string) tls.Certificate {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: cn, Organization: orgs},
+		SerialNumber: big.NewInt(0), Subject: pkix.Name{CommonName: cn, Organization: orgs},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
@@ -232,14 +234,25 @@ func doJSON(t testing.TB, method, url string, body any) (int, map[string]any) {
 	return resp.StatusCode, out
 }
 
-// restConfig is what Cluster API builds from the <cluster>-kubeconfig Secret.
+// restConfig is what Cluster API builds from the <cluster>-kubeconfig Secret, written by its own
+// util/kubeconfig as KCP writes it.
 func (c *testCluster) restConfig() *rest.Config {
-	certPEM, keyPEM := c.ca.pemBlocks(c.st.t, c.ca.clientCert(c.st.t, "kubernetes-admin", "system:masters"))
-	return &rest.Config{
-		Host:            "https://" + c.endpoint,
-		TLSClientConfig: rest.TLSClientConfig{CAData: []byte(c.ca.certPEM), CertData: certPEM, KeyData: keyPEM},
-		Timeout:         10 * time.Second,
+	t := c.st.t
+	t.Helper()
+	kubeconfig, err := utilkubeconfig.New(c.name, "https://"+c.endpoint, c.ca.cert, c.ca.key)
+	if err != nil {
+		t.Fatal(err)
 	}
+	data, err := clientcmd.Write(*kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Timeout = 10 * time.Second
+	return cfg
 }
 
 func (c *testCluster) clientset() *kubernetes.Clientset {
