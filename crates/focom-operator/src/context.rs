@@ -8,6 +8,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use lcm_core::crd::{FocomProvisioningRequest, OCloud, TemplateInfo};
+use operator_kit::fresh::StatusWrites;
 use operator_kit::metrics::Metrics;
 
 use crate::cache::OCloudCache;
@@ -40,6 +41,8 @@ pub struct Context {
     pub remotes: tokio::sync::Mutex<HashMap<String, Arc<OCloudCache>>>,
     /// Reconciles requested by the watches of remote O-Clouds.
     pub triggers: UnboundedSender<ObjectRef<FocomProvisioningRequest>>,
+    /// The statuses written that the request watch may not have brought yet.
+    pub status_writes: StatusWrites<FocomProvisioningRequest>,
 }
 
 impl Context {

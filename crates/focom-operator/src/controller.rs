@@ -43,6 +43,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         requests: store.clone(),
         remotes: tokio::sync::Mutex::new(HashMap::new()),
         triggers,
+        status_writes: Default::default(),
     });
     runtime.run(controller, reconcile, error_policy, ctx).await
 }

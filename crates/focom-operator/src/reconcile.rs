@@ -34,6 +34,9 @@ pub async fn reconcile(
 ) -> Result<Action> {
     let _timer = ctx.metrics.reconcile_started();
     ctx.inputs.ready.wait().await;
+    // A reconcile woken before the watch brought this operator's last status write decides
+    // from that status, not from the older cached one.
+    let request = ctx.status_writes.fresh(&request);
     let has_finalizer = request.finalizers().iter().any(|f| f == FINALIZER);
     if request.metadata.deletion_timestamp.is_some() {
         if !has_finalizer {
@@ -43,6 +46,7 @@ pub async fn reconcile(
             Some(waiting) => Ok(waiting),
             None => {
                 set_finalizer(&ctx, &request, false).await?;
+                ctx.status_writes.forget(&request.uid().unwrap_or_default());
                 ocloud_in_use::release_unused(&ctx, Some(&request)).await?;
                 Ok(Action::await_change())
             }

@@ -232,12 +232,14 @@ pub async fn write(
         "kind": FocomProvisioningRequest::kind(&()),
         "status": status,
     });
-    api.patch_status(
-        &request.name_any(),
-        &PatchParams::apply("focom-operator").force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    let written = api
+        .patch_status(
+            &request.name_any(),
+            &PatchParams::apply("focom-operator").force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    ctx.status_writes.record(&written);
     if request.status.as_ref().and_then(|s| s.phase) != status.phase {
         let phase = status.phase.unwrap_or_default();
         let event = Event {

@@ -3,7 +3,9 @@ use std::sync::Arc;
 use kube::Client;
 use kube::runtime::events::Recorder;
 
+use lcm_core::crd::ProvisioningRequest;
 use operator_kit::apply::Applier;
+use operator_kit::fresh::StatusWrites;
 use operator_kit::metrics::Metrics;
 
 use crate::config::Config;
@@ -19,6 +21,8 @@ pub struct Context {
     pub index: Index,
     /// Applies the generated objects, remembering what each holds.
     pub applier: Applier,
+    /// The statuses written that the request watch may not have brought yet.
+    pub status_writes: StatusWrites<ProvisioningRequest>,
 }
 
 impl Context {

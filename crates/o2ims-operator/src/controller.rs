@@ -41,6 +41,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         metrics: runtime.metrics.clone(),
         config,
         index,
+        status_writes: Default::default(),
     });
     // Registered before the first reconcile, so every series exists from start-up.
     crate::metrics::O2imsMetrics::of(&ctx);

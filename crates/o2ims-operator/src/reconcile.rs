@@ -41,10 +41,14 @@ const RETRY_REFUSED_APPLY: Duration = Duration::from_secs(15);
 pub async fn reconcile(request: Arc<ProvisioningRequest>, ctx: Arc<Context>) -> Result<Action> {
     ctx.index.ready.wait().await;
     let _timer = ctx.metrics.reconcile_started();
+    // A reconcile woken before the watch brought this operator's last status write decides
+    // from that status, not from the older cached one.
+    let request = ctx.status_writes.fresh(&request);
     let has_finalizer = request.finalizers().iter().any(|f| f == FINALIZER);
     if request.metadata.deletion_timestamp.is_some() {
         if has_finalizer && cleanup::run(&request, &ctx).await? {
             set_finalizer(&ctx, &request, false).await?;
+            ctx.status_writes.forget(&request.uid().unwrap_or_default());
         }
         return Ok(Action::await_change());
     }

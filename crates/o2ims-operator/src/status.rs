@@ -158,12 +158,14 @@ pub async fn write(
         "kind": ProvisioningRequest::kind(&()),
         "status": status,
     });
-    api.patch_status(
-        &request.name_any(),
-        &PatchParams::apply(lcm_core::capi::MANAGED_BY).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    let written = api
+        .patch_status(
+            &request.name_any(),
+            &PatchParams::apply(lcm_core::capi::MANAGED_BY).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    ctx.status_writes.record(&written);
     // Only a write that succeeded turns a stage True: a retry or a restart finds it True already.
     crate::metrics::O2imsMetrics::of(ctx).stages_reached(request, &status);
     for event in events(request.status.as_ref(), &status) {

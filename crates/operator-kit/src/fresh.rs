@@ -1,12 +1,16 @@
 //! Read-your-writes over watch caches. A write's answer comes from the API server before the
 //! watch brings the written object to the cache, so a read right after it could miss it: a
-//! writer that answers a client (or decides again) first waits until its cache holds the write.
+//! writer that answers a client waits until its cache holds the write, and a reconcile that
+//! follows its own status write decides from what it wrote ([`StatusWrites`]).
 
-use std::sync::Arc;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use kube::Resource;
+use kube::core::object::HasStatus;
 use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt};
 use tokio::sync::watch;
 
 /// How long a write waits for its cache: a watch is normally milliseconds behind, so past this
@@ -93,6 +97,66 @@ where
     }
 }
 
+/// The statuses this process wrote that its cache may not hold yet, by object uid: a reconcile
+/// woken before the watch brought its own last status write reads that status instead of the
+/// older one cached, so it neither writes it again nor counts a transition (an Event, a stage
+/// clock) twice. An entry goes once the cache holds the write, so only writes in flight are kept.
+pub struct StatusWrites<K: HasStatus> {
+    written: Mutex<HashMap<String, (String, K::Status)>>,
+}
+
+impl<K: HasStatus> Default for StatusWrites<K> {
+    fn default() -> Self {
+        Self {
+            written: Mutex::default(),
+        }
+    }
+}
+
+impl<K> StatusWrites<K>
+where
+    K: HasStatus + Resource + Clone,
+    K::Status: Clone,
+{
+    /// Records the object a status write answered with.
+    pub fn record(&self, written: &K) {
+        let (Some(uid), Some(version)) = (written.uid(), written.resource_version()) else {
+            return;
+        };
+        let Some(status) = written.status().cloned() else {
+            return;
+        };
+        self.lock().insert(uid, (version, status));
+    }
+
+    /// `cached`, with the status this process wrote last if the cache does not hold it yet.
+    pub fn fresh<'a>(&self, cached: &'a K) -> Cow<'a, K> {
+        let Some(uid) = cached.uid() else {
+            return Cow::Borrowed(cached);
+        };
+        let mut written = self.lock();
+        let Some((version, status)) = written.get(&uid) else {
+            return Cow::Borrowed(cached);
+        };
+        if holds_write(cached.resource_version().as_deref(), Some(version)) {
+            written.remove(&uid);
+            return Cow::Borrowed(cached);
+        }
+        let mut fresh = cached.clone();
+        *fresh.status_mut() = Some(status.clone());
+        Cow::Owned(fresh)
+    }
+
+    /// Forgets an object that is gone.
+    pub fn forget(&self, uid: &str) {
+        self.lock().remove(uid);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, K::Status)>> {
+        self.written.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
 /// Whether a cached copy at `cached` resourceVersion holds the write answered with `written`.
 /// resourceVersions are etcd revisions of one API server's storage, increasing with every
 /// write; where one is not a number, only the same version counts.
@@ -142,6 +206,53 @@ mod tests {
             .await;
         writer.await.expect("the writer task ends");
         assert!(seen);
+    }
+
+    #[derive(
+        kube::CustomResource,
+        serde::Serialize,
+        serde::Deserialize,
+        Clone,
+        Debug,
+        schemars::JsonSchema,
+    )]
+    #[kube(
+        group = "test.example",
+        version = "v1",
+        kind = "Thing",
+        status = "ThingStatus"
+    )]
+    struct ThingSpec {}
+
+    #[derive(
+        serde::Serialize, serde::Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema,
+    )]
+    struct ThingStatus {
+        step: u32,
+    }
+
+    fn thing(version: &str, step: u32) -> Thing {
+        let mut thing = Thing::new("a", ThingSpec {});
+        thing.metadata.uid = Some("uid-1".into());
+        thing.metadata.resource_version = Some(version.into());
+        thing.status = Some(ThingStatus { step });
+        thing
+    }
+
+    #[test]
+    fn a_status_written_is_read_until_the_cache_holds_it() {
+        let writes = StatusWrites::<Thing>::default();
+        writes.record(&thing("12", 2));
+        // The cache still has the copy before the write: the written status is read.
+        let stale = thing("11", 1);
+        assert_eq!(writes.fresh(&stale).status, Some(ThingStatus { step: 2 }));
+        // The cache caught up (or went past): its copy is read, and the entry goes.
+        let caught_up = thing("13", 3);
+        assert_eq!(
+            writes.fresh(&caught_up).status,
+            Some(ThingStatus { step: 3 })
+        );
+        assert_eq!(writes.fresh(&stale).status, Some(ThingStatus { step: 1 }));
     }
 
     #[tokio::test(start_paused = true)]
