@@ -270,12 +270,29 @@ fn every_bootstrap_resets_the_host_before_anything_is_installed() {
         &find(objects, "KubeadmControlPlane", "demo-control-plane")["spec"]["kubeadmConfigSpec"];
     let workers = &find(objects, "KubeadmConfigTemplate", "demo-md-0")["spec"]["template"]["spec"];
     for spec in [control_plane, workers] {
-        assert_eq!(spec["preKubeadmCommands"][0], "kubeadm reset --force");
-        // Then the packages of the machine's version, before kubeadm runs.
-        assert_eq!(
-            spec["preKubeadmCommands"][1],
-            "sh /etc/lcm/install-kubernetes.sh"
+        let commands: Vec<&str> = spec["preKubeadmCommands"]
+            .as_array()
+            .expect("commands")
+            .iter()
+            .filter_map(|c| c.as_str())
+            .collect();
+        let reset = commands
+            .iter()
+            .position(|c| *c == "kubeadm reset --force")
+            .expect("the reset");
+        // Before it only what keeps the authorities the bootstrap provider wrote (on control
+        // planes); then the packages of the machine's version, before kubeadm runs.
+        assert!(
+            commands[..reset]
+                .iter()
+                .all(|c| c.starts_with("install -D -m 0600 /etc/kubernetes/pki/")),
+            "{commands:?}"
         );
+        let packages = commands
+            .iter()
+            .position(|c| *c == "sh /etc/lcm/install-kubernetes.sh")
+            .expect("the packages");
+        assert!(reset < packages, "{commands:?}");
         let script = spec["files"]
             .as_array()
             .expect("files")

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::{
     BOOTSTRAP_API, CAPI_CLUSTER_NAME_LABEL, CLUSTER_API, CONTROL_PLANE_API, INFRASTRUCTURE_API,
-    kube_vip, packages,
+    kube_vip, packages, reset,
 };
 use crate::template::{ClusterParameters, Cni};
 use crate::{HOST_ID_LABEL, PROVISIONING_REQUEST_LABEL};
@@ -25,11 +25,6 @@ const APPLIED_PARAMETERS_ANNOTATION: &str = "o2ims.provisioning.oran.org/applied
 pub const MANAGED_BY: &str = "o2ims-operator";
 /// containerd's socket on hosts prepared by the project's playbook.
 const CRI_SOCKET: &str = "/var/run/containerd/containerd.sock";
-/// First of every bootstrap: BYOH's agent, run with `--skip-installation`, gives a host back
-/// without `kubeadm reset` (`hostCleanUp` in agent/reconciler/host_reconciler.go), so a host
-/// released by scale-in, rollout or deletion still runs kubelet and its static pods; kubeadm
-/// would fail on it. On a clean host it does nothing.
-const RESET: &str = "kubeadm reset --force";
 /// kubeadm preflight checks that fail on BYOH hosts: kube-vip's static pod is installed into
 /// the manifests directory before kubeadm runs, and swap is the host owner's choice.
 const IGNORED_PREFLIGHT_ERRORS: [&str; 3] = [
@@ -186,7 +181,7 @@ fn kubeadm_control_plane(
                 .into_iter()
                 .chain([packages::script_file(version)])
                 .collect::<Vec<_>>(),
-            "preKubeadmCommands": pre_kubeadm_commands(kube_vip::pre_kubeadm_commands(version)),
+            "preKubeadmCommands": pre_kubeadm_commands(reset::control_plane(), kube_vip::pre_kubeadm_commands(version)),
             "postKubeadmCommands": kube_vip::post_kubeadm_commands(version),
             "initConfiguration": {"nodeRegistration": node_registration()},
             "joinConfiguration": {"nodeRegistration": node_registration()},
@@ -194,10 +189,11 @@ fn kubeadm_control_plane(
     }})
 }
 
-/// The reset, the node's Kubernetes packages, then `then`.
-fn pre_kubeadm_commands(then: Vec<String>) -> Vec<String> {
-    [RESET.to_string(), packages::command()]
+/// First `reset` (see [`reset`]), then the node's Kubernetes packages, then `then`.
+fn pre_kubeadm_commands(reset: Vec<String>, then: Vec<String>) -> Vec<String> {
+    reset
         .into_iter()
+        .chain([packages::command()])
         .chain(then)
         .collect()
 }
@@ -206,7 +202,7 @@ fn kubeadm_config_template(metadata: Value, version: &str) -> Value {
     json!({"apiVersion": BOOTSTRAP_API, "kind": "KubeadmConfigTemplate", "metadata": metadata, "spec": {
         "template": {"spec": {
             "files": [packages::script_file(version)],
-            "preKubeadmCommands": pre_kubeadm_commands(Vec::new()),
+            "preKubeadmCommands": pre_kubeadm_commands(reset::worker(), Vec::new()),
             "joinConfiguration": {"nodeRegistration": node_registration()},
         }}
     }})
