@@ -61,9 +61,10 @@ tools:
 testcluster:
 	tools/testcluster/build.sh
 
-## managers: build the real Cluster API v1.10.10 managers (core, kubeadm bootstrap, kubeadm control plane) and BYOH v0.5.0's manager once (tools/capi-managers/bin)
+## managers: build the real Cluster API v1.10.10 managers (core, kubeadm bootstrap, kubeadm control plane) and BYOH v0.5.0's manager once (tools/capi-managers/bin), and the workload-cluster simulator that runs beside them (tools/workload-clusters/bin)
 managers:
 	tools/capi-managers/build.sh
+	tools/workload-clusters/build.sh
 
 ## cluster: start a control plane in the foreground for kubectl (Ctrl-C stops it)
 CLUSTER_DIR := $(CURDIR)/.cache/cluster

@@ -129,7 +129,7 @@ func (ms *managers) start(ctx context.Context, cp *controlPlane, p *pki, opts *u
 			return err
 		}
 	}
-	return ms.writeState(cp.dir, server)
+	return ms.writeState(cp.dir, server, cp.workloadClusters.state())
 }
 
 // run starts the manager in the namespace.
@@ -241,9 +241,10 @@ type managersState struct {
 		PrefixLength  int      `json:"prefixLength"`
 		LocalRoutes   []string `json:"localRoutes"` // AnyIP inside: any address there is local
 	} `json:"netns"`
-	APIServer string         `json:"apiServer"` // kube-apiserver's URL from inside the namespace
-	WebhookCA string         `json:"webhookCA"` // PEM of the CA of every webhook certificate
-	Managers  []managerState `json:"managers"`
+	APIServer        string                 `json:"apiServer"` // kube-apiserver's URL from inside the namespace
+	WebhookCA        string                 `json:"webhookCA"` // PEM of the CA of every webhook certificate
+	Managers         []managerState         `json:"managers"`
+	WorkloadClusters *workloadClustersState `json:"workloadClusters"`
 }
 
 type managerState struct {
@@ -259,8 +260,9 @@ type managerState struct {
 	MetricsURL string   `json:"metricsURL"`
 }
 
-func (ms *managers) writeState(dir, server string) error {
+func (ms *managers) writeState(dir, server string, workloadClusters *workloadClustersState) error {
 	var s managersState
+	s.WorkloadClusters = workloadClusters
 	s.Netns.Pid, s.Netns.Path, s.Netns.HostInterface = ms.ns.pid(), ms.ns.path(), ms.ns.hostLink
 	s.Netns.HostIP, s.Netns.NamespaceIP, s.Netns.PrefixLength = ms.ns.hostIP.String(), ms.ns.namespaceIP.String(), 30
 	s.Netns.LocalRoutes = localRoutes

@@ -27,6 +27,8 @@ type upOptions struct {
 	apiserverArgs stringList
 	managersDir   string
 	managerArgs   stringList
+	// workloadClusters is the workload-cluster simulator run with the managers.
+	workloadClusters string
 }
 
 type stringList []string
@@ -48,6 +50,9 @@ func parseUpFlags(args []string) (*upOptions, error) {
 		"run them in a network namespace of their own, with their webhooks registered (needs root)")
 	fs.Var(&o.managerArgs, "manager-arg", "extra flag of one manager, <manager>=<flag>, e.g.\n"+
 		"--manager-arg=controlplane-kubeadm=--kubeadmcontrolplane-concurrency=50; repeatable")
+	fs.StringVar(&o.workloadClusters, "workload-clusters", defaultWorkloadClustersBinary(),
+		"with --managers: the workload-cluster simulator (tools/workload-clusters/bin/workload-clusters),\n"+
+			"run in the managers' namespace to serve every workload cluster on its control-plane endpoint")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: testcluster up [flags]
 
@@ -56,8 +61,9 @@ writes <dir>/kubeconfig (admin token, CA embedded) and prints one line to stdout
   READY <kubeconfig-path> <seconds-to-start>
 Component logs go to <dir>/*.log. Stops everything on SIGINT/SIGTERM or when stdin closes.
 With --managers, the real Cluster API managers (cluster-api, bootstrap-kubeadm,
-controlplane-kubeadm) and BYOH's (byoh) run too, in a network namespace of their own, before
-READY; <dir>/managers.json says how to reach them and join their namespace.
+controlplane-kubeadm) and BYOH's (byoh) run too, in a network namespace of their own, with the
+workload-cluster simulator, before READY; <dir>/managers.json says how to reach them and join
+their namespace.
 Commands, one per line on stdin:
   restart-apiserver   stop kube-apiserver and start it again on the same port and etcd data;
                       prints RESTARTED <seconds> once it is ready again
@@ -169,6 +175,8 @@ func runUp(args []string) int {
 			fmt.Fprintf(os.Stderr, "testcluster up: kube-controller-manager exited unexpectedly (%v)\n", cp.controllerManager.waitErr)
 		case m := <-cp.managerExited():
 			fmt.Fprintf(os.Stderr, "testcluster up: manager %s exited unexpectedly (%v)\n", m.name, m.child.waitErr)
+		case <-cp.workloadClustersExited():
+			fmt.Fprintf(os.Stderr, "testcluster up: %s exited unexpectedly (%v)\n", workloadClustersName, cp.workloadClusters.child.waitErr)
 		case err := <-cp.etcd.Err():
 			fmt.Fprintf(os.Stderr, "testcluster up: etcd failed: %v\n", err)
 		}
@@ -185,10 +193,11 @@ type controlPlane struct {
 	apiserver         *child
 	controllerManager *child
 	// How the running kube-apiserver was started, to start it again the same way.
-	apiserverArgs []string
-	apiserverREST *rest.Config
-	netns         *netns    // with --managers: their network namespace
-	managers      *managers // with --managers
+	apiserverArgs    []string
+	apiserverREST    *rest.Config
+	netns            *netns            // with --managers: their network namespace
+	managers         *managers         // with --managers
+	workloadClusters *workloadClusters // with --managers
 }
 
 func (cp *controlPlane) start(ctx context.Context, opts *upOptions) error {
@@ -236,9 +245,13 @@ func (cp *controlPlane) start(ctx context.Context, opts *upOptions) error {
 			return err
 		}
 	}
-	if opts.managersDir != "" {
-		cp.managers, err = startManagers(ctx, cp, p, opts)
+	if opts.managersDir == "" {
+		return nil
 	}
+	if cp.workloadClusters, err = startWorkloadClusters(ctx, cp.dir, cp.netns, opts.workloadClusters); err != nil {
+		return err
+	}
+	cp.managers, err = startManagers(ctx, cp, p, opts)
 	return err
 }
 
@@ -326,6 +339,13 @@ func (cp *controlPlane) managerExited() <-chan *runningManager {
 	return cp.managers.exited
 }
 
+func (cp *controlPlane) workloadClustersExited() <-chan struct{} {
+	if cp.workloadClusters == nil {
+		return nil // blocks forever in select
+	}
+	return cp.workloadClusters.child.exited
+}
+
 func (cp *controlPlane) controllerManagerExited() <-chan struct{} {
 	if cp.controllerManager == nil {
 		return nil // blocks forever in select
@@ -337,6 +357,9 @@ func (cp *controlPlane) controllerManagerExited() <-chan struct{} {
 func (cp *controlPlane) stop() {
 	if cp.managers != nil {
 		cp.managers.stop(10 * time.Second)
+	}
+	if cp.workloadClusters != nil {
+		cp.workloadClusters.child.stop(10 * time.Second)
 	}
 	if cp.netns != nil {
 		cp.netns.stop()
@@ -354,7 +377,7 @@ func (cp *controlPlane) stop() {
 
 // dumpLogs copies the end of each component log to stderr, since a temporary dir is removed.
 func (cp *controlPlane) dumpLogs() {
-	names := []string{"etcd", "kube-apiserver", "kube-controller-manager", "netns-holder"}
+	names := []string{"etcd", "kube-apiserver", "kube-controller-manager", "netns-holder", workloadClustersName}
 	for _, p := range providers {
 		names = append(names, p.name)
 	}

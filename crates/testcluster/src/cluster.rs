@@ -56,21 +56,26 @@ impl TestCluster {
     /// Starts a separate control plane, as [`TestCluster::start_new`] does, that also runs the
     /// real Cluster API v1.10.10 managers (core, kubeadm bootstrap, kubeadm control plane) and
     /// BYOH v0.5.0's, with their webhooks registered, in a network namespace of their own
-    /// (`testcluster up --managers`; needs root). The binaries come from
-    /// `tools/capi-managers/build.sh` (or `CAPI_MANAGERS_BIN`). `manager_args` are
+    /// (`testcluster up --managers`; needs root), and beside them the workload-cluster
+    /// simulator that serves each workload cluster on its control-plane endpoint
+    /// ([`TestCluster::workload_clusters_url`]). The binaries come from
+    /// `tools/capi-managers/build.sh` (or `CAPI_MANAGERS_BIN`) and
+    /// `tools/workload-clusters/build.sh` (or `WORKLOAD_CLUSTERS_BIN`). `manager_args` are
     /// `<manager>=<flag>` pairs, e.g. `controlplane-kubeadm=--kubeadmcontrolplane-concurrency=50`.
     /// [`TestCluster::managers_file`] says how to reach the managers and join their namespace.
     pub async fn start_with_managers(manager_args: &[&str]) -> anyhow::Result<TestCluster> {
-        let dir = managers_dir();
-        if !dir.join("cluster-api").is_file() {
-            anyhow::bail!(
-                "{} holds no managers: build them with tools/capi-managers/build.sh (or set CAPI_MANAGERS_BIN)",
-                dir.display()
-            );
-        }
-        let mut up_flags = vec!["--managers".to_string(), dir.to_string_lossy().into_owned()];
-        up_flags.extend(manager_args.iter().map(|a| format!("--manager-arg={a}")));
-        Self::start_with_flags(Vec::new(), up_flags).await
+        Self::start_with_flags(Vec::new(), managers_flags(manager_args)?).await
+    }
+
+    /// Starts a control plane with the managers, as [`TestCluster::start_with_managers`] does,
+    /// whose API server writes an audit log into `dir` (for counting requests by client).
+    pub async fn start_with_managers_audited(
+        dir: &Path,
+        manager_args: &[&str],
+    ) -> anyhow::Result<(TestCluster, AuditLog)> {
+        let (log, flags) = AuditLog::prepare(dir)?;
+        let cluster = Self::start_with_flags(flags, managers_flags(manager_args)?).await?;
+        Ok((cluster, log))
     }
 
     /// Starts a separate control plane, as [`TestCluster::start_new`] does, whose API server
@@ -152,12 +157,32 @@ impl TestCluster {
     /// network namespace (`netns`: holder `pid`, `path` for `nsenter --net=`, `hostIP`,
     /// `namespaceIP`, `localRoutes`), the API server's URL from inside it (`apiServer`), the
     /// webhook CA and each manager (`name`, `pid`, `module`, `args`, `log`, `kubeconfig`,
-    /// `webhookURL`, `healthURL`, `metricsURL`). Absent for other control planes.
+    /// `webhookURL`, `healthURL`, `metricsURL`) and the workload-cluster simulator
+    /// (`workloadClusters`: `pid`, `binary`, `log`, `controlURL`, `listenPort`). Absent for other
+    /// control planes.
     pub fn managers_file(&self) -> PathBuf {
         self.kubeconfig
             .parent()
             .unwrap_or(Path::new("."))
             .join("managers.json")
+    }
+
+    /// The control API of the workload-cluster simulator (`http://<namespace IP>:<port>`, from
+    /// `managers.json`), through which host agents say what kubeadm did on a host; `None` for a
+    /// control plane without the managers.
+    pub fn workload_clusters_url(&self) -> anyhow::Result<Option<String>> {
+        let path = self.managers_file();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
+        };
+        let state: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("parse {}", path.display()))?;
+        let url = state["workloadClusters"]["controlURL"]
+            .as_str()
+            .with_context(|| format!("{} names no workloadClusters.controlURL", path.display()))?;
+        Ok(Some(url.to_string()))
     }
 
     /// The PEM of the CA that signed the API server's certificate, which `testcluster up`
@@ -213,12 +238,18 @@ impl TestCluster {
     /// A new admin client that names itself `agent` (its User-Agent), so the audit log tells
     /// its requests from others'.
     pub fn admin_client_as(&self, agent: &str) -> anyhow::Result<Client> {
+        Ok(Client::try_from(self.admin_config_as(agent)?)?)
+    }
+
+    /// The admin client configuration of [`TestCluster::admin_client_as`], e.g. for code that
+    /// makes clients of other identities from it by impersonation.
+    pub fn admin_config_as(&self, agent: &str) -> anyhow::Result<Config> {
         let mut config = self.config.clone();
         config.headers.push((
             http::header::USER_AGENT,
             http::HeaderValue::from_str(agent)?,
         ));
-        Ok(Client::try_from(config)?)
+        Ok(config)
     }
 
     /// A fresh namespace named `<prefix>-<random>`; call `cleanup()` on it at the end.
@@ -270,11 +301,46 @@ impl TestCluster {
     }
 }
 
+/// The flags of `testcluster up` that run the managers and the workload-cluster simulator,
+/// with `manager_args` (`<manager>=<flag>`).
+fn managers_flags(manager_args: &[&str]) -> anyhow::Result<Vec<String>> {
+    let dir = managers_dir();
+    if !dir.join("cluster-api").is_file() {
+        anyhow::bail!(
+            "{} holds no managers: build them with tools/capi-managers/build.sh (or set CAPI_MANAGERS_BIN)",
+            dir.display()
+        );
+    }
+    let workload_clusters = workload_clusters_binary();
+    if !workload_clusters.is_file() {
+        anyhow::bail!(
+            "{} does not exist: build it with tools/workload-clusters/build.sh (or set WORKLOAD_CLUSTERS_BIN)",
+            workload_clusters.display()
+        );
+    }
+    let mut flags = vec![
+        "--managers".to_string(),
+        dir.to_string_lossy().into_owned(),
+        "--workload-clusters".to_string(),
+        workload_clusters.to_string_lossy().into_owned(),
+    ];
+    flags.extend(manager_args.iter().map(|a| format!("--manager-arg={a}")));
+    Ok(flags)
+}
+
 /// The manager binaries of `tools/capi-managers/build.sh`, overridable with `CAPI_MANAGERS_BIN`.
 fn managers_dir() -> PathBuf {
     std::env::var_os("CAPI_MANAGERS_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| crate::repo_root().join("tools/capi-managers/bin"))
+}
+
+/// The workload-cluster simulator of `tools/workload-clusters/build.sh`, overridable with
+/// `WORKLOAD_CLUSTERS_BIN`.
+fn workload_clusters_binary() -> PathBuf {
+    std::env::var_os("WORKLOAD_CLUSTERS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::repo_root().join("tools/workload-clusters/bin/workload-clusters"))
 }
 
 async fn load_kubeconfig(path: &Path) -> anyhow::Result<Config> {

@@ -1,6 +1,6 @@
 //! The real Cluster API v1.10.10 and BYOH v0.5.0 managers on the test control plane
-//! (`testcluster up --managers`): two stacks side by side, each manager running and ready inside
-//! its stack's network namespace, their webhooks answering (KCP's defaulting, BYOH's ByoHost
+//! (`testcluster up --managers`): two stacks side by side, each manager and the workload-cluster
+//! simulator running and ready inside its stack's network namespace, their webhooks answering (KCP's defaulting, BYOH's ByoHost
 //! guard), and one cluster reconciled as far as it goes without hosts or a workload cluster: KCP
 //! makes the cluster's certificates and a Machine, CABPK its bootstrap data, BYOH claims a host.
 //! Stopping a stack leaves no process and no link behind, and so does SIGKILLing its harness.
@@ -63,10 +63,7 @@ async fn real_managers_run_side_by_side_serve_webhooks_and_reconcile() -> anyhow
 
     // Dropping a stack closes its harness's stdin: every manager and the namespace go.
     for (cluster, state) in [(first, first_state), (second, second_state)] {
-        let mut pids = vec![as_pid(&state["netns"]["pid"])?];
-        for name in MANAGERS {
-            pids.push(as_pid(&manager(&state, name)?["pid"])?);
-        }
+        let pids = stack_pids(&state)?;
         let link = state["netns"]["hostInterface"]
             .as_str()
             .context("hostInterface")?
@@ -85,7 +82,15 @@ async fn a_sigkilled_harness_leaves_no_manager_and_no_link() -> anyhow::Result<(
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("tools/capi-managers/bin"));
     let mut command = Command::new(harness_binary());
-    command.arg("up").arg("--managers").arg(&managers);
+    let workload_clusters = std::env::var_os("WORKLOAD_CLUSTERS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("tools/workload-clusters/bin/workload-clusters"));
+    command
+        .arg("up")
+        .arg("--managers")
+        .arg(&managers)
+        .arg("--workload-clusters")
+        .arg(&workload_clusters);
     for dir in crd_dirs()? {
         command.arg("--crds").arg(dir);
     }
@@ -103,10 +108,7 @@ async fn a_sigkilled_harness_leaves_no_manager_and_no_link() -> anyhow::Result<(
     );
     let dir = kubeconfig.parent().context("harness dir")?.to_path_buf();
     let state: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("managers.json"))?)?;
-    let mut pids = vec![as_pid(&state["netns"]["pid"])?];
-    for name in MANAGERS {
-        pids.push(as_pid(&manager(&state, name)?["pid"])?);
-    }
+    let mut pids = stack_pids(&state)?;
     let link = state["netns"]["hostInterface"]
         .as_str()
         .context("hostInterface")?
@@ -169,7 +171,39 @@ async fn managers_run_ready_in_their_namespace(state: &Value) -> anyhow::Result<
         let response = http.get(url).send().await?;
         assert!(response.status().is_success(), "{name} {url}: {response:?}");
     }
+    // The workload-cluster simulator too, its control API reachable from here.
+    let simulator = &state["workloadClusters"];
+    let pid = as_pid(&simulator["pid"])?;
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/ns/net"))?,
+        namespace,
+        "workload-clusters runs in the stack's network namespace"
+    );
+    let url = format!(
+        "{}/v1/clusters",
+        simulator["controlURL"].as_str().context("controlURL")?
+    );
+    let clusters: Value = http
+        .get(&url)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    assert_eq!(clusters, json!({"clusters": []}), "{url}");
     Ok(())
+}
+
+/// The pids of the stack's namespace holder, managers and workload-cluster simulator.
+fn stack_pids(state: &Value) -> anyhow::Result<Vec<u32>> {
+    let mut pids = vec![
+        as_pid(&state["netns"]["pid"])?,
+        as_pid(&state["workloadClusters"]["pid"])?,
+    ];
+    for name in MANAGERS {
+        pids.push(as_pid(&manager(state, name)?["pid"])?);
+    }
+    Ok(pids)
 }
 
 /// KCP's defaulting webhook fills what a KubeadmControlPlane leaves out.
