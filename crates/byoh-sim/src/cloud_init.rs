@@ -2,13 +2,19 @@
 //! (agent/cloudinit/cloudinit.go: every `write_files` entry, then each `runcmd` entry in a
 //! shell, stopping at the first failure) and as kubeadm then behaves.
 //!
-//! A host remembers its files and whether Kubernetes runs on it. Modelled commands:
-//! `kubeadm reset` (stops everything, empties /etc/kubernetes and /var/lib/etcd),
-//! `kubeadm init` / `kubeadm join` (their preflight fails while Kubernetes runs: ports 10250,
-//! 6443 and 2379 in use), `install -m MODE SOURCE TARGET`, `if [ -f FILE ]; then COMMAND; fi`,
-//! `echo ... > FILE`, `sh FILE` (a FILE with a line `kubernetes_version=vX.Y.Z` installs
-//! kubelet and kubeadm at that version, as the project's package script does) and `&&`. Any
-//! other command succeeds and changes nothing. A host no script installed packages on runs
+//! A host remembers its files and whether Kubernetes runs on it, and for which cluster.
+//! Modelled commands:
+//! - `kubeadm reset`: stops everything and deletes the static pod manifests, the PKI, the
+//!   kubeconfigs and the kubelet's and etcd's data; the node leaves its workload cluster;
+//! - `kubeadm init` / `kubeadm join`: their preflight fails while Kubernetes runs (ports 10250,
+//!   6443 and 2379 in use); then the workload cluster is created or joined as the configuration
+//!   they read says (see [`crate::kubeadm`]);
+//! - `install [-D] -m MODE SOURCE TARGET`, `if [ -f FILE ]; then COMMAND; fi`, `echo ... > FILE`
+//!   and `&&`;
+//! - `sh FILE`: a FILE with a line `kubernetes_version=vX.Y.Z` installs kubelet and kubeadm at
+//!   that version, as the project's package script does.
+//!
+//! Any other command succeeds and changes nothing. A host no script installed packages on runs
 //! the version it was prepared for (by the playbook, for the first machine that claims it);
 //! `kubeadm reset` uninstalls nothing, so the kubelet version stays until a script changes it.
 //!
@@ -22,12 +28,25 @@ use serde_json::Value;
 
 use lcm_core::template::KubernetesVersion;
 
-use crate::kubeadm_bootstrap::INIT_CONFIG;
+use crate::kubeadm::{self, HostFacts, INIT_CONFIG};
+use crate::workload::{ClusterKey, WorkloadClusters};
 
 const KUBE_VIP_MANIFEST: &str = "/etc/kubernetes/manifests/kube-vip.yaml";
 const SUPER_ADMIN_CONF: &str = "/etc/kubernetes/super-admin.conf";
-/// Emptied by `kubeadm reset`.
-const RESET_DIRECTORIES: [&str; 3] = ["/etc/kubernetes/", "/var/lib/etcd/", "/var/lib/kubelet/"];
+/// What `kubeadm reset` deletes (cmd/kubeadm/app/cmd/phases/reset/cleanupnode.go, and the etcd
+/// data of removeetcdmember.go): the contents of these directories, and these files.
+const RESET_PATHS: [&str; 10] = [
+    "/etc/kubernetes/manifests/",
+    "/etc/kubernetes/pki/",
+    "/var/lib/kubelet/",
+    "/var/lib/etcd/",
+    "/etc/kubernetes/admin.conf",
+    "/etc/kubernetes/super-admin.conf",
+    "/etc/kubernetes/kubelet.conf",
+    "/etc/kubernetes/bootstrap-kubelet.conf",
+    "/etc/kubernetes/controller-manager.conf",
+    "/etc/kubernetes/scheduler.conf",
+];
 /// Emptied by the agent before every bootstrap (`cleank8sdirectories` in
 /// agent/reconciler/host_reconciler.go).
 pub const AGENT_CLEANED_DIRECTORIES: [&str; 2] = ["/run/kubeadm/", "/etc/cni/net.d/"];
@@ -37,9 +56,31 @@ pub const AGENT_CLEANED_DIRECTORIES: [&str; 2] = ["/run/kubeadm/", "/etc/cni/net
 pub struct Host {
     files: BTreeMap<String, String>,
     /// What kubeadm started here and still runs, if anything.
-    running: Option<&'static str>,
+    running: Option<Running>,
     /// The version of the installed kubelet and kubeadm packages.
     kubelet: Option<String>,
+}
+
+/// A kubelet (and on control planes the static pods) kubeadm started for a cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Running {
+    cluster: ClusterKey,
+    /// The Node's name.
+    node: String,
+    control_plane: bool,
+}
+
+/// A bootstrap run on a host: what the host knows besides the cloud-config.
+pub struct Bootstrap<'a> {
+    /// The host's name: the name of its Node.
+    pub node: &'a str,
+    pub address: Option<&'a str>,
+    /// The cluster of the machine that claimed the host.
+    pub cluster: &'a ClusterKey,
+    /// The Kubernetes version host preparation installed (for the first machine claiming it).
+    pub prepared_for: &'a str,
+    /// The cluster's owner brings its CNI.
+    pub cni_preinstalled: bool,
 }
 
 impl Host {
@@ -49,10 +90,14 @@ impl Host {
         self.running.is_some()
     }
 
-    /// `kubeadm reset --force`.
-    pub fn reset(&mut self) {
+    /// `kubeadm reset --force`: the node leaves the cluster it ran for.
+    pub async fn reset(&mut self, clusters: &impl WorkloadClusters) -> Result<(), String> {
+        if let Some(running) = &self.running {
+            clusters.reset(&running.cluster, &running.node).await?;
+        }
         self.running = None;
-        self.remove_under(&RESET_DIRECTORIES);
+        self.remove_under(&RESET_PATHS);
+        Ok(())
     }
 
     pub fn remove_under(&mut self, directories: &[&str]) {
@@ -61,16 +106,23 @@ impl Host {
     }
 
     /// The kubelet version the host's Node reports.
-    pub fn kubelet_version(&self) -> Option<&str> {
+    #[cfg(test)]
+    fn kubelet_version(&self) -> Option<&str> {
         self.kubelet.as_deref()
     }
 
-    /// Runs a cloud-config on a host prepared for `prepared_for`: its files, then its
-    /// commands. The error is what the failing command printed.
-    pub fn run(&mut self, cloud_config: &str, prepared_for: &str) -> Result<(), String> {
+    /// Runs a cloud-config: its files, then its commands. The error is what the failing command
+    /// printed.
+    pub async fn run(
+        &mut self,
+        cloud_config: &str,
+        on: &Bootstrap<'_>,
+        clusters: &impl WorkloadClusters,
+    ) -> Result<(), String> {
         let config: Value = lcm_core::yaml::from_str(cloud_config)
             .map_err(|e| format!("cloud-config is not valid YAML: {e}"))?;
-        self.kubelet.get_or_insert_with(|| prepared_for.to_string());
+        self.kubelet
+            .get_or_insert_with(|| on.prepared_for.to_string());
         for file in config["write_files"].as_array().into_iter().flatten() {
             let (Some(path), content) = (file["path"].as_str(), &file["content"]) else {
                 return Err("a write_files entry has no path".into());
@@ -78,47 +130,60 @@ impl Host {
             self.files
                 .insert(path.into(), content.as_str().unwrap_or_default().into());
         }
-        for command in config["runcmd"].as_array().into_iter().flatten() {
-            let command = command
+        for line in config["runcmd"].as_array().into_iter().flatten() {
+            let line = line
                 .as_str()
-                .ok_or_else(|| format!("runcmd entry {command} is not a string"))?;
-            self.shell(command)?;
+                .ok_or_else(|| format!("runcmd entry {line} is not a string"))?;
+            for command in line.split("&&").map(str::trim) {
+                // `if [ -f FILE ]; then COMMAND; fi`
+                let command = match conditional(command) {
+                    Some((file, _)) if !self.files.contains_key(file) => continue,
+                    Some((_, then)) => then,
+                    None => command,
+                };
+                self.command(command, on, clusters).await?;
+            }
         }
         Ok(())
     }
 
-    fn shell(&mut self, line: &str) -> Result<(), String> {
-        for command in line.split("&&").map(str::trim) {
-            self.command(command)?;
-        }
-        Ok(())
-    }
-
-    fn command(&mut self, command: &str) -> Result<(), String> {
-        if let Some((file, then)) = conditional(command) {
-            return match self.files.contains_key(file) {
-                true => self.shell(then),
-                false => Ok(()),
-            };
-        }
+    async fn command(
+        &mut self,
+        command: &str,
+        on: &Bootstrap<'_>,
+        clusters: &impl WorkloadClusters,
+    ) -> Result<(), String> {
         let words: Vec<&str> = command.split_whitespace().collect();
         match words.as_slice() {
-            ["kubeadm", "reset", ..] => {
-                self.reset();
-                Ok(())
-            }
-            ["kubeadm", "init", ..] => {
+            ["kubeadm", "reset", ..] => self.reset(clusters).await,
+            ["kubeadm", verb @ ("init" | "join"), rest @ ..] => {
                 self.preflight()?;
-                self.endpoint_served()?;
-                self.running = Some("control plane");
+                let init = *verb == "init";
+                if init {
+                    self.endpoint_served()?;
+                }
+                let config = config_argument(rest)
+                    .and_then(|path| self.files.get(path))
+                    .ok_or_else(|| format!("kubeadm {verb}: no configuration file given"))?;
+                let facts = HostFacts {
+                    kubelet_version: self.kubelet.as_deref().unwrap_or(on.prepared_for),
+                    node_ip: on.address,
+                    cni_preinstalled: on.cni_preinstalled,
+                    files: &self.files,
+                };
+                let request = match init {
+                    true => kubeadm::init(config, &facts)?,
+                    false => kubeadm::join(config, &facts)?,
+                };
+                clusters.start(on.cluster, on.node, &request).await?;
+                self.running = Some(Running {
+                    cluster: on.cluster.clone(),
+                    node: on.node.into(),
+                    control_plane: request.control_plane,
+                });
                 Ok(())
             }
-            ["kubeadm", "join", ..] => {
-                self.preflight()?;
-                self.running = Some("node");
-                Ok(())
-            }
-            ["install", "-m", _, source, target] => {
+            ["install", "-m", _, source, target] | ["install", "-D", "-m", _, source, target] => {
                 let content = self.files.get(*source).cloned().ok_or_else(|| {
                     format!("install: cannot stat '{source}': No such file or directory")
                 })?;
@@ -146,10 +211,16 @@ impl Host {
     }
 
     fn preflight(&self) -> Result<(), String> {
-        match self.running {
-            Some(what) => Err(format!(
+        match &self.running {
+            Some(running) => Err(format!(
                 "[preflight] Some fatal errors occurred: [ERROR Port-10250]: Port 10250 is in use \
-                 (a {what} of an earlier bootstrap still runs here)"
+                 (a {} of cluster {} still runs here from an earlier bootstrap)",
+                if running.control_plane {
+                    "control plane"
+                } else {
+                    "node"
+                },
+                running.cluster
             )),
             None => Ok(()),
         }
@@ -175,6 +246,12 @@ impl Host {
     }
 }
 
+/// The file after `--config` among kubeadm's arguments.
+fn config_argument<'a>(arguments: &[&'a str]) -> Option<&'a str> {
+    let at = arguments.iter().position(|a| *a == "--config")?;
+    arguments.get(at + 1).copied()
+}
+
 /// `if [ -f FILE ]; then COMMAND; fi` as (FILE, COMMAND).
 fn conditional(command: &str) -> Option<(&str, &str)> {
     let rest = command.strip_prefix("if [ -f ")?;
@@ -193,17 +270,97 @@ fn kubernetes_version(kubeadm_config: &str) -> Option<KubernetesVersion> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::Mutex;
 
+    use super::*;
+    use crate::workload::NodeRequest;
+
+    /// Workload clusters that record what kubeadm told them.
+    #[derive(Default)]
+    struct Recorded(Mutex<Vec<String>>);
+
+    impl Recorded {
+        fn calls(&self) -> Vec<String> {
+            self.0.lock().expect("lock").clone()
+        }
+    }
+
+    impl WorkloadClusters for Recorded {
+        async fn start(
+            &self,
+            cluster: &ClusterKey,
+            node: &str,
+            request: &NodeRequest,
+        ) -> Result<(), String> {
+            let call = format!(
+                "start {cluster} {node} init={} kubelet={}",
+                request.init, request.kubelet_version
+            );
+            self.0.lock().expect("lock").push(call);
+            Ok(())
+        }
+
+        async fn reset(&self, cluster: &ClusterKey, node: &str) -> Result<(), String> {
+            self.0
+                .lock()
+                .expect("lock")
+                .push(format!("reset {cluster} {node}"));
+            Ok(())
+        }
+    }
+
+    fn cluster() -> ClusterKey {
+        ClusterKey {
+            namespace: "ns".into(),
+            name: "demo".into(),
+        }
+    }
+
+    /// Runs `config` on `host`, node `h1` of cluster ns/demo, prepared for `prepared_for`.
+    async fn run(
+        host: &mut Host,
+        config: &str,
+        prepared_for: &str,
+        clusters: &Recorded,
+    ) -> Result<(), String> {
+        let on = Bootstrap {
+            node: "h1",
+            address: Some("10.0.0.1"),
+            cluster: &cluster(),
+            prepared_for,
+            cni_preinstalled: false,
+        };
+        host.run(config, &on, clusters).await
+    }
+
+    /// A control-plane cloud-config as Cluster API writes it: the cluster's authorities, then
+    /// `files`; `pre`, then `kubeadm init`.
     fn init_config(version: &str, pre: &[&str], files: &[(&str, &str)]) -> String {
-        let mut write_files: Vec<Value> = files
+        let shared = [
+            "ca.crt",
+            "ca.key",
+            "etcd/ca.crt",
+            "etcd/ca.key",
+            "front-proxy-ca.crt",
+            "front-proxy-ca.key",
+            "sa.pub",
+            "sa.key",
+        ];
+        let authorities =
+            shared.map(|file| (format!("/etc/kubernetes/pki/{file}"), "PEM".to_string()));
+        let mut write_files: Vec<Value> = authorities
             .iter()
+            .map(|(path, content)| (path.as_str(), content.as_str()))
+            .chain(files.iter().copied())
             .map(|(path, content)| serde_json::json!({"path": path, "content": content}))
             .collect();
-        write_files.push(serde_json::json!({"path": INIT_CONFIG,
-            "content": format!("kind: ClusterConfiguration\nkubernetesVersion: {version}\n")}));
+        let kubeadm = format!(
+            "---\nkind: ClusterConfiguration\nkubernetesVersion: {version}\n\
+             controlPlaneEndpoint: 172.20.10.100:6443\n---\nkind: InitConfiguration\n"
+        );
+        write_files.push(serde_json::json!({"path": INIT_CONFIG, "content": kubeadm}));
         let mut runcmd: Vec<String> = pre.iter().map(|c| c.to_string()).collect();
-        runcmd.push("kubeadm init --config /run/kubeadm/kubeadm.yaml && echo success > /run/cluster-api/bootstrap-success.complete".into());
+        runcmd.push("kubeadm init --config /run/kubeadm/kubeadm.yaml  && echo success > /run/cluster-api/bootstrap-success.complete".into());
         lcm_core::yaml::to_string(
             &serde_json::json!({"write_files": write_files, "runcmd": runcmd}),
         )
@@ -212,27 +369,82 @@ mod tests {
 
     const ADMIN_VIP: (&str, &str) = (KUBE_VIP_MANIFEST, "path: /etc/kubernetes/admin.conf");
 
-    #[test]
-    fn a_second_init_fails_until_the_host_is_reset() {
+    #[tokio::test]
+    async fn a_second_init_fails_until_the_host_is_reset() {
+        let clusters = Recorded::default();
         let mut host = Host::default();
         let config = init_config("v1.28.15", &[], &[ADMIN_VIP]);
-        host.run(&config, "v1.28.15").expect("clean host");
+        run(&mut host, &config, "v1.28.15", &clusters)
+            .await
+            .expect("clean host");
         assert!(host.is_dirty());
-        let error = host.run(&config, "v1.28.15").expect_err("dirty host");
+        let error = run(&mut host, &config, "v1.28.15", &clusters)
+            .await
+            .expect_err("dirty host");
         assert!(error.contains("Port 10250 is in use"), "{error}");
-        host.reset();
-        host.run(&config, "v1.28.15").expect("reset host");
+        host.reset(&clusters).await.expect("reset");
+        run(&mut host, &config, "v1.28.15", &clusters)
+            .await
+            .expect("reset host");
+        assert_eq!(
+            clusters.calls(),
+            [
+                "start ns/demo h1 init=true kubelet=v1.28.15",
+                "reset ns/demo h1",
+                "start ns/demo h1 init=true kubelet=v1.28.15",
+            ]
+        );
     }
 
-    #[test]
-    fn a_reset_in_the_bootstrap_makes_a_dirty_host_clean_but_empties_the_manifests() {
+    /// The generated control-plane reset, then `then`.
+    fn after_reset<'a>(reset: &'a [String], then: &[&'a str]) -> Vec<&'a str> {
+        reset
+            .iter()
+            .map(String::as_str)
+            .chain(then.iter().copied())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_plain_reset_after_the_bootstrap_wrote_the_authorities_loses_them() {
+        let clusters = Recorded::default();
+        let staged = [(
+            "/etc/kube-vip/kube-vip.yaml",
+            "path: /etc/kubernetes/admin.conf",
+        )];
+        let install =
+            "install -m 0644 /etc/kube-vip/kube-vip.yaml /etc/kubernetes/manifests/kube-vip.yaml";
+        let plain = init_config("v1.28.15", &["kubeadm reset --force", install], &staged);
+        let error = run(&mut Host::default(), &plain, "v1.28.15", &clusters)
+            .await
+            .expect_err("the authorities are gone");
+        assert!(
+            error.contains("/etc/kubernetes/pki/ca.crt is missing"),
+            "{error}"
+        );
+        let reset = lcm_core::capi::reset::control_plane();
+        let keeping = init_config("v1.28.15", &after_reset(&reset, &[install]), &staged);
+        run(&mut Host::default(), &keeping, "v1.28.15", &clusters)
+            .await
+            .expect("the generated reset keeps them");
+    }
+
+    #[tokio::test]
+    async fn a_reset_in_the_bootstrap_makes_a_dirty_host_clean_but_empties_the_manifests() {
+        let clusters = Recorded::default();
         let mut host = Host::default();
-        host.run(&init_config("v1.28.15", &[], &[ADMIN_VIP]), "v1.28.15")
-            .expect("first");
-        let written_before_reset =
-            init_config("v1.28.15", &["kubeadm reset --force"], &[ADMIN_VIP]);
-        let error = host
-            .run(&written_before_reset, "v1.28.15")
+        run(
+            &mut host,
+            &init_config("v1.28.15", &[], &[ADMIN_VIP]),
+            "v1.28.15",
+            &clusters,
+        )
+        .await
+        .expect("first");
+        let reset = lcm_core::capi::reset::control_plane();
+        let written_before_reset = init_config("v1.28.15", &after_reset(&reset, &[]), &[ADMIN_VIP]);
+        let error = run(&mut host, &written_before_reset, "v1.28.15", &clusters)
+            .await
             .expect_err("no kube-vip");
         assert!(
             error.contains("no /etc/kubernetes/manifests/kube-vip.yaml"),
@@ -240,24 +452,33 @@ mod tests {
         );
         let staged = init_config(
             "v1.28.15",
-            &[
-                "kubeadm reset --force",
-                "install -m 0644 /etc/kube-vip/kube-vip.yaml /etc/kubernetes/manifests/kube-vip.yaml",
-            ],
+            &after_reset(
+                &reset,
+                &[
+                    "install -m 0644 /etc/kube-vip/kube-vip.yaml /etc/kubernetes/manifests/kube-vip.yaml",
+                ],
+            ),
             &[(
                 "/etc/kube-vip/kube-vip.yaml",
                 "path: /etc/kubernetes/admin.conf",
             )],
         );
-        host.run(&staged, "v1.28.15")
+        run(&mut host, &staged, "v1.28.15", &clusters)
+            .await
             .expect("reset, then kube-vip installed");
     }
 
-    #[test]
-    fn from_1_29_init_needs_kube_vip_on_super_admin_conf() {
-        let error = Host::default()
-            .run(&init_config("v1.29.0", &[], &[ADMIN_VIP]), "v1.29.0")
-            .expect_err("admin.conf");
+    #[tokio::test]
+    async fn from_1_29_init_needs_kube_vip_on_super_admin_conf() {
+        let clusters = Recorded::default();
+        let error = run(
+            &mut Host::default(),
+            &init_config("v1.29.0", &[], &[ADMIN_VIP]),
+            "v1.29.0",
+            &clusters,
+        )
+        .await
+        .expect_err("admin.conf");
         assert!(error.contains("super-admin.conf"), "{error}");
         let conditional = format!(
             "if [ -f {INIT_CONFIG} ]; then install -m 0644 /etc/kube-vip/init.yaml {KUBE_VIP_MANIFEST}; fi"
@@ -273,13 +494,14 @@ mod tests {
                 ),
             ],
         );
-        Host::default()
-            .run(&config, "v1.33.5")
+        run(&mut Host::default(), &config, "v1.33.5", &clusters)
+            .await
             .expect("super-admin.conf");
     }
 
-    #[test]
-    fn a_host_keeps_its_kubelet_until_a_package_script_installs_another() {
+    #[tokio::test]
+    async fn a_host_keeps_its_kubelet_until_a_package_script_installs_another() {
+        let clusters = Recorded::default();
         let staged = (
             "/etc/kube-vip/kube-vip.yaml",
             "path: /etc/kubernetes/admin.conf",
@@ -291,25 +513,38 @@ mod tests {
             "#!/bin/sh\nkubernetes_version=v1.28.15\n",
         );
         let mut host = Host::default();
-        let config = |version: &str, pre: &[&str]| init_config(version, pre, &[staged, script]);
-        host.run(
-            &config("v1.28.14", &["kubeadm reset --force", install]),
+        let reset = lcm_core::capi::reset::control_plane();
+        let config = |version: &str, then: &[&str]| {
+            init_config(version, &after_reset(&reset, then), &[staged, script])
+        };
+        run(
+            &mut host,
+            &config("v1.28.14", &[install]),
             "v1.28.14",
+            &clusters,
         )
+        .await
         .expect("prepared for v1.28.14");
         assert_eq!(host.kubelet_version(), Some("v1.28.14"));
         // Claimed again for v1.28.15: a reset uninstalls nothing.
-        host.run(
-            &config("v1.28.15", &["kubeadm reset --force", install]),
+        run(
+            &mut host,
+            &config("v1.28.15", &[install]),
             "v1.28.15",
+            &clusters,
         )
+        .await
         .expect("reset first");
         assert_eq!(host.kubelet_version(), Some("v1.28.14"));
-        let upgraded = config(
-            "v1.28.15",
-            &["kubeadm reset --force", "sh /etc/lcm/install.sh", install],
-        );
-        host.run(&upgraded, "v1.28.15").expect("packages installed");
+        let upgraded = config("v1.28.15", &["sh /etc/lcm/install.sh", install]);
+        run(&mut host, &upgraded, "v1.28.15", &clusters)
+            .await
+            .expect("packages installed");
         assert_eq!(host.kubelet_version(), Some("v1.28.15"));
+        assert_eq!(
+            clusters.calls().last().map(String::as_str),
+            Some("start ns/demo h1 init=true kubelet=v1.28.15"),
+            "kubeadm runs with the installed kubelet"
+        );
     }
 }

@@ -8,18 +8,7 @@ use crate::objects::now;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Severity {
     Info,
-    Warning,
     Error,
-}
-
-impl Severity {
-    fn parse(text: &str) -> Self {
-        match text {
-            "Error" => Self::Error,
-            "Warning" => Self::Warning,
-            _ => Self::Info,
-        }
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,7 +17,6 @@ pub struct Condition {
     status: bool,
     reason: Option<String>,
     severity: Option<Severity>,
-    message: Option<String>,
 }
 
 impl Condition {
@@ -38,7 +26,6 @@ impl Condition {
             status: true,
             reason: None,
             severity: None,
-            message: None,
         }
     }
 
@@ -48,37 +35,6 @@ impl Condition {
             status: false,
             reason: Some(reason.into()),
             severity: Some(severity),
-            message: None,
-        }
-    }
-
-    /// The condition `source` (JSON) reports, as `type_` (Cluster API's "mirror"); when `source`
-    /// is None, False with reason `missing`.
-    pub fn mirror(type_: &'static str, source: Option<&Value>, missing: &str) -> Self {
-        let Some(source) = source else {
-            return Self::false_(type_, missing, Severity::Info);
-        };
-        if source["status"] == "True" {
-            return Self::true_(type_);
-        }
-        let mut mirrored = Self::false_(
-            type_,
-            source["reason"].as_str().unwrap_or(missing),
-            Severity::parse(source["severity"].as_str().unwrap_or_default()),
-        );
-        mirrored.message = source["message"].as_str().map(String::from);
-        mirrored
-    }
-
-    /// True when every one of `parts` is, else the first False one's reason (Cluster API's
-    /// "summary").
-    pub fn summary(type_: &'static str, parts: &[&Condition]) -> Self {
-        match parts.iter().find(|c| !c.status) {
-            None => Self::true_(type_),
-            Some(first) => Self {
-                type_,
-                ..(*first).clone()
-            },
         }
     }
 }
@@ -108,9 +64,6 @@ pub fn render(conditions: &[Condition], previous: &Value) -> Value {
             if let Some(severity) = c.severity {
                 out.insert("severity".into(), json!(format!("{severity:?}")));
             }
-            if let Some(message) = &c.message {
-                out.insert("message".into(), json!(message));
-            }
             Value::Object(out)
         })
         .collect()
@@ -118,15 +71,11 @@ pub fn render(conditions: &[Condition], previous: &Value) -> Value {
 
 /// Whether an object's condition of `type_` is True.
 pub fn is_true(object: &Value, type_: &str) -> bool {
-    find(object, type_).is_some_and(|c| c["status"] == "True")
-}
-
-/// An object's condition of `type_`.
-pub fn find<'a>(object: &'a Value, type_: &str) -> Option<&'a Value> {
     object["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == type_)
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == type_ && c["status"] == "True")
 }
 
 #[cfg(test)]
@@ -142,7 +91,7 @@ mod tests {
         let rendered = render(
             &[
                 Condition::false_("Ready", "Waiting", Severity::Info),
-                Condition::false_("Available", "Lost", Severity::Warning),
+                Condition::false_("Available", "Lost", Severity::Error),
             ],
             &previous,
         );

@@ -45,9 +45,6 @@ pub struct Faults {
     pub fail_job_for: BTreeSet<String>,
     /// Hosts on which bootstrapping Kubernetes (cloud-init / kubeadm) fails.
     pub fail_bootstrap: BTreeSet<String>,
-    /// Hosts whose node runs a pod a PodDisruptionBudget keeps from eviction: their drain
-    /// ends only when the machine's `nodeDrainTimeout` passes.
-    pub pdb_blocks_drain: BTreeSet<String>,
 }
 
 /// The simulator's configuration.
@@ -63,16 +60,15 @@ pub struct SimConfig {
     pub register_inventory_hosts: bool,
     /// Hosts (ids or hostnames) registered at start although no Job prepared them.
     pub preregistered: BTreeSet<String>,
-    /// Namespace whose Cluster API objects and Jobs are reconciled, like Cluster API's
-    /// `--namespace`; `None` for all. Hosts are claimed across all namespaces, as BYOH does.
+    /// Namespace whose host-preparation Jobs are run; `None` for all.
     pub namespace: Option<String>,
     /// How long a host-preparation Job runs.
     pub job_delay: Duration,
     /// How long a host takes to bootstrap Kubernetes once a machine claimed it.
     pub bootstrap_delay: Duration,
-    /// Clusters without a ClusterResourceSet get a CNI from their owner once their control
-    /// plane is initialized (as an owner who brings their own does); otherwise their nodes stay
-    /// NotReady, as with Cluster API.
+    /// Every cluster's owner brings its CNI (the workload cluster's `cniPreinstalled`): nodes
+    /// are Ready without a CNI applied; otherwise they stay NotReady until a ClusterResourceSet
+    /// applies one, as with Cluster API.
     pub cni_by_cluster_owner: bool,
     pub faults: Faults,
 }

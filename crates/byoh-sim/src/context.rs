@@ -1,62 +1,25 @@
-//! What every simulated controller shares.
+//! What the agents and the simulated Job controller share.
 
-use kube::api::{Api, DynamicObject};
 use kube::core::NamespaceResourceScope;
-use kube::runtime::events::{Recorder, Reporter};
-use kube::{Client, Resource};
-use lcm_core::capi::Kind;
+use kube::{Api, Client, Resource};
 
-use crate::agent::Registry;
+use crate::agent::Agents;
 use crate::config::SimConfig;
 use crate::stores::Stores;
+use crate::workload::ControlApi;
 
 pub(crate) struct Context {
+    /// The administrator: host-preparation Jobs (as the Job controller) and the hosts'
+    /// namespace (as mgmt.sh).
     pub client: Client,
+    /// The administrator's configuration, which impersonates each agent's identity.
+    pub admin_config: kube::Config,
     pub config: SimConfig,
-    /// The hosts whose agents run in this simulator.
-    pub registry: Registry,
-    /// Events of the host agents.
-    pub recorder: Recorder,
-    /// BYOH's ByoMachine controller runs one worker: one host claim at a time.
-    pub claiming: tokio::sync::Mutex<()>,
-    /// What the controllers read: every object they look at, watched once for all of them.
+    pub agents: Agents,
+    /// The workload clusters, as kubeadm on the hosts reaches them.
+    pub clusters: ControlApi,
+    /// What the Job controller and kubelet read: the Secrets and ConfigMaps Jobs mount.
     pub stores: Stores,
-}
-
-impl Context {
-    pub fn new(client: Client, config: SimConfig, stores: Stores) -> Self {
-        let reporter = Reporter {
-            controller: "byoh-hostagent".into(),
-            instance: None,
-        };
-        Self {
-            recorder: Recorder::new(client.clone(), reporter),
-            claiming: tokio::sync::Mutex::new(()),
-            client,
-            config,
-            registry: Registry::default(),
-            stores,
-        }
-    }
-
-    /// The objects of `kind` in `namespace`.
-    pub fn api(&self, kind: Kind, namespace: &str) -> Api<DynamicObject> {
-        dynamic_api(&self.client, kind, Some(namespace))
-    }
-
-    /// The objects of `kind` this simulator reconciles: in its namespace, or in all.
-    pub fn api_scoped(&self, kind: Kind) -> Api<DynamicObject> {
-        dynamic_api(&self.client, kind, self.config.namespace.as_deref())
-    }
-}
-
-/// The objects of `kind` in `namespace`, or in every namespace.
-pub fn dynamic_api(client: &Client, kind: Kind, namespace: Option<&str>) -> Api<DynamicObject> {
-    let resource = kind.api_resource();
-    match namespace {
-        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
-        None => Api::all_with(client.clone(), &resource),
-    }
 }
 
 /// The objects of `K` in `namespace`, or in every namespace.

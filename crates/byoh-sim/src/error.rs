@@ -1,4 +1,4 @@
-//! Why a reconciliation failed; the controllers log it and retry shortly.
+//! Why a reconciliation failed; the controllers log it and retry.
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -8,9 +8,6 @@ pub enum Error {
     Json(#[from] serde_json::Error),
     #[error("{0}")]
     Invalid(String),
-    /// A store did not show this simulator's own write in time.
-    #[error("{0}")]
-    Stale(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

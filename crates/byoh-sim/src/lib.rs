@@ -1,81 +1,83 @@
-//! byoh-sim: a simulator of the world the operators act on but do not own, for laptops and CI
-//! where there are no bare-metal hosts and no Cluster API controllers. Against a real Kubernetes
-//! API server it plays:
+//! byoh-sim: what cannot run on laptops and in CI, for the demo and the tests, against a real
+//! Kubernetes API server where the real Cluster API and BYOH managers run:
 //!
-//! - the BYOH host agents of the configured hosts ([`SimConfig::hosts`]): ByoHost
-//!   registration, node bootstrap on claim, reset on release;
+//! - the BYOH host agents of the configured hosts ([`SimConfig::hosts`]), as BYOH v0.5.0's agent
+//!   run with `--skip-installation`: ByoHost registration, node bootstrap on a claim (the
+//!   bootstrap data run on a model of the host, whose kubeadm reaches the workload clusters
+//!   through the control API of `tools/workload-clusters`), release without reset;
 //! - the Job controller (and kubelet's wait for mounted Secrets and ConfigMaps) and Ansible for
-//!   host-preparation Jobs, and BYOH's issuing of bootstrap kubeconfigs;
-//! - the Cluster API (Cluster, KubeadmControlPlane, MachineDeployment, Machine, kubeadm
-//!   bootstrap) and BYOH (ByoCluster, ByoMachine) controllers;
+//!   host-preparation Jobs;
 //! - faults on demand ([`Faults`]).
 //!
-//! It only writes what those components write, through the same API, so the operators cannot
-//! tell it from the real thing; every reaction is driven by watches.
+//! It writes only what those components write, through the same API, so the operators and the
+//! managers cannot tell it from the real thing; every reaction is driven by watches.
 
 mod agent;
-mod bootstrap;
-mod claiming;
 mod cloud_init;
-mod cluster;
-mod cni;
 mod conditions;
 mod config;
 mod context;
-mod control_plane;
 mod error;
 mod jobs;
-mod kubeadm_bootstrap;
-mod machine_deployment;
-mod machines;
+mod kubeadm;
 mod objects;
-mod replicas;
-mod rollout;
 mod runner;
 mod stores;
-mod teardown;
+mod workload;
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use futures::FutureExt;
-use futures::future;
+use futures::StreamExt;
 use kube::Client;
 use tokio::task::JoinHandle;
 
 pub use config::{Faults, SimConfig, SimHost, parse_duration};
 
+use agent::Agents;
 use context::Context;
 use stores::Stores;
+use workload::ControlApi;
 
-/// Runs the simulator until the returned future is dropped (or its task aborted). Fails only
-/// when the hosts present from the start cannot register.
-pub async fn run(client: Client, config: SimConfig) -> anyhow::Result<()> {
+/// Runs the simulator until the returned future is dropped (or its task aborted), acting as
+/// the administrator `admin` describes, with the workload clusters' control API at
+/// `workload_clusters` (`http://<address>:<port>`). Fails only when the hosts present from the
+/// start cannot register.
+pub async fn run(
+    admin: kube::Config,
+    workload_clusters: &str,
+    config: SimConfig,
+) -> anyhow::Result<()> {
+    let client = Client::try_from(admin.clone())?;
     let (stores, watches) = Stores::new(&client, config.namespace.as_deref());
-    let ctx = Arc::new(Context::new(client, config, stores));
-    agent::register_at_start(&ctx)
-        .await
-        .context("registering the hosts present at start")?;
-    // Each subscribes to the watches it needs here, before they run.
-    let controllers = future::join_all([
-        agent::run(ctx.clone()).boxed(),
-        bootstrap::run(ctx.clone()).boxed(),
-        jobs::run(ctx.clone()).boxed(),
-        machines::run(ctx.clone()).boxed(),
-        control_plane::run(ctx.clone()).boxed(),
-        machine_deployment::run(ctx.clone()).boxed(),
-        cluster::run(ctx.clone()).boxed(),
-    ]);
-    tracing::info!(namespace = ?ctx.config.namespace, "byoh-sim running");
-    futures::join!(watches, async {
-        // Not before every store holds its first listing: a reconcile reading an empty store
-        // would create what exists (machines) or miss what it needs (hosts). The stores are
-        // ready unless their watches stopped.
-        if ctx.stores.wait_until_ready().await.is_ok() {
-            controllers.await;
-        }
+    let (agents, running_agents) = Agents::new();
+    let ctx = Arc::new(Context {
+        client,
+        admin_config: admin,
+        config,
+        agents,
+        clusters: ControlApi::new(workload_clusters)?,
+        stores,
     });
-    Ok(())
+    // Each agent runs here, for as long as the simulator does.
+    let agents = running_agents.for_each_concurrent(None, |agent| agent);
+    let started = async {
+        agent::register_at_start(&ctx)
+            .await
+            .context("registering the hosts present at start")?;
+        tracing::info!(namespace = ?ctx.config.namespace, "byoh-sim running");
+        // Not before the stores hold their first listing: a Job would look for what it mounts
+        // in an empty store.
+        if ctx.stores.wait_until_ready().await.is_ok() {
+            jobs::run(ctx.clone()).await;
+        }
+        anyhow::Ok(())
+    };
+    tokio::select! {
+        result = started => result,
+        () = watches => Ok(()),
+        () = agents => Ok(()),
+    }
 }
 
 /// A simulator running in the background; dropping the handle stops it.
@@ -95,9 +97,10 @@ impl Drop for Handle {
 }
 
 /// Runs the simulator in a task of the current runtime.
-pub fn spawn(client: Client, config: SimConfig) -> Handle {
+pub fn spawn(admin: kube::Config, workload_clusters: &str, config: SimConfig) -> Handle {
+    let workload_clusters = workload_clusters.to_string();
     Handle(tokio::spawn(async move {
-        let result = run(client, config).await;
+        let result = run(admin, &workload_clusters, config).await;
         if let Err(e) = &result {
             tracing::error!(error = %format!("{e:#}"), "byoh-sim stopped");
         }

@@ -1,6 +1,6 @@
-//! `byoh-sim`: plays bare-metal hosts with BYOH agents, host-preparation Jobs and the Cluster
-//! API + BYOH controllers against the cluster of the current kubeconfig. A simulator, for
-//! laptops and CI only.
+//! `byoh-sim`: plays bare-metal hosts with their BYOH agents and host-preparation Jobs against
+//! the cluster of the current kubeconfig, where the real Cluster API and BYOH managers run, and
+//! the workload clusters of `tools/workload-clusters`. A simulator, for laptops and CI only.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,12 +16,17 @@ use operator_kit::telemetry::{self, LogFormat};
 #[derive(Parser)]
 #[command(
     version,
-    about = "Simulates bare-metal hosts (BYOH agents), host-preparation Jobs and the Cluster API + BYOH controllers, for laptops and CI"
+    about = "Simulates bare-metal hosts (BYOH agents) and host-preparation Jobs, for laptops and CI"
 )]
 struct Cli {
-    /// Kubeconfig of the management cluster (default: $KUBECONFIG, ~/.kube/config, in-cluster).
+    /// Kubeconfig of the management cluster's administrator, who impersonates each host's
+    /// agent (default: $KUBECONFIG, ~/.kube/config, in-cluster).
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
+    /// The control API of the workload clusters (`workloadClusters.controlURL` of
+    /// `testcluster up --managers`' managers.json), which the hosts' kubeadm reaches.
+    #[arg(long)]
+    workload_clusters: String,
     /// The inventory (input.json) whose hosts the simulated world has.
     #[arg(long)]
     inventory: Option<PathBuf>,
@@ -34,7 +39,7 @@ struct Cli {
     /// Inventory hosts (ids or hostnames) registered at start although no Job prepared them.
     #[arg(long, value_delimiter = ',')]
     preregistered: Vec<String>,
-    /// Reconcile Cluster API objects and Jobs of this namespace only (default: all).
+    /// Run the host-preparation Jobs of this namespace only (default: all).
     #[arg(long)]
     namespace: Option<String>,
     /// How long a host-preparation Job runs, e.g. 500ms, 2s, 1m [default: 2s].
@@ -52,12 +57,8 @@ struct Cli {
     /// Fault: bootstrapping the node fails on these hosts (CloudInitExecutionFailed).
     #[arg(long, value_delimiter = ',')]
     fail_bootstrap: Vec<String>,
-    /// Fault: a PodDisruptionBudget no eviction satisfies protects a pod on these hosts' nodes,
-    /// so draining them never ends but by the machine's nodeDrainTimeout.
-    #[arg(long, value_delimiter = ',')]
-    pdb_blocks_drain: Vec<String>,
-    /// Clusters without a ClusterResourceSet get a CNI from their owner once their control
-    /// plane is initialized; otherwise their nodes stay NotReady.
+    /// Every cluster's owner brings its CNI: nodes are Ready without a ClusterResourceSet
+    /// applying one; otherwise they stay NotReady until one does.
     #[arg(long)]
     cni_by_cluster_owner: bool,
     #[arg(long, value_enum, default_value = "text")]
@@ -91,7 +92,6 @@ impl Cli {
                 never_register: self.never_register.into_iter().collect(),
                 fail_job_for: self.fail_job_for.into_iter().collect(),
                 fail_bootstrap: self.fail_bootstrap.into_iter().collect(),
-                pdb_blocks_drain: self.pdb_blocks_drain.into_iter().collect(),
             },
         };
         let unknown: Vec<&String> = config
@@ -111,16 +111,15 @@ impl Cli {
     }
 }
 
-async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
-    let config = match kubeconfig {
+async fn admin_config(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Config> {
+    Ok(match kubeconfig {
         Some(path) => {
             let kubeconfig = Kubeconfig::read_from(path)
                 .with_context(|| format!("reading {}", path.display()))?;
             kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?
         }
         None => kube::Config::infer().await?,
-    };
-    Ok(kube::Client::try_from(config)?)
+    })
 }
 
 async fn shutdown() {
@@ -138,10 +137,11 @@ async fn shutdown() {
 }
 
 async fn main_result(cli: Cli) -> anyhow::Result<()> {
-    let client = client(cli.kubeconfig.as_ref()).await?;
+    let admin = admin_config(cli.kubeconfig.as_ref()).await?;
+    let workload_clusters = cli.workload_clusters.clone();
     let config = cli.config()?;
     tokio::select! {
-        result = byoh_sim::run(client, config) => result,
+        result = byoh_sim::run(admin, &workload_clusters, config) => result,
         () = shutdown() => {
             tracing::info!("byoh-sim stopping");
             Ok(())

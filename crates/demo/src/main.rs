@@ -1,6 +1,7 @@
 //! `make demo`: the whole chain on a local control plane, no hardware. Starts the control
-//! plane, both operators and the infrastructure simulator, applies a FocomProvisioningRequest,
-//! and shows every cluster's progress until all are Synced (exit 0) or one fails (exit 1).
+//! plane with the real Cluster API and BYOH controllers, both operators, and the simulated hosts
+//! and workload clusters, applies a FocomProvisioningRequest, and shows every cluster's
+//! progress until all are Synced (exit 0) or one fails (exit 1).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,7 +13,7 @@ use lcm_core::crd::{FocomPhase, FocomProvisioningRequest};
 
 #[derive(Parser)]
 #[command(
-    about = "The whole O-RAN cluster lifecycle on a local control plane, with simulated hosts"
+    about = "The whole O-RAN cluster lifecycle on a local control plane with the real Cluster API and BYOH controllers, simulated hosts and workload clusters"
 )]
 struct Args {
     /// The FocomProvisioningRequest to apply.
@@ -32,6 +33,15 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    // The simulated hosts run in this process: their log on stderr, as RUST_LOG selects it
+    // (e.g. RUST_LOG=byoh_sim=info); nothing by default.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let keep = args.keep || std::env::var("KEEP").is_ok_and(|v| !v.is_empty() && v != "0");
     tokio::select! {
         result = run(&args, keep) => match result {
@@ -42,7 +52,7 @@ async fn main() -> ExitCode {
             }
         },
         _ = tokio::signal::ctrl_c() => {
-            eprintln!("\ninterrupted: stopping the operators, the simulator and the control plane");
+            eprintln!("\ninterrupted: stopping the operators, the simulators, the controllers and the control plane");
             ExitCode::from(130)
         }
     }
@@ -60,7 +70,7 @@ async fn run(args: &Args, keep: bool) -> anyhow::Result<()> {
         .unwrap_or_else(|| "focom-system".into());
 
     println!(
-        "starting the control plane (etcd, kube-apiserver, kube-controller-manager), both operators and the simulator..."
+        "starting the control plane (etcd, kube-apiserver, kube-controller-manager), the Cluster API and BYOH controllers, both operators, and the simulated hosts and workload clusters..."
     );
     let mut options = WorldOptions::from_inventory(&std::fs::read_to_string(&args.inventory)?)?;
     // A request describing its cluster in full may name hosts the inventory lacks: they are
@@ -69,6 +79,10 @@ async fn run(args: &Args, keep: bool) -> anyhow::Result<()> {
     // Day 2: every fulfilled cluster is registered in ArgoCD.
     options.o2ims_args = vec!["--argocd-namespace".into(), demo::ARGOCD_NAMESPACE.into()];
     let world = World::start(options).await?;
+    let client = world.client()?;
+    for line in demo::stack::describe(&world.cluster, &client).await? {
+        println!("{line}");
+    }
     println!(
         "ready after {:.1}s; applying {} (FocomProvisioningRequest {namespace}/{name})\n",
         started.elapsed().as_secs_f64(),
@@ -76,7 +90,6 @@ async fn run(args: &Args, keep: bool) -> anyhow::Result<()> {
     );
     world.apply_manifest(&manifest).await?;
 
-    let client = world.client()?;
     let api = kube::Api::<FocomProvisioningRequest>::namespaced(client.clone(), &namespace);
     let deadline = Instant::now() + Duration::from_secs(args.timeout_seconds);
     let mut shown = String::new();
@@ -141,10 +154,11 @@ async fn run(args: &Args, keep: bool) -> anyhow::Result<()> {
             demo::ARGOCD_NAMESPACE
         );
         println!(
-            "  logs: {}, {} and {}",
+            "  logs: {}, {} and {}; the controllers' and the workload clusters' beside {}",
             world.o2ims.log.display(),
             world.focom.log.display(),
-            world.api.process.log.display()
+            world.api.process.log.display(),
+            world.cluster.managers_file().display()
         );
         std::future::pending::<()>().await;
     }

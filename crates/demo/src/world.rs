@@ -14,6 +14,26 @@ pub const O2IMS_NAMESPACE: &str = "o2ims-system";
 /// Where ArgoCD would run: the demo registers its clusters there (`--argocd-namespace`).
 pub const ARGOCD_NAMESPACE: &str = "argocd";
 const FIELD_MANAGER: &str = "lcm-demo";
+/// The Calico manifest's stand-in: only its `calico-node` DaemonSet, which is what the
+/// workload-cluster simulator counts as a running CNI (nodes turn Ready once it exists), and
+/// only kinds it serves (a real calico.yaml's ServiceAccounts, CRDs and PodDisruptionBudget
+/// would fail to apply there).
+const CALICO_STAND_IN: &str = "\
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: calico-node
+  namespace: kube-system
+  labels: {k8s-app: calico-node}
+spec:
+  selector: {matchLabels: {k8s-app: calico-node}}
+  template:
+    metadata: {labels: {k8s-app: calico-node}}
+    spec:
+      hostNetwork: true
+      tolerations: [{operator: Exists}]
+      containers: [{name: calico-node, image: docker.io/calico/node:v3.29.0}]
+";
 
 /// How the world is set up.
 #[derive(Clone, Debug)]
@@ -153,10 +173,10 @@ impl World {
     pub async fn start(options: WorldOptions) -> anyhow::Result<Self> {
         let (cluster, audit) = match &options.audit_dir {
             Some(dir) => {
-                let (cluster, audit) = TestCluster::start_audited(dir).await?;
+                let (cluster, audit) = TestCluster::start_with_managers_audited(dir, &[]).await?;
                 (cluster, Some(audit))
             }
-            None => (TestCluster::start_new().await?, None),
+            None => (TestCluster::start_with_managers(&[]).await?, None),
         };
         let client = cluster.admin_client()?;
         for namespace in [
@@ -181,10 +201,13 @@ impl World {
             )
             .await?;
         }
-        // The simulated clusters run no CNI; this stand-in only lets the ClusterResourceSet be complete.
-        apply(&client, &json!({"apiVersion": "v1", "kind": "ConfigMap",
+        // What the ClusterResourceSet applies to each cluster with `cni: calico`.
+        apply(
+            &client,
+            &json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "calico-manifest", "namespace": O2IMS_NAMESPACE},
-            "data": {"calico.yaml": "# stand-in for the Calico manifest: the simulated clusters do not run it\n"}}))
+            "data": {"calico.yaml": CALICO_STAND_IN}}),
+        )
         .await?;
         // What host-preparation Jobs mount, as the chart and mgmt.sh install it: the playbook,
         // and an SSH key (a stand-in: the simulated hosts take no SSH connection).
@@ -213,8 +236,12 @@ impl World {
             &["--ocloud-name", "demo"],
         )
         .await?;
+        let workload_clusters = cluster
+            .workload_clusters_url()?
+            .context("the control plane runs no workload-cluster simulator")?;
         let simulator = byoh_sim::spawn(
-            cluster.admin_client_as("byoh-sim")?,
+            cluster.admin_config_as("byoh-sim")?,
+            &workload_clusters,
             options.simulator.clone(),
         );
         Ok(Self {

@@ -583,7 +583,9 @@ async fn focom_and_direct_requests_racing_for_hosts_with_two_o2ims_operators_nev
             let [control_plane, worker] = wanted(k);
             let parameters = json!({
                 "clusterName": cluster_name(k), "kubernetesVersion": "v1.32.9",
-                "controlPlaneEndpoint": {"host": format!("10.9.1.{k}")},
+                // In the local routes of the stack's network namespace, where the workload
+                // clusters are served.
+                "controlPlaneEndpoint": {"host": format!("172.21.1.{k}")},
                 "hosts": {"controlPlane": [control_plane], "workers": [worker]},
                 "hostPreparation": "skip", "cni": "none",
             });

@@ -78,13 +78,6 @@ impl TestCluster {
         Ok((cluster, log))
     }
 
-    /// Starts a separate control plane, as [`TestCluster::start_new`] does, whose API server
-    /// writes an audit log into `dir` (for counting requests by client).
-    pub async fn start_audited(dir: &Path) -> anyhow::Result<(TestCluster, AuditLog)> {
-        let (log, flags) = AuditLog::prepare(dir)?;
-        Ok((Self::start_with_flags(flags, Vec::new()).await?, log))
-    }
-
     async fn start_with_flags(
         apiserver_flags: Vec<String>,
         up_flags: Vec<String>,
