@@ -6,7 +6,7 @@ export CARGO_TERM_COLOR ?= never
 
 TESTCLUSTER := tools/testcluster/bin/testcluster
 
-.PHONY: ansible-inventory bench demo test tools lint crds check-crds static-checks image-binaries testcluster managers cluster
+.PHONY: ansible-inventory bench soak demo test tools lint crds check-crds static-checks image-binaries testcluster managers cluster
 
 ## demo: the whole chain on a local control plane with simulated hosts (KEEP=1 keeps it running)
 demo: testcluster managers
@@ -18,6 +18,12 @@ SIZES ?= 10,100,1000
 bench: testcluster managers
 	cargo build --release -p o2ims-operator -p focom-operator -p o2ims-api -p demo --bins
 	target/release/lcm-bench --sizes $(SIZES)
+
+## soak: create, scale out, scale in and delete a fleet in a loop for MINUTES (30): RSS, writes per cycle, logged problems, leftovers; .cache/bench/soak.json
+MINUTES ?= 30
+soak: testcluster managers
+	cargo build --release -p o2ims-operator -p focom-operator -p o2ims-api -p demo --bins
+	target/release/lcm-bench --soak-minutes $(MINUTES)
 
 ## test: everything that proves the product (formatting, lints, generated files, deployment files, unit and integration tests)
 test: check-crds lint static-checks image-binaries testcluster managers tools

@@ -223,7 +223,9 @@ pub fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-/// Adds or removes `finalizer` on `object`, guarded by the resourceVersion it was read at.
+/// Adds or removes `finalizer` on `object`, guarded by the resourceVersion it was read at. An
+/// object already gone when its finalizer is removed is what the removal leads to: a reconcile
+/// working from a cached copy that predates an earlier removal finds it so.
 pub async fn set_finalizer<K>(
     api: &kube::Api<K>,
     object: &K,
@@ -244,11 +246,15 @@ where
         finalizers.push(finalizer.to_string());
     }
     let patch = serde_json::json!({"metadata": {"finalizers": finalizers, "resourceVersion": object.resource_version()}});
-    api.patch(
-        &object.name_any(),
-        &kube::api::PatchParams::default(),
-        &kube::api::Patch::Merge(&patch),
-    )
-    .await?;
-    Ok(())
+    let patched = api
+        .patch(
+            &object.name_any(),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await;
+    match patched {
+        Err(kube::Error::Api(status)) if !present && status.is_not_found() => Ok(()),
+        other => other.map(drop),
+    }
 }

@@ -9,6 +9,7 @@
 mod apiserver;
 mod plot;
 mod rest;
+mod soak;
 mod timeline;
 
 use std::time::{Duration, Instant};
@@ -38,6 +39,9 @@ struct Args {
     /// Where the JSON and the plot go.
     #[arg(long, default_value = ".cache/bench")]
     out: std::path::PathBuf,
+    /// Instead of the fleet sizes: a soak of this many minutes (create, scale, delete in a loop).
+    #[arg(long)]
+    soak_minutes: Option<u64>,
 }
 
 fn inventory(clusters: usize) -> String {
@@ -321,6 +325,15 @@ fn print_table(runs: &[Value]) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(minutes) = args.soak_minutes {
+        let soak = soak::run(minutes, &args.out).await?;
+        soak::print(&soak);
+        std::fs::create_dir_all(&args.out)?;
+        let json_path = args.out.join("soak.json");
+        std::fs::write(&json_path, serde_json::to_string_pretty(&soak)?)?;
+        println!("wrote {}", json_path.display());
+        return Ok(());
+    }
     let mut runs = Vec::new();
     for size in &args.sizes {
         eprintln!("lcm-bench: {size} clusters");
