@@ -1,7 +1,8 @@
-//! Test support for `deploy/`: where the chart, the overlays, helm and the operator binaries are;
+//! Test support for `deploy/` and the docs: where the chart, the overlays, helm and the operator binaries are;
 //! rendering and comparing manifests; applying rendered objects. ServiceAccount kubeconfigs and
 //! the Cluster API drivers come from `testcluster`.
 
+pub mod docs;
 mod manifests;
 pub mod monitoring;
 mod paths;
