@@ -57,8 +57,8 @@ fn a_broken_link_a_missing_anchor_and_a_missing_path_are_each_reported() -> anyh
         "# Front\n\n\
          [fine](docs/page.md#its-second-part), [fine too](#front), [later](docs/later.md),\n\
          [gone](docs/gone.md), [no such part](docs/page.md#third-part), [up](../outside.md)\n\n\
-         `crates/a/src/lib.rs`, `input.json`, `crates/a/src/`, `tools/x/bin/x`, `tests/t.rs` and\n\
-         `crates/*/src` exist or are built; `crates/a/src/main.rs`, `examples/none.yaml`, `tests/none.rs` and `mgmt.sh`\n\
+         `crates/a/src/lib.rs`, `input.json`, `crates/a/src/`, `tools/x/bin/x`, `tests/t.rs`,\n\
+         `crates/...` and `crates/*/src` exist or are built; `crates/a/src/main.rs`, `examples/none.yaml`, `tests/none.rs` and `mgmt.sh`\n\
          do not.\n\n\
          ```sh\n\
          cat crates/in/a/fence.rs   # [not a link](nowhere.md) `crates/nope`\n\
