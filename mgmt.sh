@@ -48,7 +48,7 @@ Sets up the management cluster, idempotently, in this order:
   1. (--create-local) a local kind cluster '$KIND_NAME' from ${KIND_NODE_IMAGE%@*} (needs Docker)
   2. reads the Cluster API providers clusterctl installed, and stops before changing anything when
      the core, kubeadm bootstrap or kubeadm control-plane provider is older than ${CAPI_VERSION%.*}: such
-     a cluster is upgraded first with clusterctl upgrade (the message and README.md say how)
+     a cluster is upgraded first with clusterctl upgrade (the message and docs/operations.md say how)
   3. cert-manager $CERT_MANAGER_VERSION, unless it is installed; waits until it is available
   4. EXP_CLUSTER_RESOURCE_SET=true clusterctl init with Cluster API $CAPI_VERSION (core, kubeadm
      bootstrap and control plane) and BYOH $BYOH_VERSION, for the providers not installed yet; a
@@ -293,7 +293,7 @@ upgrade_first_message() {
   steps+="     \`$(upgrade_apply "$CAPI_VERSION")\`"$'\n'
   printf '%s' "$steps"
   printf '%s\n' "Name the versions: \`clusterctl upgrade apply --contract v1beta1\` goes to the newest v1beta1"
-  printf 'release (%s) whichever clusterctl runs it. Then run mgmt.sh again. README.md, section\n' "$target"
+  printf 'release (%s) whichever clusterctl runs it. Then run mgmt.sh again. docs/operations.md, section\n' "$target"
   printf '"Upgrading a management cluster from Cluster API v1.4", has the details.'
 }
 
