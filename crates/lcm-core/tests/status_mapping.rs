@@ -169,6 +169,18 @@ fn provisioning_state_table() {
             "removing 1 machine(s)",
         ),
         (
+            "a worker scaled in and out again: its deleting machine still counted ready",
+            |o| o.machines[4].deleting = true,
+            ProvisioningState::Progressing,
+            "workers: 2/2 worker nodes ready; 1 machine(s) being deleted",
+        ),
+        (
+            "a control-plane machine being deleted",
+            |o| o.machines[0].deleting = true,
+            ProvisioningState::Progressing,
+            "control plane: 3/3 control-plane nodes ready; 1 machine(s) being deleted",
+        ),
+        (
             "machine waits for a free host",
             |o| {
                 o.workers.as_mut().expect("md").ready_replicas = 1;

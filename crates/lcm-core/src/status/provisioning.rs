@@ -171,6 +171,18 @@ fn nodes_not_at(observed: &Observed, control_plane: bool, version: &str) -> Opti
     (!behind.is_empty()).then(|| format!("waiting for nodes at {version}: {}", behind.join(", ")))
 }
 
+/// How many machines of the control plane (or of the workers) are being deleted. Cluster API
+/// counts them in a MachineSet's or KubeadmControlPlane's replicas, ready ones in its
+/// readyReplicas, and makes a replacement only once they are gone (MachineSet `syncReplicas`
+/// counts every machine it owns): a ready count that includes one is no ready cluster.
+fn deleting(observed: &Observed, control_plane: bool) -> usize {
+    observed
+        .machines
+        .iter()
+        .filter(|m| m.control_plane == control_plane && m.deleting)
+        .count()
+}
+
 /// How many machines of the control plane (or of the workers) wait for a free host.
 fn hosts_wanted(observed: &Observed, control_plane: bool) -> usize {
     observed
@@ -195,13 +207,15 @@ fn control_plane_condition(observed: &Observed) -> Desired {
     let waiting_hosts = hosts_wanted(observed, true);
     let at_version = cp.version.as_deref() == Some(cp.desired_version.as_str());
     let behind = nodes_not_at(observed, true, &cp.desired_version);
+    let deleting = deleting(observed, true);
     let counted_ready = !cp.stale
         && cp.initialized
         && cp.ready
         && at_version
         && cp.ready_replicas == cp.desired_replicas
         && cp.updated_replicas == cp.desired_replicas
-        && cp.replicas == cp.desired_replicas;
+        && cp.replicas == cp.desired_replicas
+        && deleting == 0;
     if counted_ready && let Some(behind) = behind {
         Desired::false_(
             CONTROL_PLANE_READY,
@@ -247,6 +261,12 @@ fn control_plane_condition(observed: &Observed) -> Desired {
                 cp.desired_version, cp.updated_replicas, cp.desired_replicas
             ),
         )
+    } else if deleting > 0 {
+        Desired::false_(
+            CONTROL_PLANE_READY,
+            "DeletingMachines",
+            format!("control plane: {counts}; {deleting} machine(s) being deleted"),
+        )
     } else {
         Desired::false_(
             CONTROL_PLANE_READY,
@@ -273,10 +293,12 @@ fn workers_condition(observed: &Observed) -> Desired {
         .desired_version
         .as_deref()
         .and_then(|version| nodes_not_at(observed, false, version));
+    let deleting = deleting(observed, false);
     let counted_ready = !md.stale
         && md.ready_replicas == md.desired_replicas
         && md.updated_replicas == md.desired_replicas
-        && md.replicas == md.desired_replicas;
+        && md.replicas == md.desired_replicas
+        && deleting == 0;
     if counted_ready && let Some(behind) = behind {
         Desired::false_(
             WORKERS_READY,
@@ -320,6 +342,12 @@ fn workers_condition(observed: &Observed) -> Desired {
                 "workers: {}/{} machines updated",
                 md.updated_replicas, md.desired_replicas
             ),
+        )
+    } else if deleting > 0 {
+        Desired::false_(
+            WORKERS_READY,
+            "DeletingMachines",
+            format!("workers: {counts}; {deleting} machine(s) being deleted"),
         )
     } else {
         Desired::false_(
