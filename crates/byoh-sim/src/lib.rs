@@ -33,6 +33,7 @@ use kube::Client;
 use tokio::task::JoinHandle;
 
 pub use config::{Faults, SimConfig, SimHost, parse_duration};
+pub use workload::CALICO_STAND_IN;
 
 use agent::Agents;
 use context::Context;

@@ -9,6 +9,27 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+/// What the workload clusters count as a running CNI, for a cluster's ClusterResourceSet to
+/// apply in place of the Calico manifest: only its `calico-node` DaemonSet (nodes turn Ready once
+/// it exists), and only kinds the workload clusters serve (a real calico.yaml's
+/// ServiceAccounts, CRDs and PodDisruptionBudget would fail to apply there).
+pub const CALICO_STAND_IN: &str = "\
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: calico-node
+  namespace: kube-system
+  labels: {k8s-app: calico-node}
+spec:
+  selector: {matchLabels: {k8s-app: calico-node}}
+  template:
+    metadata: {labels: {k8s-app: calico-node}}
+    spec:
+      hostNetwork: true
+      tolerations: [{operator: Exists}]
+      containers: [{name: calico-node, image: docker.io/calico/node:v3.29.0}]
+";
+
 /// How long one call may take: the simulator answers at once unless it is gone.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 

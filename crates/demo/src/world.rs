@@ -14,26 +14,6 @@ pub const O2IMS_NAMESPACE: &str = "o2ims-system";
 /// Where ArgoCD would run: the demo registers its clusters there (`--argocd-namespace`).
 pub const ARGOCD_NAMESPACE: &str = "argocd";
 const FIELD_MANAGER: &str = "lcm-demo";
-/// The Calico manifest's stand-in: only its `calico-node` DaemonSet, which is what the
-/// workload-cluster simulator counts as a running CNI (nodes turn Ready once it exists), and
-/// only kinds it serves (a real calico.yaml's ServiceAccounts, CRDs and PodDisruptionBudget
-/// would fail to apply there).
-const CALICO_STAND_IN: &str = "\
-apiVersion: apps/v1
-kind: DaemonSet
-metadata:
-  name: calico-node
-  namespace: kube-system
-  labels: {k8s-app: calico-node}
-spec:
-  selector: {matchLabels: {k8s-app: calico-node}}
-  template:
-    metadata: {labels: {k8s-app: calico-node}}
-    spec:
-      hostNetwork: true
-      tolerations: [{operator: Exists}]
-      containers: [{name: calico-node, image: docker.io/calico/node:v3.29.0}]
-";
 
 /// How the world is set up.
 #[derive(Clone, Debug)]
@@ -206,7 +186,7 @@ impl World {
             &client,
             &json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": "calico-manifest", "namespace": O2IMS_NAMESPACE},
-            "data": {"calico.yaml": CALICO_STAND_IN}}),
+            "data": {"calico.yaml": byoh_sim::CALICO_STAND_IN}}),
         )
         .await?;
         // What host-preparation Jobs mount, as the chart and mgmt.sh install it: the playbook,

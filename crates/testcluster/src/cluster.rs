@@ -32,6 +32,7 @@ pub struct TestCluster {
 }
 
 static SHARED: OnceCell<TestCluster> = OnceCell::const_new();
+static SHARED_WITH_MANAGERS: OnceCell<TestCluster> = OnceCell::const_new();
 
 impl TestCluster {
     /// The control plane of this test process, started on first use (or `TEST_KUBECONFIG`'s).
@@ -44,6 +45,16 @@ impl TestCluster {
                     None => Self::start_new().await,
                 }
             })
+            .await
+    }
+
+    /// The control plane of this test process with the managers and the workload-cluster
+    /// simulator ([`TestCluster::start_with_managers`]), started on first use; it lives as
+    /// [`TestCluster::shared`]'s does. Tests keep their hosts apart by selectors, since BYOH
+    /// claims a matching host of any namespace, and their control-plane endpoints apart.
+    pub async fn shared_with_managers() -> anyhow::Result<&'static TestCluster> {
+        SHARED_WITH_MANAGERS
+            .get_or_try_init(|| Self::start_with_managers(&[]))
             .await
     }
 
