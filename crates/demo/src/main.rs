@@ -146,7 +146,12 @@ async fn run(args: &Args, keep: bool) -> anyhow::Result<()> {
         println!("  kubectl get clusters,kubeadmcontrolplanes,machinedeployments,machines -A");
         println!("  kubectl get byohosts -n byoh-hosts -L host-id,cluster.x-k8s.io/cluster-name");
         println!(
-            "  kubectl -n cluster-core get secret core-kubeconfig -o jsonpath='{{.data.value}}' | base64 -d"
+            "  kubectl -n cluster-core get secret core-kubeconfig -o jsonpath='{{.data.value}}' | base64 -d > core.kubeconfig"
+        );
+        // The workload clusters' endpoints answer only in the controllers' network namespace.
+        println!(
+            "  nsenter --net={} kubectl --kubeconfig core.kubeconfig get nodes,pods -A",
+            demo::stack::network_namespace(&world.cluster)?
         );
         println!("  {}", demo::rest::curl(&world, &reader));
         println!(

@@ -17,15 +17,29 @@ const PROJECTS: [(&str, &str); 2] = [
     ),
 ];
 
+/// The network namespace of the controllers and the workload clusters (a path for
+/// `nsenter --net=`): the workload clusters' endpoints answer only there.
+pub fn network_namespace(cluster: &TestCluster) -> anyhow::Result<String> {
+    let state = managers_state(cluster)?;
+    Ok(state["netns"]["path"]
+        .as_str()
+        .context("managers.json names no netns.path")?
+        .to_string())
+}
+
+fn managers_state(cluster: &TestCluster) -> anyhow::Result<Value> {
+    let path = cluster.managers_file();
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
 /// One line for what is real (the control plane and the controllers: project, version and
 /// managers, e.g. `Cluster API v1.10.10 controllers (cluster-api, bootstrap-kubeadm,
 /// controlplane-kubeadm) and BYOH v0.5.0 controllers (byoh)`), one for what is simulated.
 pub async fn describe(cluster: &TestCluster, client: &Client) -> anyhow::Result<Vec<String>> {
     let kubernetes = client.apiserver_version().await?.git_version;
-    let path = cluster.managers_file();
-    let state: Value = serde_json::from_str(
-        &std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?,
-    )?;
+    let state = managers_state(cluster)?;
     // By project and version, the managers built from it, in start order.
     let mut projects: BTreeMap<(usize, String), Vec<String>> = BTreeMap::new();
     for manager in state["managers"].as_array().into_iter().flatten() {
