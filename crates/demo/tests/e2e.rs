@@ -1,5 +1,5 @@
-//! End to end: a real control plane, both operators as processes, and the infrastructure
-//! simulator. Each test has its own world.
+//! End to end: a real control plane with the real Cluster API and BYOH managers, both operators
+//! as processes, and the simulated hosts and workload clusters. Each test has its own world.
 
 use std::time::Duration;
 
@@ -495,9 +495,11 @@ async fn assert_one_of_each_per_cluster(client: &Client, clusters: usize) -> any
     assert_operators_made_one_of_each(client, clusters).await
 }
 
-/// As [`assert_one_of_each_per_cluster`], but for ByoMachines: Cluster API creates a Machine's
-/// ByoMachine first, so an API server that goes away between the two leaves a ByoMachine no
-/// Machine owns (the simulator, like Cluster API, makes another for the Machine it retries).
+/// As [`assert_one_of_each_per_cluster`], but for ByoMachines: Cluster API's MachineSet
+/// creates a Machine's ByoMachine first (owned by the MachineSet) and deletes it when the Machine
+/// cannot be created (internal/controllers/machineset/machineset_controller.go, `syncReplicas`),
+/// so an API server that goes away between the two, and for the delete, leaves a ByoMachine no
+/// Machine owns, and the MachineSet makes another for the Machine it retries.
 async fn assert_operators_made_one_of_each(client: &Client, clusters: usize) -> anyhow::Result<()> {
     for (kind, per_cluster) in PER_CLUSTER {
         assert_eq!(
@@ -523,7 +525,7 @@ async fn assert_operators_made_one_of_each(client: &Client, clusters: usize) -> 
 }
 
 /// The API server goes away mid-provisioning and comes back on the same etcd data: every watch
-/// of both operators and the simulator breaks. The request in flight still finishes without a
+/// of both operators, the managers and the simulated hosts breaks. The request in flight still finishes without a
 /// duplicate, and a request made afterwards is seen and served, so every watch was re-established.
 #[tokio::test]
 async fn an_api_server_restart_mid_provisioning_loses_no_watch() -> anyhow::Result<()> {
