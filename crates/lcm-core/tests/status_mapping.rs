@@ -175,6 +175,14 @@ fn provisioning_state_table() {
             "workers: 2/2 worker nodes ready; 1 machine(s) being deleted",
         ),
         (
+            "a worker's Machine gone, the MachineDeployment's status not yet written",
+            |o| {
+                o.machines.pop();
+            },
+            ProvisioningState::Progressing,
+            "workers: 2/2 worker nodes ready; 1 machine(s) to be created",
+        ),
+        (
             "a control-plane machine being deleted",
             |o| o.machines[0].deleting = true,
             ProvisioningState::Progressing,

@@ -171,16 +171,35 @@ fn nodes_not_at(observed: &Observed, control_plane: bool, version: &str) -> Opti
     (!behind.is_empty()).then(|| format!("waiting for nodes at {version}: {}", behind.join(", ")))
 }
 
-/// How many machines of the control plane (or of the workers) are being deleted. Cluster API
-/// counts them in a MachineSet's or KubeadmControlPlane's replicas, ready ones in its
-/// readyReplicas, and makes a replacement only once they are gone (MachineSet `syncReplicas`
-/// counts every machine it owns): a ready count that includes one is no ready cluster.
-fn deleting(observed: &Observed, control_plane: bool) -> usize {
-    observed
-        .machines
-        .iter()
-        .filter(|m| m.control_plane == control_plane && m.deleting)
-        .count()
+/// The machines of the control plane (or of the workers): how many are being deleted, and how
+/// many of the `desired` are missing (not there, or being deleted). Cluster API's replica counts
+/// are not enough: a MachineSet or KubeadmControlPlane counts a machine being deleted in its
+/// replicas (and, while its Node is Ready, in readyReplicas) and makes its replacement only once
+/// it is gone (MachineSet `syncReplicas` counts every machine it owns), and its status reports a
+/// machine that is gone until it next writes it.
+fn machines_short(observed: &Observed, control_plane: bool, desired: i64) -> (usize, usize) {
+    let of_role = || {
+        observed
+            .machines
+            .iter()
+            .filter(move |m| m.control_plane == control_plane)
+    };
+    let deleting = of_role().filter(|m| m.deleting).count();
+    let present = of_role().filter(|m| !m.deleting).count();
+    let missing = usize::try_from(desired)
+        .unwrap_or(0)
+        .saturating_sub(present);
+    (deleting, missing)
+}
+
+/// Why the machines of a role do not make it Ready although Cluster API's counts do, if so
+/// (checked only then: the counts say more while they are short).
+fn machines_message(deleting: usize, missing: usize) -> Option<String> {
+    match (deleting, missing) {
+        (0, 0) => None,
+        (0, missing) => Some(format!("{missing} machine(s) to be created")),
+        (deleting, _) => Some(format!("{deleting} machine(s) being deleted")),
+    }
 }
 
 /// How many machines of the control plane (or of the workers) wait for a free host.
@@ -207,16 +226,23 @@ fn control_plane_condition(observed: &Observed) -> Desired {
     let waiting_hosts = hosts_wanted(observed, true);
     let at_version = cp.version.as_deref() == Some(cp.desired_version.as_str());
     let behind = nodes_not_at(observed, true, &cp.desired_version);
-    let deleting = deleting(observed, true);
-    let counted_ready = !cp.stale
+    let (deleting, missing) = machines_short(observed, true, cp.desired_replicas);
+    let counts_ready = !cp.stale
         && cp.initialized
         && cp.ready
         && at_version
         && cp.ready_replicas == cp.desired_replicas
         && cp.updated_replicas == cp.desired_replicas
-        && cp.replicas == cp.desired_replicas
-        && deleting == 0;
-    if counted_ready && let Some(behind) = behind {
+        && cp.replicas == cp.desired_replicas;
+    let short = machines_message(deleting, missing).filter(|_| counts_ready);
+    let counted_ready = counts_ready && short.is_none();
+    if let Some(short) = short {
+        Desired::false_(
+            CONTROL_PLANE_READY,
+            "WaitingForMachines",
+            format!("control plane: {counts}; {short}"),
+        )
+    } else if counted_ready && let Some(behind) = behind {
         Desired::false_(
             CONTROL_PLANE_READY,
             "NodesNotAtVersion",
@@ -261,12 +287,6 @@ fn control_plane_condition(observed: &Observed) -> Desired {
                 cp.desired_version, cp.updated_replicas, cp.desired_replicas
             ),
         )
-    } else if deleting > 0 {
-        Desired::false_(
-            CONTROL_PLANE_READY,
-            "DeletingMachines",
-            format!("control plane: {counts}; {deleting} machine(s) being deleted"),
-        )
     } else {
         Desired::false_(
             CONTROL_PLANE_READY,
@@ -293,13 +313,20 @@ fn workers_condition(observed: &Observed) -> Desired {
         .desired_version
         .as_deref()
         .and_then(|version| nodes_not_at(observed, false, version));
-    let deleting = deleting(observed, false);
-    let counted_ready = !md.stale
+    let (deleting, missing) = machines_short(observed, false, md.desired_replicas);
+    let counts_ready = !md.stale
         && md.ready_replicas == md.desired_replicas
         && md.updated_replicas == md.desired_replicas
-        && md.replicas == md.desired_replicas
-        && deleting == 0;
-    if counted_ready && let Some(behind) = behind {
+        && md.replicas == md.desired_replicas;
+    let short = machines_message(deleting, missing).filter(|_| counts_ready);
+    let counted_ready = counts_ready && short.is_none();
+    if let Some(short) = short {
+        Desired::false_(
+            WORKERS_READY,
+            "WaitingForMachines",
+            format!("workers: {counts}; {short}"),
+        )
+    } else if counted_ready && let Some(behind) = behind {
         Desired::false_(
             WORKERS_READY,
             "NodesNotAtVersion",
@@ -342,12 +369,6 @@ fn workers_condition(observed: &Observed) -> Desired {
                 "workers: {}/{} machines updated",
                 md.updated_replicas, md.desired_replicas
             ),
-        )
-    } else if deleting > 0 {
-        Desired::false_(
-            WORKERS_READY,
-            "DeletingMachines",
-            format!("workers: {counts}; {deleting} machine(s) being deleted"),
         )
     } else {
         Desired::false_(
