@@ -12,14 +12,13 @@
 //!   `kubeadm reset`, the condition False (`CloudInitExecutionFailed`, no message), and an error,
 //!   so the controller retries with back-off (`reconcileNormal`).
 
-use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Secret};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ObjectMeta, PostParams};
-use lcm_core::capi::{CAPI_CLUSTER_NAME_LABEL, Kind};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use lcm_core::capi::CAPI_CLUSTER_NAME_LABEL;
 use serde_json::{Value, json};
 
 use super::Agent;
+use super::events::{self, EventType::Normal, EventType::Warning};
 use crate::cloud_init::{AGENT_CLEANED_DIRECTORIES, Bootstrap};
 use crate::conditions::{self, Condition, Severity};
 use crate::error::{Error, Result};
@@ -44,8 +43,6 @@ const CLAIM_ANNOTATIONS: [&str; 4] = [
     "byoh.infrastructure.cluster.x-k8s.io/endpointip",
     "byoh.infrastructure.cluster.x-k8s.io/bundle-registry",
 ];
-/// Upstream's event recorder (`mgr.GetEventRecorderFor` in agent/main.go).
-const EVENT_SOURCE: &str = "hostagent-controller";
 
 pub async fn reconcile(agent: &Agent, name: &str) -> Result<()> {
     let Some(host) = agent.byo_hosts().get_opt(name).await? else {
@@ -94,7 +91,7 @@ async fn bootstrap(agent: &Agent, claimed: &Value) -> Result<()> {
         Ok(script) => script,
         Err(e) => {
             let note = format!("bootstrap secret {secret_name} not found");
-            event(agent, &host, true, "ReadBootstrapSecretFailed", &note).await;
+            events::record(agent, &host, Warning, "ReadBootstrapSecretFailed", &note).await;
             return Err(e);
         }
     };
@@ -115,66 +112,45 @@ async fn bootstrap(agent: &Agent, claimed: &Value) -> Result<()> {
             .unwrap_or_default(),
         cni_preinstalled: agent.sim.config.cni_by_cluster_owner,
     };
+    run(agent, &host, &script, &on).await
+}
+
+/// Runs `script` on the host after cleaning what upstream cleans, and reports the outcome; a
+/// failed run resets the host.
+async fn run(agent: &Agent, host: &Value, script: &str, on: &Bootstrap<'_>) -> Result<()> {
     let clusters = &agent.sim.clusters;
     let mut node = agent.node.lock().await;
     node.remove_under(&AGENT_CLEANED_DIRECTORIES);
     let outcome = match agent.host.named_in(&agent.sim.config.faults.fail_bootstrap) {
         true => Err("kubeadm exited with status 1 (injected fault)".to_string()),
-        false => node.run(&script, &on, clusters).await,
+        false => node.run(script, on, clusters).await,
     };
-    match outcome {
+    let cluster = on.cluster;
+    let Err(error) = outcome else {
+        tracing::info!(host = %agent.host.id, %cluster, "node bootstrapped");
+        let (reason, message) = ("BootstrapK8sNodeSucceeded", "k8s Node Bootstraped");
+        events::record(agent, host, Normal, reason, message).await;
+        return report(agent, host, Condition::true_(BOOTSTRAPPED)).await;
+    };
+    tracing::warn!(host = %agent.host.id, %cluster, %error, "error in bootstrapping k8s node");
+    let (reason, message) = ("BootstrapK8sNodeFailed", "k8s Node Bootstrap failed");
+    events::record(agent, host, Warning, reason, message).await;
+    match node.reset(clusters).await {
         Ok(()) => {
-            tracing::info!(host = %agent.host.id, %cluster, "node bootstrapped");
-            event(
-                agent,
-                &host,
-                false,
-                "BootstrapK8sNodeSucceeded",
-                "k8s Node Bootstraped",
-            )
-            .await;
-            report(agent, &host, Condition::true_(BOOTSTRAPPED)).await
+            let (reason, message) = ("ResetK8sNodeSucceeded", "k8s Node Reset completed");
+            events::record(agent, host, Normal, reason, message).await;
         }
-        Err(error) => {
-            tracing::warn!(host = %agent.host.id, %cluster, %error, "error in bootstrapping k8s node");
-            event(
-                agent,
-                &host,
-                true,
-                "BootstrapK8sNodeFailed",
-                "k8s Node Bootstrap failed",
-            )
-            .await;
-            match node.reset(clusters).await {
-                Ok(()) => {
-                    event(
-                        agent,
-                        &host,
-                        false,
-                        "ResetK8sNodeSucceeded",
-                        "k8s Node Reset completed",
-                    )
-                    .await;
-                }
-                Err(e) => {
-                    tracing::warn!(host = %agent.host.id, error = %e, "kubeadm reset failed");
-                    event(
-                        agent,
-                        &host,
-                        true,
-                        "ResetK8sNodeFailed",
-                        "k8s Node Reset failed",
-                    )
-                    .await;
-                }
-            }
-            let failed = Condition::false_(BOOTSTRAPPED, CLOUD_INIT_FAILED, Severity::Error);
-            report(agent, &host, failed).await?;
-            Err(Error::Invalid(format!(
-                "bootstrapping the node failed: {error}"
-            )))
+        Err(e) => {
+            tracing::warn!(host = %agent.host.id, error = %e, "kubeadm reset failed");
+            let (reason, message) = ("ResetK8sNodeFailed", "k8s Node Reset failed");
+            events::record(agent, host, Warning, reason, message).await;
         }
     }
+    let failed = Condition::false_(BOOTSTRAPPED, CLOUD_INIT_FAILED, Severity::Error);
+    report(agent, host, failed).await?;
+    Err(Error::Invalid(format!(
+        "bootstrapping the node failed: {error}"
+    )))
 }
 
 /// The cloud-config of the bootstrap Secret (key `value`), read as the agent.
@@ -232,44 +208,4 @@ async fn report(agent: &Agent, host: &Value, condition: Condition) -> Result<()>
         json!({"status": {"conditions": rendered}}),
     )
     .await
-}
-
-/// Records an Event about the ByoHost as the agent's recorder does (client-go's
-/// `record.EventRecorder`: a core/v1 Event named `<object>.<unix nanoseconds in hex>`); a lost
-/// Event is only logged.
-async fn event(agent: &Agent, host: &Value, warning: bool, reason: &str, message: &str) {
-    let now = Timestamp::now();
-    let event = Event {
-        metadata: ObjectMeta {
-            name: Some(format!("{}.{:x}", name(host), now.as_nanosecond())),
-            namespace: Some(namespace(host).into()),
-            ..ObjectMeta::default()
-        },
-        involved_object: ObjectReference {
-            api_version: Some(Kind::ByoHost.api_version().into()),
-            kind: Some(Kind::ByoHost.name().into()),
-            name: Some(name(host).into()),
-            namespace: Some(namespace(host).into()),
-            uid: host["metadata"]["uid"].as_str().map(String::from),
-            resource_version: host["metadata"]["resourceVersion"]
-                .as_str()
-                .map(String::from),
-            ..ObjectReference::default()
-        },
-        reason: Some(reason.into()),
-        message: Some(message.into()),
-        type_: Some(if warning { "Warning" } else { "Normal" }.into()),
-        first_timestamp: Some(Time(now)),
-        last_timestamp: Some(Time(now)),
-        count: Some(1),
-        source: Some(EventSource {
-            component: Some(EVENT_SOURCE.into()),
-            ..EventSource::default()
-        }),
-        ..Event::default()
-    };
-    let api: Api<Event> = Api::namespaced(agent.client.clone(), namespace(host));
-    if let Err(e) = api.create(&PostParams::default(), &event).await {
-        tracing::warn!(error = %e, %reason, "recording an Event failed");
-    }
 }

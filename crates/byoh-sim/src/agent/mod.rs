@@ -5,6 +5,7 @@
 //! in group `byoh:hosts`, which BYOH's ByoHost webhook and RBAC expect of an agent (here by
 //! impersonation, where a real agent has a client certificate from its bootstrap kubeconfig).
 
+mod events;
 mod host_reconciler;
 mod registration;
 
