@@ -56,6 +56,9 @@ pub struct Config {
     /// Accept `http://` callbacks, whose notifications travel in clear text (a lab only).
     #[arg(long, env = "ALLOW_HTTP_CALLBACKS")]
     pub allow_http_callbacks: bool,
+    /// Most items a list answers at once; a `Link` header with `rel="next"` leads to the rest.
+    #[arg(long, env = "PAGE_SIZE", default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub page_size: u16,
     /// The Lease (in the server's namespace) whose holder sends the notifications: one
     /// replica sends them, whichever serves the API.
     #[arg(long, env = "NOTIFIER_LEASE", default_value = "o2ims-api-notifier")]

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
+use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use kube::ResourceExt;
 use serde_json::Value;
@@ -18,8 +19,9 @@ use lcm_core::rest::provisioning::{Phase, phase};
 use lcm_core::rest::{ApiVersions, INVENTORY_PREFIX, INVENTORY_VERSION};
 use lcm_core::template::ClusterParameters;
 
+use crate::lists;
 use crate::problem::Problem;
-use crate::server::{Shared, list_response};
+use crate::server::Shared;
 
 pub async fn all_versions() -> Json<ApiVersions> {
     Json(ApiVersions::of(INVENTORY_PREFIX, INVENTORY_VERSION))
@@ -29,8 +31,8 @@ pub async fn cloud(State(shared): State<Shared>) -> Json<OCloudInfo> {
     Json(inventory::ocloud(&shared.cloud))
 }
 
-pub async fn resource_types(State(shared): State<Shared>, RawQuery(query): RawQuery) -> Response {
-    list_response(query, inventory::resource_types(&shared.cloud))
+pub async fn resource_types(State(shared): State<Shared>, uri: Uri) -> Response {
+    lists::respond(&shared, &uri, inventory::resource_types(&shared.cloud))
 }
 
 pub async fn resource_type(
@@ -44,8 +46,8 @@ pub async fn resource_type(
         .ok_or_else(|| Problem::not_found("resource type", &id))
 }
 
-pub async fn resource_pools(State(shared): State<Shared>, RawQuery(query): RawQuery) -> Response {
-    list_response(query, pools(&shared))
+pub async fn resource_pools(State(shared): State<Shared>, uri: Uri) -> Response {
+    lists::respond(&shared, &uri, pools(&shared))
 }
 
 pub async fn resource_pool(
@@ -62,10 +64,10 @@ pub async fn resource_pool(
 pub async fn resources(
     State(shared): State<Shared>,
     Path(pool): Path<String>,
-    RawQuery(query): RawQuery,
+    uri: Uri,
 ) -> Result<Response, Problem> {
     let in_pool = resources_of(&shared, &pool)?;
-    Ok(list_response(query, in_pool))
+    Ok(lists::respond(&shared, &uri, in_pool))
 }
 
 pub async fn resource(
@@ -79,11 +81,8 @@ pub async fn resource(
         .ok_or_else(|| Problem::not_found("resource", &id))
 }
 
-pub async fn deployment_managers(
-    State(shared): State<Shared>,
-    RawQuery(query): RawQuery,
-) -> Response {
-    list_response(query, managers(&shared))
+pub async fn deployment_managers(State(shared): State<Shared>, uri: Uri) -> Response {
+    lists::respond(&shared, &uri, managers(&shared))
 }
 
 pub async fn deployment_manager(

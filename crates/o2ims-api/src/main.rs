@@ -4,6 +4,7 @@ mod auth;
 mod callback;
 mod config;
 mod inventory;
+mod lists;
 mod notifier;
 mod problem;
 mod provisioning;

@@ -4,27 +4,29 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::reflector::ObjectRef;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use lcm_core::crd::{O2imsSubscription, O2imsSubscriptionSpec, SubscribedApi};
-use lcm_core::rest::selection::Selection;
+use lcm_core::rest::selection::{Listed, Selection};
 use lcm_core::rest::{INVENTORY_PREFIX, PROVISIONING_PREFIX, is_object_uuid};
 
 use lcm_core::rest::notifications::fingerprint;
 use operator_kit::fresh;
 
+use crate::lists;
 use crate::problem::Problem;
-use crate::server::{Shared, list_response, parse_body};
+use crate::server::{Shared, parse_body};
 use crate::{callback, notifier};
 
 /// A subscription as the API shows and takes it (`Subscription` of the inventory document).
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Subscription {
     /// Assigned by the server; ignored in a POST.
@@ -35,6 +37,12 @@ pub struct Subscription {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<String>,
     pub callback: String,
+}
+
+impl Listed for Subscription {
+    const NAME: &'static str = "Subscription";
+    const IDENTIFIERS: &'static [&'static str] = &["subscriptionId"];
+    const DEFAULT_EXCLUDED: &'static [&'static str] = &[];
 }
 
 fn prefix(api: SubscribedApi) -> &'static str {
@@ -66,8 +74,8 @@ fn of_api(shared: &Shared, api: SubscribedApi) -> Vec<O2imsSubscription> {
     all
 }
 
-pub async fn list(shared: Shared, api: SubscribedApi, query: Option<String>) -> Response {
-    list_response(query, of_api(&shared, api).iter().map(view))
+pub async fn list(shared: Shared, api: SubscribedApi, uri: Uri) -> Response {
+    lists::respond(&shared, &uri, of_api(&shared, api).iter().map(view))
 }
 
 pub async fn get(shared: Shared, api: SubscribedApi, id: String) -> Result<Response, Problem> {
@@ -89,7 +97,9 @@ pub async fn create(shared: Shared, api: SubscribedApi, body: Bytes) -> Result<R
             "consumerSubscriptionId: `{consumer}` is not a UUID"
         )));
     }
-    if let Some(filter) = &body.filter {
+    // An empty filter is no filter.
+    let filter = body.filter.filter(|f| !f.trim().is_empty());
+    if let Some(filter) = &filter {
         Selection::parse([("filter", filter.as_str())])
             .map_err(|e| Problem::bad_request(e.to_string()))?;
     }
@@ -103,7 +113,7 @@ pub async fn create(shared: Shared, api: SubscribedApi, body: Bytes) -> Result<R
             api,
             callback: body.callback,
             consumer_subscription_id: body.consumer_subscription_id,
-            filter: body.filter,
+            filter,
         },
     );
     let created = subscriptions(&shared)
@@ -172,20 +182,21 @@ fn subscriptions(shared: &Shared) -> Api<O2imsSubscription> {
     Api::namespaced(shared.client.clone(), &shared.config.runtime.pod_namespace)
 }
 
-/// The routes of one API's subscriptions.
-pub fn routes(api: SubscribedApi) -> axum::Router<Shared> {
+/// The paths of one API's subscriptions, with their methods.
+pub fn endpoints(api: SubscribedApi) -> Vec<(String, axum::routing::MethodRouter<Shared>)> {
     use axum::routing::get as route;
     let list_path = format!("{}/subscriptions", prefix(api));
     let item_path = format!("{list_path}/{{id}}");
-    axum::Router::new()
-        .route(
-            &list_path,
-            route(move |State(s): State<Shared>, RawQuery(q): RawQuery| list(s, api, q))
+    vec![
+        (
+            list_path,
+            route(move |State(s): State<Shared>, uri: Uri| list(s, api, uri))
                 .post(move |State(s): State<Shared>, body: Bytes| create(s, api, body)),
-        )
-        .route(
-            &item_path,
+        ),
+        (
+            item_path,
             route(move |State(s): State<Shared>, Path(id): Path<String>| get(s, api, id))
                 .delete(move |State(s): State<Shared>, Path(id): Path<String>| delete(s, api, id)),
-        )
+        ),
+    ]
 }

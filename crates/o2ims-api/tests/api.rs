@@ -620,18 +620,142 @@ async fn k8s_openapi_namespace(client: &Client, name: &str) -> anyhow::Result<()
 }
 
 #[tokio::test]
-async fn fields_and_exclusions_project_each_item() -> anyhow::Result<()> {
+async fn fields_and_exclusions_project_each_item_keeping_its_identifier() -> anyhow::Result<()> {
     let (_, f) = setup().await?;
     let reply = f
         .server
         .call_projected(&format!("{INVENTORY}/resourcePools?fields=name,extensions&exclude_fields=extensions/freeHosts"), &f.reader)
         .await?;
     let first = &reply[0];
-    assert_eq!(first.as_object().map(|o| o.len()), Some(2), "{first}");
+    assert_eq!(first.as_object().map(|o| o.len()), Some(3), "{first}");
+    assert!(first["resourcePoolId"].is_string(), "{first}");
     assert!(
         first["extensions"].get("hosts").is_some()
             && first["extensions"].get("freeHosts").is_none(),
         "{first}"
     );
+    // SMOs send `all_fields=false` beside `fields`: the document's default, not a conflict.
+    let reply = f
+        .server
+        .call_projected(
+            &format!("{INVENTORY}/resourcePools?all_fields=false&fields=name"),
+            &f.reader,
+        )
+        .await?;
+    let keys: Vec<&String> = reply[0]
+        .as_object()
+        .map(|o| o.keys().collect())
+        .unwrap_or_default();
+    assert_eq!(keys, ["name", "resourcePoolId"], "{reply}");
+    // exclude_default leaves the complex attributes out.
+    let reply = f
+        .server
+        .call_projected(
+            &format!("{INVENTORY}/resourcePools?exclude_default"),
+            &f.reader,
+        )
+        .await?;
+    assert!(
+        reply[0].get("extensions").is_none() && reply[0]["name"].is_string(),
+        "{reply}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_filter_naming_no_attribute_is_400_naming_it() -> anyhow::Result<()> {
+    let (_, f) = setup().await?;
+    for (path, attribute) in [
+        (
+            format!("{INVENTORY}/resourcePools?filter=(eq,WrongAttrName,x)"),
+            "WrongAttrName",
+        ),
+        (
+            format!("{PROVISIONING}/provisioningRequests?filter=(eq,status/nothing,x)"),
+            "status/nothing",
+        ),
+        (
+            format!("{INVENTORY}/resourcePools?fields=nothing"),
+            "nothing",
+        ),
+    ] {
+        let reply = f.server.call("GET", &path, Some(&f.reader), None).await?;
+        assert_eq!(reply.status, 400, "{path}: {reply:?}");
+        assert!(
+            reply.detail().contains(&format!("`{attribute}`")),
+            "{reply:?}"
+        );
+    }
+    // Attributes below a free-form object (extensions) are anyone's.
+    let reply = f
+        .server
+        .call(
+            "GET",
+            &format!("{INVENTORY}/resourcePools?filter=(eq,extensions/anything,x)"),
+            Some(&f.reader),
+            None,
+        )
+        .await?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_api_root_answers_with_a_trailing_slash() -> anyhow::Result<()> {
+    let (_, f) = setup().await?;
+    for root in [
+        format!("{INVENTORY}/"),
+        format!("{PROVISIONING}/provisioningRequests/"),
+    ] {
+        let reply = f.server.call("GET", &root, Some(&f.reader), None).await?;
+        assert_eq!(reply.status, 200, "{root}: {reply:?}");
+    }
+    let cloud = f
+        .server
+        .call("GET", &format!("{INVENTORY}/"), Some(&f.reader), None)
+        .await?;
+    assert_eq!(cloud.body.expect("cloud")["oCloudId"], OCLOUD_ID);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_method_a_path_does_not_take_is_405_with_allow_to_any_authenticated_caller()
+-> anyhow::Result<()> {
+    let (_, f) = setup().await?;
+    let cluster = TestCluster::shared().await?;
+    let nobody = cluster
+        .service_account_token(&f.namespace, "nobody")
+        .await?;
+    for (method, path, allow) in [
+        ("DELETE", format!("{INVENTORY}/resourcePools"), "GET,HEAD"),
+        ("POST", INVENTORY.to_string(), "GET,HEAD"),
+        (
+            "PATCH",
+            format!("{PROVISIONING}/provisioningRequests"),
+            "GET,HEAD,POST",
+        ),
+    ] {
+        // Whatever the caller's rights: the path does not take the method.
+        for token in [&f.reader, &nobody] {
+            let (status, headers, body) = f
+                .server
+                .call_undocumented(method, &path, Some(token))
+                .await?;
+            assert_eq!(status, 405, "{method} {path}: {body}");
+            assert_eq!(
+                headers.get("allow").and_then(|v| v.to_str().ok()),
+                Some(allow),
+                "{method} {path}"
+            );
+        }
+        // Anonymous callers learn nothing.
+        let (status, _, _) = f.server.call_undocumented(method, &path, None).await?;
+        assert_eq!(status, 401, "{method} {path}");
+    }
+    let (status, _, _) = f
+        .server
+        .call_undocumented("GET", &format!("{INVENTORY}/nothing"), Some(&nobody))
+        .await?;
+    assert_eq!(status, 404);
     Ok(())
 }

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
@@ -28,7 +29,7 @@ pub struct Cloud {
     pub service_uri: String,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct OCloudInfo {
     pub o_cloud_id: String,
@@ -39,7 +40,7 @@ pub struct OCloudInfo {
     pub extensions: Map<String, Value>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceType {
     pub resource_type_id: String,
@@ -53,7 +54,7 @@ pub struct ResourceType {
     pub extensions: Map<String, Value>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourcePool {
     pub resource_pool_id: String,
@@ -63,7 +64,7 @@ pub struct ResourcePool {
     pub extensions: Map<String, Value>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Resource {
     pub resource_id: String,
@@ -77,7 +78,7 @@ pub struct Resource {
     pub extensions: Map<String, Value>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct DeploymentManager {
     pub deployment_manager_id: String,
@@ -90,6 +91,32 @@ pub struct DeploymentManager {
     pub capacity: Map<String, Value>,
     pub extensions: Map<String, Value>,
 }
+
+macro_rules! listed {
+    ($type:ty, $name:literal, [$($id:literal),+] $(, [$($excluded:literal),*])?) => {
+        impl super::selection::Listed for $type {
+            const NAME: &'static str = $name;
+            const IDENTIFIERS: &'static [&'static str] = &[$($id),+];
+            $(const DEFAULT_EXCLUDED: &'static [&'static str] = &[$($excluded),*];)?
+        }
+    };
+}
+
+listed!(OCloudInfo, "OCloudInfo", ["oCloudId"]);
+listed!(ResourceType, "ResourceType", ["resourceTypeId"]);
+listed!(ResourcePool, "ResourcePool", ["resourcePoolId"]);
+listed!(
+    Resource,
+    "Resource",
+    ["resourceId"],
+    ["elements", "extensions"]
+);
+listed!(
+    DeploymentManager,
+    "DeploymentManager",
+    ["deploymentManagerId"],
+    ["capabilities", "capacity", "extensions"]
+);
 
 /// One host as the server sees it: from the inventory, its ByoHost and its HostClaim.
 #[derive(Clone, Debug, Default, PartialEq)]

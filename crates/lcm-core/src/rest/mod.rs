@@ -4,6 +4,7 @@
 
 pub mod inventory;
 pub mod notifications;
+pub mod paging;
 pub mod provisioning;
 pub mod selection;
 
