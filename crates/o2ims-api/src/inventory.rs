@@ -12,8 +12,8 @@ use kube::ResourceExt;
 use serde_json::Value;
 
 use lcm_core::rest::inventory::{
-    self, ClusterView, DeploymentManager, HostView, OCloudInfo, Resource, ResourcePool,
-    ResourceType,
+    self, ClusterView, DeploymentManager, HostView, LocationInfo, OCloudInfo, OCloudSiteInfo,
+    Resource, ResourcePool, ResourceType,
 };
 use lcm_core::rest::provisioning::{Phase, phase};
 use lcm_core::rest::{ApiVersions, INVENTORY_PREFIX, INVENTORY_VERSION};
@@ -96,6 +96,54 @@ pub async fn deployment_manager(
         .ok_or_else(|| Problem::not_found("deployment manager", &id))
 }
 
+pub async fn locations(State(shared): State<Shared>, uri: Uri) -> Response {
+    lists::respond(&shared, &uri, all_locations(&shared))
+}
+
+pub async fn location(
+    State(shared): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<LocationInfo>, Problem> {
+    all_locations(&shared)
+        .into_iter()
+        .find(|l| l.global_location_id == id)
+        .map(Json)
+        .ok_or_else(|| Problem::not_found("location", &id))
+}
+
+pub async fn sites(State(shared): State<Shared>, uri: Uri) -> Response {
+    lists::respond(&shared, &uri, all_sites(&shared))
+}
+
+pub async fn site(
+    State(shared): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<OCloudSiteInfo>, Problem> {
+    all_sites(&shared)
+        .into_iter()
+        .find(|s| s.o_cloud_site_id == id)
+        .map(Json)
+        .ok_or_else(|| Problem::not_found("O-Cloud site", &id))
+}
+
+fn all_sites(shared: &Shared) -> Vec<OCloudSiteInfo> {
+    let described = shared
+        .stores
+        .inventory()
+        .map(|i| i.sites)
+        .unwrap_or_default();
+    inventory::sites(&shared.cloud, &shared.stores.hosts(), &described)
+}
+
+fn all_locations(shared: &Shared) -> Vec<LocationInfo> {
+    let (sites, locations) = shared
+        .stores
+        .inventory()
+        .map(|i| (i.sites, i.locations))
+        .unwrap_or_default();
+    inventory::locations(&shared.cloud, &shared.stores.hosts(), &sites, &locations)
+}
+
 /// Every pool, resource and deployment manager by its URL path: what inventory subscribers
 /// are told.
 pub fn objects(shared: &Shared) -> BTreeMap<String, Value> {
@@ -152,13 +200,18 @@ fn resources_of(shared: &Shared, pool: &str) -> Result<Vec<Resource>, Problem> {
 /// One deployment manager per fulfilled cluster, sorted by name.
 fn managers(shared: &Shared) -> Vec<DeploymentManager> {
     let hosts = shared.stores.hosts();
+    let sites = shared
+        .stores
+        .inventory()
+        .map(|i| i.sites)
+        .unwrap_or_default();
     let mut clusters: Vec<ClusterView> = shared
         .stores
         .requests
         .state()
         .iter()
         .filter(|r| phase(r) == Phase::Fulfilled)
-        .filter_map(|r| cluster_view(r, &hosts))
+        .filter_map(|r| cluster_view(r, &hosts, &sites))
         .collect();
     clusters.sort_by(|a, b| a.name.cmp(&b.name));
     clusters
@@ -170,6 +223,7 @@ fn managers(shared: &Shared) -> Vec<DeploymentManager> {
 fn cluster_view(
     request: &lcm_core::crd::ProvisioningRequest,
     hosts: &[HostView],
+    sites: &[lcm_core::inventory::Site],
 ) -> Option<ClusterView> {
     let params: ClusterParameters =
         serde_json::from_value(request.spec.template_parameters.clone()).ok()?;
@@ -186,6 +240,12 @@ fn cluster_view(
         .collect();
     pools.sort();
     pools.dedup();
+    let mut locations: Vec<String> = pools
+        .iter()
+        .map(|p| inventory::location_of(p, sites).to_string())
+        .collect();
+    locations.sort();
+    locations.dedup();
     let endpoint = &params.control_plane_endpoint;
     Some(ClusterView {
         cluster_uid,
@@ -201,5 +261,6 @@ fn cluster_view(
         control_plane_nodes: params.hosts.control_plane.len(),
         worker_nodes: params.hosts.workers.len(),
         pools,
+        locations,
     })
 }

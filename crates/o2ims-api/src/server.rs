@@ -192,6 +192,10 @@ fn endpoints() -> Vec<(String, MethodRouter<Shared>)> {
             format!("{i}/resourcePools/{{pool}}/resources/{{id}}"),
             get(inventory::resource),
         ),
+        (format!("{i}/locations"), get(inventory::locations)),
+        (format!("{i}/locations/{{id}}"), get(inventory::location)),
+        (format!("{i}/oCloudSites"), get(inventory::sites)),
+        (format!("{i}/oCloudSites/{{id}}"), get(inventory::site)),
         (
             format!("{i}/deploymentManagers"),
             get(inventory::deployment_managers),

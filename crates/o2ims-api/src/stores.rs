@@ -79,14 +79,18 @@ impl Stores {
         }
     }
 
-    /// Every host the O-Cloud knows: those of the inventory, then registered ones it lacks.
-    pub fn hosts(&self) -> Vec<HostView> {
-        let inventory = self
-            .inventory
+    /// The host inventory, when its ConfigMap holds a valid one.
+    pub fn inventory(&self) -> Option<Inventory> {
+        self.inventory
             .state()
             .first()
             .and_then(|cm| cm.data.as_ref()?.get(INVENTORY_KEY).cloned())
-            .and_then(|text| Inventory::parse(INVENTORY_KEY, &text).ok());
+            .and_then(|text| Inventory::parse(INVENTORY_KEY, &text).ok())
+    }
+
+    /// Every host the O-Cloud knows: those of the inventory, then registered ones it lacks.
+    pub fn hosts(&self) -> Vec<HostView> {
+        let inventory = self.inventory();
         let registered: Vec<(String, String, String)> = self
             .byo_hosts
             .state()

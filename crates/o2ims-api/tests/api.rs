@@ -57,7 +57,9 @@ fn inventory() -> Value {
             {"id": "api-h2", "hostname": "api-node-2", "address": "10.9.0.2", "labels": {"site": "paris"}},
             {"id": "api-h3", "hostname": "api-node-3", "address": "10.9.0.3"}
         ],
-        "clusters": []
+        "clusters": [],
+        "sites": [{"name": "paris", "description": "the Paris lab", "globalLocationId": "fr-paris"}],
+        "locations": [{"globalLocationId": "fr-paris", "name": "Paris", "address": "1 rue de Rivoli", "coordinates": [2.35, 48.86]}]
     })
 }
 
@@ -604,6 +606,67 @@ async fn the_inventory_shows_sites_hosts_claims_and_fulfilled_clusters_without_c
             .status,
         404
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn sites_and_locations_come_from_the_inventory_and_link_to_the_pools() -> anyhow::Result<()> {
+    let (_, f) = setup().await?;
+    let get = |path: String| async move {
+        let reply = f.server.call("GET", &path, Some(&f.reader), None).await?;
+        anyhow::ensure!(reply.status == 200, "{path}: {reply:?}");
+        Ok(reply.body.unwrap_or_default())
+    };
+    let pools = get(format!("{INVENTORY}/resourcePools")).await?;
+    let paris = pools
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == "paris")
+        .cloned()
+        .expect("the paris pool");
+    let site_id = paris["oCloudSiteId"].as_str().expect("site id");
+    let site = get(format!("{INVENTORY}/oCloudSites/{site_id}")).await?;
+    assert_eq!(
+        (
+            &site["name"],
+            &site["description"],
+            &site["globalLocationId"]
+        ),
+        (&json!("paris"), &json!("the Paris lab"), &json!("fr-paris"))
+    );
+    assert_eq!(site["resourcePools"], json!([paris["resourcePoolId"]]));
+    let sites = get(format!("{INVENTORY}/oCloudSites")).await?;
+    let names: Vec<&str> = sites
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, ["default", "paris"]);
+    let location = get(format!("{INVENTORY}/locations/fr-paris")).await?;
+    assert_eq!(location["oCloudSiteIds"], json!([site_id]));
+    assert_eq!(location["address"], "1 rue de Rivoli");
+    assert_eq!(location["coordinate"]["coordinates"], json!([2.35, 48.86]));
+    // A site the inventory does not place is a location of its own.
+    let locations = get(format!("{INVENTORY}/locations")).await?;
+    let ids: Vec<&str> = locations
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["globalLocationId"].as_str())
+        .collect();
+    assert_eq!(ids, ["default", "fr-paris"]);
+    for missing in [
+        format!("{INVENTORY}/locations/nowhere"),
+        format!("{INVENTORY}/oCloudSites/{}", id()),
+    ] {
+        let reply = f
+            .server
+            .call("GET", &missing, Some(&f.reader), None)
+            .await?;
+        assert_eq!(reply.status, 404, "{missing}");
+    }
     Ok(())
 }
 

@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::derived_id;
 use crate::crd::HostClaim;
+use crate::inventory::{Location, Site};
 
 /// The pool of hosts without a `site` label.
 pub const DEFAULT_POOL: &str = "default";
@@ -92,6 +93,40 @@ pub struct DeploymentManager {
     pub extensions: Map<String, Value>,
 }
 
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OCloudSiteInfo {
+    pub o_cloud_site_id: String,
+    pub global_location_id: String,
+    pub name: String,
+    pub description: String,
+    pub resource_pools: Vec<String>,
+    pub extensions: Map<String, Value>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LocationInfo {
+    pub global_location_id: String,
+    pub name: String,
+    pub description: String,
+    pub o_cloud_site_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinate: Option<Point>,
+    pub extensions: Map<String, Value>,
+}
+
+/// A GeoJSON point (RFC 7946).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+pub struct Point {
+    /// `Point`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub coordinates: Vec<f64>,
+}
+
 macro_rules! listed {
     ($type:ty, $name:literal, [$($id:literal),+] $(, [$($excluded:literal),*])?) => {
         impl super::selection::Listed for $type {
@@ -111,6 +146,8 @@ listed!(
     ["resourceId"],
     ["elements", "extensions"]
 );
+listed!(OCloudSiteInfo, "OCloudSiteInfo", ["oCloudSiteId"]);
+listed!(LocationInfo, "LocationInfo", ["globalLocationId"]);
 listed!(
     DeploymentManager,
     "DeploymentManager",
@@ -155,6 +192,8 @@ pub struct ClusterView {
     pub worker_nodes: usize,
     /// The pools (sites) of its hosts.
     pub pools: Vec<String>,
+    /// The locations of those sites.
+    pub locations: Vec<String>,
 }
 
 pub fn ocloud(cloud: &Cloud) -> OCloudInfo {
@@ -191,6 +230,113 @@ pub fn pool_id(cloud: &Cloud, pool: &str) -> String {
     derived_id(&cloud.ocloud_id, "resourcePool", pool)
 }
 
+/// A site's id: a pool is its site's hosts, so a site and its pool share a name.
+pub fn site_id(cloud: &Cloud, site: &str) -> String {
+    derived_id(&cloud.ocloud_id, "site", site)
+}
+
+/// Where a site is: the location the inventory gives it, else a location of its own, named
+/// after it.
+pub fn location_of<'a>(site: &'a str, described: &'a [Site]) -> &'a str {
+    described
+        .iter()
+        .find(|s| s.name == site)
+        .and_then(|s| s.global_location_id.as_deref())
+        .unwrap_or(site)
+}
+
+/// Every site: those the hosts name (a pool each) and those the inventory describes.
+pub fn sites(cloud: &Cloud, hosts: &[HostView], described: &[Site]) -> Vec<OCloudSiteInfo> {
+    let mut names: Vec<&str> = hosts.iter().map(HostView::pool).collect();
+    names.extend(described.iter().map(|s| s.name.as_str()));
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| {
+            let description = described
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| s.description.clone())
+                .filter(|d| !d.is_empty());
+            let has_hosts = hosts.iter().any(|h| h.pool() == name);
+            OCloudSiteInfo {
+                o_cloud_site_id: site_id(cloud, name),
+                global_location_id: location_of(name, described).to_string(),
+                name: name.to_string(),
+                description: description.unwrap_or_else(|| pool_description(name)),
+                resource_pools: has_hosts
+                    .then(|| pool_id(cloud, name))
+                    .into_iter()
+                    .collect(),
+                extensions: Map::new(),
+            }
+        })
+        .collect()
+}
+
+/// Every location: those the inventory gives and those of sites without one, each with its
+/// sites.
+pub fn locations(
+    cloud: &Cloud,
+    hosts: &[HostView],
+    described: &[Site],
+    given: &[Location],
+) -> Vec<LocationInfo> {
+    let sites = sites(cloud, hosts, described);
+    let mut locations: Vec<LocationInfo> = given
+        .iter()
+        .map(|l| LocationInfo {
+            global_location_id: l.global_location_id.clone(),
+            name: l.name.clone(),
+            description: l.description.clone(),
+            o_cloud_site_ids: Vec::new(),
+            address: l.address.clone(),
+            coordinate: l.coordinates.clone().map(|coordinates| Point {
+                kind: "Point".into(),
+                coordinates,
+            }),
+            extensions: Map::new(),
+        })
+        .collect();
+    for site in &sites {
+        if !locations
+            .iter()
+            .any(|l| l.global_location_id == site.global_location_id)
+        {
+            locations.push(LocationInfo {
+                global_location_id: site.global_location_id.clone(),
+                name: site.name.clone(),
+                description: format!(
+                    "where site {} is (the inventory gives no location)",
+                    site.name
+                ),
+                o_cloud_site_ids: Vec::new(),
+                address: None,
+                coordinate: None,
+                extensions: Map::new(),
+            });
+        }
+    }
+    for location in &mut locations {
+        location.o_cloud_site_ids = sites
+            .iter()
+            .filter(|s| s.global_location_id == location.global_location_id)
+            .map(|s| s.o_cloud_site_id.clone())
+            .collect();
+    }
+    locations.sort_by(|a, b| a.global_location_id.cmp(&b.global_location_id));
+    locations
+}
+
+fn pool_description(name: &str) -> String {
+    if name == DEFAULT_POOL {
+        "hosts without a site label".into()
+    } else {
+        format!("hosts of site {name}")
+    }
+}
+
 /// One pool per site the hosts name, sorted by name.
 pub fn resource_pools(cloud: &Cloud, hosts: &[HostView]) -> Vec<ResourcePool> {
     let mut pools: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
@@ -204,12 +350,8 @@ pub fn resource_pools(cloud: &Cloud, hosts: &[HostView]) -> Vec<ResourcePool> {
         .map(|(name, (all, free))| ResourcePool {
             resource_pool_id: pool_id(cloud, name),
             name: name.into(),
-            o_cloud_site_id: derived_id(&cloud.ocloud_id, "site", name),
-            description: if name == DEFAULT_POOL {
-                "hosts without a site label".into()
-            } else {
-                format!("hosts of site {name}")
-            },
+            o_cloud_site_id: site_id(cloud, name),
+            description: pool_description(name),
             extensions: object(json!({"hosts": all, "freeHosts": free})),
         })
         .collect()
@@ -280,7 +422,7 @@ pub fn deployment_manager(cloud: &Cloud, cluster: &ClusterView) -> DeploymentMan
         description: cluster.description.clone(),
         o_cloud_id: cloud.ocloud_id.clone(),
         service_uri: cluster.server.clone(),
-        supported_locations: vec![],
+        supported_locations: cluster.locations.clone(),
         capabilities: object(json!({"kubernetesVersion": cluster.kubernetes_version})),
         capacity: object(json!({
             "controlPlaneNodes": cluster.control_plane_nodes,
@@ -365,6 +507,59 @@ mod tests {
             ("h1", "pr", "edge", true)
         );
         assert!(claim_of(&resource(&cloud(), &host("h2", None, false))).is_none());
+    }
+
+    #[test]
+    fn sites_are_those_hosts_name_and_those_described_each_at_a_location() {
+        let hosts = [host("h1", Some("paris"), false), host("h2", None, false)];
+        let described = [Site {
+            name: "lyon".into(),
+            description: "empty yet".into(),
+            global_location_id: Some("fr-south".into()),
+        }];
+        let given = [Location {
+            global_location_id: "fr-south".into(),
+            name: "South".into(),
+            description: String::new(),
+            address: Some("1 rue X".into()),
+            coordinates: Some(vec![4.8, 45.7]),
+        }];
+        let sites = sites(&cloud(), &hosts, &described);
+        let summary: Vec<(&str, &str, usize)> = sites
+            .iter()
+            .map(|s| {
+                (
+                    s.name.as_str(),
+                    s.global_location_id.as_str(),
+                    s.resource_pools.len(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("default", "default", 1),
+                ("lyon", "fr-south", 0),
+                ("paris", "paris", 1)
+            ]
+        );
+        let pools = resource_pools(&cloud(), &hosts);
+        assert_eq!(sites[2].resource_pools, [pools[1].resource_pool_id.clone()]);
+        assert_eq!(pools[1].o_cloud_site_id, sites[2].o_cloud_site_id);
+        let locations = locations(&cloud(), &hosts, &described, &given);
+        let ids: Vec<&str> = locations
+            .iter()
+            .map(|l| l.global_location_id.as_str())
+            .collect();
+        assert_eq!(ids, ["default", "fr-south", "paris"]);
+        assert_eq!(
+            locations[1].o_cloud_site_ids,
+            [sites[1].o_cloud_site_id.clone()]
+        );
+        assert_eq!(
+            locations[1].coordinate.as_ref().map(|c| c.kind.as_str()),
+            Some("Point")
+        );
     }
 
     #[test]
