@@ -153,7 +153,7 @@ pub fn build(
     let secret_volume = |name: &str, secret: &str| json!({"name": name, "secret": {"secretName": secret, "defaultMode": 0o440}});
     let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": {
         "backoffLimit": 1,
-        "activeDeadlineSeconds": config.host_preparation_timeout_seconds,
+        "activeDeadlineSeconds": config.timeouts.host_preparation_timeout_seconds,
         "template": {
             "metadata": {"labels": {PROVISIONING_REQUEST_LABEL: label_value(request_name)}},
             "spec": {
