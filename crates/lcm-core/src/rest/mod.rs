@@ -2,6 +2,7 @@
 //! its models and their mapping from and to the custom resources, which stay the source of
 //! truth. Pure: the server (`crates/o2ims-api`) and FOCOM's REST client do the I/O.
 
+pub mod alarms;
 pub mod inventory;
 pub mod notifications;
 pub mod paging;
