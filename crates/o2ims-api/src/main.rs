@@ -1,5 +1,6 @@
 //! The O2ims REST server: a thin, authenticated view over the O-Cloud's custom resources.
 
+mod alarms;
 mod auth;
 mod callback;
 mod config;

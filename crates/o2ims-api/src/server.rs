@@ -8,12 +8,13 @@ use axum::extract::Request;
 use axum::http::{StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::{MethodRouter, get};
+use axum::routing::{MethodRouter, get, post};
 use axum::serve::ListenerExt as _;
 use serde::de::DeserializeOwned;
 use tower::Layer as _;
 
 use lcm_core::crd::SubscribedApi;
+use lcm_core::rest::alarms::ALARMS_PREFIX;
 use lcm_core::rest::inventory::Cloud;
 use lcm_core::rest::{INVENTORY_PREFIX, PROVISIONING_PREFIX};
 
@@ -21,7 +22,7 @@ use crate::config::Config;
 use crate::lists::MarkerKey;
 use crate::problem::Problem;
 use crate::stores::Stores;
-use crate::{auth, inventory, provisioning, subscriptions};
+use crate::{alarms, auth, inventory, provisioning, subscriptions};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -205,10 +206,53 @@ fn endpoints() -> Vec<(String, MethodRouter<Shared>)> {
             get(inventory::deployment_manager),
         ),
     ];
-    endpoints.extend(subscriptions::endpoints(SubscribedApi::Inventory));
-    endpoints.extend(subscriptions::endpoints(SubscribedApi::Provisioning));
+    let a = ALARMS_PREFIX;
+    endpoints.extend([
+        (format!("{i}/alarmDictionaries"), get(alarms::dictionaries)),
+        (
+            format!("{i}/alarmDictionaries/{{id}}"),
+            get(alarms::dictionary),
+        ),
+        (
+            format!("{i}/resourceTypes/{{id}}/alarmDictionary"),
+            get(alarms::resource_type_dictionary),
+        ),
+        (
+            "/o2ims-infrastructureMonitoring/api_versions".to_string(),
+            get(alarms::all_versions),
+        ),
+        (format!("{a}/api_versions"), get(alarms::all_versions)),
+        (format!("{a}/alarms"), get(alarms::list)),
+        (
+            format!("{a}/alarms/{{id}}"),
+            get(alarms::get).patch(alarms::patch),
+        ),
+        (
+            format!("{a}/alarmServiceConfiguration"),
+            get(alarms::service_configuration)
+                .put(alarms::service_configuration_refused)
+                .patch(alarms::service_configuration_refused),
+        ),
+        (format!("{a}/probableCauses"), get(alarms::probable_causes)),
+        (
+            format!("{a}/probableCauses/{{id}}"),
+            get(alarms::probable_cause),
+        ),
+        (ALERTMANAGER_PATH.to_string(), post(alarms::alertmanager)),
+    ]);
+    for api in [
+        SubscribedApi::Inventory,
+        SubscribedApi::Provisioning,
+        SubscribedApi::Alarms,
+    ] {
+        endpoints.extend(subscriptions::endpoints(api));
+    }
     endpoints
 }
+
+/// Where Alertmanager's webhook receiver posts (not an O2ims path: the chart's
+/// `oran-lcm-o2ims-alertmanager` role grants it alone).
+pub const ALERTMANAGER_PATH: &str = "/internal/v1/alertmanager";
 
 async fn trim_trailing_slash(mut request: Request, next: Next) -> Response {
     let path = request.uri().path();

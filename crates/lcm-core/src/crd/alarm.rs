@@ -79,6 +79,16 @@ pub enum AlarmEntity {
     Ocloud,
 }
 
+impl AlarmEntity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Host => "host",
+            Self::Cluster => "cluster",
+            Self::Ocloud => "ocloud",
+        }
+    }
+}
+
 /// The perceived severity of an active alarm (O2ims `PerceivedSeverity` but `CLEARED`, which a
 /// cleared alarm shows).
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]

@@ -168,11 +168,7 @@ impl Raised {
 }
 
 fn entity_name(entity: AlarmEntity) -> &'static str {
-    match entity {
-        AlarmEntity::Host => "host",
-        AlarmEntity::Cluster => "cluster",
-        AlarmEntity::Ocloud => "ocloud",
-    }
+    entity.as_str()
 }
 
 /// What the O-Cloud observes of hosts: the hosts (inventory and registered), the ByoHosts,
@@ -598,7 +594,7 @@ pub fn alarm_definition_id(cloud: &Cloud, entity: AlarmEntity, cause: &str) -> S
 }
 
 pub fn dictionary_id(cloud: &Cloud, entity: AlarmEntity) -> String {
-    derived_id(&cloud.ocloud_id, "alarmDictionary", entity_name(entity))
+    super::alarm_dictionary_id(&cloud.ocloud_id, entity)
 }
 
 pub fn record(cloud: &Cloud, alarm: &O2imsAlarm) -> AlarmEventRecord {

@@ -50,6 +50,9 @@ pub struct ResourceType {
     pub vendor: String,
     pub model: String,
     pub version: String,
+    /// Its alarm dictionary (`.../resourceTypes/{id}/alarmDictionary`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_dictionary_id: Option<String>,
     pub resource_kind: String,
     pub resource_class: String,
     pub extensions: Map<String, Value>,
@@ -220,6 +223,10 @@ pub fn resource_types(cloud: &Cloud) -> Vec<ResourceType> {
         vendor: String::new(),
         model: String::new(),
         version: String::new(),
+        alarm_dictionary_id: Some(super::alarm_dictionary_id(
+            &cloud.ocloud_id,
+            crate::crd::AlarmEntity::Host,
+        )),
         resource_kind: "PHYSICAL".into(),
         resource_class: "COMPUTE".into(),
         extensions: Map::new(),

@@ -74,6 +74,11 @@ pub fn derived_id(ocloud_id: &str, kind: &str, name: &str) -> String {
         .to_string()
 }
 
+/// The id of the alarm dictionary of an entity type (a resource type names its own).
+pub fn alarm_dictionary_id(ocloud_id: &str, entity: crate::crd::AlarmEntity) -> String {
+    derived_id(ocloud_id, "alarmDictionary", entity.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,6 +19,7 @@ pub use testcluster::api_server::{ApiServer, token_with_roles};
 
 pub const PROVISIONING: &str = "/o2ims-infrastructureProvisioning/v1";
 pub const INVENTORY: &str = "/o2ims-infrastructureInventory/v2";
+pub const MONITORING: &str = "/o2ims-infrastructureMonitoring/v1";
 pub const OCLOUD_ID: &str = "262c8f17-52b5-4614-9e56-812ae21fa8a7";
 
 /// The documents every response is checked against, loaded once.
@@ -27,7 +28,8 @@ pub fn documents() -> &'static Documents {
     DOCUMENTS.get_or_init(|| {
         let extension = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("openapi/provisioning-subscriptions.yaml");
-        Documents::load(&[extension]).expect("the O2ims OpenAPI documents load")
+        let alarms = testcluster::shared_dir().join("o2ims-openapi/alarms/api/openapi.yaml");
+        Documents::load(&[extension, alarms]).expect("the O2ims OpenAPI documents load")
     })
 }
 
