@@ -82,6 +82,7 @@ pub async fn replace(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
+    known_id(&id)?;
     let body: ProvisioningRequestData = parse_body(&body)?;
     if body.provisioning_request_id != id {
         return Err(Problem::new(
@@ -139,6 +140,7 @@ pub async fn delete(
     State(shared): State<Shared>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
+    known_id(&id)?;
     let stores = &shared.stores;
     let key = ObjectRef::new(&id);
     let uid = stores.requests.get(&key).and_then(|r| r.uid());
@@ -177,6 +179,16 @@ pub fn objects(shared: &Shared) -> BTreeMap<String, Value> {
             ))
         })
         .collect()
+}
+
+/// A request's id names its object: anything but a lower-case UUID names none (and never
+/// reaches the API server's URL).
+fn known_id(id: &str) -> Result<(), Problem> {
+    if is_object_uuid(id) {
+        Ok(())
+    } else {
+        Err(Problem::not_found("provisioning request", id))
+    }
 }
 
 fn request_path(id: &str) -> String {

@@ -6,8 +6,8 @@
 
 mod support;
 
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::Client;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use lcm_core::capi::Kind;
 use serde_json::{Value, json};
 use support::receiver::Receiver;
