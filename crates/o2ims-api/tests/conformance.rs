@@ -251,6 +251,8 @@ async fn every_operation_answers_as_its_document_says() -> anyhow::Result<()> {
             .args(["--request-timeout", "10"])
             .args(["--suppress-health-check", "all"])
             .args(["--no-color"])
+            // Its cache and reports stay in .cache, not in the crate.
+            .current_dir(&work)
             .env("SCHEMATHESIS_HOOKS", "o2ims_hooks")
             .env("PYTHONPATH", &hooks)
             .stdin(Stdio::null())
