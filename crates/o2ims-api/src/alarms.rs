@@ -176,14 +176,25 @@ pub async fn alertmanager(
                 Err(kube::Error::Api(s)) if s.is_already_exists() => {}
                 Err(other) => return Err(Problem::internal(other)),
             }
-        } else if find(&shared, &id).is_ok_and(|a| a.spec.cleared_time.is_none()) {
+        } else {
+            // Read from the API server, not the watch: another replica may have raised it a
+            // moment ago.
             let now = now();
-            let written = update(&shared, &id, |spec| {
-                spec.cleared_time = Some(now.clone());
-                spec.changed_time = now.clone();
+            let cleared = update(&shared, &id, |spec| {
+                if spec.cleared_time.is_none() {
+                    spec.cleared_time = Some(now.clone());
+                    spec.changed_time = now.clone();
+                }
             })
-            .await?;
-            fresh::written(&shared.stores.changed, &shared.stores.alarms, &written).await;
+            .await;
+            match cleared {
+                Ok(written) => {
+                    fresh::written(&shared.stores.changed, &shared.stores.alarms, &written).await
+                }
+                // Resolved before it was ever raised here: nothing to clear.
+                Err(problem) if problem.status == StatusCode::NOT_FOUND => {}
+                Err(problem) => return Err(problem),
+            }
         }
     }
     Ok(StatusCode::OK)
@@ -257,7 +268,8 @@ async fn pass(shared: &Shared) -> Result<(), Problem> {
     let cap = usize::try_from(shared.config.alarm_history_max).unwrap_or(usize::MAX);
     for name in alarms::expired(&stored, now.0, retention, cap) {
         match api(shared).delete(&name, &DeleteParams::default()).await {
-            Ok(_) | Err(kube::Error::Api(_)) => {}
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
             Err(other) => return Err(Problem::internal(other)),
         }
     }
@@ -345,7 +357,11 @@ async fn update(
             Some(alarm) => alarm,
             None => return Err(Problem::not_found("alarm", name)),
         };
+        let before = alarm.spec.clone();
         change(&mut alarm.spec);
+        if alarm.spec == before {
+            return Ok(alarm);
+        }
         match api.replace(name, &PostParams::default(), &alarm).await {
             Ok(written) => return Ok(written),
             Err(kube::Error::Api(s)) if s.code == 409 => continue,

@@ -994,15 +994,7 @@ impl Alert {
 mod tests {
     use super::*;
 
-    fn cloud() -> Cloud {
-        Cloud {
-            ocloud_id: "262c8f17-52b5-4614-9e56-812ae21fa8a7".into(),
-            global_cloud_id: "00000000-0000-0000-0000-000000000000".into(),
-            name: "lab".into(),
-            description: String::new(),
-            service_uri: "https://o2ims.example".into(),
-        }
-    }
+    use crate::rest::example_cloud as cloud;
 
     fn at(text: &str) -> Time {
         Time(text.parse().expect("timestamp"))

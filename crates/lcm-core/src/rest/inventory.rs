@@ -453,15 +453,7 @@ fn object(value: Value) -> Map<String, Value> {
 mod tests {
     use super::*;
 
-    fn cloud() -> Cloud {
-        Cloud {
-            ocloud_id: "262c8f17-52b5-4614-9e56-812ae21fa8a7".into(),
-            global_cloud_id: "00000000-0000-0000-0000-000000000000".into(),
-            name: "lab".into(),
-            description: "d".into(),
-            service_uri: "https://o2ims.example".into(),
-        }
-    }
+    use crate::rest::example_cloud as cloud;
 
     fn host(id: &str, site: Option<&str>, claimed: bool) -> HostView {
         HostView {
