@@ -134,6 +134,16 @@ async fn run(args: &Args, keep: bool) -> anyhow::Result<()> {
     for line in demo::rest::list(&world, &reader).await? {
         println!("  {line}");
     }
+    // Alarms of failing hosts and clusters (docs/o2ims-api.md says how to raise one).
+    let alarms = demo::rest::alarms(&world, &reader).await?;
+    println!(
+        "active O2ims alarms: {}\n  {}",
+        if alarms.is_empty() { "none" } else { "" },
+        demo::rest::curl_of(&world, &reader, demo::rest::ACTIVE_ALARMS)
+    );
+    for line in alarms {
+        println!("  {line}");
+    }
     println!("day 2: each cluster is registered in ArgoCD by a declarative cluster Secret:");
     for line in demo::argocd::registrations(&client, demo::ARGOCD_NAMESPACE, &clusters).await? {
         println!("  {line}");
@@ -154,6 +164,10 @@ async fn run(args: &Args, keep: bool) -> anyhow::Result<()> {
             demo::stack::network_namespace(&world.cluster)?
         );
         println!("  {}", demo::rest::curl(&world, &reader));
+        println!(
+            "  {}",
+            demo::rest::curl_of(&world, &reader, demo::rest::ACTIVE_ALARMS)
+        );
         println!(
             "  kubectl -n {} get secrets -l argocd.argoproj.io/secret-type=cluster -L site,role",
             demo::ARGOCD_NAMESPACE

@@ -40,12 +40,6 @@ pub fn pages(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(pages)
 }
 
-/// Where a checked reference may point although nothing is there yet: each with the reason.
-pub struct Allowed {
-    /// Link targets (paths relative to the root) that may be missing, anchors into them too.
-    pub missing_targets: BTreeSet<PathBuf>,
-}
-
 /// One broken reference: the page and line, what it names, and why it is broken.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Broken {
@@ -70,12 +64,7 @@ impl std::fmt::Display for Broken {
 
 /// Every broken link and path of `pages` (relative to `root`); `shared` is where `../shared/...`
 /// paths point (the material beside the checkout).
-pub fn check(
-    root: &Path,
-    shared: &Path,
-    pages: &[PathBuf],
-    allowed: &Allowed,
-) -> anyhow::Result<Vec<Broken>> {
+pub fn check(root: &Path, shared: &Path, pages: &[PathBuf]) -> anyhow::Result<Vec<Broken>> {
     let mut anchors: BTreeMap<PathBuf, BTreeSet<String>> = BTreeMap::new();
     let mut broken = Vec::new();
     for page in pages {
@@ -84,7 +73,7 @@ pub fn check(
         let parsed = Parsed::new(&text);
         let dir = page.parent().unwrap_or(Path::new(""));
         for (line, target) in &parsed.links {
-            let problem = check_link(root, dir, page, target, allowed, &mut anchors)?;
+            let problem = check_link(root, dir, page, target, &mut anchors)?;
             if let Some(problem) = problem {
                 broken.push(Broken {
                     page: page.clone(),
@@ -95,7 +84,7 @@ pub fn check(
             }
         }
         for (line, path) in &parsed.code_spans {
-            if let Some(problem) = check_named_path(root, shared, path, allowed) {
+            if let Some(problem) = check_named_path(root, shared, path) {
                 broken.push(Broken {
                     page: page.clone(),
                     line: *line,
@@ -113,7 +102,6 @@ fn check_link(
     dir: &Path,
     page: &Path,
     target: &str,
-    allowed: &Allowed,
     anchors: &mut BTreeMap<PathBuf, BTreeSet<String>>,
 ) -> anyhow::Result<Option<String>> {
     if target.contains("://") || target.starts_with("mailto:") {
@@ -132,9 +120,6 @@ fn check_link(
         }
     };
     if !root.join(&file).exists() {
-        if allowed.missing_targets.contains(&file) {
-            return Ok(None);
-        }
         return Ok(Some(format!("{} does not exist", file.display())));
     }
     let Some(anchor) = anchor else {
@@ -188,7 +173,7 @@ const ROOT_FILES: [&str; 11] = [
 /// Whether a code span names a repository path, and if so why it is broken. A span with a space
 /// is a command or a message, one with `<...>`, `{...}` or an ellipsis a pattern; `tools/*/bin/` holds build
 /// outputs, which a checkout does not have. A `tests/...` path is the root's or a crate's.
-fn check_named_path(root: &Path, shared: &Path, span: &str, allowed: &Allowed) -> Option<String> {
+fn check_named_path(root: &Path, shared: &Path, span: &str) -> Option<String> {
     let is_path_like = !span.is_empty()
         && span
             .chars()
@@ -205,9 +190,6 @@ fn check_named_path(root: &Path, shared: &Path, span: &str, allowed: &Allowed) -
         Some(rest) => (shared, rest),
         None => (root, path),
     };
-    if allowed.missing_targets.contains(Path::new(relative)) {
-        return None;
-    }
     // `tests/x.rs` right after a crate's name is that crate's test (`crates/<crate>/tests/`).
     let in_a_crate =
         relative.starts_with("tests/") && glob_exists(root, &format!("crates/*/{relative}"));

@@ -3,10 +3,9 @@
 //! and tools/*/ points at something that exists, and so does every repository path they name in
 //! backticks. The checker itself is `deploy_tests::docs`.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use deploy_tests::docs::{self, Allowed, Broken};
+use deploy_tests::docs::{self, Broken};
 use deploy_tests::repo_root;
 
 fn shared_dir(root: &Path) -> PathBuf {
@@ -18,13 +17,8 @@ fn shared_dir(root: &Path) -> PathBuf {
 #[test]
 fn every_relative_link_and_named_path_in_the_docs_exists() -> anyhow::Result<()> {
     let root = repo_root();
-    let allowed = Allowed {
-        // The O2ims REST API's page arrives with the branch that moves the README's section
-        // "The O2ims REST API (`o2ims-api`)" there; until then the docs index links it ahead.
-        missing_targets: BTreeSet::from([PathBuf::from("docs/o2ims-api.md")]),
-    };
     let pages = docs::pages(&root)?;
-    let broken = docs::check(&root, &shared_dir(&root), &pages, &allowed)?;
+    let broken = docs::check(&root, &shared_dir(&root), &pages)?;
     let list: Vec<String> = broken.iter().map(Broken::to_string).collect();
     assert!(
         broken.is_empty(),
@@ -55,7 +49,7 @@ fn a_broken_link_a_missing_anchor_and_a_missing_path_are_each_reported() -> anyh
     std::fs::write(
         root.join("README.md"),
         "# Front\n\n\
-         [fine](docs/page.md#its-second-part), [fine too](#front), [later](docs/later.md),\n\
+         [fine](docs/page.md#its-second-part), [fine too](#front),\n\
          [gone](docs/gone.md), [no such part](docs/page.md#third-part), [up](../outside.md)\n\n\
          `crates/a/src/lib.rs`, `input.json`, `crates/a/src/`, `tools/x/bin/x`, `tests/t.rs`,\n\
          `crates/...` and `crates/*/src` exist or are built; `crates/a/src/main.rs`, `examples/none.yaml`, `tests/none.rs` and `mgmt.sh`\n\
@@ -64,11 +58,8 @@ fn a_broken_link_a_missing_anchor_and_a_missing_path_are_each_reported() -> anyh
          cat crates/in/a/fence.rs   # [not a link](nowhere.md) `crates/nope`\n\
          ```\n",
     )?;
-    let allowed = Allowed {
-        missing_targets: BTreeSet::from([PathBuf::from("docs/later.md")]),
-    };
     let pages = [PathBuf::from("README.md"), PathBuf::from("docs/page.md")];
-    let broken = docs::check(&root, &root.join("shared"), &pages, &allowed)?;
+    let broken = docs::check(&root, &root.join("shared"), &pages)?;
     let _ = std::fs::remove_dir_all(&root);
     let found: Vec<String> = broken.iter().map(Broken::to_string).collect();
     assert_eq!(

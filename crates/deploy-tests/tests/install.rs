@@ -890,6 +890,44 @@ async fn the_api_can_make_its_calls_and_no_other(
         .delete(&id, &DeleteParams::default())
         .await
         .context("delete an O2imsSubscription")?;
+    // The alarms: watched, raised (create), cleared and acknowledged (read and replaced),
+    // forgotten (delete); raised from the host-preparation Jobs, Clusters and Machines watched.
+    let alarms = Api::<lcm_core::crd::O2imsAlarm>::namespaced(client.clone(), o2ims);
+    alarms.list(&ListParams::default()).await?;
+    watched(alarms.watch(&watch, "0").await).context("watch O2imsAlarms")?;
+    let raised = lcm_core::rest::alarms::Raised::of(
+        lcm_core::rest::alarms::cause("HostNotRegistered").context("a cause")?,
+        "h1",
+        "6c0f5b3e-3a39-4f51-9b7a-1f8e1d2c3b4a",
+        "a test".into(),
+    );
+    let alarm = raised.alarm(
+        "0b9c2f1e-8d7a-4c6b-9e5f-4a3b2c1d0e9f",
+        &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+    );
+    alarms
+        .create(&PostParams::default(), &alarm)
+        .await
+        .context("raise an alarm")?;
+    let mut acknowledged = alarms.get(&alarm.name_any()).await?;
+    acknowledged.spec.acknowledged = true;
+    alarms
+        .replace(&alarm.name_any(), &PostParams::default(), &acknowledged)
+        .await
+        .context("acknowledge an alarm")?;
+    alarms
+        .delete(&alarm.name_any(), &DeleteParams::default())
+        .await
+        .context("forget an alarm")?;
+    let jobs = Api::<k8s_openapi::api::batch::v1::Job>::namespaced(client.clone(), o2ims);
+    jobs.list(&ListParams::default()).await?;
+    watched(jobs.watch(&watch, "0").await).context("watch the host-preparation Jobs")?;
+    for kind in [Kind::Cluster, Kind::Machine] {
+        let all: Api<kube::api::DynamicObject> =
+            Api::all_with(client.clone(), &kind.api_resource());
+        all.list(&ListParams::default()).await?;
+        watched(all.watch(&watch, "0").await).with_context(|| format!("watch {kind:?}s"))?;
+    }
     let leases = Api::<Lease>::namespaced(client.clone(), o2ims);
     leases
         .get("o2ims-api-notifier")
@@ -940,8 +978,14 @@ async fn the_api_can_make_its_calls_and_no_other(
     )?;
     expect_refused("o2ims-api reads a ByoHost", byo_hosts.get("lp-node1").await)?;
     expect_refused(
-        "o2ims-api lists Cluster API Clusters",
+        "o2ims-api deletes a Cluster API Cluster",
         capi::api(&client, Kind::Cluster, CLUSTER_NAMESPACE)
+            .delete(CLUSTER, &DeleteParams::default())
+            .await,
+    )?;
+    expect_refused(
+        "o2ims-api lists Jobs of another namespace",
+        Api::<k8s_openapi::api::batch::v1::Job>::namespaced(client.clone(), "default")
             .list(&ListParams::default())
             .await,
     )?;

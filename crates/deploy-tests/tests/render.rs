@@ -131,7 +131,8 @@ fn a_changed_value_is_a_difference() -> anyhow::Result<()> {
     let chart = normalize(helm_template(&[])?);
     let changed = normalize(helm_template(&[
         "--set",
-        "o2ims.timeouts.workersSeconds=60",
+        // A value of the operator alone (the stage timeouts go to the O2ims API too).
+        "o2ims.timeouts.nodeDrainSeconds=60",
     ])?);
     let problems = compare("a", &chart, "b", &changed);
     ensure!(
@@ -569,7 +570,9 @@ fn the_api_roles_are_the_charts_file_as_it_is() -> anyhow::Result<()> {
             == [
                 "oran-lcm-o2ims-reader",
                 "oran-lcm-o2ims-provisioner",
-                "oran-lcm-o2ims-subscriber"
+                "oran-lcm-o2ims-subscriber",
+                "oran-lcm-o2ims-maintainer",
+                "oran-lcm-o2ims-alertmanager"
             ],
         "{names:?}"
     );

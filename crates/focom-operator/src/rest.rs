@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use lcm_core::crd::HostClaim;
 use lcm_core::rest::inventory::{Resource, ResourcePool, claim_of};
+use lcm_core::rest::paging::next_link;
 use lcm_core::rest::provisioning::{ProvisioningRequestData, ProvisioningRequestInfo};
 use lcm_core::rest::{INVENTORY_PREFIX, PROVISIONING_PREFIX};
 
@@ -47,21 +48,40 @@ impl RestClient {
 
     /// Every provisioning request of the O-Cloud.
     pub async fn requests(&self) -> Result<Vec<ProvisioningRequestInfo>> {
-        let path = format!("{PROVISIONING_PREFIX}/provisioningRequests");
-        self.read(self.call(Method::GET, &path, None).await?).await
+        self.list(&format!("{PROVISIONING_PREFIX}/provisioningRequests"))
+            .await
+    }
+
+    /// Every item of a list, page after page (the `Link` header's `rel="next"`); a next page
+    /// elsewhere than this API is refused, since the token would go with it.
+    async fn list<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>> {
+        let mut items = Vec::new();
+        let mut url = format!("{}{path}", self.base);
+        loop {
+            let response = self.call_url(Method::GET, &url, None).await?;
+            let next = response
+                .headers()
+                .get(reqwest::header::LINK)
+                .and_then(|v| v.to_str().ok())
+                .and_then(next_link);
+            items.extend(self.read::<Vec<T>>(response).await?);
+            match next {
+                None => return Ok(items),
+                Some(next) if next.starts_with(&format!("{}/", self.base)) => url = next,
+                Some(next) => {
+                    return Err(Error::Rest(format!(
+                        "{url}: the next page is at {next}, not on this API ({})",
+                        self.base
+                    )));
+                }
+            }
+        }
     }
 
     /// The host ledger: the claimed hosts of every resource pool.
     pub async fn claims(&self) -> Result<Vec<HostClaim>> {
         let pools: Vec<ResourcePool> = self
-            .read(
-                self.call(
-                    Method::GET,
-                    &format!("{INVENTORY_PREFIX}/resourcePools"),
-                    None,
-                )
-                .await?,
-            )
+            .list(&format!("{INVENTORY_PREFIX}/resourcePools"))
             .await?;
         let mut claims = Vec::new();
         for pool in pools {
@@ -69,9 +89,7 @@ impl RestClient {
                 "{INVENTORY_PREFIX}/resourcePools/{}/resources",
                 pool.resource_pool_id
             );
-            let resources: Vec<Resource> = self
-                .read(self.call(Method::GET, &path, None).await?)
-                .await?;
+            let resources: Vec<Resource> = self.list(&path).await?;
             claims.extend(resources.iter().filter_map(claim_of));
         }
         Ok(claims)
@@ -119,10 +137,19 @@ impl RestClient {
         path: &str,
         body: Option<&ProvisioningRequestData>,
     ) -> Result<reqwest::Response> {
-        let url = format!("{}{path}", self.base);
+        self.call_url(method, &format!("{}{path}", self.base), body)
+            .await
+    }
+
+    async fn call_url(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&ProvisioningRequestData>,
+    ) -> Result<reqwest::Response> {
         let mut request = self
             .http
-            .request(method.clone(), &url)
+            .request(method.clone(), url)
             .bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(body);

@@ -24,6 +24,43 @@ pub struct Inventory {
     pub hosts: Vec<Host>,
     /// The clusters to build on them.
     pub clusters: Vec<Cluster>,
+    /// The O-Cloud's sites (a host's `site` label names its site), optional: what the O2ims
+    /// inventory tells of each site beyond its name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sites: Vec<Site>,
+    /// Where the sites are, optional: a site without a location is a location of its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub locations: Vec<Location>,
+}
+
+/// A site of the O-Cloud (an O2ims O-Cloud Site; its hosts are its resource pool).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Site {
+    /// The value of its hosts' `site` label.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// The location it is at (`locations[].globalLocationId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_location_id: Option<String>,
+}
+
+/// A location where sites are, as the SMO names it (an O2ims Location).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Location {
+    /// The SMO's id of the location.
+    pub global_location_id: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// A human-readable address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// `[longitude, latitude]` or `[longitude, latitude, altitude]` (RFC 7946).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinates: Option<Vec<f64>>,
 }
 
 /// Inventory-wide defaults.
@@ -180,6 +217,44 @@ impl Inventory {
                 .next()
             {
                 return Err(error(format!("hosts[{i}].{field}"), problem));
+            }
+        }
+        let locations: HashSet<&String> = inventory
+            .locations
+            .iter()
+            .map(|l| &l.global_location_id)
+            .collect();
+        if locations.len() != inventory.locations.len() {
+            return Err(error(
+                "locations".into(),
+                "a globalLocationId appears twice".into(),
+            ));
+        }
+        for (i, location) in inventory.locations.iter().enumerate() {
+            if let Some(c) = &location.coordinates
+                && !(2..=3).contains(&c.len())
+            {
+                return Err(error(
+                    format!("locations[{i}].coordinates"),
+                    "give [longitude, latitude] or [longitude, latitude, altitude]".into(),
+                ));
+            }
+        }
+        let mut sites = HashSet::new();
+        for (i, site) in inventory.sites.iter().enumerate() {
+            if !sites.insert(&site.name) {
+                return Err(error(
+                    format!("sites[{i}].name"),
+                    format!("site `{}` appears twice", site.name),
+                ));
+            }
+            if let Some(location) = &site.global_location_id
+                && !locations.contains(location)
+            {
+                return Err(error(
+                    format!("sites[{i}].globalLocationId"),
+                    format!("no location `{location}` in locations"),
+                ));
             }
         }
         let mut names = HashSet::new();

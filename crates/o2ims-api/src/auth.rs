@@ -1,7 +1,13 @@
 //! No anonymous access: every request carries a bearer token, which the API server
 //! authenticates (TokenReview), and is authorized by Kubernetes RBAC (SubjectAccessReview) on
 //! its path as a non-resource URL with the HTTP method as verb, so ClusterRoles grant the API
-//! as `nonResourceURLs` (the chart's reader, provisioner and subscriber roles).
+//! as `nonResourceURLs` (the chart's reader, provisioner, subscriber, maintainer and
+//! Alertmanager roles).
+//!
+//! Authentication runs on every request, authorization only on a path and method the API
+//! serves: an authenticated caller learns that a path does not exist (404) or does not take
+//! the method (405 with `Allow`), rather than a 403 that cannot tell "not for you" from "not a
+//! thing"; an anonymous one learns nothing.
 
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
@@ -16,9 +22,10 @@ use kube::api::{Api, PostParams};
 use crate::problem::Problem;
 use crate::server::Shared;
 
-pub async fn authorize(
+/// Authenticates the caller; the routes' [`authorize`] finds its user in the request.
+pub async fn authenticate(
     State(shared): State<Shared>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Result<Response, Problem> {
     let token = request
@@ -34,7 +41,22 @@ pub async fn authorize(
                 "no bearer token: send `Authorization: Bearer <token>`",
             )
         })?;
-    let user = authenticate(&shared.client, token).await?;
+    let user = review_token(&shared.client, token).await?;
+    request.extensions_mut().insert(user);
+    Ok(next.run(request).await)
+}
+
+/// Authorizes the authenticated caller for the path and method of a route the API serves.
+pub async fn authorize(
+    State(shared): State<Shared>,
+    request: Request,
+    next: Next,
+) -> Result<Response, Problem> {
+    let user = request
+        .extensions()
+        .get::<UserInfo>()
+        .cloned()
+        .ok_or_else(|| Problem::internal("a route was reached without authentication"))?;
     let path = request.uri().path().to_string();
     let verb = request.method().as_str().to_ascii_lowercase();
     if !allowed(&shared.client, &user, &path, &verb).await? {
@@ -49,7 +71,7 @@ pub async fn authorize(
     Ok(next.run(request).await)
 }
 
-async fn authenticate(client: &kube::Client, token: &str) -> Result<UserInfo, Problem> {
+async fn review_token(client: &kube::Client, token: &str) -> Result<UserInfo, Problem> {
     let review = TokenReview {
         spec: TokenReviewSpec {
             token: token.to_string(),

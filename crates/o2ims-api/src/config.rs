@@ -56,10 +56,32 @@ pub struct Config {
     /// Accept `http://` callbacks, whose notifications travel in clear text (a lab only).
     #[arg(long, env = "ALLOW_HTTP_CALLBACKS")]
     pub allow_http_callbacks: bool,
-    /// The Lease (in the server's namespace) whose holder sends the notifications: one
-    /// replica sends them, whichever serves the API.
+    /// Most items a list answers at once; a `Link` header with `rel="next"` leads to the rest.
+    #[arg(long, env = "PAGE_SIZE", default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub page_size: u16,
+    /// Days a cleared alarm is kept (`retentionPeriod` of the alarm service configuration).
+    #[arg(long, env = "ALARM_RETENTION_DAYS", default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..))]
+    pub alarm_retention_days: u64,
+    /// Most alarms kept: beyond, the oldest cleared ones go first (active ones stay).
+    #[arg(long, env = "ALARM_HISTORY_MAX", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub alarm_history_max: u64,
+    /// Part of a stage's timeout after which a request still waiting in it raises an alarm.
+    #[arg(long, env = "STAGE_TIMEOUT_WARNING_FRACTION", default_value_t = 0.8, value_parser = parse_fraction)]
+    pub stage_timeout_warning_fraction: f64,
+    /// The stage timeouts of the O2IMS operator (the same flags: the chart gives both its values).
+    #[command(flatten)]
+    pub timeouts: lcm_core::status::provisioning::StageTimeouts,
+    /// The Lease (in the server's namespace) whose holder sends the notifications and raises
+    /// and clears alarms: one replica does, whichever serves the API.
     #[arg(long, env = "NOTIFIER_LEASE", default_value = "o2ims-api-notifier")]
     pub notifier_lease: String,
+}
+
+fn parse_fraction(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(f) if f > 0.0 && f <= 1.0 => Ok(f),
+        _ => Err(format!("`{text}` is not a fraction in (0, 1]")),
+    }
 }
 
 fn parse_uuid(text: &str) -> Result<String, String> {

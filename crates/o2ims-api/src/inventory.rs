@@ -5,21 +5,23 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
+use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use kube::ResourceExt;
 use serde_json::Value;
 
 use lcm_core::rest::inventory::{
-    self, ClusterView, DeploymentManager, HostView, OCloudInfo, Resource, ResourcePool,
-    ResourceType,
+    self, ClusterView, DeploymentManager, HostView, LocationInfo, OCloudInfo, OCloudSiteInfo,
+    Resource, ResourcePool, ResourceType,
 };
 use lcm_core::rest::provisioning::{Phase, phase};
 use lcm_core::rest::{ApiVersions, INVENTORY_PREFIX, INVENTORY_VERSION};
 use lcm_core::template::ClusterParameters;
 
+use crate::lists;
 use crate::problem::Problem;
-use crate::server::{Shared, list_response};
+use crate::server::Shared;
 
 pub async fn all_versions() -> Json<ApiVersions> {
     Json(ApiVersions::of(INVENTORY_PREFIX, INVENTORY_VERSION))
@@ -29,8 +31,8 @@ pub async fn cloud(State(shared): State<Shared>) -> Json<OCloudInfo> {
     Json(inventory::ocloud(&shared.cloud))
 }
 
-pub async fn resource_types(State(shared): State<Shared>, RawQuery(query): RawQuery) -> Response {
-    list_response(query, inventory::resource_types(&shared.cloud))
+pub async fn resource_types(State(shared): State<Shared>, uri: Uri) -> Response {
+    lists::respond(&shared, &uri, inventory::resource_types(&shared.cloud))
 }
 
 pub async fn resource_type(
@@ -44,8 +46,8 @@ pub async fn resource_type(
         .ok_or_else(|| Problem::not_found("resource type", &id))
 }
 
-pub async fn resource_pools(State(shared): State<Shared>, RawQuery(query): RawQuery) -> Response {
-    list_response(query, pools(&shared))
+pub async fn resource_pools(State(shared): State<Shared>, uri: Uri) -> Response {
+    lists::respond(&shared, &uri, pools(&shared))
 }
 
 pub async fn resource_pool(
@@ -62,10 +64,10 @@ pub async fn resource_pool(
 pub async fn resources(
     State(shared): State<Shared>,
     Path(pool): Path<String>,
-    RawQuery(query): RawQuery,
+    uri: Uri,
 ) -> Result<Response, Problem> {
     let in_pool = resources_of(&shared, &pool)?;
-    Ok(list_response(query, in_pool))
+    Ok(lists::respond(&shared, &uri, in_pool))
 }
 
 pub async fn resource(
@@ -79,11 +81,8 @@ pub async fn resource(
         .ok_or_else(|| Problem::not_found("resource", &id))
 }
 
-pub async fn deployment_managers(
-    State(shared): State<Shared>,
-    RawQuery(query): RawQuery,
-) -> Response {
-    list_response(query, managers(&shared))
+pub async fn deployment_managers(State(shared): State<Shared>, uri: Uri) -> Response {
+    lists::respond(&shared, &uri, managers(&shared))
 }
 
 pub async fn deployment_manager(
@@ -95,6 +94,54 @@ pub async fn deployment_manager(
         .find(|m| m.deployment_manager_id == id)
         .map(|m| Json(m).into_response())
         .ok_or_else(|| Problem::not_found("deployment manager", &id))
+}
+
+pub async fn locations(State(shared): State<Shared>, uri: Uri) -> Response {
+    lists::respond(&shared, &uri, all_locations(&shared))
+}
+
+pub async fn location(
+    State(shared): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<LocationInfo>, Problem> {
+    all_locations(&shared)
+        .into_iter()
+        .find(|l| l.global_location_id == id)
+        .map(Json)
+        .ok_or_else(|| Problem::not_found("location", &id))
+}
+
+pub async fn sites(State(shared): State<Shared>, uri: Uri) -> Response {
+    lists::respond(&shared, &uri, all_sites(&shared))
+}
+
+pub async fn site(
+    State(shared): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<OCloudSiteInfo>, Problem> {
+    all_sites(&shared)
+        .into_iter()
+        .find(|s| s.o_cloud_site_id == id)
+        .map(Json)
+        .ok_or_else(|| Problem::not_found("O-Cloud site", &id))
+}
+
+fn all_sites(shared: &Shared) -> Vec<OCloudSiteInfo> {
+    let described = shared
+        .stores
+        .inventory()
+        .map(|i| i.sites)
+        .unwrap_or_default();
+    inventory::sites(&shared.cloud, &shared.stores.hosts(), &described)
+}
+
+fn all_locations(shared: &Shared) -> Vec<LocationInfo> {
+    let (sites, locations) = shared
+        .stores
+        .inventory()
+        .map(|i| (i.sites, i.locations))
+        .unwrap_or_default();
+    inventory::locations(&shared.cloud, &shared.stores.hosts(), &sites, &locations)
 }
 
 /// Every pool, resource and deployment manager by its URL path: what inventory subscribers
@@ -153,13 +200,18 @@ fn resources_of(shared: &Shared, pool: &str) -> Result<Vec<Resource>, Problem> {
 /// One deployment manager per fulfilled cluster, sorted by name.
 fn managers(shared: &Shared) -> Vec<DeploymentManager> {
     let hosts = shared.stores.hosts();
+    let sites = shared
+        .stores
+        .inventory()
+        .map(|i| i.sites)
+        .unwrap_or_default();
     let mut clusters: Vec<ClusterView> = shared
         .stores
         .requests
         .state()
         .iter()
         .filter(|r| phase(r) == Phase::Fulfilled)
-        .filter_map(|r| cluster_view(r, &hosts))
+        .filter_map(|r| cluster_view(r, &hosts, &sites))
         .collect();
     clusters.sort_by(|a, b| a.name.cmp(&b.name));
     clusters
@@ -171,6 +223,7 @@ fn managers(shared: &Shared) -> Vec<DeploymentManager> {
 fn cluster_view(
     request: &lcm_core::crd::ProvisioningRequest,
     hosts: &[HostView],
+    sites: &[lcm_core::inventory::Site],
 ) -> Option<ClusterView> {
     let params: ClusterParameters =
         serde_json::from_value(request.spec.template_parameters.clone()).ok()?;
@@ -187,6 +240,12 @@ fn cluster_view(
         .collect();
     pools.sort();
     pools.dedup();
+    let mut locations: Vec<String> = pools
+        .iter()
+        .map(|p| inventory::location_of(p, sites).to_string())
+        .collect();
+    locations.sort();
+    locations.dedup();
     let endpoint = &params.control_plane_endpoint;
     Some(ClusterView {
         cluster_uid,
@@ -202,5 +261,6 @@ fn cluster_view(
         control_plane_nodes: params.hosts.control_plane.len(),
         worker_nodes: params.hosts.workers.len(),
         pools,
+        locations,
     })
 }

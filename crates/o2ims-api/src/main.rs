@@ -1,9 +1,11 @@
 //! The O2ims REST server: a thin, authenticated view over the O-Cloud's custom resources.
 
+mod alarms;
 mod auth;
 mod callback;
 mod config;
 mod inventory;
+mod lists;
 mod notifier;
 mod problem;
 mod provisioning;

@@ -1,8 +1,11 @@
 //! Sends each subscription what changed since it was last told, level-based: the fingerprints
 //! of what it was told (kept in its status) against what exists now. A restart loses nothing:
 //! what changed meanwhile is told once the server is back (several changes of one object as one
-//! modification, with its latest state). One replica sends, the holder of a Lease. A failed
-//! delivery is retried with back-off; a subscription's changes go out in order, one at a time.
+//! modification, with its latest state). One replica sends, the holder of a Lease, which also
+//! raises and clears the alarms. A failed delivery is retried with back-off; a subscription's
+//! changes go out in order, one at a time. Inventory and provisioning subscribers get change
+//! notifications; alarm subscribers an `AlarmEventNotification` per new, changed, cleared or
+//! acknowledged alarm (an alarm deleted past its retention is not news).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -13,7 +16,8 @@ use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use lcm_core::crd::{O2imsSubscription, SubscribedApi};
-use lcm_core::rest::notifications::{self, Change, fingerprint};
+use lcm_core::rest::alarms::{self, EventType};
+use lcm_core::rest::notifications::{self, Change, Event, fingerprint};
 use lcm_core::rest::selection::Selection;
 
 use crate::server::Shared;
@@ -42,9 +46,10 @@ pub async fn run(shared: Shared, identity: String) {
                 continue;
             }
         };
-        tracing::info!("sending notifications (holding the notifier Lease)");
+        tracing::info!("sending notifications and raising alarms (holding the notifier Lease)");
         tokio::select! {
             () = notify(&shared) => {}
+            () = crate::alarms::raise(&shared) => {}
             () = leadership.lost() => tracing::warn!("lost the notifier Lease; another replica sends"),
         }
     }
@@ -165,7 +170,11 @@ async fn deliver(
         let prior = told
             .get(&change.object_ref)
             .and_then(|f| memory.states.get(f));
-        match post(http, subscription, change, prior).await {
+        let sent = match body(shared, subscription, change, prior) {
+            Some(body) => post(http, subscription, &body).await,
+            None => Ok(()),
+        };
+        match sent {
             Ok(()) => record(&mut told, change),
             Err(e) => {
                 failure = Some(e);
@@ -183,21 +192,48 @@ pub fn current(
     shared: &Shared,
     subscription: &O2imsSubscription,
 ) -> Result<BTreeMap<String, Value>, String> {
-    let filter = subscription
-        .spec
+    let spec = &subscription.spec;
+    if spec.api == SubscribedApi::Alarms {
+        // An alarm subscription's filter is an event type, applied when it is told.
+        return Ok(crate::alarms::objects(shared));
+    }
+    let filter = spec
         .filter
         .as_deref()
         .map(|f| Selection::parse([("filter", f)]))
         .transpose()
         .map_err(|e| e.to_string())?
         .unwrap_or_default();
-    Ok(match subscription.spec.api {
+    Ok(match spec.api {
         SubscribedApi::Provisioning => provisioning::objects(shared),
-        SubscribedApi::Inventory => inventory::objects(shared),
+        _ => inventory::objects(shared),
     }
     .into_iter()
     .filter(|(_, object)| filter.matches(object))
     .collect())
+}
+
+/// What to POST for `change`, if anything: a change notification, or for alarms the event's
+/// notification unless the subscription filters that event type out.
+fn body(
+    shared: &Shared,
+    subscription: &O2imsSubscription,
+    change: &Change,
+    prior: Option<&Value>,
+) -> Option<Value> {
+    let consumer = subscription.spec.consumer_subscription_id.as_deref();
+    if subscription.spec.api != SubscribedApi::Alarms {
+        let id = uuid::Uuid::new_v4().hyphenated().to_string();
+        return Some(notifications::body(&id, consumer, change, prior));
+    }
+    let record = change.post.as_ref()?;
+    let event = alarms::event_type(record, prior, change.event != Event::Create);
+    let excluded = subscription
+        .spec
+        .filter
+        .as_deref()
+        .and_then(EventType::parse);
+    (excluded != Some(event)).then(|| alarms::notification(&shared.cloud, consumer, event, record))
 }
 
 fn record(told: &mut BTreeMap<String, String>, change: &Change) {
@@ -210,14 +246,10 @@ fn record(told: &mut BTreeMap<String, String>, change: &Change) {
 async fn post(
     http: &reqwest::Client,
     subscription: &O2imsSubscription,
-    change: &Change,
-    prior: Option<&Value>,
+    body: &Value,
 ) -> Result<(), String> {
-    let id = uuid::Uuid::new_v4().hyphenated().to_string();
-    let consumer = subscription.spec.consumer_subscription_id.as_deref();
-    let body = notifications::body(&id, consumer, change, prior);
     let callback = &subscription.spec.callback;
-    match http.post(callback).json(&body).send().await {
+    match http.post(callback).json(body).send().await {
         Ok(response) if response.status().is_success() => Ok(()),
         Ok(response) => Err(format!("POST {callback} answered {}", response.status())),
         Err(e) => Err(format!("POST {callback} failed: {e}")),

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
@@ -21,17 +21,18 @@ use lcm_core::rest::{ApiVersions, PROVISIONING_PREFIX, PROVISIONING_VERSION, is_
 use lcm_core::template::{self, ClusterParameters};
 use operator_kit::fresh;
 
+use crate::lists;
 use crate::problem::Problem;
-use crate::server::{Shared, list_response, parse_body};
+use crate::server::{Shared, parse_body};
 
 pub async fn all_versions() -> Json<ApiVersions> {
     Json(ApiVersions::of(PROVISIONING_PREFIX, PROVISIONING_VERSION))
 }
 
-pub async fn list(State(shared): State<Shared>, RawQuery(query): RawQuery) -> Response {
+pub async fn list(State(shared): State<Shared>, uri: Uri) -> Response {
     let mut requests = shared.stores.requests.state();
     requests.sort_by_key(|r| r.name_any());
-    list_response(query, requests.iter().map(|r| info(r)))
+    lists::respond(&shared, &uri, requests.iter().map(|r| info(r)))
 }
 
 pub async fn get(
@@ -81,6 +82,7 @@ pub async fn replace(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Problem> {
+    known_id(&id)?;
     let body: ProvisioningRequestData = parse_body(&body)?;
     if body.provisioning_request_id != id {
         return Err(Problem::new(
@@ -138,6 +140,7 @@ pub async fn delete(
     State(shared): State<Shared>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
+    known_id(&id)?;
     let stores = &shared.stores;
     let key = ObjectRef::new(&id);
     let uid = stores.requests.get(&key).and_then(|r| r.uid());
@@ -176,6 +179,16 @@ pub fn objects(shared: &Shared) -> BTreeMap<String, Value> {
             ))
         })
         .collect()
+}
+
+/// A request's id names its object: anything but a lower-case UUID names none (and never
+/// reaches the API server's URL).
+fn known_id(id: &str) -> Result<(), Problem> {
+    if is_object_uuid(id) {
+        Ok(())
+    } else {
+        Err(Problem::not_found("provisioning request", id))
+    }
 }
 
 fn request_path(id: &str) -> String {

@@ -1,7 +1,10 @@
 //! What the server reads, from watches (never a LIST per request): the ProvisioningRequests,
-//! the host ledger, the ByoHosts, the host inventory ConfigMap and the subscriptions.
+//! the host ledger, the ByoHosts, the host inventory ConfigMap, the subscriptions and the
+//! alarms; and, for the alarms it raises, the host-preparation Jobs and Cluster API's Clusters
+//! and Machines.
 
 use futures::{Stream, StreamExt};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::reflector::Store;
@@ -9,7 +12,7 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 
 use lcm_core::capi::Kind;
-use lcm_core::crd::{HostClaim, O2imsSubscription, ProvisioningRequest};
+use lcm_core::crd::{HostClaim, O2imsAlarm, O2imsSubscription, ProvisioningRequest};
 use lcm_core::inventory::Inventory;
 use lcm_core::rest::inventory::HostView;
 use operator_kit::fresh::Changes;
@@ -25,6 +28,12 @@ pub struct Stores {
     pub byo_hosts: Store<DynamicObject>,
     pub inventory: Store<ConfigMap>,
     pub subscriptions: Store<O2imsSubscription>,
+    pub alarms: Store<O2imsAlarm>,
+    /// The O2IMS operator's host-preparation Jobs (in the server's namespace, the operator's).
+    pub jobs: Store<Job>,
+    /// The Cluster API Clusters of ProvisioningRequests, and every Machine.
+    pub clusters: Store<DynamicObject>,
+    pub machines: Store<DynamicObject>,
     pub listed: Listed,
     /// Counts every change the stores took in: wakes the notifier, and lets a write wait
     /// until the stores hold it.
@@ -55,7 +64,29 @@ impl Stores {
             Api::<O2imsSubscription>::namespaced(client.clone(), namespace),
             watcher::Config::default(),
         );
+        let (alarms, alarm_events) = watch::store(
+            Api::<O2imsAlarm>::namespaced(client.clone(), namespace),
+            watcher::Config::default(),
+        );
+        let (jobs, job_events) = watch::store(
+            Api::<Job>::namespaced(client.clone(), namespace),
+            watcher::Config::default().labels(lcm_core::PROVISIONING_REQUEST_LABEL),
+        );
+        let (clusters, cluster_events) = watch::dynamic_store(
+            client,
+            &Kind::Cluster.api_resource(),
+            watcher::Config::default().labels(lcm_core::PROVISIONING_REQUEST_LABEL),
+        );
+        let (machines, machine_events) = watch::dynamic_store(
+            client,
+            &Kind::Machine.api_resource(),
+            watcher::Config::default(),
+        );
         let changed = Changes::default();
+        drain(alarm_events, &changed);
+        drain(job_events, &changed);
+        drain(cluster_events, &changed);
+        drain(machine_events, &changed);
         drain(requests_events, &changed);
         drain(claims_events, &changed);
         drain(byo_events, &changed);
@@ -67,6 +98,10 @@ impl Stores {
             watch::listed(&byo_hosts),
             watch::listed(&inventory),
             watch::listed(&subscriptions),
+            watch::listed(&alarms),
+            watch::listed(&jobs),
+            watch::listed(&clusters),
+            watch::listed(&machines),
         ]);
         Self {
             requests,
@@ -74,19 +109,27 @@ impl Stores {
             byo_hosts,
             inventory,
             subscriptions,
+            alarms,
+            jobs,
+            clusters,
+            machines,
             listed,
             changed,
         }
     }
 
-    /// Every host the O-Cloud knows: those of the inventory, then registered ones it lacks.
-    pub fn hosts(&self) -> Vec<HostView> {
-        let inventory = self
-            .inventory
+    /// The host inventory, when its ConfigMap holds a valid one.
+    pub fn inventory(&self) -> Option<Inventory> {
+        self.inventory
             .state()
             .first()
             .and_then(|cm| cm.data.as_ref()?.get(INVENTORY_KEY).cloned())
-            .and_then(|text| Inventory::parse(INVENTORY_KEY, &text).ok());
+            .and_then(|text| Inventory::parse(INVENTORY_KEY, &text).ok())
+    }
+
+    /// Every host the O-Cloud knows: those of the inventory, then registered ones it lacks.
+    pub fn hosts(&self) -> Vec<HostView> {
+        let inventory = self.inventory();
         let registered: Vec<(String, String, String)> = self
             .byo_hosts
             .state()
@@ -125,6 +168,19 @@ impl Stores {
         }
         hosts
     }
+}
+
+/// The objects of a store as JSON, for lcm-core's views.
+pub fn values<K>(store: &Store<K>) -> Vec<serde_json::Value>
+where
+    K: kube::Resource + serde::Serialize + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    store
+        .state()
+        .iter()
+        .filter_map(|o| serde_json::to_value(o.as_ref()).ok())
+        .collect()
 }
 
 /// Runs a store's watch, counting each change once the store holds it; its errors are logged

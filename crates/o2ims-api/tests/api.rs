@@ -57,7 +57,9 @@ fn inventory() -> Value {
             {"id": "api-h2", "hostname": "api-node-2", "address": "10.9.0.2", "labels": {"site": "paris"}},
             {"id": "api-h3", "hostname": "api-node-3", "address": "10.9.0.3"}
         ],
-        "clusters": []
+        "clusters": [],
+        "sites": [{"name": "paris", "description": "the Paris lab", "globalLocationId": "fr-paris"}],
+        "locations": [{"globalLocationId": "fr-paris", "name": "Paris", "address": "1 rue de Rivoli", "coordinates": [2.35, 48.86]}]
     })
 }
 
@@ -607,6 +609,67 @@ async fn the_inventory_shows_sites_hosts_claims_and_fulfilled_clusters_without_c
     Ok(())
 }
 
+#[tokio::test]
+async fn sites_and_locations_come_from_the_inventory_and_link_to_the_pools() -> anyhow::Result<()> {
+    let (_, f) = setup().await?;
+    let get = |path: String| async move {
+        let reply = f.server.call("GET", &path, Some(&f.reader), None).await?;
+        anyhow::ensure!(reply.status == 200, "{path}: {reply:?}");
+        Ok(reply.body.unwrap_or_default())
+    };
+    let pools = get(format!("{INVENTORY}/resourcePools")).await?;
+    let paris = pools
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["name"] == "paris")
+        .cloned()
+        .expect("the paris pool");
+    let site_id = paris["oCloudSiteId"].as_str().expect("site id");
+    let site = get(format!("{INVENTORY}/oCloudSites/{site_id}")).await?;
+    assert_eq!(
+        (
+            &site["name"],
+            &site["description"],
+            &site["globalLocationId"]
+        ),
+        (&json!("paris"), &json!("the Paris lab"), &json!("fr-paris"))
+    );
+    assert_eq!(site["resourcePools"], json!([paris["resourcePoolId"]]));
+    let sites = get(format!("{INVENTORY}/oCloudSites")).await?;
+    let names: Vec<&str> = sites
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(names, ["default", "paris"]);
+    let location = get(format!("{INVENTORY}/locations/fr-paris")).await?;
+    assert_eq!(location["oCloudSiteIds"], json!([site_id]));
+    assert_eq!(location["address"], "1 rue de Rivoli");
+    assert_eq!(location["coordinate"]["coordinates"], json!([2.35, 48.86]));
+    // A site the inventory does not place is a location of its own.
+    let locations = get(format!("{INVENTORY}/locations")).await?;
+    let ids: Vec<&str> = locations
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["globalLocationId"].as_str())
+        .collect();
+    assert_eq!(ids, ["default", "fr-paris"]);
+    for missing in [
+        format!("{INVENTORY}/locations/nowhere"),
+        format!("{INVENTORY}/oCloudSites/{}", id()),
+    ] {
+        let reply = f
+            .server
+            .call("GET", &missing, Some(&f.reader), None)
+            .await?;
+        assert_eq!(reply.status, 404, "{missing}");
+    }
+    Ok(())
+}
+
 async fn k8s_openapi_namespace(client: &Client, name: &str) -> anyhow::Result<()> {
     use k8s_openapi::api::core::v1::Namespace;
     let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
@@ -620,18 +683,142 @@ async fn k8s_openapi_namespace(client: &Client, name: &str) -> anyhow::Result<()
 }
 
 #[tokio::test]
-async fn fields_and_exclusions_project_each_item() -> anyhow::Result<()> {
+async fn fields_and_exclusions_project_each_item_keeping_its_identifier() -> anyhow::Result<()> {
     let (_, f) = setup().await?;
     let reply = f
         .server
         .call_projected(&format!("{INVENTORY}/resourcePools?fields=name,extensions&exclude_fields=extensions/freeHosts"), &f.reader)
         .await?;
     let first = &reply[0];
-    assert_eq!(first.as_object().map(|o| o.len()), Some(2), "{first}");
+    assert_eq!(first.as_object().map(|o| o.len()), Some(3), "{first}");
+    assert!(first["resourcePoolId"].is_string(), "{first}");
     assert!(
         first["extensions"].get("hosts").is_some()
             && first["extensions"].get("freeHosts").is_none(),
         "{first}"
     );
+    // SMOs send `all_fields=false` beside `fields`: the document's default, not a conflict.
+    let reply = f
+        .server
+        .call_projected(
+            &format!("{INVENTORY}/resourcePools?all_fields=false&fields=name"),
+            &f.reader,
+        )
+        .await?;
+    let keys: Vec<&String> = reply[0]
+        .as_object()
+        .map(|o| o.keys().collect())
+        .unwrap_or_default();
+    assert_eq!(keys, ["name", "resourcePoolId"], "{reply}");
+    // exclude_default leaves the complex attributes out.
+    let reply = f
+        .server
+        .call_projected(
+            &format!("{INVENTORY}/resourcePools?exclude_default"),
+            &f.reader,
+        )
+        .await?;
+    assert!(
+        reply[0].get("extensions").is_none() && reply[0]["name"].is_string(),
+        "{reply}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_filter_naming_no_attribute_is_400_naming_it() -> anyhow::Result<()> {
+    let (_, f) = setup().await?;
+    for (path, attribute) in [
+        (
+            format!("{INVENTORY}/resourcePools?filter=(eq,WrongAttrName,x)"),
+            "WrongAttrName",
+        ),
+        (
+            format!("{PROVISIONING}/provisioningRequests?filter=(eq,status/nothing,x)"),
+            "status/nothing",
+        ),
+        (
+            format!("{INVENTORY}/resourcePools?fields=nothing"),
+            "nothing",
+        ),
+    ] {
+        let reply = f.server.call("GET", &path, Some(&f.reader), None).await?;
+        assert_eq!(reply.status, 400, "{path}: {reply:?}");
+        assert!(
+            reply.detail().contains(&format!("`{attribute}`")),
+            "{reply:?}"
+        );
+    }
+    // Attributes below a free-form object (extensions) are anyone's.
+    let reply = f
+        .server
+        .call(
+            "GET",
+            &format!("{INVENTORY}/resourcePools?filter=(eq,extensions/anything,x)"),
+            Some(&f.reader),
+            None,
+        )
+        .await?;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_api_root_answers_with_a_trailing_slash() -> anyhow::Result<()> {
+    let (_, f) = setup().await?;
+    for root in [
+        format!("{INVENTORY}/"),
+        format!("{PROVISIONING}/provisioningRequests/"),
+    ] {
+        let reply = f.server.call("GET", &root, Some(&f.reader), None).await?;
+        assert_eq!(reply.status, 200, "{root}: {reply:?}");
+    }
+    let cloud = f
+        .server
+        .call("GET", &format!("{INVENTORY}/"), Some(&f.reader), None)
+        .await?;
+    assert_eq!(cloud.body.expect("cloud")["oCloudId"], OCLOUD_ID);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_method_a_path_does_not_take_is_405_with_allow_to_any_authenticated_caller()
+-> anyhow::Result<()> {
+    let (_, f) = setup().await?;
+    let cluster = TestCluster::shared().await?;
+    let nobody = cluster
+        .service_account_token(&f.namespace, "nobody")
+        .await?;
+    for (method, path, allow) in [
+        ("DELETE", format!("{INVENTORY}/resourcePools"), "GET,HEAD"),
+        ("POST", INVENTORY.to_string(), "GET,HEAD"),
+        (
+            "PATCH",
+            format!("{PROVISIONING}/provisioningRequests"),
+            "GET,HEAD,POST",
+        ),
+    ] {
+        // Whatever the caller's rights: the path does not take the method.
+        for token in [&f.reader, &nobody] {
+            let (status, headers, body) = f
+                .server
+                .call_undocumented(method, &path, Some(token))
+                .await?;
+            assert_eq!(status, 405, "{method} {path}: {body}");
+            assert_eq!(
+                headers.get("allow").and_then(|v| v.to_str().ok()),
+                Some(allow),
+                "{method} {path}"
+            );
+        }
+        // Anonymous callers learn nothing.
+        let (status, _, _) = f.server.call_undocumented(method, &path, None).await?;
+        assert_eq!(status, 401, "{method} {path}");
+    }
+    let (status, _, _) = f
+        .server
+        .call_undocumented("GET", &format!("{INVENTORY}/nothing"), Some(&nobody))
+        .await?;
+    assert_eq!(status, 404);
     Ok(())
 }

@@ -117,7 +117,8 @@ async fn callbacks_are_verified_and_limited_to_allowed_hosts() -> anyhow::Result
         );
         let not_allowed = post(&reader, json!({"callback": receiver.url})).await?;
         assert_eq!(not_allowed.status, 403, "{not_allowed:?}");
-        let made = post(&subscriber, json!({"callback": receiver.url})).await?;
+        // An empty filter is no filter (SMOs send one).
+        let made = post(&subscriber, json!({"callback": receiver.url, "filter": ""})).await?;
         assert_eq!(made.status, 201, "{made:?}");
         let sub = made
             .body

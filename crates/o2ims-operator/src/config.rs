@@ -72,15 +72,8 @@ pub struct Config {
         default_value = "calico-manifest"
     )]
     pub calico_manifest_configmap: String,
-    /// Seconds host preparation (Job and host registration) may take.
-    #[arg(long, env = "HOST_PREPARATION_TIMEOUT_SECONDS", default_value_t = 1800)]
-    pub host_preparation_timeout_seconds: u64,
-    /// Seconds the control plane may take to become Ready (also per upgrade).
-    #[arg(long, env = "CONTROL_PLANE_TIMEOUT_SECONDS", default_value_t = 1800)]
-    pub control_plane_timeout_seconds: u64,
-    /// Seconds the workers may take to become Ready (also per scale or upgrade).
-    #[arg(long, env = "WORKERS_TIMEOUT_SECONDS", default_value_t = 1800)]
-    pub workers_timeout_seconds: u64,
+    #[command(flatten)]
+    pub timeouts: lcm_core::status::provisioning::StageTimeouts,
     /// Seconds Cluster API may spend draining a node before deleting its machine
     /// (`nodeDrainTimeout` of control plane and workers).
     #[arg(long, env = "NODE_DRAIN_TIMEOUT_SECONDS", default_value_t = 600,
@@ -176,12 +169,7 @@ impl Config {
 
     /// Each timed stage (its condition type) with its timeout in seconds.
     pub fn stage_timeouts(&self) -> [(&'static str, u64); 3] {
-        use crate::status::{CONTROL_PLANE_READY, HOSTS_PREPARED, WORKERS_READY};
-        [
-            (HOSTS_PREPARED, self.host_preparation_timeout_seconds),
-            (CONTROL_PLANE_READY, self.control_plane_timeout_seconds),
-            (WORKERS_READY, self.workers_timeout_seconds),
-        ]
+        self.timeouts.by_stage()
     }
 
     pub fn timeout(seconds: u64) -> Duration {

@@ -88,16 +88,7 @@ pub enum JobOutcome {
     Failed(String),
 }
 
-/// Annotation on a host-preparation Job listing the hosts it prepares.
-pub const HOSTS_ANNOTATION: &str = "o2ims.provisioning.oran.org/hosts";
-
-/// The hosts a host-preparation Job prepares.
-pub fn prepared_hosts(job: &Value) -> Vec<&str> {
-    job["metadata"]["annotations"][HOSTS_ANNOTATION]
-        .as_str()
-        .map(|h| h.split(',').collect())
-        .unwrap_or_default()
-}
+pub use lcm_core::capi::{HOSTS_ANNOTATION, prepared_hosts};
 
 /// The user of the ansible-runner image the chart pins; its group reads the mounted SSH key.
 const RUNNER_UID: i64 = 1000;
@@ -153,7 +144,7 @@ pub fn build(
     let secret_volume = |name: &str, secret: &str| json!({"name": name, "secret": {"secretName": secret, "defaultMode": 0o440}});
     let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata, "spec": {
         "backoffLimit": 1,
-        "activeDeadlineSeconds": config.host_preparation_timeout_seconds,
+        "activeDeadlineSeconds": config.timeouts.host_preparation_timeout_seconds,
         "template": {
             "metadata": {"labels": {PROVISIONING_REQUEST_LABEL: label_value(request_name)}},
             "spec": {

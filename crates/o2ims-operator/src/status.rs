@@ -19,10 +19,10 @@ use lcm_core::crd::{
 use crate::context::Context;
 use crate::error::Result;
 
-pub const HOSTS_PREPARED: &str = "HostsPrepared";
 pub const RESOURCES_CREATED: &str = "ClusterResourcesCreated";
 pub use lcm_core::status::provisioning::{
-    CLUSTER_PROVISIONED, CONTROL_PLANE_READY, VALIDATED, WORKERS_READY,
+    CLUSTER_PROVISIONED, CONTROL_PLANE_READY, HOSTS_PREPARED, TIMED_STAGES, VALIDATED,
+    WORKERS_READY, clock_start, running_stage_clocks,
 };
 
 /// Every condition the operator owns, in display order.
@@ -112,9 +112,6 @@ pub fn next_status(
         observed_generation: generation,
     }
 }
-
-/// Stages with a timeout.
-pub const TIMED_STAGES: [&str; 3] = [HOSTS_PREPARED, CONTROL_PLANE_READY, WORKERS_READY];
 
 /// Since when each False timed stage has had its reason: kept while the reason stays, `now`
 /// when it changes (for a status written before this field, the condition's transition).
@@ -274,59 +271,6 @@ pub fn stage_deadline(
             condition.message
         )),
     })
-}
-
-/// When the timeout clock of a False `stage` started: when its reason did (`stage_since`), or
-/// `not_before` if that is later; with the condition.
-fn clock_start<'a>(
-    status: &'a ProvisioningRequestStatus,
-    stage: &str,
-    not_before: Option<jiff::Timestamp>,
-) -> Option<(jiff::Timestamp, &'a Condition)> {
-    let condition =
-        conditions::find(&status.conditions, stage).filter(|c| c.status == conditions::FALSE)?;
-    let reason_since = status
-        .stage_since
-        .get(stage)
-        .map_or(condition.last_transition_time.0, |t| t.0);
-    Some((
-        not_before.map_or(reason_since, |t| t.max(reason_since)),
-        condition,
-    ))
-}
-
-/// The HostsPrepared reason of `hostPreparation: skip`, waiting for hosts registered by others:
-/// no timeout runs for it (the control plane's does).
-const WAITING_FOR_HOSTS: &str = "WaitingForHosts";
-
-/// The timed stages whose timeout clock runs, each with when it started, as `reconcile`'s
-/// `timeouts` counts them: only while the request is progressing; the workers' not before the
-/// control plane is up; host preparation's not while it waits for hosts registered by others.
-pub fn running_stage_clocks(
-    status: &ProvisioningRequestStatus,
-) -> Vec<(&'static str, jiff::Timestamp)> {
-    let progressing = status
-        .provisioning_status
-        .as_ref()
-        .is_some_and(|s| s.provisioning_state == ProvisioningState::Progressing);
-    if !progressing {
-        return Vec::new();
-    }
-    let control_plane_up = conditions::find(&status.conditions, CONTROL_PLANE_READY)
-        .filter(|c| c.status == conditions::TRUE)
-        .map(|c| c.last_transition_time.0);
-    TIMED_STAGES
-        .into_iter()
-        .filter_map(|stage| {
-            let not_before = match stage {
-                WORKERS_READY => Some(control_plane_up?),
-                _ => None,
-            };
-            let (since, condition) = clock_start(status, stage, not_before)?;
-            let untimed = stage == HOSTS_PREPARED && condition.reason == WAITING_FOR_HOSTS;
-            (!untimed).then_some((stage, since))
-        })
-        .collect()
 }
 
 /// The node cluster's O2ims phase for a state.

@@ -36,7 +36,7 @@ pub use cluster::{BYOH_AGENT_CHECKSUM, HOST_PREPARATION_IMAGE, TestCluster};
 pub use crds::{crd_dirs, install_crds};
 pub use namespace::TestNamespace;
 pub use operator::OperatorProcess;
-pub use paths::{harness_binary, repo_root, workspace_binary};
+pub use paths::{harness_binary, repo_root, shared_dir, workspace_binary};
 pub use strict::create_strict;
 pub use wait::{time_changes, wait_for, wait_until};
 pub use writes::{WRITE_VERBS, reads_since, requests, writes};

@@ -15,7 +15,7 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// Material shared by every checkout (`<repo>/../shared`), overridable with `LCM_SHARED_DIR`.
-pub(crate) fn shared_dir() -> PathBuf {
+pub fn shared_dir() -> PathBuf {
     std::env::var_os("LCM_SHARED_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("..").join("shared"))

@@ -23,6 +23,17 @@ pub const ADDONS_API: &str = "addons.cluster.x-k8s.io/v1beta1";
 
 /// Label Cluster API puts on objects of a cluster.
 pub const CAPI_CLUSTER_NAME_LABEL: &str = "cluster.x-k8s.io/cluster-name";
+
+/// Annotation on a host-preparation Job listing the hosts it prepares.
+pub const HOSTS_ANNOTATION: &str = "o2ims.provisioning.oran.org/hosts";
+
+/// The hosts a host-preparation Job prepares.
+pub fn prepared_hosts(job: &serde_json::Value) -> Vec<&str> {
+    job["metadata"]["annotations"][HOSTS_ANNOTATION]
+        .as_str()
+        .map(|h| h.split(',').collect())
+        .unwrap_or_default()
+}
 /// Label Cluster API puts on control-plane Machines (and their infrastructure machines).
 pub const CONTROL_PLANE_LABEL: &str = "cluster.x-k8s.io/control-plane";
 /// Annotation that makes a MachineSet delete that Machine first on scale-in.

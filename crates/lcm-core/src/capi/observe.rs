@@ -24,6 +24,16 @@ fn condition<'a>(conditions: &'a [CapiCondition], type_: &str) -> Option<&'a Cap
     conditions.iter().find(|c| c.type_ == type_)
 }
 
+/// A condition of Cluster API's v1beta2 conditions (`status.v1beta2.conditions`, which v1.10
+/// writes beside the v1beta1 ones), else of the v1beta1 ones under `fallback`'s type.
+fn v1beta2_condition(object: &Value, type_: &str, fallback: &str) -> Option<CapiCondition> {
+    let v1beta2: Vec<CapiCondition> = parse(&object["status"]["v1beta2"]["conditions"]);
+    let v1beta1: Vec<CapiCondition> = parse(&object["status"]["conditions"]);
+    condition(&v1beta2, type_)
+        .or_else(|| condition(&v1beta1, fallback))
+        .cloned()
+}
+
 fn condition_true(conditions: &[CapiCondition], type_: &str) -> bool {
     condition(conditions, type_).is_some_and(|c| c.status == "True")
 }
@@ -72,6 +82,10 @@ pub struct ClusterView {
     pub ready: bool,
     pub deleting: bool,
     pub failure: Failure,
+    /// `ControlPlaneInitialized` (v1beta2, else v1beta1) is True: the control plane came up once.
+    pub control_plane_initialized: bool,
+    /// `ControlPlaneAvailable` (v1beta2; v1beta1: `ControlPlaneReady`).
+    pub control_plane_available: Option<CapiCondition>,
 }
 
 #[derive(Deserialize, Default)]
@@ -100,6 +114,17 @@ impl ClusterView {
             ready: condition_true(&status.conditions, "Ready"),
             deleting: !object["metadata"]["deletionTimestamp"].is_null(),
             failure: status.failure,
+            control_plane_initialized: v1beta2_condition(
+                object,
+                "ControlPlaneInitialized",
+                "ControlPlaneInitialized",
+            )
+            .is_some_and(|c| c.status == "True"),
+            control_plane_available: v1beta2_condition(
+                object,
+                "ControlPlaneAvailable",
+                "ControlPlaneReady",
+            ),
         }
     }
 }
@@ -208,6 +233,13 @@ pub struct MachineView {
     pub deleting: bool,
     /// `status.nodeInfo.kubeletVersion`, copied by Cluster API from the Node.
     pub kubelet_version: Option<String>,
+    pub namespace: String,
+    /// Its cluster (`cluster.x-k8s.io/cluster-name` label).
+    pub cluster: Option<String>,
+    /// Its Node (`status.nodeRef.name`), once it joined.
+    pub node: Option<String>,
+    /// Whether its Node reports Ready: `NodeReady` (v1beta2; v1beta1: `NodeHealthy`).
+    pub node_ready: Option<CapiCondition>,
 }
 
 impl MachineView {
@@ -224,6 +256,17 @@ impl MachineView {
             kubelet_version: object["status"]["nodeInfo"]["kubeletVersion"]
                 .as_str()
                 .map(String::from),
+            namespace: object["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            cluster: object["metadata"]["labels"][CAPI_CLUSTER_NAME_LABEL]
+                .as_str()
+                .map(String::from),
+            node: object["status"]["nodeRef"]["name"]
+                .as_str()
+                .map(String::from),
+            node_ready: v1beta2_condition(object, "NodeReady", "NodeHealthy"),
         }
     }
 }

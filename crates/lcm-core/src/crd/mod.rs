@@ -3,12 +3,14 @@
 // kube-derive takes one `printcolumn(...)` per column; clippy reads the repeated keys as duplicates.
 #![allow(clippy::duplicated_attributes)]
 
+mod alarm;
 mod focom;
 mod host_claim;
 mod provisioning_request;
 mod subscription;
 mod template_info;
 
+pub use alarm::*;
 pub use focom::*;
 pub use host_claim::*;
 pub use provisioning_request::*;
@@ -27,6 +29,7 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         TemplateInfo::crd(),
         HostClaim::crd(),
         O2imsSubscription::crd(),
+        O2imsAlarm::crd(),
     ]
 }
 

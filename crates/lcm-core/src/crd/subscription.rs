@@ -34,7 +34,8 @@ pub struct O2imsSubscriptionSpec {
     /// The SMO's own id of the subscription, sent back in each notification.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consumer_subscription_id: Option<String>,
-    /// Which objects are notified, in the list `filter` syntax; absent: all.
+    /// Which objects are notified, in the list `filter` syntax (for alarms: the event type not
+    /// notified); absent: all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<String>,
 }
@@ -47,6 +48,8 @@ pub enum SubscribedApi {
     Inventory,
     /// Provisioning requests.
     Provisioning,
+    /// Alarms (`filter`: the one event type not notified, NEW, CHANGE, CLEAR or ACKNOWLEDGE).
+    Alarms,
 }
 
 /// What the subscriber has been told.

@@ -5,11 +5,13 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::derived_id;
 use crate::crd::HostClaim;
+use crate::inventory::{Location, Site};
 
 /// The pool of hosts without a `site` label.
 pub const DEFAULT_POOL: &str = "default";
@@ -28,7 +30,7 @@ pub struct Cloud {
     pub service_uri: String,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct OCloudInfo {
     pub o_cloud_id: String,
@@ -39,7 +41,7 @@ pub struct OCloudInfo {
     pub extensions: Map<String, Value>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceType {
     pub resource_type_id: String,
@@ -48,12 +50,15 @@ pub struct ResourceType {
     pub vendor: String,
     pub model: String,
     pub version: String,
+    /// Its alarm dictionary (`.../resourceTypes/{id}/alarmDictionary`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_dictionary_id: Option<String>,
     pub resource_kind: String,
     pub resource_class: String,
     pub extensions: Map<String, Value>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourcePool {
     pub resource_pool_id: String,
@@ -63,7 +68,7 @@ pub struct ResourcePool {
     pub extensions: Map<String, Value>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Resource {
     pub resource_id: String,
@@ -77,7 +82,7 @@ pub struct Resource {
     pub extensions: Map<String, Value>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct DeploymentManager {
     pub deployment_manager_id: String,
@@ -90,6 +95,68 @@ pub struct DeploymentManager {
     pub capacity: Map<String, Value>,
     pub extensions: Map<String, Value>,
 }
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OCloudSiteInfo {
+    pub o_cloud_site_id: String,
+    pub global_location_id: String,
+    pub name: String,
+    pub description: String,
+    pub resource_pools: Vec<String>,
+    pub extensions: Map<String, Value>,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LocationInfo {
+    pub global_location_id: String,
+    pub name: String,
+    pub description: String,
+    pub o_cloud_site_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordinate: Option<Point>,
+    pub extensions: Map<String, Value>,
+}
+
+/// A GeoJSON point (RFC 7946).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+pub struct Point {
+    /// `Point`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub coordinates: Vec<f64>,
+}
+
+macro_rules! listed {
+    ($type:ty, $name:literal, [$($id:literal),+] $(, [$($excluded:literal),*])?) => {
+        impl super::selection::Listed for $type {
+            const NAME: &'static str = $name;
+            const IDENTIFIERS: &'static [&'static str] = &[$($id),+];
+            $(const DEFAULT_EXCLUDED: &'static [&'static str] = &[$($excluded),*];)?
+        }
+    };
+}
+
+listed!(OCloudInfo, "OCloudInfo", ["oCloudId"]);
+listed!(ResourceType, "ResourceType", ["resourceTypeId"]);
+listed!(ResourcePool, "ResourcePool", ["resourcePoolId"]);
+listed!(
+    Resource,
+    "Resource",
+    ["resourceId"],
+    ["elements", "extensions"]
+);
+listed!(OCloudSiteInfo, "OCloudSiteInfo", ["oCloudSiteId"]);
+listed!(LocationInfo, "LocationInfo", ["globalLocationId"]);
+listed!(
+    DeploymentManager,
+    "DeploymentManager",
+    ["deploymentManagerId"],
+    ["capabilities", "capacity", "extensions"]
+);
 
 /// One host as the server sees it: from the inventory, its ByoHost and its HostClaim.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -128,6 +195,8 @@ pub struct ClusterView {
     pub worker_nodes: usize,
     /// The pools (sites) of its hosts.
     pub pools: Vec<String>,
+    /// The locations of those sites.
+    pub locations: Vec<String>,
 }
 
 pub fn ocloud(cloud: &Cloud) -> OCloudInfo {
@@ -154,6 +223,10 @@ pub fn resource_types(cloud: &Cloud) -> Vec<ResourceType> {
         vendor: String::new(),
         model: String::new(),
         version: String::new(),
+        alarm_dictionary_id: Some(super::alarm_dictionary_id(
+            &cloud.ocloud_id,
+            crate::crd::AlarmEntity::Host,
+        )),
         resource_kind: "PHYSICAL".into(),
         resource_class: "COMPUTE".into(),
         extensions: Map::new(),
@@ -162,6 +235,113 @@ pub fn resource_types(cloud: &Cloud) -> Vec<ResourceType> {
 
 pub fn pool_id(cloud: &Cloud, pool: &str) -> String {
     derived_id(&cloud.ocloud_id, "resourcePool", pool)
+}
+
+/// A site's id: a pool is its site's hosts, so a site and its pool share a name.
+pub fn site_id(cloud: &Cloud, site: &str) -> String {
+    derived_id(&cloud.ocloud_id, "site", site)
+}
+
+/// Where a site is: the location the inventory gives it, else a location of its own, named
+/// after it.
+pub fn location_of<'a>(site: &'a str, described: &'a [Site]) -> &'a str {
+    described
+        .iter()
+        .find(|s| s.name == site)
+        .and_then(|s| s.global_location_id.as_deref())
+        .unwrap_or(site)
+}
+
+/// Every site: those the hosts name (a pool each) and those the inventory describes.
+pub fn sites(cloud: &Cloud, hosts: &[HostView], described: &[Site]) -> Vec<OCloudSiteInfo> {
+    let mut names: Vec<&str> = hosts.iter().map(HostView::pool).collect();
+    names.extend(described.iter().map(|s| s.name.as_str()));
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| {
+            let description = described
+                .iter()
+                .find(|s| s.name == name)
+                .map(|s| s.description.clone())
+                .filter(|d| !d.is_empty());
+            let has_hosts = hosts.iter().any(|h| h.pool() == name);
+            OCloudSiteInfo {
+                o_cloud_site_id: site_id(cloud, name),
+                global_location_id: location_of(name, described).to_string(),
+                name: name.to_string(),
+                description: description.unwrap_or_else(|| pool_description(name)),
+                resource_pools: has_hosts
+                    .then(|| pool_id(cloud, name))
+                    .into_iter()
+                    .collect(),
+                extensions: Map::new(),
+            }
+        })
+        .collect()
+}
+
+/// Every location: those the inventory gives and those of sites without one, each with its
+/// sites.
+pub fn locations(
+    cloud: &Cloud,
+    hosts: &[HostView],
+    described: &[Site],
+    given: &[Location],
+) -> Vec<LocationInfo> {
+    let sites = sites(cloud, hosts, described);
+    let mut locations: Vec<LocationInfo> = given
+        .iter()
+        .map(|l| LocationInfo {
+            global_location_id: l.global_location_id.clone(),
+            name: l.name.clone(),
+            description: l.description.clone(),
+            o_cloud_site_ids: Vec::new(),
+            address: l.address.clone(),
+            coordinate: l.coordinates.clone().map(|coordinates| Point {
+                kind: "Point".into(),
+                coordinates,
+            }),
+            extensions: Map::new(),
+        })
+        .collect();
+    for site in &sites {
+        if !locations
+            .iter()
+            .any(|l| l.global_location_id == site.global_location_id)
+        {
+            locations.push(LocationInfo {
+                global_location_id: site.global_location_id.clone(),
+                name: site.name.clone(),
+                description: format!(
+                    "where site {} is (the inventory gives no location)",
+                    site.name
+                ),
+                o_cloud_site_ids: Vec::new(),
+                address: None,
+                coordinate: None,
+                extensions: Map::new(),
+            });
+        }
+    }
+    for location in &mut locations {
+        location.o_cloud_site_ids = sites
+            .iter()
+            .filter(|s| s.global_location_id == location.global_location_id)
+            .map(|s| s.o_cloud_site_id.clone())
+            .collect();
+    }
+    locations.sort_by(|a, b| a.global_location_id.cmp(&b.global_location_id));
+    locations
+}
+
+fn pool_description(name: &str) -> String {
+    if name == DEFAULT_POOL {
+        "hosts without a site label".into()
+    } else {
+        format!("hosts of site {name}")
+    }
 }
 
 /// One pool per site the hosts name, sorted by name.
@@ -177,12 +357,8 @@ pub fn resource_pools(cloud: &Cloud, hosts: &[HostView]) -> Vec<ResourcePool> {
         .map(|(name, (all, free))| ResourcePool {
             resource_pool_id: pool_id(cloud, name),
             name: name.into(),
-            o_cloud_site_id: derived_id(&cloud.ocloud_id, "site", name),
-            description: if name == DEFAULT_POOL {
-                "hosts without a site label".into()
-            } else {
-                format!("hosts of site {name}")
-            },
+            o_cloud_site_id: site_id(cloud, name),
+            description: pool_description(name),
             extensions: object(json!({"hosts": all, "freeHosts": free})),
         })
         .collect()
@@ -253,7 +429,7 @@ pub fn deployment_manager(cloud: &Cloud, cluster: &ClusterView) -> DeploymentMan
         description: cluster.description.clone(),
         o_cloud_id: cloud.ocloud_id.clone(),
         service_uri: cluster.server.clone(),
-        supported_locations: vec![],
+        supported_locations: cluster.locations.clone(),
         capabilities: object(json!({"kubernetesVersion": cluster.kubernetes_version})),
         capacity: object(json!({
             "controlPlaneNodes": cluster.control_plane_nodes,
@@ -277,15 +453,7 @@ fn object(value: Value) -> Map<String, Value> {
 mod tests {
     use super::*;
 
-    fn cloud() -> Cloud {
-        Cloud {
-            ocloud_id: "262c8f17-52b5-4614-9e56-812ae21fa8a7".into(),
-            global_cloud_id: "00000000-0000-0000-0000-000000000000".into(),
-            name: "lab".into(),
-            description: "d".into(),
-            service_uri: "https://o2ims.example".into(),
-        }
-    }
+    use crate::rest::example_cloud as cloud;
 
     fn host(id: &str, site: Option<&str>, claimed: bool) -> HostView {
         HostView {
@@ -338,6 +506,59 @@ mod tests {
             ("h1", "pr", "edge", true)
         );
         assert!(claim_of(&resource(&cloud(), &host("h2", None, false))).is_none());
+    }
+
+    #[test]
+    fn sites_are_those_hosts_name_and_those_described_each_at_a_location() {
+        let hosts = [host("h1", Some("paris"), false), host("h2", None, false)];
+        let described = [Site {
+            name: "lyon".into(),
+            description: "empty yet".into(),
+            global_location_id: Some("fr-south".into()),
+        }];
+        let given = [Location {
+            global_location_id: "fr-south".into(),
+            name: "South".into(),
+            description: String::new(),
+            address: Some("1 rue X".into()),
+            coordinates: Some(vec![4.8, 45.7]),
+        }];
+        let sites = sites(&cloud(), &hosts, &described);
+        let summary: Vec<(&str, &str, usize)> = sites
+            .iter()
+            .map(|s| {
+                (
+                    s.name.as_str(),
+                    s.global_location_id.as_str(),
+                    s.resource_pools.len(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("default", "default", 1),
+                ("lyon", "fr-south", 0),
+                ("paris", "paris", 1)
+            ]
+        );
+        let pools = resource_pools(&cloud(), &hosts);
+        assert_eq!(sites[2].resource_pools, [pools[1].resource_pool_id.clone()]);
+        assert_eq!(pools[1].o_cloud_site_id, sites[2].o_cloud_site_id);
+        let locations = locations(&cloud(), &hosts, &described, &given);
+        let ids: Vec<&str> = locations
+            .iter()
+            .map(|l| l.global_location_id.as_str())
+            .collect();
+        assert_eq!(ids, ["default", "fr-south", "paris"]);
+        assert_eq!(
+            locations[1].o_cloud_site_ids,
+            [sites[1].o_cloud_site_id.clone()]
+        );
+        assert_eq!(
+            locations[1].coordinate.as_ref().map(|c| c.kind.as_str()),
+            Some("Point")
+        );
     }
 
     #[test]

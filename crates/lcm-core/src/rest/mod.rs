@@ -2,8 +2,10 @@
 //! its models and their mapping from and to the custom resources, which stay the source of
 //! truth. Pure: the server (`crates/o2ims-api`) and FOCOM's REST client do the I/O.
 
+pub mod alarms;
 pub mod inventory;
 pub mod notifications;
+pub mod paging;
 pub mod provisioning;
 pub mod selection;
 
@@ -70,6 +72,23 @@ pub fn derived_id(ocloud_id: &str, kind: &str, name: &str) -> String {
     uuid::Uuid::new_v5(&namespace, format!("{kind}/{name}").as_bytes())
         .hyphenated()
         .to_string()
+}
+
+/// An O-Cloud for unit tests.
+#[cfg(test)]
+pub(crate) fn example_cloud() -> inventory::Cloud {
+    inventory::Cloud {
+        ocloud_id: "262c8f17-52b5-4614-9e56-812ae21fa8a7".into(),
+        global_cloud_id: "00000000-0000-0000-0000-000000000000".into(),
+        name: "lab".into(),
+        description: String::new(),
+        service_uri: "https://o2ims.example".into(),
+    }
+}
+
+/// The id of the alarm dictionary of an entity type (a resource type names its own).
+pub fn alarm_dictionary_id(ocloud_id: &str, entity: crate::crd::AlarmEntity) -> String {
+    derived_id(ocloud_id, "alarmDictionary", entity.as_str())
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::conditions::{self, find};
@@ -13,7 +14,7 @@ use crate::crd::{
 use crate::status::provisioning::VALIDATED;
 
 /// The body of a POST or PUT: what the SMO asks for.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProvisioningRequestData {
     pub provisioning_request_id: String,
@@ -25,7 +26,7 @@ pub struct ProvisioningRequestData {
 }
 
 /// A ProvisioningRequest as the API returns it.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ProvisioningRequestInfo {
     /// The custom resource's UID.
@@ -35,7 +36,7 @@ pub struct ProvisioningRequestInfo {
     pub status: Status,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ProvisionedResourceSet {
     /// The Cluster API Cluster's UID; empty until the Cluster exists.
@@ -43,7 +44,7 @@ pub struct ProvisionedResourceSet {
     pub infrastructure_resource_ids: Vec<String>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
     pub update_time: String,
@@ -53,7 +54,7 @@ pub struct Status {
     pub infrastructure_resource_provisioning_status: Vec<ResourceStatus>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ResourceStatus {
     pub resource_name: String,
@@ -62,8 +63,21 @@ pub struct ResourceStatus {
     pub resource_provisioning_phase: ResourceProvisioningPhase,
 }
 
+impl super::selection::Listed for ProvisioningRequestInfo {
+    const NAME: &'static str = "ProvisioningRequestInfo";
+    const IDENTIFIERS: &'static [&'static str] = &[
+        "provisioningRequestData/provisioningRequestId",
+        "provisioningRequestReference",
+    ];
+    /// The complex attributes: what was asked for and what was provisioned.
+    const DEFAULT_EXCLUDED: &'static [&'static str] = &[
+        "provisioningRequestData/templateParameters",
+        "provisionedResourceSet",
+    ];
+}
+
 /// The provisioning phase the API reports.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Phase {
     /// Not yet validated: the custom resource says `progressing` (Nephio's SMOs know no other

@@ -1,10 +1,15 @@
 //! The list parameters of the O2ims common document: `filter`, `fields`, `exclude_fields` and
-//! `all_fields`, applied to the JSON of each item.
+//! `all_fields`, with ETSI SOL013's `exclude_default`, applied to the JSON of each item.
 //!
 //! A filter is one or more `(operator,field/path,value...)` criteria joined by `;`, all of which
 //! must match; values holding `,`, `/`, `;`, `)` or spaces are quoted with `'`. A field path
-//! names nested fields with `/`.
+//! names nested fields with `/`. An empty filter is no filter.
+//!
+//! Against a [`Model`] (the type of a list's items), a path naming no attribute of the type is
+//! an error naming it, and every projection keeps the item's identifiers: an SMO that misspells
+//! an attribute learns it, and never gets objects it cannot tell apart.
 
+use schemars::JsonSchema;
 use serde_json::Value;
 
 /// What a list request selects, parsed from its query.
@@ -13,6 +18,108 @@ pub struct Selection {
     criteria: Vec<Criterion>,
     fields: Vec<Vec<String>>,
     excluded: Vec<Vec<String>>,
+    exclude_default: bool,
+}
+
+/// A type the API lists: its name in the O2ims model, the attributes identifying an item (kept
+/// by every projection; the first is its key), and the complex attributes `exclude_default`
+/// leaves out.
+pub trait Listed: serde::Serialize + JsonSchema {
+    const NAME: &'static str;
+    const IDENTIFIERS: &'static [&'static str];
+    const DEFAULT_EXCLUDED: &'static [&'static str] = &["extensions"];
+}
+
+/// A listed type with the JSON Schema of its serialization (what a path may name).
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub name: &'static str,
+    pub identifiers: &'static [&'static str],
+    pub default_excluded: &'static [&'static str],
+    schema: Value,
+}
+
+impl Model {
+    pub fn of<T: Listed>() -> Self {
+        Self {
+            name: T::NAME,
+            identifiers: T::IDENTIFIERS,
+            default_excluded: T::DEFAULT_EXCLUDED,
+            schema: schemars::schema_for!(T).to_value(),
+        }
+    }
+
+    /// The value of the item's key (its first identifier), as text.
+    pub fn key(&self, item: &Value) -> Option<String> {
+        let path = path_of(self.identifiers.first()?);
+        get(item, &path).map(scalar_text)
+    }
+
+    /// Whether `path` names an attribute of the type (anything below a free-form object, such
+    /// as `extensions`, does).
+    pub fn knows(&self, path: &[String]) -> bool {
+        knows(&self.schema, &self.schema, path)
+    }
+
+    /// The type's attributes, for messages.
+    fn attributes(&self) -> Vec<String> {
+        let root = resolve(&self.schema, &self.schema);
+        root.get("properties")
+            .and_then(Value::as_object)
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Whether `path` leads somewhere in `schema` (found in `root`, whose `$defs` its `$ref`s name).
+fn knows(root: &Value, schema: &Value, path: &[String]) -> bool {
+    let Some((first, rest)) = path.split_first() else {
+        return true;
+    };
+    let schema = resolve(root, schema);
+    let Some(object) = schema.as_object() else {
+        // `true`: anything.
+        return schema.as_bool().unwrap_or(false);
+    };
+    let alternatives = ["anyOf", "oneOf", "allOf"]
+        .iter()
+        .filter_map(|k| object.get(*k)?.as_array())
+        .flatten()
+        .collect::<Vec<_>>();
+    if !alternatives.is_empty() {
+        return alternatives.iter().any(|a| knows(root, a, path));
+    }
+    if let Some(property) = object.get("properties").and_then(|p| p.get(first)) {
+        return knows(root, property, rest);
+    }
+    match object.get("additionalProperties") {
+        Some(Value::Bool(open)) => *open,
+        Some(additional) => knows(root, additional, rest),
+        // An object of no declared attributes is free-form.
+        None => {
+            !object.contains_key("properties")
+                && object.get("type").is_none_or(|t| {
+                    t == "object"
+                        || t.as_array()
+                            .is_some_and(|a| a.contains(&Value::from("object")))
+                })
+        }
+    }
+}
+
+/// The schema a `$ref` points to (into the root's `$defs`), or `schema` itself.
+fn resolve<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema.get("$ref").and_then(Value::as_str) {
+        Some(reference) => reference
+            .strip_prefix('#')
+            .and_then(|pointer| root.pointer(pointer))
+            .map_or(schema, |target| resolve(root, target)),
+        None => schema,
+    }
+}
+
+fn path_of(text: &str) -> Vec<String> {
+    text.split('/').map(str::to_string).collect()
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -82,24 +189,52 @@ impl Selection {
                 "filter" => selection.criteria.extend(parse_filter(value)?),
                 "fields" => selection.fields.extend(paths("fields", value)?),
                 "exclude_fields" => selection.excluded.extend(paths("exclude_fields", value)?),
-                "all_fields" => all_fields = true,
+                // A flag: present means on, but for an explicit `false` (the document's default).
+                "all_fields" => all_fields = !value.trim().eq_ignore_ascii_case("false"),
+                "exclude_default" => {
+                    selection.exclude_default = !value.trim().eq_ignore_ascii_case("false")
+                }
                 other => {
                     return Err(error(
                         "query",
                         format!(
-                            "unknown parameter `{other}`; lists take filter, fields, exclude_fields and all_fields"
+                            "unknown parameter `{other}`; lists take filter, fields, exclude_fields, exclude_default, all_fields and nextpage_opaque_marker"
                         ),
                     ));
                 }
             }
         }
-        if all_fields && !selection.fields.is_empty() {
+        if all_fields && (!selection.fields.is_empty() || selection.exclude_default) {
             return Err(error(
                 "all_fields",
-                "cannot be combined with fields: all_fields includes every field",
+                "cannot be combined with fields or exclude_default: all_fields includes every field",
             ));
         }
         Ok(selection)
+    }
+
+    /// Refuses a path naming no attribute of `model`'s items, naming it.
+    pub fn check(&self, model: &Model) -> Result<(), SelectionError> {
+        let named = self
+            .criteria
+            .iter()
+            .map(|c| ("filter", &c.path))
+            .chain(self.fields.iter().map(|p| ("fields", p)))
+            .chain(self.excluded.iter().map(|p| ("exclude_fields", p)));
+        for (parameter, path) in named {
+            if !model.knows(path) {
+                return Err(error(
+                    parameter,
+                    format!(
+                        "`{}` is not an attribute of {} (its attributes: {})",
+                        path.join("/"),
+                        model.name,
+                        model.attributes().join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Whether `item` matches every criterion.
@@ -107,10 +242,18 @@ impl Selection {
         self.criteria.iter().all(|c| c.matches(item))
     }
 
-    /// `item` with only the selected fields, without the excluded ones.
-    pub fn project(&self, item: Value) -> Value {
-        let mut item = if self.fields.is_empty() {
-            item
+    /// `item` with only the selected fields (or without the complex attributes
+    /// `exclude_default` names), without the excluded ones, always with its identifiers.
+    pub fn project(&self, model: &Model, item: Value) -> Value {
+        let identifiers: Vec<Vec<String>> = model.identifiers.iter().map(|i| path_of(i)).collect();
+        let mut projected = if self.fields.is_empty() {
+            let mut all = item.clone();
+            if self.exclude_default {
+                for attribute in model.default_excluded {
+                    remove(&mut all, &path_of(attribute));
+                }
+            }
+            all
         } else {
             let mut kept = Value::Object(Default::default());
             for path in &self.fields {
@@ -121,17 +264,27 @@ impl Selection {
             kept
         };
         for path in &self.excluded {
-            remove(&mut item, path);
+            remove(&mut projected, path);
         }
-        item
+        for path in &identifiers {
+            if let Some(value) = get(&item, path) {
+                put(&mut projected, path, value.clone());
+            }
+        }
+        projected
+    }
+
+    /// Whether the selection projects (its items may lack attributes the type requires).
+    pub fn projects(&self) -> bool {
+        !self.fields.is_empty() || !self.excluded.is_empty() || self.exclude_default
     }
 
     /// Filters and projects a list.
-    pub fn apply(&self, items: impl IntoIterator<Item = Value>) -> Vec<Value> {
+    pub fn apply(&self, model: &Model, items: impl IntoIterator<Item = Value>) -> Vec<Value> {
         items
             .into_iter()
             .filter(|item| self.matches(item))
-            .map(|item| self.project(item))
+            .map(|item| self.project(model, item))
             .collect()
     }
 }
@@ -189,17 +342,14 @@ fn put(target: &mut Value, path: &[String], value: Value) {
     let Some((last, parents)) = path.split_last() else {
         return;
     };
-    let mut at = target;
+    let mut at = Some(target);
     for name in parents {
-        at = at
-            .as_object_mut()
-            .map(|o| {
-                o.entry(name.clone())
-                    .or_insert_with(|| Value::Object(Default::default()))
-            })
-            .expect("put builds objects only");
+        at = at.and_then(Value::as_object_mut).map(|o| {
+            o.entry(name.clone())
+                .or_insert_with(|| Value::Object(Default::default()))
+        });
     }
-    if let Some(object) = at.as_object_mut() {
+    if let Some(object) = at.and_then(Value::as_object_mut) {
         object.insert(last.clone(), value);
     }
 }
@@ -236,6 +386,9 @@ fn field_path(parameter: &'static str, text: &str) -> Result<Vec<String>, Select
 }
 
 fn parse_filter(text: &str) -> Result<Vec<Criterion>, SelectionError> {
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
     split_outside_quotes(text, ';')?
         .into_iter()
         .map(|criterion| {
@@ -323,6 +476,31 @@ mod tests {
         Selection::parse(query.iter().copied()).expect("valid selection")
     }
 
+    #[derive(JsonSchema, serde::Serialize)]
+    #[allow(dead_code)] // only its schema is used
+    struct Item {
+        name: String,
+        n: u32,
+        extensions: serde_json::Map<String, Value>,
+        labels: std::collections::BTreeMap<String, String>,
+        status: Option<Status>,
+    }
+
+    #[derive(JsonSchema, serde::Serialize)]
+    #[allow(dead_code)]
+    struct Status {
+        phase: String,
+    }
+
+    impl Listed for Item {
+        const NAME: &'static str = "Item";
+        const IDENTIFIERS: &'static [&'static str] = &["name"];
+    }
+
+    fn model() -> Model {
+        Model::of::<Item>()
+    }
+
     fn items() -> Vec<Value> {
         vec![
             json!({"name": "my cluster", "n": 5, "extensions": {"country": "ES", "hub": "h0"}}),
@@ -333,7 +511,7 @@ mod tests {
 
     fn names(selection: &Selection) -> Vec<String> {
         selection
-            .apply(items())
+            .apply(&model(), items())
             .iter()
             .map(|i| i["name"].as_str().unwrap_or("?").to_string())
             .collect()
@@ -371,9 +549,10 @@ mod tests {
 
     #[test]
     fn fields_keep_only_the_named_paths_and_exclusions_win() {
+        let m = model();
         let s = select(&[("fields", "name,extensions/country")]);
         assert_eq!(
-            s.project(items()[0].clone()),
+            s.project(&m, items()[0].clone()),
             json!({"name": "my cluster", "extensions": {"country": "ES"}})
         );
         let s = select(&[
@@ -381,15 +560,84 @@ mod tests {
             ("exclude_fields", "extensions/hub"),
         ]);
         assert_eq!(
-            s.project(items()[0].clone()),
+            s.project(&m, items()[0].clone()),
             json!({"name": "my cluster", "extensions": {"country": "ES"}})
         );
         let s = select(&[("exclude_fields", "extensions,n")]);
-        assert_eq!(s.project(items()[2].clone()), json!({"name": "core"}));
+        assert_eq!(s.project(&m, items()[2].clone()), json!({"name": "core"}));
         assert_eq!(
-            select(&[("all_fields", "")]).project(items()[1].clone()),
+            select(&[("all_fields", "")]).project(&m, items()[1].clone()),
             items()[1]
         );
+    }
+
+    #[test]
+    fn projections_keep_the_identifiers() {
+        let m = model();
+        let s = select(&[("fields", "n")]);
+        assert_eq!(
+            s.project(&m, items()[1].clone()),
+            json!({"name": "edge", "n": 12})
+        );
+        let s = select(&[("exclude_fields", "name")]);
+        assert_eq!(
+            s.project(&m, items()[2].clone()),
+            json!({"name": "core", "n": 7})
+        );
+    }
+
+    #[test]
+    fn exclude_default_leaves_out_the_complex_attributes_unless_fields_names_them() {
+        let m = model();
+        let s = select(&[("exclude_default", "")]);
+        assert_eq!(
+            s.project(&m, items()[1].clone()),
+            json!({"name": "edge", "n": 12})
+        );
+        let s = select(&[("exclude_default", ""), ("fields", "extensions")]);
+        assert_eq!(
+            s.project(&m, items()[1].clone()),
+            json!({"name": "edge", "extensions": {"country": "US"}})
+        );
+    }
+
+    #[test]
+    fn an_empty_filter_and_all_fields_false_select_as_if_absent() {
+        assert_eq!(select(&[("filter", "")]), Selection::default());
+        assert_eq!(select(&[("filter", "  ")]), Selection::default());
+        let s = select(&[("all_fields", "false"), ("fields", "n")]);
+        assert_eq!(s, select(&[("fields", "n")]));
+    }
+
+    #[test]
+    fn paths_must_name_attributes_of_the_model() {
+        let m = model();
+        for known in [
+            "(eq,name,x)",
+            "(eq,extensions/country/deep,x)",
+            "(eq,labels/site,x)",
+            "(eq,status/phase,x)",
+        ] {
+            select(&[("filter", known)]).check(&m).expect(known);
+        }
+        for (name, value) in [
+            ("filter", "(eq,WrongAttrName,x)"),
+            ("filter", "(eq,labels/site/deeper,x)"),
+            ("filter", "(eq,status/nothing,x)"),
+            ("fields", "nothing"),
+            ("exclude_fields", "name/x"),
+        ] {
+            let error = select(&[(name, value)]).check(&m).expect_err(value);
+            assert_eq!(error.parameter, name, "{error}");
+            assert!(
+                error.message.contains("is not an attribute of Item"),
+                "{error}"
+            );
+        }
+        let error = select(&[("filter", "(eq,WrongAttrName,x)")])
+            .check(&m)
+            .expect_err("unknown");
+        assert!(error.message.contains("`WrongAttrName`"), "{error}");
     }
 
     #[test]
@@ -408,6 +656,9 @@ mod tests {
             assert_eq!(err.parameter, parameter, "{value}: {err}");
         }
         let err = Selection::parse([("all_fields", ""), ("fields", "name")]).expect_err("both");
+        assert_eq!(err.parameter, "all_fields");
+        let err =
+            Selection::parse([("all_fields", "true"), ("exclude_default", "")]).expect_err("both");
         assert_eq!(err.parameter, "all_fields");
     }
 }

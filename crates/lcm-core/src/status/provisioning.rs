@@ -9,12 +9,106 @@ use crate::capi::observe::{
     MachineView, WorkersView,
 };
 use crate::conditions::{self, Desired};
-use crate::crd::{ProvisioningRequest, ProvisioningState, ResourceProvisioningPhase};
+use crate::crd::{
+    ProvisioningRequest, ProvisioningRequestStatus, ProvisioningState, ResourceProvisioningPhase,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 pub const VALIDATED: &str = "ProvisioningRequestValidated";
+pub const HOSTS_PREPARED: &str = "HostsPrepared";
 pub const CONTROL_PLANE_READY: &str = "ControlPlaneReady";
 pub const WORKERS_READY: &str = "WorkersReady";
 pub const CLUSTER_PROVISIONED: &str = "ClusterProvisioned";
+
+/// Stages with a timeout.
+pub const TIMED_STAGES: [&str; 3] = [HOSTS_PREPARED, CONTROL_PLANE_READY, WORKERS_READY];
+
+/// How long each timed stage may take: the O2IMS operator fails a request at its timeout, the
+/// O2ims API raises an alarm before (both take these flags, the chart gives both the same).
+#[derive(clap::Args, Clone, Debug)]
+pub struct StageTimeouts {
+    /// Seconds host preparation (Job and host registration) may take.
+    #[arg(long, env = "HOST_PREPARATION_TIMEOUT_SECONDS", default_value_t = 1800)]
+    pub host_preparation_timeout_seconds: u64,
+    /// Seconds the control plane may take to become Ready (also per upgrade).
+    #[arg(long, env = "CONTROL_PLANE_TIMEOUT_SECONDS", default_value_t = 1800)]
+    pub control_plane_timeout_seconds: u64,
+    /// Seconds the workers may take to become Ready (also per scale or upgrade).
+    #[arg(long, env = "WORKERS_TIMEOUT_SECONDS", default_value_t = 1800)]
+    pub workers_timeout_seconds: u64,
+}
+
+impl StageTimeouts {
+    /// Each timed stage (its condition type) with its timeout in seconds.
+    pub fn by_stage(&self) -> [(&'static str, u64); 3] {
+        [
+            (HOSTS_PREPARED, self.host_preparation_timeout_seconds),
+            (CONTROL_PLANE_READY, self.control_plane_timeout_seconds),
+            (WORKERS_READY, self.workers_timeout_seconds),
+        ]
+    }
+
+    /// The timeout of `stage`.
+    pub fn of(&self, stage: &str) -> Option<u64> {
+        self.by_stage()
+            .into_iter()
+            .find(|(s, _)| *s == stage)
+            .map(|(_, seconds)| seconds)
+    }
+}
+
+/// When the timeout clock of a False `stage` started: when its reason did (`stage_since`), or
+/// `not_before` if that is later; with the condition.
+pub fn clock_start<'a>(
+    status: &'a ProvisioningRequestStatus,
+    stage: &str,
+    not_before: Option<jiff::Timestamp>,
+) -> Option<(jiff::Timestamp, &'a Condition)> {
+    let condition =
+        conditions::find(&status.conditions, stage).filter(|c| c.status == conditions::FALSE)?;
+    let reason_since = status
+        .stage_since
+        .get(stage)
+        .map_or(condition.last_transition_time.0, |t| t.0);
+    Some((
+        not_before.map_or(reason_since, |t| t.max(reason_since)),
+        condition,
+    ))
+}
+
+/// The HostsPrepared reason of `hostPreparation: skip`, waiting for hosts registered by others:
+/// no timeout runs for it (the control plane's does).
+const WAITING_FOR_HOSTS: &str = "WaitingForHosts";
+
+/// The timed stages whose timeout clock runs, each with when it started, as `reconcile`'s
+/// `timeouts` counts them: only while the request is progressing; the workers' not before the
+/// control plane is up; host preparation's not while it waits for hosts registered by others.
+pub fn running_stage_clocks(
+    status: &ProvisioningRequestStatus,
+) -> Vec<(&'static str, jiff::Timestamp)> {
+    let progressing = status
+        .provisioning_status
+        .as_ref()
+        .is_some_and(|s| s.provisioning_state == ProvisioningState::Progressing);
+    if !progressing {
+        return Vec::new();
+    }
+    let control_plane_up = conditions::find(&status.conditions, CONTROL_PLANE_READY)
+        .filter(|c| c.status == conditions::TRUE)
+        .map(|c| c.last_transition_time.0);
+    TIMED_STAGES
+        .into_iter()
+        .filter_map(|stage| {
+            let not_before = match stage {
+                WORKERS_READY => Some(control_plane_up?),
+                _ => None,
+            };
+            let (since, condition) = clock_start(status, stage, not_before)?;
+            let untimed = stage == HOSTS_PREPARED && condition.reason == WAITING_FOR_HOSTS;
+            (!untimed).then_some((stage, since))
+        })
+        .collect()
+}
 
 /// Whether a request holds its hosts, cluster name and endpoint: one that failed validation
 /// holds nothing; one whose change was refused keeps what it runs on.

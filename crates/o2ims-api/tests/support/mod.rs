@@ -19,6 +19,7 @@ pub use testcluster::api_server::{ApiServer, token_with_roles};
 
 pub const PROVISIONING: &str = "/o2ims-infrastructureProvisioning/v1";
 pub const INVENTORY: &str = "/o2ims-infrastructureInventory/v2";
+pub const MONITORING: &str = "/o2ims-infrastructureMonitoring/v1";
 pub const OCLOUD_ID: &str = "262c8f17-52b5-4614-9e56-812ae21fa8a7";
 
 /// The documents every response is checked against, loaded once.
@@ -27,14 +28,24 @@ pub fn documents() -> &'static Documents {
     DOCUMENTS.get_or_init(|| {
         let extension = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("openapi/provisioning-subscriptions.yaml");
-        Documents::load(&[extension]).expect("the O2ims OpenAPI documents load")
+        let alarms = testcluster::shared_dir().join("o2ims-openapi/alarms/api/openapi.yaml");
+        Documents::load(&[extension, alarms]).expect("the O2ims OpenAPI documents load")
     })
 }
 
 /// Starts this crate's server in `namespace`.
 pub async fn start(cluster: &TestCluster, namespace: &str) -> anyhow::Result<Checked> {
+    start_with(cluster, namespace, &[]).await
+}
+
+/// [`start`] with more flags.
+pub async fn start_with(
+    cluster: &TestCluster,
+    namespace: &str,
+    more: &[&str],
+) -> anyhow::Result<Checked> {
     // Callbacks may be on this machine, over HTTP.
-    let args = [
+    let mut args = vec![
         "--ocloud-id",
         OCLOUD_ID,
         "--ocloud-name",
@@ -43,6 +54,7 @@ pub async fn start(cluster: &TestCluster, namespace: &str) -> anyhow::Result<Che
         "127.0.0.1",
         "--allow-http-callbacks",
     ];
+    args.extend_from_slice(more);
     let server =
         ApiServer::start(cluster, env!("CARGO_BIN_EXE_o2ims-api"), namespace, &args).await?;
     Ok(Checked(server))
@@ -150,7 +162,12 @@ impl Checked {
         } else {
             Some(serde_json::from_str(&text).with_context(|| text.clone())?)
         };
+        // A trailing `/` names the same path (the server trims it).
         let path = path_and_query.split('?').next().unwrap_or_default();
+        let path = match path.trim_end_matches('/') {
+            "" => "/",
+            trimmed => trimmed,
+        };
         documents()
             .check(
                 method.as_str(),
@@ -172,6 +189,41 @@ impl Checked {
             etag,
             body,
         })
+    }
+}
+
+impl Checked {
+    /// A request the documents do not list (a method a path does not take): its status, its
+    /// headers, and its body checked as a problem (`application/problem+json`, `ProblemDetails`).
+    pub async fn call_undocumented(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+    ) -> anyhow::Result<(u16, reqwest::header::HeaderMap, Value)> {
+        let mut request = self
+            .0
+            .http()?
+            .request(method.parse()?, format!("{}{path}", self.0.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await?;
+        let (status, headers) = (response.status().as_u16(), response.headers().clone());
+        let content_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        anyhow::ensure!(
+            content_type == lcm_core::rest::PROBLEM_JSON,
+            "{method} {path}: {status} with Content-Type {content_type}"
+        );
+        let body: Value = response.json().await?;
+        documents()
+            .check_schema("common", "ProblemDetails", &body)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        Ok((status, headers, body))
     }
 }
 
