@@ -1,4 +1,5 @@
-//! Test support: a real Kubernetes control plane for integration tests.
+//! Test support: a real Kubernetes control plane for integration tests (and [`check_layers`],
+//! which keeps a crate's modules depending one way).
 //!
 //! [`TestCluster::shared`] starts one control plane per test binary (the Go harness in
 //! `tools/testcluster`: etcd, kube-apiserver v1.36 with RBAC, and kube-controller-manager with the
@@ -22,6 +23,7 @@ mod clients;
 mod cluster;
 mod crds;
 mod harness;
+mod layers;
 mod namespace;
 pub mod openapi;
 mod operator;
@@ -34,6 +36,7 @@ mod writes;
 pub use audit::AuditLog;
 pub use cluster::{BYOH_AGENT_CHECKSUM, HOST_PREPARATION_IMAGE, TestCluster};
 pub use crds::{crd_dirs, install_crds};
+pub use layers::check_layers;
 pub use namespace::TestNamespace;
 pub use operator::OperatorProcess;
 pub use paths::{harness_binary, repo_root, shared_dir, workspace_binary};
