@@ -205,6 +205,11 @@ impl ClusterParameters {
 
     /// Namespace of the management cluster holding this cluster's Cluster API objects.
     pub fn namespace(&self) -> String {
-        format!("cluster-{}", self.cluster_name)
+        cluster_namespace(&self.cluster_name)
     }
+}
+
+/// Namespace of the management cluster holding the Cluster API objects of cluster `name`.
+pub fn cluster_namespace(name: &str) -> String {
+    format!("cluster-{name}")
 }
