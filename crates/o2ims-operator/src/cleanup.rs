@@ -13,14 +13,16 @@ use lcm_core::provisioning_request_selector;
 
 use crate::context::Context;
 use crate::error::Result;
-use crate::status::{self, Report};
-use crate::{handoff, ledger, observe};
+use crate::report::Report;
+use crate::snapshot::{Snapshot, controlled_by};
+use crate::{handoff, ledger, status};
 
 /// One step of the deletion; true once nothing of the request is left.
 pub async fn run(request: &ProvisioningRequest, ctx: &Context) -> Result<bool> {
     let name = request.name_any();
     let selector = ListParams::default().labels(&provisioning_request_selector(&name));
-    if let Some(cluster) = observe::request_cluster(&ctx.index, request) {
+    let world = Snapshot::take(&ctx.index, &ctx.config, request);
+    if let Some(cluster) = &world.cluster {
         let namespace = cluster["metadata"]["namespace"]
             .as_str()
             .unwrap_or_default()
@@ -29,7 +31,7 @@ pub async fn run(request: &ProvisioningRequest, ctx: &Context) -> Result<bool> {
             .as_str()
             .unwrap_or_default()
             .to_string();
-        if !handoff::withdraw(ctx, &cluster_name).await? {
+        if !handoff::withdraw(ctx, &cluster_name, &world).await? {
             let message = format!(
                 "removing the registration of cluster {cluster_name} in ArgoCD before tearing it down"
             );
@@ -77,9 +79,7 @@ pub async fn run(request: &ProvisioningRequest, ctx: &Context) -> Result<bool> {
     )
     .await?;
     // The Cluster is gone; its hosts go back to the ledger as BYOH releases them.
-    let held = ledger::held(ctx, request).into_iter().collect();
-    let (hosts, _) = observe::byo_hosts(&ctx.index, &held);
-    let held = ledger::release(ctx, request, &[], &hosts).await?;
+    let held = ledger::release(ctx, request, &world, &[]).await?;
     if namespaces.is_empty() && held.is_empty() {
         return Ok(true);
     }
@@ -119,7 +119,7 @@ where
         .list(selector)
         .await?
         .into_iter()
-        .filter(|o| observe::controlled_by(o, request))
+        .filter(|o| controlled_by(o, request))
     {
         if object.meta().deletion_timestamp.is_none() {
             api.delete(&object.name_any(), &DeleteParams::background())

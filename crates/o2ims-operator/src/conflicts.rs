@@ -15,7 +15,7 @@ use lcm_core::crd::ProvisioningRequest;
 use lcm_core::status::provisioning::holds_resources;
 use lcm_core::template::ClusterParameters;
 
-use crate::status::{HOSTS_PREPARED, RESOURCES_CREATED};
+use crate::report::{HOSTS_PREPARED, RESOURCES_CREATED};
 
 /// Whether `other` comes first for a host: a request that has acted on its hosts (started a
 /// host-preparation Job or created its Cluster API objects) before one that has not, so an
@@ -49,7 +49,7 @@ fn has_acted(request: &ProvisioningRequest) -> bool {
 /// the cluster whichever of them BYOH lists first.
 pub fn ambiguous(
     hosts_to_check: &[String],
-    ambiguous: &crate::observe::Ambiguous,
+    ambiguous: &crate::snapshot::Ambiguous,
 ) -> Option<String> {
     hosts_to_check.iter().find_map(|host| {
         let byo_hosts = ambiguous.get(host)?;
@@ -246,7 +246,7 @@ mod tests {
 
     #[test]
     fn an_ambiguous_host_id_is_a_conflict_naming_its_byohosts() {
-        let claims = crate::observe::Ambiguous::from([(
+        let claims = crate::snapshot::Ambiguous::from([(
             "h2".to_string(),
             vec!["byoh-hosts/b".to_string(), "byoh-hosts/c".to_string()],
         )]);

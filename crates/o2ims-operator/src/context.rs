@@ -10,6 +10,7 @@ use operator_kit::metrics::Metrics;
 
 use crate::config::Config;
 use crate::index::Index;
+use crate::metrics::O2imsMetrics;
 
 /// What every reconcile shares.
 pub struct Context {
@@ -26,12 +27,17 @@ pub struct Context {
 }
 
 impl Context {
+    /// The operator's own metrics, registered by the first call.
+    pub fn o2ims_metrics(&self) -> Arc<O2imsMetrics> {
+        O2imsMetrics::of(&self.metrics, &self.config, &self.index)
+    }
+
     /// Recounts the requests per phase (as the O2ims REST API reports it, `pending` until
-    /// validated) for the `o2ims_objects` gauge. The operator's own metrics (`crate::metrics`)
-    /// are registered by the first call; the host pool and the stages' waits are counted when
-    /// scraped, so they need no refresh.
+    /// validated) for the `o2ims_objects` gauge. The operator's own metrics are registered by
+    /// the first call; the host pool and the stages' waits are counted when scraped, so they
+    /// need no refresh.
     pub fn refresh_state_metrics(&self) {
-        crate::metrics::O2imsMetrics::of(self);
+        self.o2ims_metrics();
         use lcm_core::rest::provisioning::{Phase, phase};
         let requests = self.index.requests.state();
         let phases = [

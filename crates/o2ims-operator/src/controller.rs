@@ -44,7 +44,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         status_writes: Default::default(),
     });
     // Registered before the first reconcile, so every series exists from start-up.
-    crate::metrics::O2imsMetrics::of(&ctx);
+    ctx.o2ims_metrics();
     runtime.run(controller, reconcile, error_policy, ctx).await
 }
 

@@ -16,7 +16,7 @@ use lcm_core::template::ClusterParameters;
 use crate::children;
 use crate::context::Context;
 use crate::error::Result;
-use crate::index::Index;
+use crate::snapshot::{HandoffSecrets, Snapshot};
 
 pub const ARGOCD_REGISTERED: &str = "ArgoCDRegistered";
 pub const CONFIG_SYNC_APPLIED: &str = "ConfigSyncApplied";
@@ -28,29 +28,29 @@ pub async fn keep(
     request: &ProvisioningRequest,
     params: &ClusterParameters,
     fulfilled: bool,
+    world: &Snapshot,
 ) -> Result<Vec<Desired>> {
-    let mut conditions = Vec::new();
+    let (mut conditions, secrets) = (Vec::new(), &world.handoff);
     if let Some(namespace) = &ctx.config.handoff.argocd_namespace {
-        conditions.push(register(ctx, request, params, namespace, fulfilled).await?);
+        conditions.push(register(ctx, request, params, namespace, fulfilled, secrets).await?);
     }
     if let Some(repo) = &ctx.config.handoff.config_sync_repo {
-        conditions.push(bootstrap_config_sync(ctx, request, params, repo).await?);
+        conditions.push(bootstrap_config_sync(ctx, request, params, repo, secrets).await?);
     }
     Ok(conditions)
 }
 
-/// Removes the cluster's registration in ArgoCD; true once there is none (so that ArgoCD stops
-/// deploying to the cluster before Cluster API tears it down).
-pub async fn withdraw(ctx: &Context, cluster_name: &str) -> Result<bool> {
+/// Removes the registration in ArgoCD of the cluster `cluster_name`; true once `world` shows
+/// none (so that ArgoCD stops deploying to the cluster before Cluster API tears it down).
+pub async fn withdraw(ctx: &Context, cluster_name: &str, world: &Snapshot) -> Result<bool> {
     let Some(namespace) = &ctx.config.handoff.argocd_namespace else {
         return Ok(true);
     };
-    let name = argocd::secret_name(cluster_name);
-    let Some(registered) = Index::secret_meta(&ctx.index.registrations, namespace, &name) else {
+    let Some(registered) = &world.handoff.registration else {
         return Ok(true);
     };
     if registered.metadata.deletion_timestamp.is_none() {
-        delete_registration(ctx, namespace, &name).await?;
+        delete_registration(ctx, namespace, &argocd::secret_name(cluster_name)).await?;
     }
     Ok(false)
 }
@@ -69,9 +69,10 @@ async fn register(
     params: &ClusterParameters,
     namespace: &str,
     fulfilled: bool,
+    secrets: &HandoffSecrets,
 ) -> Result<Desired> {
     let name = argocd::secret_name(&params.cluster_name);
-    let registered = Index::secret_meta(&ctx.index.registrations, namespace, &name);
+    let registered = &secrets.registration;
     let at = format!("Secret {namespace}/{name}");
     if !params.handoff.argocd {
         if registered.is_some() {
@@ -92,11 +93,7 @@ async fn register(
     }
     let kubeconfig_name = argocd::kubeconfig_secret_name(&params.cluster_name);
     let cluster_namespace = params.namespace();
-    let Some(kubeconfig) = Index::secret_meta(
-        &ctx.index.cluster_secrets,
-        &cluster_namespace,
-        &kubeconfig_name,
-    ) else {
+    let Some(kubeconfig) = &secrets.kubeconfig else {
         return Ok(Desired::false_(
             ARGOCD_REGISTERED,
             "WaitingForKubeconfig",
@@ -155,11 +152,12 @@ async fn bootstrap_config_sync(
     request: &ProvisioningRequest,
     params: &ClusterParameters,
     repo: &str,
+    secrets: &HandoffSecrets,
 ) -> Result<Desired> {
     let handoff = &ctx.config.handoff;
     let credentials = match &handoff.config_sync_secret {
         None => None,
-        Some(name) => match credentials(ctx, name) {
+        Some(name) => match credentials(ctx.config.namespace(), name, secrets) {
             Ok(credentials) => Some(credentials),
             Err(why) => {
                 return Ok(Desired::false_(
@@ -192,14 +190,18 @@ async fn bootstrap_config_sync(
     ))
 }
 
-/// The repository credentials of the admin's Secret `name`, as its `data` holds them.
-fn credentials(ctx: &Context, name: &str) -> std::result::Result<config_sync::Credentials, String> {
-    let namespace = ctx.config.namespace();
-    let secret = ctx
-        .index
-        .git_credentials
-        .get(&kube::runtime::reflector::ObjectRef::new(name).within(namespace))
-        .ok_or_else(|| format!("Secret {namespace}/{name} with the Config Sync repository's credentials does not exist"))?;
+/// The repository credentials of the admin's Secret `name` in `namespace`, as its `data` holds
+/// them.
+fn credentials(
+    namespace: &str,
+    name: &str,
+    secrets: &HandoffSecrets,
+) -> std::result::Result<config_sync::Credentials, String> {
+    let secret = secrets.git_credentials.as_ref().ok_or_else(|| {
+        format!(
+            "Secret {namespace}/{name} with the Config Sync repository's credentials does not exist"
+        )
+    })?;
     let field = |key: &str| {
         let value = secret.data.as_ref().and_then(|d| d.get(key));
         value

@@ -11,7 +11,6 @@
 
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
-use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
 
 use lcm_core::crd::{HostClaim, ProvisioningRequest};
@@ -20,7 +19,7 @@ use lcm_core::template::ClusterParameters;
 use crate::conflicts::Conflict;
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::reconcile::Hosts;
+use crate::snapshot::{Hosts, Snapshot};
 
 fn api(ctx: &Context) -> Api<HostClaim> {
     Api::all(ctx.client.clone())
@@ -38,17 +37,18 @@ pub struct Taken {
 }
 
 /// Takes every host of `params` for `request`, stopping at the first host another request
-/// holds (named in a message). Hosts the cache shows as the request's cost nothing.
+/// holds (named in a message). Hosts `world` shows as the request's cost nothing.
 pub async fn take(
     ctx: &Context,
     request: &ProvisioningRequest,
     params: &ClusterParameters,
+    world: &Snapshot,
 ) -> Result<Taken> {
     let uid = uid(request);
     let mut claims = Vec::new();
     for host in params.all_hosts() {
         let claim = HostClaim::for_host(host, &request.name_any(), &uid, &params.cluster_name);
-        if let Some(cached) = ctx.index.claims.get(&ObjectRef::from_obj(&claim))
+        if let Some(cached) = world.claims.get(&claim.name_any())
             && cached.held_by(&uid)
         {
             claims.push(cached.as_ref().clone());
@@ -102,25 +102,6 @@ fn held_by(host: &str, claim: &HostClaim) -> Conflict {
     }
 }
 
-/// The host ids `request` holds, as the cache shows them.
-pub fn held(ctx: &Context, request: &ProvisioningRequest) -> Vec<String> {
-    claims_of(ctx, request)
-        .iter()
-        .map(|c| c.spec.host_id.clone())
-        .collect()
-}
-
-/// The claims of `request` as the cache shows them.
-fn claims_of(ctx: &Context, request: &ProvisioningRequest) -> Vec<std::sync::Arc<HostClaim>> {
-    let uid = uid(request);
-    ctx.index
-        .claims
-        .state()
-        .into_iter()
-        .filter(|c| c.held_by(&uid))
-        .collect()
-}
-
 /// Marks `claims` in use, before the request acts on their hosts. A claim changed or
 /// withdrawn since it was read fails the mark, and the request is reconciled again.
 pub async fn mark_in_use(ctx: &Context, claims: &[HostClaim]) -> Result<()> {
@@ -139,15 +120,15 @@ pub async fn mark_in_use(ctx: &Context, claims: &[HostClaim]) -> Result<()> {
 }
 
 /// Withdraws the claims `request` took but never used (it failed before acting on them):
-/// those just `taken` and those the cache shows.
+/// those just `taken` and those `world` shows.
 pub async fn withdraw(
     ctx: &Context,
     request: &ProvisioningRequest,
+    world: &Snapshot,
     taken: &[HostClaim],
 ) -> Result<()> {
-    let cached = claims_of(ctx, request);
-    let others = cached
-        .iter()
+    let others = world
+        .claims_of(request)
         .map(AsRef::as_ref)
         .filter(|c| taken.iter().all(|t| t.name_any() != c.name_any()));
     for claim in taken.iter().chain(others).filter(|c| !c.spec.in_use) {
@@ -162,17 +143,17 @@ pub async fn withdraw(
 pub async fn release(
     ctx: &Context,
     request: &ProvisioningRequest,
+    world: &Snapshot,
     keep: &[&String],
-    hosts: &Hosts,
 ) -> Result<Vec<String>> {
     let mut held = Vec::new();
-    for claim in claims_of(ctx, request) {
+    for claim in world.claims_of(request) {
         let host = &claim.spec.host_id;
         if keep.contains(&host) {
             continue;
         }
-        if released(hosts, host) {
-            delete(ctx, request, &claim, None).await?;
+        if released(&world.hosts, host) {
+            delete(ctx, request, claim, None).await?;
         } else {
             held.push(host.clone());
         }

@@ -20,13 +20,15 @@ use lcm_core::crd::{ProvisioningRequest, ProvisioningRequestStatus};
 use lcm_core::inventory::Inventory;
 use operator_kit::metrics::StateLabels;
 
+use lcm_core::status::provisioning::{
+    CLUSTER_PROVISIONED, CONTROL_PLANE_READY, HOSTS_PREPARED, TIMED_STAGES, WORKERS_READY,
+    running_stage_clocks,
+};
+use operator_kit::metrics::Metrics;
+
 use crate::config::{Config, HOST_INVENTORY_KEY};
-use crate::context::Context;
 use crate::error::Error;
 use crate::index::Index;
-use crate::status::{
-    self, CLUSTER_PROVISIONED, CONTROL_PLANE_READY, HOSTS_PREPARED, TIMED_STAGES, WORKERS_READY,
-};
 
 /// Each stage's label and the condition that turns True when a request reaches it.
 const STAGES: [(&str, &str); 4] = [
@@ -63,12 +65,12 @@ pub struct O2imsMetrics {
 }
 
 impl O2imsMetrics {
-    /// The metrics of `ctx`'s registry, registered on first use (a status write or a state
+    /// The metrics of `metrics`' registry, registered on first use (a status write or a state
     /// refresh, whichever comes first).
-    pub fn of(ctx: &Context) -> Arc<Self> {
-        ctx.metrics.extension(|registry| {
-            ctx.metrics.declare_failures(&Error::METRIC_LABELS);
-            Self::register(registry, &ctx.config, &ctx.index)
+    pub fn of(metrics: &Metrics, config: &Config, index: &Index) -> Arc<Self> {
+        metrics.extension(|registry| {
+            metrics.declare_failures(&Error::METRIC_LABELS);
+            Self::register(registry, config, index)
         })
     }
 
@@ -254,7 +256,7 @@ fn longest_waits(
         .map(|stage| {
             let longest = statuses
                 .iter()
-                .flat_map(status::running_stage_clocks)
+                .flat_map(running_stage_clocks)
                 .filter(|(running, _)| *running == stage)
                 .map(|(_, since)| now.duration_since(since).as_secs_f64().max(0.0))
                 .fold(0.0, f64::max);
@@ -315,7 +317,7 @@ mod tests {
     use lcm_core::conditions::Desired;
     use lcm_core::crd::{ProvisioningRequestSpec, ProvisioningState};
 
-    use crate::status::{Report, next_status};
+    use crate::report::{Report, next_status};
 
     fn time(s: &str) -> Time {
         Time(s.parse().expect("timestamp"))
