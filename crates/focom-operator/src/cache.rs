@@ -245,7 +245,7 @@ fn wake(waiting: &Waiting, triggers: &Trigger) -> impl Fn() + Send + Clone + 'st
 /// Reconciles the FocomProvisioningRequest `request` belongs to: its owner mark, or, without
 /// one, the user its name derives from.
 fn reconcile_owner(request: &ProvisioningRequest, users: &Waiting, triggers: &Trigger) {
-    if let Some(owner) = crate::ocloud::owner_of(request) {
+    if let Some(owner) = owner_of(request) {
         let _ = triggers.unbounded_send(owner);
         return;
     }
@@ -324,4 +324,10 @@ async fn drive<K: Resource>(
             }
         }
     }
+}
+
+/// Which FocomProvisioningRequest a ProvisioningRequest was created for.
+pub fn owner_of(request: &ProvisioningRequest) -> Option<ObjectRef<FocomProvisioningRequest>> {
+    let (namespace, name) = lcm_core::focom::owner_of(request)?;
+    Some(ObjectRef::new(&name).within(&namespace))
 }

@@ -12,7 +12,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Client, ResourceExt};
 
 use lcm_core::conditions::Desired;
-use lcm_core::crd::{FocomProvisioningRequest, OCloud, ProvisioningRequest, SecretReference};
+use lcm_core::crd::{FocomProvisioningRequest, OCloud, SecretReference};
 
 use crate::cache::OCloudCache;
 use crate::context::Context;
@@ -31,7 +31,7 @@ pub struct Target {
     /// For messages: `this cluster` or `OCloud <namespace>/<name>`.
     pub description: String,
     /// The OCloud it was reached through, if any.
-    ocloud: Option<Arc<OCloud>>,
+    pub ocloud: Option<Arc<OCloud>>,
 }
 
 /// The OCloud `request` names: its `oCloudId`, in `oCloudNamespace` or its own namespace.
@@ -46,24 +46,8 @@ pub fn ocloud_of(request: &FocomProvisioningRequest) -> Option<ObjectRef<OCloud>
     Some(ObjectRef::new(id).within(&namespace))
 }
 
-/// The request's target, or the condition saying why it cannot be reached. An OCloud it
-/// reaches is held until no request uses it (one it never reached has nothing of it).
+/// The request's target, or the condition saying why it cannot be reached.
 pub async fn target(
-    ctx: &Context,
-    request: &FocomProvisioningRequest,
-) -> Result<Result<Target, Desired>> {
-    let reached = locate(ctx, request).await?;
-    if let Ok(Target {
-        ocloud: Some(ocloud),
-        ..
-    }) = &reached
-    {
-        crate::ocloud_in_use::hold(ctx, ocloud).await?;
-    }
-    Ok(reached)
-}
-
-async fn locate(
     ctx: &Context,
     request: &FocomProvisioningRequest,
 ) -> Result<Result<Target, Desired>> {
@@ -245,10 +229,4 @@ async fn remote_client(kubeconfig: &[u8]) -> anyhow::Result<Client> {
     let config =
         kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
     Ok(Client::try_from(config)?)
-}
-
-/// Which FocomProvisioningRequest a ProvisioningRequest was created for.
-pub fn owner_of(request: &ProvisioningRequest) -> Option<ObjectRef<FocomProvisioningRequest>> {
-    let (namespace, name) = lcm_core::focom::owner_of(request)?;
-    Some(ObjectRef::new(&name).within(&namespace))
 }

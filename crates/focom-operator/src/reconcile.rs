@@ -3,7 +3,6 @@
 //! ProvisioningRequests -> aggregate their status.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use kube::api::Api;
@@ -188,6 +187,10 @@ async fn reach(
         Ok(target) => target,
         Err(unreachable) => return Ok(Err(unreachable)),
     };
+    // Held until no request uses it (an OCloud a request never reached has nothing of it).
+    if let Some(ocloud) = &target.ocloud {
+        ocloud_in_use::hold(ctx, ocloud).await?;
+    }
     target.cache.set_user(ObjectRef::from_obj(request), true);
     Ok(match target.cache.usable().await {
         Ok(()) => {
@@ -506,10 +509,4 @@ async fn delete_all(request: &FocomProvisioningRequest, ctx: &Context) -> Result
         .collect();
     outcome.owned = owned;
     Ok(Some(status::write(ctx, request, outcome).await?))
-}
-
-/// How long to wait before retrying an unreachable O-Cloud: grows with how long it has been
-/// unreachable, from 5 s to 5 min.
-pub fn retry_after(unreachable_for: Duration) -> Duration {
-    (unreachable_for / 2).clamp(Duration::from_secs(5), Duration::from_secs(300))
 }

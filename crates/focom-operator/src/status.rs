@@ -282,5 +282,11 @@ pub async fn write_retrying(
                 .unsigned_abs()
         })
         .unwrap_or(Duration::ZERO);
-    Ok(Action::requeue(crate::reconcile::retry_after(since)))
+    Ok(Action::requeue(retry_after(since)))
+}
+
+/// How long to wait before retrying an unreachable O-Cloud: grows with how long it has been
+/// unreachable, from 5 s to 5 min.
+pub fn retry_after(unreachable_for: Duration) -> Duration {
+    (unreachable_for / 2).clamp(Duration::from_secs(5), Duration::from_secs(300))
 }
