@@ -1,4 +1,17 @@
 //! The FOCOM operator: turns the SMO's FocomProvisioningRequests into ProvisioningRequests.
+//!
+//! Its modules in layers, each using only the layers below it (`layers_hold` checks it):
+//!
+//! 1. `config`, `error`, `kubeconfig` (a remote O-Cloud's kubeconfig, checked), `render` (the
+//!    `render` command);
+//! 2. `rest` (an O-Cloud's O2ims REST API);
+//! 3. `o2ims` (writing ProvisioningRequests, over Kubernetes or REST);
+//! 4. `cache` (an O-Cloud's ProvisioningRequests and host ledger, watched or polled);
+//! 5. `context` (what every reconcile shares);
+//! 6. `ocloud` (reaching a request's O-Cloud);
+//! 7. `ocloud_in_use` (an OCloud's finalizer), `status` (the request's status and its write);
+//! 8. `reconcile` (reach, read the inventory, select, check feasibility, write, report);
+//! 9. `controller` (the watches and the caches' triggers waking reconcile).
 
 mod cache;
 mod config;
@@ -43,4 +56,25 @@ async fn main() -> ExitCode {
         Command::Run(config) => controller::run(*config).await,
         Command::Render(args) => render::run(&args),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// The layers of the crate's doc, lowest first.
+    const LAYERS: &[&[&str]] = &[
+        &["config", "error", "kubeconfig", "render"],
+        &["rest"],
+        &["o2ims"],
+        &["cache"],
+        &["context"],
+        &["ocloud"],
+        &["ocloud_in_use", "status"],
+        &["reconcile"],
+        &["controller"],
+    ];
+
+    #[test]
+    fn layers_hold() -> anyhow::Result<()> {
+        testcluster::check_layers(env!("CARGO_MANIFEST_DIR").as_ref(), LAYERS)
+    }
 }
