@@ -28,7 +28,7 @@ use operator_kit::fresh;
 
 use crate::lists;
 use crate::problem::Problem;
-use crate::server::{Shared, parse_body};
+use crate::shared::{Shared, parse_body};
 use crate::stores::values;
 
 /// How often the raiser looks again without a change (stage clocks run on their own).

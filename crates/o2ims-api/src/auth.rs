@@ -20,7 +20,7 @@ use k8s_openapi::api::authorization::v1::{
 use kube::api::{Api, PostParams};
 
 use crate::problem::Problem;
-use crate::server::Shared;
+use crate::shared::Shared;
 
 /// Authenticates the caller; the routes' [`authorize`] finds its user in the request.
 pub async fn authenticate(

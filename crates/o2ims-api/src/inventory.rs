@@ -21,7 +21,7 @@ use lcm_core::template::ClusterParameters;
 
 use crate::lists;
 use crate::problem::Problem;
-use crate::server::Shared;
+use crate::shared::Shared;
 
 pub async fn all_versions() -> Json<ApiVersions> {
     Json(ApiVersions::of(INVENTORY_PREFIX, INVENTORY_VERSION))

@@ -6,10 +6,12 @@ mod callback;
 mod config;
 mod inventory;
 mod lists;
+mod marker;
 mod notifier;
 mod problem;
 mod provisioning;
 mod server;
+mod shared;
 mod stores;
 mod subscriptions;
 

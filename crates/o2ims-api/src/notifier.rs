@@ -20,7 +20,7 @@ use lcm_core::rest::alarms::{self, EventType};
 use lcm_core::rest::notifications::{self, Change, Event, fingerprint};
 use lcm_core::rest::selection::Selection;
 
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::{callback, inventory, provisioning};
 
 const FIELD_MANAGER: &str = "o2ims-api";

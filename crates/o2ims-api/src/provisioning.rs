@@ -23,7 +23,7 @@ use operator_kit::fresh;
 
 use crate::lists;
 use crate::problem::Problem;
-use crate::server::{Shared, parse_body};
+use crate::shared::{Shared, parse_body};
 
 pub async fn all_versions() -> Json<ApiVersions> {
     Json(ApiVersions::of(PROVISIONING_PREFIX, PROVISIONING_VERSION))

@@ -10,30 +10,18 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{MethodRouter, get, post};
 use axum::serve::ListenerExt as _;
-use serde::de::DeserializeOwned;
 use tower::Layer as _;
 
 use lcm_core::crd::SubscribedApi;
 use lcm_core::rest::alarms::ALARMS_PREFIX;
-use lcm_core::rest::inventory::Cloud;
 use lcm_core::rest::{INVENTORY_PREFIX, PROVISIONING_PREFIX};
 
 use crate::config::Config;
-use crate::lists::MarkerKey;
+use crate::marker::MarkerKey;
 use crate::problem::Problem;
+use crate::shared::Shared;
 use crate::stores::Stores;
 use crate::{alarms, auth, inventory, provisioning, subscriptions};
-
-/// What every handler shares.
-#[derive(Clone)]
-pub struct Shared {
-    pub client: kube::Client,
-    pub stores: Stores,
-    pub cloud: Arc<Cloud>,
-    pub config: Arc<Config>,
-    /// Seals the lists' `nextpage_opaque_marker`s.
-    pub marker_key: Arc<MarkerKey>,
-}
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let tls = match (
@@ -271,13 +259,4 @@ async fn trim_trailing_slash(mut request: Request, next: Next) -> Response {
         }
     }
     next.run(request).await
-}
-
-/// A JSON body, or a 400 naming the field that does not fit.
-pub fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        let path = e.path().to_string();
-        Problem::bad_request(format!("body: at {path}: {}", e.into_inner()))
-    })
 }

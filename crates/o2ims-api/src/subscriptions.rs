@@ -24,7 +24,7 @@ use operator_kit::fresh;
 
 use crate::lists;
 use crate::problem::Problem;
-use crate::server::{Shared, parse_body};
+use crate::shared::{Shared, parse_body};
 use crate::{callback, notifier};
 
 /// A subscription as the API shows and takes it (`Subscription` of the inventory document).
