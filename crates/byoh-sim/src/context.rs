@@ -1,9 +1,12 @@
 //! What the agents and the simulated Job controller share.
 
-use kube::core::NamespaceResourceScope;
-use kube::{Api, Client, Resource};
+use std::collections::BTreeSet;
+use std::sync::{Mutex, PoisonError};
 
-use crate::agent::Agents;
+use futures::channel::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use futures::future::BoxFuture;
+use kube::Client;
+
 use crate::config::SimConfig;
 use crate::stores::Stores;
 use crate::workload::ControlApi;
@@ -22,14 +25,34 @@ pub(crate) struct Context {
     pub stores: Stores,
 }
 
-/// The objects of `K` in `namespace`, or in every namespace.
-pub fn typed_api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: Resource<Scope = NamespaceResourceScope>,
-    K::DynamicType: Default,
-{
-    match namespace {
-        Some(namespace) => Api::namespaced(client.clone(), namespace),
-        None => Api::all(client.clone()),
+/// The agents running in this simulator, started as hosts register.
+pub struct Agents {
+    /// By ByoHost namespace and name.
+    started: Mutex<BTreeSet<(String, String)>>,
+    pub spawn: UnboundedSender<BoxFuture<'static, ()>>,
+}
+
+impl Agents {
+    /// No agent yet, and where agents run: the receiver's futures, driven by the simulator.
+    pub fn new() -> (Self, UnboundedReceiver<BoxFuture<'static, ()>>) {
+        let (spawn, running) = mpsc::unbounded();
+        let agents = Self {
+            started: Mutex::default(),
+            spawn,
+        };
+        (agents, running)
+    }
+
+    /// Marks the agent of `hostname` in `namespace` as started; false when it was.
+    pub fn start(&self, namespace: &str, hostname: &str) -> bool {
+        self.lock().insert((namespace.into(), hostname.into()))
+    }
+
+    pub fn forget(&self, namespace: &str, hostname: &str) {
+        self.lock().remove(&(namespace.into(), hostname.into()));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<(String, String)>> {
+        self.started.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -23,9 +23,9 @@ use serde_json::{Value, json};
 
 use crate::agent;
 use crate::config::{SimConfig, SimHost};
-use crate::context::{Context, typed_api};
+use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::objects::{merge_params, now};
+use crate::objects::{merge_params, now, typed_api};
 use crate::runner;
 
 /// How often a Job's pod looks again for a Secret or ConfigMap it mounts.

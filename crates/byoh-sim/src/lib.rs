@@ -35,8 +35,7 @@ use tokio::task::JoinHandle;
 pub use config::{Faults, SimConfig, SimHost, parse_duration};
 pub use workload::CALICO_STAND_IN;
 
-use agent::Agents;
-use context::Context;
+use context::{Agents, Context};
 use stores::Stores;
 use workload::ControlApi;
 

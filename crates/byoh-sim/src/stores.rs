@@ -15,7 +15,7 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Client, Resource, ResourceExt};
 
-use crate::context::typed_api;
+use crate::objects::typed_api;
 
 /// The stores, each filled by its watch.
 pub struct Stores {

@@ -9,13 +9,10 @@ mod events;
 mod host_reconciler;
 mod registration;
 
-use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::StreamExt;
-use futures::channel::mpsc::{self, UnboundedReceiver, UnboundedSender};
-use futures::future::BoxFuture;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
@@ -35,38 +32,6 @@ const LAST_RETRY: Duration = Duration::from_secs(1000);
 /// The user and group a host's agent acts as (its client certificate's CN and O).
 pub fn identity(hostname: &str) -> (String, &'static str) {
     (format!("byoh:host:{hostname}"), "byoh:hosts")
-}
-
-/// The agents running in this simulator, started as hosts register.
-pub struct Agents {
-    /// By ByoHost namespace and name.
-    started: Mutex<BTreeSet<(String, String)>>,
-    spawn: UnboundedSender<BoxFuture<'static, ()>>,
-}
-
-impl Agents {
-    /// No agent yet, and where agents run: the receiver's futures, driven by the simulator.
-    pub fn new() -> (Self, UnboundedReceiver<BoxFuture<'static, ()>>) {
-        let (spawn, running) = mpsc::unbounded();
-        let agents = Self {
-            started: Mutex::default(),
-            spawn,
-        };
-        (agents, running)
-    }
-
-    /// Marks the agent of `hostname` in `namespace` as started; false when it was.
-    fn start(&self, namespace: &str, hostname: &str) -> bool {
-        self.lock().insert((namespace.into(), hostname.into()))
-    }
-
-    fn forget(&self, namespace: &str, hostname: &str) {
-        self.lock().remove(&(namespace.into(), hostname.into()));
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<(String, String)>> {
-        self.started.lock().unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 /// One host's agent: its identity's clients and the host it runs on.
