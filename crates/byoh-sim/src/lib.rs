@@ -11,6 +11,17 @@
 //!
 //! It writes only what those components write, through the same API, so the operators and the
 //! managers cannot tell it from the real thing; every reaction is driven by watches.
+//!
+//! Its modules in layers, each using only the layers below it (`layers_hold` checks it):
+//!
+//! 1. `config`, `error`, `workload` (the workload clusters' control API);
+//! 2. `objects` (writing objects as the simulated components do), `kubeadm` (what kubeadm on
+//!    a host does);
+//! 3. `cloud_init` (the bootstrap data run on a host), `conditions` (Cluster API conditions),
+//!    `stores` (what the Job controller and kubelet read);
+//! 4. `context` (what the agents and the Job controller share, the running agents among it);
+//! 5. `agent` (the host agents), `runner` (how the simulated controllers retry);
+//! 6. `jobs` (the Job controller and the Ansible run).
 
 mod agent;
 mod cloud_init;
@@ -106,4 +117,22 @@ pub fn spawn(admin: kube::Config, workload_clusters: &str, config: SimConfig) ->
         }
         result
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The layers of the crate's doc, lowest first.
+    const LAYERS: &[&[&str]] = &[
+        &["config", "error", "workload"],
+        &["objects", "kubeadm"],
+        &["cloud_init", "conditions", "stores"],
+        &["context"],
+        &["agent", "runner"],
+        &["jobs"],
+    ];
+
+    #[test]
+    fn layers_hold() -> anyhow::Result<()> {
+        testcluster::check_layers(env!("CARGO_MANIFEST_DIR").as_ref(), LAYERS)
+    }
 }
