@@ -72,13 +72,13 @@ managers:
 	tools/capi-managers/build.sh
 	tools/workload-clusters/build.sh
 
-## cluster: start a control plane in the foreground for kubectl (Ctrl-C stops it)
+## cluster: start a control plane with the real Cluster API and BYOH managers and the simulated workload clusters in the foreground for kubectl (Ctrl-C stops it)
 CLUSTER_DIR := $(CURDIR)/.cache/cluster
 UPSTREAM_CRDS := ../shared/upstream-crds
 cluster: testcluster managers
 	rm -rf $(CLUSTER_DIR)
 	$(TESTCLUSTER) up --stdin-lifeline=false --dir $(CLUSTER_DIR) --crds crds --crds $(UPSTREAM_CRDS)/cluster-api-v1.10.10 \
-	  --crds $(UPSTREAM_CRDS)/cluster-api-provider-bringyourownhost-v0.5.0 \
+	  --crds $(UPSTREAM_CRDS)/cluster-api-provider-bringyourownhost-v0.5.0 --managers tools/capi-managers/bin \
 	  | while read -r _ kubeconfig seconds; do \
 	      echo "control plane ready in $${seconds}s; Ctrl-C stops it"; \
 	      echo "kubeconfig: $$kubeconfig"; echo "export KUBECONFIG=$$kubeconfig"; done

@@ -28,10 +28,9 @@ pub fn network_namespace(cluster: &TestCluster) -> anyhow::Result<String> {
 }
 
 fn managers_state(cluster: &TestCluster) -> anyhow::Result<Value> {
-    let path = cluster.managers_file();
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
-    Ok(serde_json::from_str(&text)?)
+    cluster
+        .managers_state()?
+        .context("the control plane runs without the managers")
 }
 
 /// One line for what is real (the control plane and the controllers: project, version and

@@ -27,6 +27,9 @@ pub struct WorldOptions {
     pub focom_args: Vec<String>,
     /// A directory for the API server's audit log, to count requests by client.
     pub audit_dir: Option<std::path::PathBuf>,
+    /// Extra flags of the Cluster API and BYOH managers, `<manager>=<flag>` (e.g. raised
+    /// concurrency for a benchmark), as `testcluster up --manager-arg` takes them.
+    pub manager_args: Vec<String>,
 }
 
 impl WorldOptions {
@@ -45,6 +48,7 @@ impl WorldOptions {
             o2ims_args: Vec::new(),
             focom_args: Vec::new(),
             audit_dir: None,
+            manager_args: Vec::new(),
         })
     }
 
@@ -151,12 +155,14 @@ pub struct World {
 
 impl World {
     pub async fn start(options: WorldOptions) -> anyhow::Result<Self> {
+        let manager_args: Vec<&str> = options.manager_args.iter().map(String::as_str).collect();
         let (cluster, audit) = match &options.audit_dir {
             Some(dir) => {
-                let (cluster, audit) = TestCluster::start_with_managers_audited(dir, &[]).await?;
+                let (cluster, audit) =
+                    TestCluster::start_with_managers_audited(dir, &manager_args).await?;
                 (cluster, Some(audit))
             }
-            None => (TestCluster::start_with_managers(&[]).await?, None),
+            None => (TestCluster::start_with_managers(&manager_args).await?, None),
         };
         let client = cluster.admin_client()?;
         for namespace in [

@@ -171,21 +171,48 @@ impl TestCluster {
             .join("managers.json")
     }
 
-    /// The control API of the workload-cluster simulator (`http://<namespace IP>:<port>`, from
-    /// `managers.json`), through which host agents say what kubeadm did on a host; `None` for a
-    /// control plane without the managers.
-    pub fn workload_clusters_url(&self) -> anyhow::Result<Option<String>> {
+    /// What `testcluster up --managers` wrote of the stack it runs (`managers.json`: the network
+    /// namespace, each manager, the workload-cluster simulator); `None` without the managers.
+    pub fn managers_state(&self) -> anyhow::Result<Option<serde_json::Value>> {
         let path = self.managers_file();
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
         };
-        let state: serde_json::Value =
+        let state =
             serde_json::from_str(&text).with_context(|| format!("parse {}", path.display()))?;
+        Ok(Some(state))
+    }
+
+    /// The processes `testcluster up --managers` started beside the control plane, by name
+    /// (each manager, and `workload-clusters`); none without the managers.
+    pub fn stack_processes(&self) -> anyhow::Result<Vec<(String, u32)>> {
+        let Some(state) = self.managers_state()? else {
+            return Ok(Vec::new());
+        };
+        let managers = state["managers"].as_array().into_iter().flatten();
+        let named =
+            managers.filter_map(|m| Some((m["name"].as_str()?.to_string(), m["pid"].as_u64()?)));
+        let workload = state["workloadClusters"]["pid"]
+            .as_u64()
+            .map(|pid| ("workload-clusters".to_string(), pid));
+        Ok(named
+            .chain(workload)
+            .map(|(name, pid)| (name, pid as u32))
+            .collect())
+    }
+
+    /// The control API of the workload-cluster simulator (`http://<namespace IP>:<port>`, from
+    /// `managers.json`), through which host agents say what kubeadm did on a host; `None` for a
+    /// control plane without the managers.
+    pub fn workload_clusters_url(&self) -> anyhow::Result<Option<String>> {
+        let Some(state) = self.managers_state()? else {
+            return Ok(None);
+        };
         let url = state["workloadClusters"]["controlURL"]
             .as_str()
-            .with_context(|| format!("{} names no workloadClusters.controlURL", path.display()))?;
+            .context("managers.json names no workloadClusters.controlURL")?;
         Ok(Some(url.to_string()))
     }
 

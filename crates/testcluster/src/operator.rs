@@ -142,40 +142,9 @@ impl OperatorProcess {
         Ok(())
     }
 
-    /// Resident memory (MiB, `VmRSS` or the peak `VmHWM`) of the operator's process.
-    fn memory_mib(&self, field: &str) -> anyhow::Result<f64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .with_context(|| field.to_string())?;
-        Ok(kib / 1024.0)
-    }
-
-    /// Resident memory (MiB) of the operator now.
-    pub fn rss_mib(&self) -> anyhow::Result<f64> {
-        self.memory_mib("VmRSS")
-    }
-
-    /// Peak resident memory (MiB) and CPU time (seconds) the operator has used so far, from
-    /// `/proc` (Linux).
-    pub fn usage(&self) -> anyhow::Result<(f64, f64)> {
-        let peak_mib = self.memory_mib("VmHWM")?;
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
-        // Fields after the command name (which may hold spaces): utime and stime are the
-        // 12th and 13th, in clock ticks (100 per second on Linux).
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        Ok((peak_mib, (ticks(11) + ticks(12)) / 100.0))
+    /// What the operator used so far (memory, CPU).
+    pub fn usage(&self) -> anyhow::Result<crate::processes::Usage> {
+        crate::processes::usage(self.pid)
     }
 
     pub fn is_running(&self) -> bool {

@@ -1,5 +1,7 @@
-//! Which processes a process started, and whether they still run (read from /proc), to show
-//! that a stopped program leaves nothing behind.
+//! Which processes a process started, whether they still run, and what they used (read from
+//! /proc): to show that a stopped program leaves nothing behind, and to measure programs.
+
+use anyhow::Context as _;
 
 /// Every process below `pid`.
 pub fn descendants(pid: u32) -> Vec<u32> {
@@ -56,4 +58,43 @@ pub async fn wait_gone(
         Ok(left.is_empty().then_some(()))
     })
     .await
+}
+
+/// What a process used so far: its peak and current resident memory (MiB) and its CPU time
+/// (seconds), from `/proc` (Linux).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Usage {
+    pub peak_rss_mib: f64,
+    pub rss_mib: f64,
+    pub cpu_seconds: f64,
+}
+
+pub fn usage(pid: u32) -> anyhow::Result<Usage> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let mib = |field: &str| -> anyhow::Result<f64> {
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .with_context(|| format!("{field} of process {pid}"))?;
+        Ok(kib / 1024.0)
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and
+    // 13th, in clock ticks (100 per second on Linux).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Ok(Usage {
+        peak_rss_mib: mib("VmHWM")?,
+        rss_mib: mib("VmRSS")?,
+        cpu_seconds: (ticks(11) + ticks(12)) / 100.0,
+    })
 }

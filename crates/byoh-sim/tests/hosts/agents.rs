@@ -189,3 +189,54 @@ async fn generated_bootstraps_reset_a_reused_host_before_kubeadm() -> anyhow::Re
     assert!(world.events(1, "BootstrapK8sNodeSucceeded").await? >= 2);
     world.cleanup().await
 }
+
+/// A host's kubelet is what its packages are: a machine asked for a new version joins with the
+/// kubelet the host was prepared with unless its bootstrap installs the new packages, and the
+/// operator's status mapping says so from the Nodes Cluster API reads.
+#[tokio::test]
+async fn an_upgrade_that_installs_no_packages_leaves_the_nodes_at_the_old_kubelet()
+-> anyhow::Result<()> {
+    const NEW: &str = "v1.33.5";
+    let world = World::new("nopkgs", 4).await?;
+    let _sim = world.start(world.config())?;
+    let control_plane = [world.id(0), world.id(1), world.id(2)];
+    let workers = [world.id(3)];
+    world
+        .apply_all(&world.cluster_objects(&control_plane, &workers, VERSION)?)
+        .await?;
+    world.wait_for_state("fulfilled").await?;
+    let mut objects = world.cluster_objects(&control_plane, &workers, NEW)?;
+    for object in &mut objects {
+        let spec = match object["kind"].as_str() {
+            Some("KubeadmControlPlane") => &mut object["spec"]["kubeadmConfigSpec"],
+            Some("KubeadmConfigTemplate") => &mut object["spec"]["template"]["spec"],
+            _ => continue,
+        };
+        let commands = spec["preKubeadmCommands"].as_array_mut().expect("commands");
+        commands.retain(|c| c != "sh /etc/lcm/install-kubernetes.sh");
+    }
+    world.apply_all(&objects).await?;
+    let progress = wait_for(
+        "every machine asked for the new version, running",
+        TIMEOUT,
+        || async {
+            let machines = world.list(Kind::Machine).await?;
+            let all_new = machines.len() == 4
+                && machines
+                    .iter()
+                    .all(|m| m["spec"]["version"] == NEW && m["status"]["phase"] == "Running");
+            let progress = world.progress().await?;
+            Ok(all_new.then_some(progress))
+        },
+    )
+    .await?;
+    assert_eq!(progress.state.as_str(), "progressing");
+    assert!(
+        progress
+            .message
+            .contains(&format!("runs kubelet {VERSION}")),
+        "{}",
+        progress.message
+    );
+    world.cleanup().await
+}

@@ -6,17 +6,23 @@ use std::collections::BTreeMap;
 use kube::Client;
 use serde_json::{Value, json};
 
-/// The clients told apart (by User-Agent); the rest are counted as `other` (the API server's
-/// own loopback client among them).
-pub const CLIENTS: [&str; 5] = [
+/// The clients told apart (by User-Agent up to its first `/`): the operators, the upstream
+/// managers, the simulated hosts, the benchmark itself, and the control plane's own (`testcluster`:
+/// kube-controller-manager and kube-apiserver's loopback client run from the harness's binary);
+/// the rest are counted as `other`.
+pub const CLIENTS: [&str; 9] = [
     "o2ims-operator",
     "focom-operator",
+    "cluster-api",
+    "bootstrap-kubeadm",
+    "controlplane-kubeadm",
+    "byoh",
     "byoh-sim",
     "lcm-demo",
-    "kube-controller-manager",
+    "testcluster",
 ];
 
-/// The product's clients: the operators, and the simulator standing in for Cluster API and BYOH.
+/// The project's own clients: the operators, and the simulated hosts' agents.
 const PRODUCT: [&str; 3] = ["o2ims-operator", "focom-operator", "byoh-sim"];
 
 const WRITE_VERBS: [&str; 5] = ["create", "update", "patch", "delete", "deletecollection"];

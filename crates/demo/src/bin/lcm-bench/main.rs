@@ -1,9 +1,11 @@
-//! Benchmark (a program, not a test): for each fleet size N, on the real control plane with
-//! both operators and the zero-delay simulator, one allClusters FocomProvisioningRequest for
-//! N clusters of two hosts. It measures the time until every Cluster API object exists against
-//! a bare client applying the same rendered objects at the same concurrency, the time until
-//! Synced, the API server's requests per cluster, status propagation, steady-state writes, a
-//! restart of both operators, and each operator's peak memory and CPU; prints one table and
+//! Benchmark (a program, not a test): for each fleet size N, on the real control plane with the
+//! real Cluster API and BYOH managers, both operators, and zero-delay simulated hosts and
+//! workload clusters, one allClusters FocomProvisioningRequest for N clusters of two hosts. It
+//! measures the time until every Cluster API object exists against a bare client applying the
+//! same rendered objects at the same concurrency (with the same managers running), the time
+//! until Synced, the API server's requests per cluster by client (the managers too), status
+//! propagation, steady-state writes, a restart of both operators, and the peak memory and CPU
+//! of the operators, the managers and the workload-cluster simulator; prints one table and
 //! writes JSON and a PNG plot.
 
 mod apiserver;
@@ -42,6 +44,10 @@ struct Args {
     /// Instead of the fleet sizes: a soak of this many minutes (create, scale, delete in a loop).
     #[arg(long)]
     soak_minutes: Option<u64>,
+    /// An extra flag of a Cluster API or BYOH manager, `<manager>=<flag>` (repeatable), on both
+    /// sides of the comparison; e.g. raised concurrency and QPS.
+    #[arg(long = "manager-arg")]
+    manager_args: Vec<String>,
 }
 
 fn inventory(clusters: usize) -> String {
@@ -49,23 +55,28 @@ fn inventory(clusters: usize) -> String {
     let hosts: Vec<_> = (1..=2 * clusters)
         .map(|i| json!({"id": format!("h{i}"), "hostname": format!("node{i}"), "address": format!("10.{}.{}.{}", 20 + i / 40000, (i / 200) % 200, i % 200 + 1), "sshHostKeys": [key]}))
         .collect();
+    // Endpoints in 172.16.0.0/12, which the stack's network namespace serves locally: the
+    // simulated workload clusters answer there.
     let definitions: Vec<_> = (1..=clusters)
-        .map(|c| json!({"name": format!("c{c}"), "controlPlaneEndpoint": format!("10.{}.{}.{}", 100 + c / 40000, (c / 200) % 200, c % 200 + 1),
+        .map(|c| json!({"name": format!("c{c}"), "controlPlaneEndpoint": format!("172.{}.{}.{}", 24 + c / 40000, (c / 200) % 200, c % 200 + 1),
             "controlPlaneHosts": [format!("h{}", 2 * c - 1)], "workerHosts": [format!("h{}", 2 * c)]}))
         .collect();
     json!({"defaults": {"hostPreparation": "skip", "cni": "none"}, "hosts": hosts, "clusters": definitions}).to_string()
 }
 
 /// Seconds a bare client takes to apply every rendered object of `clusters` clusters, one task
-/// per cluster as the operator reconciles them, on a control plane of its own.
-async fn baseline(clusters: usize) -> anyhow::Result<f64> {
+/// per cluster as the operator reconciles them, on a control plane of its own where the same
+/// Cluster API and BYOH managers run and act on those objects, so that both sides compete with
+/// them for the API server alike.
+async fn baseline(clusters: usize, manager_args: &[String]) -> anyhow::Result<f64> {
     let text = inventory(clusters);
     let inventory = Inventory::parse("bench", &text)?;
     let mut all = FocomProvisioningRequest::new("bench", Default::default());
     all.spec.all_clusters = Some(true);
     let selected = lcm_core::focom::select(&all, Some(&inventory))
         .map_err(|p| anyhow::anyhow!("inventory: {p:?}"))?;
-    let cluster = testcluster::TestCluster::start_new().await?;
+    let manager_args: Vec<&str> = manager_args.iter().map(String::as_str).collect();
+    let cluster = testcluster::TestCluster::start_with_managers(&manager_args).await?;
     let client = cluster.admin_client()?;
     let started = Instant::now();
     try_join_all(selected.iter().map(|s| {
@@ -94,10 +105,32 @@ async fn baseline(clusters: usize) -> anyhow::Result<f64> {
     Ok(started.elapsed().as_secs_f64())
 }
 
+/// Peak memory and CPU of every process the product and the stack run: both operators, each
+/// Cluster API and BYOH manager, the workload-cluster simulator.
+fn process_usage(world: &World) -> anyhow::Result<Value> {
+    let mut processes = vec![
+        ("o2ims-operator".to_string(), world.o2ims.usage()?),
+        ("focom-operator".to_string(), world.focom.usage()?),
+    ];
+    for (name, pid) in world.cluster.stack_processes()? {
+        processes.push((name, testcluster::processes::usage(pid)?));
+    }
+    Ok(processes
+        .into_iter()
+        .map(|(name, u)| {
+            let usage = json!({"peak_rss_mib": u.peak_rss_mib, "cpu_seconds": u.cpu_seconds});
+            (name, usage)
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into())
+}
+
 /// One run at `clusters`; its results as JSON.
-async fn run(clusters: usize, steady: Duration, out: &std::path::Path) -> anyhow::Result<Value> {
-    let baseline = baseline(clusters).await?;
+async fn run(clusters: usize, steady: Duration, args: &Args) -> anyhow::Result<Value> {
+    let out = args.out.as_path();
+    let baseline = baseline(clusters, &args.manager_args).await?;
     let mut options = WorldOptions::from_inventory(&inventory(clusters))?;
+    options.manager_args = args.manager_args.clone();
     let audit_dir = out.join(format!("audit-{clusters}"));
     options.audit_dir = Some(audit_dir.clone());
     options.simulator.register_inventory_hosts = true;
@@ -161,7 +194,7 @@ async fn run(clusters: usize, steady: Duration, out: &std::path::Path) -> anyhow
     tokio::time::sleep(steady).await; // the window over which writes are counted
     let steady_writes = Requests::read(&client).await?.since(&quiet).writes();
     let steady_product_writes = apiserver::product_writes(&audit.requests_since(quiet_from)?);
-    let usage = [world.o2ims.usage()?, world.focom.usage()?];
+    let usage = process_usage(&world)?;
     let (list_seconds, listed) = rest::list_latencies(&world, 200).await?;
     anyhow::ensure!(
         listed == clusters,
@@ -218,8 +251,8 @@ async fn run(clusters: usize, steady: Duration, out: &std::path::Path) -> anyhow
         "restart_writes": restart_writes,
         "restart_product_writes": restart_product_writes,
         "rest_list_seconds": {"p50": quantile(&list_seconds, 0.5), "p99": quantile(&list_seconds, 0.99), "samples": list_seconds.len()},
-        "o2ims": {"peak_rss_mib": usage[0].0, "cpu_seconds": usage[0].1},
-        "focom": {"peak_rss_mib": usage[1].0, "cpu_seconds": usage[1].1},
+        "processes": usage,
+        "manager_args": args.manager_args,
     }))
 }
 
@@ -281,7 +314,7 @@ fn print_table(runs: &[Value]) {
         &nested("fulfilled_to_synced_row", "p99", 3),
     );
     row(
-        "steady state writes/min, operators + simulator (goal 0)",
+        "steady state writes/min, operators + host agents (goal 0)",
         &num("steady_product_writes_per_minute", 1),
     );
     row(
@@ -293,7 +326,7 @@ fn print_table(runs: &[Value]) {
         &num("restart_converge_seconds", 2),
     );
     row(
-        "restart: writes, operators + simulator (goal 0)",
+        "restart: writes, operators + host agents (goal 0)",
         &num("restart_product_writes", 0),
     );
     row("  all clients", &num("restart_writes", 0));
@@ -310,17 +343,37 @@ fn print_table(runs: &[Value]) {
         "REST: list every request p99 (ms, goal < 50)",
         &millis("p99"),
     );
-    row(
-        "o2ims-operator peak RSS (MiB, goal < 64)",
-        &nested("o2ims", "peak_rss_mib", 1),
-    );
-    row("o2ims-operator CPU (s)", &nested("o2ims", "cpu_seconds", 1));
-    row(
-        "focom-operator peak RSS (MiB, goal < 64)",
-        &nested("focom", "peak_rss_mib", 1),
-    );
-    row("focom-operator CPU (s)", &nested("focom", "cpu_seconds", 1));
+    for process in PROCESSES {
+        let of = |what: &'static str| {
+            move |r: &Value| {
+                let value = r["processes"][process][what].as_f64();
+                format!("{:.1}", value.unwrap_or(f64::NAN))
+            }
+        };
+        let goal = if process.ends_with("-operator") {
+            ", goal < 64"
+        } else {
+            ""
+        };
+        row(
+            &format!("{process} peak RSS (MiB{goal})"),
+            &of("peak_rss_mib"),
+        );
+        row(&format!("{process} CPU (s)"), &of("cpu_seconds"));
+    }
 }
+
+/// The processes whose memory and CPU the table shows: the product's operators, then what runs
+/// beside them (the upstream managers, the workload-cluster simulator).
+const PROCESSES: [&str; 7] = [
+    "o2ims-operator",
+    "focom-operator",
+    "cluster-api",
+    "bootstrap-kubeadm",
+    "controlplane-kubeadm",
+    "byoh",
+    "workload-clusters",
+];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -338,7 +391,7 @@ async fn main() -> anyhow::Result<()> {
     for size in &args.sizes {
         eprintln!("lcm-bench: {size} clusters");
         let steady = Duration::from_secs(args.steady_seconds);
-        runs.push(run(*size, steady, &args.out).await?);
+        runs.push(run(*size, steady, &args).await?);
     }
     print_table(&runs);
     std::fs::create_dir_all(&args.out)?;

@@ -68,7 +68,7 @@ pub async fn run(minutes: u64, out: &std::path::Path) -> anyhow::Result<Value> {
         let started = Instant::now();
         cycle(&world, &client).await?;
         let writes = apiserver::product_writes(&audit.requests_since(from)?);
-        let rss = [world.o2ims.rss_mib()?, world.focom.rss_mib()?];
+        let rss = [world.o2ims.usage()?.rss_mib, world.focom.usage()?.rss_mib];
         // Memory after the first cycle: what the operators hold once every path has run.
         rss_start.get_or_insert(rss);
         eprintln!(
@@ -82,7 +82,7 @@ pub async fn run(minutes: u64, out: &std::path::Path) -> anyhow::Result<Value> {
             json!({"seconds": started.elapsed().as_secs_f64(), "writes": writes, "rss_mib": rss}),
         );
     }
-    let rss_end = [world.o2ims.rss_mib()?, world.focom.rss_mib()?];
+    let rss_end = [world.o2ims.usage()?.rss_mib, world.focom.usage()?.rss_mib];
     let left = left_behind(&client).await?;
     let logged = [
         ("o2ims-operator", logged_problems(&world.o2ims.log)?),
