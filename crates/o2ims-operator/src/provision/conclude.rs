@@ -96,8 +96,9 @@ mod tests {
         s.parse().expect("timestamp")
     }
 
-    /// A request whose control plane has been initializing since `since`.
-    fn initializing_since(since: &str) -> (ProvisioningRequest, Report) {
+    /// A request whose control plane has been initializing since midnight, its report and
+    /// when to look again timed at `now`, after `then`.
+    fn initializing_timed_at(now: &str, then: Then) -> (Report, Option<Duration>) {
         let report = Report::new(
             ProvisioningState::Progressing,
             "initializing",
@@ -107,38 +108,24 @@ mod tests {
             ],
         );
         let mut request = ProvisioningRequest::new("r", ProvisioningRequestSpec::default());
-        request.status = Some(report::next_status(&request, &report, &Time(at(since))));
-        (request, report)
-    }
-
-    fn stop(report: Report, then: Then) -> Stop {
-        Stop { report, then }
+        let midnight = Time(at("2026-01-01T00:00:00Z"));
+        request.status = Some(report::next_status(&request, &report, &midnight));
+        let stop = Stop { report, then };
+        timed(&Config::parse(&[]), &request, stop, at(now))
     }
 
     #[test]
     fn a_progressing_request_is_looked_at_again_at_its_first_stage_deadline() {
-        let (request, report) = initializing_since("2026-01-01T00:00:00Z");
         let then = Then::TimeStages(HostPreparation::Auto);
-        let (report, look_again) = timed(
-            &Config::parse(&[]),
-            &request,
-            stop(report, then),
-            at("2026-01-01T00:10:00Z"),
-        );
+        let (report, look_again) = initializing_timed_at("2026-01-01T00:10:00Z", then);
         assert_eq!(report.state, ProvisioningState::Progressing);
         assert_eq!(look_again, Some(Duration::from_secs(1200)));
     }
 
     #[test]
     fn a_stage_past_its_timeout_fails_the_request() {
-        let (request, report) = initializing_since("2026-01-01T00:00:00Z");
         let then = Then::TimeStages(HostPreparation::Auto);
-        let (report, look_again) = timed(
-            &Config::parse(&[]),
-            &request,
-            stop(report, then),
-            at("2026-01-01T00:31:00Z"),
-        );
+        let (report, look_again) = initializing_timed_at("2026-01-01T00:31:00Z", then);
         assert_eq!(
             (report.state, look_again),
             (ProvisioningState::Failed, None)
@@ -157,16 +144,12 @@ mod tests {
 
     #[test]
     fn a_retry_or_a_wait_runs_no_clock() {
-        let (request, report) = initializing_since("2026-01-01T00:00:00Z");
-        let late = at("2026-01-02T00:00:00Z");
-        let config = Config::parse(&[]);
+        let late = "2026-01-02T00:00:00Z";
         let retry = Then::RetryAfter(Duration::from_secs(2));
-        let (kept, look_again) = timed(&config, &request, stop(report.clone(), retry), late);
-        assert_eq!(
-            (kept.state, look_again),
-            (ProvisioningState::Progressing, Some(Duration::from_secs(2)))
-        );
-        let (kept, look_again) = timed(&config, &request, stop(report, Then::Wait), late);
+        let (kept, look_again) = initializing_timed_at(late, retry);
+        assert_eq!(kept.state, ProvisioningState::Progressing);
+        assert_eq!(look_again, Some(Duration::from_secs(2)));
+        let (kept, look_again) = initializing_timed_at(late, Then::Wait);
         assert_eq!(
             (kept.state, look_again),
             (ProvisioningState::Progressing, None)
