@@ -1,6 +1,7 @@
 //! What the operator knows of the world: reflector stores fed by the same watches that trigger
-//! reconciles (the controller-rs / linkerd policy-controller shape). Reconcile reads them; a
-//! reconcile of an unchanged world makes no request to the API server for them.
+//! reconciles (the controller-rs / linkerd policy-controller shape). Each reconcile copies what
+//! it needs of them once, into its `snapshot`, and decides from that; a reconcile of an
+//! unchanged world makes no request to the API server for them.
 
 use std::sync::Arc;
 

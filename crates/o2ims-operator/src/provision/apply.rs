@@ -178,3 +178,47 @@ async fn mark_machines_for_deletion(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lcm_core::capi::observe::ControlPlaneView;
+
+    /// A cluster upgrading to v1.33.5 whose control plane has `updated` of 3 machines there.
+    fn upgrading(updated: i64, version: &str) -> (ClusterParameters, Observed) {
+        let params = lcm_core::template::validate(&serde_json::json!({
+            "clusterName": "one", "kubernetesVersion": "v1.33.5",
+            "controlPlaneEndpoint": {"host": "10.0.0.1"},
+            "hosts": {"controlPlane": ["h1", "h2", "h3"], "workers": ["h4"]},
+        }))
+        .expect("valid");
+        let observed = Observed {
+            control_plane: Some(ControlPlaneView {
+                desired_replicas: 3,
+                desired_version: "v1.33.5".into(),
+                ready_replicas: 3,
+                updated_replicas: updated,
+                version: Some(version.into()),
+                ..Default::default()
+            }),
+            workers: Some(WorkersView {
+                desired_version: Some("v1.32.9".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        (params, observed)
+    }
+
+    #[test]
+    fn workers_keep_their_version_until_the_whole_control_plane_is_upgraded() {
+        let (params, halfway) = upgrading(2, "v1.32.9");
+        assert_eq!(
+            held_worker_version(&params, &halfway).as_deref(),
+            Some("v1.32.9")
+        );
+        let (params, done) = upgrading(3, "v1.33.5");
+        assert_eq!(held_worker_version(&params, &done), None);
+        assert_eq!(held_worker_version(&params, &Observed::default()), None);
+    }
+}
