@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -15,7 +16,8 @@ import (
 )
 
 // serveCluster is every cluster's API server and etcd members. Reads, watches, deletes,
-// discovery and port-forwards go to upstream's handlers; writes are served here (see writes.go).
+// discovery and port-forwards go to upstream's handlers; writes are served here (see writes.go),
+// and so is all of the kinds upstream's handler does not know (ownResources).
 func (s *Server) serveCluster(w http.ResponseWriter, r *http.Request) {
 	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
 	if !ok {
@@ -44,6 +46,9 @@ func (s *Server) serveCluster(w http.ResponseWriter, r *http.Request) {
 	}
 	t, isResource := s.res.parseResourcePath(r.URL.Path)
 	if !isResource {
+		if s.serveDiscovery(w, r) {
+			return
+		}
 		if gv, isGroup := groupVersionPath(r.URL.Path); isGroup && !s.res.groupVersions[gv] {
 			// Upstream answers 500 for group versions it does not know; kube-apiserver 404, which
 			// clients' REST mappers read as "no such kind".
@@ -69,6 +74,8 @@ func (s *Server) serveCluster(w http.ResponseWriter, r *http.Request) {
 		s.evict(w, r, t, store)
 	case t.subresource != "":
 		writeStatus(w, notServed(r))
+	case t.own && (r.Method == http.MethodGet || r.Method == http.MethodDelete):
+		s.serveOwnRead(w, r, t, store)
 	case r.Method == http.MethodPost:
 		s.create(w, r, t, store)
 	case r.Method == http.MethodPut:
@@ -134,6 +141,10 @@ func writeStatus(w http.ResponseWriter, err error) {
 	}
 	status := apiStatus.Status()
 	status.TypeMeta = metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}
+	// As kube-apiserver's responsewriters.ErrorNegotiated: clients wait this long and retry.
+	if status.Details != nil && status.Details.RetryAfterSeconds > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(status.Details.RetryAfterSeconds)))
+	}
 	writeJSON(w, int(status.Code), &status)
 }
 

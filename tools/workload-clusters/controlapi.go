@@ -108,6 +108,7 @@ func (s *Server) controlHandler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string][]clusterView{"clusters": s.listClusters(r.Context())})
 	})
 	mux.HandleFunc("/v1/clusters/{namespace}/{name}/nodes/{node}", s.serveNode)
+	mux.HandleFunc("/v1/clusters/{namespace}/{name}/nodes/{node}/pods/{pod}", s.servePod)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, failf(http.StatusNotFound, "no such path: %s", r.URL.Path))
 	})

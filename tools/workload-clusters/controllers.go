@@ -7,7 +7,8 @@ package main
 //     lifecycle controller turns a Node Unknown when its kubelet stops posting status;
 //   - pod garbage collection: kube-controller-manager's podgc deletes the Pods bound to a Node
 //     that is gone, after a quarantine (pkg/controller/podgc, gcOrphaned);
-//   - etcd leader election: the remaining members elect a leader when the leader goes.
+//   - etcd leader election: the remaining members elect a leader when the leader goes;
+//   - the disruption controller: each PodDisruptionBudget's status (disruption.go).
 
 import (
 	"context"
@@ -17,6 +18,7 @@ import (
 	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -31,18 +33,20 @@ type nodeKey struct {
 }
 
 type controllers struct {
-	s     *Server
-	nodes workqueue.TypedDelayingInterface[clusterKey]
-	podGC workqueue.TypedDelayingInterface[nodeKey]
-	etcd  workqueue.TypedInterface[clusterKey]
+	s       *Server
+	nodes   workqueue.TypedDelayingInterface[clusterKey]
+	podGC   workqueue.TypedDelayingInterface[nodeKey]
+	etcd    workqueue.TypedInterface[clusterKey]
+	budgets workqueue.TypedDelayingInterface[namespaceKey]
 }
 
 func newControllers(s *Server) *controllers {
 	return &controllers{
-		s:     s,
-		nodes: workqueue.NewTypedDelayingQueue[clusterKey](),
-		podGC: workqueue.NewTypedDelayingQueue[nodeKey](),
-		etcd:  workqueue.NewTyped[clusterKey](),
+		s:       s,
+		nodes:   workqueue.NewTypedDelayingQueue[clusterKey](),
+		podGC:   workqueue.NewTypedDelayingQueue[nodeKey](),
+		etcd:    workqueue.NewTyped[clusterKey](),
+		budgets: workqueue.NewTypedDelayingQueue[namespaceKey](),
 	}
 }
 
@@ -62,6 +66,14 @@ func (c *controllers) start(ctx context.Context) error {
 			if o.GetNamespace() == metav1.NamespaceSystem && o.GetLabels()["component"] == "etcd" {
 				c.etcd.Add(k)
 			}
+			c.budgets.Add(namespaceKey{k, o.GetNamespace()})
+		}},
+		policyv1.SchemeGroupVersion.WithKind("PodDisruptionBudget"): {change: func(k clusterKey, o client.Object) {
+			c.budgets.Add(namespaceKey{k, o.GetNamespace()})
+		}},
+		// A budget counting a Deployment's pods expects its replicas.
+		appsv1.SchemeGroupVersion.WithKind("Deployment"): {change: func(k clusterKey, o client.Object) {
+			c.budgets.Add(namespaceKey{k, o.GetNamespace()})
 		}},
 	}
 	for gvk, h := range subscriptions {
@@ -77,6 +89,7 @@ func (c *controllers) start(ctx context.Context) error {
 	go runQueue(ctx, c.nodes, log.WithName("node-readiness"), c.reconcileNodes)
 	go runQueue(ctx, c.podGC, log.WithName("podgc"), c.collectPods)
 	go runQueue(ctx, c.etcd, log.WithName("etcd-election"), c.electLeader)
+	go runQueue(ctx, c.budgets, log.WithName("disruption"), c.syncBudgets)
 	return nil
 }
 

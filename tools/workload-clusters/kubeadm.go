@@ -279,3 +279,11 @@ func corefile(dnsDomain string) string {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// deref is *p, or T's zero value for nil.
+func deref[T any](p *T) (v T) {
+	if p != nil {
+		v = *p
+	}
+	return v
+}

@@ -174,11 +174,6 @@ func staticPod(c *cluster, n *node, component, image string, now time.Time) *cor
 			annotations["kubeadm.kubernetes.io/etcd.advertise-client-urls"] = fmt.Sprintf("https://%s:2379", n.ip)
 		}
 	}
-	started := metav1.NewTime(now)
-	conditions := []corev1.PodCondition{}
-	for _, t := range []corev1.PodConditionType{corev1.PodReadyToStartContainers, corev1.PodInitialized, corev1.PodReady, corev1.ContainersReady, corev1.PodScheduled} {
-		conditions = append(conditions, corev1.PodCondition{Type: t, Status: corev1.ConditionTrue, LastTransitionTime: started})
-	}
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: metav1.NamespaceSystem, Name: component + "-" + n.name,
@@ -190,16 +185,28 @@ func staticPod(c *cluster, n *node, component, image string, now time.Time) *cor
 			Containers:  []corev1.Container{{Name: component, Image: image}},
 			Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute}},
 		},
-		Status: corev1.PodStatus{
-			Phase: corev1.PodRunning, Conditions: conditions, StartTime: &started, QOSClass: corev1.PodQOSBurstable,
-			ContainerStatuses: []corev1.ContainerStatus{{
-				Name: component, Image: image, Ready: true, Started: ptrTo(true),
-				State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: started}},
-			}},
-		},
-	}
-	if n.ip != nil {
-		pod.Status.HostIP, pod.Status.PodIP = n.ip.String(), n.ip.String()
+		Status: runningStatus(n, component, image, corev1.PodQOSBurstable, now),
 	}
 	return pod
+}
+
+// runningStatus is what a kubelet reports of a host-network pod of one container it started:
+// Running and Ready.
+func runningStatus(n *node, container, image string, qos corev1.PodQOSClass, now time.Time) corev1.PodStatus {
+	started := metav1.NewTime(now)
+	conditions := []corev1.PodCondition{}
+	for _, t := range []corev1.PodConditionType{corev1.PodReadyToStartContainers, corev1.PodInitialized, corev1.PodReady, corev1.ContainersReady, corev1.PodScheduled} {
+		conditions = append(conditions, corev1.PodCondition{Type: t, Status: corev1.ConditionTrue, LastTransitionTime: started})
+	}
+	status := corev1.PodStatus{
+		Phase: corev1.PodRunning, Conditions: conditions, StartTime: &started, QOSClass: qos,
+		ContainerStatuses: []corev1.ContainerStatus{{
+			Name: container, Image: image, Ready: true, Started: ptrTo(true),
+			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: started}},
+		}},
+	}
+	if n.ip != nil {
+		status.HostIP, status.PodIP = n.ip.String(), n.ip.String()
+	}
+	return status
 }

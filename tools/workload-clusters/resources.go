@@ -11,16 +11,22 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
-// resourceMap is the set of resources the upstream in-memory API server serves, read from its
-// own discovery answers so that the write paths handled here accept exactly what its read
-// paths serve.
+// resourceMap is the set of resources served: those of the upstream in-memory API server, read
+// from its own discovery answers so that the write paths handled here accept exactly what its
+// read paths serve, and those served wholly here (ownResources).
 type resourceMap struct {
 	byGVR         map[schema.GroupVersionResource]metav1.APIResource
 	groupVersions map[schema.GroupVersion]bool
+	// ownGVR are the resources whose reads are served here too: upstream's handler has a fixed
+	// list of kinds (server/api/const.go) and answers 500 for any other.
+	ownGVR map[schema.GroupVersionResource]bool
 }
 
 func discoverResources(upstream http.Handler) (*resourceMap, error) {
-	m := &resourceMap{byGVR: map[schema.GroupVersionResource]metav1.APIResource{}, groupVersions: map[schema.GroupVersion]bool{}}
+	m := &resourceMap{
+		byGVR: map[schema.GroupVersionResource]metav1.APIResource{}, groupVersions: map[schema.GroupVersion]bool{},
+		ownGVR: map[schema.GroupVersionResource]bool{},
+	}
 	paths := []string{"/api/v1"}
 	var groups metav1.APIGroupList
 	if err := getJSON(upstream, "/apis", &groups); err != nil {
@@ -47,6 +53,17 @@ func discoverResources(upstream http.Handler) (*resourceMap, error) {
 			m.byGVR[gv.WithResource(r.Name)] = r
 		}
 	}
+	for _, list := range ownResources {
+		gv, err := schema.ParseGroupVersion(list.GroupVersion)
+		if err != nil {
+			return nil, err
+		}
+		m.groupVersions[gv] = true
+		for _, r := range list.APIResources {
+			m.byGVR[gv.WithResource(r.Name)] = r
+			m.ownGVR[gv.WithResource(r.Name)] = true
+		}
+	}
 	return m, nil
 }
 
@@ -64,6 +81,7 @@ type requestTarget struct {
 	gvr         schema.GroupVersionResource
 	resource    metav1.APIResource
 	known       bool // the resource is served
+	own         bool // its reads are served here, not by upstream's handler
 	namespace   string
 	name        string
 	subresource string
@@ -99,5 +117,6 @@ func (m *resourceMap) parseResourcePath(path string) (t requestTarget, ok bool) 
 		t.subresource = strings.Join(parts[2:], "/")
 	}
 	t.resource, t.known = m.byGVR[t.gvr]
+	t.own = m.ownGVR[t.gvr]
 	return t, true
 }

@@ -16,6 +16,7 @@ import (
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -66,6 +67,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, t requestTarget,
 		}
 	}
 	obj.SetUID(uuid.NewUUID())
+	prepareForCreate(obj)
 	prepareForStorage(obj)
 	if err := store.Create(r.Context(), obj); err != nil {
 		writeStatus(w, err)
@@ -197,31 +199,13 @@ func (s *Server) retryUpdate(ctx context.Context, store inmemoryruntime.Client, 
 		if obj, retryable, err = next(currentObj); err != nil {
 			return err
 		}
+		prepareForUpdate(currentObj, obj)
 		prepareForStorage(obj)
 		if err = store.Update(ctx, obj); !isConflict(err) || !retryable {
 			return err
 		}
 	}
 	return err
-}
-
-// evict serves pods/<name>/eviction. The in-memory server serves no PodDisruptionBudgets, so an
-// eviction always succeeds, as kube-apiserver's does for a pod no budget covers.
-func (s *Server) evict(w http.ResponseWriter, r *http.Request, t requestTarget, store inmemoryruntime.Client) {
-	if t.gvr != corev1.SchemeGroupVersion.WithResource("pods") {
-		writeStatus(w, notServed(r))
-		return
-	}
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: t.namespace, Name: t.name}}
-	if err := store.Get(r.Context(), client.ObjectKeyFromObject(pod), pod); err != nil {
-		writeStatus(w, err)
-		return
-	}
-	if err := store.Delete(r.Context(), pod); err != nil {
-		writeStatus(w, err)
-		return
-	}
-	writeJSON(w, http.StatusCreated, &metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusSuccess, Code: http.StatusCreated})
 }
 
 // portForward lets upstream forward to a pod only if the pod exists and runs: upstream forwards
@@ -286,6 +270,23 @@ func prepareForStorage(obj client.Object) {
 		secret.Data[k] = []byte(v)
 	}
 	secret.StringData = nil
+}
+
+// prepareForCreate and prepareForUpdate keep the status of the kinds whose status only their
+// controllers write here: a PodDisruptionBudget's, which the disruption controller and the
+// eviction keep (kube-apiserver's podDisruptionBudgetStrategy: its status subresource alone
+// writes the status).
+func prepareForCreate(obj client.Object) {
+	if pdb, ok := obj.(*policyv1.PodDisruptionBudget); ok {
+		pdb.Status = policyv1.PodDisruptionBudgetStatus{}
+	}
+}
+
+func prepareForUpdate(current, obj client.Object) {
+	pdb, ok := obj.(*policyv1.PodDisruptionBudget)
+	if have, isBudget := current.(*policyv1.PodDisruptionBudget); ok && isBudget {
+		pdb.Status = *have.Status.DeepCopy()
+	}
 }
 
 // writeObject answers with a copy: the store hands the object it was given to its watchers,

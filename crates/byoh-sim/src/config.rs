@@ -45,6 +45,9 @@ pub struct Faults {
     pub fail_job_for: BTreeSet<String>,
     /// Hosts on which bootstrapping Kubernetes (cloud-init / kubeadm) fails.
     pub fail_bootstrap: BTreeSet<String>,
+    /// Hosts whose node runs a pod a PodDisruptionBudget keeps from eviction: their drain
+    /// ends only when the machine's `nodeDrainTimeout` passes.
+    pub pdb_blocks_drain: BTreeSet<String>,
 }
 
 /// The simulator's configuration.

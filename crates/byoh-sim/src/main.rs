@@ -57,6 +57,10 @@ struct Cli {
     /// Fault: bootstrapping the node fails on these hosts (CloudInitExecutionFailed).
     #[arg(long, value_delimiter = ',')]
     fail_bootstrap: Vec<String>,
+    /// Fault: a PodDisruptionBudget no eviction satisfies protects a pod on these hosts'
+    /// nodes, so draining them ends only at the machine's nodeDrainTimeout.
+    #[arg(long, value_delimiter = ',')]
+    pdb_blocks_drain: Vec<String>,
     /// Every cluster's owner brings its CNI: nodes are Ready without a ClusterResourceSet
     /// applying one; otherwise they stay NotReady until one does.
     #[arg(long)]
@@ -92,6 +96,7 @@ impl Cli {
                 never_register: self.never_register.into_iter().collect(),
                 fail_job_for: self.fail_job_for.into_iter().collect(),
                 fail_bootstrap: self.fail_bootstrap.into_iter().collect(),
+                pdb_blocks_drain: self.pdb_blocks_drain.into_iter().collect(),
             },
         };
         let unknown: Vec<&String> = config

@@ -12,7 +12,7 @@ use serde_json::Value;
 /// What the workload clusters count as a running CNI, for a cluster's ClusterResourceSet to
 /// apply in place of the Calico manifest: only its `calico-node` DaemonSet (nodes turn Ready once
 /// it exists), and only kinds the workload clusters serve (a real calico.yaml's
-/// ServiceAccounts, CRDs and PodDisruptionBudget would fail to apply there).
+/// ServiceAccounts and CRDs would fail to apply there).
 pub const CALICO_STAND_IN: &str = "\
 apiVersion: apps/v1
 kind: DaemonSet
@@ -116,6 +116,38 @@ impl ControlApi {
             self.base, cluster.namespace, cluster.name
         )
     }
+
+    /// Runs a cluster user's pod on `node` that a PodDisruptionBudget keeps from eviction: the
+    /// budget needs the pod's one replica (`minAvailable: 1`), so a drain of the node ends
+    /// only when the Machine's `nodeDrainTimeout` passes.
+    pub async fn run_guarded_pod(&self, cluster: &ClusterKey, node: &str) -> Result<(), String> {
+        let response = self
+            .http
+            .put(format!(
+                "{}/pods/{}",
+                self.node_url(cluster, node),
+                guarded_pod(node)
+            ))
+            .json(&guarded_pod_request(node))
+            .send()
+            .await;
+        outcome("running the guarded workload", response).await
+    }
+}
+
+/// The guarded pod of `node`, in `default`; its budget has its name.
+pub fn guarded_pod(node: &str) -> String {
+    format!("guarded-{node}")
+}
+
+/// The control API's body for the guarded pod: labels that select it alone (a pod two budgets
+/// select cannot be evicted at all), and its budget.
+fn guarded_pod_request(node: &str) -> Value {
+    serde_json::json!({
+        "namespace": "default",
+        "labels": {"app": "guarded", "guarded-node": node},
+        "disruptionBudget": {"minAvailable": 1},
+    })
 }
 
 /// The control API's answer as kubeadm's error: what failed and why.
@@ -153,5 +185,24 @@ impl WorkloadClusters for ControlApi {
     async fn reset(&self, cluster: &ClusterKey, node: &str) -> Result<(), String> {
         let response = self.http.delete(self.node_url(cluster, node)).send().await;
         outcome("kubeadm reset", response).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_guarded_pod_has_a_budget_selecting_it_alone() {
+        let [a, b] = ["edge-node-1", "edge-node-2"].map(guarded_pod_request);
+        assert_eq!(
+            a["disruptionBudget"],
+            serde_json::json!({"minAvailable": 1})
+        );
+        assert_ne!(
+            a["labels"], b["labels"],
+            "one budget per pod: a pod two budgets select cannot be evicted at all"
+        );
+        assert_eq!(guarded_pod("edge-node-1"), "guarded-edge-node-1");
     }
 }

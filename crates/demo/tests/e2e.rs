@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use anyhow::Context as _;
 use demo::{O2IMS_NAMESPACE, Operator, World, WorldOptions};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
@@ -393,6 +394,147 @@ async fn operation_scale_moves_workers_out_and_in() -> anyhow::Result<()> {
         "the removed host is released"
     );
     Ok(())
+}
+
+/// How long the O2IMS operator lets Cluster API drain a node in
+/// [`a_drain_a_pod_disruption_budget_blocks_ends_at_the_generated_timeout`]: longer than Cluster
+/// API's 20 s between two drains of a node (`drainRetryInterval`), so the Machine outlives a
+/// refused retry and goes because the timeout passed.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Scale-in of a worker whose node runs a pod a PodDisruptionBudget protects (`--pdb-blocks-drain`):
+/// the workload cluster refuses Cluster API's evictions as kube-apiserver does (429), so the
+/// Machine stays, draining, until the `nodeDrainTimeout` the O2IMS operator generated has passed
+/// since the drain started (`isNodeDrainAllowed`); then it goes, its host is released and the
+/// request is fulfilled on the hosts left.
+#[tokio::test]
+async fn a_drain_a_pod_disruption_budget_blocks_ends_at_the_generated_timeout() -> anyhow::Result<()>
+{
+    let mut inventory = with_spare_hosts(&shipped())?;
+    inventory["clusters"][0]["workerHosts"] = json!(["host-2", "host-5"]);
+    let mut options = WorldOptions::from_inventory(&inventory.to_string())?;
+    options
+        .simulator
+        .faults
+        .pdb_blocks_drain
+        .insert("host-2".into());
+    options.o2ims_args = vec![
+        "--node-drain-timeout-seconds".into(),
+        DRAIN_TIMEOUT.as_secs().to_string(),
+    ];
+    let world = World::start(options).await?;
+    let client = world.client()?;
+    world
+        .apply_manifest(&request("drain", json!({"clusterNames": ["core"]})))
+        .await?;
+    wait_phase(&client, "drain", FocomPhase::Synced).await?;
+    let machine = list(&client, Kind::Machine)
+        .await?
+        .into_iter()
+        .find(|m| m.data["status"]["nodeRef"]["name"] == "edge-node-2")
+        .context("the Machine of host-2's node")?;
+    assert_eq!(
+        machine.data["spec"]["nodeDrainTimeout"],
+        format!("{}s", DRAIN_TIMEOUT.as_secs()),
+        "the generated nodeDrainTimeout"
+    );
+    let machines = Api::<DynamicObject>::namespaced_with(
+        client.clone(),
+        &machine.namespace().unwrap_or_default(),
+        &Kind::Machine.api_resource(),
+    );
+
+    inventory["clusters"][0]["workerHosts"] = json!(["host-5"]);
+    world.apply_manifest(&json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "lcm-inventory", "namespace": NS}, "data": {"input.json": inventory.to_string()}}).to_string()).await?;
+    world
+        .apply_manifest(&request(
+            "drain",
+            json!({"clusterNames": ["core"], "operation": "scale"}),
+        ))
+        .await?;
+    let refused = "cannot evict pod as it would violate the pod's disruption budget.";
+    let draining = testcluster::wait_for(
+        "the drain of edge-node-2 to be refused by the budget",
+        TIMEOUT,
+        || async {
+            let Some(m) = machines.get_opt(&machine.name_any()).await? else {
+                anyhow::bail!(
+                    "the Machine went without a refused eviction: the budget was not honoured"
+                );
+            };
+            let drain = condition(&m.data["status"]["conditions"], "DrainingSucceeded");
+            let blocked = drain["status"] == "False"
+                && drain["reason"] == "Draining"
+                && drain["message"].as_str().is_some_and(|t| {
+                    t.contains(refused) && t.contains("default/guarded-edge-node-2")
+                });
+            Ok(blocked.then_some(m))
+        },
+    )
+    .await?;
+    let deleting = condition(
+        &draining.data["status"]["v1beta2"]["conditions"],
+        "Deleting",
+    );
+    assert_eq!(
+        (&deleting["status"], &deleting["reason"]),
+        (&json!("True"), &json!("DrainingNode")),
+        "v1beta2 Deleting: {deleting}"
+    );
+    let started: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time =
+        serde_json::from_value(draining.data["status"]["deletion"]["nodeDrainStartTime"].clone())
+            .context("status.deletion.nodeDrainStartTime")?;
+
+    testcluster::wait_for("the drained Machine to go", TIMEOUT, || async {
+        Ok(machines
+            .get_opt(&machine.name_any())
+            .await?
+            .is_none()
+            .then_some(()))
+    })
+    .await?;
+    let drained_for = k8s_openapi::jiff::Timestamp::now().duration_since(started.0);
+    assert!(
+        drained_for >= k8s_openapi::jiff::SignedDuration::try_from(DRAIN_TIMEOUT)?,
+        "the Machine went {drained_for:?} after its drain started, before the nodeDrainTimeout"
+    );
+    testcluster::wait_for(
+        "host-2 to be released and the request fulfilled on host-1 and host-5",
+        TIMEOUT,
+        || async {
+            let hosts = hosts_of(&client, "core").await?;
+            let synced = Api::<FocomProvisioningRequest>::namespaced(client.clone(), NS)
+                .get("drain")
+                .await?
+                .status
+                .and_then(|s| s.phase)
+                == Some(FocomPhase::Synced);
+            let fulfilled = Api::<ProvisioningRequest>::all(client.clone())
+                .list(&ListParams::default())
+                .await?
+                .items
+                .iter()
+                .all(|r| {
+                    r.status
+                        .as_ref()
+                        .and_then(|s| s.provisioning_status.as_ref())
+                        .is_some_and(|s| s.provisioning_state == ProvisioningState::Fulfilled)
+                });
+            Ok((synced && fulfilled && hosts == ["host-1", "host-5"]).then_some(()))
+        },
+    )
+    .await
+}
+
+/// The condition of `type_` in a list of conditions (`Null` when absent).
+fn condition<'a>(conditions: &'a Value, type_: &str) -> &'a Value {
+    conditions
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == type_)
+        .unwrap_or(&Value::Null)
 }
 
 #[tokio::test]

@@ -8,7 +8,8 @@
 //!   `K8sNodeBootstrapSucceeded`;
 //! - claimed and not bootstrapped: reads the bootstrap Secret, empties the directories upstream
 //!   cleans, runs the cloud-config on the host ([`crate::cloud_init`]), which reaches the
-//!   workload cluster, and reports `K8sNodeBootstrapSucceeded`. A failed run: Warning Event,
+//!   workload cluster, and reports `K8sNodeBootstrapSucceeded` (on a host of the
+//!   `pdb_blocks_drain` fault, once the guarded pod runs on its node). A failed run: Warning Event,
 //!   `kubeadm reset`, the condition False (`CloudInitExecutionFailed`, no message), and an error,
 //!   so the controller retries with back-off (`reconcileNormal`).
 
@@ -121,9 +122,18 @@ async fn run(agent: &Agent, host: &Value, script: &str, on: &Bootstrap<'_>) -> R
     let clusters = &agent.sim.clusters;
     let mut node = agent.node.lock().await;
     node.remove_under(&AGENT_CLEANED_DIRECTORIES);
-    let outcome = match agent.host.named_in(&agent.sim.config.faults.fail_bootstrap) {
+    let faults = &agent.sim.config.faults;
+    let outcome = match agent.host.named_in(&faults.fail_bootstrap) {
         true => Err("kubeadm exited with status 1 (injected fault)".to_string()),
         false => node.run(script, on, clusters).await,
+    };
+    // The injected workload runs as soon as the node does; failing to start it fails the
+    // bootstrap, so that it is retried with it.
+    let outcome = match outcome {
+        Ok(()) if agent.host.named_in(&faults.pdb_blocks_drain) => {
+            clusters.run_guarded_pod(on.cluster, on.node).await
+        }
+        outcome => outcome,
     };
     let cluster = on.cluster;
     let Err(error) = outcome else {
