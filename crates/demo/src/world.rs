@@ -229,7 +229,7 @@ impl World {
             cluster.admin_config_as("byoh-sim")?,
             &workload_clusters,
             options.simulator.clone(),
-        );
+        )?;
         Ok(Self {
             audit,
             cluster,

@@ -24,6 +24,19 @@ pub async fn get(
         .map(|o| serde_json::to_value(o).unwrap_or_default()))
 }
 
+/// The API server's current resourceVersion for `kind` in `namespace`: a watch from it sees
+/// every later change.
+pub async fn resource_version(
+    client: &Client,
+    kind: Kind,
+    namespace: &str,
+) -> anyhow::Result<String> {
+    let list = api(client, kind, namespace)
+        .list_metadata(&kube::api::ListParams::default().limit(1))
+        .await?;
+    Ok(list.metadata.resource_version.unwrap_or_default())
+}
+
 fn now() -> String {
     jiff::Timestamp::now()
         .round(jiff::Unit::Second)

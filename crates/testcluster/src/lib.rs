@@ -21,6 +21,7 @@ pub mod capi;
 mod clients;
 mod cluster;
 mod crds;
+pub mod diagnostics;
 mod harness;
 mod namespace;
 pub mod openapi;
@@ -31,7 +32,7 @@ mod strict;
 mod wait;
 mod writes;
 
-pub use audit::AuditLog;
+pub use audit::{AUDIT_WRITE_VERBS, AuditLog};
 pub use cluster::{BYOH_AGENT_CHECKSUM, HOST_PREPARATION_IMAGE, TestCluster};
 pub use crds::{crd_dirs, install_crds};
 pub use namespace::TestNamespace;

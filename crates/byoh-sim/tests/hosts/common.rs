@@ -106,11 +106,7 @@ impl World {
             .stack
             .workload_clusters_url()?
             .ok_or_else(|| anyhow::anyhow!("the stack runs no workload clusters"))?;
-        Ok(byoh_sim::spawn(
-            self.stack.admin_config_as("byoh-sim")?,
-            &url,
-            config,
-        ))
+        byoh_sim::spawn(self.stack.admin_config_as("byoh-sim")?, &url, config)
     }
 
     /// What the O2IMS operator applies for the cluster with these hosts and version, with the
