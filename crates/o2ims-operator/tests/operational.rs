@@ -323,7 +323,7 @@ async fn cluster_api_status_changes_reach_the_request_within_a_second() -> anyho
     let s = w.site.scenario("fast");
     w.request(&s).await?;
     wait_state(&w.client, &s.request, ProvisioningState::Fulfilled).await?;
-    let machine = machine_on(&w.client, &s.hostname(1)).await?;
+    let machine = capi::machine_on(&w.client, &s.hostname(1)).await?;
     let machines = capi::api(&w.client, Kind::Machine, &s.namespace());
     let api = Api::<ProvisioningRequest>::all(w.client.clone());
     // The control plane's kubelet changes version and back, five times: Cluster API copies the

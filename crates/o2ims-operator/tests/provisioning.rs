@@ -707,10 +707,10 @@ async fn workers_scale_out_and_in_and_control_plane_changes_are_refused() -> any
 
     // Scale in: exactly the removed host's machine is marked for deletion first, so the
     // MachineSet deletes that one.
-    let removed = machine_on(&client, &s.hostname(3)).await?;
+    let removed = capi::machine_on(&client, &s.hostname(3)).await?;
     let kept = [
-        machine_on(&client, &s.hostname(2)).await?,
-        machine_on(&client, &s.hostname(4)).await?,
+        capi::machine_on(&client, &s.hostname(2)).await?,
+        capi::machine_on(&client, &s.hostname(4)).await?,
     ];
     let since = capi::resource_version(&client, Kind::Machine, &s.namespace()).await?;
     update_parameters(&client, &s.request, s.parameters(&[1], &[2, 4])).await?;
@@ -728,7 +728,8 @@ async fn workers_scale_out_and_in_and_control_plane_changes_are_refused() -> any
         json!([s.host(2), s.host(4)]),
         "the removed host can no longer be chosen"
     );
-    let marks = deletion_marks_until_gone(&client, &s.namespace(), &since, &removed).await?;
+    let marks =
+        capi::deletion_marks_until_gone(&client, &s.namespace(), &since, &removed, TIMEOUT).await?;
     assert!(marks[&removed].contains(&json!("true")), "{marks:?}");
     for machine in &kept {
         assert!(

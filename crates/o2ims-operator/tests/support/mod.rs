@@ -7,7 +7,6 @@
 
 pub use testcluster::capi;
 
-use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -233,49 +232,6 @@ pub async fn pause(
         )
         .await?;
     Ok(())
-}
-
-/// The Machine (= ByoMachine) that holds the ByoHost `hostname`, as BYOH records it.
-pub async fn machine_on(client: &Client, hostname: &str) -> anyhow::Result<String> {
-    let host = capi::get(client, Kind::ByoHost, capi::HOSTS_NAMESPACE, hostname).await?;
-    let machine = host
-        .as_ref()
-        .and_then(|h| h["status"]["machineRef"]["name"].as_str());
-    machine
-        .map(String::from)
-        .ok_or_else(|| anyhow::anyhow!("no machine holds host {hostname}: {host:?}"))
-}
-
-/// Every value the `delete-machine` annotation of each Machine of `namespace` had since
-/// `resource_version` (of a Machine listing), by Machine, until the Machine `gone` was deleted:
-/// read from a watch, so no write is missed (`null` while it had none).
-pub async fn deletion_marks_until_gone(
-    client: &Client,
-    namespace: &str,
-    resource_version: &str,
-    gone: &str,
-) -> anyhow::Result<BTreeMap<String, Vec<Value>>> {
-    let api = capi::api(client, Kind::Machine, namespace);
-    let params = WatchParams::default().timeout(TIMEOUT.as_secs() as u32);
-    let mut events = api.watch(&params, resource_version).await?.boxed();
-    let mut marks: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    while let Some(event) = events.try_next().await? {
-        let (WatchEvent::Added(m) | WatchEvent::Modified(m) | WatchEvent::Deleted(m)) = &event
-        else {
-            continue;
-        };
-        let name = m.metadata.name.clone().unwrap_or_default();
-        let mark = m
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(lcm_core::capi::DELETE_MACHINE_ANNOTATION));
-        marks.entry(name.clone()).or_default().push(json!(mark));
-        if name == gone && matches!(event, WatchEvent::Deleted(_)) {
-            return Ok(marks);
-        }
-    }
-    anyhow::bail!("Machine {gone} was not deleted within {TIMEOUT:?}: marks seen {marks:?}")
 }
 
 /// The API server's current resourceVersion for ProvisioningRequests: watching from it sees
