@@ -85,7 +85,8 @@ async fn every_handoff_runs_with_only_the_charts_rbac() -> anyhow::Result<()> {
         "stringData": {"username": "fleet-bot", "token": "s3cret"}});
     apply(&admin, &credentials, false).await?;
     // The cluster's host, simulated: its agent registers at once; the cluster's owner brings
-    // its CNI (`cni: none`).
+    // its CNI (`cni: none`). What it does shows with a failed test.
+    testcluster::diagnostics::trace_to_test_output("byoh_sim=info");
     let host = byoh_sim::SimHost {
         id: "dt-h1".into(),
         hostname: "dt-node1".into(),

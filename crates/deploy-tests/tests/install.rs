@@ -351,6 +351,7 @@ async fn run_end_to_end(
 /// The inventory's hosts, simulated (with the Jobs preparing them in `o2ims`): `lp-h1` registered
 /// from the start, `lp-h2` once prepared. They run until the returned value is dropped.
 async fn simulate_hosts(cluster: &TestCluster, o2ims: &str) -> anyhow::Result<byoh_sim::Handle> {
+    testcluster::diagnostics::trace_to_test_output("byoh_sim=info");
     let inventory = lcm_core::inventory::Inventory::parse("input.json", INVENTORY)?;
     let config = byoh_sim::SimConfig {
         hosts: byoh_sim::SimHost::from_inventory(&inventory),

@@ -1,6 +1,8 @@
-//! What a failed wait shows besides what it waited for: the logs of the processes under test
+//! What a failed test shows besides what it waited for: the logs of the processes under test
 //! that run for this test process (the operators' tails; the managers' and the workload-cluster
-//! simulator's paths and last lines), so a failure on the real stack explains itself.
+//! simulator's paths and last lines) in a failed wait's error, and the tracing of what runs
+//! inside the test process (the simulated hosts) in the test's output, so a failure on the real
+//! stack explains itself.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -61,6 +63,16 @@ pub(crate) fn tail(what: &str, path: &Path, count: usize) -> String {
         path.display(),
         lines[lines.len().saturating_sub(count)..].join("\n")
     )
+}
+
+/// Sends this process's tracing that `filter` selects (e.g. `byoh_sim=info`: the simulated
+/// hosts, running inside the test) to the output of the test that emits it, which the test
+/// harness shows when that test fails. The first call in a process decides.
+pub fn trace_to_test_output(filter: &str) {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(filter)
+        .try_init();
 }
 
 /// What a failed wait appends to its error: the report on its own lines, if there is one.

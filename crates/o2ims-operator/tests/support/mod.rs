@@ -328,10 +328,7 @@ pub struct Site {
 impl Site {
     pub fn new(stack: &TestCluster, namespace: &str) -> anyhow::Result<Site> {
         // What the simulated agents and Jobs do shows with a failed test.
-        let _ = tracing_subscriber::fmt()
-            .with_test_writer()
-            .with_env_filter("byoh_sim=info")
-            .try_init();
+        testcluster::diagnostics::trace_to_test_output("byoh_sim=info");
         let workload_clusters = stack
             .workload_clusters_url()?
             .ok_or_else(|| anyhow::anyhow!("the stack runs no workload-cluster simulator"))?;
