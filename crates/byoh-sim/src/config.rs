@@ -65,6 +65,10 @@ pub struct SimConfig {
     pub preregistered: BTreeSet<String>,
     /// Namespace whose host-preparation Jobs are run; `None` for all.
     pub namespace: Option<String>,
+    /// Label selector of the host-preparation Jobs that are run, e.g. one ProvisioningRequest's
+    /// (`lcm_core::provisioning_request_selector`); `None` for every Job labelled with a
+    /// ProvisioningRequest.
+    pub job_selector: Option<String>,
     /// How long a host-preparation Job runs.
     pub job_delay: Duration,
     /// How long a host takes to bootstrap Kubernetes once a machine claimed it.
@@ -84,6 +88,7 @@ impl Default for SimConfig {
             register_inventory_hosts: false,
             preregistered: BTreeSet::new(),
             namespace: None,
+            job_selector: None,
             job_delay: Duration::from_secs(2),
             bootstrap_delay: Duration::from_secs(3),
             cni_by_cluster_owner: false,

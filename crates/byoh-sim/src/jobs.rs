@@ -43,7 +43,8 @@ struct PreparedHost {
 
 pub fn run(ctx: Arc<Context>) -> impl Future<Output = ()> + Send {
     let api: Api<Job> = typed_api(&ctx.client, ctx.config.namespace.as_deref());
-    let jobs = watcher::Config::default().labels(PROVISIONING_REQUEST_LABEL);
+    let selector = ctx.config.job_selector.as_deref();
+    let jobs = watcher::Config::default().labels(selector.unwrap_or(PROVISIONING_REQUEST_LABEL));
     let controller = Controller::new(api, jobs);
     runner::drive("jobs", controller.run(reconcile, runner::retry, ctx))
 }

@@ -59,6 +59,19 @@ pub async fn run(
     workload_clusters: &str,
     config: SimConfig,
 ) -> anyhow::Result<()> {
+    let (_, running) = prepare(admin, workload_clusters, config)?;
+    running.await
+}
+
+/// What the agents and the Job controller share, and the future that runs them.
+fn prepare(
+    admin: kube::Config,
+    workload_clusters: &str,
+    config: SimConfig,
+) -> anyhow::Result<(
+    Arc<Context>,
+    impl Future<Output = anyhow::Result<()>> + Send + use<>,
+)> {
     let client = Client::try_from(admin.clone())?;
     let (stores, watches) = Stores::new(&client, config.namespace.as_deref());
     let (agents, running_agents) = Agents::new();
@@ -70,53 +83,75 @@ pub async fn run(
         clusters: ControlApi::new(workload_clusters)?,
         stores,
     });
-    // Each agent runs here, for as long as the simulator does.
-    let agents = running_agents.for_each_concurrent(None, |agent| agent);
-    let started = async {
-        agent::register_at_start(&ctx)
-            .await
-            .context("registering the hosts present at start")?;
-        tracing::info!(namespace = ?ctx.config.namespace, "byoh-sim running");
-        // Not before the stores hold their first listing: a Job would look for what it mounts
-        // in an empty store.
-        if ctx.stores.wait_until_ready().await.is_ok() {
-            jobs::run(ctx.clone()).await;
+    let shared = ctx.clone();
+    let running = async move {
+        let ctx = shared;
+        // Each agent runs here, for as long as the simulator does.
+        let agents = running_agents.for_each_concurrent(None, |agent| agent);
+        let started = async {
+            agent::register_at_start(&ctx)
+                .await
+                .context("registering the hosts present at start")?;
+            tracing::info!(namespace = ?ctx.config.namespace, "byoh-sim running");
+            // Not before the stores hold their first listing: a Job would look for what it
+            // mounts in an empty store.
+            if ctx.stores.wait_until_ready().await.is_ok() {
+                jobs::run(ctx.clone()).await;
+            }
+            anyhow::Ok(())
+        };
+        tokio::select! {
+            result = started => result,
+            () = watches => Ok(()),
+            () = agents => Ok(()),
         }
-        anyhow::Ok(())
     };
-    tokio::select! {
-        result = started => result,
-        () = watches => Ok(()),
-        () = agents => Ok(()),
-    }
+    Ok((ctx, running))
 }
 
-/// A simulator running in the background; dropping the handle stops it.
-pub struct Handle(JoinHandle<anyhow::Result<()>>);
+/// A simulator running in the background; dropping the handle stops it, its agents with it.
+pub struct Handle {
+    task: JoinHandle<anyhow::Result<()>>,
+    ctx: Arc<Context>,
+}
 
 impl Handle {
     /// Whether it stopped (it only stops by itself when the start-up registration failed).
     pub fn is_finished(&self) -> bool {
-        self.0.is_finished()
+        self.task.is_finished()
+    }
+
+    /// Starts `host`'s agent now, in the configured namespace, as on a host whose owner
+    /// installed the agent by hand, and returns once it registered its ByoHost (at once when it
+    /// runs already; never for a host that never registers, see [`Faults`]).
+    pub async fn register(&self, host: &SimHost) -> anyhow::Result<()> {
+        agent::register(&self.ctx, host, &self.ctx.config.byoh_namespace)
+            .await
+            .with_context(|| format!("registering host {}", host.id))
     }
 }
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
     }
 }
 
 /// Runs the simulator in a task of the current runtime.
-pub fn spawn(admin: kube::Config, workload_clusters: &str, config: SimConfig) -> Handle {
-    let workload_clusters = workload_clusters.to_string();
-    Handle(tokio::spawn(async move {
-        let result = run(admin, &workload_clusters, config).await;
+pub fn spawn(
+    admin: kube::Config,
+    workload_clusters: &str,
+    config: SimConfig,
+) -> anyhow::Result<Handle> {
+    let (ctx, running) = prepare(admin, workload_clusters, config)?;
+    let task = tokio::spawn(async move {
+        let result = running.await;
         if let Err(e) = &result {
             tracing::error!(error = %format!("{e:#}"), "byoh-sim stopped");
         }
         result
-    }))
+    });
+    Ok(Handle { task, ctx })
 }
 
 #[cfg(test)]

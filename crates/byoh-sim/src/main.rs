@@ -42,6 +42,10 @@ struct Cli {
     /// Run the host-preparation Jobs of this namespace only (default: all).
     #[arg(long)]
     namespace: Option<String>,
+    /// Run only the host-preparation Jobs this label selector matches (default: every Job
+    /// labelled with a ProvisioningRequest).
+    #[arg(long)]
+    job_selector: Option<String>,
     /// How long a host-preparation Job runs, e.g. 500ms, 2s, 1m [default: 2s].
     #[arg(long, value_parser = parse_duration)]
     job_delay: Option<Duration>,
@@ -90,6 +94,7 @@ impl Cli {
             cni_by_cluster_owner: self.cni_by_cluster_owner,
             preregistered: self.preregistered.into_iter().collect(),
             namespace: self.namespace,
+            job_selector: self.job_selector,
             job_delay: self.job_delay.unwrap_or(defaults.job_delay),
             bootstrap_delay: self.bootstrap_delay.unwrap_or(defaults.bootstrap_delay),
             faults: Faults {

@@ -30,7 +30,7 @@ impl Stores {
     pub fn new(
         client: &Client,
         namespace: Option<&str>,
-    ) -> (Self, impl Future<Output = ()> + Send + 'static) {
+    ) -> (Self, impl Future<Output = ()> + Send + use<>) {
         let secret_events = watcher(
             typed_api::<PartialObjectMeta<Secret>>(client, namespace),
             watcher::Config::default(),

@@ -155,6 +155,9 @@ pub struct World {
 
 impl World {
     pub async fn start(options: WorldOptions) -> anyhow::Result<Self> {
+        // In a test, what the simulated hosts do shows with its output when it fails (a binary
+        // that set up its own tracing keeps it).
+        testcluster::diagnostics::trace_to_test_output("byoh_sim=info");
         let manager_args: Vec<&str> = options.manager_args.iter().map(String::as_str).collect();
         let (cluster, audit) = match &options.audit_dir {
             Some(dir) => {
@@ -229,7 +232,7 @@ impl World {
             cluster.admin_config_as("byoh-sim")?,
             &workload_clusters,
             options.simulator.clone(),
-        );
+        )?;
         Ok(Self {
             audit,
             cluster,

@@ -1,7 +1,7 @@
-//! The install against the real control plane (RBAC enforced, the CRDs installed): Helm installs
-//! the chart, every rendered object is accepted with strict field validation, and both operators
-//! do their whole job, and the O2ims API serves it, with nothing but the chart's ServiceAccounts
-//! and RBAC.
+//! The install against the real control plane (RBAC enforced, the CRDs installed) with the real
+//! Cluster API and BYOH managers: Helm installs the chart, every rendered object is accepted with
+//! strict field validation, and both operators do their whole job, and the O2ims API serves it,
+//! with nothing but the chart's ServiceAccounts and RBAC, on simulated hosts.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,7 +22,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchParams};
 use kube::{Client, ResourceExt};
 use lcm_core::PROVISIONING_REQUEST_LABEL;
-use lcm_core::capi::{DELETE_MACHINE_ANNOTATION, Kind};
+use lcm_core::capi::Kind;
 use lcm_core::crd::{
     FocomProvisioningRequest, HostClaim, O2imsSubscription, O2imsSubscriptionSpec,
     ProvisioningRequest, ProvisioningRequestSpec, ProvisioningState, SubscribedApi, TemplateInfo,
@@ -31,7 +31,9 @@ use serde_json::{Value, json};
 use testcluster::capi::{self, HOSTS_NAMESPACE};
 use testcluster::{OperatorProcess, TestCluster, wait_for};
 
-const TIMEOUT: Duration = Duration::from_secs(60);
+/// Long enough for a loaded CI machine and for Cluster API's ClusterCache, which retries a new
+/// workload cluster it could not reach 30 s later.
+const TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Both tests install the chart's cluster-scoped RBAC, whose names are fixed: one at a time.
 static CLUSTER_SCOPED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -47,7 +49,7 @@ const RELEASE_NAMESPACE: &str = "oran-lcm-system";
 #[tokio::test]
 async fn helm_installs_the_chart_and_every_object_passes_strict_validation() -> anyhow::Result<()> {
     let _alone = CLUSTER_SCOPED.lock().await;
-    let cluster = TestCluster::shared().await?;
+    let cluster = TestCluster::shared_with_managers().await?;
     let client = cluster.admin_client()?;
     let namespaces = Api::<Namespace>::all(client.clone());
     let created = ["focom-system", "o2ims-system", RELEASE_NAMESPACE];
@@ -149,7 +151,7 @@ const INVENTORY: &str = r#"{
     {"id": "lp-h2", "hostname": "lp-node2", "address": "192.0.2.12", "sshHostKeys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1xFkK3JrBEAWJ8qfusMvXIUw+xkDzE2wIlhxeSGkiB"]}
   ],
   "clusters": [
-    {"name": "lp", "controlPlaneEndpoint": "192.0.2.100", "controlPlaneHosts": ["lp-h1"], "workerHosts": ["lp-h2"]}
+    {"name": "lp", "controlPlaneEndpoint": "172.25.0.100", "controlPlaneHosts": ["lp-h1"], "workerHosts": ["lp-h2"]}
   ]
 }"#;
 const CLUSTER: &str = "lp";
@@ -181,7 +183,7 @@ async fn operators_run_end_to_end_with_only_the_charts_rbac() -> anyhow::Result<
         operator_binary("o2ims-operator")?,
         operator_binary("o2ims-api")?,
     ];
-    let cluster = TestCluster::shared().await?;
+    let cluster = TestCluster::shared_with_managers().await?;
     let admin = cluster.admin_client()?;
     let mut install = Install {
         focom: cluster.namespace("lcm-focom").await?.name().to_string(),
@@ -233,14 +235,20 @@ async fn run_end_to_end(
         apply(admin, object, false).await?;
     }
 
-    // What exists before the operators start: a registered control-plane host (the worker is
-    // left to host preparation), the Calico manifest, and an OCloud whose kubeconfig Secret
-    // reaches this cluster as the FOCOM ServiceAccount.
-    capi::ensure_hosts_namespace(admin).await?;
-    capi::register_host(admin, "lp-node1", "lp-h1").await?;
+    // What exists before the operators start: the hosts (simulated: their agents, and the Jobs
+    // preparing them), of which the control-plane host is registered and the worker is left to
+    // host preparation; the Calico manifest (the stand-in the workload clusters count as a CNI);
+    // the SSH key host preparation mounts, as mgmt.sh installs it; and an OCloud whose kubeconfig
+    // Secret reaches this cluster as the FOCOM ServiceAccount.
+    let _hosts = simulate_hosts(cluster, &o2ims).await?;
     let calico = json!({"apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "calico-manifest", "namespace": o2ims}, "data": {"calico.yaml": "# Calico\n"}});
+        "metadata": {"name": "calico-manifest", "namespace": o2ims},
+        "data": {"calico.yaml": byoh_sim::CALICO_STAND_IN}});
     apply(admin, &calico, false).await?;
+    let key = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "o2ims-host-ssh-key", "namespace": o2ims},
+        "stringData": {"ssh-privatekey": "stand-in: the simulated hosts take no SSH connection\n"}});
+    apply(admin, &key, false).await?;
     let kubeconfigs = [
         install.dir.join("focom.kubeconfig"),
         install.dir.join("o2ims.kubeconfig"),
@@ -340,6 +348,31 @@ async fn run_end_to_end(
     Ok(())
 }
 
+/// The inventory's hosts, simulated (with the Jobs preparing them in `o2ims`): `lp-h1` registered
+/// from the start, `lp-h2` once prepared. They run until the returned value is dropped.
+async fn simulate_hosts(cluster: &TestCluster, o2ims: &str) -> anyhow::Result<byoh_sim::Handle> {
+    testcluster::diagnostics::trace_to_test_output("byoh_sim=info");
+    let inventory = lcm_core::inventory::Inventory::parse("input.json", INVENTORY)?;
+    let config = byoh_sim::SimConfig {
+        hosts: byoh_sim::SimHost::from_inventory(&inventory),
+        preregistered: ["lp-h1".to_string()].into(),
+        namespace: Some(o2ims.to_string()),
+        job_delay: Duration::from_millis(200),
+        bootstrap_delay: Duration::from_millis(200),
+        ..byoh_sim::SimConfig::default()
+    };
+    let url = cluster
+        .workload_clusters_url()?
+        .context("the stack runs no workload clusters")?;
+    let hosts = byoh_sim::spawn(cluster.admin_config_as("byoh-sim")?, &url, config)?;
+    let admin = cluster.admin_client()?;
+    wait_for("the control-plane host to register", TIMEOUT, || async {
+        capi::get(&admin, Kind::ByoHost, HOSTS_NAMESPACE, "lp-node1").await
+    })
+    .await?;
+    Ok(hosts)
+}
+
 async fn start(
     binary: &Path,
     kubeconfig: &Path,
@@ -397,16 +430,14 @@ async fn provision_and_delete(
     let of_request =
         ListParams::default().labels(&format!("{PROVISIONING_REQUEST_LABEL}={pr_name}"));
     let jobs = Api::<Job>::namespaced(admin.clone(), o2ims);
-    // BYOH (this test) issues the bootstrap kubeconfig the O2IMS operator asks for.
-    let selector = format!("{PROVISIONING_REQUEST_LABEL}={pr_name}");
-    capi::issue_bootstrap_kubeconfig(admin, o2ims, &selector).await?;
+    // BYOH issues the bootstrap kubeconfig the O2IMS operator asks for, the Job prepares the
+    // worker, which registers.
     wait_for(
         "FOCOM's ProvisioningRequest, and O2IMS's Job preparing the worker",
         TIMEOUT,
         || async { Ok(jobs.list(&of_request).await?.items.into_iter().next()) },
     )
     .await?;
-    capi::register_host(admin, "lp-node2", "lp-h2").await?;
     wait_for("the Cluster API objects", TIMEOUT, || async {
         let all = exists(admin, Kind::Cluster, CLUSTER).await?
             && exists(admin, Kind::MachineDeployment, "lp-md-0").await?
@@ -422,17 +453,6 @@ async fn provision_and_delete(
         "the Calico manifest was not applied into {CLUSTER_NAMESPACE}"
     );
 
-    capi::machine_on_host(admin, CLUSTER_NAMESPACE, CLUSTER, "lp-m1", "lp-node1", true).await?;
-    capi::machine_on_host(
-        admin,
-        CLUSTER_NAMESPACE,
-        CLUSTER,
-        "lp-m2",
-        "lp-node2",
-        false,
-    )
-    .await?;
-    capi::all_ready(admin, CLUSTER_NAMESPACE, CLUSTER, 1, 1, "v1.32.9").await?;
     let requests = Api::<FocomProvisioningRequest>::namespaced(admin.clone(), focom);
     let provisioning = Api::<ProvisioningRequest>::all(admin.clone());
     synced(&requests, &provisioning, &pr_name).await?;
@@ -440,7 +460,9 @@ async fn provision_and_delete(
     rest.lists_the_request(&pr_name).await?;
 
     // Scale-in through FOCOM: the worker leaves the cluster in the inventory; O2IMS marks its
-    // Machine for deletion, and Cluster API (this test) deletes it.
+    // Machine for deletion, and Cluster API deletes that one.
+    let removed = capi::machine_on(admin, "lp-node2").await?;
+    let since = capi::resource_version(admin, Kind::Machine, CLUSTER_NAMESPACE).await?;
     let scaled = INVENTORY.replace(r#""workerHosts": ["lp-h2"]"#, r#""workerHosts": []"#);
     let inventory = json!({"data": {"input.json": scaled}});
     let params = PatchParams::default();
@@ -454,20 +476,13 @@ async fn provision_and_delete(
             &Patch::Merge(json!({"spec": {"operation": "scale"}})),
         )
         .await?;
-    let machines = capi::api(admin, Kind::Machine, CLUSTER_NAMESPACE);
-    wait_for(
-        "the removed worker's Machine to be marked for deletion",
-        TIMEOUT,
-        || async {
-            let machine = machines.get_opt("lp-m2").await?;
-            Ok(machine
-                .filter(|m| m.annotations().contains_key(DELETE_MACHINE_ANNOTATION))
-                .map(|_| ()))
-        },
-    )
-    .await?;
-    machines.delete("lp-m2", &DeleteParams::default()).await?;
-    capi::all_ready(admin, CLUSTER_NAMESPACE, CLUSTER, 1, 0, "v1.32.9").await?;
+    let marks =
+        capi::deletion_marks_until_gone(admin, CLUSTER_NAMESPACE, &since, &removed, TIMEOUT)
+            .await?;
+    ensure!(
+        marks[&removed].contains(&json!("true")),
+        "the removed worker's Machine {removed} was deleted unmarked: {marks:?}"
+    );
     synced(&requests, &provisioning, &pr_name).await?;
 
     // An upgrade, asked on the ProvisioningRequest: one control-plane host has no spare to
@@ -505,8 +520,7 @@ async fn provision_and_delete(
             &Patch::Merge(json!({"spec": {"operation": "delete"}})),
         )
         .await?;
-    // BYOH releases the hosts as Cluster API deletes their machines (this test plays both).
-    capi::release_hosts(admin, CLUSTER).await?;
+    // Cluster API deletes the machines, BYOH's agents release the hosts.
     wait_for("the cluster to be deleted", TIMEOUT, || async {
         let deleted = requests
             .get_opt(REQUEST)

@@ -534,7 +534,11 @@ async fn provisioning_request_changes_reach_the_request_within_a_second() -> any
         10,
         |round| {
             let (client, pr) = (client.clone(), pr.clone());
-            async move { set_state(&client, &pr, change(round).0, &format!("round {round}")).await }
+            async move {
+                let started = std::time::Instant::now();
+                set_state(&client, &pr, change(round).0, &format!("round {round}")).await?;
+                Ok(started)
+            }
         },
         move |round, r: Option<&FocomProvisioningRequest>| {
             r.and_then(support::phase) == Some(change(round).1)

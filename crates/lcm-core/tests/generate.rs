@@ -339,7 +339,24 @@ fn nodes_are_drained_within_the_given_time() {
         "KubeadmControlPlane",
         "demo-control-plane",
     );
-    assert_eq!(kcp["spec"]["machineTemplate"]["nodeDrainTimeout"], "600s");
+    // As Cluster API's webhooks rewrite a metav1.Duration (Go's time.Duration.String), so the
+    // live object holds what was applied.
+    assert_eq!(kcp["spec"]["machineTemplate"]["nodeDrainTimeout"], "10m0s");
     let md = find(&generated.objects, "MachineDeployment", "demo-md-0");
-    assert_eq!(md["spec"]["template"]["spec"]["nodeDrainTimeout"], "600s");
+    assert_eq!(md["spec"]["template"]["spec"]["nodeDrainTimeout"], "10m0s");
+    for (seconds, written) in [
+        (0, "0s"),
+        (45, "45s"),
+        (90, "1m30s"),
+        (3600, "1h0m0s"),
+        (3725, "1h2m5s"),
+    ] {
+        let mut generated = generate("r", &params(common::parameters()), None);
+        lcm_core::capi::drain_within(&mut generated, std::time::Duration::from_secs(seconds));
+        let md = find(&generated.objects, "MachineDeployment", "demo-md-0");
+        assert_eq!(
+            md["spec"]["template"]["spec"]["nodeDrainTimeout"], written,
+            "{seconds} s"
+        );
+    }
 }

@@ -398,6 +398,31 @@ fn capi_objects_parse_into_views() {
     assert!(!WorkersView::from_object(&current).stale);
 }
 
+/// A Machine that failed, as Cluster API v1.10 writes one whose bootstrap or infrastructure
+/// provider reported a failure (`failureReason`/`failureMessage` copied to the Machine, phase
+/// Failed), fails the request naming it. Neither CABPK nor BYOH v0.5.0 ever reports one (a
+/// failing bootstrap shows only on the ByoHost, see `worker_failing_on_host`), so no test on the
+/// real managers can reach this state: it is checked here, from the object to the message.
+#[test]
+fn a_failed_machine_fails_the_request_naming_it() {
+    let mut observed = provisioned();
+    observed.machines[0] = MachineView::from_object(&json!({
+        "metadata": {"name": "edge-control-plane-x7k2p", "labels": {"cluster.x-k8s.io/control-plane": ""}},
+        "spec": {"clusterName": "edge", "version": "v1.32.9"},
+        "status": {"phase": "Failed", "failureReason": "BootstrapFailed",
+                   "failureMessage": "kubeadm init failed on node1"},
+    }));
+    let progress = cluster_progress(&observed);
+    assert_eq!(progress.state, ProvisioningState::Failed);
+    assert!(
+        progress.message.contains(
+            "Machine edge-control-plane-x7k2p failed: BootstrapFailed: kubeadm init failed"
+        ),
+        "{}",
+        progress.message
+    );
+}
+
 fn row(name: &str, state: Option<ProvisioningState>, message: &str) -> ClusterState {
     ClusterState {
         name: name.into(),

@@ -1,6 +1,7 @@
-//! Day 2 against the real control plane: a fulfilled cluster registered in ArgoCD (content,
-//! labels, kubeconfig rotation, opt-out, removal before the Cluster), Rancher Turtles' label,
-//! and Config Sync's ClusterResourceSet. One operator with every hand-off enabled.
+//! Day 2 against the real control plane with the real Cluster API and BYOH managers: a
+//! fulfilled cluster registered in ArgoCD (content, labels, kubeconfig rotation, opt-out,
+//! removal before the Cluster), Rancher Turtles' label, and Config Sync's ClusterResourceSet.
+//! One operator with every hand-off enabled.
 
 mod support;
 
@@ -10,7 +11,7 @@ use kube::{Client, ResourceExt};
 use lcm_core::capi::Kind;
 use lcm_core::crd::{ProvisioningRequest, ProvisioningState};
 use serde_json::{Value, json};
-use support::capi as drive;
+use support::capi;
 use support::*;
 use testcluster::OperatorProcess;
 use tokio::sync::OnceCell;
@@ -19,6 +20,7 @@ struct Fixture {
     _operator: OperatorProcess,
     namespace: String,
     argocd: String,
+    site: Site,
 }
 
 static FIXTURE: OnceCell<Fixture> = OnceCell::const_new();
@@ -26,13 +28,12 @@ const REPO: &str = "https://git.example.org/fleet.git";
 const GIT_CREDENTIALS: &str = "fleet-git-credentials";
 
 async fn setup() -> anyhow::Result<(Client, &'static Fixture)> {
-    let cluster = testcluster::TestCluster::shared().await?;
+    let cluster = testcluster::TestCluster::shared_with_managers().await?;
     let client = cluster.admin_client()?;
     let fixture = FIXTURE
         .get_or_try_init(|| async {
             let namespace = cluster.namespace("o2ims-system").await?.name().to_string();
             let argocd = cluster.namespace("argocd").await?.name().to_string();
-            drive::ensure_hosts_namespace(&client).await?;
             let args = [
                 "--argocd-namespace",
                 &argocd,
@@ -53,6 +54,7 @@ async fn setup() -> anyhow::Result<(Client, &'static Fixture)> {
             .await?;
             anyhow::Ok(Fixture {
                 _operator: operator,
+                site: Site::new(cluster, &namespace)?,
                 namespace,
                 argocd,
             })
@@ -61,27 +63,49 @@ async fn setup() -> anyhow::Result<(Client, &'static Fixture)> {
     Ok((client, fixture))
 }
 
-/// Writes the cluster's kubeconfig Secret as Cluster API's KubeadmControlPlane does (again on
-/// rotation, with a new client certificate).
-async fn write_kubeconfig(client: &Client, s: &Scenario, cert: &str) -> anyhow::Result<()> {
-    let kubeconfig = format!(
-        "apiVersion: v1\nkind: Config\n\
-         clusters: [{{name: {n}, cluster: {{server: 'https://{vip}:6443', certificate-authority-data: Q0EtUEVN}}}}]\n\
-         users: [{{name: {n}-admin, user: {{client-certificate-data: {cert}, client-key-data: S0VZLVBFTQ==}}}}]\n\
-         contexts: [{{name: {n}-admin@{n}, context: {{cluster: {n}, user: {n}-admin}}}}]\n\
-         current-context: {n}-admin@{n}\n",
-        n = s.name,
-        vip = s.vip
-    );
-    let secret = json!({"apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": format!("{}-kubeconfig", s.name), "namespace": s.namespace(),
-                     "labels": {"cluster.x-k8s.io/cluster-name": s.name}},
-        "type": "cluster.x-k8s.io/secret", "stringData": {"value": kubeconfig}});
+/// The cluster's kubeconfig Secret, as Cluster API's KubeadmControlPlane wrote it.
+async fn kubeconfig(client: &Client, s: &Scenario) -> anyhow::Result<Secret> {
+    let name = format!("{}-kubeconfig", s.name);
+    testcluster::wait_for(&format!("Secret {name}"), TIMEOUT, || async {
+        Ok(Api::<Secret>::namespaced(client.clone(), &s.namespace())
+            .get_opt(&name)
+            .await?)
+    })
+    .await
+}
+
+/// The TLS settings of ArgoCD's cluster Secret for a kubeconfig Secret: its cluster's CA, its
+/// user's client certificate and key.
+fn tls_of(kubeconfig: &Secret) -> anyhow::Result<Value> {
+    let config: Value = lcm_core::yaml::from_str(&string_data(kubeconfig, "value"))?;
+    Ok(json!({
+        "caData": config["clusters"][0]["cluster"]["certificate-authority-data"],
+        "certData": config["users"][0]["user"]["client-certificate-data"],
+        "keyData": config["users"][0]["user"]["client-key-data"],
+        "insecure": false,
+    }))
+}
+
+/// Deletes the cluster's kubeconfig Secret; the KubeadmControlPlane writes a new one, with a new
+/// client certificate, at its next reconcile (brought forward by an annotation instead of its
+/// resync). Returns the old Secret.
+async fn rotate_kubeconfig(client: &Client, s: &Scenario) -> anyhow::Result<Secret> {
+    let old = kubeconfig(client, s).await?;
     Api::<Secret>::namespaced(client.clone(), &s.namespace())
+        .delete(&format!("{}-kubeconfig", s.name), &DeleteParams::default())
+        .await?;
+    Ok(old)
+}
+
+/// Brings the KubeadmControlPlane's next reconcile forward: it acts on any change of its object.
+async fn nudge_control_plane(client: &Client, s: &Scenario) -> anyhow::Result<()> {
+    let touch =
+        json!({"metadata": {"annotations": {"test/nudged": jiff::Timestamp::now().to_string()}}});
+    capi::api(client, Kind::KubeadmControlPlane, &s.namespace())
         .patch(
-            &format!("{}-kubeconfig", s.name),
-            &PatchParams::apply("kubeadm-control-plane").force(),
-            &Patch::Apply(&secret),
+            &format!("{}-control-plane", s.name),
+            &PatchParams::default(),
+            &Patch::Merge(touch),
         )
         .await?;
     Ok(())
@@ -89,14 +113,12 @@ async fn write_kubeconfig(client: &Client, s: &Scenario, cert: &str) -> anyhow::
 
 /// A provisioned, fulfilled cluster of one control-plane host with `labels` and `handoff`.
 async fn fulfilled(client: &Client, s: &Scenario, extra: Value) -> anyhow::Result<()> {
-    s.register(client, &[1]).await?;
+    s.register(&[1]).await?;
     let mut parameters = s.parameters(&[1], &[]);
     for (key, value) in extra.as_object().into_iter().flatten() {
         parameters[key] = value.clone();
     }
     create(client, &request(&s.request, parameters)).await?;
-    wait_state(client, &s.request, ProvisioningState::Progressing).await?;
-    s.provision(client, &[1], &[]).await?;
     wait_state(client, &s.request, ProvisioningState::Fulfilled).await?;
     Ok(())
 }
@@ -155,10 +177,9 @@ async fn set_parameter(
 #[tokio::test]
 async fn only_a_change_cluster_api_acts_on_takes_a_fulfilled_cluster_out_of_fulfilled()
 -> anyhow::Result<()> {
-    let (client, _) = setup().await?;
-    let s = Scenario::new("rule");
+    let (client, f) = setup().await?;
+    let s = f.site.scenario("rule");
     fulfilled(&client, &s, json!({"labels": {"site": "edge1"}})).await?;
-    write_kubeconfig(&client, &s, "Q0VSVC0x").await?;
     let operators_only = [
         ("labels", json!({"site": "edge2", "role": "cu"})),
         ("handoff", json!({"argocd": false})),
@@ -176,7 +197,7 @@ async fn only_a_change_cluster_api_acts_on_takes_a_fulfilled_cluster_out_of_fulf
         );
     }
 
-    s.register(&client, &[2]).await?;
+    s.register(&[2]).await?;
     let since = resource_version_now(&client).await?;
     let hosts = s.parameters(&[1], &[2])["hosts"].clone();
     set_parameter(&client, &s, "hosts", hosts).await?;
@@ -192,22 +213,17 @@ async fn only_a_change_cluster_api_acts_on_takes_a_fulfilled_cluster_out_of_fulf
 #[tokio::test]
 async fn a_fulfilled_cluster_is_registered_in_argocd_and_follows_its_kubeconfig_labels_and_opt_out()
 -> anyhow::Result<()> {
-    let (client, fixture) = setup().await?;
-    let argocd = fixture.argocd.as_str();
-    let s = Scenario::new("argo");
+    let (client, f) = setup().await?;
+    let argocd = f.argocd.as_str();
+    let s = f.site.scenario("argo");
     fulfilled(
         &client,
         &s,
         json!({"labels": {"site": "edge1", "role": "du"}}),
     )
     .await?;
-    let waiting = wait_request(&client, &s.request, "waiting for the kubeconfig", |r| {
-        condition(r, "ArgoCDRegistered").is_some_and(|c| c.1 == "WaitingForKubeconfig")
-    })
-    .await?;
-    assert_eq!(state(&waiting), Some(ProvisioningState::Fulfilled));
-
-    write_kubeconfig(&client, &s, "Q0VSVC0x").await?;
+    // Cluster API wrote the cluster's kubeconfig Secret before the cluster was fulfilled.
+    let written = kubeconfig(&client, &s).await?;
     let secret = registration(&client, argocd, &s, "the ArgoCD cluster Secret", |s| {
         s.is_some()
     })
@@ -222,10 +238,7 @@ async fn a_fulfilled_cluster_is_registered_in_argocd_and_follows_its_kubeconfig_
         string_data(&secret, "server"),
         format!("https://{}:6443", s.vip)
     );
-    assert_eq!(
-        tls(&secret),
-        json!({"caData": "Q0EtUEVN", "certData": "Q0VSVC0x", "keyData": "S0VZLVBFTQ==", "insecure": false})
-    );
+    assert_eq!(tls(&secret), tls_of(&written)?);
     let owner = &secret.owner_references()[0];
     assert_eq!(
         (owner.kind.as_str(), owner.name.as_str()),
@@ -237,10 +250,19 @@ async fn a_fulfilled_cluster_is_registered_in_argocd_and_follows_its_kubeconfig_
     })
     .await?;
 
-    // Cluster API rotates the client certificate: the registration follows.
-    write_kubeconfig(&client, &s, "Q0VSVC0y").await?;
+    // Cluster API rotates the client certificate: while its kubeconfig is away the cluster stays
+    // fulfilled, waiting for it; then the registration follows.
+    rotate_kubeconfig(&client, &s).await?;
+    let waiting = wait_request(&client, &s.request, "waiting for the kubeconfig", |r| {
+        condition(r, "ArgoCDRegistered").is_some_and(|c| c.1 == "WaitingForKubeconfig")
+    })
+    .await?;
+    assert_eq!(state(&waiting), Some(ProvisioningState::Fulfilled));
+    nudge_control_plane(&client, &s).await?;
+    let rotated = tls_of(&kubeconfig(&client, &s).await?)?;
+    assert_ne!(rotated["certData"], tls_of(&written)?["certData"]);
     registration(&client, argocd, &s, "the rotated certificate", |s| {
-        s.is_some_and(|s| tls(s)["certData"] == "Q0VSVC0y")
+        s.is_some_and(|s| tls(s) == rotated)
     })
     .await?;
     // The inventory relabels the cluster: so is the registration, the old label gone.
@@ -289,9 +311,7 @@ async fn a_fulfilled_cluster_is_registered_in_argocd_and_follows_its_kubeconfig_
         .delete(&format!("cluster-{}", s.name), &DeleteParams::default())
         .await?;
     registration(&client, argocd, &s, "the deleted registration back", |s| {
-        s.is_some_and(|s| {
-            s.metadata.deletion_timestamp.is_none() && tls(s)["certData"] == "Q0VSVC0y"
-        })
+        s.is_some_and(|s| s.metadata.deletion_timestamp.is_none() && tls(s) == rotated)
     })
     .await?;
     Ok(())
@@ -300,17 +320,21 @@ async fn a_fulfilled_cluster_is_registered_in_argocd_and_follows_its_kubeconfig_
 #[tokio::test]
 async fn a_kubeconfig_argocd_cannot_use_is_reported_and_nothing_is_registered() -> anyhow::Result<()>
 {
-    let (client, fixture) = setup().await?;
-    let s = Scenario::new("badkc");
-    fulfilled(&client, &s, json!({})).await?;
-    let secret = json!({"apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": format!("{}-kubeconfig", s.name), "namespace": s.namespace(),
-                     "labels": {"cluster.x-k8s.io/cluster-name": s.name}},
-        "type": "cluster.x-k8s.io/secret",
-        "stringData": {"value": "apiVersion: v1\nkind: Config\ncurrent-context: nowhere\n"}});
+    let (client, f) = setup().await?;
+    let s = f.site.scenario("badkc");
+    // Opted out of ArgoCD while its kubeconfig Secret goes bad (no manager writes such a one:
+    // it is overwritten here), then opted in.
+    fulfilled(&client, &s, json!({"handoff": {"argocd": false}})).await?;
+    kubeconfig(&client, &s).await?;
+    let bad = json!({"stringData": {"value": "apiVersion: v1\nkind: Config\ncurrent-context: nowhere\n"}});
     Api::<Secret>::namespaced(client.clone(), &s.namespace())
-        .create(&PostParams::default(), &serde_json::from_value(secret)?)
+        .patch(
+            &format!("{}-kubeconfig", s.name),
+            &PatchParams::default(),
+            &Patch::Merge(bad),
+        )
         .await?;
+    set_parameter(&client, &s, "handoff", json!({"argocd": true})).await?;
     let refused = wait_request(&client, &s.request, "the kubeconfig to be refused", |r| {
         condition(r, "ArgoCDRegistered").is_some_and(|c| c.1 == "InvalidKubeconfig")
     })
@@ -318,7 +342,7 @@ async fn a_kubeconfig_argocd_cannot_use_is_reported_and_nothing_is_registered() 
     let (_, _, why) = condition(&refused, "ArgoCDRegistered").expect("condition");
     assert!(why.contains("no context `nowhere`"), "{why}");
     assert_eq!(state(&refused), Some(ProvisioningState::Fulfilled));
-    let none = Api::<Secret>::namespaced(client.clone(), &fixture.argocd)
+    let none = Api::<Secret>::namespaced(client.clone(), &f.argocd)
         .get_opt(&format!("cluster-{}", s.name))
         .await?;
     assert!(none.is_none());
@@ -327,53 +351,35 @@ async fn a_kubeconfig_argocd_cannot_use_is_reported_and_nothing_is_registered() 
 
 #[tokio::test]
 async fn the_registration_is_removed_before_the_cluster_is_torn_down() -> anyhow::Result<()> {
-    let (client, fixture) = setup().await?;
-    let s = Scenario::new("argodel");
+    let (client, f) = setup().await?;
+    let s = f.site.scenario("argodel");
     fulfilled(&client, &s, json!({})).await?;
-    write_kubeconfig(&client, &s, "Q0VSVC0x").await?;
-    registration(&client, &fixture.argocd, &s, "the registration", |s| {
-        s.is_some()
-    })
-    .await?;
-    // Cluster API holds a finalizer on the Cluster until it has torn the machines down.
+    registration(&client, &f.argocd, &s, "the registration", |s| s.is_some()).await?;
+    // Cluster API holds a finalizer on the Cluster until it has torn the machines down; paused,
+    // it tears nothing down yet.
     let ns = s.namespace();
-    drive::patch(
-        &client,
-        Kind::Cluster,
-        &ns,
-        &s.name,
-        json!({"metadata": {"finalizers": ["cluster.cluster.x-k8s.io"]}}),
-    )
-    .await?;
+    pause(&client, &ns, &s.name, true).await?;
     Api::<ProvisioningRequest>::all(client.clone())
         .delete(&s.request, &DeleteParams::default())
         .await?;
     testcluster::wait_for("the Cluster to be deleted", TIMEOUT, || async {
-        let cluster = drive::get(&client, Kind::Cluster, &ns, &s.name).await?;
+        let cluster = capi::get(&client, Kind::Cluster, &ns, &s.name).await?;
         Ok(cluster.filter(|c| !c["metadata"]["deletionTimestamp"].is_null()))
     })
     .await?;
-    let left = Api::<Secret>::namespaced(client.clone(), &fixture.argocd)
+    let left = Api::<Secret>::namespaced(client.clone(), &f.argocd)
         .get_opt(&format!("cluster-{}", s.name))
         .await?;
     assert!(
         left.is_none(),
         "the registration outlived the Cluster's deletion"
     );
-    drive::patch(
-        &client,
-        Kind::Cluster,
-        &ns,
-        &s.name,
-        json!({"metadata": {"finalizers": null}}),
-    )
-    .await?;
-    Ok(())
+    pause(&client, &ns, &s.name, false).await
 }
 
 #[tokio::test]
 async fn rancher_turtles_imports_every_cluster_but_one_that_opted_out() -> anyhow::Result<()> {
-    let (client, _) = setup().await?;
+    let (client, f) = setup().await?;
     let label = |cluster: Option<Value>| {
         cluster.and_then(|c| {
             c["metadata"]["labels"]["cluster-api.cattle.io/rancher-auto-import"]
@@ -381,15 +387,15 @@ async fn rancher_turtles_imports_every_cluster_but_one_that_opted_out() -> anyho
                 .map(str::to_string)
         })
     };
-    let imported = Scenario::new("turtle");
-    imported.register(&client, &[1]).await?;
+    let imported = f.site.scenario("turtle");
+    imported.register(&[1]).await?;
     create(
         &client,
         &request(&imported.request, imported.parameters(&[1], &[])),
     )
     .await?;
     wait_state(&client, &imported.request, ProvisioningState::Progressing).await?;
-    let cluster = drive::get(
+    let cluster = capi::get(
         &client,
         Kind::Cluster,
         &imported.namespace(),
@@ -398,13 +404,13 @@ async fn rancher_turtles_imports_every_cluster_but_one_that_opted_out() -> anyho
     .await?;
     assert_eq!(label(cluster).as_deref(), Some("true"));
 
-    let private = Scenario::new("noturtle");
-    private.register(&client, &[1]).await?;
+    let private = f.site.scenario("noturtle");
+    private.register(&[1]).await?;
     let mut parameters = private.parameters(&[1], &[]);
     parameters["handoff"] = json!({"rancher": false});
     create(&client, &request(&private.request, parameters)).await?;
     wait_state(&client, &private.request, ProvisioningState::Progressing).await?;
-    let cluster = drive::get(&client, Kind::Cluster, &private.namespace(), &private.name).await?;
+    let cluster = capi::get(&client, Kind::Cluster, &private.namespace(), &private.name).await?;
     assert!(cluster.is_some(), "the Cluster exists");
     assert_eq!(label(cluster), None);
     Ok(())
@@ -413,9 +419,9 @@ async fn rancher_turtles_imports_every_cluster_but_one_that_opted_out() -> anyho
 #[tokio::test]
 async fn config_sync_is_bootstrapped_by_a_resource_set_once_its_credentials_exist()
 -> anyhow::Result<()> {
-    let (client, fixture) = setup().await?;
-    let s = Scenario::new("csync");
-    s.register(&client, &[1]).await?;
+    let (client, f) = setup().await?;
+    let s = f.site.scenario("csync");
+    s.register(&[1]).await?;
     let mut parameters = s.parameters(&[1], &[]);
     parameters["labels"] = json!({"site": "edge1"});
     create(&client, &request(&s.request, parameters)).await?;
@@ -427,9 +433,9 @@ async fn config_sync_is_bootstrapped_by_a_resource_set_once_its_credentials_exis
     assert!(why.contains(GIT_CREDENTIALS), "{why}");
 
     let credentials = json!({"apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": GIT_CREDENTIALS, "namespace": fixture.namespace},
+        "metadata": {"name": GIT_CREDENTIALS, "namespace": f.namespace},
         "stringData": {"username": "fleet-bot", "token": "s3cret"}});
-    Api::<Secret>::namespaced(client.clone(), &fixture.namespace)
+    Api::<Secret>::namespaced(client.clone(), &f.namespace)
         .create(
             &PostParams::default(),
             &serde_json::from_value(credentials)?,
@@ -440,7 +446,7 @@ async fn config_sync_is_bootstrapped_by_a_resource_set_once_its_credentials_exis
     })
     .await?;
     let name = format!("{}-config-sync", s.name);
-    let crs = drive::get(&client, Kind::ClusterResourceSet, &s.namespace(), &name)
+    let crs = capi::get(&client, Kind::ClusterResourceSet, &s.namespace(), &name)
         .await?
         .expect("the ClusterResourceSet");
     assert_eq!(

@@ -1,6 +1,6 @@
-//! The host ledger against the real control plane: requests racing for hosts, decided by two
-//! operator processes that both act (no leader election), never share a host; a running cluster
-//! keeps its hosts whatever happens to its spec.
+//! The host ledger against the real control plane with the real Cluster API and BYOH managers:
+//! requests racing for hosts, decided by two operator processes that both act (no leader
+//! election), never share a host; a running cluster keeps its hosts whatever happens to its spec.
 
 mod support;
 
@@ -13,21 +13,25 @@ use kube::{Client, ResourceExt};
 use lcm_core::capi::Kind;
 use lcm_core::crd::{HostClaim, ProvisioningRequest, ProvisioningState};
 use serde_json::{Value, json};
-use support::capi as drive;
+use support::capi;
 use support::*;
 use testcluster::OperatorProcess;
 use tokio::sync::OnceCell;
 
-/// Two O2IMS operators without leader election: both reconcile every request.
-static OPERATORS: OnceCell<[OperatorProcess; 2]> = OnceCell::const_new();
+/// Two O2IMS operators without leader election, both reconciling every request.
+struct Fixture {
+    _operators: [OperatorProcess; 2],
+    site: Site,
+}
 
-async fn setup() -> anyhow::Result<Client> {
-    let cluster = testcluster::TestCluster::shared().await?;
+static FIXTURE: OnceCell<Fixture> = OnceCell::const_new();
+
+async fn setup() -> anyhow::Result<(Client, &'static Site)> {
+    let cluster = testcluster::TestCluster::shared_with_managers().await?;
     let client = cluster.admin_client()?;
-    OPERATORS
+    let fixture = FIXTURE
         .get_or_try_init(|| async {
             let namespace = cluster.namespace("o2ims-system").await?.name().to_string();
-            drive::ensure_hosts_namespace(&client).await?;
             let start = || {
                 OperatorProcess::start(
                     env!("CARGO_BIN_EXE_o2ims-operator"),
@@ -36,10 +40,13 @@ async fn setup() -> anyhow::Result<Client> {
                     &[],
                 )
             };
-            Ok::<_, anyhow::Error>([start().await?, start().await?])
+            anyhow::Ok(Fixture {
+                _operators: [start().await?, start().await?],
+                site: Site::new(cluster, &namespace)?,
+            })
         })
         .await?;
-    Ok(client)
+    Ok((client, &fixture.site))
 }
 
 /// Whether a request has settled: failed, or its Cluster API objects exist.
@@ -51,12 +58,12 @@ fn settled(request: &ProvisioningRequest) -> bool {
 
 /// The hosts the ByoMachineTemplates of `namespace` select.
 async fn selected_hosts(client: &Client, namespace: &str) -> anyhow::Result<Vec<String>> {
-    let templates = drive::api(client, Kind::ByoMachineTemplate, namespace)
+    let templates = capi::api(client, Kind::ByoMachineTemplate, namespace)
         .list(&ListParams::default())
         .await?;
     let mut hosts = Vec::new();
     for template in templates {
-        hosts.extend(drive::selected_hosts(&serde_json::to_value(template)?));
+        hosts.extend(capi::selected_hosts(&serde_json::to_value(template)?));
     }
     Ok(hosts)
 }
@@ -66,11 +73,10 @@ async fn selected_hosts(client: &Client, namespace: &str) -> anyhow::Result<Vec<
 /// request, and every other request failed naming a host it wanted and the request holding it.
 #[tokio::test]
 async fn twenty_requests_racing_for_twelve_hosts_never_share_one() -> anyhow::Result<()> {
-    let client = setup().await?;
-    let pool = Scenario::new("pool");
-    pool.register(&client, &(1..=12).collect::<Vec<_>>())
-        .await?;
-    let clusters: Vec<Scenario> = (0..20).map(|_| Scenario::new("race")).collect();
+    let (client, site) = setup().await?;
+    let pool = site.scenario("pool");
+    pool.register(&(1..=12).collect::<Vec<_>>()).await?;
+    let clusters: Vec<Scenario> = (0..20).map(|_| site.scenario("race")).collect();
     let wanted = |k: usize| [pool.host(k % 12 + 1), pool.host((k * 5 + 3) % 12 + 1)];
     let requests: Vec<ProvisioningRequest> = clusters
         .iter()
@@ -187,16 +193,14 @@ async fn twenty_requests_racing_for_twelve_hosts_never_share_one() -> anyhow::Re
 /// hosts: a request for one of them fails naming the running cluster's request.
 #[tokio::test]
 async fn a_running_cluster_whose_spec_breaks_keeps_its_hosts() -> anyhow::Result<()> {
-    let client = setup().await?;
-    let running = Scenario::new("keeps");
-    running.register(&client, &[1, 2]).await?;
+    let (client, site) = setup().await?;
+    let running = site.scenario("keeps");
+    running.register(&[1, 2]).await?;
     create(
         &client,
         &request(&running.request, running.parameters(&[1], &[2])),
     )
     .await?;
-    wait_state(&client, &running.request, ProvisioningState::Progressing).await?;
-    running.provision(&client, &[1], &[2]).await?;
     wait_state(&client, &running.request, ProvisioningState::Fulfilled).await?;
 
     let broken = json!({"spec": {"templateParameters": {"clusterName": 7, "hosts": "none"}}});
@@ -218,7 +222,7 @@ async fn a_running_cluster_whose_spec_breaks_keeps_its_hosts() -> anyhow::Result
     )
     .await?;
 
-    let other = Scenario::new("wants");
+    let other = site.scenario("wants");
     let mut parameters: Value = other.parameters(&[], &[]);
     parameters["hosts"] = json!({"controlPlane": [running.host(2)], "workers": []});
     create(&client, &request(&other.request, parameters)).await?;

@@ -1,42 +1,56 @@
-//! Operational behaviour, each test on its own control plane with its own operators:
-//! no writes on an unchanged world, metrics/health/Events, stage timeouts, leader election
-//! and restarts.
+//! Operational behaviour, each test on its own control plane with the real Cluster API and
+//! BYOH managers and its own operators: no writes on an unchanged world, metrics/health/Events,
+//! stage timeouts, leader election and restarts.
 
 mod support;
 
+use std::time::{Duration, Instant};
+
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use lcm_core::capi::Kind;
 use lcm_core::crd::{ProvisioningRequest, ProvisioningState};
 use serde_json::json;
-use support::capi as drive;
+use support::capi;
 use support::*;
-use testcluster::OperatorProcess;
-use testcluster::TestCluster;
+use testcluster::{AuditLog, OperatorProcess, TestCluster};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_o2ims-operator");
+/// The User-Agent of the tests' own client, as the audit log names it.
+const TEST_CLIENT: &str = "operational-test";
 
 struct World {
     cluster: TestCluster,
     client: Client,
     namespace: String,
+    site: Site,
 }
 
 async fn world() -> anyhow::Result<World> {
-    let cluster = TestCluster::start_new().await?;
-    let client = cluster.admin_client()?;
-    let namespace = cluster.namespace("o2ims-system").await?.name().to_string();
-    drive::ensure_hosts_namespace(&client).await?;
-    Ok(World {
-        cluster,
-        client,
-        namespace,
-    })
+    World::on(TestCluster::start_with_managers(&[]).await?).await
+}
+
+/// A world whose API server writes an audit log, to tell the clients' requests apart.
+async fn audited_world(dir: &std::path::Path) -> anyhow::Result<(World, AuditLog)> {
+    let (cluster, audit) = TestCluster::start_with_managers_audited(dir, &[]).await?;
+    Ok((World::on(cluster).await?, audit))
 }
 
 impl World {
+    async fn on(cluster: TestCluster) -> anyhow::Result<World> {
+        let client = cluster.admin_client_as(TEST_CLIENT)?;
+        let namespace = cluster.namespace("o2ims-system").await?.name().to_string();
+        let site = Site::new(&cluster, &namespace)?;
+        Ok(World {
+            cluster,
+            client,
+            namespace,
+            site,
+        })
+    }
+
     async fn operator(&self, args: &[&str]) -> anyhow::Result<OperatorProcess> {
         OperatorProcess::start(
             BINARY,
@@ -47,38 +61,11 @@ impl World {
         .await
     }
 
-    /// A one-node cluster `name` on host `<name>-h1`, driven to `state` by the test.
-    async fn request(&self, name: &str) -> anyhow::Result<()> {
-        drive::register_host(
-            &self.client,
-            &format!("{name}-node1"),
-            &format!("{name}-h1"),
-        )
-        .await?;
-        create(
-            &self.client,
-            &request(
-                name,
-                parameters(name, &[&format!("{name}-h1")], &[], "172.30.0.10"),
-            ),
-        )
-        .await?;
+    /// A one-node cluster on its host 1, which registers.
+    async fn request(&self, s: &Scenario) -> anyhow::Result<()> {
+        s.register(&[1]).await?;
+        create(&self.client, &request(&s.request, s.parameters(&[1], &[]))).await?;
         Ok(())
-    }
-
-    async fn provision(&self, name: &str) -> anyhow::Result<()> {
-        let ns = format!("cluster-{name}");
-        drive::machine_on_host(
-            &self.client,
-            &ns,
-            name,
-            &format!("{name}-m1"),
-            &format!("{name}-node1"),
-            true,
-        )
-        .await?;
-        drive::adopt(&self.client, &ns, name).await?;
-        drive::all_ready(&self.client, &ns, name, 1, 0, "v1.32.9").await
     }
 }
 
@@ -106,7 +93,9 @@ fn assert_median_under_a_second(latencies: &[std::time::Duration]) {
     );
 }
 
-fn resource_versions(
+/// What the operator wrote of each object: its spec's generation and the operator's entry in
+/// its managed fields (the managers write their objects' status on their own).
+fn as_applied(
     objects: &[(Kind, String, String)],
     values: &[Option<serde_json::Value>],
 ) -> Vec<String> {
@@ -114,11 +103,17 @@ fn resource_versions(
         .iter()
         .zip(values)
         .map(|((kind, _, name), v)| {
+            let v = v.clone().unwrap_or_default();
+            let applied = v["metadata"]["managedFields"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|f| f["manager"] == "o2ims-operator")
+                .cloned()
+                .unwrap_or_default();
             format!(
-                "{kind:?}/{name}@{}",
-                v.as_ref()
-                    .map(|o| o["metadata"]["resourceVersion"].clone())
-                    .unwrap_or_default()
+                "{kind:?}/{name} generation {} applied {applied}",
+                v["metadata"]["generation"]
             )
         })
         .collect()
@@ -127,78 +122,102 @@ fn resource_versions(
 #[tokio::test]
 async fn an_unchanged_request_causes_no_writes_and_the_operator_reports_itself()
 -> anyhow::Result<()> {
-    let w = world().await?;
+    let dir = std::env::temp_dir().join(format!("operational-audit-{}", std::process::id()));
+    let (w, audit) = audited_world(&dir).await?;
     let operator = w.operator(&["--log-format", "json"]).await?;
-    w.request("quiet").await?;
-    wait_state(&w.client, "quiet", ProvisioningState::Progressing).await?;
-    w.provision("quiet").await?;
-    wait_state(&w.client, "quiet", ProvisioningState::Fulfilled).await?;
-    let settled = wait_hosts_provisioned(&w.client, "quiet").await?;
+    let s = w.site.scenario("quiet");
+    w.request(&s).await?;
+    wait_state(&w.client, &s.request, ProvisioningState::Fulfilled).await?;
+    let settled = wait_hosts_provisioned(&w.client, &s.request).await?;
     wait_idle(&operator, 0.0).await?;
 
+    let ns = s.namespace();
     let objects: Vec<(Kind, String, String)> = [
-        (Kind::Cluster, "quiet"),
-        (Kind::ByoCluster, "quiet"),
-        (Kind::KubeadmControlPlane, "quiet-control-plane"),
-        (Kind::ByoMachineTemplate, "quiet-control-plane"),
-        (Kind::MachineDeployment, "quiet-md-0"),
-        (Kind::ByoMachineTemplate, "quiet-md-0"),
-        (Kind::KubeadmConfigTemplate, "quiet-md-0"),
+        (Kind::Cluster, s.name.clone()),
+        (Kind::ByoCluster, s.name.clone()),
+        (
+            Kind::KubeadmControlPlane,
+            format!("{}-control-plane", s.name),
+        ),
+        (
+            Kind::ByoMachineTemplate,
+            format!("{}-control-plane", s.name),
+        ),
+        (Kind::MachineDeployment, format!("{}-md-0", s.name)),
+        (Kind::ByoMachineTemplate, format!("{}-md-0", s.name)),
+        (Kind::KubeadmConfigTemplate, format!("{}-md-0", s.name)),
     ]
     .into_iter()
-    .map(|(k, n)| (k, "cluster-quiet".to_string(), n.to_string()))
+    .map(|(k, n)| (k, ns.clone(), n))
     .collect();
     let read_all = || async {
         let mut values = Vec::new();
         for (kind, ns, name) in &objects {
-            values.push(drive::get(&w.client, *kind, ns, name).await?);
+            values.push(capi::get(&w.client, *kind, ns, name).await?);
         }
         anyhow::Ok(values)
     };
     let before = read_all().await?;
     let runs = operator.metric("o2ims_reconcile_runs_total").await?;
-    let writes_before = testcluster::writes(&w.client).await?;
-    let requests_before = testcluster::requests(&w.client).await?;
+    let since = audit.end()?;
 
     // Touch the request: a reconcile runs on an unchanged world.
     let api = Api::<ProvisioningRequest>::all(w.client.clone());
     let touched = api
         .patch(
-            "quiet",
+            &s.request,
             &PatchParams::default(),
             &Patch::Merge(json!({"metadata": {"annotations": {"test/touch": "1"}}})),
         )
         .await?;
     wait_idle(&operator, runs).await?;
-    let writes_after = testcluster::writes(&w.client).await?;
+    let served = audit.requests_since(since)?;
     // It reads the request's objects, hosts, claims and the admin's ConfigMaps from its index,
     // and the generated objects it applied before are neither read nor written again.
-    let reads = testcluster::reads_since(&w.client, &requests_before, |r| {
-        !["/", "leases/"].contains(&r)
-    })
-    .await?;
-    assert_eq!(
-        reads,
-        [],
-        "a reconcile of an unchanged world reads nothing from the API server"
-    );
-    let changed: Vec<&str> = writes_after
-        .iter()
-        .filter(|(k, v)| writes_before.get(*k) != Some(v))
-        .map(|(k, _)| k.as_str())
+    let reads: Vec<&String> = served
+        .keys()
+        .filter(|(client, request)| {
+            let (verb, resource) = request.split_once(' ').unwrap_or_default();
+            client == "o2ims-operator"
+                && ["get", "list"].contains(&verb)
+                && !["/", "leases/"].contains(&resource)
+        })
+        .map(|(_, request)| request)
         .collect();
     assert_eq!(
-        changed,
-        ["PATCH provisioningrequests/"],
+        reads,
+        Vec::<&String>::new(),
+        "a reconcile of an unchanged world reads nothing from the API server"
+    );
+    // Nobody writes but the test's touch: not the operator, nor the hosts' agents. (The
+    // managers' own reconciles go on as they will, e.g. Cluster API rewriting a Machine's
+    // conditions: they are not counted.)
+    // The managers name themselves in the audit log as in managers.json.
+    let managers: Vec<String> = w
+        .cluster
+        .stack_processes()?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    let writes: Vec<(&(String, String), &u64)> = served
+        .iter()
+        .filter(|((client, request), _)| {
+            let (verb, resource) = request.split_once(' ').unwrap_or_default();
+            testcluster::AUDIT_WRITE_VERBS.contains(&verb)
+                && !resource.starts_with("leases/")
+                && !managers.contains(client)
+        })
+        .collect();
+    let touch = (
+        TEST_CLIENT.to_string(),
+        "patch provisioningrequests/".to_string(),
+    );
+    assert_eq!(
+        writes,
+        [(&touch, &1)],
         "only the test's own touch is a write"
     );
-    let touches = writes_after["PATCH provisioningrequests/"]
-        - writes_before
-            .get("PATCH provisioningrequests/")
-            .copied()
-            .unwrap_or(0.0);
-    assert_eq!(touches, 1.0);
-    let after = api.get("quiet").await?;
+    let after = api.get(&s.request).await?;
     assert_eq!(after.status, settled.status, "status is not rewritten");
     assert_eq!(
         after.resource_version(),
@@ -206,8 +225,8 @@ async fn an_unchanged_request_causes_no_writes_and_the_operator_reports_itself()
         "status is not rewritten"
     );
     assert_eq!(
-        resource_versions(&objects, &read_all().await?),
-        resource_versions(&objects, &before),
+        as_applied(&objects, &read_all().await?),
+        as_applied(&objects, &before),
         "no child is rewritten"
     );
 
@@ -248,7 +267,7 @@ async fn an_unchanged_request_causes_no_writes_and_the_operator_reports_itself()
     let reasons: Vec<String> = events
         .items
         .iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("quiet"))
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(&*s.request))
         .filter_map(|e| e.reason.clone())
         .collect();
     assert!(
@@ -268,6 +287,32 @@ async fn an_unchanged_request_causes_no_writes_and_the_operator_reports_itself()
             assert!(line[key].is_string(), "{key} missing in {line}");
         }
     }
+    std::fs::remove_dir_all(&dir)?; // kept when the test fails
+    Ok(())
+}
+
+/// Tells the workload cluster that the kubelet on `s`'s host 1 (its control plane) runs
+/// `version`, as after someone installed another kubelet package there.
+async fn run_kubelet(stack: &TestCluster, s: &Scenario, version: &str) -> anyhow::Result<()> {
+    let url = stack
+        .workload_clusters_url()?
+        .ok_or_else(|| anyhow::anyhow!("the stack runs no workload clusters"))?;
+    let node = format!(
+        "{url}/v1/clusters/{}/{}/nodes/{}",
+        s.namespace(),
+        s.name,
+        s.hostname(1)
+    );
+    let started = json!({"endpoint": format!("{}:6443", s.vip), "controlPlane": true,
+        "kubeletVersion": version, "kubernetesVersion": "v1.32.9"});
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()?
+        .put(node)
+        .json(&started)
+        .send()
+        .await?
+        .error_for_status()?;
     Ok(())
 }
 
@@ -275,12 +320,21 @@ async fn an_unchanged_request_causes_no_writes_and_the_operator_reports_itself()
 async fn cluster_api_status_changes_reach_the_request_within_a_second() -> anyhow::Result<()> {
     let w = world().await?;
     let _operator = w.operator(&[]).await?;
-    w.request("fast").await?;
-    wait_state(&w.client, "fast", ProvisioningState::Progressing).await?;
-    w.provision("fast").await?;
-    wait_state(&w.client, "fast", ProvisioningState::Fulfilled).await?;
+    let s = w.site.scenario("fast");
+    w.request(&s).await?;
+    wait_state(&w.client, &s.request, ProvisioningState::Fulfilled).await?;
+    let machine = capi::machine_on(&w.client, &s.hostname(1)).await?;
+    let machines = capi::api(&w.client, Kind::Machine, &s.namespace());
     let api = Api::<ProvisioningRequest>::all(w.client.clone());
-    // A control-plane node goes NotReady and comes back, five times, as CAPI would report it.
+    // The control plane's kubelet changes version and back, five times: Cluster API copies the
+    // Node's version to its Machine, and the request follows from then on.
+    let kubelet = |round: usize| {
+        if round.is_multiple_of(2) {
+            "v1.32.8"
+        } else {
+            "v1.32.9"
+        }
+    };
     let expected = |round: usize| {
         if round.is_multiple_of(2) {
             ProvisioningState::Progressing
@@ -290,20 +344,19 @@ async fn cluster_api_status_changes_reach_the_request_within_a_second() -> anyho
     };
     let latencies = testcluster::time_changes(
         &api,
-        "fast",
+        &s.request,
         10,
         |round| {
-            let client = w.client.clone();
+            let (machines, machine, s, stack) = (machines.clone(), machine.clone(), &s, &w.cluster);
             async move {
-                let ready = if round.is_multiple_of(2) { 0 } else { 1 };
-                drive::patch_status(
-                    &client,
-                    Kind::KubeadmControlPlane,
-                    "cluster-fast",
-                    "fast-control-plane",
-                    json!({"readyReplicas": ready}),
-                )
-                .await
+                run_kubelet(stack, s, kubelet(round)).await?;
+                let reported = move |m: Option<&DynamicObject>| {
+                    m.is_some_and(|m| {
+                        m.data["status"]["nodeInfo"]["kubeletVersion"] == kubelet(round)
+                    })
+                };
+                testcluster::wait_until(machines, &machine, reported, TIMEOUT).await?;
+                Ok(Instant::now())
             }
         },
         move |round, r: Option<&ProvisioningRequest>| r.and_then(state) == Some(expected(round)),
@@ -321,7 +374,13 @@ async fn a_stage_timeout_or_missing_configuration_fails_the_request_with_its_cau
     let operator = w
         .operator(&["--control-plane-timeout-seconds", "6"])
         .await?;
-    w.request("slow").await?;
+    // Its host takes 15 s to bootstrap, and its cluster's owner brings no CNI: the node is not
+    // Ready once kubeadm init is done.
+    let s = w.site.scenario("slow").with(|sim| {
+        sim.bootstrap_delay = Duration::from_secs(15);
+        sim.cni_by_cluster_owner = false;
+    });
+    w.request(&s).await?;
     // While the stage waits, /metrics shows its wait against its timeout (the alert's terms).
     let wait = "o2ims_stage_longest_wait_seconds{stage=\"control_plane_ready\"}";
     testcluster::wait_for("the control plane's wait to show", TIMEOUT, || async {
@@ -334,7 +393,7 @@ async fn a_stage_timeout_or_missing_configuration_fails_the_request_with_its_cau
             .await?,
         6.0
     );
-    let pr = wait_state(&w.client, "slow", ProvisioningState::Failed).await?;
+    let pr = wait_state(&w.client, &s.request, ProvisioningState::Failed).await?;
     // The operator's store follows its own write a moment after the API server has it.
     testcluster::wait_for("a failed request to wait no more", TIMEOUT, || async {
         Ok((operator.metric(wait).await? == 0.0).then_some(()))
@@ -353,24 +412,19 @@ async fn a_stage_timeout_or_missing_configuration_fails_the_request_with_its_cau
 
     // The stage recovers (kubeadm init done, the node not Ready yet): its clock starts again,
     // so the request progresses instead of staying failed.
-    let ns = "cluster-slow";
-    drive::patch_status(&w.client, Kind::KubeadmControlPlane, ns, "slow-control-plane", json!({
-        "initialized": true, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 0, "version": "v1.32.9",
-    }))
-    .await?;
-    let pr = wait_state(&w.client, "slow", ProvisioningState::Progressing).await?;
+    let pr = wait_state(&w.client, &s.request, ProvisioningState::Progressing).await?;
     assert_eq!(
         condition(&pr, "ControlPlaneReady").map(|c| c.1),
         Some("WaitingForNodes".to_string())
     );
 
     // Host preparation with an operator not told where hosts register fails, naming the flag.
-    let host = json!({"id": "unprepared-h1", "hostname": "unprepared-node1", "address": "192.0.2.9", "sshHostKeys": [HOST_KEY]});
-    add_to_host_inventory(&w.client, &w.namespace, &[host]).await?;
-    let mut parameters = parameters("unprepared", &["unprepared-h1"], &[], "172.30.0.11");
+    let unprepared = w.site.scenario("unprepared");
+    add_to_host_inventory(&w.client, &w.namespace, &[unprepared.inventory_host(1)]).await?;
+    let mut parameters = unprepared.parameters(&[1], &[]);
     parameters["hostPreparation"] = json!("auto");
-    create(&w.client, &request("unprepared", parameters)).await?;
-    let pr = wait_state(&w.client, "unprepared", ProvisioningState::Failed).await?;
+    create(&w.client, &request(&unprepared.request, parameters)).await?;
+    let pr = wait_state(&w.client, &unprepared.request, ProvisioningState::Failed).await?;
     let (_, reason, text) = condition(&pr, "HostsPrepared").expect("condition");
     assert_eq!(reason, "HostPreparationFailed");
     assert!(text.contains("--bootstrap-apiserver"), "{text}");
@@ -387,7 +441,7 @@ async fn allowed_request_host_access_only_fills_in_what_the_inventory_lacks() ->
     args.push("--allow-request-host-access".into());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let _operator = w.operator(&args).await?;
-    let s = Scenario::new("filled-in");
+    let s = w.site.scenario("filled-in");
     add_to_host_inventory(&w.client, &w.namespace, &[s.inventory_host(1)]).await?;
     let mut parameters = s.parameters(&[1], &[2]);
     parameters["hostPreparation"] = json!("auto");
@@ -397,7 +451,7 @@ async fn allowed_request_host_access_only_fills_in_what_the_inventory_lacks() ->
     ]);
     create(&w.client, &request(&s.request, parameters)).await?;
     let selector = format!("{}={}", lcm_core::PROVISIONING_REQUEST_LABEL, s.request);
-    drive::issue_bootstrap_kubeconfig(&w.client, &w.namespace, &selector).await?;
+    issued_bootstrap_kubeconfig(&w.client, &w.namespace, &s.request).await?;
     wait_request(&w.client, &s.request, "host preparation to start", |r| {
         condition(r, "HostsPrepared").is_some_and(|c| c.1 == "Preparing")
     })
@@ -460,8 +514,9 @@ async fn two_replicas_never_both_act() -> anyhow::Result<()> {
     let second = w.operator(&args("replica-b")).await?;
     assert_eq!(second.get("/readyz").await?.0, 200, "a standby is Ready");
 
-    w.request("led").await?;
-    wait_state(&w.client, "led", ProvisioningState::Progressing).await?;
+    let s = w.site.scenario("led");
+    w.request(&s).await?;
+    wait_state(&w.client, &s.request, ProvisioningState::Progressing).await?;
     assert!(first.metric("o2ims_reconcile_runs_total").await? > 0.0);
     assert_eq!(second.metric("o2ims_leader").await?, 0.0);
     assert_eq!(
@@ -476,8 +531,7 @@ async fn two_replicas_never_both_act() -> anyhow::Result<()> {
         Ok((second.metric("o2ims_leader").await? == 1.0).then_some(()))
     })
     .await?;
-    w.provision("led").await?;
-    wait_state(&w.client, "led", ProvisioningState::Fulfilled).await?;
+    wait_state(&w.client, &s.request, ProvisioningState::Fulfilled).await?;
     let holder = leases
         .get("o2ims-test")
         .await?
@@ -516,14 +570,26 @@ async fn two_replicas_never_both_act() -> anyhow::Result<()> {
 async fn a_restarted_operator_resumes_without_duplicates() -> anyhow::Result<()> {
     let w = world().await?;
     let operator = w.operator(&[]).await?;
-    w.request("restart").await?;
-    wait_state(&w.client, "restart", ProvisioningState::Progressing).await?;
+    let s = w.site.scenario("restart");
+    w.request(&s).await?;
+    wait_request(&w.client, &s.request, "its Cluster API objects", |r| {
+        condition(r, "ClusterResourcesCreated").is_some_and(|c| c.0 == "True")
+    })
+    .await?;
     operator.kill().await?;
 
-    // The world moves on while no operator runs.
-    w.provision("restart").await?;
+    // The world moves on while no operator runs: Cluster API provisions the cluster.
+    testcluster::wait_for(
+        "Cluster API to report the cluster ready",
+        TIMEOUT,
+        || async {
+            let cluster = capi::get(&w.client, Kind::Cluster, &s.namespace(), &s.name).await?;
+            Ok(cluster.filter(|c| c["status"]["controlPlaneReady"] == true))
+        },
+    )
+    .await?;
     let _restarted = w.operator(&[]).await?;
-    wait_state(&w.client, "restart", ProvisioningState::Fulfilled).await?;
+    wait_state(&w.client, &s.request, ProvisioningState::Fulfilled).await?;
     for kind in [
         Kind::Cluster,
         Kind::ByoCluster,
@@ -531,7 +597,7 @@ async fn a_restarted_operator_resumes_without_duplicates() -> anyhow::Result<()>
         Kind::MachineDeployment,
         Kind::ByoMachineTemplate,
     ] {
-        let items = drive::api(&w.client, kind, "cluster-restart")
+        let items = capi::api(&w.client, kind, &s.namespace())
             .list(&ListParams::default())
             .await?
             .items;

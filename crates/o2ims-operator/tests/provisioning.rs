@@ -1,14 +1,17 @@
-//! The O2IMS operator against the real control plane: one operator process for all tests
-//! here, each test with its own cluster, hosts and endpoint.
+//! The O2IMS operator against the real control plane with the real Cluster API and BYOH
+//! managers: one operator process for all tests here, each test with its own cluster, simulated
+//! hosts and endpoint.
 
 mod support;
 
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use std::time::Duration;
+
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use lcm_core::capi::Kind;
 use lcm_core::crd::{HostClaim, ProvisioningRequest, ProvisioningState, ResourceProvisioningPhase};
-use serde_json::json;
-use support::capi::{self as drive, HOSTS_NAMESPACE};
+use serde_json::{Value, json};
+use support::capi::{self, HOSTS_NAMESPACE};
 use support::*;
 use testcluster::OperatorProcess;
 use tokio::sync::OnceCell;
@@ -17,6 +20,7 @@ struct Fixture {
     // Kept alive for every test of this binary.
     _operator: OperatorProcess,
     namespace: String,
+    site: Site,
 }
 
 static FIXTURE: OnceCell<Fixture> = OnceCell::const_new();
@@ -25,12 +29,18 @@ const HOST_PREPARATION_IMAGE: &str = testcluster::HOST_PREPARATION_IMAGE;
 const SSH_KEY_SECRET: &str = "site-ssh-key";
 
 async fn setup() -> anyhow::Result<(Client, &'static Fixture)> {
-    let cluster = testcluster::TestCluster::shared().await?;
+    let cluster = testcluster::TestCluster::shared_with_managers().await?;
     let client = cluster.admin_client()?;
     let fixture = FIXTURE
         .get_or_try_init(|| async {
             let namespace = cluster.namespace("o2ims-system").await?.name().to_string();
-            drive::ensure_hosts_namespace(&client).await?;
+            // The playbook host-preparation Jobs mount, as the chart installs it (a stand-in:
+            // the simulated Jobs do not run it).
+            let playbook = json!({"metadata": {"name": "o2ims-host-preparation-playbook"},
+                "data": {"site.yaml": "# the chart's playbook\n"}});
+            Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), &namespace)
+                .create(&PostParams::default(), &serde_json::from_value(playbook)?)
+                .await?;
             let preparation = cluster.host_preparation_args();
             let mut args = vec!["--ssh-key-secret", SSH_KEY_SECRET];
             args.extend(preparation.iter().map(String::as_str));
@@ -43,6 +53,7 @@ async fn setup() -> anyhow::Result<(Client, &'static Fixture)> {
             .await?;
             anyhow::Ok(Fixture {
                 _operator: operator,
+                site: Site::new(cluster, &namespace)?,
                 namespace,
             })
         })
@@ -67,9 +78,13 @@ async fn update_parameters(
 
 #[tokio::test]
 async fn creates_pinned_capi_objects_and_reports_progress() -> anyhow::Result<()> {
-    let (client, _) = setup().await?;
-    let s = Scenario::new("shape");
-    s.register(&client, &[1, 2, 3]).await?;
+    let (client, f) = setup().await?;
+    // The hosts take an hour to bootstrap: the control plane waits for kubeadm init.
+    let s = f
+        .site
+        .scenario("shape")
+        .with(|sim| sim.bootstrap_delay = Duration::from_secs(3600));
+    s.register(&[1, 2, 3]).await?;
     create(&client, &request(&s.request, s.parameters(&[1], &[2, 3]))).await?;
     let pr = wait_state(&client, &s.request, ProvisioningState::Progressing).await?;
     assert_eq!(
@@ -86,7 +101,7 @@ async fn creates_pinned_capi_objects_and_reports_progress() -> anyhow::Result<()
     );
 
     let ns = s.namespace();
-    let template = drive::get(
+    let template = capi::get(
         &client,
         Kind::ByoMachineTemplate,
         &ns,
@@ -100,7 +115,7 @@ async fn creates_pinned_capi_objects_and_reports_progress() -> anyhow::Result<()
         &json!([s.host(2), s.host(3)]),
         "workers are pinned to their hosts"
     );
-    let md = drive::get(
+    let md = capi::get(
         &client,
         Kind::MachineDeployment,
         &ns,
@@ -116,7 +131,7 @@ async fn creates_pinned_capi_objects_and_reports_progress() -> anyhow::Result<()
         Kind::MachineDeployment,
         Kind::KubeadmConfigTemplate,
     ] {
-        let list = drive::api(&client, kind, &ns)
+        let list = capi::api(&client, kind, &ns)
             .list(&ListParams::default())
             .await?;
         assert_eq!(list.items.len(), 1, "{kind:?}");
@@ -135,7 +150,11 @@ async fn creates_pinned_capi_objects_and_reports_progress() -> anyhow::Result<()
     }
 
     // Phase Provisioned is only the infrastructure: still progressing, waiting for kubeadm init.
-    drive::infrastructure_ready(&client, &ns, &s.name).await?;
+    testcluster::wait_for("the Cluster's phase Provisioned", TIMEOUT, || async {
+        let cluster = capi::get(&client, Kind::Cluster, &ns, &s.name).await?;
+        Ok(cluster.filter(|c| c["status"]["phase"] == "Provisioned"))
+    })
+    .await?;
     let pr = wait_request(&client, &s.request, "the Cluster's phase to be seen", |r| {
         condition(r, "ControlPlaneReady").is_some_and(|c| c.1 == "Initializing")
     })
@@ -151,16 +170,14 @@ async fn creates_pinned_capi_objects_and_reports_progress() -> anyhow::Result<()
 
 #[tokio::test]
 async fn fulfilled_only_when_every_node_is_ready_with_real_ids() -> anyhow::Result<()> {
-    let (client, _) = setup().await?;
-    let s = Scenario::new("ready");
-    let uids = s.register(&client, &[1, 2]).await?;
+    let (client, f) = setup().await?;
+    let s = f.site.scenario("ready");
+    let uids = s.register(&[1, 2]).await?;
     create(&client, &request(&s.request, s.parameters(&[1], &[2]))).await?;
-    wait_state(&client, &s.request, ProvisioningState::Progressing).await?;
-    s.provision(&client, &[1], &[2]).await?;
     wait_state(&client, &s.request, ProvisioningState::Fulfilled).await?;
     let pr = wait_hosts_provisioned(&client, &s.request).await?;
     let status = pr.status.clone().expect("status");
-    let cluster = drive::get(&client, Kind::Cluster, &s.namespace(), &s.name)
+    let cluster = capi::get(&client, Kind::Cluster, &s.namespace(), &s.name)
         .await?
         .expect("cluster");
     let set = status.provisioned_resource_set.expect("resource set");
@@ -191,38 +208,6 @@ async fn fulfilled_only_when_every_node_is_ready_with_real_ids() -> anyhow::Resu
         s.namespace(),
         s.name
     )));
-    Ok(())
-}
-
-#[tokio::test]
-async fn a_capi_failure_fails_the_request_naming_the_object() -> anyhow::Result<()> {
-    let (client, _) = setup().await?;
-    let s = Scenario::new("fails");
-    s.register(&client, &[1]).await?;
-    create(&client, &request(&s.request, s.parameters(&[1], &[]))).await?;
-    wait_state(&client, &s.request, ProvisioningState::Progressing).await?;
-    let machine = format!("{}-m1", s.name);
-    drive::machine_on_host(
-        &client,
-        &s.namespace(),
-        &s.name,
-        &machine,
-        &s.hostname(1),
-        true,
-    )
-    .await?;
-    drive::patch_status(&client, Kind::Machine, &s.namespace(), &machine, json!({
-        "phase": "Failed", "failureReason": "BootstrapFailed", "failureMessage": "kubeadm init failed on node1",
-    }))
-    .await?;
-    let pr = wait_state(&client, &s.request, ProvisioningState::Failed).await?;
-    assert!(
-        message(&pr).contains(&format!(
-            "Machine {machine} failed: BootstrapFailed: kubeadm init failed"
-        )),
-        "{}",
-        message(&pr)
-    );
     Ok(())
 }
 
@@ -266,7 +251,7 @@ async fn refuse_clusters(client: &Client, cluster: &str, binding: &str) -> anyho
     let probe = json!({"apiVersion": lcm_core::capi::CLUSTER_API, "kind": "Cluster",
         "metadata": {"name": "probe", "namespace": "default",
             "labels": {lcm_core::capi::CAPI_CLUSTER_NAME_LABEL: cluster}}, "spec": {}});
-    let clusters = drive::api(client, Kind::Cluster, "default");
+    let clusters = capi::api(client, Kind::Cluster, "default");
     let dry_run = kube::api::PostParams {
         dry_run: true,
         ..Default::default()
@@ -284,11 +269,11 @@ async fn refuse_clusters(client: &Client, cluster: &str, binding: &str) -> anyho
 #[tokio::test]
 async fn an_object_the_api_server_refuses_fails_the_request_with_its_message() -> anyhow::Result<()>
 {
-    let (client, _) = setup().await?;
-    let s = Scenario::new("refused");
+    let (client, f) = setup().await?;
+    let s = f.site.scenario("refused");
     let binding = format!("freeze-{}", s.name);
     refuse_clusters(&client, &s.name, &binding).await?;
-    s.register(&client, &[1]).await?;
+    s.register(&[1]).await?;
     create(&client, &request(&s.request, s.parameters(&[1], &[]))).await?;
     let pr = wait_request(&client, &s.request, "the refusal in the status", |r| {
         condition(r, "ClusterResourcesCreated").is_some_and(|c| c.1 == "ApplyRefused")
@@ -328,8 +313,8 @@ async fn an_object_the_api_server_refuses_fails_the_request_with_its_message() -
 
 #[tokio::test]
 async fn invalid_requests_fail_and_create_nothing() -> anyhow::Result<()> {
-    let (client, _) = setup().await?;
-    let s = Scenario::new("invalid");
+    let (client, f) = setup().await?;
+    let s = f.site.scenario("invalid");
     let since = resource_version_now(&client).await?;
     create(&client, &request(&s.request, s.parameters(&[1, 2], &[3]))).await?;
     assert_eq!(
@@ -349,7 +334,7 @@ async fn invalid_requests_fail_and_create_nothing() -> anyhow::Result<()> {
     );
 
     // A template version this O-Cloud does not provide, with otherwise valid parameters.
-    let unknown = Scenario::new("unknown-version");
+    let unknown = f.site.scenario("unknown-version");
     let mut pr = request(&unknown.request, unknown.parameters(&[1], &[]));
     pr.spec.template_version = "v9".into();
     create(&client, &pr).await?;
@@ -385,10 +370,10 @@ async fn invalid_requests_fail_and_create_nothing() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn the_older_request_keeps_a_contested_host() -> anyhow::Result<()> {
-    let (client, _) = setup().await?;
-    let first = Scenario::new("first");
-    let second = Scenario::new("second");
-    first.register(&client, &[1]).await?;
+    let (client, f) = setup().await?;
+    let first = f.site.scenario("first");
+    let second = f.site.scenario("second");
+    first.register(&[1]).await?;
     create(
         &client,
         &request(&first.request, first.parameters(&[1], &[])),
@@ -418,27 +403,23 @@ async fn the_older_request_keeps_a_contested_host() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn host_preparation_runs_a_job_for_exactly_the_missing_hosts() -> anyhow::Result<()> {
-    let (client, fixture) = setup().await?;
-    let s = Scenario::new("prep");
-    s.register(&client, &[1]).await?;
+    let (client, f) = setup().await?;
+    // Preparing host 3 fails, as Ansible does on a host it cannot set up.
+    let s = f.site.scenario("prep");
+    let failing = s.host(3);
+    let s = s.with(|sim| sim.faults.fail_job_for = [failing].into());
+    s.register(&[1]).await?;
     // How the hosts are reached is the O-Cloud's to say: its host inventory, not the request.
     let hosts: Vec<_> = [1, 2, 3].iter().map(|i| s.inventory_host(*i)).collect();
-    add_to_host_inventory(&client, &fixture.namespace, &hosts).await?;
+    add_to_host_inventory(&client, &f.namespace, &hosts).await?;
     let mut parameters = s.parameters(&[1], &[2, 3]);
     parameters["hostPreparation"] = json!("auto");
     create(&client, &request(&s.request, parameters)).await?;
     let selector = format!("{}={}", lcm_core::PROVISIONING_REQUEST_LABEL, s.request);
 
     // First BYOH issues a bootstrap kubeconfig for the API server and CA the operator is given.
-    wait_request(
-        &client,
-        &s.request,
-        "a bootstrap kubeconfig to be asked for",
-        |r| condition(r, "HostsPrepared").is_some_and(|c| c.1 == "WaitingForBootstrapKubeconfig"),
-    )
-    .await?;
-    let cluster = testcluster::TestCluster::shared().await?;
-    let asked = drive::issue_bootstrap_kubeconfig(&client, &fixture.namespace, &selector).await?;
+    let cluster = testcluster::TestCluster::shared_with_managers().await?;
+    let asked = issued_bootstrap_kubeconfig(&client, &f.namespace, &s.request).await?;
     assert_eq!(
         asked["spec"]["apiserver"].as_str(),
         Some(cluster.api_server_url().as_str())
@@ -456,8 +437,7 @@ async fn host_preparation_runs_a_job_for_exactly_the_missing_hosts() -> anyhow::
     })
     .await?;
     assert_eq!(state(&pr), Some(ProvisioningState::Progressing));
-    let jobs =
-        Api::<k8s_openapi::api::batch::v1::Job>::namespaced(client.clone(), &fixture.namespace);
+    let jobs = Api::<k8s_openapi::api::batch::v1::Job>::namespaced(client.clone(), &f.namespace);
     let job = jobs
         .list(&ListParams::default().labels(&selector))
         .await?
@@ -482,7 +462,7 @@ async fn host_preparation_runs_a_job_for_exactly_the_missing_hosts() -> anyhow::
     // The issued kubeconfig, in a Secret of the Job's own.
     assert!(secrets.contains(&job.name_any()), "{secrets:?}");
     let issued =
-        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), &fixture.namespace)
+        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), &f.namespace)
             .get(&job.name_any())
             .await?;
     let data = issued.data.unwrap_or_default();
@@ -491,10 +471,8 @@ async fn host_preparation_runs_a_job_for_exactly_the_missing_hosts() -> anyhow::
         kubeconfig.contains(asked["spec"]["apiserver"].as_str().unwrap_or("?")),
         "{kubeconfig}"
     );
-    let config_maps = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
-        client.clone(),
-        &fixture.namespace,
-    );
+    let config_maps =
+        Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), &f.namespace);
     let mut data = config_maps.get(&job.name_any()).await?.data.expect("data");
     let inventory = data.remove("inventory.yaml").expect("inventory");
     let inventory: serde_json::Value = lcm_core::yaml::from_str(&inventory)?;
@@ -535,14 +513,14 @@ async fn host_preparation_runs_a_job_for_exactly_the_missing_hosts() -> anyhow::
         );
     }
     assert!(
-        drive::get(&client, Kind::Cluster, &s.namespace(), &s.name)
+        capi::get(&client, Kind::Cluster, &s.namespace(), &s.name)
             .await?
             .is_none(),
         "CAPI objects wait for the hosts"
     );
 
     // One host registers while the Job runs: the same Job is followed, no second one is made.
-    s.register(&client, &[2]).await?;
+    s.register(&[2]).await?;
     wait_request(
         &client,
         &s.request,
@@ -561,27 +539,21 @@ async fn host_preparation_runs_a_job_for_exactly_the_missing_hosts() -> anyhow::
         1
     );
 
-    // The Job fails the way the Job controller reports it.
-    let failed = json!({"status": {
-        "startTime": "2026-01-01T00:00:00Z", "failed": 1,
-        "conditions": [
-            {"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit", "lastTransitionTime": "2026-01-01T00:01:00Z"},
-            {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit", "lastTransitionTime": "2026-01-01T00:01:00Z"},
-        ],
-    }});
-    jobs.patch_status(
-        &job.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(failed),
-    )
-    .await?;
+    // The Job's pod waits for the SSH key it mounts; once it exists, the Job runs and fails
+    // preparing host 3, as the Job controller reports an exhausted backoff limit.
+    let key = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": SSH_KEY_SECRET, "namespace": f.namespace},
+        "stringData": {"ssh-privatekey": "stand-in: the simulated hosts take no SSH connection\n"}});
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), &f.namespace)
+        .create(&PostParams::default(), &serde_json::from_value(key)?)
+        .await?;
     let pr = wait_state(&client, &s.request, ProvisioningState::Failed).await?;
     let (_, reason, text) = condition(&pr, "HostsPrepared").expect("condition");
     assert_eq!(reason, "HostPreparationFailed");
     assert!(text.contains("BackoffLimitExceeded"), "{text}");
 
     // Recovery: the hosts are registered by hand and the failed Job deleted.
-    s.register(&client, &[2, 3]).await?;
+    s.register(&[2, 3]).await?;
     jobs.delete(&job.name_any(), &DeleteParams::background())
         .await?;
     let pr = wait_state(&client, &s.request, ProvisioningState::Progressing).await?;
@@ -596,9 +568,9 @@ async fn host_preparation_runs_a_job_for_exactly_the_missing_hosts() -> anyhow::
 /// default, even for hosts the host inventory has, and nothing is created.
 #[tokio::test]
 async fn host_access_in_a_request_is_refused_by_default() -> anyhow::Result<()> {
-    let (client, fixture) = setup().await?;
-    let s = Scenario::new("given-access");
-    add_to_host_inventory(&client, &fixture.namespace, &[s.inventory_host(1)]).await?;
+    let (client, f) = setup().await?;
+    let s = f.site.scenario("given-access");
+    add_to_host_inventory(&client, &f.namespace, &[s.inventory_host(1)]).await?;
     let mut parameters = s.parameters(&[1], &[]);
     parameters["hostPreparation"] = json!("auto");
     parameters["hostAccess"] = json!([{"id": s.host(1), "address": "198.51.100.66", "sshUser": "ubuntu", "sshHostKeys": [HOST_KEY]}]);
@@ -612,7 +584,7 @@ async fn host_access_in_a_request_is_refused_by_default() -> anyhow::Result<()> 
     assert!(
         text.starts_with("templateParameters.hostAccess: ")
             && text.contains("not allowed on this O-Cloud")
-            && text.contains(&format!("ConfigMap {}/{HOST_INVENTORY}", fixture.namespace))
+            && text.contains(&format!("ConfigMap {}/{HOST_INVENTORY}", f.namespace))
             && text.contains("--allow-request-host-access"),
         "{text}"
     );
@@ -621,23 +593,20 @@ async fn host_access_in_a_request_is_refused_by_default() -> anyhow::Result<()> 
         namespaces.get_opt(&s.namespace()).await?.is_none(),
         "nothing is created"
     );
-    assert_no_preparation(&client, fixture, &s).await
+    assert_no_preparation(&client, f, &s).await
 }
 
 /// A host the host inventory lacks, or has without a pinned SSH host key, is not prepared: the
 /// request fails naming the host and what to add, and no Job runs.
 #[tokio::test]
 async fn hosts_the_inventory_does_not_pin_are_not_prepared() -> anyhow::Result<()> {
-    let (client, fixture) = setup().await?;
-    let unknown = Scenario::new("unknown-host");
-    let unpinned = Scenario::new("unpinned");
+    let (client, f) = setup().await?;
+    let unknown = f.site.scenario("unknown-host");
+    let unpinned = f.site.scenario("unpinned");
     let mut host = unpinned.inventory_host(1);
     host.as_object_mut().expect("host").remove("sshHostKeys");
-    add_to_host_inventory(&client, &fixture.namespace, &[host]).await?;
-    let inventory = format!(
-        "ConfigMap {}/{HOST_INVENTORY} (input.json)",
-        fixture.namespace
-    );
+    add_to_host_inventory(&client, &f.namespace, &[host]).await?;
+    let inventory = format!("ConfigMap {}/{HOST_INVENTORY} (input.json)", f.namespace);
     for (s, expected) in [
         (
             &unknown,
@@ -667,27 +636,20 @@ async fn hosts_the_inventory_does_not_pin_are_not_prepared() -> anyhow::Result<(
             text.contains(&expected) && text.contains(&inventory),
             "{text}"
         );
-        assert_no_preparation(&client, fixture, s).await?;
+        assert_no_preparation(&client, f, s).await?;
     }
     Ok(())
 }
 
 /// Nothing prepares the hosts of `s`: no Job, inventory or bootstrap kubeconfig in the operator's
 /// namespace.
-async fn assert_no_preparation(
-    client: &Client,
-    fixture: &Fixture,
-    s: &Scenario,
-) -> anyhow::Result<()> {
+async fn assert_no_preparation(client: &Client, f: &Fixture, s: &Scenario) -> anyhow::Result<()> {
     let selector = format!("{}={}", lcm_core::PROVISIONING_REQUEST_LABEL, s.request);
     let params = ListParams::default().labels(&selector);
-    let jobs =
-        Api::<k8s_openapi::api::batch::v1::Job>::namespaced(client.clone(), &fixture.namespace);
-    let config_maps = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
-        client.clone(),
-        &fixture.namespace,
-    );
-    let bootstrap = drive::api(client, Kind::BootstrapKubeconfig, &fixture.namespace);
+    let jobs = Api::<k8s_openapi::api::batch::v1::Job>::namespaced(client.clone(), &f.namespace);
+    let config_maps =
+        Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(client.clone(), &f.namespace);
+    let bootstrap = capi::api(client, Kind::BootstrapKubeconfig, &f.namespace);
     assert!(jobs.list(&params).await?.items.is_empty(), "no Job");
     assert!(
         config_maps.list(&params).await?.items.is_empty(),
@@ -702,9 +664,9 @@ async fn assert_no_preparation(
 
 #[tokio::test]
 async fn workers_scale_out_and_in_and_control_plane_changes_are_refused() -> anyhow::Result<()> {
-    let (client, _) = setup().await?;
-    let s = Scenario::new("scale");
-    s.register(&client, &[1, 2, 3, 4]).await?;
+    let (client, f) = setup().await?;
+    let s = f.site.scenario("scale");
+    s.register(&[1, 2, 3, 4]).await?;
     create(&client, &request(&s.request, s.parameters(&[1], &[2, 3]))).await?;
     wait_state(&client, &s.request, ProvisioningState::Progressing).await?;
 
@@ -721,20 +683,19 @@ async fn workers_scale_out_and_in_and_control_plane_changes_are_refused() -> any
             .contains("change it once it is fulfilled")
     );
     let md_name = format!("{}-md-0", s.name);
-    let md = drive::get(&client, Kind::MachineDeployment, &s.namespace(), &md_name)
+    let md = capi::get(&client, Kind::MachineDeployment, &s.namespace(), &md_name)
         .await?
         .expect("md");
     assert_eq!(md["spec"]["replicas"], 2);
 
     // Once fulfilled, the same change applies: scale out to three workers.
-    s.provision(&client, &[1], &[2, 3]).await?;
     let md = testcluster::wait_for("the MachineDeployment to scale out", TIMEOUT, || async {
-        let md = drive::get(&client, Kind::MachineDeployment, &s.namespace(), &md_name).await?;
+        let md = capi::get(&client, Kind::MachineDeployment, &s.namespace(), &md_name).await?;
         Ok(md.filter(|m| m["spec"]["replicas"] == 3))
     })
     .await?;
     assert_eq!(md["spec"]["replicas"], 3);
-    let template = drive::get(&client, Kind::ByoMachineTemplate, &s.namespace(), &md_name)
+    let template = capi::get(&client, Kind::ByoMachineTemplate, &s.namespace(), &md_name)
         .await?
         .expect("template");
     assert_eq!(
@@ -742,28 +703,24 @@ async fn workers_scale_out_and_in_and_control_plane_changes_are_refused() -> any
         json!([s.host(2), s.host(3), s.host(4)])
     );
     wait_state(&client, &s.request, ProvisioningState::Progressing).await?;
-    let machine4 = format!("{}-m4", s.name);
-    drive::machine_on_host(
-        &client,
-        &s.namespace(),
-        &s.name,
-        &machine4,
-        &s.hostname(4),
-        false,
-    )
-    .await?;
-    drive::all_ready(&client, &s.namespace(), &s.name, 1, 3, "v1.32.9").await?;
     wait_state(&client, &s.request, ProvisioningState::Fulfilled).await?;
 
-    // Scale in: exactly the removed host's machine is marked for deletion first.
+    // Scale in: exactly the removed host's machine is marked for deletion first, so the
+    // MachineSet deletes that one.
+    let removed = capi::machine_on(&client, &s.hostname(3)).await?;
+    let kept = [
+        capi::machine_on(&client, &s.hostname(2)).await?,
+        capi::machine_on(&client, &s.hostname(4)).await?,
+    ];
+    let since = capi::resource_version(&client, Kind::Machine, &s.namespace()).await?;
     update_parameters(&client, &s.request, s.parameters(&[1], &[2, 4])).await?;
     let md = testcluster::wait_for("the MachineDeployment to scale in", TIMEOUT, || async {
-        let md = drive::get(&client, Kind::MachineDeployment, &s.namespace(), &md_name).await?;
+        let md = capi::get(&client, Kind::MachineDeployment, &s.namespace(), &md_name).await?;
         Ok(md.filter(|m| m["spec"]["replicas"] == 2))
     })
     .await?;
     assert_eq!(md["spec"]["replicas"], 2);
-    let template = drive::get(&client, Kind::ByoMachineTemplate, &s.namespace(), &md_name)
+    let template = capi::get(&client, Kind::ByoMachineTemplate, &s.namespace(), &md_name)
         .await?
         .expect("template");
     assert_eq!(
@@ -771,28 +728,19 @@ async fn workers_scale_out_and_in_and_control_plane_changes_are_refused() -> any
         json!([s.host(2), s.host(4)]),
         "the removed host can no longer be chosen"
     );
-    let annotation = |m: &serde_json::Value| {
-        m["metadata"]["annotations"][lcm_core::capi::DELETE_MACHINE_ANNOTATION].clone()
-    };
-    let removed = drive::get(
-        &client,
-        Kind::Machine,
-        &s.namespace(),
-        &format!("{}-m3", s.name),
-    )
-    .await?
-    .expect("m3");
-    assert_eq!(annotation(&removed), json!("true"));
-    for kept in [2, 4] {
-        let machine = drive::get(
-            &client,
-            Kind::Machine,
-            &s.namespace(),
-            &format!("{}-m{kept}", s.name),
-        )
-        .await?
-        .expect("kept");
-        assert!(annotation(&machine).is_null(), "machine {kept} is kept");
+    let marks =
+        capi::deletion_marks_until_gone(&client, &s.namespace(), &since, &removed, TIMEOUT).await?;
+    assert!(marks[&removed].contains(&json!("true")), "{marks:?}");
+    for machine in &kept {
+        assert!(
+            marks.get(machine).into_iter().flatten().all(Value::is_null),
+            "machine {machine} is kept: {marks:?}"
+        );
+        let live = capi::get(&client, Kind::Machine, &s.namespace(), machine).await?;
+        assert!(
+            live.is_some_and(|m| m["metadata"]["deletionTimestamp"].is_null()),
+            "machine {machine} is kept"
+        );
     }
 
     // Control-plane changes are refused and change nothing.
@@ -811,7 +759,7 @@ async fn workers_scale_out_and_in_and_control_plane_changes_are_refused() -> any
         condition(&pr, "ProvisioningRequestValidated").map(|c| c.1),
         Some("ChangeRefused".into())
     );
-    let kcp = drive::get(
+    let kcp = capi::get(
         &client,
         Kind::ByoMachineTemplate,
         &s.namespace(),
@@ -829,12 +777,10 @@ async fn workers_scale_out_and_in_and_control_plane_changes_are_refused() -> any
 #[tokio::test]
 async fn a_single_control_plane_upgrade_is_refused_and_a_newer_bootstrap_does_not_roll_it()
 -> anyhow::Result<()> {
-    let (client, _) = setup().await?;
-    let s = Scenario::new("single");
-    s.register(&client, &[1, 2, 3]).await?;
+    let (client, f) = setup().await?;
+    let s = f.site.scenario("single");
+    s.register(&[1, 2, 3]).await?;
     create(&client, &request(&s.request, s.parameters(&[1], &[2]))).await?;
-    wait_state(&client, &s.request, ProvisioningState::Progressing).await?;
-    s.provision(&client, &[1], &[2]).await?;
     wait_state(&client, &s.request, ProvisioningState::Fulfilled).await?;
     let (ns, kcp, md) = (
         s.namespace(),
@@ -842,32 +788,31 @@ async fn a_single_control_plane_upgrade_is_refused_and_a_newer_bootstrap_does_no
         format!("{}-md-0", s.name),
     );
 
-    // As an older release of the operator left it: another bootstrap than this one generates.
-    let older = json!(["echo an older release"]);
-    drive::api(&client, Kind::KubeadmControlPlane, &ns)
+    // As an older release of the operator left it: another bootstrap than this one generates,
+    // in the join configuration (which the one machine, made by kubeadm init, is not rolled
+    // for: the KubeadmControlPlane compares a machine only with what it was made from).
+    let older = json!({"nodeRegistration": {"kubeletExtraArgs": {"node-labels": "release=older"}}});
+    capi::api(&client, Kind::KubeadmControlPlane, &ns)
         .patch(
             &kcp,
             &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"kubeadmConfigSpec": {"preKubeadmCommands": older}}})),
+            &Patch::Merge(json!({"spec": {"kubeadmConfigSpec": {"joinConfiguration": older}}})),
         )
         .await?;
     // A scale applies every object again; the control plane keeps its bootstrap (no rollout).
     update_parameters(&client, &s.request, s.parameters(&[1], &[2, 3])).await?;
     testcluster::wait_for("the MachineDeployment to scale out", TIMEOUT, || async {
-        let md = drive::get(&client, Kind::MachineDeployment, &ns, &md).await?;
+        let md = capi::get(&client, Kind::MachineDeployment, &ns, &md).await?;
         Ok(md.filter(|m| m["spec"]["replicas"] == 2))
     })
     .await?;
-    let live = drive::get(&client, Kind::KubeadmControlPlane, &ns, &kcp)
+    let live = capi::get(&client, Kind::KubeadmControlPlane, &ns, &kcp)
         .await?
         .expect("kcp");
     assert_eq!(
-        live["spec"]["kubeadmConfigSpec"]["preKubeadmCommands"],
-        older
+        live["spec"]["kubeadmConfigSpec"]["joinConfiguration"]["nodeRegistration"]["kubeletExtraArgs"],
+        older["nodeRegistration"]["kubeletExtraArgs"]
     );
-    let machine3 = format!("{}-m3", s.name);
-    drive::machine_on_host(&client, &ns, &s.name, &machine3, &s.hostname(3), false).await?;
-    drive::all_ready(&client, &ns, &s.name, 1, 2, "v1.32.9").await?;
     wait_state(&client, &s.request, ProvisioningState::Fulfilled).await?;
 
     // One control-plane host has no spare to surge onto: refused up front, nothing touched.
@@ -880,7 +825,7 @@ async fn a_single_control_plane_upgrade_is_refused_and_a_newer_bootstrap_does_no
     })
     .await?;
     assert_eq!(state(&pr), Some(ProvisioningState::Failed));
-    let live = drive::get(&client, Kind::KubeadmControlPlane, &ns, &kcp)
+    let live = capi::get(&client, Kind::KubeadmControlPlane, &ns, &kcp)
         .await?
         .expect("kcp");
     assert_eq!(live["spec"]["version"], "v1.32.9");
@@ -889,16 +834,14 @@ async fn a_single_control_plane_upgrade_is_refused_and_a_newer_bootstrap_does_no
 
 #[tokio::test]
 async fn upgrades_roll_the_control_plane_then_the_workers() -> anyhow::Result<()> {
-    let (client, _) = setup().await?;
-    let s = Scenario::new("upgrade");
-    s.register(&client, &[1, 2, 3, 4]).await?;
+    let (client, f) = setup().await?;
+    let s = f.site.scenario("upgrade");
+    s.register(&[1, 2, 3, 4]).await?;
     create(
         &client,
         &request(&s.request, s.parameters(&[1, 3, 4], &[2])),
     )
     .await?;
-    wait_state(&client, &s.request, ProvisioningState::Progressing).await?;
-    s.provision(&client, &[1, 3, 4], &[2]).await?;
     wait_state(&client, &s.request, ProvisioningState::Fulfilled).await?;
 
     let mut upgraded = s.parameters(&[1, 3, 4], &[2]);
@@ -913,41 +856,37 @@ async fn upgrades_roll_the_control_plane_then_the_workers() -> anyhow::Result<()
         "the control plane to be asked for v1.33.5",
         TIMEOUT,
         || async {
-            Ok(drive::get(&client, Kind::KubeadmControlPlane, &ns, &kcp)
+            Ok(capi::get(&client, Kind::KubeadmControlPlane, &ns, &kcp)
                 .await?
                 .filter(|o| o["spec"]["version"] == "v1.33.5"))
         },
     )
     .await?;
-    let workers = drive::get(&client, Kind::MachineDeployment, &ns, &md)
+    let workers = capi::get(&client, Kind::MachineDeployment, &ns, &md)
         .await?
         .expect("md");
     assert_eq!(
         workers["spec"]["template"]["spec"]["version"], "v1.32.9",
         "workers wait for the control plane"
     );
-    let pr = wait_state(&client, &s.request, ProvisioningState::Progressing).await?;
-    assert!(
-        message(&pr).contains("rolling out v1.33.5"),
-        "{}",
-        message(&pr)
-    );
+    let pr = wait_request(&client, &s.request, "the rollout to be reported", |r| {
+        message(r).contains("rolling out v1.33.5")
+    })
+    .await?;
+    assert_eq!(state(&pr), Some(ProvisioningState::Progressing));
 
     // The control plane reports the new version: now the workers roll.
-    drive::patch_status(
-        &client,
-        Kind::KubeadmControlPlane,
-        &ns,
-        &kcp,
-        json!({"version": "v1.33.5"}),
-    )
+    testcluster::wait_for("the control plane to report v1.33.5", TIMEOUT, || async {
+        Ok(capi::get(&client, Kind::KubeadmControlPlane, &ns, &kcp)
+            .await?
+            .filter(|o| o["status"]["version"] == "v1.33.5"))
+    })
     .await?;
     testcluster::wait_for("the workers to be asked for v1.33.5", TIMEOUT, || async {
-        let md = drive::get(&client, Kind::MachineDeployment, &ns, &md).await?;
+        let md = capi::get(&client, Kind::MachineDeployment, &ns, &md).await?;
         Ok(md.filter(|o| o["spec"]["template"]["spec"]["version"] == "v1.33.5"))
     })
     .await?;
-    drive::all_ready(&client, &ns, &s.name, 3, 1, "v1.33.5").await?;
     wait_state(&client, &s.request, ProvisioningState::Fulfilled).await?;
 
     // Downgrades are refused.
@@ -969,21 +908,15 @@ async fn upgrades_roll_the_control_plane_then_the_workers() -> anyhow::Result<()
 
 #[tokio::test]
 async fn deletion_removes_the_cluster_first_then_the_rest() -> anyhow::Result<()> {
-    let (client, _) = setup().await?;
-    let s = Scenario::new("delete");
-    s.register(&client, &[1]).await?;
+    let (client, f) = setup().await?;
+    let s = f.site.scenario("delete");
+    s.register(&[1]).await?;
     create(&client, &request(&s.request, s.parameters(&[1], &[]))).await?;
-    wait_state(&client, &s.request, ProvisioningState::Progressing).await?;
-    // Cluster API holds a finalizer on the Cluster until it has torn the machines down.
+    wait_state(&client, &s.request, ProvisioningState::Fulfilled).await?;
+    // Cluster API holds a finalizer on the Cluster until it has torn the machines down; paused,
+    // it tears nothing down yet.
     let ns = s.namespace();
-    drive::patch(
-        &client,
-        Kind::Cluster,
-        &ns,
-        &s.name,
-        json!({"metadata": {"finalizers": ["cluster.cluster.x-k8s.io"]}}),
-    )
-    .await?;
+    pause(&client, &ns, &s.name, true).await?;
 
     Api::<ProvisioningRequest>::all(client.clone())
         .delete(&s.request, &DeleteParams::default())
@@ -994,14 +927,14 @@ async fn deletion_removes_the_cluster_first_then_the_rest() -> anyhow::Result<()
         "{}",
         message(&pr)
     );
-    let cluster = drive::get(&client, Kind::Cluster, &ns, &s.name)
+    let cluster = capi::get(&client, Kind::Cluster, &ns, &s.name)
         .await?
         .expect("still there");
     assert!(
         !cluster["metadata"]["deletionTimestamp"].is_null(),
         "the Cluster is deleted first"
     );
-    let kcp = drive::get(
+    let kcp = capi::get(
         &client,
         Kind::KubeadmControlPlane,
         &ns,
@@ -1013,24 +946,10 @@ async fn deletion_removes_the_cluster_first_then_the_rest() -> anyhow::Result<()
         "the rest waits for the Cluster"
     );
 
-    // The Cluster goes while BYOH has not released the host yet: the request keeps holding it.
-    drive::machine_on_host(
-        &client,
-        &ns,
-        &s.name,
-        &format!("{}-m1", s.name),
-        &s.hostname(1),
-        true,
-    )
-    .await?;
-    drive::patch(
-        &client,
-        Kind::Cluster,
-        &ns,
-        &s.name,
-        json!({"metadata": {"finalizers": null}}),
-    )
-    .await?;
+    // The Cluster goes while BYOH has not released the host yet (its agent is down): the
+    // request keeps holding it.
+    s.stop_agents().await;
+    pause(&client, &ns, &s.name, false).await?;
     let claims = Api::<HostClaim>::all(client.clone());
     let waiting = wait_request(&client, &s.request, "the request to wait for BYOH", |r| {
         message(r).contains(&format!("waiting for BYOH to release hosts {}", s.host(1)))
@@ -1041,7 +960,7 @@ async fn deletion_removes_the_cluster_first_then_the_rest() -> anyhow::Result<()
         claims.get_opt(&s.host(1)).await?.is_some(),
         "the host stays claimed until BYOH releases it"
     );
-    drive::release_hosts(&client, &s.name).await?;
+    s.start_agents().await?;
     testcluster::wait_for(
         "the request and its namespace to be gone",
         TIMEOUT,
@@ -1056,7 +975,7 @@ async fn deletion_removes_the_cluster_first_then_the_rest() -> anyhow::Result<()
         },
     )
     .await?;
-    let host = drive::get(&client, Kind::ByoHost, HOSTS_NAMESPACE, &s.hostname(1)).await?;
+    let host = capi::get(&client, Kind::ByoHost, HOSTS_NAMESPACE, &s.hostname(1)).await?;
     assert!(host.is_some(), "hosts are not the operator's to delete");
     assert!(
         claims.get_opt(&s.host(1)).await?.is_none(),

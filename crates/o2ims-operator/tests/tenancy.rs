@@ -1,6 +1,7 @@
-//! What a request must not be able to do to others, against the real control plane: a long
-//! name must not wedge it, a namespace that exists must not be adopted or deleted, a host id two
-//! ByoHosts claim must not be pinned, and a refused change must not read `fulfilled`.
+//! What a request must not be able to do to others, against the real control plane with the real
+//! Cluster API and BYOH managers: a long name must not wedge it, a namespace that exists must not
+//! be adopted or deleted, a host id two ByoHosts claim must not be pinned, and a refused change
+//! must not read `fulfilled`.
 
 mod support;
 
@@ -10,59 +11,51 @@ use kube::{Client, ResourceExt};
 use lcm_core::capi::Kind;
 use lcm_core::crd::{ProvisioningRequest, ProvisioningState};
 use serde_json::json;
-use support::capi as drive;
+use support::capi;
 use support::*;
 use testcluster::OperatorProcess;
 use tokio::sync::OnceCell;
 
-static OPERATOR: OnceCell<OperatorProcess> = OnceCell::const_new();
+struct Fixture {
+    _operator: OperatorProcess,
+    site: Site,
+}
 
-async fn setup() -> anyhow::Result<Client> {
-    let cluster = testcluster::TestCluster::shared().await?;
+static FIXTURE: OnceCell<Fixture> = OnceCell::const_new();
+
+async fn setup() -> anyhow::Result<(Client, &'static Site)> {
+    let cluster = testcluster::TestCluster::shared_with_managers().await?;
     let client = cluster.admin_client()?;
-    OPERATOR
+    let fixture = FIXTURE
         .get_or_try_init(|| async {
             let namespace = cluster.namespace("o2ims-system").await?.name().to_string();
-            drive::ensure_hosts_namespace(&client).await?;
-            OperatorProcess::start(
+            let operator = OperatorProcess::start(
                 env!("CARGO_BIN_EXE_o2ims-operator"),
                 cluster.kubeconfig_path(),
                 &namespace,
                 &[],
             )
-            .await
+            .await?;
+            anyhow::Ok(Fixture {
+                _operator: operator,
+                site: Site::new(cluster, &namespace)?,
+            })
         })
         .await?;
-    Ok(client)
+    Ok((client, &fixture.site))
 }
 
 /// A cluster of its own with two registered hosts: a control plane and a worker.
-async fn cluster(client: &Client, prefix: &str) -> anyhow::Result<Scenario> {
-    let s = Scenario::new(prefix);
-    s.register(client, &[1, 2]).await?;
+async fn cluster(site: &Site, prefix: &str) -> anyhow::Result<Scenario> {
+    let s = site.scenario(prefix);
+    s.register(&[1, 2]).await?;
     Ok(s)
 }
 
-/// Drives the cluster of `s` to fulfilled, as Cluster API and BYOH report it.
-async fn fulfil(
-    client: &Client,
-    s: &Scenario,
-    request: &str,
-) -> anyhow::Result<ProvisioningRequest> {
-    wait_state(client, request, ProvisioningState::Progressing).await?;
-    s.provision(client, &[1], &[2]).await?;
-    wait_state(client, request, ProvisioningState::Fulfilled).await
-}
-
-/// Deletes `request`; BYOH releases its cluster's hosts as Cluster API deletes the machines.
+/// Deletes `request`; Cluster API tears its cluster down and BYOH releases its hosts.
 async fn delete_and_wait_gone(client: &Client, request: &str) -> anyhow::Result<()> {
     let api = Api::<ProvisioningRequest>::all(client.clone());
-    let cluster = api.get(request).await?.spec.template_parameters["clusterName"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
     api.delete(request, &DeleteParams::default()).await?;
-    drive::release_hosts(client, &cluster).await?;
     testcluster::wait_for(&format!("{request} to be gone"), TIMEOUT, || async {
         Ok(api.get_opt(request).await?.is_none().then_some(()))
     })
@@ -73,13 +66,13 @@ async fn delete_and_wait_gone(client: &Client, request: &str) -> anyhow::Result<
 /// Nephio send: validated, provisioned, found by its labels, deleted.
 #[tokio::test]
 async fn a_253_character_name_provisions_and_deletes() -> anyhow::Result<()> {
-    let client = setup().await?;
-    let c = cluster(&client, "long").await?;
+    let (client, site) = setup().await?;
+    let c = cluster(site, "long").await?;
     let label = |i: usize| format!("{}{}", c.name, "x".repeat(63 - c.name.len() - i));
     let name = format!("{}.{}.{}.{}", label(0), label(0), label(0), label(2));
     assert_eq!(name.len(), 253, "{name}");
     create(&client, &request(&name, c.parameters(&[1], &[2]))).await?;
-    let fulfilled = fulfil(&client, &c, &name).await?;
+    let fulfilled = wait_state(&client, &name, ProvisioningState::Fulfilled).await?;
     assert_eq!(
         fulfilled
             .status
@@ -87,7 +80,7 @@ async fn a_253_character_name_provisions_and_deletes() -> anyhow::Result<()> {
             .and_then(|s| s.observed_generation),
         fulfilled.metadata.generation
     );
-    let cluster = drive::get(&client, Kind::Cluster, &c.namespace(), &c.name)
+    let cluster = capi::get(&client, Kind::Cluster, &c.namespace(), &c.name)
         .await?
         .expect("the Cluster");
     let value = cluster["metadata"]["labels"][lcm_core::PROVISIONING_REQUEST_LABEL]
@@ -101,7 +94,7 @@ async fn a_253_character_name_provisions_and_deletes() -> anyhow::Result<()> {
 /// ever) and can be deleted.
 #[tokio::test]
 async fn a_long_named_invalid_request_fails_and_can_be_deleted() -> anyhow::Result<()> {
-    let client = setup().await?;
+    let (client, _) = setup().await?;
     let name = format!("{}.example.org", unique(&"n".repeat(50)));
     assert!(name.len() > 63, "{name}");
     let bad = parameters("Not_A_Label", &["h1"], &[], "172.30.1.1");
@@ -117,8 +110,8 @@ async fn a_long_named_invalid_request_fails_and_can_be_deleted() -> anyhow::Resu
 /// it; deleting the request leaves the namespace and what it holds as they were.
 #[tokio::test]
 async fn an_existing_namespace_is_never_adopted_or_deleted() -> anyhow::Result<()> {
-    let client = setup().await?;
-    let c = cluster(&client, "squat").await?;
+    let (client, site) = setup().await?;
+    let c = cluster(site, "squat").await?;
     let namespaces = Api::<Namespace>::all(client.clone());
     let namespace: Namespace =
         serde_json::from_value(json!({"metadata": {"name": c.namespace()}}))?;
@@ -138,7 +131,7 @@ async fn an_existing_namespace_is_never_adopted_or_deleted() -> anyhow::Result<(
     assert_eq!(reason, "NamespaceConflict");
     assert!(text.contains(&c.namespace()), "{text}");
     assert!(
-        drive::get(&client, Kind::Cluster, &c.namespace(), &c.name)
+        capi::get(&client, Kind::Cluster, &c.namespace(), &c.name)
             .await?
             .is_none(),
         "nothing is created in it"
@@ -165,9 +158,14 @@ async fn an_existing_namespace_is_never_adopted_or_deleted() -> anyhow::Result<(
 /// Two ByoHosts with one `host-id`: the host is unusable and the request names both.
 #[tokio::test]
 async fn a_host_id_two_byohosts_claim_is_refused() -> anyhow::Result<()> {
-    let client = setup().await?;
-    let c = cluster(&client, "twin").await?;
-    drive::register_host(&client, &format!("{}-impostor", c.name), &c.host(1)).await?;
+    let (client, site) = setup().await?;
+    let c = cluster(site, "twin").await?;
+    // Another machine's agent, installed with the same host id.
+    let impostor = byoh_sim::SimHost {
+        hostname: format!("{}-impostor", c.name),
+        ..c.sim_host(1)
+    };
+    c.register_host(&client, impostor).await?;
     let name = format!("{}-req", c.name);
     create(&client, &request(&name, c.parameters(&[1], &[2]))).await?;
     let failed = wait_state(&client, &name, ProvisioningState::Failed).await?;
@@ -178,7 +176,7 @@ async fn a_host_id_two_byohosts_claim_is_refused() -> anyhow::Result<()> {
         "{text}"
     );
     assert!(
-        drive::get(&client, Kind::Cluster, &c.namespace(), &c.name)
+        capi::get(&client, Kind::Cluster, &c.namespace(), &c.name)
             .await?
             .is_none(),
         "nothing is pinned to it"
@@ -190,9 +188,9 @@ async fn a_host_id_two_byohosts_claim_is_refused() -> anyhow::Result<()> {
 /// cluster on a host, it does not take that host: it fails naming the host and the newer request.
 #[tokio::test]
 async fn an_older_request_fixed_later_does_not_take_a_host_in_use() -> anyhow::Result<()> {
-    let client = setup().await?;
-    let newer = cluster(&client, "taker").await?;
-    let older = Scenario::new("fixed");
+    let (client, site) = setup().await?;
+    let newer = cluster(site, "taker").await?;
+    let older = site.scenario("fixed");
     let mut wanted = older.parameters(&[1], &[]);
     wanted["hosts"]["controlPlane"] = json!([newer.host(1)]);
     let mut invalid = wanted.clone();
@@ -231,7 +229,7 @@ async fn an_older_request_fixed_later_does_not_take_a_host_in_use() -> anyhow::R
         "{text}"
     );
     assert!(
-        drive::get(&client, Kind::Cluster, &older.namespace(), &older.name)
+        capi::get(&client, Kind::Cluster, &older.namespace(), &older.name)
             .await?
             .is_none(),
         "the older request created nothing"
@@ -244,11 +242,11 @@ async fn an_older_request_fixed_later_does_not_take_a_host_in_use() -> anyhow::R
 /// `fulfilled` back.
 #[tokio::test]
 async fn a_refused_change_fails_the_request_until_reverted() -> anyhow::Result<()> {
-    let client = setup().await?;
-    let c = cluster(&client, "refuse").await?;
+    let (client, site) = setup().await?;
+    let c = cluster(site, "refuse").await?;
     let name = format!("{}-req", c.name);
     create(&client, &request(&name, c.parameters(&[1], &[2]))).await?;
-    fulfil(&client, &c, &name).await?;
+    wait_state(&client, &name, ProvisioningState::Fulfilled).await?;
 
     let mut moved = c.parameters(&[1], &[2]);
     moved["controlPlaneEndpoint"]["host"] = json!("172.30.2.2");

@@ -14,6 +14,10 @@ rules:
   - level: Metadata
 ";
 
+/// The verbs of the audit log's requests that write.
+pub const AUDIT_WRITE_VERBS: [&str; 5] =
+    ["create", "update", "patch", "delete", "deletecollection"];
+
 /// Where the API server writes its audit log.
 #[derive(Clone, Debug)]
 pub struct AuditLog {

@@ -29,6 +29,8 @@ pub struct TestCluster {
     startup: Option<Duration>,
     // Dropping it stops a control plane this value started; None for a reused cluster.
     harness: Option<Arc<Harness>>,
+    // The managers' logs are in every failed wait's error while a stack with them runs.
+    _reported: Option<crate::diagnostics::Reported>,
 }
 
 static SHARED: OnceCell<TestCluster> = OnceCell::const_new();
@@ -106,12 +108,17 @@ impl TestCluster {
             harness.kubeconfig.display()
         ));
         let config = load_kubeconfig(&harness.kubeconfig).await?;
-        Ok(TestCluster {
+        let mut cluster = TestCluster {
             kubeconfig: harness.kubeconfig.clone(),
             config,
             startup: Some(harness.startup),
             harness: Some(Arc::new(harness)),
-        })
+            _reported: None,
+        };
+        if cluster.managers_file().is_file() {
+            cluster._reported = Some(crate::diagnostics::stack(&cluster.managers_file()));
+        }
+        Ok(cluster)
     }
 
     /// Uses an already running cluster and installs the CRDs through the API. The garbage
@@ -131,6 +138,7 @@ impl TestCluster {
             config,
             startup: None,
             harness: None,
+            _reported: None,
         })
     }
 

@@ -22,6 +22,7 @@ pub mod capi;
 mod clients;
 mod cluster;
 mod crds;
+pub mod diagnostics;
 mod harness;
 mod layers;
 mod namespace;
@@ -33,7 +34,7 @@ mod strict;
 mod wait;
 mod writes;
 
-pub use audit::AuditLog;
+pub use audit::{AUDIT_WRITE_VERBS, AuditLog};
 pub use cluster::{BYOH_AGENT_CHECKSUM, HOST_PREPARATION_IMAGE, TestCluster};
 pub use crds::{crd_dirs, install_crds};
 pub use layers::check_layers;

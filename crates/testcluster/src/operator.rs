@@ -26,6 +26,8 @@ pub struct OperatorProcess {
     pid: u32,
     pub metrics_addr: SocketAddr,
     pub log: PathBuf,
+    // Its log's tail is in every failed wait's error while it runs.
+    _reported: Option<crate::diagnostics::Reported>,
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -76,11 +78,12 @@ impl OperatorProcess {
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).await?;
         let pid = line.trim().parse().context("operator pid")?;
-        let process = Self {
+        let mut process = Self {
             shell,
             pid,
             metrics_addr,
             log,
+            _reported: None,
         };
         crate::wait_for(
             "the operator's /healthz",
@@ -96,6 +99,7 @@ impl OperatorProcess {
         )
         .await
         .with_context(|| process.log_tail())?;
+        process._reported = Some(crate::diagnostics::operator(&process.log));
         Ok(process)
     }
 
@@ -174,13 +178,7 @@ impl OperatorProcess {
     }
 
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        format!(
-            "operator log {}:\n{}",
-            self.log.display(),
-            lines[lines.len().saturating_sub(40)..].join("\n")
-        )
+        crate::diagnostics::tail("operator", &self.log, crate::diagnostics::OPERATOR_LINES)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::fmt::Debug;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use kube::Resource;
@@ -28,7 +28,10 @@ where
             return Ok(value);
         }
         if tokio::time::Instant::now() >= deadline {
-            bail!("timed out after {timeout:?} waiting for {what}");
+            bail!(
+                "timed out after {timeout:?} waiting for {what}{}",
+                crate::diagnostics::explanation()
+            );
         }
         tokio::time::sleep(POLL_INTERVAL).await;
     }
@@ -47,12 +50,18 @@ where
 {
     tokio::time::timeout(timeout, await_condition(api, name, condition))
         .await
-        .with_context(|| format!("timed out after {timeout:?} waiting for {name}"))?
+        .with_context(|| {
+            format!(
+                "timed out after {timeout:?} waiting for {name}{}",
+                crate::diagnostics::explanation()
+            )
+        })?
         .with_context(|| format!("watching {name}"))
 }
 
-/// How long changes take to show: for each round, `change(round)` runs and then `name` is
-/// watched until `reached(round, object)` holds. Returns the durations, sorted.
+/// How long changes take to show: for each round, `change(round)` makes a change and returns
+/// the moment it counts from (e.g. just before its write, or when what it changed showed), and
+/// then `name` is watched until `reached(round, object)` holds. Returns the durations, sorted.
 pub async fn time_changes<K, F, Fut, R>(
     api: &Api<K>,
     name: &str,
@@ -64,13 +73,12 @@ pub async fn time_changes<K, F, Fut, R>(
 where
     K: Clone + Debug + Send + DeserializeOwned + Resource + 'static,
     F: FnMut(usize) -> Fut,
-    Fut: Future<Output = anyhow::Result<()>>,
+    Fut: Future<Output = anyhow::Result<Instant>>,
     R: Fn(usize, Option<&K>) -> bool + Clone + Send + 'static,
 {
     let mut durations = Vec::new();
     for round in 0..rounds {
-        let started = std::time::Instant::now();
-        change(round).await?;
+        let started = change(round).await?;
         let reached = reached.clone();
         wait_until(
             api.clone(),

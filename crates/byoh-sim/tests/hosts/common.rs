@@ -50,10 +50,7 @@ impl World {
     /// A world with `count` hosts, `<prefix>-<n>-<suffix>`, for the cluster `<prefix>-<suffix>`.
     pub async fn new(prefix: &str, count: usize) -> anyhow::Result<World> {
         // What the agents warn of (a failed bootstrap and why) shows with a failed test.
-        let _ = tracing_subscriber::fmt()
-            .with_test_writer()
-            .with_env_filter("byoh_sim=warn")
-            .try_init();
+        testcluster::diagnostics::trace_to_test_output("byoh_sim=warn");
         let stack = TestCluster::shared_with_managers().await?;
         let hosts_namespace = stack.namespace(prefix).await?;
         let suffix = hosts_namespace
@@ -106,11 +103,7 @@ impl World {
             .stack
             .workload_clusters_url()?
             .ok_or_else(|| anyhow::anyhow!("the stack runs no workload clusters"))?;
-        Ok(byoh_sim::spawn(
-            self.stack.admin_config_as("byoh-sim")?,
-            &url,
-            config,
-        ))
+        byoh_sim::spawn(self.stack.admin_config_as("byoh-sim")?, &url, config)
     }
 
     /// What the O2IMS operator applies for the cluster with these hosts and version, with the

@@ -268,13 +268,26 @@ pub fn hold_worker_version(generated: &mut Generated, version: &str) {
 /// rollout or the cluster's deletion forever. Cluster API changes it on running machines in
 /// place (no rollout).
 pub fn drain_within(generated: &mut Generated, timeout: std::time::Duration) {
-    let timeout = json!(format!("{}s", timeout.as_secs()));
+    let timeout = json!(go_duration(timeout));
     for object in generated.objects.iter_mut() {
         if object["kind"] == "KubeadmControlPlane" {
             object["spec"]["machineTemplate"]["nodeDrainTimeout"] = timeout.clone();
         } else if object["kind"] == "MachineDeployment" {
             object["spec"]["template"]["spec"]["nodeDrainTimeout"] = timeout.clone();
         }
+    }
+}
+
+/// A duration of whole seconds as Go's `time.Duration` writes it (`45s`, `10m0s`, `1h0m0s`):
+/// Cluster API's webhooks rewrite every `metav1.Duration` so, and an applied object must hold
+/// what the API server keeps, or every pass would find it changed and apply it again.
+fn go_duration(duration: std::time::Duration) -> String {
+    let seconds = duration.as_secs();
+    let (hours, minutes, seconds) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    match (hours, minutes) {
+        (0, 0) => format!("{seconds}s"),
+        (0, _) => format!("{minutes}m{seconds}s"),
+        _ => format!("{hours}h{minutes}m{seconds}s"),
     }
 }
 

@@ -1,24 +1,33 @@
-//! Support for the O2IMS operator's integration tests: the operator as a real process
-//! against the real control plane, and drivers that write Cluster API / BYOH status the way
-//! their controllers would.
+//! Support for the O2IMS operator's integration tests: the operator as a real process against
+//! a real control plane on which the real Cluster API and BYOH managers run, with each test's
+//! hosts simulated (byoh-sim's agents, in the test's own runtime, on the stack's workload-cluster
+//! simulator), so Cluster API and BYOH themselves claim the hosts and report every status.
 
 #![allow(dead_code)] // each test binary uses a different part of the support module
 
 pub use testcluster::capi;
 
 use std::net::Ipv4Addr;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
+
+use byoh_sim::{SimConfig, SimHost};
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Client;
-use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use lcm_core::capi::Kind;
 use lcm_core::crd::{ProvisioningRequest, ProvisioningRequestSpec, ProvisioningState};
 use lcm_core::rest::provisioning::Phase;
 use serde_json::{Value, json};
+use testcluster::TestCluster;
 
-pub const TIMEOUT: Duration = Duration::from_secs(30);
+/// Long enough for a loaded CI machine and for Cluster API's ClusterCache, which retries a
+/// workload cluster it could not reach (every new one: it connects before kubeadm init) 30 s
+/// later; the waits end as soon as their condition holds.
+pub const TIMEOUT: Duration = Duration::from_secs(180);
 
 /// The host inventory ConfigMap (key `input.json`) the operator reads how hosts are reached
 /// from: `--host-inventory-configmap`'s default.
@@ -186,6 +195,45 @@ pub async fn wait_hosts_provisioned(
     .await
 }
 
+/// The BootstrapKubeconfig the operator asked for to prepare the hosts of `request` in
+/// `namespace`, once BYOH issued it (`status.bootstrapKubeconfigData`).
+pub async fn issued_bootstrap_kubeconfig(
+    client: &Client,
+    namespace: &str,
+    request: &str,
+) -> anyhow::Result<Value> {
+    let api = capi::api(client, Kind::BootstrapKubeconfig, namespace);
+    let selector = lcm_core::provisioning_request_selector(request);
+    testcluster::wait_for("BYOH to issue a bootstrap kubeconfig", TIMEOUT, || async {
+        let list = api.list(&ListParams::default().labels(&selector)).await?;
+        let issued = list
+            .items
+            .into_iter()
+            .map(|o| serde_json::to_value(o).unwrap_or_default())
+            .find(|o| o["status"]["bootstrapKubeconfigData"].is_string());
+        Ok(issued)
+    })
+    .await
+}
+
+/// Pauses the Cluster `namespace/name` (`spec.paused`, as `clusterctl move` does) or resumes it:
+/// Cluster API's controllers leave a paused cluster and everything of it as it is.
+pub async fn pause(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    paused: bool,
+) -> anyhow::Result<()> {
+    capi::api(client, Kind::Cluster, namespace)
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"paused": paused}})),
+        )
+        .await?;
+    Ok(())
+}
+
 /// The API server's current resourceVersion for ProvisioningRequests: watching from it sees
 /// every later change.
 pub async fn resource_version_now(client: &Client) -> anyhow::Result<String> {
@@ -268,23 +316,82 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// A test's own cluster: unique name, hosts and VIP.
+/// Where a test's scenarios run: a stack with the managers and the O2IMS operator's namespace.
+#[derive(Clone)]
+pub struct Site {
+    admin: kube::Config,
+    workload_clusters: String,
+    /// The operator's namespace, where it makes its host-preparation Jobs.
+    pub namespace: String,
+}
+
+impl Site {
+    pub fn new(stack: &TestCluster, namespace: &str) -> anyhow::Result<Site> {
+        // What the simulated agents and Jobs do shows with a failed test.
+        testcluster::diagnostics::trace_to_test_output("byoh_sim=info");
+        let workload_clusters = stack
+            .workload_clusters_url()?
+            .ok_or_else(|| anyhow::anyhow!("the stack runs no workload-cluster simulator"))?;
+        Ok(Site {
+            admin: stack.admin_config_as("byoh-sim")?,
+            workload_clusters,
+            namespace: namespace.to_string(),
+        })
+    }
+
+    /// A scenario of its own: unique name, hosts and control-plane endpoint.
+    pub fn scenario(&self, prefix: &str) -> Scenario {
+        static NEXT: AtomicU8 = AtomicU8::new(1);
+        let name = unique(prefix);
+        let request = format!("{name}-req");
+        // Hosts are prepared (or registered) with a CNI their cluster's owner brings (`cni:
+        // none`), bootstrap at once, and only this scenario's host-preparation Jobs run here.
+        let simulator = SimConfig {
+            namespace: Some(self.namespace.clone()),
+            job_selector: Some(lcm_core::provisioning_request_selector(&request)),
+            cni_by_cluster_owner: true,
+            job_delay: Duration::from_millis(200),
+            bootstrap_delay: Duration::from_millis(200),
+            ..SimConfig::default()
+        };
+        Scenario {
+            request,
+            // In the local routes of the stack's network namespace, where the workload clusters
+            // listen.
+            vip: Ipv4Addr::new(172, 31, 0, NEXT.fetch_add(1, Ordering::SeqCst)).to_string(),
+            name,
+            site: self.clone(),
+            simulator: Mutex::new(simulator),
+            running: tokio::sync::Mutex::new(None),
+        }
+    }
+}
+
+/// A test's own cluster: unique name, hosts and VIP, and the simulator of its hosts.
 pub struct Scenario {
     pub name: String,
     pub request: String,
     pub vip: String,
+    site: Site,
+    /// How its hosts are simulated; `hosts` holds those registered so far.
+    simulator: Mutex<SimConfig>,
+    /// The simulator while its agents run.
+    running: tokio::sync::Mutex<Option<byoh_sim::Handle>>,
 }
 
 impl Scenario {
-    pub fn new(prefix: &str) -> Self {
-        static NEXT: AtomicU8 = AtomicU8::new(1);
-        let name = unique(prefix);
-        Self {
-            request: format!("{name}-req"),
-            vip: Ipv4Addr::new(172, 31, 0, NEXT.fetch_add(1, Ordering::SeqCst)).to_string(),
-            name,
-        }
+    /// Changes how its hosts are simulated (faults, delays), before they register.
+    pub fn with(self, configure: impl FnOnce(&mut SimConfig)) -> Self {
+        configure(&mut self.config());
+        self
     }
+
+    fn config(&self) -> std::sync::MutexGuard<'_, SimConfig> {
+        self.simulator
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     pub fn host(&self, i: usize) -> String {
         format!("{}-h{i}", self.name)
     }
@@ -293,6 +400,14 @@ impl Scenario {
     }
     pub fn namespace(&self) -> String {
         format!("cluster-{}", self.name)
+    }
+    /// Host `i` as the simulator plays it: at 192.0.2.`i`.
+    pub fn sim_host(&self, i: usize) -> SimHost {
+        SimHost {
+            id: self.host(i),
+            hostname: self.hostname(i),
+            address: Some(format!("192.0.2.{i}")),
+        }
     }
     /// Host `i` as the O-Cloud's host inventory describes it: at 192.0.2.`i`, with a pinned key.
     pub fn inventory_host(&self, i: usize) -> Value {
@@ -308,42 +423,63 @@ impl Scenario {
             "cni": "none", "hostPreparation": "skip",
         })
     }
-    pub async fn register(&self, client: &Client, hosts: &[usize]) -> anyhow::Result<Vec<String>> {
+
+    /// Starts the simulator of this scenario's hosts unless it runs: the agents of the hosts
+    /// registered so far register again, as agents do when they start.
+    pub async fn start_agents(&self) -> anyhow::Result<()> {
+        let mut running = self.running.lock().await;
+        if running.is_none() {
+            let mut config = self.config().clone();
+            config.register_inventory_hosts = true;
+            *running = Some(byoh_sim::spawn(
+                self.site.admin.clone(),
+                &self.site.workload_clusters,
+                config,
+            )?);
+        }
+        Ok(())
+    }
+
+    /// Stops every agent of this scenario's hosts (and its host-preparation Jobs), as when
+    /// they are down: their ByoHosts stay as they are until [`Scenario::start_agents`].
+    pub async fn stop_agents(&self) {
+        self.running.lock().await.take();
+    }
+
+    /// One more host of the simulation.
+    fn add_host(&self, host: SimHost) {
+        let mut config = self.config();
+        if !config.hosts.contains(&host) {
+            config.hosts.push(host);
+        }
+    }
+
+    /// Starts the agents of `hosts` (as on hosts their owner prepared) and returns their
+    /// ByoHosts' UIDs once they registered.
+    pub async fn register(&self, hosts: &[usize]) -> anyhow::Result<Vec<String>> {
+        let client = Client::try_from(self.site.admin.clone())?;
         let mut uids = Vec::new();
         for i in hosts {
-            uids.push(capi::register_host(client, &self.hostname(*i), &self.host(*i)).await?);
+            uids.push(self.register_host(&client, self.sim_host(*i)).await?);
         }
         Ok(uids)
     }
-    /// Machines on every host and all status Ready, as CAPI and BYOH report a finished cluster.
-    pub async fn provision(
-        &self,
-        client: &Client,
-        control_plane: &[usize],
-        workers: &[usize],
-    ) -> anyhow::Result<()> {
-        for (role, hosts) in [(true, control_plane), (false, workers)] {
-            for i in hosts {
-                let machine = format!("{}-m{i}", self.name);
-                capi::machine_on_host(
-                    client,
-                    &self.namespace(),
-                    &self.name,
-                    &machine,
-                    &self.hostname(*i),
-                    role,
-                )
-                .await?;
-            }
+
+    /// Starts the agent of `host` (one of this scenario's or another) and returns its ByoHost's
+    /// UID once it registered.
+    pub async fn register_host(&self, client: &Client, host: SimHost) -> anyhow::Result<String> {
+        self.start_agents().await?;
+        self.add_host(host.clone());
+        if let Some(running) = self.running.lock().await.as_ref() {
+            running.register(&host).await?;
         }
-        capi::all_ready(
-            client,
-            &self.namespace(),
-            &self.name,
-            control_plane.len() as i64,
-            workers.len() as i64,
-            "v1.32.9",
-        )
-        .await
+        let namespace = self.config().byoh_namespace.clone();
+        let registered = capi::get(client, Kind::ByoHost, &namespace, &host.hostname)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("host {} registered no ByoHost", host.id))?;
+        Ok(registered["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string())
     }
 }

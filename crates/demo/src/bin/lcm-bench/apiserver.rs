@@ -25,10 +25,8 @@ pub const CLIENTS: [&str; 9] = [
 /// The project's own clients: the operators, and the simulated hosts' agents.
 const PRODUCT: [&str; 3] = ["o2ims-operator", "focom-operator", "byoh-sim"];
 
-const WRITE_VERBS: [&str; 5] = ["create", "update", "patch", "delete", "deletecollection"];
-
 fn is_write(request: &str) -> bool {
-    WRITE_VERBS.contains(&request.split(' ').next().unwrap_or_default())
+    testcluster::AUDIT_WRITE_VERBS.contains(&request.split(' ').next().unwrap_or_default())
 }
 
 /// Audit-logged writes of the product's clients.
