@@ -214,6 +214,20 @@ func TestJoinNeedsARunningCluster(t *testing.T) {
 	other.mustPut("cp-0", other.request(true, true), http.StatusCreated)
 }
 
+// A cluster deleted and made again under the same name (a ProvisioningRequest deleted and
+// created again) does not know the hosts of the earlier one: kubeadm reset on such a host
+// changes nothing in it, and the host is free afterwards.
+func TestResetOfAHostOfAnEarlierClusterOfTheSameName(t *testing.T) {
+	st := startStack(t, Options{})
+	c := st.newCluster("again", "127.0.11.110")
+	c.mustPut("cp-0", c.request(true, true), http.StatusCreated)
+	c.mustPut("worker-0", c.request(false, false), http.StatusCreated)
+	c.reset("cp-0") // the last control plane: the cluster is gone, worker-0 not yet reset
+	c.mustPut("cp-0", c.request(true, true), http.StatusCreated)
+	c.reset("worker-0")
+	c.mustPut("worker-0", c.request(false, false), http.StatusCreated)
+}
+
 func TestControlAPIErrors(t *testing.T) {
 	st := startStack(t, Options{})
 	c := st.newCluster("bad", "127.0.12.100")

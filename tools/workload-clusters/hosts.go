@@ -413,7 +413,10 @@ func (s *Server) resetNode(ctx context.Context, key clusterKey, name string) err
 	if !ok {
 		return nil
 	}
-	n := c.nodes[name]
+	n, ok := c.nodes[name]
+	if !ok {
+		return nil // the host ran a node of an earlier cluster of this name, gone with it
+	}
 	n.running, n.stoppedAt = false, time.Now()
 	s.log.Info("Host reset", "cluster", key.String(), "node", name)
 	if n.controlPlane {
