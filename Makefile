@@ -6,7 +6,7 @@ export CARGO_TERM_COLOR ?= never
 
 TESTCLUSTER := tools/testcluster/bin/testcluster
 
-.PHONY: ansible-inventory bench soak demo test tools lint crds check-crds static-checks image-binaries testcluster managers cluster
+.PHONY: ansible-inventory bench soak demo test tools lint crds check-crds static-checks image-binaries testcluster managers cluster simulator-tests
 
 ## demo: the whole chain on a local control plane with simulated hosts (KEEP=1 keeps it running)
 demo: testcluster managers
@@ -26,7 +26,7 @@ soak: testcluster managers
 	target/release/lcm-bench --soak-minutes $(MINUTES)
 
 ## test: everything that proves the product (formatting, lints, generated files, deployment files, unit and integration tests)
-test: check-crds lint static-checks image-binaries testcluster managers tools
+test: check-crds lint static-checks image-binaries testcluster managers tools simulator-tests
 	cargo build --workspace --bins
 	mkdir -p .cache
 	cargo test --workspace --no-fail-fast 2>&1 | tee .cache/test.log
@@ -66,6 +66,10 @@ tools:
 ## testcluster: build the real control plane (etcd, kube-apiserver, kube-controller-manager) once
 testcluster:
 	tools/testcluster/build.sh
+
+## simulator-tests: the workload-cluster simulator's own Go tests (what Cluster API, BYOH and kubeadm see of a workload cluster)
+simulator-tests:
+	cd tools/workload-clusters && go test ./...
 
 ## managers: build the real Cluster API v1.10.10 managers (core, kubeadm bootstrap, kubeadm control plane) and BYOH v0.5.0's manager once (tools/capi-managers/bin), and the workload-cluster simulator that runs beside them (tools/workload-clusters/bin)
 managers:
