@@ -57,6 +57,7 @@ async fn setup() -> anyhow::Result<(Client, &'static str)> {
         .get_or_try_init(|| async {
             let namespace = cluster.namespace("focom").await?.name().to_string();
             put_inventory(&client, &namespace, &test_inventory()).await?;
+            other_requests_on_the_ocloud(&client).await?;
             let operator =
                 OperatorProcess::start(BINARY, cluster.kubeconfig_path(), &namespace, &[]).await?;
             anyhow::Ok(Fixture {
@@ -66,6 +67,19 @@ async fn setup() -> anyhow::Result<(Client, &'static str)> {
         })
         .await?;
     Ok((client, fixture.namespace.as_str()))
+}
+
+/// What others have made on the O-Cloud, made before the operator starts so that its first
+/// listing holds them: a request made just before a FocomProvisioningRequest may reach the
+/// operator's watch after it (the O-Cloud's ledger settles that race, not FOCOM).
+async fn other_requests_on_the_ocloud(client: &Client) -> anyhow::Result<()> {
+    // Uses taken-h1, at the endpoint 10.9.9.9, as cluster `legacy`.
+    let legacy = ("legacy", "taken-h1", "10.9.9.9");
+    foreign_request(client, "someone-elses", legacy, json!([])).await?;
+    hold_in_ledger(client, "taken-h1", "someone-elses", "legacy").await?;
+    // Wants waits-h1 but does not use it yet.
+    let wanter = ("wanter", "waits-h1", "10.2.0.3");
+    foreign_request(client, "wants-waits-h1", wanter, json!([])).await
 }
 
 #[tokio::test]
@@ -239,11 +253,8 @@ async fn template_info_schemas_validate_parameters_with_paths() -> anyhow::Resul
 
 #[tokio::test]
 async fn infeasible_requests_name_the_conflict_and_create_nothing() -> anyhow::Result<()> {
+    // `someone-elses` (cluster `legacy`) uses taken-h1: see `other_requests_on_the_ocloud`.
     let (client, ns) = setup().await?;
-    // A ProvisioningRequest made by someone else already uses taken-h1.
-    let legacy = ("legacy", "taken-h1", "10.9.9.9");
-    foreign_request(&client, "someone-elses", legacy, json!([])).await?;
-    hold_in_ledger(&client, "taken-h1", "someone-elses", "legacy").await?;
     let cases = [
         (
             "held",
@@ -318,9 +329,8 @@ async fn infeasible_requests_name_the_conflict_and_create_nothing() -> anyhow::R
 /// the host (the ledger's change alone wakes it).
 #[tokio::test]
 async fn a_host_another_request_only_wants_is_waited_for_until_it_is_used() -> anyhow::Result<()> {
+    // `wants-waits-h1` (cluster `wanter`) wants waits-h1: see `other_requests_on_the_ocloud`.
     let (client, ns) = setup().await?;
-    let wanter = ("wanter", "waits-h1", "10.2.0.3");
-    foreign_request(&client, "wants-waits-h1", wanter, json!([])).await?;
     create(&client, ns, &request("waits", by_names(&["waits"]))).await?;
     let waiting = wait_request(&client, ns, "waits", "waits to wait for waits-h1", |r| {
         condition(r, "Feasible").is_some_and(|(_, reason, _)| reason == "WaitingForHosts")
