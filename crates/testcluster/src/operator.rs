@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -15,7 +16,7 @@ use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
 const LIFELINE: &str = r#"log=$1; shift
-"$@" >>"$log" 2>&1 &
+"$@" >"$log" 2>&1 &
 pid=$!
 echo "$pid"
 cat >/dev/null
@@ -29,6 +30,10 @@ pub struct OperatorProcess {
     // Its log's tail is in every failed wait's error while it runs.
     _reported: Option<crate::diagnostics::Reported>,
 }
+
+/// Operators this test process started: with its pid, each log file's name is its own (a name
+/// of a port, free again once its operator stopped, mixed two operators' logs in one file).
+static STARTED: AtomicUsize = AtomicUsize::new(0);
 
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
@@ -49,7 +54,11 @@ impl OperatorProcess {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or("operator");
-        let log = std::env::temp_dir().join(format!("{name}-{}.log", metrics_addr.port()));
+        let log = std::env::temp_dir().join(format!(
+            "{name}-{}-{}.log",
+            std::process::id(),
+            STARTED.fetch_add(1, Ordering::Relaxed)
+        ));
         let mut shell = Command::new("sh")
             .args(["-c", LIFELINE, "sh"])
             .arg(&log)
