@@ -152,7 +152,8 @@ fn guarded_pod_request(node: &str) -> Value {
 
 /// The control API's answer as kubeadm's error: what failed and why.
 async fn outcome(what: &str, response: reqwest::Result<reqwest::Response>) -> Result<(), String> {
-    let response = response.map_err(|e| format!("{what}: {}", with_causes(&e)))?;
+    // `{:#}`: with its causes, since reqwest's own message names only the request.
+    let response = response.map_err(|e| format!("{what}: {:#}", anyhow::Error::new(e)))?;
     let status = response.status();
     if status.is_success() {
         return Ok(());
@@ -160,17 +161,6 @@ async fn outcome(what: &str, response: reqwest::Result<reqwest::Response>) -> Re
     let body: Value = response.json().await.unwrap_or_default();
     let message = body["message"].as_str().unwrap_or_default();
     Err(format!("{what}: {status}: {message}"))
-}
-
-/// An error with the errors that caused it: reqwest's own message names only the request.
-fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut cause = error.source();
-    while let Some(source) = cause {
-        message.push_str(&format!(": {source}"));
-        cause = source.source();
-    }
-    message
 }
 
 impl WorkloadClusters for ControlApi {
@@ -202,32 +192,6 @@ impl WorkloadClusters for ControlApi {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[derive(Debug)]
-    struct Failed(&'static str, Option<Box<Failed>>);
-
-    impl fmt::Display for Failed {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str(self.0)
-        }
-    }
-
-    impl std::error::Error for Failed {
-        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-            self.1.as_deref().map(|e| e as _)
-        }
-    }
-
-    #[test]
-    fn an_error_says_what_caused_it() {
-        let reset = Failed("connection reset by peer", None);
-        let hyper = Failed("connection closed", Some(Box::new(reset)));
-        let sending = Failed("error sending request", Some(Box::new(hyper)));
-        assert_eq!(
-            with_causes(&sending),
-            "error sending request: connection closed: connection reset by peer"
-        );
-    }
 
     #[test]
     fn each_guarded_pod_has_a_budget_selecting_it_alone() {
