@@ -13,6 +13,7 @@ use operator_kit::metrics::Metrics;
 
 use crate::cache::OCloudCache;
 use crate::config::Config;
+use crate::validation::Validations;
 
 /// The local objects a reconcile reads, from watch-fed stores.
 pub struct Inputs {
@@ -43,6 +44,8 @@ pub struct Context {
     pub triggers: UnboundedSender<ObjectRef<FocomProvisioningRequest>>,
     /// The statuses written that the request watch may not have brought yet.
     pub status_writes: StatusWrites<FocomProvisioningRequest>,
+    /// Each request's last validation, reused while what it read is unchanged.
+    pub validations: Arc<Validations>,
 }
 
 impl Context {

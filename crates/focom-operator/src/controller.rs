@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::context::{Context, Inputs};
 use crate::error::Error;
 use crate::reconcile::reconcile;
+use crate::validation::Validations;
 
 const NAME: &str = "focom-operator";
 
@@ -44,6 +45,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         remotes: tokio::sync::Mutex::new(HashMap::new()),
         triggers,
         status_writes: Default::default(),
+        validations: Validations::of(&runtime.metrics),
     });
     runtime.run(controller, reconcile, error_policy, ctx).await
 }

@@ -4,7 +4,8 @@
 //!
 //! 1. `config`, `error`, `kubeconfig` (a remote O-Cloud's kubeconfig, checked), `render` (the
 //!    `render` command);
-//! 2. `rest` (an O-Cloud's O2ims REST API);
+//! 2. `rest` (an O-Cloud's O2ims REST API), `validation` (a request's spec against the
+//!    inventory and its template, reused while they are unchanged);
 //! 3. `o2ims` (writing ProvisioningRequests, over Kubernetes or REST);
 //! 4. `cache` (an O-Cloud's ProvisioningRequests and host ledger, watched or polled);
 //! 5. `context` (what every reconcile shares);
@@ -26,6 +27,7 @@ mod reconcile;
 mod render;
 mod rest;
 mod status;
+mod validation;
 
 use std::process::ExitCode;
 
@@ -63,7 +65,7 @@ mod tests {
     /// The layers of the crate's doc, lowest first.
     const LAYERS: &[&[&str]] = &[
         &["config", "error", "kubeconfig", "render"],
-        &["rest"],
+        &["rest", "validation"],
         &["o2ims"],
         &["cache"],
         &["context"],

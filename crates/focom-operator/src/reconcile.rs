@@ -2,6 +2,7 @@
 //! and validate the clusters -> check feasibility -> create, scale or delete their
 //! ProvisioningRequests -> aggregate their status.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::{FutureExt, StreamExt, TryStreamExt};
@@ -14,16 +15,14 @@ use serde_json::json;
 use lcm_core::conditions::Desired;
 use lcm_core::crd::{FocomProvisioningRequest, HostClaim, Operation, ProvisioningRequest};
 use lcm_core::focom::{self, Claim, Selected};
-use lcm_core::inventory::Inventory;
-use lcm_core::template::{self, schema::Schema};
 
-use crate::config::INVENTORY_KEY;
 use crate::context::Context;
 use crate::error::Result;
 use crate::o2ims::O2ims;
 use crate::ocloud::{self, OCLOUD_NOT_ALLOWED, OCLOUD_REACHABLE, Target};
 use crate::ocloud_in_use;
-use crate::status::{self, FEASIBLE, INVENTORY_VALID, Outcome, VALIDATED};
+use crate::status::{self, FEASIBLE, Outcome};
+use crate::validation::{INVENTORY_VALID, VALIDATED, Validation, selects_from_inventory};
 
 pub const FINALIZER: &str = "focom.nephio.org/finalizer";
 
@@ -46,6 +45,7 @@ pub async fn reconcile(
             None => {
                 set_finalizer(&ctx, &request, false).await?;
                 ctx.status_writes.forget(&request.uid().unwrap_or_default());
+                ctx.validations.forget(&request);
                 ocloud_in_use::release_unused(&ctx, Some(&request)).await?;
                 Ok(Action::await_change())
             }
@@ -96,28 +96,20 @@ async fn provision(request: &FocomProvisioningRequest, ctx: &Context) -> Result<
     ));
     outcome.owned = owned;
 
-    let inventory = match needs_inventory(request) {
-        false => None,
-        true => match load_inventory(ctx) {
-            Ok(inventory) => Some(inventory),
-            Err(invalid) => {
-                // Nothing already provisioned is touched: the rows still show what exists.
-                outcome.conditions.push(invalid);
-                return status::write(ctx, request, outcome.failed_or_current()).await;
-            }
-        },
+    let validation = validate(ctx, request);
+    let selected = match validation.as_ref() {
+        Validation::InventoryUnusable(unusable) => {
+            // Nothing already provisioned is touched: the rows still show what exists.
+            outcome.conditions.push(unusable.clone());
+            return status::write(ctx, request, outcome.failed_or_current()).await;
+        }
+        Validation::Invalid(invalid) => {
+            outcome.conditions.extend(inventory_valid(request));
+            return status::write(ctx, request, outcome.invalid(invalid.clone())).await;
+        }
+        Validation::Selected(selected) => selected,
     };
-    if inventory.is_some() {
-        outcome.conditions.push(Desired::true_(
-            INVENTORY_VALID,
-            "Valid",
-            "the inventory is valid",
-        ));
-    }
-    let selected = match select(ctx, request, inventory.as_ref()).await? {
-        Ok(selected) => selected,
-        Err(invalid) => return status::write(ctx, request, outcome.invalid(invalid)).await,
-    };
+    outcome.conditions.extend(inventory_valid(request));
     outcome.conditions.push(Desired::true_(
         VALIDATED,
         "Valid",
@@ -126,10 +118,10 @@ async fn provision(request: &FocomProvisioningRequest, ctx: &Context) -> Result<
     outcome.selected = selected.iter().map(|s| s.name.clone()).collect();
 
     let written = match request.spec.operation {
-        Operation::Create => create_missing(request, &target, &selected, false).await?,
-        Operation::Scale => create_missing(request, &target, &selected, true).await?,
+        Operation::Create => create_missing(request, &target, selected, false).await?,
+        Operation::Scale => create_missing(request, &target, selected, true).await?,
         Operation::Delete => {
-            delete_selected(request, &target, &selected).await?;
+            delete_selected(request, &target, selected).await?;
             Ok(Vec::new())
         }
     };
@@ -147,34 +139,47 @@ async fn provision(request: &FocomProvisioningRequest, ctx: &Context) -> Result<
     }
 }
 
-fn needs_inventory(request: &FocomProvisioningRequest) -> bool {
-    request.spec.template_parameters.is_none()
+/// The request validated against the inventory and the admin's TemplateInfos, as their
+/// stores hold them now (reused while none of them changed).
+fn validate(ctx: &Context, request: &FocomProvisioningRequest) -> Arc<Validation> {
+    let config = &ctx.config;
+    let inventory = ctx
+        .inputs
+        .inventory
+        .get(&ObjectRef::new(&config.inventory_configmap).within(config.inventory_namespace()));
+    let templates = ctx.inputs.templates.state();
+    ctx.validations
+        .validate(request, inventory.as_deref(), &templates, config)
+}
+
+/// The InventoryValid condition of a valid inventory, for a request that selects from it.
+fn inventory_valid(request: &FocomProvisioningRequest) -> Option<Desired> {
+    selects_from_inventory(request)
+        .then(|| Desired::true_(INVENTORY_VALID, "Valid", "the inventory is valid"))
 }
 
 /// The ProvisioningRequests `request` created on `target`, as its cache has them.
-fn owned(target: &Target, request: &FocomProvisioningRequest) -> Vec<ProvisioningRequest> {
+fn owned(target: &Target, request: &FocomProvisioningRequest) -> Vec<Arc<ProvisioningRequest>> {
     let (namespace, name) = (request.namespace().unwrap_or_default(), request.name_any());
     target
         .cache
         .requests
         .state()
-        .iter()
+        .into_iter()
         .filter(|r| focom::is_owned_by(r, &namespace, &name))
-        .map(|r| r.as_ref().clone())
         .collect()
 }
 
-/// `owned` with what this pass wrote in place of what the cache had (it has not seen it yet).
+/// `owned` with what this pass wrote in place of what the cache had (it has not seen it yet),
+/// by name.
 fn with_written(
-    mut owned: Vec<ProvisioningRequest>,
+    owned: Vec<Arc<ProvisioningRequest>>,
     written: Vec<ProvisioningRequest>,
-) -> Vec<ProvisioningRequest> {
-    for request in written {
-        owned.retain(|r| r.name_any() != request.name_any());
-        owned.push(request);
-    }
-    owned.sort_by_key(ResourceExt::name_any);
-    owned
+) -> Vec<Arc<ProvisioningRequest>> {
+    let mut by_name: BTreeMap<String, Arc<ProvisioningRequest>> =
+        owned.into_iter().map(|r| (r.name_any(), r)).collect();
+    by_name.extend(written.into_iter().map(|r| (r.name_any(), Arc::new(r))));
+    by_name.into_values().collect()
 }
 
 /// The request's O-Cloud and the ProvisioningRequests it created there, or the
@@ -182,7 +187,7 @@ fn with_written(
 async fn reach(
     ctx: &Context,
     request: &FocomProvisioningRequest,
-) -> Result<std::result::Result<(Target, Vec<ProvisioningRequest>), Desired>> {
+) -> Result<std::result::Result<(Target, Vec<Arc<ProvisioningRequest>>), Desired>> {
     let target = match ocloud::target(ctx, request).await? {
         Ok(target) => target,
         Err(unreachable) => return Ok(Err(unreachable)),
@@ -203,133 +208,6 @@ async fn reach(
             format!("{}: {e}", target.description),
         )),
     })
-}
-
-/// The inventory from its ConfigMap, or the InventoryValid condition saying what is wrong.
-fn load_inventory(ctx: &Context) -> std::result::Result<Inventory, Desired> {
-    let (namespace, name) = (
-        ctx.config.inventory_namespace(),
-        &ctx.config.inventory_configmap,
-    );
-    let source = format!("ConfigMap {namespace}/{name}");
-    let config_map = ctx
-        .inputs
-        .inventory
-        .get(&ObjectRef::new(name).within(namespace));
-    let Some(text) = config_map
-        .as_ref()
-        .and_then(|c| c.data.as_ref()?.get(INVENTORY_KEY))
-    else {
-        let message = format!("{source} with key {INVENTORY_KEY} does not exist");
-        return Err(Desired::false_(
-            INVENTORY_VALID,
-            "InventoryMissing",
-            message,
-        ));
-    };
-    Inventory::parse(&format!("{source} key {INVENTORY_KEY}"), text)
-        .map_err(|e| Desired::false_(INVENTORY_VALID, "InvalidInventory", e.to_string()))
-}
-
-/// The selected clusters, each checked against the template's JSON Schema.
-async fn select(
-    ctx: &Context,
-    request: &FocomProvisioningRequest,
-    inventory: Option<&Inventory>,
-) -> Result<std::result::Result<Vec<Selected>, Desired>> {
-    let spec = &request.spec;
-    let schema = match template_schema(ctx, request) {
-        Some(schema) => schema,
-        None => {
-            let message = format!(
-                "no TemplateInfo for template {} {} (and it is not the built-in {} {})",
-                spec.template_name,
-                spec.template_version,
-                template::NAME,
-                template::VERSION
-            );
-            return Ok(Err(Desired::false_(VALIDATED, "UnknownTemplate", message)));
-        }
-    };
-    // Compiled once: a fleet's clusters are each checked against it.
-    let template = format!("template {} {}", spec.template_name, spec.template_version);
-    let schema = match Schema::compile(&schema, &template) {
-        Ok(schema) => schema,
-        Err(errors) => {
-            let problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
-            return Ok(Err(Desired::false_(
-                VALIDATED,
-                "InvalidRequest",
-                problems.join("; "),
-            )));
-        }
-    };
-    // The request's own parameters are checked as sent; inventory clusters as derived.
-    let mut problems = Vec::new();
-    if let Some(parameters) = &spec.template_parameters
-        && let Err(errors) = schema.check(parameters, "spec.templateParameters")
-    {
-        problems.extend(errors.iter().map(ToString::to_string));
-    }
-    if let Some(parameters) = &spec.template_parameters
-        && !ctx.config.allow_request_host_access
-        && parameters["hostAccess"]
-            .as_array()
-            .is_some_and(|a| !a.is_empty())
-    {
-        // Addresses, users and keys of the hosts are the O-Cloud admin's to give: they decide
-        // where the fleet's SSH key is sent.
-        problems.push(
-            "spec.templateParameters.hostAccess: requests may not say how hosts are reached on this O-Cloud; the admin's inventory does (or the FOCOM operator runs with --allow-request-host-access)".into(),
-        );
-    }
-    if problems.is_empty() {
-        match focom::select(request, inventory) {
-            Err(found) => problems.extend(found.iter().map(ToString::to_string)),
-            Ok(selected) => {
-                for cluster in selected
-                    .iter()
-                    .filter(|_| spec.template_parameters.is_none())
-                {
-                    let value = serde_json::to_value(&cluster.parameters).unwrap_or_default();
-                    if let Err(errors) =
-                        schema.check(&value, &format!("cluster `{}`", cluster.name))
-                    {
-                        problems.extend(errors.iter().map(ToString::to_string));
-                    }
-                }
-                if problems.is_empty() {
-                    return Ok(Ok(selected));
-                }
-            }
-        }
-    }
-    Ok(Err(Desired::false_(
-        VALIDATED,
-        "InvalidRequest",
-        problems.join("; "),
-    )))
-}
-
-/// The JSON Schema of the request's template: a TemplateInfo matching its name and version (by
-/// spec fields or by Nephio's `<templateName>-<templateVersion>` name) in the admin's
-/// `--template-namespace` only, so a tenant cannot shadow the catalogue from its own
-/// namespace; else the built-in template's.
-fn template_schema(ctx: &Context, request: &FocomProvisioningRequest) -> Option<String> {
-    let spec = &request.spec;
-    let nephio_name = format!("{}-{}", spec.template_name, spec.template_version);
-    let infos = ctx.inputs.templates.state();
-    let matching = infos.iter().find(|info| {
-        (info.spec.template_name == spec.template_name
-            && info.spec.template_version == spec.template_version)
-            || info.name_any() == nephio_name
-    });
-    if let Some(info) = matching {
-        return Some(info.spec.template_parameter_schema.clone());
-    }
-    let builtin =
-        spec.template_name == template::NAME && spec.template_version == template::VERSION;
-    builtin.then(|| template::parameter_schema().to_string())
 }
 
 /// How many ProvisioningRequests one pass creates or updates at once: enough that a thousand
@@ -356,7 +234,56 @@ async fn create_missing(
     // wakes it again instead of being missed.
     let this = ObjectRef::from_obj(request);
     target.cache.set_waiting(this.clone(), true);
-    let existing = target.cache.requests.state();
+    let (namespace, name) = (request.namespace().unwrap_or_default(), request.name_any());
+    let to_write: Vec<(&Selected, Option<Arc<ProvisioningRequest>>)> = selected
+        .iter()
+        .map(|cluster| {
+            let pr_name = focom::request_name(&namespace, &name, &cluster.name);
+            (
+                cluster,
+                target.cache.requests.get(&ObjectRef::new(&pr_name)),
+            )
+        })
+        .filter(|(cluster, current)| match current {
+            None => true,
+            Some(current) => scale && workers_changed(current, cluster),
+        })
+        .collect();
+    // Every cluster has its request as asked: nothing to decide (the common pass, woken by a
+    // change of one of them), and no reading of the whole O-Cloud.
+    if to_write.is_empty() {
+        target.cache.set_waiting(this, false);
+        return Ok(Ok(Vec::new()));
+    }
+    if let Some(undecided) = undecided(request, target, selected) {
+        return Ok(Err(undecided));
+    }
+    target.cache.set_waiting(this, false);
+    let o2ims = target.cache.o2ims();
+    let writes: Vec<_> = to_write
+        .into_iter()
+        .map(|(cluster, current)| match current {
+            None => {
+                let desired = focom::provisioning_request(request, cluster);
+                create(o2ims, desired, &cluster.name).boxed()
+            }
+            Some(current) => update_workers(o2ims, current, cluster).boxed(),
+        })
+        .collect();
+    let written: Vec<Option<ProvisioningRequest>> = futures::stream::iter(writes)
+        .buffer_unordered(CONCURRENT_WRITES)
+        .try_collect()
+        .await?;
+    Ok(Ok(written.into_iter().flatten().collect()))
+}
+
+/// Why `selected` cannot be created now, checked against the O-Cloud's other requests and its
+/// host ledger (leaving the request marked waiting when it waits for hosts).
+fn undecided(
+    request: &FocomProvisioningRequest,
+    target: &Target,
+    selected: &[Selected],
+) -> Option<Undecided> {
     // The O-Cloud's host ledger says who holds a host; two FOCOM passes deciding at once may
     // both find a host free, and then the O-Cloud gives it to one request and fails the other.
     let held: Vec<HostClaim> = target
@@ -368,12 +295,11 @@ async fn create_missing(
         .collect();
     let own: Vec<Claim> = owned(target, request)
         .iter()
-        .filter_map(Claim::of)
+        .filter_map(|r| Claim::of(r))
         .collect();
+    let existing = target.cache.requests.state();
     let claims: Vec<Claim> = existing.iter().filter_map(|r| Claim::of(r)).collect();
     let feasibility = focom::feasibility(selected, &own, &claims, &held);
-    let waits = feasibility.conflicts.is_empty() && !feasibility.waiting.is_empty();
-    target.cache.set_waiting(this, waits);
     let joined = |problems: &[focom::Problem]| {
         problems
             .iter()
@@ -383,35 +309,24 @@ async fn create_missing(
     };
     if !feasibility.conflicts.is_empty() {
         let message = joined(&feasibility.conflicts);
-        return Ok(Err(Undecided::Infeasible(Desired::false_(
+        target
+            .cache
+            .set_waiting(ObjectRef::from_obj(request), false);
+        return Some(Undecided::Infeasible(Desired::false_(
             FEASIBLE,
             "Infeasible",
             message,
-        ))));
+        )));
     }
-    if waits {
+    if !feasibility.waiting.is_empty() {
         let message = joined(&feasibility.waiting);
-        return Ok(Err(Undecided::Waiting(Desired::unknown(
+        return Some(Undecided::Waiting(Desired::unknown(
             FEASIBLE,
             "WaitingForHosts",
             message,
-        ))));
+        )));
     }
-    let o2ims = target.cache.o2ims();
-    let mut writes = Vec::new();
-    for cluster in selected {
-        let desired = focom::provisioning_request(request, cluster);
-        match existing.iter().find(|r| r.name_any() == desired.name_any()) {
-            None => writes.push(create(o2ims, desired, &cluster.name).boxed()),
-            Some(current) if scale => writes.push(update_workers(o2ims, current, cluster).boxed()),
-            Some(_) => {}
-        }
-    }
-    let written: Vec<Option<ProvisioningRequest>> = futures::stream::iter(writes)
-        .buffer_unordered(CONCURRENT_WRITES)
-        .try_collect()
-        .await?;
-    Ok(Ok(written.into_iter().flatten().collect()))
+    None
 }
 
 /// Creates `desired`; `None` when it exists already (the cache had not seen it yet).
@@ -427,18 +342,20 @@ async fn create(
     Ok(created)
 }
 
+/// Whether `scale` changes the worker hosts of `current`.
+fn workers_changed(current: &ProvisioningRequest, cluster: &Selected) -> bool {
+    current.spec.template_parameters["hosts"]["workers"] != json!(cluster.parameters.hosts.workers)
+}
+
 /// `scale`: the worker hosts follow the inventory; the O2IMS operator does the rest (how it
 /// reaches them comes from the O-Cloud's own inventory).
 async fn update_workers(
     o2ims: &O2ims,
-    current: &ProvisioningRequest,
+    current: Arc<ProvisioningRequest>,
     cluster: &Selected,
 ) -> Result<Option<ProvisioningRequest>> {
     let workers = json!(cluster.parameters.hosts.workers);
-    if current.spec.template_parameters["hosts"]["workers"] == workers {
-        return Ok(None);
-    }
-    let updated = o2ims.set_workers(current, workers).await?;
+    let updated = o2ims.set_workers(&current, workers).await?;
     tracing::info!(provisioning_request = %current.name_any(), cluster = %cluster.name, "workers updated");
     Ok(Some(updated))
 }
@@ -469,7 +386,7 @@ async fn delete_selected(
 
 async fn delete_requests(
     o2ims: &O2ims,
-    requests: impl Iterator<Item = ProvisioningRequest>,
+    requests: impl Iterator<Item = Arc<ProvisioningRequest>>,
 ) -> Result<()> {
     for pr in requests.filter(|r| r.meta().deletion_timestamp.is_none()) {
         o2ims.delete(&pr.name_any()).await?;

@@ -1,6 +1,8 @@
 //! A reconcile's outcome -> the FocomProvisioningRequest's status: one row per cluster, the
 //! aggregate phase, conditions; written only when it changed, with an Event per phase change.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -21,10 +23,9 @@ use lcm_core::status::focom::{ClusterState, aggregate, ready_count};
 use crate::context::Context;
 use crate::error::Result;
 use crate::ocloud::OCLOUD_REACHABLE;
+use crate::validation::{INVENTORY_VALID, VALIDATED};
 
-pub const VALIDATED: &str = "Validated";
 pub const FEASIBLE: &str = "Feasible";
-pub const INVENTORY_VALID: &str = "InventoryValid";
 pub const READY: &str = "Ready";
 
 /// What one reconcile found.
@@ -33,8 +34,8 @@ pub struct Outcome {
     pub conditions: Vec<Desired>,
     /// Names of the selected clusters.
     pub selected: Vec<String>,
-    /// The ProvisioningRequests this request created that exist.
-    pub owned: Vec<ProvisioningRequest>,
+    /// The ProvisioningRequests this request created that exist, by name.
+    pub owned: Vec<Arc<ProvisioningRequest>>,
     /// A phase and message that override the aggregate (the request cannot proceed).
     verdict: Option<(FocomPhase, String)>,
 }
@@ -106,7 +107,7 @@ impl Outcome {
         if self.owned.is_empty() {
             self.verdict = Some((FocomPhase::Failed, problem));
         } else {
-            self.selected = self.owned.iter().filter_map(cluster_of).collect();
+            self.selected = self.owned.iter().filter_map(|r| cluster_of(r)).collect();
         }
         self
     }
@@ -124,15 +125,30 @@ pub fn next_status(
 ) -> FocomProvisioningRequestStatus {
     let old = request.status.clone().unwrap_or_default();
     let (namespace, name) = (request.namespace().unwrap_or_default(), request.name_any());
-    let rows: Vec<ClusterStatus> = outcome
+    let owned: HashMap<&str, &ProvisioningRequest> = outcome
+        .owned
+        .iter()
+        .filter_map(|r| Some((r.metadata.name.as_deref()?, r.as_ref())))
+        .collect();
+    let (rows, states): (Vec<ClusterStatus>, Vec<ClusterState>) = outcome
         .selected
         .iter()
         .map(|cluster| {
             let pr_name = focom::request_name(&namespace, &name, cluster);
-            let pr = outcome.owned.iter().find(|r| r.name_any() == pr_name);
+            let pr = owned.get(pr_name.as_str());
             let status = pr.and_then(|r| r.status.as_ref());
             let provisioning = status.and_then(|s| s.provisioning_status.as_ref());
-            ClusterStatus {
+            let message = provisioning.map(|p| p.provisioning_message.clone());
+            let state = ClusterState {
+                name: cluster.clone(),
+                state: pr.map(|_| {
+                    provisioning
+                        .map(|p| p.provisioning_state)
+                        .unwrap_or_default()
+                }),
+                message: message.clone().unwrap_or_default(),
+            };
+            let row = ClusterStatus {
                 name: cluster.clone(),
                 provisioning_request: Some(pr_name),
                 state: Some(provisioning.map_or_else(
@@ -145,33 +161,14 @@ pub fn next_status(
                     },
                     |p| p.provisioning_state.to_string(),
                 )),
-                message: provisioning.map(|p| p.provisioning_message.clone()),
+                message,
                 node_cluster_id: status
                     .and_then(|s| s.provisioned_resource_set.as_ref())
                     .and_then(|set| set.o_cloud_node_cluster_id.clone()),
-            }
+            };
+            (row, state)
         })
-        .collect();
-    let states: Vec<ClusterState> = rows
-        .iter()
-        .map(|row| {
-            let pr = outcome
-                .owned
-                .iter()
-                .find(|r| Some(r.name_any()) == row.provisioning_request);
-            ClusterState {
-                name: row.name.clone(),
-                state: pr.map(|r| {
-                    r.status
-                        .as_ref()
-                        .and_then(|s| s.provisioning_status.as_ref())
-                        .map(|p| p.provisioning_state)
-                        .unwrap_or_default()
-                }),
-                message: row.message.clone().unwrap_or_default(),
-            }
-        })
-        .collect();
+        .unzip();
     let (phase, mut message) = outcome
         .verdict
         .clone()

@@ -147,6 +147,55 @@ async fn all_clusters_follow_inventory_edits_and_scale() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A change of one cluster's ProvisioningRequest updates the request's row without checking
+/// the request against the inventory and its template again: that is done once per version of
+/// the spec, the inventory and the template, not once per pass.
+#[tokio::test]
+async fn a_cluster_changing_state_is_reported_without_validating_the_request_again()
+-> anyhow::Result<()> {
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../input.json"))?;
+    let w = world(&shipped).await?;
+    let ns = w.namespace.as_str();
+    let validations = || w.operator.metric("focom_request_validations_total");
+    create(&w.client, ns, &request("all", all_clusters())).await?;
+    let prs = wait_owned(&w.client, ns, "all", 2).await?;
+    wait_phase(&w.client, ns, "all", FocomPhase::Creating).await?;
+    let (validated, passes) = (
+        validations().await?,
+        w.operator.metric("focom_reconcile_runs_total").await?,
+    );
+    for pr in &prs {
+        set_state(&w.client, &pr.name_any(), "progressing", "building").await?;
+        set_state(&w.client, &pr.name_any(), "fulfilled", "running").await?;
+    }
+    let synced = wait_phase(&w.client, ns, "all", FocomPhase::Synced).await?;
+    let rows: Vec<_> = synced
+        .status
+        .as_ref()
+        .map(|s| s.clusters.clone())
+        .unwrap_or_default();
+    assert!(
+        rows.iter().all(|r| r.state.as_deref() == Some("fulfilled")),
+        "{rows:?}"
+    );
+    assert!(w.operator.metric("focom_reconcile_runs_total").await? > passes);
+    assert_eq!(validations().await?, validated, "no pass validated again");
+
+    // A new version of the inventory is validated.
+    put_inventory(
+        &w.client,
+        ns,
+        &shipped.replace("\"rack\": \"r1\"", "\"rack\": \"r9\""),
+    )
+    .await?;
+    testcluster::wait_for("the new inventory to be validated", TIMEOUT, || async {
+        Ok((validations().await? > validated).then_some(()))
+    })
+    .await?;
+    Ok(())
+}
+
 /// A kubeconfig Secret for the remote control plane.
 async fn kubeconfig_secret(w: &World, remote: &TestCluster, name: &str) -> anyhow::Result<()> {
     let kubeconfig = std::fs::read_to_string(remote.kubeconfig_path())?;
