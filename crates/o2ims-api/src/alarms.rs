@@ -4,7 +4,7 @@
 //! alarms from what the watches show, level-based, so nothing is lost while the server is down.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::Bytes;
@@ -29,7 +29,7 @@ use operator_kit::fresh;
 use crate::lists;
 use crate::problem::Problem;
 use crate::shared::{Shared, parse_body};
-use crate::stores::values;
+use crate::stores::{Stores, values};
 
 /// How often the raiser looks again without a change (stage clocks run on their own).
 const RESCAN: Duration = Duration::from_secs(30);
@@ -217,14 +217,12 @@ pub async fn raise(shared: &Shared) {
     shared.stores.listed.wait().await;
     let mut changes = shared.stores.changed.subscribe();
     loop {
+        let started = Instant::now();
         changes.borrow_and_update();
         if let Err(error) = pass(shared).await {
             tracing::warn!(error = %error.detail, "raising or clearing alarms failed; retrying");
         }
-        tokio::select! {
-            _ = changes.changed() => {}
-            () = tokio::time::sleep(RESCAN) => {}
-        }
+        Stores::next_pass(&mut changes, started, RESCAN).await;
     }
 }
 

@@ -3,6 +3,9 @@
 //! alarms; and, for the alarms it raises, the host-preparation Jobs and Cluster API's Clusters
 //! and Machines.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -17,6 +20,10 @@ use lcm_core::inventory::Inventory;
 use lcm_core::rest::inventory::HostView;
 use operator_kit::fresh::Changes;
 use operator_kit::watch::{self, Listed};
+
+/// The least time between the starts of two passes over every object (see
+/// [`Stores::next_pass`]).
+pub const PASS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The key of the host inventory ConfigMap (as the O2IMS operator reads it).
 const INVENTORY_KEY: &str = "input.json";
@@ -118,6 +125,23 @@ impl Stores {
         }
     }
 
+    /// Waits for a change the stores took in since `changes` was last read, or for `timeout`;
+    /// then, if needed, until [`PASS_INTERVAL`] after `started`, the start of the pass that
+    /// read them last. A pass over every object (the alarms raised, the notifications due)
+    /// thus runs at most once per interval while the fleet changes, taking all the changes
+    /// that came meanwhile together, instead of once per change.
+    pub async fn next_pass(
+        changes: &mut tokio::sync::watch::Receiver<u64>,
+        started: Instant,
+        timeout: Duration,
+    ) {
+        tokio::select! {
+            _ = changes.changed() => {}
+            () = tokio::time::sleep(timeout) => {}
+        }
+        tokio::time::sleep_until((started + PASS_INTERVAL).into()).await;
+    }
+
     /// The host inventory, when its ConfigMap holds a valid one.
     pub fn inventory(&self) -> Option<Inventory> {
         self.inventory
@@ -128,27 +152,28 @@ impl Stores {
     }
 
     /// Every host the O-Cloud knows: those of the inventory, then registered ones it lacks.
+    /// Each host's ByoHost and claim are found by id, not by a search per host.
     pub fn hosts(&self) -> Vec<HostView> {
         let inventory = self.inventory();
-        let registered: Vec<(String, String, String)> = self
-            .byo_hosts
-            .state()
-            .iter()
-            .filter_map(|h| {
-                let id = h.labels().get(lcm_core::HOST_ID_LABEL)?.clone();
-                Some((id, h.name_any(), h.uid().unwrap_or_default()))
-            })
-            .collect();
-        let claims = self.claims.state();
+        let mut registered: BTreeMap<String, (String, String)> = BTreeMap::new();
+        for host in self.byo_hosts.state() {
+            if let Some(id) = host.labels().get(lcm_core::HOST_ID_LABEL) {
+                // The first, as a search would find it: a second ByoHost of an id is an alarm.
+                registered
+                    .entry(id.clone())
+                    .or_insert_with(|| (host.name_any(), host.uid().unwrap_or_default()));
+            }
+        }
+        let mut claims = HashMap::new();
+        for claim in self.claims.state() {
+            claims.entry(claim.spec.host_id.clone()).or_insert(claim);
+        }
         let view = |id: &str, hostname: Option<String>, labels| HostView {
             id: id.to_string(),
             hostname,
             labels,
-            byo_host: registered
-                .iter()
-                .find(|(host, _, _)| host == id)
-                .map(|(_, name, uid)| (name.clone(), uid.clone())),
-            claim: claims.iter().find(|c| c.spec.host_id == id).map(|c| {
+            byo_host: registered.get(id).cloned(),
+            claim: claims.get(id).map(|c| {
                 (
                     c.spec.request_name.clone(),
                     c.spec.cluster_name.clone(),
@@ -161,10 +186,9 @@ impl Stores {
             .flat_map(|i| i.hosts.iter())
             .map(|h| view(&h.id, Some(h.hostname.clone()), h.labels.clone()))
             .collect();
-        for (id, _, _) in &registered {
-            if !hosts.iter().any(|h| &h.id == id) {
-                hosts.push(view(id, None, Default::default()));
-            }
+        let listed: HashSet<String> = hosts.iter().map(|h| h.id.clone()).collect();
+        for id in registered.keys().filter(|id| !listed.contains(*id)) {
+            hosts.push(view(id, None, Default::default()));
         }
         hosts
     }
