@@ -17,6 +17,7 @@ use lcm_core::handoff::argocd;
 use lcm_core::{HOST_ID_LABEL, PROVISIONING_REQUEST_LABEL};
 
 use operator_kit::apply::Applier;
+use operator_kit::keyed::Keyed;
 use operator_kit::watch::triggers;
 
 use crate::config::Config;
@@ -122,12 +123,12 @@ fn watch_children(
             by_owner(&o)
         });
     // Machines are Cluster API's own: found through the Cluster they belong to.
-    let of_cluster = |clusters: Store<DynamicObject>| {
+    let of_cluster = |clusters: Keyed| {
         move |machine: DynamicObject| {
             let name = machine.labels().get(CAPI_CLUSTER_NAME_LABEL)?.clone();
             let key = ObjectRef::new_with(&name, Kind::Cluster.api_resource())
                 .within(&machine.namespace()?);
-            by_owner(clusters.get(&key)?.as_ref())
+            by_owner(clusters.store().get(&key)?.as_ref())
         }
     };
     let in_cluster = CAPI_CLUSTER_NAME_LABEL;
@@ -164,7 +165,7 @@ fn watch_children(
         watcher::Config::default(),
     );
     let controller = controller.watches_stream(config_map_events, |_| None);
-    let (controller, handoff) = watch_handoff(controller, client, config, clusters.clone());
+    let (controller, handoff) = watch_handoff(controller, client, config, clusters.store().clone());
     let ready = operator_kit::watch::readiness(
         [
             &clusters,
@@ -175,7 +176,7 @@ fn watch_children(
             &byo_hosts,
         ]
         .into_iter()
-        .map(operator_kit::watch::listed)
+        .map(|keyed| operator_kit::watch::listed(keyed.store()))
         .chain([
             operator_kit::watch::listed(&claims),
             operator_kit::watch::listed(&config_maps),
@@ -273,7 +274,7 @@ fn indexed(
     kind: Kind,
     label: &str,
     map: impl Fn(DynamicObject) -> Option<ObjectRef<ProvisioningRequest>> + Send + Sync + 'static,
-) -> (Controller<ProvisioningRequest>, Store<DynamicObject>) {
+) -> (Controller<ProvisioningRequest>, Keyed) {
     let (store, events) = index::watch(client, kind, label);
     (
         controller.watches_stream_with(events, map, kind.api_resource()),

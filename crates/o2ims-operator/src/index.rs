@@ -15,6 +15,8 @@ use kube::{Client, ResourceExt};
 
 use lcm_core::capi::Kind;
 use lcm_core::crd::{HostClaim, ProvisioningRequest};
+use lcm_core::{HOST_ID_LABEL, PROVISIONING_REQUEST_LABEL};
+use operator_kit::keyed::{KeyOf, Keyed};
 
 /// The Cluster API kinds the index holds.
 const WATCHED: [Kind; 6] = [
@@ -26,17 +28,18 @@ const WATCHED: [Kind; 6] = [
     Kind::ByoHost,
 ];
 
-/// The watched objects, each kind in its own store.
+/// The watched objects, each kind in its own store. A reconcile reads its own cluster's
+/// objects by key (see [`key_of`]), so what it costs does not grow with the fleet.
 #[derive(Clone)]
 pub struct Index {
     pub requests: Store<ProvisioningRequest>,
     pub claims: Store<HostClaim>,
-    pub clusters: Store<DynamicObject>,
-    pub control_planes: Store<DynamicObject>,
-    pub machine_deployments: Store<DynamicObject>,
-    pub machines: Store<DynamicObject>,
-    pub byo_machines: Store<DynamicObject>,
-    pub byo_hosts: Store<DynamicObject>,
+    pub clusters: Keyed,
+    pub control_planes: Keyed,
+    pub machine_deployments: Keyed,
+    pub machines: Keyed,
+    pub byo_machines: Keyed,
+    pub byo_hosts: Keyed,
     /// The ConfigMaps of the operator's namespace, among them the Calico manifest and the host
     /// inventory (read once per change of theirs, not per reconcile).
     pub config_maps: Store<ConfigMap>,
@@ -60,19 +63,23 @@ impl Index {
         store.get(&key).map(|o| o.as_ref().clone())
     }
 
-    /// The `kind` objects of `namespace` that `keep` selects.
-    pub fn list(
+    /// The `kind` objects of `namespace` that `keep` selects, for the kinds kept by namespace
+    /// (Machines, ByoMachines; see [`key_of`]): none of any other kind.
+    pub fn in_namespace(
         &self,
         kind: Kind,
         namespace: &str,
         keep: impl Fn(&DynamicObject) -> bool,
     ) -> Vec<DynamicObject> {
-        self.store(kind)
-            .map(|store| {
-                store
-                    .state()
+        if !BY_NAMESPACE.contains(&kind) {
+            return Vec::new();
+        }
+        self.keyed(kind)
+            .map(|keyed| {
+                keyed
+                    .with_key(namespace)
                     .iter()
-                    .filter(|o| o.namespace().as_deref() == Some(namespace) && keep(o))
+                    .filter(|o| keep(o))
                     .map(|o| o.as_ref().clone())
                     .collect()
             })
@@ -106,6 +113,10 @@ impl Index {
     }
 
     fn store(&self, kind: Kind) -> Option<&Store<DynamicObject>> {
+        self.keyed(kind).map(Keyed::store)
+    }
+
+    fn keyed(&self, kind: Kind) -> Option<&Keyed> {
         Some(match kind {
             Kind::Cluster => &self.clusters,
             Kind::KubeadmControlPlane => &self.control_planes,
@@ -118,20 +129,40 @@ impl Index {
     }
 }
 
-/// A watch of the `kind` objects carrying `label`, into a new store; the stream yields each
-/// changed object for the controller. Only what is read is kept: managed fields are dropped.
+/// The kinds found by namespace: a cluster's own namespace holds its machines.
+const BY_NAMESPACE: [Kind; 2] = [Kind::Machine, Kind::ByoMachine];
+
+/// What each kind's objects are found by, besides their name: Machines and ByoMachines by
+/// namespace (a cluster's own), Clusters by the request they were made for, ByoHosts by host id.
+fn key_of(kind: Kind) -> Option<KeyOf> {
+    match kind {
+        _ if BY_NAMESPACE.contains(&kind) => Some(by_namespace),
+        Kind::Cluster => Some(|o| o.labels().get(PROVISIONING_REQUEST_LABEL).cloned()),
+        Kind::ByoHost => Some(|o| o.labels().get(HOST_ID_LABEL).cloned()),
+        _ => None,
+    }
+}
+
+fn by_namespace(object: &DynamicObject) -> Option<String> {
+    object.namespace()
+}
+
+/// A watch of the `kind` objects carrying `label`, into a new store kept by [`key_of`]; the
+/// stream yields each changed object for the controller. Only what is read is kept: managed
+/// fields are dropped.
 pub fn watch(
     client: &Client,
     kind: Kind,
     label: &str,
 ) -> (
-    Store<DynamicObject>,
+    Keyed,
     impl Stream<Item = Result<DynamicObject, watcher::Error>> + Send + 'static,
 ) {
-    operator_kit::watch::dynamic_store(
+    operator_kit::keyed::store(
         client,
         &kind.api_resource(),
         watcher::Config::default().labels(label),
+        key_of(kind).unwrap_or(|_| None),
     )
 }
 

@@ -196,6 +196,7 @@ impl Scraped {
         let registered: Vec<String> = self
             .index
             .byo_hosts
+            .store()
             .state()
             .iter()
             .filter_map(|h| h.labels().get(lcm_core::HOST_ID_LABEL).cloned())

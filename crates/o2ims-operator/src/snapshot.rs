@@ -152,7 +152,7 @@ fn request_cluster(index: &Index, request: &ProvisioningRequest) -> Option<Value
     let label = lcm_core::names::label_value(&request.name_any());
     index
         .clusters
-        .state()
+        .with_key(&label)
         .iter()
         .find(|cluster| {
             cluster.labels().get(PROVISIONING_REQUEST_LABEL) == Some(&label)
@@ -181,7 +181,7 @@ fn cluster_objects(index: &Index, namespace: &str, name: &str, hosts: &Hosts) ->
     let get = |kind, name: &str| index.get(kind, namespace, name).map(json);
     let of_cluster = |kind| {
         index
-            .list(kind, namespace, |o| {
+            .in_namespace(kind, namespace, |o| {
                 o.labels().get(CAPI_CLUSTER_NAME_LABEL).map(String::as_str) == Some(name)
             })
             .into_iter()
@@ -219,11 +219,11 @@ fn cluster_objects(index: &Index, namespace: &str, name: &str, hosts: &Hosts) ->
 /// claims. Only the wanted hosts are copied out of the index: a reconcile costs its own hosts,
 /// not the fleet's.
 fn byo_hosts(index: &Index, wanted: &BTreeSet<String>) -> (Hosts, Ambiguous) {
-    let state = index.byo_hosts.state();
-    let of_wanted = state.iter().filter(|h| {
-        h.labels()
-            .get(HOST_ID_LABEL)
-            .is_some_and(|id| wanted.contains(id))
+    let of_wanted = wanted.iter().flat_map(|id| {
+        let found = index.byo_hosts.with_key(id);
+        found
+            .into_iter()
+            .filter(move |h| h.labels().get(HOST_ID_LABEL) == Some(id))
     });
     index_hosts(of_wanted.map(|h| json(h.as_ref().clone())))
 }

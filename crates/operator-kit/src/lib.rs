@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod fresh;
+pub mod keyed;
 pub mod leader;
 pub mod metrics;
 pub mod runtime;

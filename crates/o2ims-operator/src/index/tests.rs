@@ -12,25 +12,29 @@ use serde_json::{Value, json};
 
 use super::*;
 
-/// An index of Machines (by cluster label) and ByoHosts (by host id), the other stores empty.
+/// An index of every Cluster API kind (each watched by the label the operator watches it by)
+/// and the host ledger, the other stores empty.
 fn machines_and_hosts(client: &Client) -> Index {
-    let (machines, machine_events) = watch(client, Kind::Machine, CAPI_CLUSTER_NAME_LABEL);
-    let (byo_hosts, host_events) = watch(client, Kind::ByoHost, HOST_ID_LABEL);
-    tokio::spawn(machine_events.for_each(|_| async {}));
-    tokio::spawn(host_events.for_each(|_| async {}));
-    let empty = |kind: Kind| reflector::store::Writer::new(kind.api_resource()).as_reader();
+    let watched = |kind: Kind, label: &str| {
+        let (keyed, events) = watch(client, kind, label);
+        tokio::spawn(events.for_each(|_| async {}));
+        keyed
+    };
+    let machines = watched(Kind::Machine, CAPI_CLUSTER_NAME_LABEL);
+    let byo_hosts = watched(Kind::ByoHost, HOST_ID_LABEL);
+    let owned = |kind| watched(kind, PROVISIONING_REQUEST_LABEL);
     Index {
         ready: operator_kit::watch::readiness(vec![
-            operator_kit::watch::listed(&machines),
-            operator_kit::watch::listed(&byo_hosts),
+            operator_kit::watch::listed(machines.store()),
+            operator_kit::watch::listed(byo_hosts.store()),
         ]),
         requests: reflector::store().0,
         claims: reflector::store().0,
-        clusters: empty(Kind::Cluster),
-        control_planes: empty(Kind::KubeadmControlPlane),
-        machine_deployments: empty(Kind::MachineDeployment),
+        clusters: owned(Kind::Cluster),
+        control_planes: owned(Kind::KubeadmControlPlane),
+        machine_deployments: owned(Kind::MachineDeployment),
         machines,
-        byo_machines: empty(Kind::ByoMachine),
+        byo_machines: watched(Kind::ByoMachine, CAPI_CLUSTER_NAME_LABEL),
         byo_hosts,
         config_maps: reflector::store().0,
         cluster_secrets: reflector::store().0,
@@ -66,16 +70,17 @@ fn summary<'a>(objects: impl IntoIterator<Item = &'a DynamicObject>) -> BTreeMap
 }
 
 /// Waits until what the index gives for `kind` objects of `namespace` with the label
-/// `selector` (all of them, one by one, and as [`Index::cached`] finds them) equals a LIST.
+/// `selector` (all of them by `look_up`, one by one, and as [`Index::cached`] finds them)
+/// equals a LIST.
 async fn agrees_with_list(
     index: &Index,
     client: &Client,
     kind: Kind,
     namespace: &str,
     selector: &str,
+    look_up: impl Fn() -> Vec<DynamicObject>,
 ) -> anyhow::Result<()> {
     let api = api(client, namespace, kind);
-    let (key, value) = selector.split_once('=').unwrap_or((selector, ""));
     testcluster::wait_for(
         "the index to agree with a LIST",
         Duration::from_secs(20),
@@ -84,11 +89,7 @@ async fn agrees_with_list(
                 .list(&ListParams::default().labels(selector))
                 .await?
                 .items;
-            let indexed = index.list(kind, namespace, |o| {
-                o.labels()
-                    .get(key)
-                    .is_some_and(|v| value.is_empty() || v == value)
-            });
+            let indexed = look_up();
             let one_by_one: Vec<DynamicObject> = listed
                 .iter()
                 .filter_map(|o| index.get(kind, namespace, &o.name_any()))
@@ -108,20 +109,31 @@ async fn agrees_with_list(
     .await
 }
 
-/// Machines by cluster (each, and all labelled) and ByoHosts by host id agree with LISTs.
+/// Machines by namespace and cluster (each, and all labelled) and ByoHosts by host id agree
+/// with LISTs.
 async fn every_look_up_agrees(index: &Index, client: &Client, ns: &str) -> anyhow::Result<()> {
-    let by_cluster = |c: &str| format!("{CAPI_CLUSTER_NAME_LABEL}={c}");
-    let machines = [
-        by_cluster("a"),
-        by_cluster("b"),
-        CAPI_CLUSTER_NAME_LABEL.into(),
-    ];
-    for selector in machines {
-        agrees_with_list(index, client, Kind::Machine, ns, &selector).await?;
+    for cluster in ["a", "b", ""] {
+        let selector = match cluster {
+            "" => CAPI_CLUSTER_NAME_LABEL.to_string(),
+            name => format!("{CAPI_CLUSTER_NAME_LABEL}={name}"),
+        };
+        let of_cluster = || {
+            index.in_namespace(Kind::Machine, ns, |o| {
+                o.labels()
+                    .get(CAPI_CLUSTER_NAME_LABEL)
+                    .is_some_and(|c| cluster.is_empty() || c == cluster)
+            })
+        };
+        agrees_with_list(index, client, Kind::Machine, ns, &selector, of_cluster).await?;
     }
     for id in ["h1", "h2", "h3"] {
         let selector = format!("{HOST_ID_LABEL}={id}");
-        agrees_with_list(index, client, Kind::ByoHost, ns, &selector).await?;
+        let with_id = || {
+            let found = index.byo_hosts.with_key(id).into_iter();
+            let here = found.filter(|h| h.namespace().as_deref() == Some(ns));
+            here.map(|h| h.as_ref().clone()).collect()
+        };
+        agrees_with_list(index, client, Kind::ByoHost, ns, &selector, with_id).await?;
     }
     Ok(())
 }

@@ -1,0 +1,148 @@
+//! A watch-fed store whose objects are also found by a key (their namespace, a label's value),
+//! so that a reconcile reading one cluster's objects reads those, not the whole fleet's.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use futures::TryStreamExt;
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+
+/// What an object is found by: its key, or none (then it is found only by name).
+pub type KeyOf = fn(&DynamicObject) -> Option<String>;
+
+/// A store of one kind, with its objects by key.
+#[derive(Clone)]
+pub struct Keyed {
+    store: Store<DynamicObject>,
+    keys: Arc<RwLock<Keys>>,
+}
+
+impl Keyed {
+    /// Every object, by namespace and name.
+    pub fn store(&self) -> &Store<DynamicObject> {
+        &self.store
+    }
+
+    /// The objects whose key is `key`, ordered by namespace and name.
+    pub fn with_key(&self, key: &str) -> Vec<Arc<DynamicObject>> {
+        let keys = self.keys.read().unwrap_or_else(PoisonError::into_inner);
+        keys.objects
+            .get(key)
+            .into_iter()
+            .flatten()
+            .filter_map(|(namespace, name)| {
+                let at = ObjectRef::new_with(name, keys.resource.clone());
+                self.store.get(&at.within(namespace))
+            })
+            .collect()
+    }
+}
+
+/// The keys of a store's objects, kept as its writer applies each watch event.
+struct Keys {
+    key_of: KeyOf,
+    resource: ApiResource,
+    /// Per key, the (namespace, name) of its objects.
+    objects: HashMap<String, BTreeSet<(String, String)>>,
+    /// Each keyed object's key, to move it when its key changes.
+    keyed: HashMap<(String, String), String>,
+}
+
+impl Keys {
+    fn new(key_of: KeyOf, resource: ApiResource) -> Self {
+        Self {
+            key_of,
+            resource,
+            objects: HashMap::new(),
+            keyed: HashMap::new(),
+        }
+    }
+
+    /// Follows `event`, which `store` has applied: a relisting is taken whole from the store
+    /// once it is complete, as the store swaps it in only then.
+    fn apply(&mut self, event: &watcher::Event<DynamicObject>, store: &Store<DynamicObject>) {
+        match event {
+            watcher::Event::Apply(object) => {
+                let at = location(object);
+                self.remove(&at);
+                if let Some(key) = (self.key_of)(object) {
+                    self.insert(at, key);
+                }
+            }
+            watcher::Event::Delete(object) => self.remove(&location(object)),
+            watcher::Event::InitDone => {
+                self.objects.clear();
+                self.keyed.clear();
+                for object in store.state() {
+                    if let Some(key) = (self.key_of)(&object) {
+                        self.insert(location(&object), key);
+                    }
+                }
+            }
+            watcher::Event::Init | watcher::Event::InitApply(_) => {}
+        }
+    }
+
+    fn insert(&mut self, at: (String, String), key: String) {
+        self.objects
+            .entry(key.clone())
+            .or_default()
+            .insert(at.clone());
+        self.keyed.insert(at, key);
+    }
+
+    fn remove(&mut self, at: &(String, String)) {
+        let Some(key) = self.keyed.remove(at) else {
+            return;
+        };
+        if let Some(objects) = self.objects.get_mut(&key) {
+            objects.remove(at);
+            if objects.is_empty() {
+                self.objects.remove(&key);
+            }
+        }
+    }
+}
+
+fn location(object: &DynamicObject) -> (String, String) {
+    (object.namespace().unwrap_or_default(), object.name_any())
+}
+
+/// A watch of `resource`'s objects (those `config` selects, across namespaces) into a new
+/// store with their keys; the stream yields each changed object (and each watch error: the
+/// stream retries with back-off). Managed fields are dropped.
+pub fn store(
+    client: &Client,
+    resource: &ApiResource,
+    config: watcher::Config,
+    key_of: KeyOf,
+) -> (
+    Keyed,
+    impl futures::Stream<Item = Result<DynamicObject, watcher::Error>> + Send + use<>,
+) {
+    let mut writer = reflector::store::Writer::new(resource.clone());
+    let keyed = Keyed {
+        store: writer.as_reader(),
+        keys: Arc::new(RwLock::new(Keys::new(key_of, resource.clone()))),
+    };
+    let (store, keys) = (keyed.store.clone(), keyed.keys.clone());
+    let api = Api::<DynamicObject>::all_with(client.clone(), resource);
+    let events = watcher(api, config)
+        .modify(|object| object.managed_fields_mut().clear())
+        .map_ok(move |event| {
+            writer.apply_watcher_event(&event);
+            keys.write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .apply(&event, &store);
+            event
+        })
+        .default_backoff()
+        .touched_objects();
+    (keyed, events)
+}
+
+#[cfg(test)]
+mod tests;
