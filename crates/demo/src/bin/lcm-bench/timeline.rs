@@ -1,5 +1,7 @@
 //! When each cluster's status reached each level, as watches see it: the Cluster Ready, its
-//! ProvisioningRequest fulfilled, its row of the FocomProvisioningRequest fulfilled.
+//! Cluster API objects complete (the first moment the status mapping the O2IMS operator uses
+//! says fulfilled of what the watches show), its ProvisioningRequest fulfilled, its row of the
+//! FocomProvisioningRequest fulfilled.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,17 +12,55 @@ use kube::api::{Api, DynamicObject};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use lcm_core::capi::Kind;
+use lcm_core::capi::observe::{
+    ByoMachineView, ClusterView, ControlPlaneView, MachineView, WorkersView,
+};
 use lcm_core::crd::{FocomProvisioningRequest, ProvisioningRequest, ProvisioningState};
+use lcm_core::status::provisioning::{Observed, cluster_progress};
 
 /// First sightings, by cluster name.
 #[derive(Default)]
 pub struct Timeline {
     pub cluster_ready: HashMap<String, Instant>,
+    /// When the watch event came that made the cluster's objects say fulfilled: what an
+    /// operator reacting at once would report then.
+    pub objects_fulfilled: HashMap<String, Instant>,
     pub request_fulfilled: HashMap<String, Instant>,
     pub focom_fulfilled: HashMap<String, Instant>,
     /// Kinds of Cluster API object seen per cluster: Cluster, control plane, MachineDeployment.
     pub objects: HashMap<String, u8>,
     pub all_objects_at: Option<Instant>,
+    /// Each cluster's Cluster API objects as the status mapping reads them (hosts left out: a
+    /// host failing to bootstrap keeps a cluster from being fulfilled later, never earlier).
+    observed: HashMap<String, Observed>,
+}
+
+impl Timeline {
+    /// Records `object` of `kind` of `cluster`, and whether its objects now say fulfilled.
+    fn observe(&mut self, kind: Kind, cluster: &str, object: &serde_json::Value) {
+        let observed = self.observed.entry(cluster.to_string()).or_default();
+        match kind {
+            Kind::Cluster => observed.cluster = Some(ClusterView::from_object(object)),
+            Kind::KubeadmControlPlane => {
+                observed.control_plane = Some(ControlPlaneView::from_object(object));
+            }
+            Kind::MachineDeployment => observed.workers = Some(WorkersView::from_object(object)),
+            Kind::Machine => {
+                let view = MachineView::from_object(object);
+                observed.machines.retain(|m| m.name != view.name);
+                observed.machines.push(view);
+            }
+            Kind::ByoMachine => {
+                let view = ByoMachineView::from_object(object);
+                observed.byo_machines.retain(|m| m.name != view.name);
+                observed.byo_machines.push(view);
+            }
+            _ => return,
+        }
+        if cluster_progress(observed).state == ProvisioningState::Fulfilled {
+            first(&mut self.objects_fulfilled, cluster.to_string());
+        }
+    }
 }
 
 pub type Shared = Arc<Mutex<Timeline>>;
@@ -36,6 +76,8 @@ pub fn watch(client: &Client, clusters: usize) -> Shared {
         (Kind::Cluster, 1u8),
         (Kind::KubeadmControlPlane, 2),
         (Kind::MachineDeployment, 4),
+        (Kind::Machine, 0),
+        (Kind::ByoMachine, 0),
     ] {
         let api = Api::<DynamicObject>::all_with(client.clone(), &kind.api_resource());
         let timeline = timeline.clone();
@@ -53,6 +95,14 @@ pub fn watch(client: &Client, clusters: usize) -> Shared {
                     continue;
                 };
                 let mut t = timeline.lock().expect("timeline");
+                t.observe(
+                    kind,
+                    &cluster,
+                    &serde_json::to_value(&object).unwrap_or_default(),
+                );
+                if bit == 0 {
+                    continue;
+                }
                 let seen = t.objects.entry(cluster.clone()).or_default();
                 *seen |= bit;
                 if t.all_objects_at.is_none()
@@ -111,6 +161,22 @@ pub fn watch(client: &Client, clusters: usize) -> Shared {
         }
     });
     timeline
+}
+
+/// Every minute until aborted, says on stderr how many of `clusters` are fulfilled: a run at
+/// a thousand clusters takes long.
+pub fn report_progress(timeline: Shared, clusters: usize) -> tokio::task::JoinHandle<()> {
+    let started = Instant::now();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            let fulfilled = timeline.lock().expect("timeline").request_fulfilled.len();
+            let minutes = started.elapsed().as_secs() / 60;
+            eprintln!(
+                "lcm-bench: {fulfilled} of {clusters} requests fulfilled after {minutes} min"
+            );
+        }
+    })
 }
 
 /// The delays from `from` to `to` per cluster, in seconds, sorted.
