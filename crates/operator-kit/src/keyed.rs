@@ -41,7 +41,8 @@ impl Keyed {
     }
 }
 
-/// The keys of a store's objects, kept as its writer applies each watch event.
+/// The keys of a store's objects, kept from each watch event before the store's writer
+/// applies it: when the store says it has listed, its keys are whole already.
 struct Keys {
     key_of: KeyOf,
     resource: ApiResource,
@@ -49,6 +50,8 @@ struct Keys {
     objects: HashMap<String, BTreeSet<(String, String)>>,
     /// Each keyed object's key, to move it when its key changes.
     keyed: HashMap<(String, String), String>,
+    /// A relisting's keys until it is complete, as the store's writer buffers its objects.
+    relisting: Option<Box<Keys>>,
 }
 
 impl Keys {
@@ -58,31 +61,36 @@ impl Keys {
             resource,
             objects: HashMap::new(),
             keyed: HashMap::new(),
+            relisting: None,
         }
     }
 
-    /// Follows `event`, which `store` has applied: a relisting is taken whole from the store
-    /// once it is complete, as the store swaps it in only then.
-    fn apply(&mut self, event: &watcher::Event<DynamicObject>, store: &Store<DynamicObject>) {
+    /// Follows `event`: a relisting replaces every key once it is complete.
+    fn apply(&mut self, event: &watcher::Event<DynamicObject>) {
         match event {
-            watcher::Event::Apply(object) => {
-                let at = location(object);
-                self.remove(&at);
-                if let Some(key) = (self.key_of)(object) {
-                    self.insert(at, key);
-                }
-            }
+            watcher::Event::Apply(object) => self.set(object),
             watcher::Event::Delete(object) => self.remove(&location(object)),
-            watcher::Event::InitDone => {
-                self.objects.clear();
-                self.keyed.clear();
-                for object in store.state() {
-                    if let Some(key) = (self.key_of)(&object) {
-                        self.insert(location(&object), key);
-                    }
+            watcher::Event::Init => {
+                self.relisting = Some(Box::new(Keys::new(self.key_of, self.resource.clone())));
+            }
+            watcher::Event::InitApply(object) => {
+                if let Some(relisting) = &mut self.relisting {
+                    relisting.set(object);
                 }
             }
-            watcher::Event::Init | watcher::Event::InitApply(_) => {}
+            watcher::Event::InitDone => {
+                if let Some(listed) = self.relisting.take() {
+                    (self.objects, self.keyed) = (listed.objects, listed.keyed);
+                }
+            }
+        }
+    }
+
+    fn set(&mut self, object: &DynamicObject) {
+        let at = location(object);
+        self.remove(&at);
+        if let Some(key) = (self.key_of)(object) {
+            self.insert(at, key);
         }
     }
 
@@ -128,15 +136,16 @@ pub fn store(
         store: writer.as_reader(),
         keys: Arc::new(RwLock::new(Keys::new(key_of, resource.clone()))),
     };
-    let (store, keys) = (keyed.store.clone(), keyed.keys.clone());
+    let keys = keyed.keys.clone();
     let api = Api::<DynamicObject>::all_with(client.clone(), resource);
     let events = watcher(api, config)
         .modify(|object| object.managed_fields_mut().clear())
         .map_ok(move |event| {
-            writer.apply_watcher_event(&event);
+            // Keys first: a reconcile that finds the store listed finds its keys too.
             keys.write()
                 .unwrap_or_else(PoisonError::into_inner)
-                .apply(&event, &store);
+                .apply(&event);
+            writer.apply_watcher_event(&event);
             event
         })
         .default_backoff()

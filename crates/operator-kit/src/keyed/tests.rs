@@ -37,12 +37,19 @@ impl Fed {
     }
 
     fn event(&mut self, event: watcher::Event<DynamicObject>) {
+        self.keyed.keys.write().expect("keys").apply(&event);
         self.writer.apply_watcher_event(&event);
-        self.keyed
-            .keys
-            .write()
-            .expect("keys")
-            .apply(&event, &self.keyed.store);
+    }
+
+    /// The (namespace, name) of the objects of `key`, as the keys alone have them.
+    fn keys_of(&self, key: &str) -> Vec<(String, String)> {
+        let keys = self.keyed.keys.read().expect("keys");
+        keys.objects
+            .get(key)
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
     }
 
     fn names(&self, key: &str) -> Vec<String> {
@@ -65,6 +72,7 @@ fn objects_are_found_by_their_key_as_it_changes() {
         fed.names("x").is_empty(),
         "nothing before the listing is whole"
     );
+    assert!(fed.keys_of("x").is_empty());
     fed.event(watcher::Event::InitDone);
     assert_eq!(fed.names("x"), ["a/one", "b/one"]);
 
@@ -98,4 +106,7 @@ fn a_relisting_replaces_every_key() {
     fed.event(watcher::Event::InitDone);
     assert!(fed.names("x").is_empty());
     assert_eq!(fed.names("y"), ["a/two"]);
+    // The keys come from the events, not from reading the store back: they are whole before
+    // the store says it has listed.
+    assert_eq!(fed.keys_of("y"), [("a".to_string(), "two".to_string())]);
 }
