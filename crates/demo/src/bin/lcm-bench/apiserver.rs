@@ -31,10 +31,18 @@ fn is_write(request: &str) -> bool {
 
 /// Audit-logged writes of the product's clients.
 pub fn product_writes(logged: &BTreeMap<(String, String), u64>) -> f64 {
+    product_writes_by_request(logged).values().sum()
+}
+
+/// [`product_writes`] by `<client> <verb> <resource>`: which writes they were.
+pub fn product_writes_by_request(
+    logged: &BTreeMap<(String, String), u64>,
+) -> BTreeMap<String, f64> {
     logged
         .iter()
         .filter(|((agent, request), _)| PRODUCT.contains(&agent.as_str()) && is_write(request))
-        .fold(0.0, |sum, (_, n)| sum + *n as f64)
+        .map(|((agent, request), n)| (format!("{agent} {request}"), *n as f64))
+        .collect()
 }
 
 /// Audit-logged requests per cluster of each client: all, LIST, writes, and by request.

@@ -212,7 +212,8 @@ async fn run(clusters: usize, steady: Duration, args: &Args) -> anyhow::Result<V
     let quiet_from = audit.end()?;
     tokio::time::sleep(steady).await; // the window over which writes are counted
     let steady_writes = Requests::read(&client).await?.since(&quiet).writes();
-    let steady_product_writes = apiserver::product_writes(&audit.requests_since(quiet_from)?);
+    let steady_logged = audit.requests_since(quiet_from)?;
+    let steady_product_writes = apiserver::product_writes(&steady_logged);
     let usage = process_usage(&world)?;
     let (list_seconds, listed) = rest::list_latencies(&world, 200).await?;
     anyhow::ensure!(
@@ -245,7 +246,8 @@ async fn run(clusters: usize, steady: Duration, args: &Args) -> anyhow::Result<V
         .await?
         .since(&before_restart)
         .writes();
-    let restart_product_writes = apiserver::product_writes(&audit.requests_since(restart_from)?);
+    let restart_logged = audit.requests_since(restart_from)?;
+    let restart_product_writes = apiserver::product_writes(&restart_logged);
     // Hundreds of MiB at 1,000 clusters; what it says is in the JSON.
     drop(world);
     std::fs::remove_dir_all(&audit_dir)?;
@@ -270,6 +272,8 @@ async fn run(clusters: usize, steady: Duration, args: &Args) -> anyhow::Result<V
         "restart_converge_seconds": converged,
         "restart_writes": restart_writes,
         "restart_product_writes": restart_product_writes,
+        "restart_product_writes_by_request": apiserver::product_writes_by_request(&restart_logged),
+        "steady_product_writes_by_request": apiserver::product_writes_by_request(&steady_logged),
         "rest_list_seconds": {"p50": quantile(&list_seconds, 0.5), "p99": quantile(&list_seconds, 0.99), "samples": list_seconds.len()},
         "processes": usage,
         "manager_args": args.manager_args,
