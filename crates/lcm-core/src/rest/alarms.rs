@@ -10,7 +10,7 @@
 //! `alertname`). Each has a probable cause with a fixed severity; an alert's severity is its
 //! `severity` label.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -338,6 +338,26 @@ pub struct ClusterObservations<'a> {
 /// The alarms clusters call for, each about its ProvisioningRequest (by name) and its
 /// deployment manager (the Cluster's UID; the request's UID before a Cluster exists).
 pub fn cluster_alarms(observed: &ClusterObservations) -> Vec<Raised> {
+    // Each object read once, then found by its cluster: a pass costs the fleet once, not once
+    // per request.
+    let mut machines_of: HashMap<(String, String), Vec<MachineView>> = HashMap::new();
+    for machine in observed.machines.iter().map(MachineView::from_object) {
+        if let Some(cluster) = machine.cluster.clone() {
+            let key = (machine.namespace.clone(), cluster);
+            machines_of.entry(key).or_default().push(machine);
+        }
+    }
+    let clusters: HashMap<(&str, &str), &Value> = observed
+        .clusters
+        .iter()
+        .filter_map(|c| {
+            let metadata = &c["metadata"];
+            Some((
+                (metadata["namespace"].as_str()?, metadata["name"].as_str()?),
+                c,
+            ))
+        })
+        .collect();
     let mut raised = Vec::new();
     for request in observed.requests {
         let name = request.name_any();
@@ -376,10 +396,7 @@ pub fn cluster_alarms(observed: &ClusterObservations) -> Vec<Raised> {
             .as_str()
             .unwrap_or_default();
         let namespace = format!("cluster-{cluster_name}");
-        let Some(cluster) = observed.clusters.iter().find(|c| {
-            c["metadata"]["name"] == cluster_name
-                && c["metadata"]["namespace"] == namespace.as_str()
-        }) else {
+        let Some(cluster) = clusters.get(&(namespace.as_str(), cluster_name)) else {
             continue;
         };
         let view = ClusterView::from_object(cluster);
@@ -401,12 +418,10 @@ pub fn cluster_alarms(observed: &ClusterObservations) -> Vec<Raised> {
                 ),
             ));
         }
-        let machines: Vec<MachineView> = observed
-            .machines
-            .iter()
-            .map(MachineView::from_object)
-            .filter(|m| m.namespace == namespace && m.cluster.as_deref() == Some(cluster_name))
-            .collect();
+        let machines = machines_of
+            .get(&(namespace.clone(), cluster_name.to_string()))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let not_ready: Vec<String> = machines
             .iter()
             .filter(|m| {
