@@ -255,10 +255,12 @@ async fn create_missing(
         target.cache.set_waiting(this, false);
         return Ok(Ok(Vec::new()));
     }
-    if let Some(undecided) = undecided(request, target, selected) {
+    let undecided = undecided(request, target, selected);
+    let waits = matches!(undecided, Some(Undecided::Waiting(_)));
+    target.cache.set_waiting(this, waits);
+    if let Some(undecided) = undecided {
         return Ok(Err(undecided));
     }
-    target.cache.set_waiting(this, false);
     let o2ims = target.cache.o2ims();
     let writes: Vec<_> = to_write
         .into_iter()
@@ -278,7 +280,7 @@ async fn create_missing(
 }
 
 /// Why `selected` cannot be created now, checked against the O-Cloud's other requests and its
-/// host ledger (leaving the request marked waiting when it waits for hosts).
+/// host ledger.
 fn undecided(
     request: &FocomProvisioningRequest,
     target: &Target,
@@ -309,9 +311,6 @@ fn undecided(
     };
     if !feasibility.conflicts.is_empty() {
         let message = joined(&feasibility.conflicts);
-        target
-            .cache
-            .set_waiting(ObjectRef::from_obj(request), false);
         return Some(Undecided::Infeasible(Desired::false_(
             FEASIBLE,
             "Infeasible",

@@ -29,7 +29,7 @@ use operator_kit::fresh;
 use crate::lists;
 use crate::problem::Problem;
 use crate::shared::{Shared, parse_body};
-use crate::stores::{Stores, values};
+use crate::stores::{self, values};
 
 /// How often the raiser looks again without a change (stage clocks run on their own).
 const RESCAN: Duration = Duration::from_secs(30);
@@ -222,7 +222,7 @@ pub async fn raise(shared: &Shared) {
         if let Err(error) = pass(shared).await {
             tracing::warn!(error = %error.detail, "raising or clearing alarms failed; retrying");
         }
-        Stores::next_pass(&mut changes, started, RESCAN).await;
+        stores::next_pass(&mut changes, started, RESCAN).await;
     }
 }
 

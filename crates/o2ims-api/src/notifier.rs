@@ -21,7 +21,7 @@ use lcm_core::rest::notifications::{self, Change, Event, fingerprint};
 use lcm_core::rest::selection::Selection;
 
 use crate::shared::Shared;
-use crate::stores::Stores;
+use crate::stores;
 use crate::{callback, inventory, provisioning};
 
 const FIELD_MANAGER: &str = "o2ims-api";
@@ -136,7 +136,7 @@ async fn notify(shared: &Shared) {
         let sleep = next_retry.map_or(LAST_RETRY, |at| {
             at.saturating_duration_since(Instant::now())
         });
-        Stores::next_pass(&mut changes, now, sleep).await;
+        stores::next_pass(&mut changes, now, sleep).await;
     }
 }
 

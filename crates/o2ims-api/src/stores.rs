@@ -22,7 +22,7 @@ use operator_kit::fresh::Changes;
 use operator_kit::watch::{self, Listed};
 
 /// The least time between the starts of two passes over every object (see
-/// [`Stores::next_pass`]).
+/// [`next_pass`]).
 pub const PASS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The key of the host inventory ConfigMap (as the O2IMS operator reads it).
@@ -125,23 +125,6 @@ impl Stores {
         }
     }
 
-    /// Waits for a change the stores took in since `changes` was last read, or for `timeout`;
-    /// then, if needed, until [`PASS_INTERVAL`] after `started`, the start of the pass that
-    /// read them last. A pass over every object (the alarms raised, the notifications due)
-    /// thus runs at most once per interval while the fleet changes, taking all the changes
-    /// that came meanwhile together, instead of once per change.
-    pub async fn next_pass(
-        changes: &mut tokio::sync::watch::Receiver<u64>,
-        started: Instant,
-        timeout: Duration,
-    ) {
-        tokio::select! {
-            _ = changes.changed() => {}
-            () = tokio::time::sleep(timeout) => {}
-        }
-        tokio::time::sleep_until((started + PASS_INTERVAL).into()).await;
-    }
-
     /// The host inventory, when its ConfigMap holds a valid one.
     pub fn inventory(&self) -> Option<Inventory> {
         self.inventory
@@ -192,6 +175,23 @@ impl Stores {
         }
         hosts
     }
+}
+
+/// Waits for a change the stores took in since `changes` was last read, or for `timeout`;
+/// then, if needed, until [`PASS_INTERVAL`] after `started`, the start of the pass that
+/// read them last. A pass over every object (the alarms raised, the notifications due)
+/// thus runs at most once per interval while the fleet changes, taking all the changes
+/// that came meanwhile together, instead of once per change.
+pub async fn next_pass(
+    changes: &mut tokio::sync::watch::Receiver<u64>,
+    started: Instant,
+    timeout: Duration,
+) {
+    tokio::select! {
+        _ = changes.changed() => {}
+        () = tokio::time::sleep(timeout) => {}
+    }
+    tokio::time::sleep_until((started + PASS_INTERVAL).into()).await;
 }
 
 /// The objects of a store as JSON, for lcm-core's views.

@@ -138,8 +138,7 @@ pub fn store(
     };
     let keys = keyed.keys.clone();
     let api = Api::<DynamicObject>::all_with(client.clone(), resource);
-    let events = watcher(api, config)
-        .modify(|object| object.managed_fields_mut().clear())
+    let events = crate::watch::unmanaged(api, config)
         .map_ok(move |event| {
             // Keys first: a reconcile that finds the store listed finds its keys too.
             keys.write()

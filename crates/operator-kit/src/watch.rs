@@ -15,8 +15,7 @@ where
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + std::fmt::Debug + Unpin + Send + Sync,
 {
     let (reader, writer) = reflector::store();
-    let triggers = watcher(api, watcher::Config::default())
-        .modify(|object| object.managed_fields_mut().clear())
+    let triggers = unmanaged(api, watcher::Config::default())
         .default_backoff()
         .reflect(writer)
         .applied_objects()
@@ -75,8 +74,7 @@ where
     K::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
 {
     let (reader, writer) = reflector::store();
-    let events = watcher(api, config).modify(|object| object.managed_fields_mut().clear());
-    let stream = reflector::reflector(writer, events)
+    let stream = reflector::reflector(writer, unmanaged(api, config))
         .default_backoff()
         .touched_objects();
     (reader, stream)
@@ -94,11 +92,22 @@ pub fn dynamic_store(
     let writer = reflector::store::Writer::new(resource.clone());
     let store = writer.as_reader();
     let api = Api::<kube::api::DynamicObject>::all_with(client.clone(), resource);
-    let events = watcher(api, config).modify(|object| object.managed_fields_mut().clear());
-    let stream = reflector::reflector(writer, events)
+    let stream = reflector::reflector(writer, unmanaged(api, config))
         .default_backoff()
         .touched_objects();
     (store, stream)
+}
+
+/// The watch events of `api`'s objects (those `config` selects), their managed fields dropped:
+/// a store keeps only what is read.
+pub fn unmanaged<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> impl futures::Stream<Item = watcher::Result<watcher::Event<K>>> + Send + use<K>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    watcher(api, config).modify(|object| object.managed_fields_mut().clear())
 }
 
 /// Resolves to `true` once `store` holds its first complete listing (`false`: its writer is gone).

@@ -264,7 +264,7 @@ async fn run(clusters: usize, steady: Duration, args: &Args) -> anyhow::Result<V
         "lists_per_cluster": per_cluster("LIST"),
         "requests_per_cluster_by_client": by_client,
         "writes_per_cluster": served.writes() / n,
-        "cluster_ready_to_fulfilled": {"p50": quantile(&to_request, 0.5), "p99": quantile(&to_request, 0.99)},
+        "cluster_ready_to_fulfilled": latencies(&to_request),
         "reaction_seconds": latencies(&reaction),
         "fulfilled_to_synced_row": latencies(&to_focom),
         "steady_writes_per_minute": steady_writes * 60.0 / steady.as_secs_f64(),
