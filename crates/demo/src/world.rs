@@ -180,15 +180,8 @@ impl World {
             )
             .await?;
         }
-        // As the chart installs it: FOCOM's inventory, and O2IMS's copy saying how hosts are reached.
-        for namespace in [FOCOM_NAMESPACE, O2IMS_NAMESPACE] {
-            apply(
-                &client,
-                &json!({"apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": "lcm-inventory", "namespace": namespace},
-                "data": {"input.json": options.inventory}}),
-            )
-            .await?;
+        for config_map in inventory_config_maps(&options.inventory) {
+            apply(&client, &config_map).await?;
         }
         // What the ClusterResourceSet applies to each cluster with `cni: calico`.
         apply(
@@ -264,6 +257,15 @@ impl World {
         &self.options
     }
 
+    /// Replaces the inventory (`input.json`'s content) of both operators.
+    pub async fn set_inventory(&self, inventory: &str) -> anyhow::Result<()> {
+        let client = self.client()?;
+        for config_map in inventory_config_maps(inventory) {
+            apply(&client, &config_map).await?;
+        }
+        Ok(())
+    }
+
     /// Applies a manifest (one or more YAML documents), in `focom-system` when it names no namespace.
     pub async fn apply_manifest(&self, text: &str) -> anyhow::Result<()> {
         let client = self.client()?;
@@ -306,4 +308,13 @@ pub async fn apply(client: &Client, object: &Value) -> anyhow::Result<()> {
     .await
     .with_context(|| format!("applying {kind} {name}"))?;
     Ok(())
+}
+
+/// As the chart installs it: FOCOM's inventory, and O2IMS's copy saying how hosts are reached.
+fn inventory_config_maps(inventory: &str) -> [Value; 2] {
+    [FOCOM_NAMESPACE, O2IMS_NAMESPACE].map(|namespace| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "lcm-inventory", "namespace": namespace},
+            "data": {"input.json": inventory}})
+    })
 }

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::DynamicObject;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::ObjectRef;
@@ -51,10 +51,10 @@ pub struct Snapshot {
     /// Every ProvisioningRequest, and the host ledger by claim name.
     pub requests: Vec<Arc<ProvisioningRequest>>,
     pub claims: BTreeMap<String, Arc<HostClaim>>,
-    /// The Calico manifest of the admin's ConfigMap.
-    pub calico_manifest: Option<String>,
-    /// The host inventory's text; `None` when its ConfigMap does not exist.
-    pub host_inventory: Option<String>,
+    /// The admin's ConfigMaps of the Calico manifest and of the host inventory (shared with
+    /// the index, not copied: at a thousand clusters the inventory is hundreds of KiB).
+    pub calico: Option<Arc<ConfigMap>>,
+    pub inventory: Option<Arc<ConfigMap>>,
     pub handoff: HandoffSecrets,
 }
 
@@ -69,6 +69,16 @@ pub struct HandoffSecrets {
 }
 
 impl Snapshot {
+    /// The Calico manifest of the admin's ConfigMap.
+    pub fn calico_manifest(&self) -> Option<&str> {
+        data(self.calico.as_deref()?, "calico.yaml")
+    }
+
+    /// The host inventory's text; `None` when its ConfigMap does not exist.
+    pub fn host_inventory(&self) -> Option<&str> {
+        Some(data(self.inventory.as_deref()?, HOST_INVENTORY_KEY).unwrap_or_default())
+    }
+
     /// Reads what `index` holds of `request`'s world.
     pub fn take(index: &Index, config: &Config, request: &ProvisioningRequest) -> Self {
         let cluster = request_cluster(index, request);
@@ -87,10 +97,6 @@ impl Snapshot {
         let wanted = hosts_of_request(request, applied.as_ref(), held);
         let (hosts, ambiguous) = byo_hosts(index, &wanted);
         let (namespace, name) = location(cluster.as_ref(), request);
-        let data = |name: &str| {
-            let config_map = index.config_map(config.namespace(), name)?;
-            Some(config_map.data.clone().unwrap_or_default())
-        };
         Self {
             observed: cluster_objects(index, &namespace, &name, &hosts),
             control_plane: index
@@ -104,10 +110,8 @@ impl Snapshot {
                 .iter()
                 .filter_map(|(id, (_, host))| Some((id.clone(), machine_on_host(index, host)?)))
                 .collect(),
-            calico_manifest: data(&config.calico_manifest_configmap)
-                .and_then(|mut data| data.remove("calico.yaml")),
-            host_inventory: data(&config.host_inventory_configmap)
-                .map(|mut data| data.remove(HOST_INVENTORY_KEY).unwrap_or_default()),
+            calico: index.config_map(config.namespace(), &config.calico_manifest_configmap),
+            inventory: index.config_map(config.namespace(), &config.host_inventory_configmap),
             handoff: handoff_secrets(index, config, &namespace, &name),
             requests: index.requests.state(),
             cluster,
@@ -310,6 +314,10 @@ fn handoff_secrets(index: &Index, config: &Config, namespace: &str, name: &str) 
             index.git_credentials.get(&key)
         }),
     }
+}
+
+fn data<'a>(config_map: &'a ConfigMap, key: &str) -> Option<&'a str> {
+    config_map.data.as_ref()?.get(key).map(String::as_str)
 }
 
 #[cfg(test)]

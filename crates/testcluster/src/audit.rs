@@ -50,27 +50,62 @@ impl AuditLog {
     /// Requests logged from byte `from` on, by `(client, "<verb> <resource>/<subresource>")`,
     /// the client being the User-Agent up to its first `/` (`""` when it sent none).
     pub fn requests_since(&self, from: u64) -> anyhow::Result<BTreeMap<(String, String), u64>> {
+        let mut counts = BTreeMap::new();
+        for logged in self.logged_since(from)? {
+            *counts.entry((logged.client, logged.request)).or_insert(0) += 1;
+        }
+        Ok(counts)
+    }
+
+    /// Every request logged from byte `from` on, with the object it was made on.
+    pub fn logged_since(&self, from: u64) -> anyhow::Result<Vec<Logged>> {
         let mut file = std::fs::File::open(&self.path)
             .with_context(|| format!("open {}", self.path.display()))?;
         file.seek(SeekFrom::Start(from))?;
-        let mut counts = BTreeMap::new();
+        let mut logged = Vec::new();
         for line in BufReader::new(file).lines() {
-            let event: serde_json::Value = match serde_json::from_str(&line?) {
-                Ok(event) => event,
+            match serde_json::from_str::<serde_json::Value>(&line?) {
+                Ok(event) => logged.push(Logged::of(&event)),
                 // A line being written as we read.
                 Err(_) => continue,
-            };
-            let agent = event["userAgent"].as_str().unwrap_or_default();
-            let client = agent.split('/').next().unwrap_or_default().to_string();
-            let object = &event["objectRef"];
-            let request = format!(
-                "{} {}/{}",
-                event["verb"].as_str().unwrap_or_default(),
-                object["resource"].as_str().unwrap_or_default(),
-                object["subresource"].as_str().unwrap_or_default()
-            );
-            *counts.entry((client, request)).or_insert(0) += 1;
+            }
         }
-        Ok(counts)
+        Ok(logged)
+    }
+}
+
+/// One request of the audit log: who made it, what it was, on which object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Logged {
+    /// The User-Agent up to its first `/` (`""` when it sent none).
+    pub client: String,
+    /// `"<verb> <resource>/<subresource>"`.
+    pub request: String,
+    /// The object's namespace and name (`""` where the request named none, as a LIST).
+    pub namespace: String,
+    pub name: String,
+}
+
+impl Logged {
+    fn of(event: &serde_json::Value) -> Self {
+        let text = |value: &serde_json::Value| value.as_str().unwrap_or_default().to_string();
+        let agent = event["userAgent"].as_str().unwrap_or_default();
+        let object = &event["objectRef"];
+        Self {
+            client: agent.split('/').next().unwrap_or_default().to_string(),
+            request: format!(
+                "{} {}/{}",
+                text(&event["verb"]),
+                text(&object["resource"]),
+                text(&object["subresource"])
+            ),
+            namespace: text(&object["namespace"]),
+            name: text(&object["name"]),
+        }
+    }
+
+    /// Whether the request wrote.
+    pub fn is_write(&self) -> bool {
+        AUDIT_WRITE_VERBS.contains(&self.request.split(' ').next().unwrap_or_default())
     }
 }

@@ -89,8 +89,7 @@ async fn ensure(
 ) -> Result<(Option<String>, Applied)> {
     let (params, applied) = (&build.params, build.applied.as_ref());
     let calico = world
-        .calico_manifest
-        .as_deref()
+        .calico_manifest()
         .filter(|_| params.cni == Cni::Calico);
     let warning = (params.cni == Cni::Calico && calico.is_none()).then(|| {
         format!(

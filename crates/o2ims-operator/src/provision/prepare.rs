@@ -155,7 +155,7 @@ async fn start_job(
     missing: &[String],
 ) -> Result<Result<String, Desired>> {
     let config = &ctx.config;
-    let inventory = match host_inventory(config, world.host_inventory.as_deref()) {
+    let inventory = match host_inventory(config, world.host_inventory()) {
         Ok(inventory) => inventory,
         Err(unusable) => return Ok(Err(unusable)),
     };

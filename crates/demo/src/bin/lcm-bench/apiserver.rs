@@ -23,7 +23,7 @@ pub const CLIENTS: [&str; 9] = [
 ];
 
 /// The project's own clients: the operators, and the simulated hosts' agents.
-const PRODUCT: [&str; 3] = ["o2ims-operator", "focom-operator", "byoh-sim"];
+pub const PRODUCT: [&str; 3] = ["o2ims-operator", "focom-operator", "byoh-sim"];
 
 fn is_write(request: &str) -> bool {
     testcluster::AUDIT_WRITE_VERBS.contains(&request.split(' ').next().unwrap_or_default())
@@ -31,7 +31,9 @@ fn is_write(request: &str) -> bool {
 
 /// Audit-logged writes of the product's clients.
 pub fn product_writes(logged: &BTreeMap<(String, String), u64>) -> f64 {
-    product_writes_by_request(logged).values().sum()
+    product_writes_by_request(logged)
+        .values()
+        .fold(0.0, |sum, n| sum + n)
 }
 
 /// [`product_writes`] by `<client> <verb> <resource>`: which writes they were.

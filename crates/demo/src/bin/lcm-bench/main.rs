@@ -1,14 +1,16 @@
 //! Benchmark (a program, not a test): for each fleet size N, on the real control plane with the
 //! real Cluster API and BYOH managers, both operators, and zero-delay simulated hosts and
-//! workload clusters, one allClusters FocomProvisioningRequest for N clusters of two hosts. It
-//! measures the time until every Cluster API object exists against a bare client applying the
-//! same rendered objects at the same concurrency (with the same managers running), the time
-//! until Synced, the API server's requests per cluster by client (the managers too), status
-//! propagation, steady-state writes, a restart of both operators, and the peak memory and CPU
-//! of the operators, the managers and the workload-cluster simulator; prints one table and
-//! writes JSON and a PNG plot.
+//! workload clusters, N clusters of two hosts requested by ten FocomProvisioningRequests (see
+//! `fleet`). It measures the time until every Cluster API object exists against a bare client
+//! applying the same rendered objects at the same concurrency (with the same managers running),
+//! the time until Synced, the API server's requests per cluster by client (the managers too),
+//! status propagation, steady-state writes, a restart of both operators, the churn (see
+//! `churn`), and the peak memory and CPU of the operators, the managers and the workload-cluster
+//! simulator; prints one table and writes JSON and a PNG plot.
 
 mod apiserver;
+mod churn;
+mod fleet;
 mod plot;
 mod rest;
 mod soak;
@@ -27,6 +29,7 @@ use lcm_core::inventory::Inventory;
 use serde_json::{Value, json};
 
 use apiserver::Requests;
+use fleet::Fleet;
 use timeline::{delays, quantile};
 
 #[derive(Parser)]
@@ -50,29 +53,14 @@ struct Args {
     manager_args: Vec<String>,
 }
 
-fn inventory(clusters: usize) -> String {
-    let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC1xFkK3JrBEAWJ8qfusMvXIUw+xkDzE2wIlhxeSGkiB";
-    let hosts: Vec<_> = (1..=2 * clusters)
-        .map(|i| json!({"id": format!("h{i}"), "hostname": format!("node{i}"), "address": format!("10.{}.{}.{}", 20 + i / 40000, (i / 200) % 200, i % 200 + 1), "sshHostKeys": [key]}))
-        .collect();
-    // Endpoints in 172.16.0.0/12, which the stack's network namespace serves locally: the
-    // simulated workload clusters answer there.
-    let definitions: Vec<_> = (1..=clusters)
-        .map(|c| json!({"name": format!("c{c}"), "controlPlaneEndpoint": format!("172.{}.{}.{}", 24 + c / 40000, (c / 200) % 200, c % 200 + 1),
-            "controlPlaneHosts": [format!("h{}", 2 * c - 1)], "workerHosts": [format!("h{}", 2 * c)]}))
-        .collect();
-    json!({"defaults": {"hostPreparation": "skip", "cni": "none"}, "hosts": hosts, "clusters": definitions}).to_string()
-}
-
 /// Seconds a bare client takes to apply every rendered object of `clusters` clusters, one task
 /// per cluster as the operator reconciles them, on a control plane of its own where the same
 /// Cluster API and BYOH managers run and act on those objects, so that both sides compete with
 /// them for the API server alike.
-async fn baseline(clusters: usize, manager_args: &[String]) -> anyhow::Result<f64> {
-    let text = inventory(clusters);
-    let inventory = Inventory::parse("bench", &text)?;
+async fn baseline(fleet: &Fleet, manager_args: &[String]) -> anyhow::Result<f64> {
+    let inventory = Inventory::parse("bench", &fleet.inventory(false))?;
     let mut all = FocomProvisioningRequest::new("bench", Default::default());
-    all.spec.all_clusters = Some(true);
+    all.spec.cluster_names = Some(fleet.batches().into_iter().flat_map(|(_, c)| c).collect());
     let selected = lcm_core::focom::select(&all, Some(&inventory))
         .map_err(|p| anyhow::anyhow!("inventory: {p:?}"))?;
     let manager_args: Vec<&str> = manager_args.iter().map(String::as_str).collect();
@@ -129,8 +117,9 @@ fn process_usage(world: &World) -> anyhow::Result<Value> {
 /// One run at `clusters`; its results as JSON.
 async fn run(clusters: usize, steady: Duration, args: &Args) -> anyhow::Result<Value> {
     let out = args.out.as_path();
-    let baseline = baseline(clusters, &args.manager_args).await?;
-    let mut options = WorldOptions::from_inventory(&inventory(clusters))?;
+    let fleet = Fleet { clusters };
+    let baseline = baseline(&fleet, &args.manager_args).await?;
+    let mut options = WorldOptions::from_inventory(&fleet.inventory(false))?;
     options.manager_args = args.manager_args.clone();
     let audit_dir = out.join(format!("audit-{clusters}"));
     options.audit_dir = Some(audit_dir.clone());
@@ -165,7 +154,7 @@ async fn run(clusters: usize, steady: Duration, args: &Args) -> anyhow::Result<V
             )
             .list(&Default::default())
             .await?;
-            Ok((hosts.items.len() >= 2 * clusters).then_some(()))
+            Ok((hosts.items.len() >= fleet.hosts()).then_some(()))
         },
     )
     .await?;
@@ -174,19 +163,19 @@ async fn run(clusters: usize, steady: Duration, args: &Args) -> anyhow::Result<V
     let audit_from = audit.end()?;
     let before = Requests::read(&client).await?;
     let started = Instant::now();
-    let request = json!({"apiVersion": "focom.nephio.org/v1alpha1", "kind": "FocomProvisioningRequest",
-        "metadata": {"name": "fleet", "namespace": "focom-system"}, "spec": {"allClusters": true}});
-    world.apply_manifest(&request.to_string()).await?;
-    let requests = Api::<FocomProvisioningRequest>::namespaced(client.clone(), "focom-system");
+    let batches = fleet.batches();
+    for (name, clusters) in &batches {
+        world
+            .apply_manifest(&fleet::request(name, clusters, "create"))
+            .await?;
+    }
     testcluster::wait_for("the fleet to be Synced", deadline, || async {
-        let status = requests.get("fleet").await?.status.unwrap_or_default();
-        let phase = status.phase;
-        anyhow::ensure!(
-            phase != Some(FocomPhase::Failed),
-            "the fleet failed: {}",
-            status.message.unwrap_or_default()
-        );
-        Ok((phase == Some(FocomPhase::Synced)).then_some(()))
+        for (name, _) in &batches {
+            if !fleet::reached(&client, name, FocomPhase::Synced).await? {
+                return Ok(None);
+            }
+        }
+        Ok(Some(()))
     })
     .await?;
     let synced = started.elapsed().as_secs_f64();
@@ -248,6 +237,7 @@ async fn run(clusters: usize, steady: Duration, args: &Args) -> anyhow::Result<V
         .writes();
     let restart_logged = audit.requests_since(restart_from)?;
     let restart_product_writes = apiserver::product_writes(&restart_logged);
+    let churn = churn::run(&world, &fleet, &timeline, deadline).await?;
     // Hundreds of MiB at 1,000 clusters; what it says is in the JSON.
     drop(world);
     std::fs::remove_dir_all(&audit_dir)?;
@@ -275,6 +265,7 @@ async fn run(clusters: usize, steady: Duration, args: &Args) -> anyhow::Result<V
         "restart_product_writes_by_request": apiserver::product_writes_by_request(&restart_logged),
         "steady_product_writes_by_request": apiserver::product_writes_by_request(&steady_logged),
         "rest_list_seconds": {"p50": quantile(&list_seconds, 0.5), "p99": quantile(&list_seconds, 0.99), "samples": list_seconds.len()},
+        "churn": churn,
         "processes": usage,
         "manager_args": args.manager_args,
     }))
@@ -358,6 +349,27 @@ fn print_table(runs: &[Value]) {
         &num("restart_product_writes", 0),
     );
     row("  all clients", &num("restart_writes", 0));
+    row("churn: clusters deleted / scaled / created", &|r| {
+        let churn = &r["churn"];
+        format!(
+            "{}/{}/{}",
+            churn["deleted"], churn["scaled"], churn["created"]
+        )
+    });
+    row(
+        "churn: all converged (s)",
+        &nested("churn", "converged_seconds", 2),
+    );
+    row(
+        "churn: writes to untouched clusters, product (goal 0)",
+        &nested("churn", "product_writes_to_untouched", 0),
+    );
+    for (at, goal) in [("p50", ""), ("p99", ", goal < 1"), ("max", "")] {
+        row(&format!("churn: reaction {at} (s{goal})"), &|r| {
+            let value = r["churn"]["reaction_seconds"][at].as_f64();
+            format!("{:.3}", value.unwrap_or(f64::NAN))
+        });
+    }
     let millis = |key: &'static str| {
         move |r: &Value| {
             format!(
@@ -399,7 +411,7 @@ fn print_table(runs: &[Value]) {
 }
 
 /// p50, p99 and the largest of sorted `delays`.
-fn latencies(delays: &[f64]) -> Value {
+pub(crate) fn latencies(delays: &[f64]) -> Value {
     json!({
         "p50": quantile(delays, 0.5),
         "p99": quantile(delays, 0.99),

@@ -16,7 +16,7 @@ use lcm_core::capi::Kind;
 use lcm_core::crd::{FocomPhase, FocomProvisioningRequest, HostClaim, ProvisioningRequest};
 use serde_json::{Value, json};
 
-use crate::apiserver;
+use crate::{apiserver, fleet};
 
 const CLUSTERS: usize = 4;
 const NAMESPACE: &str = "focom-system";
@@ -105,24 +105,15 @@ pub async fn run(minutes: u64, out: &std::path::Path) -> anyhow::Result<Value> {
 async fn cycle(world: &World, client: &Client) -> anyhow::Result<()> {
     let requests = Api::<FocomProvisioningRequest>::namespaced(client.clone(), NAMESPACE);
     for (spares, operation) in [(false, "create"), (true, "scale"), (false, "scale")] {
-        set_inventory(world, &inventory(spares)).await?;
+        world.set_inventory(&inventory(spares).to_string()).await?;
         let request = json!({"apiVersion": "focom.nephio.org/v1alpha1", "kind": "FocomProvisioningRequest",
             "metadata": {"name": "soak", "namespace": NAMESPACE},
             "spec": {"allClusters": true, "operation": operation}});
         world.apply_manifest(&request.to_string()).await?;
         let wanted = if spares { 3 } else { 2 };
         testcluster::wait_for(&format!("{operation} to be Synced"), STEP, || async {
-            let fleet = requests.get("soak").await?;
-            let status = fleet.status.unwrap_or_default();
-            anyhow::ensure!(
-                status.phase != Some(FocomPhase::Failed),
-                "the fleet failed: {}",
-                status.message.unwrap_or_default()
-            );
-            // Synced for this step's spec, not the last one's.
-            let synced = status.phase == Some(FocomPhase::Synced)
-                && status.observed_generation == fleet.metadata.generation
-                && claimed_hosts(client).await? == wanted * CLUSTERS;
+            let synced = fleet::reached(client, "soak", FocomPhase::Synced).await?
+                && fleet::claimed_hosts(client).await? == wanted * CLUSTERS;
             Ok(synced.then_some(()))
         })
         .await?;
@@ -137,25 +128,6 @@ async fn cycle(world: &World, client: &Client) -> anyhow::Result<()> {
         Ok(gone.then_some(()))
     })
     .await
-}
-
-async fn set_inventory(world: &World, inventory: &Value) -> anyhow::Result<()> {
-    for namespace in [NAMESPACE, demo::O2IMS_NAMESPACE] {
-        let config_map = json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": "lcm-inventory", "namespace": namespace},
-            "data": {"input.json": inventory.to_string()}});
-        world.apply_manifest(&config_map.to_string()).await?;
-    }
-    Ok(())
-}
-
-/// ByoHosts a machine holds.
-async fn claimed_hosts(client: &Client) -> anyhow::Result<usize> {
-    let hosts = dynamic(client, Kind::ByoHost).await?;
-    Ok(hosts
-        .iter()
-        .filter(|h| h.data["status"]["machineRef"].is_object())
-        .count())
 }
 
 async fn dynamic(client: &Client, kind: Kind) -> anyhow::Result<Vec<DynamicObject>> {

@@ -33,6 +33,8 @@ pub struct Timeline {
     /// Each cluster's Cluster API objects as the status mapping reads them (hosts left out: a
     /// host failing to bootstrap keeps a cluster from being fulfilled later, never earlier).
     observed: HashMap<String, Observed>,
+    /// Workers a scaled cluster is fulfilled with: until then, what it reports is its old state.
+    scaled_to: HashMap<String, usize>,
 }
 
 impl Timeline {
@@ -57,9 +59,37 @@ impl Timeline {
             }
             _ => return,
         }
-        if cluster_progress(observed).state == ProvisioningState::Fulfilled {
+        let workers = observed.workers.as_ref().map_or(0, |w| w.desired_replicas);
+        if cluster_progress(observed).state == ProvisioningState::Fulfilled
+            && workers >= self.scaled_to.get(cluster).map_or(0, |n| *n as i64)
+        {
             first(&mut self.objects_fulfilled, cluster.to_string());
         }
+    }
+
+    /// `cluster` is scaled to `workers`: its sightings start again.
+    pub fn scale(&mut self, cluster: &str, workers: usize) {
+        self.scaled_to.insert(cluster.to_string(), workers);
+        self.objects_fulfilled.remove(cluster);
+        self.request_fulfilled.remove(cluster);
+        self.focom_fulfilled.remove(cluster);
+    }
+
+    /// Whether `request` says fulfilled of its current spec, with the workers its cluster is
+    /// scaled to.
+    fn fulfilled(&self, request: &ProvisioningRequest, cluster: &str) -> bool {
+        let Some(status) = request.status.as_ref() else {
+            return false;
+        };
+        let workers = request.spec.template_parameters["hosts"]["workers"]
+            .as_array()
+            .map_or(0, Vec::len);
+        status
+            .provisioning_status
+            .as_ref()
+            .is_some_and(|s| s.provisioning_state == ProvisioningState::Fulfilled)
+            && status.observed_generation == request.metadata.generation
+            && workers >= self.scaled_to.get(cluster).copied().unwrap_or(0)
     }
 }
 
@@ -129,19 +159,12 @@ pub fn watch(client: &Client, clusters: usize) -> Shared {
             .applied_objects()
             .boxed();
         while let Some(Ok(request)) = events.next().await {
-            let fulfilled = request
-                .status
-                .as_ref()
-                .and_then(|s| s.provisioning_status.as_ref())
-                .is_some_and(|s| s.provisioning_state == ProvisioningState::Fulfilled);
-            if let (true, Some(cluster)) = (
-                fulfilled,
-                request.spec.template_parameters["clusterName"].as_str(),
-            ) {
-                first(
-                    &mut t.lock().expect("timeline").request_fulfilled,
-                    cluster.into(),
-                );
+            let Some(cluster) = request.spec.template_parameters["clusterName"].as_str() else {
+                continue;
+            };
+            let mut t = t.lock().expect("timeline");
+            if t.fulfilled(&request, cluster) {
+                first(&mut t.request_fulfilled, cluster.into());
             }
         }
     });
@@ -154,7 +177,11 @@ pub fn watch(client: &Client, clusters: usize) -> Shared {
         while let Some(Ok(request)) = events.next().await {
             let mut t = t.lock().expect("timeline");
             for row in request.status.iter().flat_map(|s| &s.clusters) {
-                if row.state.as_deref() == Some("fulfilled") {
+                // After its request: a scaled cluster's row says fulfilled of its old state until
+                // FOCOM sees the change.
+                let current = !t.scaled_to.contains_key(&row.name)
+                    || t.request_fulfilled.contains_key(&row.name);
+                if row.state.as_deref() == Some("fulfilled") && current {
                     first(&mut t.focom_fulfilled, row.name.clone());
                 }
             }
