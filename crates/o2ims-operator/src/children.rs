@@ -76,7 +76,8 @@ async fn apply_one(
     let cached = ctx.index.cached(&object);
     let live = match &cached {
         Some(cached) => Live::Cached(cached),
-        None if new => Live::Absent,
+        // The namespace is claimed (created) before the rest: not absent even then.
+        None if new && object["kind"] != "Namespace" => Live::Absent,
         None => Live::Unknown,
     };
     Ok(ctx.applier.apply(&object, live).await?)
@@ -95,9 +96,14 @@ pub async fn claim_namespace(
     let name = params.namespace();
     let mut object = capi::namespace_object(&request.name_any(), params);
     object["metadata"]["ownerReferences"] = json!([owner_reference(request, true)]);
-    let namespace: Namespace = serde_json::from_value(object).map_err(kube::Error::SerdeError)?;
+    let namespace: Namespace =
+        serde_json::from_value(object.clone()).map_err(kube::Error::SerdeError)?;
     let existing = match api.create(&PostParams::default(), &namespace).await {
-        Ok(_) => return Ok(None),
+        Ok(_) => {
+            // As the pass applies it next: that apply has nothing to write.
+            ctx.applier.created(&object);
+            return Ok(None);
+        }
         Err(kube::Error::Api(s)) if s.is_already_exists() => api.get(&name).await?,
         Err(e) => return Err(e.into()),
     };

@@ -131,52 +131,55 @@ fn stage_since(
         .collect()
 }
 
-/// The Events a status change deserves: one per stage whose condition flipped to True or
-/// False (a stage reached or failed), and one for a new state.
-pub fn events(
+/// The Event a status change deserves, if any: one per write, naming each stage the change
+/// reached (True) or failed (False for a failure, not "not yet"), and the new state when it
+/// changed; a Warning when something failed. One, not one per stage: a pass often reaches
+/// several stages at once, and each Event is a write to the API server.
+pub fn event(
     old: Option<&ProvisioningRequestStatus>,
     new: &ProvisioningRequestStatus,
-) -> Vec<Event> {
+) -> Option<Event> {
     let old_conditions = old.map(|s| s.conditions.as_slice()).unwrap_or_default();
-    let event = |warning: bool, reason: String, note: &str| Event {
-        type_: if warning {
+    let mut flipped: Vec<&Condition> = new
+        .conditions
+        .iter()
+        .filter(|c| {
+            c.status == conditions::TRUE || (c.status == conditions::FALSE && is_failure(&c.reason))
+        })
+        .filter(|c| conditions::find(old_conditions, &c.type_).is_none_or(|o| o.status != c.status))
+        .collect();
+    // Failures first: they are what a reader of a long note must see.
+    flipped.sort_by_key(|c| c.status == conditions::TRUE);
+    fn state(s: &ProvisioningRequestStatus) -> Option<(ProvisioningState, &str)> {
+        let p = s.provisioning_status.as_ref()?;
+        Some((p.provisioning_state, p.provisioning_message.as_str()))
+    }
+    let new_state = state(new).filter(|(s, _)| old.and_then(state).map(|(o, _)| o) != Some(*s));
+    let reason = match (new_state, flipped.last()) {
+        (Some((state, _)), _) => capitalize(state.as_str()),
+        (None, Some(last)) => format!("{}{}", last.type_, last.status),
+        (None, None) => return None,
+    };
+    let failed = flipped.iter().any(|c| c.status == conditions::FALSE)
+        || new_state.is_some_and(|(s, _)| s == ProvisioningState::Failed);
+    let mut lines: Vec<String> = flipped
+        .iter()
+        .map(|c| format!("{} {}: {}", c.type_, c.status, c.message))
+        .collect();
+    if let Some((state, message)) = new_state {
+        lines.push(format!("{state}: {message}"));
+    }
+    Some(Event {
+        type_: if failed {
             EventType::Warning
         } else {
             EventType::Normal
         },
         reason,
-        note: Some(truncate(note, 1000)),
+        note: Some(truncate(&lines.join("; "), 1000)),
         action: "Provision".into(),
         secondary: None,
-    };
-    let mut events: Vec<Event> = new
-        .conditions
-        .iter()
-        .filter(|c| c.status != conditions::UNKNOWN)
-        .filter(|c| conditions::find(old_conditions, &c.type_).is_none_or(|o| o.status != c.status))
-        .map(|c| {
-            event(
-                c.status == conditions::FALSE && is_failure(&c.reason),
-                format!("{}{}", c.type_, c.status),
-                &c.message,
-            )
-        })
-        .collect();
-    let state = |s: &ProvisioningRequestStatus| {
-        s.provisioning_status
-            .as_ref()
-            .map(|p| (p.provisioning_state, p.provisioning_message.clone()))
-    };
-    if let Some((new_state, message)) = state(new)
-        && old.and_then(state).map(|(s, _)| s) != Some(new_state)
-    {
-        events.push(event(
-            new_state == ProvisioningState::Failed,
-            capitalize(new_state.as_str()),
-            &message,
-        ));
-    }
-    events
+    })
 }
 
 /// Condition reasons that mean something went wrong (rather than "not yet").
@@ -295,7 +298,7 @@ mod tests {
     }
 
     #[test]
-    fn events_mark_every_stage_and_state_change() {
+    fn one_event_marks_the_stages_reached_or_failed_and_the_new_state() {
         let t0 = time("2026-01-01T00:00:00Z");
         let progressing = Report::new(
             ProvisioningState::Progressing,
@@ -306,28 +309,38 @@ mod tests {
             ],
         );
         let first = next_status(&request(), &progressing, &t0);
-        let reasons = |events: Vec<Event>| {
-            events
-                .into_iter()
-                .map(|e| (e.reason, e.type_))
-                .collect::<Vec<_>>()
-        };
+        let reason =
+            |event: Option<Event>| event.map(|e| (e.reason, e.type_, e.note.unwrap_or_default()));
+        let (reason_, type_, note) = reason(event(None, &first)).expect("an Event");
         assert_eq!(
-            reasons(events(None, &first)),
-            [
-                (
-                    "ProvisioningRequestValidatedTrue".to_string(),
-                    EventType::Normal
-                ),
-                ("ControlPlaneReadyFalse".to_string(), EventType::Normal),
-                ("Progressing".to_string(), EventType::Normal),
-            ]
+            (reason_.as_str(), type_),
+            ("Progressing", EventType::Normal)
+        );
+        assert!(
+            note.contains("ProvisioningRequestValidated True: ok")
+                && note.ends_with("progressing: waiting"),
+            "the stage reached and the state: {note}"
+        );
+        assert!(
+            !note.contains("ControlPlaneReady"),
+            "a stage not reached yet is no news: {note}"
         );
         let mut pr = request();
         pr.status = Some(first.clone());
         assert!(
-            events(Some(&first), &next_status(&pr, &progressing, &t0)).is_empty(),
+            event(Some(&first), &next_status(&pr, &progressing, &t0)).is_none(),
             "nothing changed, no Event"
+        );
+        let ready = Report::new(
+            ProvisioningState::Progressing,
+            "waiting",
+            vec![Desired::true_(CONTROL_PLANE_READY, "Ready", "1/1 ready")],
+        );
+        let (reason_, type_, _) =
+            reason(event(Some(&first), &next_status(&pr, &ready, &t0))).expect("a stage reached");
+        assert_eq!(
+            (reason_.as_str(), type_),
+            ("ControlPlaneReadyTrue", EventType::Normal)
         );
         let failed = Report::new(
             ProvisioningState::Failed,
@@ -335,16 +348,15 @@ mod tests {
             vec![Desired::false_(
                 CLUSTER_PROVISIONED,
                 "TimedOut",
-                "timed out",
+                "the control plane timed out",
             )],
         );
         let later = next_status(&pr, &failed, &t0);
-        assert_eq!(
-            reasons(events(Some(&first), &later)),
-            [
-                ("ClusterProvisionedFalse".to_string(), EventType::Warning),
-                ("Failed".to_string(), EventType::Warning)
-            ]
+        let (reason_, type_, note) = reason(event(Some(&first), &later)).expect("a failure");
+        assert_eq!((reason_.as_str(), type_), ("Failed", EventType::Warning));
+        assert!(
+            note.starts_with("ClusterProvisioned False: the control plane timed out"),
+            "{note}"
         );
     }
 

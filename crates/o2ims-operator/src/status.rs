@@ -1,5 +1,5 @@
 //! Writes a reconcile's `Report` as the ProvisioningRequest's status, only when it changed,
-//! with an Event for every state change.
+//! with an Event for the stages it reached or failed and a new state.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
@@ -10,10 +10,10 @@ use lcm_core::crd::{ProvisioningRequest, ProvisioningRequestStatus};
 
 use crate::context::Context;
 use crate::error::Result;
-use crate::report::{Report, events, next_status};
+use crate::report::{Report, event, next_status};
 
 /// Writes the status `report` gives, unless it is already there; publishes an Event when
-/// the state changes. Returns the written (or current) status.
+/// a stage is reached or failed, or the state changes. Returns the written (or current) status.
 pub async fn write(
     ctx: &Context,
     request: &ProvisioningRequest,
@@ -40,10 +40,10 @@ pub async fn write(
     ctx.status_writes.record(&written);
     // Only a write that succeeded turns a stage True: a retry or a restart finds it True already.
     ctx.o2ims_metrics().stages_reached(request, &status);
-    for event in events(request.status.as_ref(), &status) {
-        if let Err(e) = ctx.recorder.publish(&event, &request.object_ref(&())).await {
-            tracing::warn!(error = %e, "publishing an Event failed");
-        }
+    if let Some(event) = event(request.status.as_ref(), &status)
+        && let Err(e) = ctx.recorder.publish(&event, &request.object_ref(&())).await
+    {
+        tracing::warn!(error = %e, "publishing an Event failed");
     }
     Ok(status)
 }

@@ -130,6 +130,25 @@ async fn an_unchanged_request_causes_no_writes_and_the_operator_reports_itself()
     wait_state(&w.client, &s.request, ProvisioningState::Fulfilled).await?;
     let settled = wait_hosts_provisioned(&w.client, &s.request).await?;
     wait_idle(&operator, 0.0).await?;
+    // Provisioning wrote the namespace once (its claim) and at most one Event per status write.
+    let provisioning = audit.requests_since(0)?;
+    let written = |request: &str| {
+        let key = ("o2ims-operator".to_string(), request.to_string());
+        provisioning.get(&key).copied().unwrap_or(0)
+    };
+    assert_eq!(
+        (written("create namespaces/"), written("patch namespaces/")),
+        (1, 0),
+        "the namespace is written once"
+    );
+    let (events, statuses) = (
+        written("create events/"),
+        written("patch provisioningrequests/status"),
+    );
+    assert!(
+        events <= statuses,
+        "{events} Events for {statuses} status writes"
+    );
 
     let ns = s.namespace();
     let objects: Vec<(Kind, String, String)> = [

@@ -176,6 +176,14 @@ impl Applier {
         })
     }
 
+    /// Records that `desired` was just created as it is (by a create, which fails on an
+    /// existing object): applying it next writes nothing.
+    pub fn created(&self, desired: &Value) {
+        if let Ok(key) = key(desired) {
+            self.remember(key, hash(desired));
+        }
+    }
+
     async fn get(&self, desired: &Value) -> Result<Option<Value>, ApplyError> {
         let live = api_for(&self.client, desired)?
             .get_opt(name(desired)?)
