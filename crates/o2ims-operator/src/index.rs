@@ -14,6 +14,7 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 
 use lcm_core::capi::Kind;
+use lcm_core::capi::read::keep_read;
 use lcm_core::crd::{HostClaim, ProvisioningRequest};
 use lcm_core::{HOST_ID_LABEL, PROVISIONING_REQUEST_LABEL};
 use operator_kit::keyed::{KeyOf, Keyed};
@@ -148,8 +149,8 @@ fn by_namespace(object: &DynamicObject) -> Option<String> {
 }
 
 /// A watch of the `kind` objects carrying `label`, into a new store kept by [`key_of`]; the
-/// stream yields each changed object for the controller. Only what is read is kept: managed
-/// fields are dropped.
+/// stream yields each object whose read fields changed, for the controller. Only what is read
+/// is kept ([`lcm_core::capi::read`]).
 pub fn watch(
     client: &Client,
     kind: Kind,
@@ -163,6 +164,7 @@ pub fn watch(
         &kind.api_resource(),
         watcher::Config::default().labels(label),
         key_of(kind).unwrap_or(|_| None),
+        move |object| keep_read(kind, object),
     )
 }
 

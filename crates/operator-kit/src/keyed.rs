@@ -120,36 +120,64 @@ fn location(object: &DynamicObject) -> (String, String) {
 }
 
 /// A watch of `resource`'s objects (those `config` selects, across namespaces) into a new
-/// store with their keys; the stream yields each changed object (and each watch error: the
-/// stream retries with back-off). Managed fields are dropped.
-pub fn store(
+/// store with their keys, each object as `keep` leaves it (dropping in place what no reader
+/// reads); the stream yields each object whose
+/// kept fields changed (and each watch error: the stream retries with back-off). A change of
+/// nothing kept is stored (its resourceVersion) but yields nothing: no reader would see it.
+/// Managed fields are dropped.
+pub fn store<Keep>(
     client: &Client,
     resource: &ApiResource,
     config: watcher::Config,
     key_of: KeyOf,
+    keep: Keep,
 ) -> (
     Keyed,
-    impl futures::Stream<Item = Result<DynamicObject, watcher::Error>> + Send + use<>,
-) {
+    impl futures::Stream<Item = Result<DynamicObject, watcher::Error>> + Send + use<Keep>,
+)
+where
+    Keep: Fn(&mut DynamicObject) + Send + 'static,
+{
     let mut writer = reflector::store::Writer::new(resource.clone());
     let keyed = Keyed {
         store: writer.as_reader(),
         keys: Arc::new(RwLock::new(Keys::new(key_of, resource.clone()))),
     };
-    let keys = keyed.keys.clone();
-    let api = Api::<DynamicObject>::all_with(client.clone(), resource);
+    let (keys, held, resource) = (keyed.keys.clone(), keyed.store.clone(), resource.clone());
+    let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
     let events = crate::watch::unmanaged(api, config)
+        .modify(keep)
         .map_ok(move |event| {
+            let news = match &event {
+                watcher::Event::Apply(object) => {
+                    let at = ObjectRef::from_obj_with(object, resource.clone());
+                    held.get(&at)
+                        .is_none_or(|held| !same_but_version(&held, object))
+                }
+                _ => true,
+            };
             // Keys first: a reconcile that finds the store listed finds its keys too.
             keys.write()
                 .unwrap_or_else(PoisonError::into_inner)
                 .apply(&event);
             writer.apply_watcher_event(&event);
-            event
+            news.then_some(event)
         })
+        .try_filter_map(|event| std::future::ready(Ok(event)))
         .default_backoff()
         .touched_objects();
     (keyed, events)
+}
+
+/// Whether `a` and `b`, of the same kind, are the same but for their resourceVersions (a
+/// listed object has no `apiVersion` and `kind`, a watched one has them).
+fn same_but_version(a: &DynamicObject, b: &DynamicObject) -> bool {
+    let version = |o: &DynamicObject| {
+        let mut metadata = o.metadata.clone();
+        metadata.resource_version = None;
+        metadata
+    };
+    a.data == b.data && version(a) == version(b)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ mod generate;
 mod kube_vip;
 pub mod observe;
 mod packages;
+pub mod read;
 pub mod reset;
 
 pub(crate) use generate::object_metadata;

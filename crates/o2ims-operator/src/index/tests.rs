@@ -58,15 +58,22 @@ fn machine(namespace: &str, name: &str, labels: Value) -> Value {
     object(Kind::Machine, namespace, name, labels, spec)
 }
 
-/// Name → (labels, spec) of `objects`, as a LIST and the index both give them.
+/// Name → (labels, body) of `objects`, as a LIST and the index both give them.
 fn summary<'a>(objects: impl IntoIterator<Item = &'a DynamicObject>) -> BTreeMap<String, Value> {
     objects
         .into_iter()
         .map(|o| {
             let labels = json!(o.metadata.labels);
-            (o.name_any(), json!([labels, o.data["spec"]]))
+            (o.name_any(), json!([labels, o.data]))
         })
         .collect()
+}
+
+/// `object` as the index keeps it: what is read of it.
+fn kept(kind: Kind, object: &DynamicObject) -> DynamicObject {
+    let mut kept = object.clone();
+    lcm_core::capi::read::keep_read(kind, &mut kept);
+    kept
 }
 
 /// Waits until what the index gives for `kind` objects of `namespace` with the label
@@ -99,7 +106,7 @@ async fn agrees_with_list(
                 .filter_map(|o| index.cached(&serde_json::to_value(o).ok()?))
                 .filter_map(|v| serde_json::from_value(v).ok())
                 .collect();
-            let expected = summary(&listed);
+            let expected = summary(&listed.iter().map(|o| kept(kind, o)).collect::<Vec<_>>());
             let same = summary(&indexed) == expected
                 && summary(&one_by_one) == expected
                 && summary(&cached) == expected;
