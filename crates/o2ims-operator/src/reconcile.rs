@@ -8,13 +8,12 @@ use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 
-use lcm_core::crd::{ProvisioningRequest, ProvisioningState};
+use lcm_core::crd::ProvisioningRequest;
 
+use crate::cleanup;
 use crate::context::Context;
 use crate::error::Result;
 use crate::provision::provision;
-use crate::report::Report;
-use crate::{cleanup, status};
 
 pub const FINALIZER: &str = "o2ims.provisioning.oran.org/finalizer";
 
@@ -33,17 +32,9 @@ pub async fn reconcile(request: Arc<ProvisioningRequest>, ctx: Arc<Context>) -> 
         return Ok(Action::await_change());
     }
     if !has_finalizer {
-        // The finalizer goes on before anything exists that would need cleaning up; the
-        // request is progressing, not yet validated, until the next reconcile (which the
-        // change triggers) judges it.
+        // The finalizer goes on before anything exists that would need cleaning up; the same
+        // pass goes on (its first status says what it found, in one write).
         set_finalizer(&ctx, &request, true).await?;
-        let pending = Report::new(
-            ProvisioningState::Progressing,
-            "accepted; validating",
-            vec![],
-        );
-        status::write(&ctx, &request, &pending).await?;
-        return Ok(Action::await_change());
     }
     provision(&request, &ctx).await
 }

@@ -293,6 +293,16 @@ async fn an_unchanged_request_causes_no_writes_and_the_operator_reports_itself()
         reasons.contains(&"Progressing".to_string()) && reasons.contains(&"Fulfilled".to_string()),
         "{reasons:?}"
     );
+    // The first status already says what the first pass found: the request validated.
+    let progressing = events.items.iter().find(|e| {
+        e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(&*s.request)
+            && e.reason.as_deref() == Some("Progressing")
+    });
+    let note = progressing.and_then(|e| e.note.clone()).unwrap_or_default();
+    assert!(
+        note.contains("ProvisioningRequestValidated True"),
+        "the first status write names the validation: {note}"
+    );
 
     // Its log is structured: one JSON object per line, with time, level and message.
     let log = std::fs::read_to_string(&operator.log)?;
