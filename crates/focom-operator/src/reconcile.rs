@@ -52,8 +52,8 @@ pub async fn reconcile(
         };
     }
     if !has_finalizer {
+        // On before anything is created that would need deleting; the same pass goes on.
         set_finalizer(&ctx, &request, true).await?;
-        return Ok(Action::await_change());
     }
     let action = provision(&request, &ctx).await;
     ctx.refresh_phase_metrics();
