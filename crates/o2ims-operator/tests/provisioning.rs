@@ -319,8 +319,8 @@ async fn invalid_requests_fail_and_create_nothing() -> anyhow::Result<()> {
     create(&client, &request(&s.request, s.parameters(&[1, 2], &[3]))).await?;
     assert_eq!(
         states_since(&client, &s.request, &since, ProvisioningState::Failed).await?,
-        [ProvisioningState::Progressing, ProvisioningState::Failed],
-        "progressing (Nephio knows no other state) until judged"
+        [ProvisioningState::Failed],
+        "judged in its first status: no other state before it"
     );
     let pr = wait_state(&client, &s.request, ProvisioningState::Failed).await?;
     let (status, reason, text) = condition(&pr, "ProvisioningRequestValidated").expect("condition");

@@ -1,42 +1,75 @@
 //! What the O2IMS operator reads of the Cluster API and BYOH objects it watches, so that a
-//! watch keeps only that and a fleet's objects fit in memory. Of every kind: its conditions'
-//! type, status, reason and message (their times and generations are most of a status and
-//! decide nothing). Of the kinds it never writes (Machines, ByoMachines, ByoHosts), besides:
-//! the status fields their views read (`observe`) and the ByoHost's machine reference, the
-//! metadata but for annotations other than the Machine deletion mark; their specs go. The kinds
-//! it writes keep their specs whole, as each apply compares them with what it would write.
+//! watch keeps only that and a fleet's objects fit in memory. Of every kind: the conditions its
+//! view reads (`observe`), each by type, status, reason and message (the other conditions, and
+//! every condition's times and generation, are most of a status and decide nothing). Of the
+//! kinds it never writes (Machines, ByoMachines, ByoHosts), besides: the status fields their
+//! views read and the ByoHost's machine reference, the metadata but for annotations other than
+//! the Machine deletion mark; their specs go. The kinds it writes keep their specs whole, as
+//! each apply compares them with what it would write (and a KubeadmControlPlane's bootstrap is
+//! carried over from the live one).
 
 use kube::api::DynamicObject;
 use serde_json::{Map, Value};
 
 use super::{DELETE_MACHINE_ANNOTATION, Kind};
 
-/// The status fields read of each kind the operator never writes.
-fn read_status(kind: Kind) -> Option<&'static [&'static str]> {
-    Some(match kind {
-        Kind::Machine => &[
-            "phase",
-            "failureReason",
-            "failureMessage",
-            "nodeRef",
-            "nodeInfo",
-            "conditions",
-            "v1beta2",
-        ],
-        Kind::ByoMachine => &["conditions"],
-        Kind::ByoHost => &["machineRef", "conditions"],
-        _ => return None,
-    })
+/// What is read of a kind's status.
+struct Read {
+    /// Its fields; `None`: every field (but the conditions not read).
+    fields: Option<&'static [&'static str]>,
+    /// The types of `status.conditions` (v1beta1) and of `status.v1beta2.conditions` read.
+    conditions: &'static [&'static str],
+    v1beta2_conditions: &'static [&'static str],
+}
+
+fn read(kind: Kind) -> Read {
+    let (fields, conditions, v1beta2_conditions): (Option<&[&str]>, &[&str], &[&str]) = match kind {
+        Kind::Cluster => (
+            None,
+            &["Ready", "ControlPlaneInitialized", "ControlPlaneReady"],
+            &["ControlPlaneInitialized", "ControlPlaneAvailable"],
+        ),
+        Kind::Machine => (
+            Some(&[
+                "phase",
+                "failureReason",
+                "failureMessage",
+                "nodeRef",
+                "nodeInfo",
+                "conditions",
+                "v1beta2",
+            ]),
+            &["NodeHealthy"],
+            &["NodeReady"],
+        ),
+        Kind::ByoMachine => (Some(&["conditions"]), &["BYOHostReady"], &[]),
+        Kind::ByoHost => (
+            Some(&["machineRef", "conditions"]),
+            &["K8sNodeBootstrapSucceeded"],
+            &[],
+        ),
+        // KubeadmControlPlanes and MachineDeployments: their views read no condition.
+        _ => (None, &[], &[]),
+    };
+    Read {
+        fields,
+        conditions,
+        v1beta2_conditions,
+    }
 }
 
 /// Keeps of `object`, a `kind` object, what is read of it.
 pub fn keep_read(kind: Kind, object: &mut DynamicObject) {
+    let read = read(kind);
     if let Some(status) = object.data.get_mut("status") {
-        keep_conditions(status.get_mut("conditions"));
+        keep_conditions(status.get_mut("conditions"), read.conditions);
         let v1beta2 = status.get_mut("v1beta2");
-        keep_conditions(v1beta2.and_then(|v| v.get_mut("conditions")));
+        keep_conditions(
+            v1beta2.and_then(|v| v.get_mut("conditions")),
+            read.v1beta2_conditions,
+        );
     }
-    let Some(fields) = read_status(kind) else {
+    let Some(fields) = read.fields else {
         return;
     };
     let mut status = match object.data.get_mut("status").map(Value::take) {
@@ -59,10 +92,13 @@ pub fn keep_read(kind: Kind, object: &mut DynamicObject) {
     }
 }
 
-/// A condition's type, status, reason and message.
-fn keep_conditions(conditions: Option<&mut Value>) {
-    let conditions = conditions.and_then(Value::as_array_mut);
-    for condition in conditions.into_iter().flatten() {
+/// Of `conditions`, those of `types`, each by type, status, reason and message.
+fn keep_conditions(conditions: Option<&mut Value>, types: &[&str]) {
+    let Some(conditions) = conditions.and_then(Value::as_array_mut) else {
+        return;
+    };
+    conditions.retain(|c| c["type"].as_str().is_some_and(|t| types.contains(&t)));
+    for condition in conditions {
         keep_keys(condition, &["type", "status", "reason", "message"]);
     }
 }

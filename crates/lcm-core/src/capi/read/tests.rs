@@ -5,18 +5,25 @@ use kube::api::DynamicObject;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::capi::observe::{ByoHostView, ByoMachineView, ControlPlaneView, MachineView};
+use crate::capi::observe::{
+    ByoHostView, ByoMachineView, ClusterView, ControlPlaneView, MachineView, WorkersView,
+};
 
 fn fixture(text: &str) -> DynamicObject {
     serde_json::from_str(text).expect("a fixture")
 }
 
 /// `object` as a watch keeps it, and both as JSON.
-fn kept(kind: Kind, object: DynamicObject) -> (Value, Value) {
+fn keep(kind: Kind, object: DynamicObject) -> (Value, Value) {
     let full = serde_json::to_value(&object).expect("json");
     let mut kept = object;
     keep_read(kind, &mut kept);
     (full, serde_json::to_value(&kept).expect("json"))
+}
+
+/// The fixture `text`, of `kind`, and what is kept of it, as JSON.
+fn kept_of(kind: Kind, text: &str) -> (Value, Value) {
+    keep(kind, fixture(text))
 }
 
 fn size(value: &Value) -> usize {
@@ -32,7 +39,7 @@ fn a_machine_keeps_what_its_view_reads_and_little_else() {
     let mut marked = machine();
     let annotations = marked.metadata.annotations.get_or_insert_default();
     annotations.insert(DELETE_MACHINE_ANNOTATION.into(), "true".into());
-    let (full, kept) = kept(Kind::Machine, marked);
+    let (full, kept) = keep(Kind::Machine, marked);
     assert_eq!(
         MachineView::from_object(&kept),
         MachineView::from_object(&full)
@@ -64,7 +71,7 @@ fn a_failing_machine_keeps_its_failure_and_phase() {
     status["failureReason"] = json!("CreateError");
     status["failureMessage"] = json!("the host could not be bootstrapped");
     status.as_object_mut().expect("status").remove("nodeRef");
-    let (full, kept) = kept(Kind::Machine, failing);
+    let (full, kept) = keep(Kind::Machine, failing);
     let view = MachineView::from_object(&kept);
     assert_eq!(view, MachineView::from_object(&full));
     assert_eq!(
@@ -76,7 +83,7 @@ fn a_failing_machine_keeps_its_failure_and_phase() {
 
 #[test]
 fn a_byo_machine_and_its_host_keep_what_finds_the_machine_on_a_host() {
-    let (full, kept_machine) = kept(Kind::ByoMachine, fixture(include_str!("byomachine.json")));
+    let (full, kept_machine) = keep(Kind::ByoMachine, fixture(include_str!("byomachine.json")));
     assert_eq!(
         ByoMachineView::from_object(&kept_machine),
         ByoMachineView::from_object(&full)
@@ -85,7 +92,7 @@ fn a_byo_machine_and_its_host_keep_what_finds_the_machine_on_a_host() {
         kept_machine["metadata"]["ownerReferences"], full["metadata"]["ownerReferences"],
         "the Machine owning it is read"
     );
-    let (full, kept_host) = kept(Kind::ByoHost, fixture(include_str!("byohost.json")));
+    let (full, kept_host) = keep(Kind::ByoHost, fixture(include_str!("byohost.json")));
     assert_eq!(
         ByoHostView::from_object(&kept_host),
         ByoHostView::from_object(&full)
@@ -102,8 +109,8 @@ fn a_byo_machine_and_its_host_keep_what_finds_the_machine_on_a_host() {
 }
 
 #[test]
-fn a_kind_the_operator_writes_keeps_its_spec_and_loses_only_condition_times() {
-    let (full, kept) = kept(
+fn a_control_plane_and_workers_keep_their_specs_and_no_condition() {
+    let (full, kept) = keep(
         Kind::KubeadmControlPlane,
         fixture(include_str!("kubeadmcontrolplane.json")),
     );
@@ -116,17 +123,71 @@ fn a_kind_the_operator_writes_keeps_its_spec_and_loses_only_condition_times() {
         ControlPlaneView::from_object(&kept),
         ControlPlaneView::from_object(&full)
     );
-    let conditions = kept["status"]["v1beta2"]["conditions"]
-        .as_array()
-        .expect("conditions");
-    assert!(!conditions.is_empty());
+    assert_eq!(
+        kept["status"]["conditions"],
+        json!([]),
+        "its view reads none"
+    );
+    assert_eq!(kept["status"]["v1beta2"]["conditions"], json!([]));
+    assert_eq!(
+        kept["status"]["readyReplicas"],
+        full["status"]["readyReplicas"]
+    );
+
+    let (full, kept) = kept_of(
+        Kind::MachineDeployment,
+        include_str!("machinedeployment.json"),
+    );
+    assert_eq!(kept["spec"], full["spec"]);
+    assert_eq!(
+        WorkersView::from_object(&kept),
+        WorkersView::from_object(&full)
+    );
+}
+
+#[test]
+fn a_cluster_keeps_the_conditions_its_view_reads_without_their_times() {
+    let (full, kept) = kept_of(Kind::Cluster, include_str!("cluster.json"));
+    assert_eq!(kept["spec"], full["spec"]);
+    assert_eq!(
+        ClusterView::from_object(&kept),
+        ClusterView::from_object(&full)
+    );
+    let types = |conditions: &Value| -> Vec<String> {
+        let conditions = conditions.as_array().into_iter().flatten();
+        conditions
+            .map(|c| c["type"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(
+        types(&kept["status"]["v1beta2"]["conditions"]),
+        ["ControlPlaneInitialized", "ControlPlaneAvailable"]
+    );
+    assert!(types(&kept["status"]["conditions"]).contains(&"Ready".to_string()));
+    let conditions = kept["status"]["conditions"].as_array().expect("conditions");
     assert!(
         conditions
             .iter()
             .all(|c| c.get("lastTransitionTime").is_none())
     );
+
+    // A cluster whose control plane is not available yet: the view still reads the same.
+    let mut starting: DynamicObject = fixture(include_str!("cluster.json"));
+    for condition in starting.data["status"]["v1beta2"]["conditions"]
+        .as_array_mut()
+        .expect("conditions")
+    {
+        if condition["type"] == "ControlPlaneAvailable" {
+            condition["status"] = json!("False");
+            condition["message"] =
+                json!("* KubeadmControlPlane: no control-plane machine is ready");
+        }
+    }
+    let (full, starting) = keep(Kind::Cluster, starting);
+    let view = ClusterView::from_object(&starting);
+    assert_eq!(view, ClusterView::from_object(&full));
     assert_eq!(
-        kept["status"]["readyReplicas"], full["status"]["readyReplicas"],
-        "status fields besides the conditions stay"
+        view.control_plane_available.map(|c| c.status).as_deref(),
+        Some("False")
     );
 }
