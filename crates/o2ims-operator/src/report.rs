@@ -155,13 +155,19 @@ pub fn event(
         Some((p.provisioning_state, p.provisioning_message.as_str()))
     }
     let new_state = state(new).filter(|(s, _)| old.and_then(state).map(|(o, _)| o) != Some(*s));
-    let reason = match (new_state, flipped.last()) {
-        (Some((state, _)), _) => capitalize(state.as_str()),
-        (None, Some(last)) => format!("{}{}", last.type_, last.status),
-        (None, None) => return None,
-    };
     let failed = flipped.iter().any(|c| c.status == conditions::FALSE)
         || new_state.is_some_and(|(s, _)| s == ProvisioningState::Failed);
+    // Named after the new state, else a failure, else the furthest stage reached.
+    let stage = if failed {
+        flipped.first()
+    } else {
+        flipped.last()
+    };
+    let reason = match (new_state, stage) {
+        (Some((state, _)), _) => capitalize(state.as_str()),
+        (None, Some(stage)) => format!("{}{}", stage.type_, stage.status),
+        (None, None) => return None,
+    };
     let mut lines: Vec<String> = flipped
         .iter()
         .map(|c| format!("{} {}: {}", c.type_, c.status, c.message))
@@ -341,6 +347,21 @@ mod tests {
         assert_eq!(
             (reason_.as_str(), type_),
             ("ControlPlaneReadyTrue", EventType::Normal)
+        );
+        let mixed = Report::new(
+            ProvisioningState::Progressing,
+            "waiting",
+            vec![
+                Desired::true_(CONTROL_PLANE_READY, "Ready", "1/1 ready"),
+                Desired::false_(WORKERS_READY, "Failed", "a worker failed"),
+            ],
+        );
+        let (reason_, type_, _) = reason(event(Some(&first), &next_status(&pr, &mixed, &t0)))
+            .expect("a stage reached and one failed");
+        assert_eq!(
+            (reason_.as_str(), type_),
+            ("WorkersReadyFalse", EventType::Warning),
+            "named after the failure"
         );
         let failed = Report::new(
             ProvisioningState::Failed,
