@@ -121,10 +121,9 @@ fn location(object: &DynamicObject) -> (String, String) {
 
 /// A watch of `resource`'s objects (those `config` selects, across namespaces) into a new
 /// store with their keys, each object as `keep` leaves it (dropping in place what no reader
-/// reads); the stream yields each object whose
-/// kept fields changed (and each watch error: the stream retries with back-off). A change of
-/// nothing kept is stored (its resourceVersion) but yields nothing: no reader would see it.
-/// Managed fields are dropped.
+/// reads; managed fields are dropped first). The stream yields each object whose kept fields
+/// changed, and each watch error (the stream retries with back-off): a change of nothing kept is
+/// stored (its resourceVersion) but yields nothing, as no reader would see it.
 pub fn store<Keep>(
     client: &Client,
     resource: &ApiResource,
