@@ -18,6 +18,12 @@ rules:
 pub const AUDIT_WRITE_VERBS: [&str; 5] =
     ["create", "update", "patch", "delete", "deletecollection"];
 
+/// Whether `request` (`"<verb> <resource>/<subresource>"`, as the log's requests are named)
+/// wrote.
+pub fn is_write(request: &str) -> bool {
+    AUDIT_WRITE_VERBS.contains(&request.split(' ').next().unwrap_or_default())
+}
+
 /// Where the API server writes its audit log.
 #[derive(Clone, Debug)]
 pub struct AuditLog {
@@ -106,6 +112,6 @@ impl Logged {
 
     /// Whether the request wrote.
     pub fn is_write(&self) -> bool {
-        AUDIT_WRITE_VERBS.contains(&self.request.split(' ').next().unwrap_or_default())
+        is_write(&self.request)
     }
 }

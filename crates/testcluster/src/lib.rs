@@ -34,7 +34,7 @@ mod strict;
 mod wait;
 mod writes;
 
-pub use audit::{AUDIT_WRITE_VERBS, AuditLog, Logged};
+pub use audit::{AUDIT_WRITE_VERBS, AuditLog, Logged, is_write as is_audit_write};
 pub use cluster::{BYOH_AGENT_CHECKSUM, HOST_PREPARATION_IMAGE, TestCluster};
 pub use crds::{crd_dirs, install_crds};
 pub use layers::check_layers;

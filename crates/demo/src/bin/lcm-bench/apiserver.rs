@@ -25,10 +25,6 @@ pub const CLIENTS: [&str; 9] = [
 /// The project's own clients: the operators, and the simulated hosts' agents.
 pub const PRODUCT: [&str; 3] = ["o2ims-operator", "focom-operator", "byoh-sim"];
 
-fn is_write(request: &str) -> bool {
-    testcluster::AUDIT_WRITE_VERBS.contains(&request.split(' ').next().unwrap_or_default())
-}
-
 /// Audit-logged writes of the product's clients.
 pub fn product_writes(logged: &BTreeMap<(String, String), u64>) -> f64 {
     product_writes_by_request(logged)
@@ -42,7 +38,9 @@ pub fn product_writes_by_request(
 ) -> BTreeMap<String, f64> {
     logged
         .iter()
-        .filter(|((agent, request), _)| PRODUCT.contains(&agent.as_str()) && is_write(request))
+        .filter(|((agent, request), _)| {
+            PRODUCT.contains(&agent.as_str()) && testcluster::is_audit_write(request)
+        })
         .map(|((agent, request), n)| (format!("{agent} {request}"), *n as f64))
         .collect()
 }
@@ -66,7 +64,7 @@ pub fn by_client(logged: &BTreeMap<(String, String), u64>, clusters: usize) -> V
         if verb == "list" {
             add(&mut entry["list"]);
         }
-        if is_write(request) {
+        if testcluster::is_audit_write(request) {
             add(&mut entry["writes"]);
         }
         add(&mut entry["by_request"][request]);

@@ -41,7 +41,7 @@ impl Fleet {
         ("fleet-new".to_string(), names)
     }
 
-    /// Host ids of every host the inventory has, first provisioning and churn alike.
+    /// How many hosts the inventory has, for the first provisioning and the churn alike.
     pub fn hosts(&self) -> usize {
         2 * (self.clusters + self.batch_size()) + self.batch_size()
     }
@@ -53,22 +53,24 @@ impl Fleet {
         let all = self.clusters + self.batch_size();
         let address =
             |i: usize| format!("10.{}.{}.{}", 20 + i / 40000, (i / 200) % 200, i % 200 + 1);
-        let host = |id: String, i: usize| json!({"id": id, "hostname": format!("node{i}"), "address": address(i), "sshHostKeys": [key]});
-        let mut hosts: Vec<Value> = (1..=2 * all).map(|i| host(format!("h{i}"), i)).collect();
+        let host = |id: String, i: usize| json!({"id": id, "hostname": hostname(i), "address": address(i), "sshHostKeys": [key]});
+        let mut hosts: Vec<Value> = (1..=2 * all).map(|i| host(host_id(i), i)).collect();
         let spares = (1..=self.batch_size()).map(|s| host(format!("spare{s}"), 2 * all + s));
         hosts.extend(spares);
-        let scaled_clusters = &self.batches()[1.min(self.batches().len() - 1)].1;
+        let batches = self.batches();
+        let scaled_clusters = batches.get(1).map_or(&[][..], |(_, clusters)| clusters);
         // Endpoints in 172.16.0.0/12, which the stack's network namespace serves locally: the
         // simulated workload clusters answer there.
         let definitions: Vec<Value> = (1..=all)
             .map(|c| {
-                let mut workers = vec![format!("h{}", 2 * c)];
+                let [control_plane, worker] = cluster_hosts(c).map(host_id);
+                let mut workers = vec![worker];
                 let spare = scaled_clusters.iter().position(|s| *s == cluster(c));
                 if let (true, Some(s)) = (scaled, spare) {
                     workers.push(format!("spare{}", s + 1));
                 }
                 json!({"name": cluster(c), "controlPlaneEndpoint": format!("172.{}.{}.{}", 24 + c / 40000, (c / 200) % 200, c % 200 + 1),
-                    "controlPlaneHosts": [format!("h{}", 2 * c - 1)], "workerHosts": workers})
+                    "controlPlaneHosts": [control_plane], "workerHosts": workers})
             })
             .collect();
         json!({"defaults": {"hostPreparation": "skip", "cni": "none"}, "hosts": hosts, "clusters": definitions}).to_string()
@@ -79,10 +81,23 @@ fn cluster(c: usize) -> String {
     format!("c{c}")
 }
 
+/// The numbers of the hosts of cluster number `c`: its control-plane host, its worker.
+fn cluster_hosts(c: usize) -> [usize; 2] {
+    [2 * c - 1, 2 * c]
+}
+
+fn host_id(i: usize) -> String {
+    format!("h{i}")
+}
+
+fn hostname(i: usize) -> String {
+    format!("node{i}")
+}
+
 /// The id and hostname of each host the inventory gives `cluster` first.
 pub fn hosts_of(cluster: &str) -> [(String, String); 2] {
     let c: usize = cluster.trim_start_matches('c').parse().unwrap_or_default();
-    [2 * c - 1, 2 * c].map(|i| (format!("h{i}"), format!("node{i}")))
+    cluster_hosts(c).map(|i| (host_id(i), hostname(i)))
 }
 
 /// A FocomProvisioningRequest of `clusters` doing `operation`.

@@ -348,18 +348,26 @@ fn print_table(runs: &[Value]) {
         "Cluster Ready -> request fulfilled p99 (s)",
         &nested("cluster_ready_to_fulfilled", "p99", 3),
     );
-    for (at, goal) in [("p50", ""), ("p99", ", goal < 1"), ("max", "")] {
-        row(
-            &format!("reaction: objects fulfilled -> request {at} (s{goal})"),
-            &nested("reaction_seconds", at, 3),
-        );
-    }
-    for at in ["p50", "p99", "max"] {
-        row(
-            &format!("request fulfilled -> FOCOM row {at} (s)"),
-            &nested("fulfilled_to_synced_row", at, 3),
-        );
-    }
+    // p50, p99 and max of the latencies at `path`, p99 with `goal`.
+    let latency_rows = |label: &str, path: &[&'static str], goal: &str| {
+        for at in ["p50", "p99", "max"] {
+            let goal = if at == "p99" { goal } else { "" };
+            row(&format!("{label} {at} (s{goal})"), &|r| {
+                let latencies = path.iter().fold(r, |value, key| &value[*key]);
+                format!("{:.3}", latencies[at].as_f64().unwrap_or(f64::NAN))
+            });
+        }
+    };
+    latency_rows(
+        "reaction: objects fulfilled -> request",
+        &["reaction_seconds"],
+        ", goal < 1",
+    );
+    latency_rows(
+        "request fulfilled -> FOCOM row",
+        &["fulfilled_to_synced_row"],
+        "",
+    );
     row(
         "steady state writes/min, operators + host agents (goal 0)",
         &num("steady_product_writes_per_minute", 1),
@@ -392,12 +400,11 @@ fn print_table(runs: &[Value]) {
         "churn: writes to untouched clusters, product (goal 0)",
         &nested("churn", "product_writes_to_untouched", 0),
     );
-    for (at, goal) in [("p50", ""), ("p99", ", goal < 1"), ("max", "")] {
-        row(&format!("churn: reaction {at} (s{goal})"), &|r| {
-            let value = r["churn"]["reaction_seconds"][at].as_f64();
-            format!("{:.3}", value.unwrap_or(f64::NAN))
-        });
-    }
+    latency_rows(
+        "churn: reaction",
+        &["churn", "reaction_seconds"],
+        ", goal < 1",
+    );
     let millis = |key: &'static str| {
         move |r: &Value| {
             format!(
